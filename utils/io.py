@@ -1,0 +1,109 @@
+"""Atomic and append-only file helpers.
+
+Every result file in the project goes through these so that a run killed half-way never leaves a
+truncated JSON behind (atomic replace) and streaming outputs keep every line written so far
+(append + flush per record).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+
+def _default(obj: Any):
+    # numpy / torch scalars and arrays show up in metric dicts; make them plain JSON.
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def dumps(obj: Any, indent: int | None = None) -> str:
+    return json.dumps(obj, indent=indent, default=_default, ensure_ascii=False, allow_nan=False)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> None:
+    atomic_write_text(path, dumps(obj, indent=indent) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def read_jsonl(path: str | os.PathLike) -> list[Any]:
+    return list(iter_jsonl(path))
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[Any]:
+    """Yield records; a torn last line (a run killed mid-write) is skipped, any other bad line raises."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.readlines()
+    for i, line in enumerate(lines):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                return
+            raise ValueError(f"{path}:{i + 1}: invalid JSON line")
+
+
+class JsonlWriter:
+    """Append-only JSONL writer that flushes every record (outputs survive a crash line by line)."""
+
+    def __init__(self, path: str | os.PathLike, mode: str = "a"):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, mode, encoding="utf-8")
+
+    def write(self, record: Any) -> None:
+        self._f.write(dumps(record) + "\n")
+        self._f.flush()
+
+    def write_many(self, records: Iterable[Any]) -> None:
+        for r in records:
+            self.write(r)
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+
+    def __enter__(self) -> "JsonlWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def finite_or_none(x: float) -> float | None:
+    """JSON has no NaN; record undefined metrics as null rather than a fake number."""
+    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
