@@ -15,3 +15,19 @@ def shared_data():
     if d is None:
         pytest.skip("../shared/data is absent (set AHA_SHARED_DATA to the shared data folder)")
     return d
+
+
+@pytest.fixture(scope="session")
+def qwen2_tokenizer(shared_data):
+    from models.chat import load_tokenizer
+
+    return load_tokenizer(str(shared_data / "tokenizers" / "qwen2"))
+
+
+@pytest.fixture()
+def tiny_model():
+    from models.build import build_model
+
+    m = build_model("aha-tiny", seed=0)
+    m.eval()
+    return m

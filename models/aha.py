@@ -1,0 +1,213 @@
+"""The Aha! model on transformers' native LLaVA-OneVision classes.
+
+Frames are encoded by the SigLIP tower (hidden state of the last kept layer, no post-layernorm),
+projected per patch by the OV MLP projector, then the 27x27 grid is resized to 7x7 (bilinear,
+align_corners=False): 49 tokens per frame, no image-newline tokens. Frame embeddings replace the
+placeholder tokens of the text in order. Three bias-free heads read the final hidden state.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import LlavaOnevisionForConditionalGeneration
+from transformers.utils import ModelOutput
+
+from models import losses as L
+from models.config import AhaConfig
+
+
+@dataclass
+class AhaOutput(ModelOutput):
+    loss: torch.Tensor | None = None
+    lm_loss: torch.Tensor | None = None
+    informative_loss: torch.Tensor | None = None
+    relevance_loss: torch.Tensor | None = None
+    tv_loss: torch.Tensor | None = None
+    uncertainty_loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    informative_logits: torch.Tensor | None = None  # [B, S, 2]
+    relevance: torch.Tensor | None = None  # [B, S] sigmoid probabilities
+    log_variance: torch.Tensor | None = None  # [B, S] raw (unclamped) log-variance
+    past_key_values: object | None = None
+    last_hidden_state: torch.Tensor | None = None
+
+
+class AhaForStreaming(LlavaOnevisionForConditionalGeneration):
+    config_class = AhaConfig
+    # the heads are new modules: let from_pretrained initialise them without complaint
+    _keys_to_ignore_on_load_missing = [r"informative_head", r"relevance_head", r"uncertainty_head"]
+
+    def __init__(self, config: AhaConfig):
+        super().__init__(config)
+        d = config.text_config.hidden_size
+        self.informative_head = nn.Linear(d, 2, bias=False)
+        self.relevance_head = nn.Linear(d, 1, bias=False)
+        self.uncertainty_head = nn.Linear(d, 1, bias=False)
+        self.post_init()
+
+    # ----------------------------------------------------------------- frames
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.config.tokens_per_frame
+
+    def encode_frames(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """pixel_values [F, 3, H, W] (normalised) -> frame embeddings [F, tokens_per_frame, D]."""
+        if pixel_values.dim() != 4:
+            raise ValueError(f"pixel_values must be [F, 3, H, W], got {tuple(pixel_values.shape)}")
+        tower = self.model.vision_tower
+        tower_trainable = next(tower.parameters()).requires_grad
+        with torch.set_grad_enabled(torch.is_grad_enabled() and tower_trainable):
+            out = tower(pixel_values.to(dtype=self.vision_dtype), output_hidden_states=True, return_dict=True)
+            feats = out.hidden_states[self.config.vision_feature_layer]
+        if self.config.vision_feature_select_strategy == "default":
+            feats = feats[:, 1:]
+        feats = self.model.multi_modal_projector(feats)
+        return self._pool(feats)
+
+    @property
+    def vision_dtype(self) -> torch.dtype:
+        return self.model.vision_tower.embeddings.patch_embedding.weight.dtype
+
+    def _pool(self, feats: torch.Tensor) -> torch.Tensor:
+        n, p, d = feats.shape
+        g = self.config.patch_grid
+        if p != g * g:
+            raise ValueError(f"expected {g * g} patch tokens per frame, got {p}")
+        x = feats.view(n, g, g, d).permute(0, 3, 1, 2)
+        mode, s, out_g = self.config.frame_pool_mode, self.config.frame_pool_stride, self.config.frame_grid
+        if mode == "bilinear":
+            x = F.interpolate(x, size=(out_g, out_g), mode="bilinear", align_corners=False)
+        elif mode == "average":
+            x = F.avg_pool2d(x, kernel_size=s, stride=s)
+        else:
+            x = F.max_pool2d(x, kernel_size=s, stride=s)
+        return x.permute(0, 2, 3, 1).reshape(n, out_g * out_g, d)
+
+    def embed_inputs(
+        self,
+        input_ids: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
+        frame_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Token embeddings with every placeholder replaced, in order, by the frame tokens."""
+        is_ph = input_ids == self.config.frame_placeholder_id
+        # the placeholder may lie outside the embedding table (tiny vocabularies); it is overwritten anyway
+        embeds = self.get_input_embeddings()(input_ids.masked_fill(is_ph, 0))
+        n_ph = int(is_ph.sum())
+        if frame_embeds is None and pixel_values is not None and pixel_values.numel():
+            frame_embeds = self.encode_frames(pixel_values)
+        n_vis = 0 if frame_embeds is None else frame_embeds.shape[0] * frame_embeds.shape[1]
+        if n_ph != n_vis:
+            raise ValueError(
+                f"{n_ph} placeholder tokens but {n_vis} frame tokens "
+                f"({self.tokens_per_frame} per frame); text and frames disagree"
+            )
+        if n_ph:
+            vis = frame_embeds.reshape(-1, embeds.shape[-1]).to(embeds.dtype)
+            embeds = embeds.masked_scatter(is_ph.unsqueeze(-1), vis)
+        return embeds
+
+    # ----------------------------------------------------------------- heads
+    def read_heads(self, hidden: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.config.head_stop_grad:
+            hidden = hidden.detach()
+        return {
+            "informative_logits": self.informative_head(hidden),
+            "relevance": torch.sigmoid(self.relevance_head(hidden).squeeze(-1)),
+            "log_variance": self.uncertainty_head(hidden).squeeze(-1),
+        }
+
+    # ----------------------------------------------------------------- forward
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        frame_embeds: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        past_key_values=None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        informative_labels: torch.Tensor | None = None,
+        relevance_labels: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        cache_position: torch.Tensor | None = None,
+        logits_to_keep: int = 0,
+        compute_lm_logits: bool = True,
+        **kwargs,
+    ) -> AhaOutput:
+        """Labels are pre-shifted: ``labels[b, p]`` is the target for the token after position p.
+
+        With ``labels`` given, LM logits are computed only at labelled positions (the full
+        [B, S, 152k] tensor is never built) and ``logits`` is None.
+        """
+        if inputs_embeds is None:
+            if input_ids is None:
+                raise ValueError("give input_ids or inputs_embeds")
+            inputs_embeds = self.embed_inputs(input_ids, pixel_values, frame_embeds)
+        out = self.model.language_model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            cache_position=cache_position,
+            return_dict=True,
+        )
+        h = out.last_hidden_state
+        heads = self.read_heads(h)
+
+        logits = None
+        parts: dict[str, torch.Tensor | None] = {}
+        if labels is not None:
+            lm_valid = labels != L.IGNORE
+            if lm_valid.any():
+                parts["lm"] = L.lm_loss(self.lm_head(h[lm_valid]), labels[lm_valid])
+        elif compute_lm_logits:
+            hk = h if not logits_to_keep else h[:, -logits_to_keep:]
+            logits = self.lm_head(hk)
+
+        training_labels = any(x is not None for x in (labels, informative_labels, relevance_labels))
+        loss = None
+        if training_labels:
+            zero = []
+            if informative_labels is not None:
+                parts["informative"] = L.informative_loss(heads["informative_logits"], informative_labels)
+            if parts.get("informative") is None:
+                zero.append(heads["informative_logits"])
+            rel = None
+            if relevance_labels is not None:
+                rel = L.relevance_losses(
+                    heads["relevance"],
+                    heads["log_variance"],
+                    relevance_labels,
+                    self.config.logvar_min,
+                    self.config.logvar_max,
+                    self.config.loss_weights["diversity"],
+                )
+            if rel is None:
+                zero += [heads["relevance"], heads["log_variance"]]
+            else:
+                parts.update(rel)
+            if parts.get("lm") is None:
+                zero.append(self.lm_head(h[:, -1:]))
+            parts["zero"] = L.zero_touch(*zero) if zero else None
+            loss = L.combine(parts, self.config.loss_weights)
+
+        return AhaOutput(
+            loss=loss,
+            lm_loss=parts.get("lm"),
+            informative_loss=parts.get("informative"),
+            relevance_loss=parts.get("relevance"),
+            tv_loss=parts.get("tv"),
+            uncertainty_loss=parts.get("uncertainty"),
+            logits=logits,
+            informative_logits=heads["informative_logits"],
+            relevance=heads["relevance"],
+            log_variance=heads["log_variance"],
+            past_key_values=out.past_key_values if use_cache else None,
+            last_hidden_state=h,
+        )

@@ -1,0 +1,74 @@
+"""The Aha! model configuration: a LLaVA-OneVision config plus the few fields Aha adds.
+
+Kept deliberately small (the reference pushed every command-line argument into the model config):
+frame pooling, placeholder, head options and loss weights. The backbone dimensions stay in the
+native ``vision_config`` / ``text_config`` so that llava-hf checkpoints load unchanged.
+
+Vision features: the OV checkpoints already hold SigLIP *without* its last layer (26 of 27 layers
+for so400m), ``vision_feature_layer=-1`` then means "output of the last kept layer", taken from the
+encoder hidden states, i.e. before SigLIP's post-layernorm - exactly what LLaVA-OneVision uses.
+"""
+from __future__ import annotations
+
+import math
+
+from huggingface_hub.dataclasses import strict
+from transformers import LlavaOnevisionConfig
+
+DEFAULT_LOSS_WEIGHTS = {
+    "lm": 0.2,
+    "informative": 0.5,
+    "relevance": 8.0,
+    "tv": 0.05,  # inside the relevance term: 8.0 * (smooth_l1 + 0.05 * tv)
+    "uncertainty": 0.1,
+    "diversity": 1e-3,  # inside the uncertainty term: nll - 1e-3 * std(log-variance)
+}
+
+
+@strict
+class AhaConfig(LlavaOnevisionConfig):
+    # 27x27 SigLIP grid -> bilinear resize to ceil(27 / stride)^2 tokens per frame (stride 4 -> 7x7 = 49)
+    frame_pool_stride: int = 4
+    frame_pool_mode: str = "bilinear"
+    frame_placeholder: str = "<image>"
+    # detach the hidden state before the three heads (reference option, off by default)
+    head_stop_grad: bool = False
+    logvar_min: float = -4.0
+    logvar_max: float = 1.5
+    loss_weights: dict | None = None
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if self.loss_weights is None:
+            self.loss_weights = dict(DEFAULT_LOSS_WEIGHTS)
+        else:
+            unknown = set(self.loss_weights) - set(DEFAULT_LOSS_WEIGHTS)
+            if unknown:
+                raise ValueError(f"unknown loss weights {sorted(unknown)}; known: {sorted(DEFAULT_LOSS_WEIGHTS)}")
+            self.loss_weights = {**DEFAULT_LOSS_WEIGHTS, **self.loss_weights}
+        if self.frame_pool_mode not in ("bilinear", "average", "max"):
+            raise ValueError(f"frame_pool_mode must be bilinear/average/max, got {self.frame_pool_mode!r}")
+        if self.frame_pool_stride < 1:
+            raise ValueError("frame_pool_stride must be >= 1")
+
+    @property
+    def frame_placeholder_id(self) -> int:
+        return self.image_token_index
+
+    @property
+    def patch_grid(self) -> int:
+        return self.vision_config.image_size // self.vision_config.patch_size
+
+    @property
+    def frame_grid(self) -> int:
+        g, s = self.patch_grid, self.frame_pool_stride
+        # bilinear resizes to ceil(g/s); avg/max pooling with kernel=stride floors (27/4 -> 6)
+        return math.ceil(g / s) if self.frame_pool_mode == "bilinear" else g // s
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.frame_grid**2
+
+    @property
+    def frame_size(self) -> int:
+        return self.vision_config.image_size

@@ -1,0 +1,138 @@
+"""The Aha! model on transformers' LLaVA-OneVision classes: frames, splice, heads, losses, backward."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models.build import load_preset
+from models.config import AhaConfig
+
+PH = 151646
+
+
+def test_tokens_per_frame_for_presets_and_strides():
+    assert load_preset("aha-7b").tokens_per_frame == 49
+    assert load_preset("aha-0.5b").tokens_per_frame == 49
+    assert load_preset("aha-tiny").tokens_per_frame == 49
+    assert load_preset("aha-tiny", frame_pool_stride=2).tokens_per_frame == 14 * 14
+    assert load_preset("aha-tiny", frame_pool_mode="average").tokens_per_frame == 36
+    with pytest.raises(ValueError):
+        AhaConfig(loss_weights={"nonsense": 1.0})
+
+
+def test_frame_encoding_uses_last_kept_layer_without_post_layernorm(tiny_model):
+    m = tiny_model
+    px = torch.randn(2, 3, 384, 384)
+    with torch.no_grad():
+        got = m.encode_frames(px)
+        vm = m.model.vision_tower
+        x = vm.embeddings(px)
+        for layer in vm.encoder.layers:
+            x = layer(x, attention_mask=None)
+            x = x[0] if isinstance(x, tuple) else x
+        proj = m.model.multi_modal_projector(x)  # per patch, before pooling
+        grid = proj.view(2, 27, 27, -1).permute(0, 3, 1, 2)
+        want = F.interpolate(grid, size=(7, 7), mode="bilinear", align_corners=False).permute(0, 2, 3, 1).reshape(2, 49, -1)
+    assert got.shape == (2, 49, m.config.text_config.hidden_size)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    # the post-layernorm exists in the tower but must not influence frame tokens
+    with torch.no_grad():
+        vm.post_layernorm.weight.mul_(7.0)
+        torch.testing.assert_close(m.encode_frames(px), got)
+
+
+def test_placeholders_are_replaced_in_order_across_frames_and_samples(tiny_model):
+    m = tiny_model
+    d = m.config.text_config.hidden_size
+    # sample 0: text, frame A, text, frame B ; sample 1: frame C then text
+    ids = torch.tensor([[5, 6] + [PH] * 49 + [7] + [PH] * 49 + [8], [PH] * 49 + [9] * 53])
+    frames = torch.arange(3 * 49 * d, dtype=torch.float).reshape(3, 49, d)
+    with torch.no_grad():
+        emb = m.embed_inputs(ids, frame_embeds=frames)
+        table = m.get_input_embeddings().weight
+    torch.testing.assert_close(emb[0, 2:51], frames[0])
+    torch.testing.assert_close(emb[0, 52:101], frames[1])
+    torch.testing.assert_close(emb[1, 0:49], frames[2])
+    torch.testing.assert_close(emb[0, 0], table[5])
+    torch.testing.assert_close(emb[0, 51], table[7])
+    torch.testing.assert_close(emb[1, 49], table[9])
+    with pytest.raises(ValueError, match="placeholder"):
+        m.embed_inputs(ids, frame_embeds=frames[:2])
+
+
+def test_heads_are_read_from_the_final_hidden_state(tiny_model):
+    m = tiny_model
+    ids = torch.tensor([[1, 2] + [PH] * 98])
+    px = torch.randn(2, 3, 384, 384)
+    with torch.no_grad():
+        out = m(input_ids=ids, pixel_values=px)
+        h = out.last_hidden_state
+        for pos in (2 + 48, 2 + 97):  # the last token of each frame
+            assert out.relevance[0, pos].item() == pytest.approx(torch.sigmoid(m.relevance_head(h[0, pos])).item(), rel=1e-6)
+            torch.testing.assert_close(out.informative_logits[0, pos], m.informative_head(h[0, pos]))
+            assert out.log_variance[0, pos].item() == pytest.approx(m.uncertainty_head(h[0, pos]).item(), rel=1e-6)
+    for head in (m.informative_head, m.relevance_head, m.uncertainty_head):
+        assert head.bias is None
+
+
+def _batch():
+    ids = torch.tensor([[1, 2, 3] + [PH] * 98 + [4, 5, 6]])
+    lab = torch.full_like(ids, -100)
+    lab[0, -3:-1] = torch.tensor([5, 6])
+    il = torch.full_like(ids, -100)
+    il[0, 3 + 48], il[0, 3 + 97] = 0, 1
+    rl = torch.full(ids.shape, -100.0)
+    rl[0, 3 + 48], rl[0, 3 + 97] = 0.2, 0.9
+    return ids, lab, il, rl
+
+
+def test_model_loss_equals_weighted_sum_of_its_parts(tiny_model):
+    m = tiny_model
+    ids, lab, il, rl = _batch()
+    px = torch.randn(2, 3, 384, 384)
+    out = m(input_ids=ids, pixel_values=px, labels=lab, informative_labels=il, relevance_labels=rl)
+    h = out.last_hidden_state.detach()
+    lm = F.cross_entropy(m.lm_head(h[0, [101, 102]]), torch.tensor([5, 6]))
+    assert out.lm_loss.item() == pytest.approx(lm.item(), rel=1e-5)
+    w = m.config.loss_weights
+    expect = (w["lm"] * out.lm_loss + w["informative"] * out.informative_loss
+              + w["relevance"] * (out.relevance_loss + w["tv"] * out.tv_loss) + w["uncertainty"] * out.uncertainty_loss)
+    assert out.loss.item() == pytest.approx(expect.item(), rel=1e-5)
+    assert out.logits is None  # no full-vocabulary logits in training
+
+
+def test_missing_label_types_are_skipped_but_every_head_stays_in_the_graph(tiny_model):
+    m = tiny_model
+    m.train()
+    ids, lab, il, rl = _batch()
+    out = m(input_ids=ids, pixel_values=torch.randn(2, 3, 384, 384), relevance_labels=rl)
+    assert out.lm_loss is None and out.informative_loss is None
+    assert out.relevance_loss is not None
+    w = m.config.loss_weights
+    expect = w["relevance"] * (out.relevance_loss + w["tv"] * out.tv_loss) + w["uncertainty"] * out.uncertainty_loss
+    assert out.loss.item() == pytest.approx(expect.item(), rel=1e-6)
+    out.loss.backward()
+    # heads without labels get a gradient tensor (zeros), so DDP/ZeRO ranks reduce the same set
+    assert m.informative_head.weight.grad is not None and torch.all(m.informative_head.weight.grad == 0)
+    assert m.lm_head.weight.grad is not None and torch.all(m.lm_head.weight.grad == 0)
+    assert m.relevance_head.weight.grad.abs().sum() > 0
+
+
+def test_forward_backward_with_lora_is_fast_and_updates_only_trainable(tiny_model):
+    import time
+
+    from models.lora import apply_lora
+
+    pm = apply_lora(tiny_model)
+    ids, lab, il, rl = _batch()
+    t = time.time()
+    out = pm(input_ids=ids, pixel_values=torch.randn(2, 3, 384, 384), labels=lab, informative_labels=il, relevance_labels=rl)
+    out.loss.backward()
+    assert time.time() - t < 20
+    assert math.isfinite(out.loss.item())
+    for n, p in pm.named_parameters():
+        if not p.requires_grad:
+            assert p.grad is None, n
+    grads = {n: p.grad for n, p in pm.named_parameters() if p.requires_grad}
+    assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if "lora_B" in n)
