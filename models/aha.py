@@ -55,6 +55,10 @@ class AhaForStreaming(LlavaOnevisionForConditionalGeneration):
 
     def encode_frames(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """pixel_values [F, 3, H, W] (normalised) -> frame embeddings [F, tokens_per_frame, D]."""
+        return self.project_frames(self.vision_features(pixel_values))
+
+    def vision_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The frozen part: SigLIP patch features [F, patches, vision_dim] (cacheable on disk)."""
         if pixel_values.dim() != 4:
             raise ValueError(f"pixel_values must be [F, 3, H, W], got {tuple(pixel_values.shape)}")
         tower = self.model.vision_tower
@@ -64,8 +68,11 @@ class AhaForStreaming(LlavaOnevisionForConditionalGeneration):
             feats = out.hidden_states[self.config.vision_feature_layer]
         if self.config.vision_feature_select_strategy == "default":
             feats = feats[:, 1:]
-        feats = self.model.multi_modal_projector(feats)
-        return self._pool(feats)
+        return feats
+
+    def project_frames(self, vision_features: torch.Tensor) -> torch.Tensor:
+        """The trained part: projector per patch, then the grid resize to tokens_per_frame."""
+        return self._pool(self.model.multi_modal_projector(vision_features))
 
     @property
     def vision_dtype(self) -> torch.dtype:
@@ -91,12 +98,19 @@ class AhaForStreaming(LlavaOnevisionForConditionalGeneration):
         input_ids: torch.Tensor,
         pixel_values: torch.Tensor | None = None,
         frame_embeds: torch.Tensor | None = None,
+        vision_features: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Token embeddings with every placeholder replaced, in order, by the frame tokens."""
+        """Token embeddings with every placeholder replaced, in order, by the frame tokens.
+
+        Frames come as pixels, as cached SigLIP features (the projector still runs, so it can be
+        trained), or as final frame embeddings (projector frozen / inference).
+        """
         is_ph = input_ids == self.config.frame_placeholder_id
         # the placeholder may lie outside the embedding table (tiny vocabularies); it is overwritten anyway
         embeds = self.get_input_embeddings()(input_ids.masked_fill(is_ph, 0))
         n_ph = int(is_ph.sum())
+        if frame_embeds is None and vision_features is not None and vision_features.numel():
+            frame_embeds = self.project_frames(vision_features.to(self.model.multi_modal_projector.linear_1.weight.dtype))
         if frame_embeds is None and pixel_values is not None and pixel_values.numel():
             frame_embeds = self.encode_frames(pixel_values)
         n_vis = 0 if frame_embeds is None else frame_embeds.shape[0] * frame_embeds.shape[1]
@@ -126,6 +140,7 @@ class AhaForStreaming(LlavaOnevisionForConditionalGeneration):
         input_ids: torch.Tensor | None = None,
         pixel_values: torch.Tensor | None = None,
         frame_embeds: torch.Tensor | None = None,
+        vision_features: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
         past_key_values=None,
@@ -147,7 +162,7 @@ class AhaForStreaming(LlavaOnevisionForConditionalGeneration):
         if inputs_embeds is None:
             if input_ids is None:
                 raise ValueError("give input_ids or inputs_embeds")
-            inputs_embeds = self.embed_inputs(input_ids, pixel_values, frame_embeds)
+            inputs_embeds = self.embed_inputs(input_ids, pixel_values, frame_embeds, vision_features)
         out = self.model.language_model(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,

@@ -136,3 +136,15 @@ def test_forward_backward_with_lora_is_fast_and_updates_only_trainable(tiny_mode
             assert p.grad is None, n
     grads = {n: p.grad for n, p in pm.named_parameters() if p.requires_grad}
     assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if "lora_B" in n)
+
+
+def test_cached_vision_features_give_the_same_embeddings_as_pixels(tiny_model):
+    m = tiny_model
+    ids = torch.tensor([[1] + [PH] * 98])
+    px = torch.randn(2, 3, 384, 384)
+    with torch.no_grad():
+        a = m.embed_inputs(ids, pixel_values=px)
+        b = m.embed_inputs(ids, vision_features=m.vision_features(px))
+        c = m.embed_inputs(ids, frame_embeds=m.encode_frames(px))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(a, c, rtol=0, atol=0)
