@@ -1,0 +1,353 @@
+"""Held-out tuning of the fusion parameters (alpha, beta, epsilon, tau, optional smoothing/threshold).
+
+The reference tuned on the data it reported (§7.2, §9 item 23). Here the grid search only ever
+sees a split that is disjoint from the reported one:
+
+* an explicit tuning split (``tune_ids``; the reported items are the rest or ``report_ids``), or
+* k-fold over the reported items (``k_folds``): each fold is reported with parameters tuned on
+  the other folds; every fold's parameters are kept.
+
+Tuning on the reported items needs ``allow_tune_on_test=True`` and is stamped
+``"tuned_on_test": true`` / ``"tuned_on": "TEST (tuned on the reported data)"``.
+
+Speed: fusion is linear in alpha, beta and epsilon and Savitzky-Golay smoothing is linear too, so
+each item's informative, relevance and per-tau penalty series are concatenated (and smoothed) once;
+a grid point then costs three vector operations plus the objective. Grid points that fuse
+identically (epsilon = 0 makes tau irrelevant) are evaluated once.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import inspect
+import itertools
+import math
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from test.postprocess import FusionParams, fuse_prediction, smooth, uncertainty_penalty
+from test.predictions import StreamPrediction
+from utils.io import atomic_write_json, read_json
+
+FUSION_KEYS = ("alpha", "beta", "epsilon", "tau")
+SMOOTH_KEY = "smooth_window"  # 0 or None: no smoothing; else savgol(window, SMOOTH_POLYORDER)
+SMOOTH_POLYORDER = 3
+
+TUNED_ON_TRAIN = "train split"
+TUNED_ON_KFOLD = "k-fold"
+TUNED_ON_TEST = "TEST (tuned on the reported data)"
+
+Objective = Callable[..., float]  # objective(fused) or objective(fused, params) -> higher is better
+
+
+def reference_grid(uncertainty_kind: str = "variance") -> dict[str, list[float]]:
+    """The reference's 15,000-point grid (§7.2). Its tau range is for exp(log-variance); for the
+    clamped log-variance ("logvar") tau spans the clamp range [-4, 1.5] instead."""
+    return {
+        "alpha": np.linspace(0, 1.5, 10).tolist(),
+        "beta": np.linspace(0, 1.5, 10).tolist(),
+        "epsilon": np.linspace(-5, 5, 15).tolist(),
+        "tau": _tau_values(uncertainty_kind, 10),
+    }
+
+
+def default_grid(uncertainty_kind: str = "variance") -> dict[str, list[float]]:
+    """A coarse 240-point version of ``reference_grid`` (same ranges) for quick runs and tests."""
+    return {
+        "alpha": np.linspace(0, 1.5, 4).tolist(),
+        "beta": np.linspace(0, 1.5, 4).tolist(),
+        "epsilon": np.linspace(-5, 5, 5).tolist(),
+        "tau": _tau_values(uncertainty_kind, 3),
+    }
+
+
+def _tau_values(kind: str, n: int) -> list[float]:
+    if kind == "variance":
+        return np.linspace(0.04, 0.15, n).tolist()
+    if kind == "logvar":
+        return np.linspace(-4.0, 1.5, n).tolist()
+    raise ValueError(f"uncertainty_kind must be 'logvar' or 'variance', got {kind!r}")
+
+
+# ------------------------------------------------------------------------------- splits
+
+
+def split_ids(ids: Sequence[str], tune_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Seeded random (tune, report) split; the ids are sorted first so dict order does not matter."""
+    if not 0 < tune_fraction < 1:
+        raise ValueError(f"tune_fraction must be in (0, 1), got {tune_fraction}")
+    order = np.random.default_rng(seed).permutation(sorted(map(str, ids)))
+    n_tune = int(round(tune_fraction * len(order)))
+    if n_tune == 0 or n_tune == len(order):
+        raise ValueError(f"{len(order)} items cannot be split {tune_fraction:.2f} / {1 - tune_fraction:.2f}")
+    return sorted(order[:n_tune].tolist()), sorted(order[n_tune:].tolist())
+
+
+def kfold_ids(ids: Sequence[str], k: int, seed: int) -> list[list[str]]:
+    """Seeded shuffle of the sorted ids into k folds whose sizes differ by at most one."""
+    ids = sorted(map(str, ids))
+    if not 2 <= k <= len(ids):
+        raise ValueError(f"k_folds must be between 2 and the number of items ({len(ids)}), got {k}")
+    order = np.random.default_rng(seed).permutation(ids)
+    return [sorted(f.tolist()) for f in np.array_split(order, k)]
+
+
+# -------------------------------------------------------------------- vectorised fusion
+
+
+class _FusedSeries:
+    """Fused (and optionally smoothed) scores of a fixed item set for any grid point."""
+
+    def __init__(self, preds: Sequence[StreamPrediction], kind: str):
+        self.ids = [p.id for p in preds]
+        self.kind = kind
+        lengths = [len(p.time) for p in preds]
+        self.bounds = np.concatenate([[0], np.cumsum(lengths)]).tolist()
+        self.info = np.concatenate([p.informative for p in preds]) if preds else np.zeros(0)
+        self.rel = np.concatenate([p.relevance for p in preds]) if preds else np.zeros(0)
+        self.unc = np.concatenate([p.uncertainty for p in preds]) if preds else np.zeros(0)
+        self._cache: dict[tuple, np.ndarray] = {}
+
+    def _smoothed(self, name: str, x: np.ndarray, window) -> np.ndarray:
+        if not window:
+            return x
+        key = (name, int(window))
+        if key not in self._cache:
+            b = self.bounds
+            self._cache[key] = np.concatenate(
+                [smooth(x[b[j]:b[j + 1]], int(window), SMOOTH_POLYORDER) for j in range(len(self.ids))])
+        return self._cache[key]
+
+    def _penalty(self, tau: float) -> np.ndarray:
+        key = ("penalty", float(tau))
+        if key not in self._cache:
+            self._cache[key] = uncertainty_penalty(self.unc, tau, self.kind)
+        return self._cache[key]
+
+    def fused(self, alpha, beta, epsilon, tau, window=None) -> dict[str, np.ndarray]:
+        y = alpha * self._smoothed("info", self.info, window) + beta * self._smoothed("rel", self.rel, window)
+        if epsilon != 0:
+            y = y - epsilon * self._smoothed(f"pen{float(tau)!r}", self._penalty(tau), window)
+        b = self.bounds
+        return {i: y[b[j]:b[j + 1]] for j, i in enumerate(self.ids)}
+
+
+def _wants_params(objective: Objective) -> bool:
+    """True when the objective takes (fused, params) rather than (fused)."""
+    try:
+        sig = inspect.signature(objective)
+    except (TypeError, ValueError):
+        return False
+    params = list(sig.parameters.values())
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return True
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2
+
+
+def _normalise_grid(grid: Mapping[str, Sequence], base: FusionParams) -> dict[str, list]:
+    out = {}
+    for key in FUSION_KEYS:
+        values = grid.get(key, [getattr(base, key)])
+        out[key] = [float(v) for v in np.atleast_1d(values)]
+    for key in sorted(k for k in grid if k not in FUSION_KEYS):
+        vals = list(np.atleast_1d(grid[key]).tolist())
+        if key == SMOOTH_KEY:
+            vals = [0 if not v else int(v) for v in vals]
+        out[key] = vals
+    for key, vals in out.items():
+        if len(vals) == 0:
+            raise ValueError(f"grid[{key!r}] is empty")
+    return out
+
+
+def _search(series: _FusedSeries, objective: Objective, grid: dict[str, list], kind: str) -> tuple[dict, float, int]:
+    """Exhaustive search in grid order; ties keep the first point. Returns (params, score, n_evaluated)."""
+    with_params = _wants_params(objective)
+    extras = [k for k in grid if k not in FUSION_KEYS]
+    keys = list(FUSION_KEYS) + extras
+    seen: dict[tuple, float] = {}
+    best, best_score = None, -math.inf
+    for values in itertools.product(*(grid[k] for k in keys)):
+        params = dict(zip(keys, values))
+        window = params.get(SMOOTH_KEY) or None
+        # epsilon = 0 switches the penalty off, whatever tau is: evaluate such points once
+        canon = tuple(None if (k == "tau" and params["epsilon"] == 0) else params[k] for k in keys)
+        if canon in seen:
+            score = seen[canon]
+        else:
+            fused = series.fused(params["alpha"], params["beta"], params["epsilon"], params["tau"], window)
+            full = {**params, "uncertainty_kind": kind}
+            score = float(objective(fused, full) if with_params else objective(fused))
+            seen[canon] = score
+        if not math.isnan(score) and score > best_score:
+            best, best_score = params, score
+    if best is None:
+        raise ValueError("the objective returned NaN for every grid point")
+    return {**best, "uncertainty_kind": kind}, best_score, len(seen)
+
+
+# --------------------------------------------------------------------------- grid search
+
+
+def grid_search(predictions: Mapping[str, StreamPrediction], objective: Objective,
+                grid: Mapping[str, Sequence] | None = None, tune_ids: Sequence[str] | None = None,
+                report_ids: Sequence[str] | None = None, k_folds: int | None = None, seed: int = 0,
+                uncertainty_kind: str = "variance", base: FusionParams | None = None,
+                allow_tune_on_test: bool = False, objective_name: str | None = None) -> dict:
+    """Grid-search fusion parameters on items disjoint from the reported ones.
+
+    ``objective(fused)`` or ``objective(fused, params)`` gets {id: fused score array} for the
+    tuning items only (smoothed when the grid has "smooth_window"; other extra grid keys such as a
+    decision "threshold" reach it through ``params``) and returns a number, higher is better
+    (NaN = unusable). Fusion keys missing from ``grid`` stay at ``base``'s values.
+
+    Protocols: ``tune_ids`` (report = ``report_ids`` or every other item) | ``k_folds`` over
+    ``report_ids`` (default all items; seeded shuffle) | neither, with ``allow_tune_on_test`` ->
+    tuned on the reported items, stamped as such. Returns a JSON-ready dict: best_params (None for
+    k-fold), tune_score, tune_ids, report_ids, folds (k-fold), protocol, tuned_on_test.
+    """
+    base = base or FusionParams(uncertainty_kind=uncertainty_kind)
+    if base.uncertainty_kind != uncertainty_kind:
+        raise ValueError("base.uncertainty_kind differs from uncertainty_kind")
+    g = _normalise_grid(default_grid(uncertainty_kind) if grid is None else grid, base)
+    all_ids = sorted(predictions)
+    report = _check_ids(predictions, report_ids, "report_ids")
+    tune = _check_ids(predictions, tune_ids, "tune_ids")
+    name = objective_name or getattr(objective, "__name__", type(objective).__name__)
+    protocol = {"seed": seed, "k_folds": k_folds, "grid": g, "objective": name,
+                "uncertainty_kind": uncertainty_kind,
+                "n_combos": int(np.prod([len(v) for v in g.values()]))}
+
+    def run(ids: list[str]) -> tuple[dict, float, int]:
+        return _search(_FusedSeries([predictions[i] for i in ids], uncertainty_kind), objective, g, uncertainty_kind)
+
+    if k_folds is not None:
+        if tune is not None:
+            raise ValueError("give either tune_ids or k_folds, not both")
+        items = report if report is not None else all_ids
+        folds, n_eval = [], 0
+        for f, held_out in enumerate(kfold_ids(items, k_folds, seed)):
+            held = set(held_out)
+            train = [i for i in items if i not in held]
+            params, score, n = run(train)
+            n_eval += n
+            folds.append({"fold": f, "report_ids": held_out, "tune_ids": train, "best_params": params,
+                          "tune_score": score})
+        protocol.update(tuned_on=TUNED_ON_KFOLD, tuned_on_test=False, n_evaluated=n_eval)
+        # tune_score: mean of the folds' tuning scores; each fold lists the ids it was tuned on
+        return {"best_params": None, "tune_score": float(np.mean([f["tune_score"] for f in folds])),
+                "tune_ids": None, "report_ids": items, "folds": folds, "protocol": protocol,
+                "tuned_on_test": False}
+
+    if tune is None:
+        if not allow_tune_on_test:
+            raise ValueError("no held-out split: pass tune_ids (disjoint from report_ids) or k_folds; "
+                             "tuning on the reported data needs allow_tune_on_test=True")
+        report = report if report is not None else all_ids
+        tune = report
+    else:
+        if report is None:
+            report = [i for i in all_ids if i not in set(tune)]
+        if not allow_tune_on_test and set(tune) & set(report):
+            raise ValueError(f"tune_ids and report_ids overlap ({len(set(tune) & set(report))} items); "
+                             "tuning on reported data needs allow_tune_on_test=True")
+    on_test = bool(set(tune) & set(report))
+    params, score, n = run(tune)
+    protocol.update(tuned_on=TUNED_ON_TEST if on_test else TUNED_ON_TRAIN, tuned_on_test=on_test,
+                    n_evaluated=n)
+    return {"best_params": params, "tune_score": score, "tune_ids": tune, "report_ids": report,
+            "protocol": protocol, "tuned_on_test": on_test}
+
+
+def _check_ids(predictions: Mapping[str, StreamPrediction], ids, what: str) -> list[str] | None:
+    if ids is None:
+        return None
+    ids = sorted(dict.fromkeys(map(str, ids)))
+    if not ids:
+        raise ValueError(f"{what} is empty")
+    missing = [i for i in ids if i not in predictions]
+    if missing:
+        raise ValueError(f"{what}: {len(missing)} ids have no prediction, e.g. {missing[:3]}")
+    return ids
+
+
+# --------------------------------------------------------------------- applying results
+
+
+def params_for(result: Mapping, item_id: str) -> dict:
+    """The parameters a grid-search result (or saved record) assigns to one reported item."""
+    folds = result.get("folds")
+    if folds:
+        for f in folds:
+            if item_id in f["report_ids"]:
+                return f["best_params"]
+        raise ValueError(f"{item_id!r} is in no fold of this k-fold result")
+    params = result.get("best_params", result.get("params"))
+    if params is None:
+        raise ValueError("result holds no parameters")
+    return params
+
+
+def fusion_params(params: Mapping) -> FusionParams:
+    return FusionParams(**{k: float(params[k]) for k in FUSION_KEYS},
+                        uncertainty_kind=params.get("uncertainty_kind", "logvar"))
+
+
+def apply_params(predictions: Mapping[str, StreamPrediction], result: Mapping,
+                 ids: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Fused (and smoothed, if tuned with smoothing) scores of the reported items with their params."""
+    out = {}
+    for i in (result["report_ids"] if ids is None else ids):
+        p = params_for(result, i)
+        y = fuse_prediction(predictions[i], fusion_params(p))
+        if p.get(SMOOTH_KEY):
+            y = smooth(y, int(p[SMOOTH_KEY]), SMOOTH_POLYORDER)
+        out[i] = y
+    return out
+
+
+# ---------------------------------------------------------------------- params JSON file
+
+
+def save_params(path, dataset: str, result: Mapping, note: str | None = None) -> dict:
+    """Record a grid-search result under ``dataset`` in a params JSON (other datasets kept; atomic).
+
+    The record says how the numbers were obtained (protocol, tuning ids, score), so a reader can
+    tell held-out parameters from ones tuned on the reported data.
+    """
+    path = Path(path)
+    data = read_json(path) if path.exists() else {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object keyed by dataset")
+    record = {
+        "params": result.get("best_params"),
+        "folds": [{"fold": f["fold"], "report_ids": f["report_ids"], "best_params": f["best_params"],
+                   "tune_score": f["tune_score"]} for f in result.get("folds") or []] or None,
+        "tune_score": result.get("tune_score"),
+        "tune_ids": result.get("tune_ids"),
+        "report_ids": result.get("report_ids"),
+        "protocol": result["protocol"],
+        "tuned_on_test": bool(result.get("tuned_on_test", False)),
+        "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "note": note,
+    }
+    data[dataset] = record
+    atomic_write_json(path, data)
+    return record
+
+
+def load_params(path, dataset: str, allow_tuned_on_test: bool = False) -> dict:
+    """The record saved for ``dataset`` (see ``params_for`` / ``fusion_params`` to use it).
+
+    Parameters tuned on the reported data are refused unless ``allow_tuned_on_test``.
+    """
+    data = read_json(path)
+    if dataset not in data:
+        raise ValueError(f"{path}: no parameters for {dataset!r} (has {sorted(data)})")
+    record = data[dataset]
+    if record.get("tuned_on_test") and not allow_tuned_on_test:
+        raise ValueError(f"{path}[{dataset!r}] was tuned on the reported data; "
+                         "pass allow_tuned_on_test=True to use it (and report it as such)")
+    return record

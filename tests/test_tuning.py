@@ -1,0 +1,204 @@
+"""Held-out grid search of the fusion parameters."""
+import time
+
+import numpy as np
+import pytest
+
+from test.postprocess import FusionParams, fuse_prediction, smooth
+from test.predictions import StreamPrediction
+from test.tuning import (
+    TUNED_ON_KFOLD,
+    TUNED_ON_TEST,
+    TUNED_ON_TRAIN,
+    apply_params,
+    default_grid,
+    fusion_params,
+    grid_search,
+    kfold_ids,
+    load_params,
+    params_for,
+    reference_grid,
+    save_params,
+    split_ids,
+)
+
+TRUE = FusionParams(alpha=1.0, beta=0.5, epsilon=2.0, tau=0.1, uncertainty_kind="variance")
+
+
+def make_preds(n_items=10, n_frames=40, seed=0):
+    rng = np.random.default_rng(seed)
+    preds = {}
+    for k in range(n_items):
+        i = f"v{k:02d}"
+        preds[i] = StreamPrediction(
+            id=i, time=np.arange(n_frames, dtype=float), informative=rng.uniform(size=n_frames),
+            relevance=rng.uniform(size=n_frames), uncertainty=rng.uniform(-4, 0, size=n_frames))  # var 0.02-1
+    return preds
+
+
+def neg_mse_to(target_params, preds):
+    targets = {i: fuse_prediction(p, target_params) for i, p in preds.items()}
+
+    def objective(fused):
+        return -float(np.mean([np.mean((y - targets[i]) ** 2) for i, y in fused.items()]))
+    return objective
+
+
+GRID = {"alpha": [0.0, 0.5, 1.0], "beta": [0.5, 1.0], "epsilon": [0.0, 2.0], "tau": [0.05, 0.1]}
+
+
+def test_recovers_the_generating_parameters():
+    # the objective is 0 only where the fused scores equal the target fusion (1.0, 0.5, 2.0, 0.1)
+    preds = make_preds()
+    tune, report = split_ids(preds, 0.5, seed=0)
+    res = grid_search(preds, neg_mse_to(TRUE, preds), GRID, tune_ids=tune, report_ids=report)
+    assert res["best_params"] == {"alpha": 1.0, "beta": 0.5, "epsilon": 2.0, "tau": 0.1,
+                                  "uncertainty_kind": "variance"}
+    assert res["tune_score"] == pytest.approx(0.0, abs=1e-20)
+    assert res["protocol"]["tuned_on"] == TUNED_ON_TRAIN and res["tuned_on_test"] is False
+    assert res["protocol"]["n_combos"] == 24
+    # epsilon = 0 makes tau irrelevant: 3*2*(1 + 2) = 18 distinct fusions
+    assert res["protocol"]["n_evaluated"] == 18
+    assert res["tune_ids"] == tune and res["report_ids"] == report
+    fused = apply_params(preds, res)
+    assert sorted(fused) == report
+    np.testing.assert_allclose(fused[report[0]], fuse_prediction(preds[report[0]], TRUE))
+
+
+def test_tuning_never_sees_report_ids():
+    preds = make_preds(12)
+    seen = []
+
+    def recorder(fused):
+        seen.append(frozenset(fused))
+        return float(np.mean([y.mean() for y in fused.values()]))
+
+    tune = [f"v{k:02d}" for k in range(4)]
+    report = [f"v{k:02d}" for k in range(4, 12)]
+    grid_search(preds, recorder, GRID, tune_ids=tune, report_ids=report)
+    assert seen and all(s == frozenset(tune) for s in seen)
+
+    seen.clear()
+    res = grid_search(preds, recorder, GRID, k_folds=3, seed=5)
+    assert res["protocol"]["tuned_on"] == TUNED_ON_KFOLD and res["best_params"] is None
+    folds = [set(f["report_ids"]) for f in res["folds"]]
+    assert sorted(len(f) for f in folds) == [4, 4, 4] and set().union(*folds) == set(preds)
+    for s in set(seen):  # each call saw exactly the complement of one fold
+        assert sum(s == set(preds) - f for f in folds) == 1
+    assert {frozenset(set(preds) - f) for f in folds} == set(seen)
+    for f in res["folds"]:
+        assert not set(f["tune_ids"]) & set(f["report_ids"])
+        for i in f["report_ids"]:
+            assert params_for(res, i) == f["best_params"]
+
+
+def test_vectorised_fusion_and_smoothing_match_the_post_processor():
+    preds = make_preds(4, n_frames=30)
+    preds["short"] = StreamPrediction(id="short", time=np.arange(3.0), informative=np.ones(3),
+                                      relevance=np.zeros(3), uncertainty=np.zeros(3))
+    grid = {"alpha": [0.3, 1.2], "beta": [-1.0, 0.7], "epsilon": [-5.0, 0.0, 3.0], "tau": [0.04, 0.5],
+            "smooth_window": [0, 15], "threshold": [0.25]}
+    calls = []
+
+    def check(fused, params):
+        assert params["threshold"] == 0.25  # extra grid keys reach the objective
+        fp = fusion_params(params)
+        for i, y in fused.items():
+            want = fuse_prediction(preds[i], fp)
+            if params["smooth_window"]:
+                want = smooth(want, 15, 3)
+            np.testing.assert_allclose(y, want, atol=1e-12)
+        calls.append(params)
+        return 0.0
+
+    grid_search(preds, check, grid, allow_tune_on_test=True)
+    assert len(calls) == 2 * 2 * (1 + 2 * 2) * 2  # epsilon 0 evaluated once per (alpha, beta, window)
+
+
+def test_tuning_on_test_needs_the_flag():
+    preds = make_preds(6)
+    obj = neg_mse_to(TRUE, preds)
+    with pytest.raises(ValueError, match="allow_tune_on_test"):
+        grid_search(preds, obj, GRID)
+    with pytest.raises(ValueError, match="overlap"):
+        grid_search(preds, obj, GRID, tune_ids=["v00", "v01"], report_ids=["v01", "v02"])
+    res = grid_search(preds, obj, GRID, allow_tune_on_test=True)
+    assert res["tuned_on_test"] is True and res["protocol"]["tuned_on"] == TUNED_ON_TEST
+    assert res["tune_ids"] == res["report_ids"] == sorted(preds)
+    res = grid_search(preds, obj, GRID, tune_ids=["v00", "v01"], report_ids=["v01", "v02"], allow_tune_on_test=True)
+    assert res["tuned_on_test"] is True
+    # the flag alone does not stamp a clean split as tuned on test
+    res = grid_search(preds, obj, GRID, tune_ids=["v00"], allow_tune_on_test=True)
+    assert res["tuned_on_test"] is False and res["report_ids"] == [f"v{k:02d}" for k in range(1, 6)]
+    with pytest.raises(ValueError):
+        grid_search(preds, obj, GRID, tune_ids=["nope"])
+    with pytest.raises(ValueError):
+        grid_search(preds, obj, GRID, tune_ids=["v00"], k_folds=2)
+
+
+def test_seeded_reproducibility():
+    preds = make_preds(10)
+    obj = neg_mse_to(FusionParams(0.5, 1.0, 0.0, 0.1, "variance"), preds)
+    a = grid_search(preds, obj, GRID, k_folds=3, seed=7)
+    b = grid_search(preds, obj, GRID, k_folds=3, seed=7)
+    c = grid_search(preds, obj, GRID, k_folds=3, seed=8)
+    assert a["folds"] == b["folds"]
+    assert [f["report_ids"] for f in a["folds"]] != [f["report_ids"] for f in c["folds"]]
+    assert split_ids(preds, 0.3, 1) == split_ids(list(reversed(list(preds))), 0.3, 1)  # order-free
+    assert split_ids(preds, 0.3, 1) != split_ids(preds, 0.3, 2)
+    assert kfold_ids(preds, 3, 0) == kfold_ids(preds, 3, 0)
+    with pytest.raises(ValueError):
+        kfold_ids(preds, 11, 0)
+
+
+def test_nan_scores_are_skipped():
+    preds = make_preds(4)
+
+    def obj(fused, params):
+        return float("nan") if params["alpha"] == 1.0 else params["alpha"]
+
+    res = grid_search(preds, obj, GRID, tune_ids=["v00", "v01"])
+    assert res["best_params"]["alpha"] == 0.5
+    with pytest.raises(ValueError, match="NaN"):
+        grid_search(preds, lambda f: float("nan"), GRID, tune_ids=["v00"])
+
+
+def test_reference_grid_on_50_videos_is_fast():
+    grid = reference_grid("variance")
+    assert [len(grid[k]) for k in ("alpha", "beta", "epsilon", "tau")] == [10, 10, 15, 10]
+    assert grid["tau"][0] == pytest.approx(0.04) and grid["tau"][-1] == pytest.approx(0.15)
+    assert np.prod([len(v) for v in default_grid().values()]) == 240
+    preds = make_preds(50, n_frames=150)
+
+    def top_frame(fused):  # a cheap per-video objective, like a Top-k hit rate
+        return float(np.mean([np.argmax(y) < 75 for y in fused.values()]))
+
+    t0 = time.perf_counter()
+    res = grid_search(preds, top_frame, grid, k_folds=2, seed=0)
+    elapsed = time.perf_counter() - t0
+    assert res["protocol"]["n_combos"] == 15000
+    assert elapsed < 30.0, f"2 folds x 15,000 combos took {elapsed:.1f} s"
+
+
+def test_params_json_round_trip(tmp_path):
+    preds = make_preds(8)
+    path = tmp_path / "params.json"
+    held = grid_search(preds, neg_mse_to(TRUE, preds), GRID, tune_ids=["v00", "v01", "v02"])
+    kfold = grid_search(preds, neg_mse_to(TRUE, preds), GRID, k_folds=2, seed=0)
+    on_test = grid_search(preds, neg_mse_to(TRUE, preds), GRID, allow_tune_on_test=True)
+    save_params(path, "tvsum", held)
+    save_params(path, "hisum", kfold, note="2-fold")
+    save_params(path, "charades", on_test)
+    rec = load_params(path, "tvsum")  # other datasets kept alongside
+    assert fusion_params(rec["params"]) == TRUE
+    assert rec["protocol"]["tuned_on"] == TUNED_ON_TRAIN and rec["tune_ids"] == ["v00", "v01", "v02"]
+    k = load_params(path, "hisum")
+    assert k["note"] == "2-fold" and len(k["folds"]) == 2
+    fused = apply_params(preds, k)
+    assert sorted(fused) == sorted(preds)
+    with pytest.raises(ValueError, match="tuned on the reported data"):
+        load_params(path, "charades")
+    assert load_params(path, "charades", allow_tuned_on_test=True)["tuned_on_test"] is True
+    with pytest.raises(ValueError, match="no parameters"):
+        load_params(path, "youcook2")
+    assert [p.name for p in tmp_path.iterdir()] == ["params.json"]
