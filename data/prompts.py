@@ -13,12 +13,9 @@ from __future__ import annotations
 import hashlib
 import random
 
-# The reference's default system prompt. Kept verbatim: the released LoRA weights were trained
-# with exactly this text at the start of every conversation.
-SYSTEM_PROMPT = (
-    "A multimodal AI assistant is helping users with some activities. Below is their "
-    "conversation, interleaved with the list of video frames received by the assistant."
-)
+# The reference's default system prompt (kept verbatim for the released weights); defined with
+# the chat template so the model layer does not import data/.
+from models.chat import DEFAULT_SYSTEM_PROMPT as SYSTEM_PROMPT  # noqa: E402
 
 # Grounding-style query templates; "{query}" is replaced by the sentence / title. The first two
 # are the bare query, as in the reference's 12-template list, so a random draw returns the raw

@@ -14,11 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-import torch
-
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 PLACEHOLDER = "<image>"
 IGNORE = -100
+
+# The reference's system prompt, verbatim: the released LoRA weights were trained with exactly
+# this text at the start of every conversation.
+DEFAULT_SYSTEM_PROMPT = (
+    "A multimodal AI assistant is helping users with some activities. Below is their "
+    "conversation, interleaved with the list of video frames received by the assistant."
+)
 
 # transitions the online engine appends between turns (names follow the reference's template flags)
 STREAM_PROMPT = f"\n{IM_START}stream\n"  # add_stream_prompt: open a stream turn
@@ -78,7 +83,9 @@ class Encoded:
     frame_last_positions: list[int] = field(default_factory=list)
     text: str = ""
 
-    def tensors(self) -> dict[str, torch.Tensor]:
+    def tensors(self) -> dict:
+        import torch
+
         return {
             "input_ids": torch.tensor(self.input_ids, dtype=torch.long),
             "labels": torch.tensor(self.labels, dtype=torch.long),

@@ -1,0 +1,84 @@
+"""When to respond: per-frame decision rules over the heads, fed one frame at a time.
+
+s_t = sum of the selected heads at frame t (``informative`` = probability of the respond class,
+``relevance`` = sigmoid relevance). Rules (combinable, checked in this order):
+- ``threshold``: fire when s_t > threshold;
+- ``cumulative``: add s_t to a running sum; fire when the sum exceeds ``cumulative_threshold``
+  and reset the sum to 0 (the reference's ``stream_end_score_sum_threshold``);
+- ``min_interval_s``: a due response waits until this long after the previous one;
+- uncertainty gate: while the frame's uncertainty exceeds ``uncertainty_gate`` a due response is
+  postponed, at most ``max_wait_frames`` frames; then it fires anyway. (The reference's version
+  never counted its wait and so suppressed responses indefinitely.) Uncertainty here is the
+  clamped log-variance, as in the paper.
+A postponed or interval-blocked response stays due; the cumulative sum is reset only when a
+response actually fires.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+HEADS = ("informative", "relevance")
+
+
+@dataclass
+class DecisionConfig:
+    score_heads: tuple[str, ...] = ("informative", "relevance")
+    threshold: float | None = None
+    cumulative_threshold: float | None = None
+    min_interval_s: float = 0.0
+    uncertainty_gate: float | None = None
+    max_wait_frames: int = 3
+    logvar_min: float = -4.0
+    logvar_max: float = 1.5
+
+    def __post_init__(self):
+        if isinstance(self.score_heads, str):
+            self.score_heads = tuple(h.strip() for h in self.score_heads.split(",") if h.strip())
+        bad = [h for h in self.score_heads if h not in HEADS]
+        if bad or not self.score_heads:
+            raise ValueError(f"score_heads must be a non-empty subset of {HEADS}, got {self.score_heads}")
+        if self.max_wait_frames < 0:
+            raise ValueError("max_wait_frames must be >= 0")
+
+    @property
+    def enabled(self) -> bool:
+        return self.threshold is not None or self.cumulative_threshold is not None
+
+
+@dataclass
+class DecisionRule:
+    cfg: DecisionConfig = field(default_factory=DecisionConfig)
+    running_sum: float = 0.0
+    last_fire_time: float | None = None
+    due: bool = False
+    waited: int = 0
+
+    def reset(self) -> None:
+        self.running_sum, self.last_fire_time, self.due, self.waited = 0.0, None, False, 0
+
+    def score(self, heads: dict) -> float:
+        return float(sum(heads[h] for h in self.cfg.score_heads))
+
+    def update(self, time: float, heads: dict) -> bool:
+        """Feed one frame's head values (informative, relevance, uncertainty=raw log-variance)."""
+        c = self.cfg
+        s = self.score(heads)
+        if c.threshold is not None and s > c.threshold:
+            self.due = True
+        if c.cumulative_threshold is not None:
+            self.running_sum += s
+            if self.running_sum > c.cumulative_threshold:
+                self.due = True
+        if not self.due:
+            return False
+        if self.last_fire_time is not None and time - self.last_fire_time < c.min_interval_s - 1e-9:
+            return False
+        if c.uncertainty_gate is not None:
+            u = min(max(float(heads["uncertainty"]), c.logvar_min), c.logvar_max)
+            if u > c.uncertainty_gate and self.waited < c.max_wait_frames:
+                self.waited += 1
+                return False
+        self.due, self.waited, self.last_fire_time = False, 0, time
+        if c.cumulative_threshold is not None:
+            self.running_sum = 0.0
+        return True

@@ -1,0 +1,52 @@
+"""Decision rules on scripted score sequences."""
+import pytest
+
+from models.decision import DecisionConfig, DecisionRule
+
+
+def run(rule, scores, unc=None, fps=1.0):
+    fired = []
+    for t, s in enumerate(scores):
+        heads = {"informative": s, "relevance": 0.0, "uncertainty": 0.0 if unc is None else unc[t]}
+        if rule.update(t / fps, heads):
+            fired.append(t)
+    return fired
+
+
+def test_per_frame_threshold_on_selected_heads():
+    rule = DecisionRule(DecisionConfig(score_heads="informative", threshold=0.5))
+    assert run(rule, [0.1, 0.6, 0.5, 0.9, 0.2]) == [1, 3]
+    both = DecisionRule(DecisionConfig(score_heads="informative,relevance", threshold=1.0))
+    assert both.update(0, {"informative": 0.6, "relevance": 0.5, "uncertainty": 0}) is True
+    assert both.update(1, {"informative": 0.6, "relevance": 0.3, "uncertainty": 0}) is False
+
+
+def test_cumulative_threshold_resets_after_firing():
+    rule = DecisionRule(DecisionConfig(score_heads="informative", cumulative_threshold=1.0))
+    # sums: .4 .8 1.2(fire, reset) .4 .8 1.2(fire)
+    assert run(rule, [0.4] * 6) == [2, 5]
+
+
+def test_minimum_interval_keeps_the_response_due():
+    rule = DecisionRule(DecisionConfig(score_heads="informative", threshold=0.5, min_interval_s=3.0))
+    # due at 0 (fires), 1 and 2 blocked, 3 allowed again; at 5 due, blocked until 6
+    assert run(rule, [0.9, 0.9, 0.9, 0.9, 0.1, 0.9, 0.1, 0.1]) == [0, 3, 6]
+
+
+def test_uncertainty_gate_postpones_at_most_k_frames():
+    cfg = DecisionConfig(score_heads="informative", threshold=0.5, uncertainty_gate=0.5, max_wait_frames=2)
+    rule = DecisionRule(cfg)
+    # due at 0 with high uncertainty: waits frames 0, 1, fires at 2 regardless
+    assert run(rule, [0.9, 0.1, 0.1, 0.1], unc=[1.0, 1.0, 1.0, 1.0]) == [2]
+    rule.reset()
+    # uncertainty drops at frame 1: fires there
+    assert run(rule, [0.9, 0.1, 0.1], unc=[1.0, 0.0, 1.0]) == [1]
+    rule.reset()
+    # the gate reads the clamped log-variance: a raw -10 is -4, below the gate
+    assert run(rule, [0.9], unc=[-10.0]) == [0]
+
+
+def test_bad_configuration_is_rejected():
+    with pytest.raises(ValueError):
+        DecisionConfig(score_heads="loudness")
+    assert not DecisionConfig().enabled
