@@ -1,0 +1,115 @@
+"""``python -m test.evaluate``: registry, option parsing, fusion precedence, output files."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from test import evaluate
+from utils.io import JsonlWriter
+from utils.paths import REPO_ROOT
+
+
+def write_jsonl(path, rows):
+    with JsonlWriter(path, "w") as w:
+        w.write_many(rows)
+    return str(path)
+
+
+def tvsum_toy(tmp_path):
+    gold = write_jsonl(tmp_path / "val.jsonl", [{"vid": "v1", "domain": "BK", "label": [[1], [5], [3], [2]]}])
+    n = 8  # 1 fps stream over 4 clips; relevance ranks clip 1 first, informative ranks clip 3 first
+    pred = write_jsonl(tmp_path / "pred.jsonl", [{
+        "id": "v1", "frames": {"time": list(range(n)), "relevance": [0, 0, 1, 1, 0.5, 0.5, 0, 0],
+                               "informative": [0, 0, 0, 0, 0, 0, 1, 1], "uncertainty": [0.0] * n}}])
+    return pred, gold
+
+
+def test_parse_opt_json_then_string():
+    opts = evaluate.parse_opt(["k=5", "match_number=false", "split_file=/a/b.json", "x=null", "l=[1, 2]",
+                               "name=a=b"])
+    assert opts == {"k": 5, "match_number": False, "split_file": "/a/b.json", "x": None, "l": [1, 2],
+                    "name": "a=b"}
+    with pytest.raises(ValueError, match="key=value"):
+        evaluate.parse_opt(["novalue"])
+
+
+def test_params_file_reference_layout(tmp_path):
+    path = tmp_path / "grid.json"
+    path.write_text(json.dumps({
+        "tvsum": {"alpha": 0.0, "beta": -1.0, "epsilon": -5.0, "uncertainty_threshold": 0.04},
+        "qvh": {"alpha": 2.0, "beta": 1.5556, "epsilon": None, "uncertainty_threshold": 0.1011,
+                "uncertainty_penalty": 0.7143},
+    }))
+    assert evaluate.params_from_file(str(path), "tvsum") == {"alpha": 0.0, "beta": -1.0, "epsilon": -5.0, "tau": 0.04}
+    assert evaluate.params_from_file(str(path), "qvh") == {"alpha": 2.0, "beta": 1.5556, "tau": 0.1011,
+                                                          "epsilon": 0.7143}
+    with pytest.raises(ValueError, match="no key 'hisum'"):
+        evaluate.params_from_file(str(path), "hisum")
+
+
+def test_fusion_precedence_default_file_flag(tmp_path):
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"tvsum": {"alpha": 1.0, "beta": 0.0, "epsilon": 0.0, "tau": 0.1}}))
+    pred, gold = tvsum_toy(tmp_path)
+    base = ["--func", "tvsum", "--pred_file", pred, "--gold_file", gold]
+    # file: alpha 1, beta 0 -> informative ranks clip 3 first, then the tied clips 0, 1, 2 in order:
+    # labels (> median 2.5) [0, 0, 1, 1] -> 1/2 * (1/3 + 0)/2 + 1/2 * (1/2 + 1/3)/2
+    by_file = evaluate.run(base + ["--params_file", str(grid), "--params_key", "tvsum"])
+    assert by_file["top5_mAP"] == pytest.approx(100 * (1 / 12 + 5 / 24))
+    assert by_file["protocol"]["fusion"] == {"alpha": 1.0, "beta": 0.0, "epsilon": 0.0, "tau": 0.1,
+                                             "uncertainty_kind": "logvar"}
+    assert by_file["protocol"]["fusion_source"]["alpha"] == "params_file[tvsum]"
+    # flags beat the file: alpha 0, beta 1 -> relevance ranks clip 1 (label 5) first -> AP 1
+    by_flag = evaluate.run(base + ["--params_file", str(grid), "--params_key", "tvsum", "--alpha", "0",
+                                   "--beta", "1"])
+    assert by_flag["top5_mAP"] == 100.0
+    src = by_flag["protocol"]["fusion_source"]
+    assert src["alpha"] == src["beta"] == "flag" and src["tau"] == "params_file[tvsum]"
+    assert src["uncertainty_kind"] == "default"
+    assert by_flag["protocol"]["func"] == "tvsum"
+
+
+def test_registry_aliases_and_lazy_errors(monkeypatch):
+    reg = evaluate.REGISTRY
+    assert reg["tvsum_degraded"] == reg["tvsum"] and reg["grounding"] == reg["charades"]
+    assert reg["dense_captioning"] == reg["youcook2"] and {"hisum", "qvh", "magqa"} <= set(reg)
+    assert evaluate.load_scorer("tvsum_degraded").__name__ == "test.scorers.tvsum"
+    with pytest.raises(ValueError, match="unknown --func"):
+        evaluate.load_scorer("nope")
+    monkeypatch.setitem(evaluate.REGISTRY, "later", "test.scorers.not_written_yet")
+    with pytest.raises(ValueError, match="not available"):
+        evaluate.load_scorer("later")
+
+
+def test_opt_reaches_the_scorer(tmp_path):
+    pred, gold = tvsum_toy(tmp_path)
+    gold2 = write_jsonl(tmp_path / "val2.jsonl", [json.loads(Path(gold).read_text()),
+                                                  {"vid": "v2", "domain": "VT", "label": [[1], [2]]}])
+    base = ["--func", "tvsum", "--pred_file", pred, "--gold_file", gold2, "--beta", "1", "--alpha", "0"]
+    assert evaluate.main(base) == 2  # v2 has no prediction: a clear error, exit status 2
+    m = evaluate.run(base + ["--opt", "match_number=false"])
+    assert m["n_videos"] == 1 and m["protocol"]["options_given"] == {"match_number": False}
+
+
+def test_command_line_prints_and_writes_atomically(shared_data, tmp_path):
+    d = shared_data / "qvhighlights"
+    out = tmp_path / "nested" / "metrics.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "test.evaluate", "--func", "qvh", "--pred_file", str(d / "sample_val_preds.jsonl"),
+         "--gold_file", str(d / "highlight_val_release.jsonl"), "--output_file", str(out)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    printed = json.loads(proc.stdout)
+    assert json.loads(out.read_text()) == printed
+    golden = json.loads((d / "sample_val_preds_metrics_raw.json").read_text())
+    assert printed["brief"] == golden["brief"]
+    assert printed["protocol"]["func"] == "qvh" and printed["protocol"]["fusion"] is None
+    assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
+    bad = subprocess.run([sys.executable, "-m", "test.evaluate", "--func", "qvh", "--pred_file", str(out),
+                          "--gold_file", str(d / "highlight_val_release.jsonl")],
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("error:")
