@@ -1,0 +1,363 @@
+"""Frame sources for the online engine: iterators of (time_s, RGB frame) from anything that plays.
+
+``open_source(spec, fps, size, realtime, ...)`` picks the kind from ``spec``:
+
+=================  ====================================================================
+kind               spec
+=================  ====================================================================
+``file``           a path to a video file (decoded with ``data.video.iter_sampled``)
+``frames``         a directory of image files (natural sort order), ``source_fps`` given
+``url``            ``rtsp://``, ``rtmp://``, ``http(s)://``, ``udp://``, ``srt://``, ... (live
+                   or remote; ``rtsp_transport=tcp`` by default, ``timeout`` in seconds)
+``webcam``         ``webcam``, ``webcam:N``, ``webcam:NAME`` or ``/dev/videoN`` (v4l2 on Linux,
+                   avfoundation on macOS, dshow on Windows)
+``pipe``           ``-`` or ``pipe:`` (standard input), or a path that is a FIFO
+``growing``        ``follow:PATH``, or any path with ``follow=True``: a file still being
+                   written (read on as it grows; ends after ``idle_timeout`` s without growth)
+``ffmpeg``         ``ffmpeg:<input arguments>``, e.g. ``ffmpeg:-f v4l2 -i /dev/video0``: any
+                   input the ffmpeg program can read, bridged through a pipe (NUT, raw video,
+                   timestamps kept). PyAV's wheels are built without some input devices (v4l2
+                   on Linux), so Linux webcams fall back to this bridge with imageio-ffmpeg's
+                   binary.
+=================  ====================================================================
+
+Every kind samples with the same at-or-after rule and frame count rule as ``data/video.py``
+(for the frame folder, image k is at ``k / source_fps``), and applies the optional degradation
+schedule and letterbox the same way. ``realtime=True`` paces the frames at their own clock
+(sleeps until ``start + time_s``), so a file can stand in for a camera.
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import shlex
+import stat
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import av
+import numpy as np
+from PIL import Image
+
+from data.video import Degradation, prepare_frame, iter_sampled, select_at_or_after
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp", "hls")
+KINDS = ("file", "frames", "url", "webcam", "pipe", "growing", "ffmpeg")
+
+Frame = tuple[float, np.ndarray]
+
+
+# ------------------------------------------------------------------------------------- pacing
+
+def paced(frames: Iterable[Frame], speed: float = 1.0,
+          clock: Callable[[], float] = time.monotonic,
+          sleep: Callable[[float], None] = time.sleep) -> Iterator[Frame]:
+    """Release each (time_s, frame) no earlier than ``start + time_s / speed`` on the wall clock.
+
+    The clock starts when the first frame is ready, so decoding the first frame is not counted;
+    a consumer slower than real time simply receives later frames without waiting.
+    """
+    if speed <= 0:
+        raise ValueError(f"speed must be positive, got {speed}")
+    start = None
+    for t, frame in frames:
+        now = clock()
+        if start is None:
+            start = now - t / speed
+        delay = start + t / speed - now
+        if delay > 0:
+            sleep(delay)
+        yield t, frame
+
+
+# ------------------------------------------------------------------------------ frame folder
+
+def _natural_key(name: str) -> list:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def list_frame_files(folder: str | os.PathLike) -> list[Path]:
+    folder = Path(folder)
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    return sorted(files, key=lambda p: _natural_key(p.name))
+
+
+def iter_frame_folder(folder: str | os.PathLike, fps: float, source_fps: float, size: int | None = 384,
+                      start_frame: int = 0, end_frame: int | None = None,
+                      degradation: Degradation | None = None) -> Iterator[Frame]:
+    """Sample a folder of images (image k shown at ``k / source_fps``) at ``fps``."""
+    if source_fps is None or source_fps <= 0:
+        raise ValueError("a frame folder needs source_fps > 0 (the rate the images were taken at)")
+    files = list_frame_files(folder)
+    if not files:
+        raise ValueError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {folder}")
+    timed = ((k / source_fps, p) for k, p in enumerate(files))
+    end = lambda: len(files) / source_fps  # noqa: E731 - known once listed
+    loaded: tuple[Path, np.ndarray] | None = None
+    for _, t, p in select_at_or_after(timed, fps, start_frame, end_frame, end):
+        if loaded is None or loaded[0] != p:
+            with Image.open(p) as im:
+                loaded = (p, np.asarray(im.convert("RGB")))
+        yield t, prepare_frame(loaded[1], t, size, degradation)
+
+
+# ---------------------------------------------------------------------------- growing files
+
+class GrowingFileReader(io.RawIOBase):
+    """A non-seekable reader of a file that another process is still writing.
+
+    ``read`` returns what is there; at the current end it waits (polling every ``poll_s``) and
+    reports end-of-file only after ``idle_timeout`` seconds without growth. The demuxer must work
+    without seeking (MPEG-TS, Matroska/WebM written live, NUT, fragmented MP4, Y4M).
+    """
+
+    def __init__(self, path: str | os.PathLike, idle_timeout: float = 5.0, poll_s: float = 0.02,
+                 wait_for_file: bool = True):
+        super().__init__()
+        self.name = str(path)
+        self.idle_timeout, self.poll_s = idle_timeout, poll_s
+        deadline = time.monotonic() + idle_timeout
+        while not os.path.exists(path):
+            if not wait_for_file or time.monotonic() > deadline:
+                raise FileNotFoundError(f"growing file never appeared: {path}")
+            time.sleep(poll_s)
+        self._f = open(path, "rb", buffering=0)
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readinto(self, buffer) -> int:
+        if self._ended:  # once declared finished, stay finished (demuxers read again after EOF)
+            return 0
+        last_growth = time.monotonic()
+        while True:
+            n = self._f.readinto(buffer)
+            if n:
+                return n
+            if time.monotonic() - last_growth > self.idle_timeout:
+                self._ended = True
+                return 0
+            time.sleep(self.poll_s)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._f.close()
+        super().close()
+
+
+# ------------------------------------------------------------------------------------ webcams
+
+def webcam_open_args(spec: str, platform: str | None = None) -> tuple[str, str]:
+    """(file, format) for ``av.open`` from a webcam spec, per platform.
+
+    Linux: ``webcam`` / ``webcam:N`` -> ``/dev/videoN`` (v4l2), ``/dev/videoN`` as is.
+    macOS: ``webcam:N`` -> ``"N"`` (avfoundation, video only). Windows: ``webcam:NAME`` ->
+    ``"video=NAME"`` (dshow takes device names, not numbers).
+    """
+    platform = platform or sys.platform
+    target = spec.split(":", 1)[1] if spec.startswith("webcam:") else ("0" if spec == "webcam" else spec)
+    if platform.startswith("linux"):
+        return (f"/dev/video{target}" if target.isdigit() else target), "v4l2"
+    if platform == "darwin":
+        return target, "avfoundation"
+    if platform.startswith("win"):
+        if target.isdigit():
+            raise ValueError("dshow opens cameras by name: use webcam:<device name> "
+                             "(list them with `ffmpeg -list_devices true -f dshow -i dummy`)")
+        return (target if target.startswith("video=") else f"video={target}"), "dshow"
+    raise ValueError(f"no webcam input format known for platform {platform!r}")
+
+
+# ------------------------------------------------------------------------- ffmpeg bridge
+
+def ffmpeg_bridge_command(input_args: list[str], ffmpeg: str | None = None) -> list[str]:
+    """ffmpeg reading ``input_args`` and writing the first video stream as raw video in NUT to
+    stdout (no encoding delay; NUT keeps the timestamps)."""
+    if ffmpeg is None:
+        import imageio_ffmpeg
+
+        ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    return [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", *input_args,
+            "-map", "0:v:0", "-c:v", "rawvideo", "-flush_packets", "1", "-f", "nut", "pipe:1"]
+
+
+def device_input_args(file: str, fmt: str, options: dict[str, str] | None = None) -> list[str]:
+    """ffmpeg command-line input arguments for a capture device: -f FMT [-opt value ...] -i FILE."""
+    opts = [a for k, v in (options or {}).items() for a in (f"-{k}", str(v))]
+    return ["-f", fmt, *opts, "-i", file]
+
+
+# NUT carries the codec parameters in its header: skip FFmpeg's probing (seconds of latency).
+BRIDGE_DEMUX_OPTIONS = {"probesize": "32", "analyzeduration": "0", "fflags": "nobuffer"}
+
+
+def _sampled_from_ffmpeg(input_args: list[str], sampled) -> Iterator[Frame]:
+    proc = subprocess.Popen(ffmpeg_bridge_command(input_args), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    closed_by_consumer = False
+    try:
+        yield from sampled(proc.stdout, format="nut", options=BRIDGE_DEMUX_OPTIONS)
+    except GeneratorExit:
+        closed_by_consumer = True
+        raise
+    finally:
+        proc.stdout.close()  # a writer blocked on a full pipe now fails instead of hanging
+        if proc.poll() is None:
+            proc.terminate()  # our own child; the consumer stopped early
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        err = proc.stderr.read().decode(errors="replace").strip()
+        proc.stderr.close()
+        if not closed_by_consumer and proc.returncode != 0 and err:
+            raise RuntimeError(f"ffmpeg input {shlex.join(input_args)!r} failed: {err}")
+
+
+# --------------------------------------------------------------------------------- the factory
+
+def detect_kind(spec: str | os.PathLike, follow: bool = False) -> str:
+    s = str(spec)
+    if s.startswith("ffmpeg:"):
+        return "ffmpeg"
+    if s in ("-", "pipe:") or s.startswith("pipe:"):
+        return "pipe"
+    if s.startswith("follow:"):
+        return "growing"
+    if s == "webcam" or s.startswith("webcam:") or re.fullmatch(r"/dev/video\d+", s):
+        return "webcam"
+    scheme = s.split("://", 1)[0].lower() if "://" in s else ""
+    if scheme in URL_SCHEMES:
+        return "url"
+    if s.lower().endswith(".m3u8") and "://" in s:
+        return "url"
+    if follow:
+        return "growing"
+    p = Path(s)
+    if p.is_dir():
+        return "frames"
+    if p.exists() and stat.S_ISFIFO(p.stat().st_mode):
+        return "pipe"
+    if p.exists():
+        return "file"
+    raise FileNotFoundError(f"no such video, frame folder, device or URL: {s}")
+
+
+@dataclass
+class FrameSource:
+    """An iterable of (time_s, uint8 frame); ``close()`` (or ``with``) releases it early."""
+
+    kind: str
+    spec: str
+    _make: Callable[[], Iterator[Frame]]
+    realtime: bool = False
+    speed: float = 1.0
+    _iters: list = field(default_factory=list, init=False, repr=False)
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._iters:
+            raise RuntimeError("a FrameSource can be iterated only once")
+        frames = self._make()
+        self._iters = [paced(frames, self.speed), frames] if self.realtime else [frames]
+        return self._iters[0]
+
+    def close(self) -> None:
+        """Stop early: closes the decoder, the file/pipe/connection and any ffmpeg child."""
+        for it in self._iters:
+            it.close()
+
+    def __enter__(self) -> "FrameSource":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_source(
+    spec: str | os.PathLike,
+    fps: float,
+    size: int | None = 384,
+    realtime: bool = False,
+    *,
+    kind: str | None = None,
+    source_fps: float | None = None,
+    follow: bool = False,
+    idle_timeout: float = 5.0,
+    timeout: float | tuple[float, float] | None = 10.0,
+    options: dict[str, str] | None = None,
+    format: str | None = None,
+    degradation: Degradation | None = None,
+    start_frame: int = 0,
+    end_frame: int | None = None,
+    speed: float = 1.0,
+) -> FrameSource:
+    """Open a frame source (see the module docstring for the specs).
+
+    ``options`` go to FFmpeg (e.g. ``{"rtsp_transport": "udp"}``, ``{"video_size": "1280x720",
+    "framerate": "30"}`` for a camera); ``format`` forces the demuxer (needed for pipes and
+    growing files whose content FFmpeg cannot guess, e.g. ``"mpegts"``). ``timeout`` (seconds, or
+    (open, read)) applies to URLs and devices.
+    """
+    kind = kind or detect_kind(spec, follow)
+    if kind not in KINDS:
+        raise ValueError(f"unknown source kind {kind!r}; expected one of {KINDS}")
+    s = str(spec)
+    common = dict(size=size, start_frame=start_frame, end_frame=end_frame, degradation=degradation)
+    # Frame-threaded decoding holds back (threads - 1) frames: fine for files, latency for live input.
+    thread_type = "AUTO" if kind == "file" else "SLICE"
+
+    def sampled(source: Any, **open_kwargs: Any) -> Iterator[Frame]:
+        for f in iter_sampled(source, fps, **common, thread_type=thread_type, **open_kwargs):
+            yield f.time, f.image
+
+    if kind == "file":
+        make = lambda: sampled(s, format=format, options=options)  # noqa: E731
+    elif kind == "frames":
+        make = lambda: iter_frame_folder(s, fps, source_fps, **common)  # noqa: E731
+    elif kind == "url":
+        opts = dict(options or {})
+        if s.lower().startswith(("rtsp://", "rtsps://")):
+            opts.setdefault("rtsp_transport", "tcp")
+        make = lambda: sampled(s, format=format, options=opts, timeout=timeout)  # noqa: E731
+    elif kind == "webcam":
+        file, fmt = webcam_open_args(s)
+        fmt = format or fmt
+        if fmt in av.formats_available:
+            make = lambda: sampled(file, format=fmt, options=options, timeout=timeout)  # noqa: E731
+        else:  # e.g. PyAV's Linux wheels have no v4l2: let the ffmpeg program read the camera
+            bridge = device_input_args(file, fmt, options)
+            make = lambda: _sampled_from_ffmpeg(bridge, sampled)  # noqa: E731
+    elif kind == "ffmpeg":
+        bridge = shlex.split(s[len("ffmpeg:"):])
+        make = lambda: _sampled_from_ffmpeg(bridge, sampled)  # noqa: E731
+    elif kind == "pipe":
+        if s in ("-", "pipe:", "pipe:0"):
+            make = lambda: sampled(sys.stdin.buffer, format=format, options=options)  # noqa: E731
+        else:
+            make = lambda: _sampled_from_fifo(s, sampled, format, options)  # noqa: E731
+    else:  # growing
+        path = s[len("follow:"):] if s.startswith("follow:") else s
+        make = lambda: _sampled_from_reader(GrowingFileReader(path, idle_timeout), sampled, format, options)  # noqa: E731
+    return FrameSource(kind, s, make, realtime, speed)
+
+
+def _sampled_from_fifo(path: str, sampled, format, options) -> Iterator[Frame]:
+    # open() blocks until a writer opens the FIFO; the reader then gets EOF when the writer closes.
+    with open(path, "rb", buffering=0) as f:
+        yield from sampled(f, format=format, options=options)
+
+
+def _sampled_from_reader(reader: io.RawIOBase, sampled, format, options) -> Iterator[Frame]:
+    with reader:
+        yield from sampled(reader, format=format, options=options)

@@ -1,0 +1,630 @@
+"""Video decoding, frame sampling and letter-boxing (PyAV; the one video loader of the project).
+
+Conventions (every dataset, the streaming engine and every benchmark use these):
+
+* **Time origin.** Frame times are ``pts * time_base`` minus the presentation time of the first
+  decoded frame, so the first frame is at 0 s whatever the container's start offset (MPEG-TS
+  streams usually start at 1.4 s). Broken timestamps (missing, or not increasing: e.g. H.264 with
+  B-frames in AVI) are repaired like FFmpeg's ``best_effort_timestamp`` (fall back to DTS when PTS
+  are faulty more often) and then forced to increase by one nominal frame interval.
+* **Duration** = end of the last frame = its time + its duration (packet/frame duration, else the
+  previous frame interval, else 1 / average rate). ``probe`` (packet scan) and the decoder use the
+  same rule, so a frame count computed from ``probe().duration`` matches what the decoder yields.
+* **Frame count rule** (``num_sampled_frames``): ``n = ceil(duration * fps - 1e-6)`` frames at
+  times ``i / fps``, i = 0..n-1, i.e. one sample for every target instant inside the video
+  ``[0, duration)``. This is the rule a lazy decoder can follow without knowing the duration in
+  advance (a live stream emits sample i as soon as a frame at or after ``i / fps`` arrives), so
+  training, benchmarks and the online engine see the same frames. (The reference trained with
+  floor and evaluated with ceil; here there is one rule.)
+* **Sampling rule**: target time ``t`` takes the first decoded frame whose time is ``>= t``
+  (within half a millisecond, because containers round timestamps, e.g. MKV to 1 ms). A target
+  after the last frame's start (but before the end of the video) takes the last frame, which is
+  the one on screen then.
+* **Letterbox** (``letterbox``): the longer side is resized to ``size`` (PIL bilinear, which
+  antialiases when shrinking), the other to ``floor(short * size / long)`` (at least 1), pasted
+  centred on black: top/left offset ``(size - new) // 2`` (the extra pixel of an odd margin goes to
+  the bottom/right), as in the reference.
+* **Degradation** (optional, ``data/degrade.py``) is applied to the native-resolution RGB frame
+  before letter-boxing, keyed by the sample's target time.
+
+Decoding is sequential and lazy: ``iter_sampled`` decodes frame by frame, converts only the
+selected frames to RGB and never holds more than one native frame, so it serves both the online
+engine (``iter_frames``) and training (``load_clip`` stacks its output). Failures raise
+``VideoDecodeError`` with the reason; a stream that breaks after some frames raises
+``VideoTruncatedError`` *after* yielding every frame decoded before the break.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, TypeVar
+
+import av
+import numpy as np
+from PIL import Image
+
+VIDEO_EXTENSIONS = frozenset({
+    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
+    ".flv", ".wmv", ".3gp", ".ogv", ".nut",
+})
+
+# Slack for the frame count rule: 10 s * 2 fps computed as 20.000000001 must give 20 frames.
+COUNT_EPS = 1e-6
+
+Degradation = Callable[[np.ndarray, float], np.ndarray]
+T = TypeVar("T")
+
+
+class VideoDecodeError(RuntimeError):
+    """A video could not be opened or decoded; ``reason`` says why."""
+
+    def __init__(self, path: Any, reason: str, frames_decoded: int = 0):
+        self.path = str(path)
+        self.reason = reason
+        self.frames_decoded = frames_decoded
+        super().__init__(f"{self.path}: {reason}")
+
+
+class VideoTruncatedError(VideoDecodeError):
+    """The stream broke after ``frames_decoded`` frames (those were yielded before the raise)."""
+
+
+def is_video_file(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+# ----------------------------------------------------------------------------- frame count rule
+
+def num_sampled_frames(duration: float, fps: float, max_frames: int | None = None) -> int:
+    """Number of frames sampled from a video of ``duration`` seconds at ``fps`` (the one rule)."""
+    if fps <= 0 or not math.isfinite(fps):
+        raise ValueError(f"fps must be a positive number, got {fps}")
+    if duration < 0 or not math.isfinite(duration):
+        raise ValueError(f"duration must be a non-negative number, got {duration}")
+    n = max(0, int(math.ceil(duration * fps - COUNT_EPS)))
+    if max_frames is not None:
+        if max_frames < 0:
+            raise ValueError(f"max_frames must be >= 0, got {max_frames}")
+        n = min(n, max_frames)
+    return n
+
+
+def sample_times(duration: float, fps: float, max_frames: int | None = None) -> np.ndarray:
+    """Target times ``i / fps`` for ``i < num_sampled_frames(duration, fps, max_frames)``."""
+    return np.arange(num_sampled_frames(duration, fps, max_frames), dtype=np.float64) / fps
+
+
+# ----------------------------------------------------------------------------------- letterbox
+
+def letterbox_geometry(width: int, height: int, size: int) -> tuple[int, int, int, int]:
+    """(x0, y0, new_width, new_height) of the picture inside the ``size`` x ``size`` canvas."""
+    if width <= 0 or height <= 0 or size <= 0:
+        raise ValueError(f"invalid letterbox geometry: {width}x{height} -> {size}")
+    if width >= height:
+        new_w, new_h = size, max(1, height * size // width)
+    else:
+        new_w, new_h = max(1, width * size // height), size
+    return (size - new_w) // 2, (size - new_h) // 2, new_w, new_h
+
+
+def letterbox(frame: np.ndarray, size: int) -> np.ndarray:
+    """Resize an RGB uint8 ``[H, W, 3]`` frame to fit ``size`` x ``size``, centred on black."""
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"letterbox expects uint8 [H, W, 3], got {frame.dtype} {frame.shape}")
+    h, w = frame.shape[:2]
+    x0, y0, new_w, new_h = letterbox_geometry(w, h, size)
+    if (new_w, new_h) == (w, h):
+        resized = frame
+    else:
+        resized = np.asarray(Image.fromarray(frame).resize((new_w, new_h), Image.Resampling.BILINEAR))
+    canvas = np.zeros((size, size, 3), dtype=np.uint8)
+    canvas[y0:y0 + new_h, x0:x0 + new_w] = resized
+    return canvas
+
+
+# --------------------------------------------------------------------------------------- probe
+
+@dataclass(frozen=True)
+class VideoInfo:
+    duration: float      # seconds, first frame start to last frame end
+    fps: float           # average rate (frames / duration for a packet scan)
+    n_frames: int        # video packets (scan) or header count / estimate
+    width: int
+    height: int
+    codec: str
+    method: str          # "packets" (exact timestamps) or "header" (container metadata)
+
+
+def _open_input(source: Any, *, format: str | None = None, options: dict | None = None,
+                timeout: float | tuple[float, float] | None = None) -> av.container.InputContainer:
+    """av.open with the project's error contract (FileNotFoundError, else VideoDecodeError)."""
+    if isinstance(source, (str, os.PathLike)) and "://" not in str(source) and format is None:
+        p = Path(source)
+        if not p.exists():
+            raise FileNotFoundError(f"video not found: {p}")
+        if p.is_dir():
+            raise VideoDecodeError(p, "is a directory, not a video file")
+        if p.stat().st_size == 0:
+            raise VideoDecodeError(p, "empty file (0 bytes)")
+    kwargs: dict[str, Any] = {"options": dict(options or {})}
+    if format is not None:
+        kwargs["format"] = format
+    if timeout is not None:
+        kwargs["timeout"] = timeout
+    try:
+        container = av.open(source if not isinstance(source, os.PathLike) else str(source), "r", **kwargs)
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
+        raise VideoDecodeError(_name(source), f"cannot open as a video container ({e})") from e
+    if not container.streams.video:
+        container.close()
+        raise VideoDecodeError(_name(source), "no video stream in the container")
+    return container
+
+
+def _name(source: Any) -> str:
+    return str(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", repr(source))
+
+
+def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
+    if value is None or time_base is None:
+        return None
+    return float(value * time_base)
+
+
+def probe(path: str | os.PathLike, method: str = "packets") -> VideoInfo:
+    """Duration, average fps and frame count of a video from its timestamps.
+
+    ``method="packets"`` demuxes every video packet (no decoding: milliseconds per minute of
+    video) and measures first frame start to last frame end; that is the duration the decoder
+    will reproduce, also for variable frame rate and containers without a duration header.
+    ``method="header"`` only reads container metadata (instant, but may be missing or estimated,
+    e.g. from the bitrate for MPEG-TS); it falls back to the packet scan when the header has no
+    duration.
+    """
+    if method not in ("packets", "header"):
+        raise ValueError(f"method must be 'packets' or 'header', got {method!r}")
+    with _open_input(path) as container:
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        width, height, codec = ctx.width, ctx.height, ctx.name
+        if method == "header":
+            duration = _seconds(stream.duration, stream.time_base)
+            if duration is None and container.duration is not None:
+                duration = container.duration / av.time_base
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            if duration and duration > 0 and rate:
+                n = stream.frames or int(round(duration * float(rate)))
+                return VideoInfo(duration, float(rate), n, width, height, codec, "header")
+        times: list[float] = []
+        durations: list[float | None] = []
+        last_packet_corrupt = False
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:  # flush packet
+                    continue
+                last_packet_corrupt = packet.is_corrupt
+                ts = packet.pts if packet.pts is not None else packet.dts
+                if ts is None:
+                    continue
+                times.append(float(ts * packet.time_base))
+                durations.append(float(packet.duration * packet.time_base) if packet.duration else None)
+        except av.error.FFmpegError as e:
+            raise VideoDecodeError(path, f"truncated or corrupt: demuxing failed after {len(times)} packets ({e})") from e
+        truncation = _truncation_reason(len(times), _indexed_frames(container, stream), last_packet_corrupt)
+        if truncation:
+            raise VideoDecodeError(path, truncation)
+    if not times:
+        raise VideoDecodeError(path, "no video packets")
+    order = np.argsort(times, kind="stable")
+    sorted_times = np.asarray(times)[order]
+    first, last = float(sorted_times[0]), float(sorted_times[-1])
+    prev_gap = float(sorted_times[-1] - sorted_times[-2]) if len(times) > 1 else None
+    nominal = _nominal_interval(stream)
+    duration = last + _last_frame_duration(durations[order[-1]], prev_gap, nominal) - first
+    fps = len(times) / duration if duration > 0 else (1.0 / nominal if nominal else 0.0)
+    return VideoInfo(duration, fps, len(times), width, height, codec, "packets")
+
+
+def _nominal_interval(stream: av.video.stream.VideoStream) -> float | None:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return float(1 / rate) if rate else None
+
+
+def _last_frame_duration(own: float | None, prev_gap: float | None, nominal: float | None) -> float:
+    """How long the last frame lasts: its own duration, else the previous interval, else 1/rate."""
+    for d in (own, prev_gap, nominal):
+        if d is not None and d > 0:
+            return d
+    return 0.0
+
+
+# ---------------------------------------------------------------------------- decoded frames
+
+# Frames looked at before choosing PTS or DTS as the time source (see _BestEffortClock.seed).
+# Costs a one-off delay of 8 native frames before the first frame of a live stream.
+TIMESTAMP_LOOKAHEAD = 8
+
+
+@dataclass
+class _BestEffortClock:
+    """FFmpeg's guess_correct_pts with a monotonic guard, in seconds.
+
+    Uses PTS unless they have gone backwards more often than DTS (AVI with B-frames gets PTS
+    attached to the wrong frames, while its DTS are right). ``seed`` pre-counts the faults of the
+    first frames so that the choice is already right for the first frame. A time that is missing
+    or not after the previous one becomes previous + one nominal frame interval.
+    """
+
+    nominal: float | None
+    faulty_pts: int = 0
+    faulty_dts: int = 0
+    last_pts: float | None = None
+    last_dts: float | None = None
+    last_time: float | None = None
+
+    def seed(self, stamps: list[tuple[float | None, float | None]]) -> None:
+        for seq, attr in ((([p for p, _ in stamps]), "faulty_pts"), (([d for _, d in stamps]), "faulty_dts")):
+            vals = [v for v in seq if v is not None]
+            setattr(self, attr, sum(b <= a for a, b in zip(vals, vals[1:])))
+
+    def __call__(self, pts: float | None, dts: float | None) -> float:
+        if dts is not None:
+            self.faulty_dts += self.last_dts is not None and dts <= self.last_dts
+            self.last_dts = dts
+        if pts is not None:
+            self.faulty_pts += self.last_pts is not None and pts <= self.last_pts
+            self.last_pts = pts
+        use_pts = pts is not None and (self.faulty_pts <= self.faulty_dts or dts is None)
+        t = pts if use_pts else dts
+        if self.last_time is not None and (t is None or t <= self.last_time):
+            t = self.last_time + (self.nominal or 1e-3)
+        if t is None:
+            t = 0.0
+        self.last_time = t
+        return t
+
+
+@dataclass
+class DecodedFrame:
+    time: float          # seconds from the first frame
+    index: int           # native frame number in decode (presentation) order
+    frame: av.VideoFrame
+
+
+@dataclass
+class _Raw:
+    frame: av.VideoFrame
+    pts: float | None
+    dts: float | None
+    duration: float | None
+
+
+class FrameStream:
+    """Iterates the decoded frames of a container; after exhaustion ``end_time`` is the duration.
+
+    Raises VideoDecodeError (no frame at all) or VideoTruncatedError (after yielding ``n`` frames)
+    when demuxing or decoding fails or the file turns out cut short; the container is closed on
+    exhaustion, error or ``close()`` of the iterator.
+    """
+
+    def __init__(self, source: Any, open_kwargs: dict | None = None, thread_type: str = "AUTO"):
+        self.source = source
+        self.open_kwargs = dict(open_kwargs or {})
+        self.thread_type = thread_type
+        self.end_time: float | None = None
+        self.frames_decoded = 0
+        self._packets = 0
+        self._last_packet_corrupt = False
+        self._origin: float | None = None
+        self._prev_time: float | None = None
+        self._last_time = 0.0
+        self._last_duration: float | None = None
+
+    def __iter__(self) -> Iterator[DecodedFrame]:
+        container = _open_input(self.source, **self.open_kwargs)
+        try:
+            stream = container.streams.video[0]
+            stream.thread_type = self.thread_type
+            nominal = _nominal_interval(stream)
+            clock = _BestEffortClock(nominal)
+            window: list[_Raw] | None = []
+            error = None
+            try:
+                for raw in self._raw_frames(container, stream):
+                    if window is None:
+                        yield self._stamp(raw, clock)
+                        continue
+                    window.append(raw)
+                    if len(window) == TIMESTAMP_LOOKAHEAD:
+                        clock.seed([(r.pts, r.dts) for r in window])
+                        for r in window:
+                            yield self._stamp(r, clock)
+                        window = None
+            except av.error.FFmpegError as e:
+                error = f"({e})"
+            if window:  # short stream, or it broke inside the look-ahead window
+                clock.seed([(r.pts, r.dts) for r in window])
+                for r in window:
+                    yield self._stamp(r, clock)
+            if error is not None:
+                self._raise_broken(error)
+            if self.frames_decoded == 0:
+                raise VideoDecodeError(_name(self.source), "the video stream has no decodable frames")
+            truncation = _truncation_reason(self._packets, _indexed_frames(container, stream),
+                                            self._last_packet_corrupt)
+            if truncation:
+                self._raise_broken(truncation)
+            prev_gap = self._last_time - self._prev_time if self._prev_time is not None else None
+            self.end_time = self._last_time + _last_frame_duration(self._last_duration, prev_gap, nominal)
+        finally:
+            container.close()
+
+    def _raw_frames(self, container, stream) -> Iterator[_Raw]:
+        for packet in container.demux(stream):
+            if packet.size:
+                self._packets += 1
+                self._last_packet_corrupt = packet.is_corrupt
+            for frame in packet.decode():
+                tb = frame.time_base or stream.time_base
+                dur = _seconds(frame.duration, tb) if frame.duration else None
+                yield _Raw(frame, _seconds(frame.pts, tb), _seconds(frame.dts, tb), dur)
+
+    def _stamp(self, raw: _Raw, clock: _BestEffortClock) -> DecodedFrame:
+        t = clock(raw.pts, raw.dts)
+        if self._origin is None:
+            self._origin = t
+        rel = t - self._origin
+        if self.frames_decoded:
+            self._prev_time = self._last_time
+        self._last_time, self._last_duration = rel, raw.duration
+        self.frames_decoded += 1
+        return DecodedFrame(rel, self.frames_decoded - 1, raw.frame)
+
+    def _raise_broken(self, reason: str) -> None:
+        n = self.frames_decoded
+        if n == 0:
+            raise VideoDecodeError(_name(self.source), f"no frame could be decoded: {reason}")
+        raise VideoTruncatedError(_name(self.source), f"stream broke after {n} frames: {reason}",
+                                  frames_decoded=n)
+
+
+def _indexed_frames(container: av.container.InputContainer, stream) -> int:
+    """Frame count of an MP4/MOV sample table (exact); 0 for other containers, whose header
+    counts (AVI's, say) may include empty dropped-frame chunks the demuxer never returns."""
+    names = (container.format.name or "").split(",")
+    return stream.frames if "mov" in names or "mp4" in names else 0
+
+
+def _truncation_reason(packets: int, header_frames: int, last_packet_corrupt: bool) -> str | None:
+    """Why a stream that ended without an error is nevertheless cut short (else None).
+
+    A truncated MP4/MOV still opens when its index sits at the front ("faststart") and the
+    demuxer then just stops early: its index lists more samples than the file holds. Other
+    containers have no frame count, but the demuxer flags the last, partial packet as corrupt.
+    """
+    if header_frames and packets < header_frames:
+        return f"truncated: the container lists {header_frames} frames but holds {packets}"
+    if last_packet_corrupt:
+        return "truncated: the file ends inside a frame (last packet corrupt)"
+    return None
+
+
+# ------------------------------------------------------------------------------------ sampling
+
+def select_at_or_after(
+    items: Iterable[tuple[float, T]],
+    fps: float,
+    start_frame: int = 0,
+    end_frame: int | None = None,
+    end_time: Callable[[], float | None] | None = None,
+    tolerance: float = 5e-4,
+) -> Iterator[tuple[int, float, T]]:
+    """Pick, for each target ``i / fps``, the first item whose time is >= the target.
+
+    ``items`` yields (time, payload) with increasing times (lazily: this works on unbounded live
+    streams). Yields (i, target_time, payload) for ``start_frame <= i < end_frame``; one payload
+    may serve several consecutive targets when sampling faster than the native rate. At the end
+    of ``items``, ``end_time()`` (the duration, known only then) decides how many more targets
+    exist (``num_sampled_frames``: those before the end); they take the last item.
+    ``tolerance`` absorbs timestamp rounding (half a millisecond: MKV stores milliseconds).
+    """
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    if start_frame < 0 or (end_frame is not None and end_frame < start_frame):
+        raise ValueError(f"invalid frame range [{start_frame}, {end_frame})")
+    i = start_frame
+    if end_frame is not None and i >= end_frame:
+        return
+    last: T | None = None
+    have_last = False
+    for time, payload in items:
+        last, have_last = payload, True
+        while i / fps <= time + tolerance:
+            yield i, i / fps, payload
+            i += 1
+            if end_frame is not None and i >= end_frame:
+                return
+    if not have_last or end_time is None:
+        return
+    duration = end_time()
+    if duration is None:
+        return
+    n = num_sampled_frames(duration, fps)
+    if end_frame is not None:
+        n = min(n, end_frame)
+    while i < n:
+        yield i, i / fps, last  # type: ignore[misc]
+        i += 1
+
+
+@dataclass(frozen=True)
+class SampledFrame:
+    index: int             # sample number i (time i / fps)
+    time: float            # target time i / fps
+    frame_time: float      # time of the native frame actually used
+    native_index: int      # its native frame number (0-based, presentation order)
+    image: np.ndarray      # uint8 [size, size, 3] (or native [H, W, 3] when size is None)
+
+
+def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    return frame.to_ndarray(format="rgb24")
+
+
+def prepare_frame(image: np.ndarray, t: float, size: int | None, degradation: Degradation | None) -> np.ndarray:
+    """Native RGB frame sampled at ``t`` -> degraded (optional) -> letter-boxed (unless size is None)."""
+    if degradation is not None:
+        image = degradation(image, t)
+    return letterbox(image, size) if size is not None else image
+
+
+def iter_sampled(
+    source: Any,
+    fps: float,
+    size: int | None = 384,
+    start_frame: int = 0,
+    end_frame: int | None = None,
+    degradation: Degradation | None = None,
+    *,
+    format: str | None = None,
+    options: dict | None = None,
+    timeout: float | tuple[float, float] | None = None,
+    thread_type: str = "AUTO",
+) -> Iterator[SampledFrame]:
+    """The single decode-and-select generator behind ``iter_frames`` and ``load_clip``.
+
+    ``source`` is a path, a URL or a readable file object (anything ``av.open`` takes);
+    ``format``/``options``/``timeout`` go to ``av.open`` (devices, live streams). Frames before
+    ``start_frame`` are decoded and dropped (no seeking, so times stay exact); decoding stops as
+    soon as ``end_frame`` is reached. ``thread_type="SLICE"`` avoids frame-threading latency on
+    live input.
+    """
+    stream = FrameStream(source, {"format": format, "options": options, "timeout": timeout}, thread_type)
+    timed = ((d.time, d) for d in stream)
+    rgb_of: tuple[int, np.ndarray] | None = None  # native frame converted last (reused for repeats)
+    for i, t, decoded in select_at_or_after(timed, fps, start_frame, end_frame, lambda: stream.end_time):
+        if rgb_of is None or rgb_of[0] != decoded.index:
+            rgb_of = (decoded.index, _to_rgb(decoded.frame))
+        yield SampledFrame(i, t, decoded.time, decoded.index, prepare_frame(rgb_of[1], t, size, degradation))
+
+
+def iter_frames(
+    path: Any,
+    fps: float,
+    size: int | None = 384,
+    start_frame: int = 0,
+    end_frame: int | None = None,
+    degradation: Degradation | None = None,
+    **open_kwargs: Any,
+) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield (time, frame) one sampled frame at a time (the online engine's view of a video)."""
+    for s in iter_sampled(path, fps, size, start_frame, end_frame, degradation, **open_kwargs):
+        yield s.time, s.image
+
+
+@dataclass(frozen=True)
+class Clip:
+    frames: np.ndarray        # uint8 [T, size, size, 3]
+    times: np.ndarray         # target times i / fps, float64 [T]
+    frame_times: np.ndarray   # times of the native frames used, float64 [T]
+    native_indices: np.ndarray  # native frame numbers, int64 [T]
+
+
+def decode_clip(
+    path: Any,
+    fps: float,
+    start_frame: int = 0,
+    end_frame: int | None = None,
+    size: int | None = 384,
+    degradation: Degradation | None = None,
+    max_frames: int | None = None,
+    backend: str = "pyav",
+    **open_kwargs: Any,
+) -> Clip:
+    """Sampled frames ``[start_frame, end_frame)`` with their times and native frame numbers.
+
+    ``max_frames`` caps the number of frames returned (the first ones are kept). ``backend``:
+    ``"pyav"`` (default, the streaming decoder) or ``"decord"`` (optional, only if installed:
+    random access, same sampling rule on decord's frame timestamps, no truncation detection).
+    """
+    if max_frames is not None:
+        cap = start_frame + max_frames
+        end_frame = cap if end_frame is None else min(end_frame, cap)
+    if backend == "decord":
+        samples = _decord_samples(path, fps, size, start_frame, end_frame, degradation)
+    elif backend == "pyav":
+        samples = list(iter_sampled(path, fps, size, start_frame, end_frame, degradation, **open_kwargs))
+    else:
+        raise ValueError(f"backend must be 'pyav' or 'decord', got {backend!r}")
+    if not samples:
+        shape = (0, size, size, 3) if size is not None else (0, 0, 0, 3)
+        return Clip(np.zeros(shape, np.uint8), np.zeros(0), np.zeros(0), np.zeros(0, np.int64))
+    return Clip(
+        np.stack([s.image for s in samples]),
+        np.array([s.time for s in samples], dtype=np.float64),
+        np.array([s.frame_time for s in samples], dtype=np.float64),
+        np.array([s.native_index for s in samples], dtype=np.int64),
+    )
+
+
+def decord_available() -> bool:
+    try:
+        import decord  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _decord_samples(path: Any, fps: float, size: int | None, start_frame: int, end_frame: int | None,
+                    degradation: Degradation | None) -> list[SampledFrame]:
+    try:
+        import decord
+    except ImportError as e:
+        raise ImportError("backend='decord' needs the optional package decord (pip install decord)") from e
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"video not found: {p}")
+    if p.stat().st_size == 0:
+        raise VideoDecodeError(p, "empty file (0 bytes)")
+    try:
+        reader = decord.VideoReader(str(p), num_threads=1)
+        n = len(reader)
+        spans = np.asarray(reader.get_frame_timestamp(list(range(n))), dtype=np.float64)
+        avg_fps = float(reader.get_avg_fps())
+    except Exception as e:  # decord raises its own DECORDError (a RuntimeError) and others
+        raise VideoDecodeError(p, f"decord cannot read the video ({e})") from e
+    if n == 0:
+        raise VideoDecodeError(p, "the video stream has no decodable frames")
+    starts, ends = spans[:, 0], spans[:, 1]
+    if (starts < 0).any() or (np.diff(starts) <= 0).any():  # AVI & co: no usable timestamps
+        starts = np.arange(n) / avg_fps
+        ends = starts + 1.0 / avg_fps
+    origin = starts[0]
+    picks = list(select_at_or_after(((t - origin, k) for k, t in enumerate(starts)), fps,
+                                    start_frame, end_frame, lambda: float(ends[-1] - origin)))
+    wanted = sorted({k for _, _, k in picks})
+    try:
+        batch = reader.get_batch(wanted).asnumpy() if wanted else np.zeros((0,))
+    except Exception as e:
+        raise VideoDecodeError(p, f"decord failed while decoding ({e})") from e
+    rgb = {k: batch[j] for j, k in enumerate(wanted)}
+    return [SampledFrame(i, t, float(starts[k] - origin), k, prepare_frame(rgb[k], t, size, degradation))
+            for i, t, k in picks]
+
+
+def load_clip(
+    path: Any,
+    fps: float,
+    start_frame: int = 0,
+    end_frame: int | None = None,
+    size: int = 384,
+    degradation: Degradation | None = None,
+    max_frames: int | None = None,
+    backend: str = "pyav",
+    **open_kwargs: Any,
+) -> np.ndarray:
+    """uint8 ``[T, size, size, 3]`` RGB frames sampled at ``fps`` (training's view of a video)."""
+    return decode_clip(path, fps, start_frame, end_frame, size, degradation, max_frames, backend,
+                       **open_kwargs).frames

@@ -1,0 +1,235 @@
+"""data/sources.py: every source kind yields (time, frame) with the same sampling rule."""
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data.sources import (
+    detect_kind,
+    device_input_args,
+    list_frame_files,
+    open_source,
+    paced,
+    webcam_open_args,
+)
+from data.video import VideoTruncatedError, iter_frames
+from tests.videos import index_pattern, read_frame_index, write_test_video
+
+BOX64 = (0, 8, 64, 48)  # 64x48 inside a 64x64 letterbox
+
+
+def indices(frames) -> list[int]:
+    return [read_frame_index(f, box=BOX64) for _, f in frames]
+
+
+# ---------------------------------------------------------------------------- kind detection
+
+def test_detect_kind(tmp_path):
+    video = write_test_video(tmp_path / "v.mp4", 3, 10)
+    fifo = tmp_path / "p.fifo"
+    os.mkfifo(fifo)
+    assert detect_kind(video) == "file"
+    assert detect_kind(tmp_path) == "frames"
+    assert detect_kind(fifo) == "pipe"
+    assert detect_kind("-") == "pipe" and detect_kind("pipe:0") == "pipe"
+    assert detect_kind("follow:/tmp/x.ts") == "growing"
+    assert detect_kind(video, follow=True) == "growing"
+    assert detect_kind("rtsp://cam.local/stream") == "url"
+    assert detect_kind("https://host/live/index.m3u8") == "url"
+    assert detect_kind("webcam") == "webcam" and detect_kind("webcam:1") == "webcam"
+    assert detect_kind("/dev/video2") == "webcam"
+    with pytest.raises(FileNotFoundError):
+        detect_kind(tmp_path / "missing.mp4")
+
+
+def test_webcam_open_args_per_platform():
+    assert webcam_open_args("webcam", "linux") == ("/dev/video0", "v4l2")
+    assert webcam_open_args("webcam:2", "linux") == ("/dev/video2", "v4l2")
+    assert webcam_open_args("/dev/video1", "linux") == ("/dev/video1", "v4l2")
+    assert webcam_open_args("webcam:0", "darwin") == ("0", "avfoundation")
+    assert webcam_open_args("webcam:Integrated Camera", "win32") == ("video=Integrated Camera", "dshow")
+    with pytest.raises(ValueError, match="by name"):
+        webcam_open_args("webcam:0", "win32")
+
+
+# ------------------------------------------------------------------------------- file / folder
+
+def test_file_source_equals_iter_frames(tmp_path):
+    path = write_test_video(tmp_path / "v.mp4", 30, 10)
+    with open_source(path, fps=4, size=64) as src:
+        assert src.kind == "file"
+        got = list(src)
+    ref = list(iter_frames(path, fps=4, size=64))
+    assert [t for t, _ in got] == [t for t, _ in ref]
+    for (_, a), (_, b) in zip(got, ref):
+        np.testing.assert_array_equal(a, b)
+    assert indices(got) == [0, 3, 5, 8, 10, 13, 15, 18, 20, 23, 25, 28]
+
+
+def test_frame_folder_natural_order_and_sampling(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for k in range(12):  # frame_1.png .. frame_12.png: plain string order would put 10 before 2
+        Image.fromarray(index_pattern(k, 0.0, 48, 64)).save(folder / f"frame_{k + 1}.png")
+    (folder / "notes.txt").write_text("ignored")
+    assert [p.name for p in list_frame_files(folder)][:3] == ["frame_1.png", "frame_2.png", "frame_3.png"]
+    src = open_source(folder, fps=4, size=64, source_fps=6)
+    got = list(src)
+    # image k shows at k/6; targets i/4 < 12/6 = 2 s -> images ceil(6 i / 4)
+    assert [t for t, _ in got] == [i / 4 for i in range(8)]
+    assert indices(got) == [0, 2, 3, 5, 6, 8, 9, 11]
+    with pytest.raises(ValueError, match="source_fps"):
+        list(open_source(folder, fps=4))
+
+
+# --------------------------------------------------------------------- live-like sources
+
+def _chunked_writer(data: bytes, path, chunks: int, delay: float, done: threading.Event):
+    def run():
+        with open(path, "wb", buffering=0) as f:
+            step = len(data) // chunks + 1
+            for i in range(0, len(data), step):
+                f.write(data[i:i + step])
+                time.sleep(delay)
+        done.set()
+    return threading.Thread(target=run, daemon=True)
+
+
+def test_growing_file_is_read_while_written(tmp_path):
+    data = write_test_video(tmp_path / "src.ts", 30, 10, pattern="noisy_index").read_bytes()
+    target = tmp_path / "growing.ts"
+    done = threading.Event()
+    writer = _chunked_writer(data, target, chunks=10, delay=0.1, done=done)
+    writer.start()
+    received, done_at_first = [], None
+    for t, frame in open_source(f"follow:{target}", fps=5, size=64, idle_timeout=0.5):
+        if done_at_first is None:
+            done_at_first = done.is_set()
+        received.append((t, frame))
+    writer.join()
+    assert done_at_first is False, "the first frame must arrive while the file is still growing"
+    assert indices(received) == list(range(0, 30, 2))
+    assert [t for t, _ in received] == [i / 5 for i in range(15)]
+
+
+def test_fifo_pipe_source(tmp_path):
+    data = write_test_video(tmp_path / "src.ts", 20, 10, pattern="noisy_index").read_bytes()
+    fifo = tmp_path / "stream.fifo"
+    os.mkfifo(fifo)
+    writer = _chunked_writer(data, fifo, chunks=5, delay=0.02, done=threading.Event())
+    writer.start()
+    src = open_source(fifo, fps=10, size=64)
+    assert src.kind == "pipe"
+    got = list(src)
+    writer.join()
+    assert indices(got) == list(range(20))
+
+
+@pytest.mark.parametrize("name", ["remote.ts", "hls/index.m3u8"])
+def test_http_url_source(tmp_path, name):
+    if name.endswith(".m3u8"):   # an HLS playlist of 1-s segments
+        write_test_video(tmp_path / name, 20, 10, codec="libx264", container_format="hls",
+                         container_options={"hls_time": "1", "hls_list_size": "0"})
+    else:
+        write_test_video(tmp_path / name, 20, 10)
+    handler = functools.partial(_QuietHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{name}"
+        src = open_source(url, fps=5, size=64, timeout=5)
+        assert src.kind == "url"
+        assert indices(list(src)) == [0, 2, 4, 6, 8, 10, 12, 14, 16, 18]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_broken_stream_keeps_frames_then_raises(tmp_path):
+    src = write_test_video(tmp_path / "full.mp4", 40, 10, pattern="noisy_index",
+                           container_options={"movflags": "faststart"})
+    data = src.read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    got = []
+    with pytest.raises(VideoTruncatedError):
+        for item in open_source(tmp_path / "cut.mp4", fps=10, size=64):
+            got.append(item)
+    assert len(got) >= 5 and indices(got) == list(range(len(got)))
+
+
+# ------------------------------------------------------------------------------------ pacing
+
+def test_realtime_pacing_of_a_file(tmp_path):
+    path = write_test_video(tmp_path / "v.mp4", 10, 20)
+    start = time.monotonic()
+    got = list(open_source(path, fps=20, size=32, realtime=True))
+    elapsed = time.monotonic() - start
+    assert len(got) == 10
+    assert elapsed >= 0.45 - 0.01   # last frame at 0.45 s
+
+
+def test_paced_with_a_fake_clock():
+    now = [100.0]
+    sleeps = []
+
+    def sleep(d):
+        sleeps.append(round(d, 6))
+        now[0] += d
+
+    frames = [(0.0, "a"), (0.5, "b"), (1.0, "c"), (1.2, "d")]
+    out = []
+    lag = {"b": 0.1, "c": 0.3}   # time the consumer spends on each frame
+    for t, f in paced(frames, speed=2.0, clock=lambda: now[0], sleep=sleep):
+        out.append(f)
+        now[0] += lag.get(f, 0.0)
+    assert out == ["a", "b", "c", "d"]
+    # due (speed 2) at 0, .25, .5, .6 s: b waits .25; c waits .5 - .35 = .15;
+    # d is already late (.6 < .8) and is released at once
+    assert sleeps == [0.25, 0.15]
+
+
+def test_source_iterates_once(tmp_path):
+    path = write_test_video(tmp_path / "v.mp4", 5, 10)
+    src = open_source(path, fps=1, size=32)
+    list(src)
+    with pytest.raises(RuntimeError):
+        list(src)
+
+
+# ---------------------------------------------------------------------------- ffmpeg bridge
+
+def test_ffmpeg_bridge_source():
+    # lavfi's test source stands in for a capture device read by the ffmpeg program
+    src = open_source("ffmpeg:-f lavfi -i testsrc=size=64x48:rate=10 -t 2", fps=5, size=32)
+    assert src.kind == "ffmpeg"
+    got = list(src)
+    assert [t for t, _ in got] == [i / 5 for i in range(10)]
+    assert all(f.shape == (32, 32, 3) for _, f in got)
+    assert len({f.tobytes() for _, f in got}) > 1      # a moving pattern, not one frame repeated
+
+
+def test_ffmpeg_bridge_errors_and_early_close():
+    with pytest.raises(RuntimeError, match="No such filter"):
+        list(open_source("ffmpeg:-f lavfi -i nosuchfilter", fps=5))
+    endless = open_source("ffmpeg:-f lavfi -i testsrc=size=64x48:rate=10", fps=5, size=32)
+    it = iter(endless)
+    assert [next(it)[0] for _ in range(3)] == [0.0, 0.2, 0.4]
+    endless.close()   # terminates the ffmpeg process without raising
+
+
+def test_device_input_args():
+    assert device_input_args("/dev/video0", "v4l2", {"framerate": "30", "video_size": "640x480"}) == \
+        ["-f", "v4l2", "-framerate", "30", "-video_size", "640x480", "-i", "/dev/video0"]
+    assert detect_kind("ffmpeg:-f v4l2 -i /dev/video0") == "ffmpeg"

