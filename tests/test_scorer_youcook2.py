@@ -1,0 +1,206 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from test.scorers import youcook2 as yc
+from utils.io import dumps
+
+needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="java is not installed (METEOR / PTB tokenizer)")
+
+SALT, ONION = "Add salt to the water.", "Chop onions with a knife."
+GOLD = {
+    "v_one": {"duration": 60.0, "timestamps": [[0, 10], [20, 30]], "sentences": [SALT, ONION]},
+    "v_two": {"duration": 40.0, "timestamps": [[5, 15]], "sentences": ["Stir the soup."]},
+}
+
+
+@pytest.fixture
+def gold_file(tmp_path):
+    p = tmp_path / "yc2_val.json"
+    p.write_text(json.dumps(GOLD))
+    return str(p)
+
+
+# ------------------------------------------------------------------------------ conversion
+
+
+def test_responses_to_segments_keeps_first_caption():
+    responses = [{"time": 6, "content": "b"}, {"time": 2, "content": "a"}, {"time": 4, "content": "a"},
+                 {"time": 5, "role": "user", "content": "what now?"},
+                 {"time": 8, "content": "c"}, {"time": 10, "content": "c"}, {"time": 11, "content": "  "}]
+    d = yc.responses_to_segments(responses)
+    assert d.captions == ["a", "b", "c"]
+    np.testing.assert_array_equal(d.segments, [[0, 4], [4, 6], [6, 10]])
+    ref = yc.responses_to_segments(responses, drop_first_caption=True)  # the reference behaviour
+    assert ref.captions == ["b", "c"]
+    np.testing.assert_array_equal(ref.segments, [[4, 6], [6, 10]])
+    assert len(yc.responses_to_segments([])) == 0
+
+
+def test_load_predictions_densevid_json(tmp_path):
+    p = tmp_path / "pred.json"
+    p.write_text(json.dumps({"results": {"v_one": [{"timestamp": [1, 2], "sentence": "x"}]}}))
+    d = yc.load_predictions(p)
+    assert d["v_one"].captions == ["x"] and d["v_one"].segments.tolist() == [[1.0, 2.0]]
+
+
+def test_load_gold_checks_counts(tmp_path):
+    p = tmp_path / "g.json"
+    p.write_text(json.dumps({"v": {"timestamps": [[0, 1]], "sentences": ["a", "b"]}}))
+    with pytest.raises(ValueError, match="v"):
+        yc.load_gold(p)
+
+
+# ----------------------------------------------------------------------- detection + SODA
+
+
+def test_segment_iou_official_formula():
+    assert yc.segment_iou([0, 10], [5, 15]) == pytest.approx(1 / 3)
+    assert yc.segment_iou([0, 2], [3, 5]) == 0.0
+    assert 0.999999 < yc.segment_iou([0, 10], [0, 10]) < 1.0
+    # exactly one half is just below 0.5 with the +1e-8 of the official evaluator
+    assert yc.segment_iou([10, 20], [10, 30]) < 0.5
+    assert yc.caption_pairs(yc.iou_matrix(np.array([[10, 30]]), np.array([[10, 20]])), 0.5) == [(0, None)]
+
+
+def test_detection_scores_hand_computed():
+    gold = np.array([[0, 10], [20, 30]])
+    pred = np.array([[0, 10], [5, 15], [40, 50]])
+    p, r = yc.detection_scores(yc.iou_matrix(pred, gold))
+    assert p == pytest.approx([2 / 3, 1 / 3, 1 / 3, 1 / 3])
+    assert r == pytest.approx([0.5] * 4)
+    # strict ">" for coverage: an IoU of exactly 0.5 does not cover at 0.5
+    p2, _ = yc.detection_scores(np.array([[0.5]]), thresholds=(0.5,))
+    assert p2 == [0.0]
+
+
+def test_caption_pairs_include_unmatched():
+    ious = np.array([[0.6, 0.0], [0.4, 0.0]])  # [gold, pred]
+    assert yc.caption_pairs(ious, 0.3) == [(0, 0), (0, 1), (1, None)]
+    assert yc.caption_pairs(ious, 0.5) == [(0, 0), (1, None)]
+
+
+def test_ordered_assignment_preserves_order():
+    s = np.array([[0.9, 0.8], [0.85, 0.1]])
+    # crossing pairs (0,1)+(1,0) = 1.65 are not allowed; (0,0)+(1,1) = 1.0 is the best in order
+    assert yc.ordered_assignment_score(s) == pytest.approx(1.0)
+    assert yc.ordered_assignment_score(np.array([[0.2, 0.7, 0.1]])) == pytest.approx(0.7)
+    # SODA_c: best 1.0 with 2 preds and 2 GT -> p = r = 0.5
+    assert yc.soda_c(np.ones((2, 2)), s) == pytest.approx(0.5)
+    assert yc.soda_c(np.zeros((2, 0)), np.zeros((2, 0))) == 0.0
+
+
+def test_detection_only_missing_video_scores_zero(gold_file, tmp_path):
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text(json.dumps({"id": "v_one", "responses": [
+        {"time": 10, "content": "add salt"}, {"time": 20, "content": "cut"}, {"time": 30, "content": "chop"}]}) + "\n")
+    r = yc.evaluate_files(str(pred), gold_file, options={"captions": False})
+    # v_one segments [0,10], [10,20], [20,30]: 2 of 3 preds and 2 of 2 GT covered at every tIoU
+    assert r["per_video"]["v_one"]["Precision_Mean"] == pytest.approx(2 / 3)
+    assert r["per_video"]["v_one"]["F1_Score"] == pytest.approx(0.8)
+    assert r["per_video"]["v_two"]["Recall_Mean"] == 0.0 and r["per_video"]["v_two"]["n_preds"] == 0
+    m = r["metrics"]
+    assert m["Precision_Mean"] == pytest.approx(100 / 3) and m["Recall_Mean"] == pytest.approx(50.0)
+    assert m["F1_Score"] == pytest.approx(40.0) and m["n_preds"] == 1.5
+    assert r["n_missing"] == 1 and r["protocol"]["missing_video"].startswith("empty")
+    # the reference conversion drops [0,10] "add salt": recall of v_one falls to 1/2
+    r2 = yc.evaluate_files(str(pred), gold_file, options={"captions": False, "drop_first_caption": True})
+    assert r2["per_video"]["v_one"]["Recall_Mean"] == pytest.approx(0.5)
+    assert r2["protocol"]["drop_first_caption"] is True
+    # the reference driver: first caption dropped and v_two (no prediction) not scored at all
+    r3 = yc.evaluate_files(str(pred), gold_file, protocol="reference", options={"captions": False})
+    assert r3["n_videos"] == 1 and r3["n_missing"] == 1 and list(r3["per_video"]) == ["v_one"]
+    assert r3["metrics"]["Recall_Mean"] == pytest.approx(50.0) and r3["metrics"]["Precision_Mean"] == pytest.approx(50.0)
+    assert r3["protocol"]["name"] == "reference" and r3["protocol"]["drop_first_caption"] is True
+    with pytest.raises(ValueError, match="protocol"):
+        yc.evaluate_files(str(pred), gold_file, protocol="oracle")
+
+
+def test_real_gold_perfect_detection(shared_data, tmp_path):
+    gold_path = shared_data / "youcook2" / "yc2_val.json"
+    gold = yc.load_gold(gold_path)
+    assert len(gold) == 457
+    pred = tmp_path / "pred.json"
+    pred.write_text(json.dumps({"results": {v: [{"timestamp": list(s), "sentence": c}
+                                                for s, c in zip(d.segments.tolist(), d.captions)]
+                                            for v, d in gold.items()}}))
+    r = yc.evaluate_files(str(pred), str(gold_path), options={"captions": False})
+    for t in yc.IOU_THRESHOLDS:
+        assert r["metrics"][f"Precision@{t}"] == pytest.approx(100.0)
+        assert r["metrics"][f"Recall@{t}"] == pytest.approx(100.0)
+    assert r["metrics"]["F1_Score"] == pytest.approx(100.0) and r["n_missing"] == 0
+
+
+# ------------------------------------------------------------------------- with Java (METEOR)
+
+
+@pytest.fixture(scope="module")
+def meteor():
+    if shutil.which("java") is None:
+        pytest.skip("java is not installed (METEOR)")
+    with yc.MeteorSession() as m:
+        yield m
+
+
+@pytest.mark.java
+@needs_java
+def test_ptb_tokenize():
+    assert yc.ptb_tokenize(["Add salt, then stir!", "", "Add salt, then stir!"]) == \
+        ["add salt then stir", "", "add salt then stir"]
+
+
+@pytest.mark.java
+@needs_java
+def test_meteor_session_agrees_with_pycocoevalcap(meteor):
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    pairs = [("add salt to the water", "add salt to the water"),
+             ("chop the onions", "chop onions with a knife"),
+             ("stir the soup", "qwertyuiopasdf")]
+    gts = {str(i): [r] for i, (_, r) in enumerate(pairs)}
+    res = {str(i): [h] for i, (h, _) in enumerate(pairs)}
+    ref_corpus, ref_segments = Meteor().compute_score(gts, res)
+    stats = meteor.stats(pairs)
+    assert meteor.corpus_scores([stats])[0] == pytest.approx(ref_corpus, abs=1e-9)
+    assert meteor.segment_scores(stats) == pytest.approx(ref_segments, abs=1e-9)
+    assert meteor.segment_scores(stats)[0] == 1.0 and meteor.segment_scores(stats)[2] == 0.0
+    # the corpus score of a group is not the mean of its segment scores
+    assert ref_corpus != pytest.approx(np.mean(ref_segments))
+
+
+@pytest.mark.java
+@needs_java
+def test_full_evaluation_hand_computed(gold_file, tmp_path, meteor):
+    # v_one: both GT captions exactly, plus an unmatched third caption; v_two: no prediction
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text(json.dumps({"id": "v_one", "responses": [
+        {"time": 10, "content": SALT}, {"time": 20, "content": "Stir the pot."},
+        {"time": 30, "content": ONION}]}) + "\n")
+    # segments: [0,10] SALT (exact), [10,20] unmatched, [20,30] ONION (exact)
+    r = yc.evaluate_files(str(pred), gold_file, options={"meteor": meteor})
+    v1 = r["per_video"]["v_one"]
+    # CIDEr per threshold: IDF over 3 pairs; the exact pairs have cosine 1 in every n-gram order
+    # (the two references share no word), the random-reference pair 0 -> 10 * (1 + 1 + 0) / 3
+    assert v1["CIDEr"] == pytest.approx(20 / 3)
+    assert 0.0 < v1["METEOR"] < 1.0
+    # SODA_c: 2 exact matches (METEOR 1, IoU ~1) -> p = 2/3, r = 1 -> F = 0.8
+    assert v1["SODA_c"] == pytest.approx(0.8, rel=1e-6)
+    assert v1["Precision_Mean"] == pytest.approx(2 / 3) and v1["Recall_Mean"] == 1.0
+    assert r["per_video"]["v_two"]["CIDEr"] == 0.0 and r["per_video"]["v_two"]["SODA_c"] == 0.0
+    assert r["metrics"]["CIDEr"] == pytest.approx(1000 / 3)
+    assert r["metrics"]["SODA_c"] == pytest.approx(40.0, rel=1e-6)
+
+    # perfect prediction for v_one only: METEOR 1 and CIDEr 10 for that video
+    pred.write_text(json.dumps({"id": "v_one", "responses": [
+        {"time": 10, "content": SALT}, {"time": 20, "content": "Chop onions with a knife"}]}) + "\n")
+    gold2 = tmp_path / "g2.json"
+    gold2.write_text(json.dumps({"v_one": {"duration": 60, "timestamps": [[0, 10], [10, 20]],
+                                           "sentences": [SALT, ONION]}}))
+    r = yc.evaluate_files(str(pred), str(gold2), options={"meteor": meteor})
+    assert r["metrics"]["METEOR"] == pytest.approx(100.0)
+    assert r["metrics"]["CIDEr"] == pytest.approx(1000.0)
+    assert r["metrics"]["SODA_c"] == pytest.approx(100.0, rel=1e-6)
+    assert r["protocol"]["dataset"] == "youcook2" and r["protocol"]["iou_thresholds"] == [0.3, 0.5, 0.7, 0.9]
+    dumps(r)  # JSON-able, no NaN
