@@ -18,6 +18,8 @@ model id and both messages), so a rerun, or a run resumed after an error, never 
 """
 from __future__ import annotations
 
+import abc
+
 import hashlib
 import http.client
 import json
@@ -112,7 +114,7 @@ class JudgeCache:
             self._writer = None
 
 
-class Judge:
+class Judge(abc.ABC):
     """Base class: caching, parsing and counting; subclasses implement ``_complete``."""
 
     kind = "judge"
@@ -123,8 +125,9 @@ class Judge:
         self.stats = {"requests": 0, "cache_hits": 0, "repeats": 0, "unparsable": 0}
         self._memo: dict[str, int] = {}  # this run's judgements (identical pairs are asked once)
 
+    @abc.abstractmethod
     def _complete(self, system: str, user: str) -> str:
-        raise NotImplementedError
+        """The judge's raw reply to one (system, user) prompt."""
 
     def score(self, question: str, gold: str, pred: str) -> int:
         user = user_message(question, gold, pred)
