@@ -91,9 +91,10 @@ def read_durations(csv_path: str | Path) -> dict[str, float]:
 
 
 def default_durations_csv(gold_file: str | Path) -> Path:
-    """The Charades_v1_{train,test}.csv beside the STA file (train for a *train* file, else test)."""
+    """The Charades_v1_<split>.csv beside charades_sta_<split>.txt (else train for a *train* file, else test)."""
     gold_file = Path(gold_file)
-    split = "train" if "train" in gold_file.name else "test"
+    m = re.fullmatch(r"charades_sta_(\w+)\.txt", gold_file.name)
+    split = m.group(1) if m else ("train" if "train" in gold_file.name else "test")
     return gold_file.with_name(f"Charades_v1_{split}.csv")
 
 
