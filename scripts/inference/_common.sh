@@ -1,0 +1,79 @@
+# Sourced by scripts/inference/<benchmark>.sh: the model flags, the three steps and their files.
+#
+# Every path comes from the environment (or the calling script's arguments), never from this file:
+#   OUT_DIR        outputs of this benchmark (default outputs/<benchmark>)
+#   MODEL_CONFIG   preset name or .json (default aha-7b); WEIGHTS backbone folder; CHECKPOINT Aha! checkpoint
+#   TOKENIZER      tokenizer folder (default: the checkpoint's / weights')
+#   DEVICE         cuda | cpu | cuda:N (default: cuda when torch sees one); DTYPE bf16 | fp16 | fp32
+#                  (default bf16 on cuda); ATTN sdpa | flash_attention_2 | eager
+#   PROMPT_ORDER   training (default) | reference (the released weights' token order: query turn first)
+#   CACHE_POLICY   sink (default, the reference's standard SinkCache 2048/32) | dynamic_sink | sliding | unbounded
+#   TUNE FOLDS GRID UNCERTAINTY_KIND MISSING   held-out tuning and scoring (test.benchmark)
+#   PLOTS          items to plot (default 5; 0 = none)
+#   INFER_ARGS / BENCH_ARGS   extra flags for test.run_benchmark / test.benchmark (word-split)
+#   PYTHON         the interpreter (default: python)
+# Extra command-line arguments of the benchmark script go to test.run_benchmark.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+export TOKENIZERS_PARALLELISM=${TOKENIZERS_PARALLELISM:-false}
+PY=${PYTHON:-python}
+
+die() { echo "$(basename "$0"): $*" >&2; exit 2; }
+need_file() { [ -f "$1" ] || die "$2 not found: $1"; }
+need_dir() { [ -d "$1" ] || die "$2 is not a folder: $1"; }
+
+OUT_DIR=${OUT_DIR:-outputs/$BENCH}
+mkdir -p "$OUT_DIR"
+SEED=${SEED:-0}
+MODEL_CONFIG=${MODEL_CONFIG:-aha-7b}
+if [ -z "${DEVICE:-}" ]; then
+  DEVICE=$("$PY" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")')
+fi
+if [ -z "${DTYPE:-}" ] && [ "${DEVICE%%:*}" = cuda ]; then DTYPE=bf16; fi
+if [ "$MODEL_CONFIG" != aha-tiny ] && [ -z "${WEIGHTS:-}" ] && [ -z "${CHECKPOINT:-}" ]; then
+  die "MODEL_CONFIG=$MODEL_CONFIG needs WEIGHTS (backbone folder) and CHECKPOINT (Aha! checkpoint); see instructions/models.md"
+fi
+MODEL_ARGS=(--model_config "$MODEL_CONFIG" --device "$DEVICE")
+[ -n "${WEIGHTS:-}" ] && MODEL_ARGS+=(--weights "$WEIGHTS")
+[ -n "${CHECKPOINT:-}" ] && MODEL_ARGS+=(--checkpoint "$CHECKPOINT")
+[ -n "${TOKENIZER:-}" ] && MODEL_ARGS+=(--tokenizer "$TOKENIZER")
+[ -n "${DTYPE:-}" ] && MODEL_ARGS+=(--dtype "$DTYPE")
+[ -n "${ATTN:-}" ] && MODEL_ARGS+=(--attn "$ATTN")
+MODEL_ARGS+=(--prompt_order "${PROMPT_ORDER:-training}" --cache_policy "${CACHE_POLICY:-sink}")
+[ -n "${WINDOW:-}" ] && MODEL_ARGS+=(--window "$WINDOW")
+[ -n "${SINK_TOKENS:-}" ] && MODEL_ARGS+=(--sink_tokens "$SINK_TOKENS")
+[ -n "${MAX_FRAMES:-}" ] && MODEL_ARGS+=(--max_frames "$MAX_FRAMES")
+
+# convert ITEMS ARGS...: write the items file once (kept across runs: the template draw is seeded)
+convert_items() {
+  local items=$1; shift
+  if [ -f "$items" ]; then
+    echo "items: $items (exists; delete it to convert again)"
+  else
+    "$PY" "$ROOT/datasets/convert.py" "$@" --seed "$SEED" --output "$items"
+  fi
+}
+
+# infer ITEMS PRED ENGINE_FLAGS...: stream every item (resumable)
+infer() {
+  local items=$1 pred=$2; shift 2
+  # shellcheck disable=SC2086
+  "$PY" -m test.run_benchmark --items "$items" --video_root "$VIDEO_ROOT" --output "$pred" \
+      "${MODEL_ARGS[@]}" "$@" ${INFER_ARGS:-}
+}
+
+# score DATASET PRED GOLD RESULTS BENCH_FLAGS...: held-out tuning, scoring, results record, plots
+score() {
+  local dataset=$1 pred=$2 gold=$3 results=$4; shift 4
+  local tune_args=()
+  [ -n "${TUNE:-}" ] && tune_args+=(--tune "$TUNE")
+  [ -n "${UNCERTAINTY_KIND:-}" ] && tune_args+=(--uncertainty_kind "$UNCERTAINTY_KIND")
+  # shellcheck disable=SC2086
+  "$PY" -m test.benchmark --dataset "$dataset" --pred "$pred" --gold "$gold" --out "$results" \
+      --folds "${FOLDS:-5}" --tune_seed "$SEED" --grid "${GRID:-default}" --missing "${MISSING:-drop}" \
+      ${tune_args[@]+"${tune_args[@]}"} "$@" ${BENCH_ARGS:-}
+  if [ "${PLOTS:-5}" -gt 0 ]; then
+    bash "$ROOT/scripts/visualize/plot_benchmark.sh" "$results" "" "${PLOTS:-5}"
+  fi
+}

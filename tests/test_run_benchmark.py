@@ -1,0 +1,452 @@
+"""Benchmark drivers end to end on the aha-tiny preset (random heads: mechanics, not quality).
+
+Tiny fixture videos (tests/videos.py) and items written by datasets/convert.py for a
+Charades-STA-like and a TVSum-like case: every item predicted, resume without model work, a torn
+last line cut off, a missing video logged and skipped, native frame indices, per-video degradation
+schedules, the results record (held-out k-fold by default), hand-checkable tuning on synthetic
+predictions, and one shell script run end to end.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test import benchmark, run_benchmark
+from test.postprocess import FusionParams, fuse_prediction
+from test.predictions import load_predictions
+from test.tuning import fusion_params
+from utils.io import read_json, read_jsonl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from videos import write_test_video  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+NATIVE_FPS = 10
+
+
+def _convert_module():
+    spec = importlib.util.spec_from_file_location("aha_convert_rb", REPO / "datasets" / "convert.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Videos, annotation files in the benchmarks' raw formats, and the converted items."""
+    d = tmp_path_factory.mktemp("bench")
+    videos = d / "videos"
+    for name, seconds in (("A", 6), ("B", 4), ("tvA", 6), ("tvB", 4), ("tvC", 8)):
+        write_test_video(videos / f"{name}.mp4", seconds * NATIVE_FPS, fps=NATIVE_FPS)
+    # Charades-STA: C has an annotation but no video file
+    (d / "charades_sta_test.txt").write_text("A 2.0 4.0##person opens a door\nB 1.0 3.0##person sits down\n"
+                                             "C 1.0 3.0##person drinks\n")
+    (d / "Charades_v1_test.csv").write_text("id,length\nA,6.0\nB,4.0\nC,5.0\n")
+    # TVSum: info tsv, per-frame anno tsv (2 annotators), UMT per-2-s-clip gold (20 annotators)
+    info = ["category\tvideo_id\ttitle\turl\tlength"]
+    anno, clip_gold = [], {}
+    rng = np.random.default_rng(0)
+    for vid, cat, seconds in (("tvA", "VT", 6), ("tvB", "VU", 4), ("tvC", "GA", 8)):
+        info.append(f"{cat}\t{vid}\ttitle of {vid}\thttp://example.invalid/{vid}\t0:0{seconds}")
+        for _ in range(2):
+            anno.append(f"{vid}\t{cat}\t" + ",".join(str(int(x)) for x in rng.integers(1, 6, seconds * NATIVE_FPS)))
+        clip_gold[vid] = {"anno": rng.integers(1, 6, (seconds // 2, 20)).tolist(), "domain": cat}
+    (d / "ydata-tvsum50-info.tsv").write_text("\n".join(info) + "\n")
+    (d / "ydata-tvsum50-anno.tsv").write_text("\n".join(anno) + "\n")
+    (d / "tvsum_anno.json").write_text(json.dumps(clip_gold))
+    conv = _convert_module()
+    assert conv.main(["charades", "--input", str(d / "charades_sta_test.txt"), "--lengths",
+                      str(d / "Charades_v1_test.csv"), "--output", str(d / "charades_items.jsonl")]) == 0
+    assert conv.main(["tvsum", "--input", str(d / "ydata-tvsum50-info.tsv"), "--anno", str(d / "ydata-tvsum50-anno.tsv"),
+                      "--output", str(d / "tvsum_items.jsonl")]) == 0
+    return d
+
+
+@pytest.fixture(scope="module")
+def tiny(shared_data):
+    from models.inference import load_for_inference
+
+    return load_for_inference("aha-tiny", tokenizer=str(shared_data / "tokenizers" / "qwen2"))
+
+
+@pytest.fixture()
+def loads(monkeypatch, tiny):
+    """Serve the module's model instead of loading one per run; count the loads."""
+    count = {"n": 0}
+
+    def fake_load(*args, **kwargs):
+        count["n"] += 1
+        return tiny
+
+    monkeypatch.setattr(run_benchmark, "load_for_inference", fake_load)
+    return count
+
+
+def rb_args(data, items, output, *extra):
+    return ["--items", str(data / items), "--video_root", str(data / "videos"), "--output", str(output),
+            "--fps", "1", "--no_generate", "--quiet", *extra]
+
+
+@pytest.fixture(scope="module")
+def charades_run(data, tiny):
+    """Charades-like items streamed in three runs: --limit 1, then (after a torn write) all, then again."""
+    out = data / "charades_pred.jsonl"
+    mp = pytest.MonkeyPatch()
+    calls = []
+    try:
+        mp.setattr(run_benchmark, "load_for_inference", lambda *a, **k: calls.append(1) or tiny)
+        rc1 = run_benchmark.main(rb_args(data, "charades_items.jsonl", out, "--limit", "1"))
+        lines_after_first = out.read_text().count("\n")
+        with open(out, "a") as f:
+            f.write('{"id": "B#1", "frames": {"time": [0.0, 1.')  # a crash in the middle of a write
+        rc2 = run_benchmark.main(rb_args(data, "charades_items.jsonl", out))
+        loads_before_third = len(calls)
+
+        def forbidden(*a, **k):
+            raise AssertionError("a resumed run with nothing left to stream loaded the model")
+
+        mp.setattr(run_benchmark, "load_for_inference", forbidden)
+        rc3 = run_benchmark.main(rb_args(data, "charades_items.jsonl", out))
+    finally:
+        mp.undo()
+    return {"out": out, "rc": (rc1, rc2, rc3), "first_lines": lines_after_first, "loads": loads_before_third}
+
+
+def test_every_item_predicted_once_and_the_missing_video_logged(data, charades_run):
+    out = charades_run["out"]
+    assert charades_run["rc"] == (0, 0, 0)
+    assert charades_run["first_lines"] == 1
+    assert charades_run["loads"] == 2  # one per run that had something to stream
+    recs = read_jsonl(out)  # raises on a bad middle line: the torn fragment was cut off
+    assert [r["id"] for r in recs] == ["A#0", "B#1"]
+    preds = load_predictions(out)
+    # 6-s and 4-s videos at 1 fps: frames at 0..5 and 0..3; native 10 fps -> frame 10 t
+    assert preds["A#0"].time.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert preds["B#1"].time.tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert preds["B#1"].native_frame_index.tolist() == [0, 10, 20, 30]
+    assert preds["A#0"].duration == pytest.approx(6.0)
+    assert preds["A#0"].query == read_jsonl(data / "charades_items.jsonl")[0]["query"]
+    for p in preds.values():
+        assert np.all((p.informative >= 0) & (p.informative <= 1)) and np.all((p.relevance >= 0) & (p.relevance <= 1))
+        assert p.responses == []  # --no_generate
+    errors = read_jsonl(run_benchmark.errors_path(out))
+    # C#2 has no video: logged by each of the three runs (the full runs retry it), never predicted
+    assert {e["id"] for e in errors} == {"C#2"} and len(errors) == 2
+    assert errors[0]["error"] == "FileNotFoundError" and "C.mp4" in errors[0]["message"]
+    run = read_json(run_benchmark.run_record_path(out))
+    assert run["engine"]["tokens_per_frame"] == 49 and run["engine"]["fps"] == 1.0
+    assert run["items"]["converter"]["dataset"] == "charades"
+    assert [r["n_predicted"] for r in run["runs"]] == [1, 1, 0]
+    assert [r["n_already_done"] for r in run["runs"]] == [0, 1, 2]
+
+
+def test_resume_with_other_settings_is_refused(data, charades_run, loads, capsys):
+    args = rb_args(data, "charades_items.jsonl", charades_run["out"])
+    args[args.index("--fps") + 1] = "2"
+    assert run_benchmark.main(args) == 2
+    assert "fps: 1.0 -> 2.0" in capsys.readouterr().err
+    assert loads["n"] == 0
+
+
+@pytest.fixture(scope="module")
+def tvsum_pred(data, tiny):
+    out = data / "tvsum_pred.jsonl"
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.setattr(run_benchmark, "load_for_inference", lambda *a, **k: tiny)
+        assert run_benchmark.main(rb_args(data, "tvsum_items.jsonl", out, "--degrade", "random:3:blackout")) == 0
+    finally:
+        mp.undo()
+    return out
+
+
+def test_tvsum_items_native_frames_and_degradation(data, tvsum_pred):
+    preds = load_predictions(tvsum_pred)
+    assert sorted(preds) == ["tvA", "tvB", "tvC"]
+    assert preds["tvC"].native_frame_index.tolist() == [0, 10, 20, 30, 40, 50, 60, 70]
+    assert preds["tvC"].extra["native_fps"] == pytest.approx(NATIVE_FPS)
+    assert preds["tvA"].extra["prompt_variant"] == "title" and "title of tvA" in preds["tvA"].query
+    schedules = {i: p.extra["degradation"] for i, p in preds.items()}
+    for i, segs in schedules.items():
+        assert segs and all(kind == "blackout" for _, _, kind in segs), i
+    # seeded per video: same seed and id -> same schedule, another id -> its own draw
+    again = run_benchmark.item_degradation("random:3:blackout", "tvC", data / "videos" / "tvC.mp4")
+    assert again.to_list() == schedules["tvC"]
+
+
+def test_bad_degradation_spec_fails_before_any_work(data, loads, capsys):
+    rc = run_benchmark.main(rb_args(data, "tvsum_items.jsonl", data / "x.jsonl", "--degrade", "random:1:fog"))
+    assert rc == 2 and "fog" in capsys.readouterr().err and loads["n"] == 0
+    assert not (data / "x.jsonl").exists()
+
+
+def test_results_record_kfold_by_default(data, charades_run):
+    out = data / "charades_results.json"
+    rc = benchmark.main(["--dataset", "charades", "--pred", str(charades_run["out"]), "--gold",
+                         str(data / "charades_sta_test.txt"), "--out", str(out), "--folds", "2", "--split", "test",
+                         "--plots", "2"])
+    assert rc == 0
+    res = read_json(out)
+    p = res["protocol"]
+    assert p["tuned_on"] == "k-fold" and p["tuned_on"] != "TEST (tuned on the reported data)"
+    assert p["tuned_on_test"] is False
+    assert p["dataset"] == "charades" and p["split"] == "test"
+    assert p["fps"] == 1.0 and p["tokens_per_frame"] == 49 and p["cache_policy"]["policy"] == "sink"
+    assert p["model"]["model_config"] == "aha-tiny" and p["decision"]["threshold"] is None
+    assert p["command"]["inference"] and p["command"]["convert"][2] == "charades"
+    folds = p["fusion"]["folds"]
+    assert sorted(i for f in folds for i in f["report_ids"]) == ["A#0", "B#1"]
+    for f in folds:  # each fold is tuned on the other one only
+        assert f["n_tune"] == 1
+    cov = p["coverage"]
+    assert (cov["n_gold"], cov["n_predicted"], cov["n_scored"], cov["n_failed_at_inference"]) == (3, 2, 2, 1)
+    assert cov["missing_ids"] == ["C#2"] and cov["complete"] is False
+    assert res["headline"]["name"] == "R1@0.5"
+    assert res["headline"]["value"] == res["metrics"]["metrics"]["R1@0.5"]
+    # the scored file holds each item's fused score with its own fold's weights
+    raw = load_predictions(charades_run["out"])
+    scored = load_predictions(res["files"]["scored_predictions"])
+    for f in folds:
+        for i in f["report_ids"]:
+            np.testing.assert_allclose(scored[i].relevance, fuse_prediction(raw[i], fusion_params(f["best_params"])))
+    # the restricted gold keeps line numbers as ids: only A#0 and B#1 are left
+    lines = Path(res["files"]["scored_gold"]).read_text().splitlines()
+    assert lines[:2] == ["A 2.0 4.0##person opens a door", "B 1.0 3.0##person sits down"] and lines[2] == ""
+    plots = sorted((out.parent / "charades_results_files" / "plots").glob("*.png"))
+    assert [x.name for x in plots] == ["A_0.png", "B_1.png"]
+
+
+def test_fixed_weights_score_as_the_plain_scorer(data, tvsum_pred):
+    """--tune none through the identity trick == test.evaluate on the raw predictions (TVSum UMT)."""
+    from test.evaluate import run as evaluate
+
+    pred = tvsum_pred
+    out = data / "tvsum_results.json"
+    flags = ["--alpha", "0.5", "--beta", "1.0", "--epsilon", "0.3", "--tau", "-1.0"]
+    assert benchmark.main(["--dataset", "tvsum", "--pred", str(pred), "--gold", str(data / "tvsum_anno.json"),
+                           "--out", str(out), "--tune", "none", *flags]) == 0
+    res = read_json(out)
+    direct = evaluate(["--func", "tvsum", "--pred_file", str(pred), "--gold_file", str(data / "tvsum_anno.json"),
+                       *flags, "--uncertainty_kind", "logvar"])
+    assert res["metrics"]["top5_mAP"] == pytest.approx(direct["top5_mAP"])
+    assert res["metrics"]["per_video"] == pytest.approx(direct["per_video"])
+    assert res["protocol"]["tuned_on"] == "not tuned (fixed parameters)"
+    assert res["protocol"]["fusion"]["params"]["epsilon"] == 0.3
+    assert res["protocol"]["degradation"] == "random:3:blackout"
+    assert res["protocol"]["prompt_variant"] == "title"
+
+
+# ---------------------------------------------------------------------- synthetic predictions
+
+
+def _synthetic_charades(d: Path, n: int = 4) -> tuple[Path, Path]:
+    """n 10-s queries with gold [3, 6]: relevance is 1 exactly on frames 3-5, informative the opposite.
+
+    Hand-worked with the causal rule (threshold 0.5, anchor 0): relevance alone gives the run 3..5,
+    i.e. [3, 6], IoU 1; informative alone gives the longest run 6..9 = [6, 10], IoU 0; their sum is
+    constant -> every frame on -> [0, 10], IoU 0.3; all zero -> no interval, IoU 0.
+    """
+    d.mkdir(parents=True, exist_ok=True)
+    rel = [0, 0, 0, 1, 1, 1, 0, 0, 0, 0]
+    recs, lines, csv = [], [], ["id,length"]
+    for k in range(n):
+        vid = f"S{k}"
+        lines.append(f"{vid} 3.0 6.0##query {k}")
+        csv.append(f"{vid},10.0")
+        recs.append({"id": f"{vid}#{k}", "fps": 1.0, "duration": 10.0, "frames": {
+            "time": [float(t) for t in range(10)], "relevance": rel, "informative": [1 - x for x in rel],
+            "uncertainty": [0.0] * 10}, "responses": []})
+    (d / "charades_sta_test.txt").write_text("\n".join(lines) + "\n")
+    (d / "Charades_v1_test.csv").write_text("\n".join(csv) + "\n")
+    pred = d / "pred.jsonl"
+    pred.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    grid = d / "grid.json"
+    grid.write_text(json.dumps({"alpha": [0.0, 1.0], "beta": [0.0, 1.0], "epsilon": [0.0], "tau": [0.0]}))
+    return pred, grid
+
+
+def _bench(d, pred, grid, *extra):
+    out = d / f"res_{len(list(d.glob('res_*.json')))}.json"
+    rc = benchmark.main(["--dataset", "charades", "--pred", str(pred), "--gold", str(d / "charades_sta_test.txt"),
+                         "--out", str(out), "--grid", str(grid), *extra])
+    return rc, (read_json(out) if rc == 0 else None)
+
+
+def test_kfold_tuning_finds_the_relevance_head(tmp_path):
+    pred, grid = _synthetic_charades(tmp_path)
+    rc, res = _bench(tmp_path, pred, grid, "--folds", "2")
+    assert rc == 0
+    for f in res["protocol"]["fusion"]["folds"]:
+        assert (f["best_params"]["alpha"], f["best_params"]["beta"]) == (0.0, 1.0)
+        assert f["tune_score"] == 100.0
+    assert res["metrics"]["metrics"]["R1@0.5"] == 100.0 and res["metrics"]["metrics"]["mIoU"] == pytest.approx(100.0)
+
+
+def test_fixed_informative_only_misses_every_moment(tmp_path):
+    pred, grid = _synthetic_charades(tmp_path)
+    rc, res = _bench(tmp_path, pred, grid, "--tune", "none", "--alpha", "1", "--beta", "0", "--epsilon", "0")
+    assert rc == 0 and res["metrics"]["metrics"]["R1@0.3"] == 0.0
+    rc, res = _bench(tmp_path, pred, grid, "--tune", "none", "--alpha", "1", "--beta", "1", "--epsilon", "0")
+    assert res["metrics"]["metrics"]["mIoU"] == pytest.approx(30.0)  # [0, 10] vs [3, 6]
+
+
+def test_split_tuning_reports_only_the_other_items(tmp_path):
+    pred, grid = _synthetic_charades(tmp_path)
+    ids = tmp_path / "tune_ids.json"
+    ids.write_text(json.dumps(["S0#0", "S1#1"]))
+    rc, res = _bench(tmp_path, pred, grid, "--tune", f"split:{ids}")
+    assert rc == 0
+    p = res["protocol"]
+    assert p["tuned_on"] == "train split" and p["tuned_on_test"] is False
+    assert p["fusion"]["tune_ids"] == ["S0#0", "S1#1"]
+    assert p["coverage"]["n_scored"] == 2 and p["coverage"]["n_tuning_only"] == 2
+    assert res["metrics"]["n_queries"] == 2  # the scorer never saw the tuning queries
+
+
+def test_tuning_on_the_reported_items_is_stamped(tmp_path):
+    pred, grid = _synthetic_charades(tmp_path)
+    rc, res = _bench(tmp_path, pred, grid, "--tune_on_test")
+    assert rc == 0
+    assert res["protocol"]["tuned_on_test"] is True
+    assert res["protocol"]["tuned_on"] == "TEST (tuned on the reported data)"
+    assert res["protocol"]["fusion"]["mode"] == "tuned on the reported items"
+
+
+def test_weights_tuned_on_test_are_refused_unless_stamped(tmp_path, capsys):
+    pred, grid = _synthetic_charades(tmp_path)
+    params = tmp_path / "params.json"
+    rc, _ = _bench(tmp_path, pred, grid, "--tune_on_test", "--params_out", str(params))
+    assert rc == 0 and read_json(params)["charades"]["tuned_on_test"] is True
+    fixed = ["--tune", "none", "--params_file", str(params), "--params_key", "charades"]
+    rc, _ = _bench(tmp_path, pred, grid, *fixed)
+    assert rc == 2 and "tuned on the reported data" in capsys.readouterr().err
+    rc, res = _bench(tmp_path, pred, grid, *fixed, "--tune_on_test")
+    assert rc == 0 and res["protocol"]["tuned_on_test"] is True
+    assert res["protocol"]["fusion"]["params"]["beta"] == 1.0 and res["metrics"]["metrics"]["R1@0.5"] == 100.0
+
+
+def test_response_benchmarks_have_nothing_to_tune(tmp_path, capsys):
+    gold = {"v_a": {"duration": 20.0, "timestamps": [[0, 5], [5, 10]], "sentences": ["cut it", "fry it"]}}
+    (tmp_path / "yc2_val.json").write_text(json.dumps(gold))
+    pred = tmp_path / "pred.jsonl"
+    frames = {"time": [0.0, 2.0], "informative": [0.1, 0.9], "relevance": [0.2, 0.3], "uncertainty": [0.0, 0.0]}
+    responses = [{"time": 5.0, "content": "cut it"}, {"time": 10.0, "content": "fry it"}]
+    pred.write_text(json.dumps({"id": "v_a", "frames": frames, "responses": responses}) + "\n")
+    common = ["--dataset", "youcook2", "--pred", str(pred), "--gold", str(tmp_path / "yc2_val.json"),
+              "--opt", "captions=false"]
+    assert benchmark.main([*common, "--out", str(tmp_path / "r.json"), "--tune", "kfold"]) == 2
+    assert "nothing to tune" in capsys.readouterr().err
+    assert benchmark.main([*common, "--out", str(tmp_path / "r.json")]) == 0
+    res = read_json(tmp_path / "r.json")
+    assert res["protocol"]["tuned_on"].startswith("nothing to tune") and res["protocol"]["fusion"] is None
+    # segments [0, 5] and [5, 10] match the gold exactly: precision = recall = 1 at every tIoU
+    assert res["headline"] == {"name": "F1_Score", "value": pytest.approx(100.0)}
+
+
+# ------------------------------------------------------------------------------ shell scripts
+
+
+def test_tvsum_degraded_needs_the_degradation_types():
+    r = subprocess.run(["bash", str(REPO / "scripts" / "inference" / "tvsum_degraded.sh")], capture_output=True, text=True)
+    assert r.returncode != 0 and "TYPES" in r.stderr
+
+
+@pytest.mark.slow
+def test_charades_script_end_to_end(data, shared_data, tmp_path):
+    env = {**os.environ, "VIDEO_ROOT": str(data / "videos"), "ANNO_DIR": str(data), "OUT_DIR": str(tmp_path / "out"),
+           "MODEL_CONFIG": "aha-tiny", "TOKENIZER": str(shared_data / "tokenizers" / "qwen2"), "DEVICE": "cpu",
+           "FPS": "1", "FOLDS": "2", "PLOTS": "1", "PYTHON": sys.executable}
+    r = subprocess.run(["bash", str(REPO / "scripts" / "inference" / "charades.sh"), "--quiet"], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = read_json(tmp_path / "out" / "results_test_standard.json")
+    p = res["protocol"]
+    assert p["tuned_on"] == "k-fold" and p["fps"] == 1.0 and p["max_frames"] == 400
+    assert p["coverage"]["n_scored"] == 2 and p["split"] == "test"
+    assert "R1@0.5" in res["metrics"]["metrics"]
+    assert len(list((tmp_path / "out" / "results_test_standard_files" / "plots").glob("*.png"))) == 1
+    assert (tmp_path / "out" / "items_test.jsonl.meta.json").exists()
+
+
+# --------------------------------------------------- tuning objectives == the scorers' numbers
+
+
+def _synthetic_case(name: str, d: Path, rng) -> tuple[dict, str, str | None, dict]:
+    """(predictions, gold file, protocol, options) of a few random items for one scorer."""
+    from test.predictions import StreamPrediction
+
+    def pred(i, n, fps=1.0, **extra):
+        t = np.arange(n) / fps
+        return StreamPrediction(i, t, rng.random(n), rng.random(n), rng.normal(size=n), duration=n / fps, fps=fps,
+                                extra=extra)
+
+    if name == "tvsum_aha":
+        lines, preds = [], {}
+        for k in range(4):
+            vid, n_native = f"v{k}", 300 + 20 * k
+            for _ in range(3):
+                lines.append(f"{vid}\tVT\t" + ",".join(str(x) for x in rng.integers(1, 6, n_native)))
+            preds[vid] = pred(vid, n_native // 10, native_fps=10.0)
+        (d / "anno.tsv").write_text("\n".join(lines) + "\n")
+        return preds, str(d / "anno.tsv"), "aha", {}
+    if name == "hisum":
+        import h5py
+
+        preds = {}
+        with h5py.File(d / "gold.h5", "w") as f:
+            for k in range(4):
+                vid, n = f"h{k}", 60 + 7 * k
+                g = f.create_group(vid)
+                g["gtscore"] = rng.random(n)
+                g["change_points"] = np.array([[0, 19], [20, 39], [40, n - 1]])
+                g["gt_summary"] = (rng.random(n) > 0.8).astype(float)
+                preds[vid] = pred(vid, n)
+        return preds, str(d / "gold.h5"), "official", {}
+    if name == "qvh":
+        recs, preds = [], {}
+        for k in range(5):
+            qid, dur = str(100 + k), 30.0
+            clips = sorted(rng.choice(15, 6, replace=False).tolist())
+            recs.append({"qid": int(qid), "vid": f"x_{k}_0.0_30.0", "duration": dur, "relevant_clip_ids": clips,
+                         "saliency_scores": rng.integers(0, 5, (6, 3)).tolist(), "relevant_windows": [[0, 4]]})
+            preds[qid] = pred(qid, 30)
+        (d / "qvh.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+        return preds, str(d / "qvh.jsonl"), "official", {}
+    if name == "charades_reference":
+        lines, csv, preds = [], ["id,length"], {}
+        for k in range(5):
+            vid = f"C{k}"
+            s = float(rng.integers(0, 10))
+            lines.append(f"{vid} {s} {s + 6}##q")
+            csv.append(f"{vid},20.0")
+            preds[f"{vid}#{k}"] = pred(f"{vid}#{k}", 40, fps=2.0)
+        (d / "sta_test.txt").write_text("\n".join(lines) + "\n")
+        (d / "Charades_v1_test.csv").write_text("\n".join(csv) + "\n")
+        return preds, str(d / "sta_test.txt"), "reference", {"window": 3}
+    raise ValueError(name)
+
+
+@pytest.mark.parametrize("name", ["tvsum_aha", "hisum", "qvh", "charades_reference"])
+def test_tuning_objective_equals_the_scorer(tmp_path, name):
+    rng = np.random.default_rng(7)
+    preds, gold, protocol, options = _synthetic_case(name, tmp_path, rng)
+    dataset = name.split("_")[0]
+    adapter = benchmark.ADAPTERS[dataset]()
+    objective, _ = adapter.objective(preds, gold, protocol, options, list(preds))
+    fused = {i: fuse_prediction(p, FusionParams(0.3, 1.2, 0.5, 0.1)) for i, p in preds.items()}
+    scored = tmp_path / "scored.jsonl"
+    scored.write_text("".join(json.dumps(benchmark.fused_prediction(preds[i], y).to_record()) + "\n"
+                              for i, y in fused.items()))
+    result = adapter.scorer().evaluate_files(str(scored), gold, protocol=protocol, fusion=benchmark.IDENTITY,
+                                             options=options or None)
+    _, headline = adapter.headline(result, protocol)
+    assert headline is not None
+    # QVHighlights reports 2-decimal percentages; the objective keeps full precision (no ties)
+    assert objective(fused) == pytest.approx(headline, abs=0.005 if name == "qvh" else 1e-9)
