@@ -1,0 +1,117 @@
+"""Dense video captioning as a stream (Shot2Story human subset, COIN).
+
+Two annotation formats are read (detected from the file):
+
+* **narrations** (the reference's Shot2Story and COIN training files, from MMDuet):
+  ``{video_uid: {annotation_uid: [{"text", "time", "timespan": [s, e], "learn"?}, ...]}}``;
+  one item per (video, annotation). ``time`` is when the caption is said, ``timespan`` the event
+  it describes (informative positives run from its midpoint to ``time``), ``learn`` (default
+  true) whether the caption text gets LM labels.
+* **COIN** (the official ``COIN.json``): ``{"database": {video_id: {"subset": "training",
+  "annotation": [{"segment": [s, e], "label": str}, ...]}}}``; one item per video of the chosen
+  subset, each step said when it ends (``time = e``, ``timespan = [s, e]``).
+
+Per item, narrations are sorted by time; a caption equal to the previous one is skipped (the
+reference's duplicate rule); turn placement, informative labels and clipping follow
+``data/stream.py``. The user instruction is one of ``data.prompts.DVC_INSTRUCTIONS``, chosen per
+item from the dataset seed. No relevance labels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from data.prompts import DVC_INSTRUCTIONS
+from data.stream import SkipLog, StreamDataset, StreamSample, Turn, clip_messages, resolve_video, timeline_messages
+from utils.io import read_json
+
+
+@dataclass(frozen=True)
+class DVCRecord:
+    sample_id: str
+    video: str
+    n_frames: int
+    narrations: tuple[Turn, ...]
+
+
+def parse_narration(n: dict, where: str) -> Turn:
+    try:
+        text, time = str(n["text"]), float(n["time"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{where}: a narration needs 'text' and a numeric 'time', got {n!r}") from e
+    span = n.get("timespan")
+    if span is not None:
+        if len(span) != 2 or float(span[1]) < float(span[0]):
+            raise ValueError(f"{where}: timespan must be [start, end] with start <= end, got {span!r}")
+        span = (float(span[0]), float(span[1]))
+    return Turn("assistant", time, text, learn=bool(n.get("learn", True)), span=span)
+
+
+def coin_narrations(entry: dict, where: str) -> list[dict]:
+    out = []
+    for a in entry.get("annotation", []):
+        try:
+            s, e = (float(x) for x in a["segment"])
+            label = str(a["label"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{where}: a COIN step needs 'segment' [start, end] and 'label', got {a!r}") from err
+        if e < s:
+            raise ValueError(f"{where}: segment end before start: {a['segment']!r}")
+        out.append({"text": label, "time": e, "timespan": [s, e]})
+    return out
+
+
+def dedupe_narrations(turns: list[Turn]) -> list[Turn]:
+    """Sort by time (stable) and drop a caption repeating the previous one."""
+    out: list[Turn] = []
+    for t in sorted(turns, key=lambda t: t.time):
+        if out and t.content == out[-1].content:
+            continue
+        out.append(t)
+    return out
+
+
+class DenseVideoCaptioningDataset(StreamDataset):
+    kind = "dvc"
+
+    def __init__(self, *args, coin_subset: str = "training", **kwargs):
+        self.coin_subset = coin_subset
+        super().__init__(*args, **kwargs)
+
+    def _annotation_groups(self):
+        """(video_uid, annotation_uid or None, raw narration list) in file order."""
+        data = read_json(self.anno_file)
+        if not isinstance(data, dict):
+            raise ValueError(f"{self.anno_file}: expected a JSON object (narrations or COIN database)")
+        if "database" in data and isinstance(data["database"], dict):
+            for vid, entry in data["database"].items():
+                if entry.get("subset") == self.coin_subset:
+                    yield vid, None, coin_narrations(entry, f"{self.anno_file}:{vid}")
+            return
+        for vid, per_annotation in data.items():
+            if not isinstance(per_annotation, dict):
+                raise ValueError(f"{self.anno_file}:{vid}: expected {{annotation_uid: [narrations]}}")
+            for aid, narrations in per_annotation.items():
+                yield vid, aid, narrations
+
+    def build_records(self, skips: SkipLog) -> list[DVCRecord]:
+        records = []
+        for vid, aid, raw in self._annotation_groups():
+            where = f"{self.anno_file}:{vid}" + (f"/{aid}" if aid is not None else "")
+            turns = dedupe_narrations([parse_narration(n, where) for n in raw])
+            if not turns:
+                skips.skip("no narration")
+                continue
+            rel, why = resolve_video(self.metadata, vid)
+            if rel is None:
+                skips.skip(why)
+                continue
+            sid = vid if aid is None else f"{vid}#{aid}"
+            records.append(DVCRecord(sid, rel, self.video_frames(rel), tuple(turns)))
+        return records
+
+    def sample(self, index: int) -> StreamSample:
+        r: DVCRecord = self.records[index]
+        instruction = DVC_INSTRUCTIONS[self.rng(r.sample_id, "instruction").randrange(len(DVC_INSTRUCTIONS))]
+        turns = [Turn("user", 0.0, instruction), *r.narrations]
+        msgs = clip_messages(timeline_messages(turns, self.fps, r.n_frames), self.max_frames)
+        return StreamSample(r.sample_id, r.video, self.fps, 0, msgs)

@@ -1,0 +1,266 @@
+"""Pre-extracted frame features: decode and run the frozen vision tower once, train many times.
+
+Two kinds (``KINDS``):
+
+* ``vision``: SigLIP patch features ``[F, patches, vision_dim]`` (``model.vision_features``); items
+  carry ``vision_features`` and the model still runs the projector, so it keeps training.
+* ``frame_embeds``: final frame tokens ``[F, tokens_per_frame, D]`` (``model.encode_frames``); for a
+  frozen projector (training) or evaluation. Items carry ``frame_embeds``.
+
+Layout: one safetensors file per (video, fps, frame size, degradation) under
+``ROOT/{kind}-{fingerprint}/fps{fps}_s{size}/{namespace}/{relpath}[.d{schedule hash}].safetensors``
+holding the frames ``[0, n)`` of that video (tensor ``features``) and, in the header, the video key,
+fps, size, frame count, kind and degradation. One file per video makes extraction safe to split
+over processes / GPUs (``--shard i/n``) and every write atomic (temporary file + ``os.replace``);
+reads take only the frames an item needs (lazy slice).
+
+The **fingerprint** hashes what the features depend on: the vision config, feature layer and
+selection, dtype and the vision tower's weights (plus the projector weights and pooling for
+``frame_embeds``). A cache made with other weights or another dtype is simply another folder; it
+is never read by mistake.
+
+Sizes: SigLIP-so400m features are 729 x 1152 values per frame (1.7 MB in bf16; 128 frames = 215 MB
+per video); frame embeddings of the 7B are 49 x 3584 (0.35 MB in bf16).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Iterable, Sequence
+
+import torch
+
+from data.degrade import DegradationSchedule
+
+log = logging.getLogger(__name__)
+
+KINDS = {"vision": "vision_features", "frame_embeds": "frame_embeds"}
+TENSOR = "features"
+
+
+class FeatureCacheMiss(LookupError):
+    """The cache lacks a video or enough of its frames (run scripts/extract_features.py)."""
+
+
+def _base(model):
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _hash_tensors(h, named: Iterable[tuple[str, torch.Tensor]]) -> None:
+    for name, t in sorted(named, key=lambda kv: kv[0]):
+        t = t.detach().to("cpu").contiguous().reshape(-1)
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+
+
+def model_fingerprint(model, kind: str = "vision") -> str:
+    """16 hex digits identifying what cached features of ``kind`` depend on."""
+    if kind not in KINDS:
+        raise ValueError(f"feature kind must be one of {sorted(KINDS)}, got {kind!r}")
+    base = _base(model)
+    cfg = base.config
+    h = hashlib.sha256()
+    spec = {
+        "kind": kind,
+        "vision_config": cfg.vision_config.to_dict(),
+        "vision_feature_layer": cfg.vision_feature_layer,
+        "vision_feature_select_strategy": cfg.vision_feature_select_strategy,
+        "vision_dtype": str(base.vision_dtype),
+    }
+    if kind == "frame_embeds":
+        spec.update(frame_pool_stride=cfg.frame_pool_stride, frame_pool_mode=cfg.frame_pool_mode,
+                    text_hidden=cfg.text_config.hidden_size)
+    h.update(json.dumps(spec, sort_keys=True, default=str).encode())
+    _hash_tensors(h, base.model.vision_tower.state_dict().items())
+    if kind == "frame_embeds":
+        # a peft-wrapped projector holds the trained copy beside the original: both are hashed
+        _hash_tensors(h, base.model.multi_modal_projector.state_dict().items())
+    return h.hexdigest()[:16]
+
+
+def schedule_tag(degradation: DegradationSchedule | None) -> str:
+    if degradation is None or not degradation.segments:
+        return ""
+    blob = json.dumps({"segments": degradation.to_list(), "seed": degradation.seed}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _safe_key(key: str) -> PurePosixPath:
+    p = PurePosixPath(key)
+    if p.is_absolute() or any(part in ("..", "") for part in p.parts):
+        raise ValueError(f"feature-cache key must be a relative path without '..': {key!r}")
+    return p
+
+
+class FeatureCache:
+    """Read / write cached features of one model fingerprint and kind."""
+
+    def __init__(self, root: str | Path, fingerprint: str, kind: str = "vision"):
+        if kind not in KINDS:
+            raise ValueError(f"feature kind must be one of {sorted(KINDS)}, got {kind!r}")
+        self.root = Path(root)
+        self.fingerprint = fingerprint
+        self.kind = kind
+
+    @classmethod
+    def for_model(cls, root: str | Path, model, kind: str = "vision") -> "FeatureCache":
+        return cls(root, model_fingerprint(model, kind), kind)
+
+    @property
+    def item_key(self) -> str:
+        """The item / batch key the features travel under (a model forward argument)."""
+        return KINDS[self.kind]
+
+    @property
+    def directory(self) -> Path:
+        return self.root / f"{self.kind}-{self.fingerprint}"
+
+    def exists(self) -> bool:
+        return self.directory.is_dir()
+
+    def path(self, key: str, fps: float, size: int, degradation: DegradationSchedule | None = None) -> Path:
+        rel = _safe_key(key)
+        tag = schedule_tag(degradation)
+        name = rel.name + (f".d{tag}" if tag else "") + ".safetensors"
+        return self.directory / f"fps{fps:g}_s{int(size)}" / rel.parent / name
+
+    def frames_cached(self, key: str, fps: float, size: int, degradation: DegradationSchedule | None = None) -> int:
+        p = self.path(key, fps, size, degradation)
+        if not p.is_file():
+            return 0
+        from safetensors import safe_open
+
+        with safe_open(str(p), framework="pt") as f:
+            return int(f.metadata()["frames"])
+
+    def load(self, key: str, fps: float, start: int, end: int, size: int,
+             degradation: DegradationSchedule | None = None) -> torch.Tensor:
+        """Frames ``[start, end)`` of a video; FeatureCacheMiss when absent or too short."""
+        from safetensors import safe_open
+
+        p = self.path(key, fps, size, degradation)
+        if not p.is_file():
+            raise FeatureCacheMiss(f"{key} ({fps:g} fps, {size} px) is not in the feature cache {self.directory} "
+                                   "(run scripts/extract_features.py with the same model, dtype and dataset config)")
+        with safe_open(str(p), framework="pt") as f:
+            n = int(f.metadata()["frames"])
+            if not 0 <= start <= end <= n:
+                raise FeatureCacheMiss(f"{p}: holds {n} frames, frames [{start}, {end}) were asked for")
+            return f.get_slice(TENSOR)[start:end]
+
+    def save(self, key: str, fps: float, size: int, features: torch.Tensor,
+             degradation: DegradationSchedule | None = None) -> Path:
+        """Write the frames ``[0, n)`` of a video (atomically)."""
+        from safetensors.torch import save_file
+
+        if features.dim() != 3:
+            raise ValueError(f"features must be [frames, tokens, dim], got {tuple(features.shape)}")
+        p = self.path(key, fps, size, degradation)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "video": key, "fps": f"{fps:g}", "size": str(int(size)), "frames": str(features.shape[0]),
+            "kind": self.kind, "fingerprint": self.fingerprint,
+            "degradation": json.dumps(None if degradation is None else
+                                      {"segments": degradation.to_list(), "seed": degradation.seed}),
+        }
+        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file({TENSOR: features.detach().to("cpu").contiguous()}, tmp, metadata=meta)
+            os.replace(tmp, p)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return p
+
+
+# --------------------------------------------------------------------------- extraction
+
+class _DecodeNeeds(torch.utils.data.Dataset):
+    """Decodes one video's needed frames per item (runs in DataLoader workers)."""
+
+    def __init__(self, needs: Sequence, size: int):
+        self.needs = list(needs)
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.needs)
+
+    def __getitem__(self, i: int):
+        from data.video import VideoDecodeError, load_clip
+
+        need = self.needs[i]
+        try:
+            frames = load_clip(need.path, need.fps, 0, need.end_frame, size=self.size, degradation=need.degradation)
+            return i, torch.from_numpy(frames), None
+        except (VideoDecodeError, FileNotFoundError) as e:
+            return i, None, str(e)
+
+
+def extract_features(
+    model,
+    needs: Sequence,
+    cache: FeatureCache,
+    frame_size: int,
+    batch_frames: int = 32,
+    device: str | torch.device | None = None,
+    num_workers: int = 0,
+    overwrite: bool = False,
+    shard: tuple[int, int] = (0, 1),
+    progress: bool = False,
+) -> dict[str, int]:
+    """Cache features for ``needs`` (``data.stream.VideoNeed``: key, path, fps, end_frame, degradation).
+
+    Videos already cached with enough frames are skipped unless ``overwrite``. A video that fails
+    to decode is logged and counted (its items will be skipped by the dataset's bounded retries);
+    one that decodes fewer frames than needed is cached with what it has. ``shard=(i, n)`` takes
+    every n-th video from the i-th (for several processes / GPUs).
+    """
+    from tqdm import tqdm
+
+    from models.frames import to_pixel_values
+
+    i_shard, n_shards = shard
+    if not 0 <= i_shard < n_shards:
+        raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard}")
+    if batch_frames < 1:
+        raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
+    ordered = sorted(needs, key=lambda n: (n.key, n.fps, schedule_tag(n.degradation)))[i_shard::n_shards]
+    stats = {"videos": len(ordered), "extracted": 0, "skipped": 0, "failed": 0, "short": 0}
+    todo = []
+    for need in ordered:
+        if not overwrite and cache.frames_cached(need.key, need.fps, frame_size, need.degradation) >= need.end_frame:
+            stats["skipped"] += 1
+        else:
+            todo.append(need)
+    base = _base(model)
+    base.eval()
+    dev = torch.device(device) if device is not None else next(base.parameters()).device
+    loader = torch.utils.data.DataLoader(_DecodeNeeds(todo, frame_size), batch_size=None, shuffle=False,
+                                         num_workers=num_workers)
+    encode = base.vision_features if cache.kind == "vision" else base.encode_frames
+    for i, frames, error in tqdm(loader, total=len(todo), disable=not progress, desc=f"{cache.kind} features"):
+        need = todo[i]
+        if error is not None:
+            stats["failed"] += 1
+            log.warning("feature extraction: %s failed: %s", need.key, error)
+            continue
+        if frames.shape[0] < need.end_frame:
+            stats["short"] += 1
+            log.warning("feature extraction: %s gave %d of %d frames", need.key, frames.shape[0], need.end_frame)
+        chunks = []
+        with torch.inference_mode():
+            for s in range(0, frames.shape[0], batch_frames):
+                px = to_pixel_values(frames[s:s + batch_frames], frame_size, dtype=base.vision_dtype, device=dev)
+                chunks.append(encode(px).to("cpu"))
+        feats = torch.cat(chunks) if chunks else torch.zeros(0)
+        if feats.numel():
+            cache.save(need.key, need.fps, frame_size, feats, need.degradation)
+            stats["extracted"] += 1
+    cache.directory.mkdir(parents=True, exist_ok=True)
+    return stats

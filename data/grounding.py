@@ -1,0 +1,71 @@
+"""Temporal grounding as a stream with binary relevance (MMDuet's DiDeMo / HiREST / QueryD format).
+
+Annotation: a JSON list of ``{"video_uid", "query", "timestamps": [[s, e], ...]}``. The user turn
+is the query wrapped in one of ``data.prompts.QUERY_TEMPLATES`` (chosen per item from the dataset
+seed; the first two templates are the bare query), then ONE stream turn over the video (at most
+``max_frames`` frames) whose frames are relevant (1.0) when their time ``i / fps`` lies in some
+span ``[s, e]`` (closed: a span shorter than a frame interval still marks the frame at its start
+if it falls on one), else 0.0. No informative labels. Not part of the reference mixture.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from data.prompts import render_query
+from data.stream import SkipLog, StreamDataset, StreamSample, TIME_EPS, relevance_messages, resolve_video
+from utils.io import read_json
+
+
+@dataclass(frozen=True)
+class GroundingRecord:
+    sample_id: str
+    video: str
+    n_frames: int
+    query: str
+    spans: tuple[tuple[float, float], ...]
+
+
+def span_relevance(spans, n_frames: int, fps: float) -> list[float]:
+    out = []
+    for i in range(n_frames):
+        t = i / fps
+        out.append(1.0 if any(s - TIME_EPS <= t <= e + TIME_EPS for s, e in spans) else 0.0)
+    return out
+
+
+class GroundingDataset(StreamDataset):
+    kind = "grounding"
+
+    def __init__(self, *args, template_spec: str = "random", **kwargs):
+        self.template_spec = template_spec
+        super().__init__(*args, **kwargs)
+
+    def build_records(self, skips: SkipLog) -> list[GroundingRecord]:
+        data = read_json(self.anno_file)
+        if not isinstance(data, list):
+            raise ValueError(f"{self.anno_file}: expected a JSON list of grounding items")
+        records = []
+        for i, item in enumerate(data):
+            where = f"{self.anno_file}[{i}]"
+            try:
+                spans = tuple((float(s), float(e)) for s, e in item["timestamps"])
+                query = str(item["query"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise ValueError(f"{where}: need 'query' and 'timestamps' [[s, e], ...], got {item!r}") from e
+            if any(e < s for s, e in spans):
+                raise ValueError(f"{where}: a span ends before it starts: {spans}")
+            rel, why = resolve_video(self.metadata, str(item["video_uid"]))
+            if rel is None:
+                skips.skip(why)
+                continue
+            n = self.video_frames(rel)
+            if self.max_frames is not None:
+                n = min(n, self.max_frames)
+            records.append(GroundingRecord(f"{item['video_uid']}#{i}", rel, n, query, spans))
+        return records
+
+    def sample(self, index: int) -> StreamSample:
+        r: GroundingRecord = self.records[index]
+        query, _ = render_query(r.query, self.template_spec, self.seed, f"{self.name}:{r.sample_id}")
+        msgs = relevance_messages(query, span_relevance(r.spans, r.n_frames, self.fps))
+        return StreamSample(r.sample_id, r.video, self.fps, 0, msgs)

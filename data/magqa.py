@@ -1,0 +1,104 @@
+"""Multi-answer grounded QA (Shot2Story-MAGQA) as a stream.
+
+Annotation: a JSON list of ``{"video_uid", "video_start_time"?, "question_id"?, "conversation":
+[{"role": "user", "content", "time"}, {"role": "assistant", "content", "time", "timespan"?,
+"learn"?}, ...]}``. The first turn must be a user question asked inside the video
+(``0 < time <= duration`` and before the last frame); other items are skipped when the dataset is
+built.
+
+Pre-question context: ``w`` frames before the question are prepended as a stream turn (negative
+informative labels: nothing is to be said before the question). ``w`` is drawn uniformly, per
+item from the dataset seed, between the number of frames from ``video_start_time`` to the
+question and the number from 0 to the question, both capped at ``max_pre_question_frames`` (20
+as the reference; the reference drew first and clipped after, piling mass on the cap). The
+loaded clip starts ``w`` frames before the question; ``max_frames`` counts from there. Turn
+placement and informative labels follow ``data/stream.py``. No relevance labels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from data.stream import (SkipLog, StreamDataset, StreamSample, Turn, clip_messages, frame_at_or_after,
+                         resolve_video, timeline_messages)
+from utils.io import read_json
+
+
+@dataclass(frozen=True)
+class MAGQARecord:
+    sample_id: str
+    video: str
+    n_frames: int
+    start_time: float
+    turns: tuple[Turn, ...]
+
+
+def parse_turn(t: dict, where: str) -> Turn:
+    try:
+        role, content, time = t["role"], str(t["content"]), float(t["time"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{where}: a turn needs 'role', 'content' and a numeric 'time', got {t!r}") from e
+    span = t.get("timespan")
+    if span is not None:
+        if len(span) != 2 or float(span[1]) < float(span[0]):
+            raise ValueError(f"{where}: timespan must be [start, end] with start <= end, got {span!r}")
+        span = (float(span[0]), float(span[1]))
+    return Turn(role, time, content, learn=bool(t.get("learn", True)), span=span)
+
+
+class MAGQADataset(StreamDataset):
+    kind = "magqa"
+
+    def __init__(self, *args, max_pre_question_frames: int = 20, **kwargs):
+        if max_pre_question_frames < 0:
+            raise ValueError(f"max_pre_question_frames must be >= 0, got {max_pre_question_frames}")
+        self.max_pre_question_frames = int(max_pre_question_frames)
+        super().__init__(*args, **kwargs)
+
+    def build_records(self, skips: SkipLog) -> list[MAGQARecord]:
+        data = read_json(self.anno_file)
+        if not isinstance(data, list):
+            raise ValueError(f"{self.anno_file}: expected a JSON list of MAGQA items")
+        records = []
+        for i, item in enumerate(data):
+            where = f"{self.anno_file}[{i}]"
+            turns = tuple(parse_turn(t, where) for t in item.get("conversation", []))
+            if not turns or turns[0].role != "user":
+                skips.skip("first turn not a user question")
+                continue
+            if not any(t.role == "assistant" for t in turns):
+                skips.skip("no answer")
+                continue
+            rel, why = resolve_video(self.metadata, str(item["video_uid"]))
+            if rel is None:
+                skips.skip(why)
+                continue
+            duration = float(self.metadata[rel]["duration"])
+            n = self.video_frames(rel)
+            q = turns[0].time
+            if not (0 < q <= duration) or frame_at_or_after(q, self.fps) >= n:
+                skips.skip("question time outside the video")
+                continue
+            sid = str(item["question_id"]) if "question_id" in item else f"{item['video_uid']}#{i}"
+            records.append(MAGQARecord(sid, rel, n, float(item.get("video_start_time", 0.0)), turns))
+        return records
+
+    def pre_question_frames(self, r: MAGQARecord) -> int:
+        k_q = frame_at_or_after(r.turns[0].time, self.fps)
+        cap = self.max_pre_question_frames
+        since_start = max(0, k_q - frame_at_or_after(r.start_time, self.fps))
+        lo, hi = min(since_start, cap), min(k_q, cap)
+        return self.rng(r.sample_id, "pre_question").randint(lo, hi)
+
+    def sample(self, index: int, pre_question_frames: int | None = None) -> StreamSample:
+        r: MAGQARecord = self.records[index]
+        w = self.pre_question_frames(r) if pre_question_frames is None else pre_question_frames
+        start = frame_at_or_after(r.turns[0].time, self.fps) - w
+        msgs = clip_messages(timeline_messages(r.turns, self.fps, r.n_frames, start_frame=start), self.max_frames)
+        return StreamSample(r.sample_id, r.video, self.fps, start, msgs)
+
+    def max_end_frame(self, index: int) -> int:
+        # the fewest pre-question frames start the clip latest, so max_frames reaches furthest
+        r: MAGQARecord = self.records[index]
+        k_q = frame_at_or_after(r.turns[0].time, self.fps)
+        fewest = min(max(0, k_q - frame_at_or_after(r.start_time, self.fps)), self.max_pre_question_frames)
+        return self.sample(index, pre_question_frames=fewest).end_frame

@@ -1,0 +1,136 @@
+"""Pre-extracted features: storage, fingerprints, extraction, and identity with on-the-fly frames."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from data.collator import StreamCollator
+from data.degrade import DegradationSchedule
+from data.feature_cache import FeatureCache, FeatureCacheMiss, extract_features, model_fingerprint
+from data.mixture import build_mixture
+from models.build import build_model
+from models.chat import ChatTemplate
+from models.frames import to_pixel_values
+from tests.test_datasets import write_mixture_fixture
+
+SMALL = {"shot2story_dvc": (1, 3), "shot2story_magqa": (1, 3), "coin_dvc": (0.5, 2), "hihd": (1, 3)}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny matrices: one intra-op thread is several times faster than two on a busy 2-core runner."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    r = tmp_path_factory.mktemp("feat")
+    write_mixture_fixture(r, SMALL)
+    return r
+
+
+@pytest.fixture(scope="module")
+def model():
+    m = build_model("aha-tiny", seed=0)
+    m.eval()
+    return m
+
+
+@pytest.fixture(scope="module")
+def template(qwen2_tokenizer):
+    return ChatTemplate(qwen2_tokenizer, tokens_per_frame=49)
+
+
+def test_save_load_slices_and_misses(tmp_path):
+    cache = FeatureCache(tmp_path, "abc", "vision")
+    feats = torch.arange(5 * 3 * 2, dtype=torch.float32).reshape(5, 3, 2)
+    sched = DegradationSchedule.from_list([[1, 2, "blackout"]], seed=4)
+    p_clean = cache.save("s2s/videos/v.mp4", 2.0, 384, feats)
+    p_dirty = cache.save("s2s/videos/v.mp4", 2.0, 384, feats + 1, degradation=sched)
+    assert p_clean != p_dirty and p_clean.is_file() and p_dirty.is_file()
+    assert p_clean.relative_to(tmp_path).as_posix() == "vision-abc/fps2_s384/s2s/videos/v.mp4.safetensors"
+    assert torch.equal(cache.load("s2s/videos/v.mp4", 2.0, 1, 4, 384), feats[1:4])
+    assert torch.equal(cache.load("s2s/videos/v.mp4", 2.0, 0, 2, 384, sched), feats[:2] + 1)
+    assert cache.frames_cached("s2s/videos/v.mp4", 2.0, 384) == 5
+    assert cache.frames_cached("s2s/videos/v.mp4", 1.0, 384) == 0
+    with pytest.raises(FeatureCacheMiss, match="holds 5 frames"):
+        cache.load("s2s/videos/v.mp4", 2.0, 3, 6, 384)
+    with pytest.raises(FeatureCacheMiss, match="extract_features"):
+        cache.load("s2s/videos/other.mp4", 2.0, 0, 1, 384)
+    with pytest.raises(ValueError, match="relative path"):
+        cache.path("../escape.mp4", 2.0, 384)
+    with pytest.raises(ValueError, match="kind"):
+        FeatureCache(tmp_path, "abc", "pixels")
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.rglob("*"))
+
+
+def test_fingerprint_follows_weights_dtype_and_kind(model):
+    fp = model_fingerprint(model, "vision")
+    assert fp == model_fingerprint(build_model("aha-tiny", seed=0), "vision")
+    assert fp != model_fingerprint(build_model("aha-tiny", seed=1), "vision")
+    assert fp != model_fingerprint(build_model("aha-tiny", seed=0, dtype="bf16"), "vision")
+    assert fp != model_fingerprint(model, "frame_embeds")
+    other_projector = build_model("aha-tiny", seed=0)
+    with torch.no_grad():
+        other_projector.model.multi_modal_projector.linear_1.weight.add_(1.0)
+    # the projector matters for final frame embeddings only
+    assert model_fingerprint(other_projector, "vision") == fp
+    assert model_fingerprint(other_projector, "frame_embeds") != model_fingerprint(model, "frame_embeds")
+
+
+@pytest.mark.parametrize("kind", ["vision", "frame_embeds"])
+def test_cached_features_give_the_same_embeddings_as_decoded_frames(root, model, template, tmp_path, kind):
+    plain = build_mixture(root / "mixture.json", root, template, seed=3)
+    cache = FeatureCache.for_model(tmp_path, model, kind)
+    stats = extract_features(model, plain.frame_needs(), cache, 384, batch_frames=2)
+    assert stats == {"videos": 4, "extracted": 4, "skipped": 0, "failed": 0, "short": 0}
+    again = extract_features(model, plain.frame_needs(), cache, 384)
+    assert again["skipped"] == 4 and again["extracted"] == 0
+    cached = build_mixture(root / "mixture.json", root, template, seed=3, feature_cache=cache)
+    collate = StreamCollator(151643)
+    key = cache.item_key
+    for i in range(len(plain)):
+        a, b = plain[i], cached[i]
+        assert a["sample_id"] == b["sample_id"] and key in b and "frames" not in b
+        for k in ("input_ids", "labels", "informative_labels", "relevance_labels"):
+            assert torch.equal(a[k], b[k])
+        ba, bb = collate([a]), collate([b])
+        with torch.no_grad():
+            px = to_pixel_values(a["frames"], 384)
+            direct = model.vision_features(px) if kind == "vision" else model.encode_frames(px)
+            torch.testing.assert_close(bb[key], direct)
+            ea = model.embed_inputs(ba["input_ids"], pixel_values=ba["pixel_values"])
+            eb = model.embed_inputs(bb["input_ids"], **{key: bb[key]})
+        # bit-identical on the CI CPU; the tolerance only absorbs BLAS blocking that may differ by batch size
+        torch.testing.assert_close(ea, eb)
+
+
+def test_degraded_videos_are_cached_with_their_schedule(root, model, template, tmp_path):
+    mix = build_mixture(root / "mixture.json", root, template)
+    hihd = [n for n in mix.frame_needs() if n.key.startswith("HIHD/")]
+    assert len(hihd) == 1 and hihd[0].degradation is not None and hihd[0].end_frame == 3
+    cache = FeatureCache.for_model(tmp_path, model, "vision")
+    extract_features(model, hihd, cache, 384)
+    feats = cache.load(hihd[0].key, 1.0, 0, 3, 384, hihd[0].degradation)
+    with torch.no_grad():
+        frames = mix.datasets[3][0]["frames"]  # decoded with the blackout at second 1
+        torch.testing.assert_close(feats, model.vision_features(to_pixel_values(frames, 384)), rtol=1e-6, atol=1e-6)
+    with pytest.raises(FeatureCacheMiss):
+        cache.load(hihd[0].key, 1.0, 0, 3, 384)  # the clean video was never cached
+
+
+def test_shards_split_the_videos_and_the_cli_runs(root, model, template, tmp_path, shared_data):
+    mix = build_mixture(root / "mixture.json", root, template)
+    cache = FeatureCache.for_model(tmp_path / "a", model, "vision")
+    s0 = extract_features(model, mix.frame_needs(), cache, 384, shard=(0, 2))
+    s1 = extract_features(model, mix.frame_needs(), cache, 384, shard=(1, 2))
+    assert (s0["videos"], s1["videos"]) == (2, 2) and s0["extracted"] + s1["extracted"] == 4
+    from scripts.extract_features import main
+
+    stats = main(["--dataset_config", str(root / "mixture.json"), "--data_root", str(root), "--cache_dir",
+                  str(tmp_path / "cli"), "--preset", "aha-tiny", "--seed", "0", "--tokenizer",
+                  str(shared_data / "tokenizers" / "qwen2"), "--num_workers", "0"])
+    assert stats["extracted"] == 4 and stats["cache"].endswith(f"vision-{model_fingerprint(model)}")

@@ -1,0 +1,228 @@
+"""train.py end to end on CPU with the aha-tiny preset: logging, saving, resume, adapters, features,
+gradient checkpointing, DDP (torchrun + gloo) and DeepSpeed ZeRO-2.
+
+The fixture mixture has 4 items of 2-3 frames; runs are a handful of steps. In-process runs call
+``train.main``; the distributed runs start ``torchrun`` with two CPU processes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+
+import train
+from data.feature_cache import FeatureCache, extract_features
+from data.mixture import build_mixture
+from models.build import build_model
+from models.chat import ChatTemplate
+from models.checkpoint import load_checkpoint
+from tests.test_datasets import write_mixture_fixture
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = {"shot2story_dvc": (1, 3), "shot2story_magqa": (1, 3), "coin_dvc": (0.5, 2), "hihd": (1, 3)}
+PARTS = ("lm_loss", "informative_loss", "relevance_loss", "tv_loss", "uncertainty_loss")
+DIST_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny matrices: one intra-op thread is several times faster than two on a busy 2-core runner."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    r = tmp_path_factory.mktemp("train")
+    write_mixture_fixture(r, SMALL)
+    return r
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_distributed_env():
+    """In-process runs see no torchrun variables at all (train.py must not need them)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for k in DIST_ENV:
+            mp.delenv(k, raising=False)
+        yield
+
+
+def _args(root, out, shared_data, *extra, steps=4):
+    return ["--preset", "aha-tiny", "--tokenizer", str(shared_data / "tokenizers" / "qwen2"),
+            "--dataset_config", str(root / "mixture.json"), "--data_root", str(root), "--output_dir", str(out),
+            "--max_steps", str(steps), "--per_device_train_batch_size", "2", "--logging_steps", "1",
+            "--learning_rate", "1e-3", "--seed", "0", "--train_lm_head", "false", "--report_to", "none",
+            "--use_cpu", "true", "--save_strategy", "no", "--dataloader_num_workers", "0", *extra]
+
+
+def _losses(history) -> dict[int, dict]:
+    return {h["step"]: h for h in history if "loss" in h}
+
+
+class StopAt(TrainerCallback):
+    """Interrupt training after ``step`` optimizer steps (a checkpoint is saved there)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            control.should_save = True
+            control.should_training_stop = True
+
+
+class GrabTrainable(TrainerCallback):
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        from peft import get_peft_model_state_dict
+
+        self.at_start = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
+
+
+@pytest.fixture(scope="module")
+def baseline(root, tmp_path_factory, shared_data):
+    """An uninterrupted 4-step run (shared by the resume, adapter, feature and checkpointing tests)."""
+    out = tmp_path_factory.mktemp("baseline")
+    trainer = train.main(_args(root, out, shared_data))
+    return trainer, out
+
+
+def test_single_process_run_logs_components_and_saves_a_loadable_adapter(baseline):
+    trainer, out = baseline
+    assert not any(k in os.environ for k in ("RANK", "LOCAL_RANK"))
+    logs = _losses(trainer.state.log_history)
+    assert sorted(logs) == [1, 2, 3, 4]
+    seen = set()
+    for step, h in logs.items():
+        seen |= {p for p in PARTS if p in h}
+        assert all(torch.isfinite(torch.tensor(h[p])) for p in PARTS if p in h)
+    assert seen == set(PARTS)  # every component reached the Trainer's log
+    assert {"adapter_model.safetensors", "adapter_config.json", "aha_model.json"} <= {p.name for p in out.iterdir()}
+    reloaded = load_checkpoint(out)
+    trained = trainer.model
+    trained.eval()
+    ids = torch.tensor([[1, 2, 3] + [151646] * 49 + [4]])
+    px = torch.randn(1, 3, 384, 384)
+    with torch.no_grad():
+        a, b = trained(input_ids=ids, pixel_values=px), reloaded(input_ids=ids, pixel_values=px)
+    torch.testing.assert_close(a.relevance, b.relevance, rtol=0, atol=0)
+    torch.testing.assert_close(a.informative_logits, b.informative_logits, rtol=0, atol=0)
+
+
+def test_resume_continues_exactly(baseline, root, tmp_path, shared_data):
+    full, _ = baseline
+    out = tmp_path / "interrupted"
+    first = train.main(_args(root, out, shared_data, "--save_strategy", "steps", "--save_steps", "2"),
+                       callbacks=[StopAt(2)])
+    assert first.state.global_step == 2 and (out / "checkpoint-2" / "aha_model.json").is_file()
+    resumed = train.main(_args(root, out, shared_data, "--save_strategy", "no", "--resume_from_checkpoint", "last"))
+    want, got = _losses(full.state.log_history), _losses(resumed.state.log_history)
+    for step in (3, 4):
+        assert got[step]["loss"] == pytest.approx(want[step]["loss"], abs=1e-4), step
+    a = load_file(str(out / "adapter_model.safetensors"))
+    b = load_file(str(Path(full.args.output_dir) / "adapter_model.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_lora_pretrained_continues_from_the_saved_adapter(baseline, root, tmp_path, shared_data):
+    full, out = baseline
+    grab = GrabTrainable()
+    cont = train.main(_args(root, tmp_path / "cont", shared_data, "--lora_pretrained", str(out), "--report_to",
+                            "tensorboard", steps=1), callbacks=[grab])
+    saved = load_file(str(out / "adapter_model.safetensors"))
+    assert set(saved) == set(grab.at_start)
+    for k, v in saved.items():
+        torch.testing.assert_close(grab.at_start[k], v, rtol=0, atol=0, msg=k)
+    assert any(p.requires_grad for p in cont.model.parameters())
+    after = load_file(str(tmp_path / "cont" / "adapter_model.safetensors"))
+    assert any(not torch.equal(after[k], saved[k]) for k in saved)  # it kept training
+    assert list((tmp_path / "cont").rglob("events.out.tfevents*"))  # tensorboard wrote its log
+
+
+def test_cached_features_and_gradient_checkpointing_reproduce_the_baseline(baseline, root, tmp_path, shared_data,
+                                                                            qwen2_tokenizer):
+    full, _ = baseline
+    want = _losses(full.state.log_history)
+    # the model train.py builds for --seed 0 has the same vision tower as this one
+    model = build_model("aha-tiny", seed=0)
+    template = ChatTemplate(qwen2_tokenizer, 49)
+    cache = FeatureCache.for_model(tmp_path / "feats", model, "vision")
+    extract_features(model, build_mixture(root / "mixture.json", root, template).frame_needs(), cache, 384)
+    cached = train.main(_args(root, tmp_path / "cached", shared_data, "--feature_cache", str(tmp_path / "feats"),
+                              steps=2))
+    gc = train.main(_args(root, tmp_path / "gc", shared_data, "--activation_checkpointing", "true", steps=2))
+    assert gc.model.get_base_model().is_activation_checkpointing
+    for run in (cached, gc):
+        got = _losses(run.state.log_history)
+        for step in (1, 2):
+            for key in ("loss", *PARTS):
+                if key in want[step]:
+                    assert got[step][key] == pytest.approx(want[step][key], rel=1e-4, abs=1e-6), (step, key)
+    with pytest.raises(FileNotFoundError, match="extract_features"):
+        train.main(_args(root, tmp_path / "nocache", shared_data, "--feature_cache", str(tmp_path / "feats"),
+                         "--feature_kind", "frame_embeds", steps=1))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun(root, out, shared_data, *extra, env_extra=None):
+    env = {k: v for k, v in os.environ.items() if k not in DIST_ENV}
+    env.update({"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", **(env_extra or {})})
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+           "train.py", *_args(root, out, shared_data, "--per_device_train_batch_size", "1", "--ddp_backend", "gloo",
+                              "--save_strategy", "steps", "--save_steps", "2", *extra, steps=2)]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=420)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
+    return _losses(state["log_history"]), proc
+
+
+@pytest.mark.slow
+def test_two_process_ddp_with_wandb_offline(root, tmp_path, shared_data):
+    out = tmp_path / "ddp"
+    logs, _ = _torchrun(root, out, shared_data, "--report_to", "wandb", env_extra={"WANDB_MODE": "offline"})
+    # 4 items, 2 processes x 1 item: one epoch in 2 steps (a single process would be at epoch 0.5)
+    assert logs[2]["epoch"] == pytest.approx(1.0)
+    assert {p for h in logs.values() for p in PARTS if p in h} == set(PARTS)
+    assert load_checkpoint(out) is not None
+    runs = list((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1  # only the main process reports
+    blob = b"".join(p.read_bytes() for p in runs[0].rglob("*.wandb"))
+    assert b"lm_loss" in blob and b"relevance_loss" in blob
+
+
+@pytest.mark.slow
+def test_two_process_deepspeed_zero2_and_zero3_match_ddp(root, tmp_path, shared_data):
+    # ZeRO-3 partitions the base while it loads: it needs a weights folder (llava-hf layout)
+    weights = tmp_path / "weights"
+    build_model("aha-tiny", seed=0).save_pretrained(str(weights))
+    ddp, _ = _torchrun(root, tmp_path / "ddp", shared_data, "--weights", str(weights))
+    want = load_file(str(tmp_path / "ddp" / "adapter_model.safetensors"))
+    for stage in ("zero2", "zero3"):
+        out = tmp_path / stage
+        ds, proc = _torchrun(root, out, shared_data, "--weights", str(weights),
+                             "--deepspeed", str(REPO / f"configs/deepspeed/{stage}.json"))
+        assert (out / "checkpoint-2" / "global_step2").is_dir()  # DeepSpeed's own optimizer state
+        for step in (1, 2):
+            for key in ("loss", *PARTS):
+                if key in ddp[step]:
+                    assert ds[step][key] == pytest.approx(ddp[step][key], rel=1e-4, abs=1e-6), (stage, step, key)
+        got = load_file(str(out / "adapter_model.safetensors"))
+        assert set(got) == set(want)
+        for k in want:
+            torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-6, msg=f"{stage} {k}")
+        assert load_checkpoint(out) is not None

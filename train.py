@@ -1,0 +1,332 @@
+#!/usr/bin/env python
+"""Train Aha! (LoRA on the language model; projector and heads fully trained) with the HF Trainer.
+
+One entry for every set-up (instructions/training.md)::
+
+    python train.py --preset aha-tiny --tokenizer TOK --dataset_config CFG --data_root DATA --output_dir OUT
+    torchrun --nproc_per_node 4 train.py ... [--deepspeed configs/deepspeed/zero2.json] [--bf16 true]
+
+Arguments: the HF ``TrainingArguments`` (all of them: ``--bf16``, ``--gradient_checkpointing``,
+``--deepspeed``, ``--resume_from_checkpoint``, ``--report_to wandb|tensorboard|none``, ...) plus
+``ModelArguments`` and ``DataArguments`` below (``--activation_checkpointing`` is transformers 5's
+name for gradient checkpointing; ``--gradient_checkpointing`` still works). No environment variable is required: the device,
+world size and rank come from the Trainer's own arguments (torchrun sets them when used), and
+``'cuda'`` is never assumed.
+
+What is logged: besides ``loss`` / ``grad_norm`` / ``learning_rate``, the unweighted loss components
+``lm_loss``, ``informative_loss``, ``relevance_loss``, ``tv_loss`` and ``uncertainty_loss``, each the
+mean over the micro-batches (on every rank) since the last log that had that label type; they go
+through ``Trainer.log`` to whatever ``--report_to`` names (the model itself never logs).
+
+Saving: checkpoints (``--save_steps``) and the final model are Aha! adapter checkpoints
+(``models.checkpoint.save_checkpoint``: peft adapter + ``aha_model.json`` [+ the base when it was
+randomly initialised]) loadable with ``models.checkpoint.load_checkpoint``; the Trainer adds its
+optimizer / scheduler / RNG state to checkpoints for ``--resume_from_checkpoint``.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _hide_tools_folder_named_datasets() -> None:
+    """Keep transformers from mistaking the repository's ``datasets/`` folder for HF ``datasets``.
+
+    With the repository root on ``sys.path`` that folder is a PEP 420 namespace package, so
+    ``importlib.util.find_spec("datasets")`` succeeds, transformers' (cached)
+    ``is_datasets_available()`` says True, and ``Trainer.get_train_dataloader`` fails on
+    ``datasets.Dataset``. A real HF ``datasets`` install (a regular package) is left alone.
+    """
+    try:
+        spec = importlib.util.find_spec("datasets")
+    except ValueError:  # sys.modules entry without a spec
+        return
+    if spec is not None and spec.origin is None and spec.submodule_search_locations is not None:
+        sys.modules["datasets"] = None  # find_spec now returns None, import raises ImportError
+        if "transformers" in sys.modules:
+            from transformers.utils import import_utils
+
+            import_utils.is_datasets_available.cache_clear()
+
+
+_hide_tools_folder_named_datasets()
+
+import torch  # noqa: E402
+from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed  # noqa: E402
+from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
+
+from data.collator import StreamCollator
+from data.feature_cache import FeatureCache
+from data.mixture import build_mixture
+from data.prompts import SYSTEM_PROMPT
+from models.build import build_model
+from models.chat import ChatTemplate, load_tokenizer
+from models.checkpoint import META, load_checkpoint, save_checkpoint
+from models.lora import LoraSettings, apply_lora
+from utils.io import atomic_write_json
+from utils.log import setup_logging
+
+log = logging.getLogger("train")
+
+LOSS_PARTS = ("lm_loss", "informative_loss", "relevance_loss", "tv_loss", "uncertainty_loss")
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+@dataclass
+class ModelArguments:
+    preset: str = field(default="aha-7b", metadata={"help": "model preset name (configs/model) or a preset .json path"})
+    weights: str | None = field(default=None, metadata={"help": "local LLaVA-OneVision weights folder (llava-hf or lmms-lab layout); none: random init"})
+    tokenizer: str | None = field(default=None, metadata={"help": "tokenizer folder (default: --weights)"})
+    model_dtype: str = field(default="auto", metadata={"help": "auto (bf16 with --bf16, fp16 with --fp16, else fp32), bf16, fp16 or fp32"})
+    attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa, eager or flash_attention_2"})
+    lora_r: int = field(default=16)
+    lora_alpha: int = field(default=32)
+    lora_dropout: float = field(default=0.05)
+    train_lm_head: bool = field(default=True, metadata={"help": "train a full copy of lm_head (reference: yes, ~1 GB adapter for 7B)"})
+    train_projector: bool = field(default=True, metadata={"help": "train the multi-modal projector"})
+    lora_pretrained: str | None = field(default=None, metadata={"help": "continue training from this Aha! adapter checkpoint (its LoRA settings are used)"})
+    model_seed: int | None = field(default=None, metadata={"help": "seed of the random initialisation (default: --seed)"})
+
+
+@dataclass
+class DataArguments:
+    dataset_config: str = field(default="configs/datasets/aha_config.json", metadata={"help": "mixture config (configs/datasets/*.json)"})
+    data_root: str | None = field(default=None, metadata={"help": "root of the mixture's relative paths (default: $AHA_DATA_ROOT or .)"})
+    feature_cache: str | None = field(default=None, metadata={"help": "root of pre-extracted features (scripts/extract_features.py)"})
+    feature_kind: str = field(default="vision", metadata={"help": "vision (projector trains) or frame_embeds (projector frozen)"})
+    max_item_tries: int = field(default=5, metadata={"help": "items tried before giving up when videos are broken"})
+    system_prompt: str = field(default=SYSTEM_PROMPT)
+
+
+@dataclass
+class AhaTrainingArguments(TrainingArguments):
+    # batches carry frame tensors and label kinds the generic column filter would drop
+    remove_unused_columns: bool = field(default=False, metadata={"help": "keep False: every batch key is a model input"})
+    # every trainable parameter takes part in every step (absent label types add a zero that
+    # touches their head), so DDP needs no search for unused parameters
+    ddp_find_unused_parameters: bool | None = field(default=False)
+
+
+class AhaTrainer(Trainer):
+    """Trainer that logs each loss component and saves Aha! checkpoints."""
+
+    def __init__(self, *args, aha_weights: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.aha_weights = aha_weights
+        # the model returns a per-batch mean: let the Trainer divide by the accumulation steps
+        self.model_accepts_loss_kwargs = False
+        self.loss_is_scaled_for_ga = False
+        self._parts: torch.Tensor | None = None  # [2, parts]: sums and counts since the last log
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs = {k: v for k, v in inputs.items() if k != "sample_ids"}
+        outputs = model(**inputs)
+        if model.training:
+            self._record_parts(outputs)
+        return (outputs.loss, outputs) if return_outputs else outputs.loss
+
+    def _record_parts(self, outputs) -> None:
+        if self._parts is None:
+            self._parts = torch.zeros(2, len(LOSS_PARTS), dtype=torch.float64, device=self.args.device)
+        for j, name in enumerate(LOSS_PARTS):
+            value = getattr(outputs, name, None)
+            if value is not None:
+                self._parts[0, j] += value.detach().to(self._parts)
+                self._parts[1, j] += 1
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        # training logs (the ones with "loss") happen on every rank at the same step, so the
+        # component sums can be reduced here
+        if "loss" in logs:
+            parts = self._parts if self._parts is not None else torch.zeros(2, len(LOSS_PARTS), dtype=torch.float64, device=self.args.device)
+            if self.args.world_size > 1:
+                parts = self.accelerator.reduce(parts.clone(), reduction="sum")
+            for j, name in enumerate(LOSS_PARTS):
+                if parts[1, j] > 0:
+                    logs[name] = float(parts[0, j] / parts[1, j])
+            if self._parts is not None:
+                self._parts.zero_()
+        super().log(logs, start_time)
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        output_dir = output_dir or self.args.output_dir
+        if zero_stage(self) == 3:
+            # parameters are partitioned: the Trainer gathered state_dict for us (adapter only)
+            super()._save(output_dir, state_dict=state_dict)
+            if self.args.should_save:
+                write_adapter_meta(self.model, output_dir, self.aha_weights)
+            return
+        if not self.args.should_save:
+            return
+        save_checkpoint(self.model, output_dir, weights=self.aha_weights)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
+        Path(output_dir, "training_args.json").write_text(self.args.to_json_string())
+
+
+def zero_stage(trainer: Trainer) -> int:
+    if not trainer.is_deepspeed_enabled:
+        return 0
+    return int(trainer.accelerator.state.deepspeed_plugin.deepspeed_config.get("zero_optimization", {}).get("stage", 0))
+
+
+def write_adapter_meta(model, out_dir: str | os.PathLike, weights: str | None) -> None:
+    """aha_model.json beside an adapter written by the Trainer itself (ZeRO-3 checkpoints)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    atomic_write_json(Path(out_dir) / META, {"config": base.config.to_dict(), "weights": weights,
+                                             "base_saved": False, "kind": "adapter"})
+
+
+def save_final(trainer: AhaTrainer, out_dir: str) -> None:
+    """The final adapter checkpoint, written by the main process; ZeRO-3 gathers on every rank."""
+    model = trainer.model
+    gather = contextlib.nullcontext()
+    if zero_stage(trainer) == 3:
+        import deepspeed
+
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        gather = deepspeed.zero.GatheredParameters(trainable, modifier_rank=None)
+    with gather:
+        if trainer.is_world_process_zero():
+            save_checkpoint(model, out_dir, weights=trainer.aha_weights)
+            if trainer.processing_class is not None:
+                trainer.processing_class.save_pretrained(out_dir)
+            log.info("saved the final adapter checkpoint to %s", out_dir)
+    trainer.accelerator.wait_for_everyone()
+
+
+def resolve_dtype(name: str, args: TrainingArguments) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else torch.float32
+    if name not in DTYPES:
+        raise ValueError(f"--model_dtype must be auto, bf16, fp16 or fp32, got {name!r}")
+    return DTYPES[name]
+
+
+def build_trainable_model(model_args: ModelArguments, args: AhaTrainingArguments, frozen_projector: bool):
+    dtype = resolve_dtype(model_args.model_dtype, args)
+    if model_args.lora_pretrained:
+        log.info("continuing from adapter %s (its LoRA settings and trained modules are used)", model_args.lora_pretrained)
+        model = load_checkpoint(model_args.lora_pretrained, weights=model_args.weights, is_trainable=True,
+                                dtype=dtype, attn_implementation=model_args.attn_implementation)
+    else:
+        seed = args.seed if model_args.model_seed is None else model_args.model_seed
+        base = build_model(model_args.preset, weights=model_args.weights, dtype=dtype,
+                           attn_implementation=model_args.attn_implementation, seed=seed)
+        settings = LoraSettings(r=model_args.lora_r, alpha=model_args.lora_alpha, dropout=model_args.lora_dropout,
+                                train_projector=model_args.train_projector and not frozen_projector,
+                                train_lm_head=model_args.train_lm_head)
+        # LoRA matrices draw from the global RNG: reseed so their values do not depend on how the
+        # base was loaded (random init, weights folder, ZeRO-3 partitioned loading)
+        set_seed(seed)
+        model = apply_lora(base, settings)
+    if frozen_projector or not model_args.train_projector:
+        for name, p in model.named_parameters():
+            if "multi_modal_projector" in name:
+                p.requires_grad_(False)
+    if not args.deepspeed and dtype != torch.float32:
+        # the optimizer must hold fp32 weights (AMP autocasts the compute); DeepSpeed keeps its own fp32 master copy
+        for p in model.parameters():
+            if p.requires_grad:
+                p.data = p.data.float()
+    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    n_all = sum(p.numel() for p in model.parameters())
+    log.info("trainable parameters: %d of %d (%.2f%%)", n_train, n_all, 100.0 * n_train / max(n_all, 1))
+    return model
+
+
+def resolve_resume(value: str | None, output_dir: str) -> str | None:
+    if value is None or value.lower() in ("", "false", "none"):
+        return None
+    if value.lower() in ("true", "last"):
+        last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+        if last is None:
+            raise FileNotFoundError(f"--resume_from_checkpoint {value}: no checkpoint-* folder in {output_dir}")
+        return last
+    if not os.path.isdir(value):
+        raise FileNotFoundError(f"--resume_from_checkpoint: {value} is not a folder")
+    return value
+
+
+def parse_args(argv: list[str] | None = None):
+    parser = HfArgumentParser((ModelArguments, DataArguments, AhaTrainingArguments))
+    if argv is None:
+        argv = sys.argv[1:]
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def main(argv: list[str] | None = None, callbacks: list | None = None) -> AhaTrainer:
+    """Parse ``argv`` (default: the command line), train, save; returns the trainer.
+
+    ``callbacks``: extra ``transformers.TrainerCallback`` objects (programmatic use).
+    """
+    model_args, data_args, args = parse_args(argv)
+    setup_logging()
+    # data-loader workers fork after the parent has tokenised: keep the Rust tokenizer single-threaded
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if data_args.feature_kind not in ("vision", "frame_embeds"):
+        raise ValueError(f"--feature_kind must be vision or frame_embeds, got {data_args.feature_kind!r}")
+    if args.activation_checkpointing and not args.activation_checkpointing_kwargs:
+        # non-reentrant checkpointing needs no input that requires grad (frozen embeddings, cached frame embeds)
+        args.activation_checkpointing_kwargs = args.gradient_checkpointing_kwargs = {"use_reentrant": False}
+    if "wandb" in (args.report_to or []):
+        os.environ.setdefault("WANDB_PROJECT", "aha")
+        os.environ.setdefault("WANDB_DIR", args.output_dir)
+        Path(os.environ["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
+    # initialises torch.distributed (under torchrun) before any model is built: ZeRO-3 partitions
+    # weights while they load and needs the process group by then
+    log.info("device %s, process %d of %d", args.device, args.process_index, args.world_size)
+    if args.deepspeed and torch.distributed.is_available() and torch.distributed.is_initialized():
+        # with --use_cpu accelerate starts plain torch.distributed; DeepSpeed's own comm layer must
+        # adopt it now, or ZeRO-3's partitioned loading sees a world of one process
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend=torch.distributed.get_backend())
+    set_seed(args.seed)
+
+    tok_path = model_args.tokenizer or model_args.weights
+    if tok_path is None:
+        raise ValueError("give --tokenizer (or --weights holding a tokenizer)")
+    tokenizer = load_tokenizer(tok_path)
+    frozen_projector = bool(data_args.feature_cache) and data_args.feature_kind == "frame_embeds"
+    model = build_trainable_model(model_args, args, frozen_projector)
+    base = model.get_base_model()
+    cfg = base.config
+    if tokenizer.convert_tokens_to_ids(cfg.frame_placeholder) != cfg.image_token_index:
+        raise ValueError(f"tokenizer id of {cfg.frame_placeholder!r} is {tokenizer.convert_tokens_to_ids(cfg.frame_placeholder)}, "
+                         f"the model expects {cfg.image_token_index}")
+    template = ChatTemplate(tokenizer, cfg.tokens_per_frame, cfg.frame_placeholder)
+
+    cache = None
+    if data_args.feature_cache:
+        cache = FeatureCache.for_model(data_args.feature_cache, model, data_args.feature_kind)
+        if not cache.exists():
+            raise FileNotFoundError(f"no {data_args.feature_kind} features for this model under {data_args.feature_cache} "
+                                    f"(expected {cache.directory}); run scripts/extract_features.py with the same "
+                                    "--preset/--weights/--model_dtype (and --lora_pretrained for frame_embeds)")
+        log.info("reading %s features from %s", data_args.feature_kind, cache.directory)
+    data_root = data_args.data_root or os.environ.get("AHA_DATA_ROOT", ".")
+    data_seed = args.data_seed if args.data_seed is not None else args.seed
+    dataset = build_mixture(data_args.dataset_config, data_root, template, frame_size=cfg.frame_size, seed=data_seed,
+                            feature_cache=cache, max_tries=data_args.max_item_tries, system_prompt=data_args.system_prompt)
+    collator = StreamCollator(pad_token_id=tokenizer.pad_token_id, frame_size=cfg.frame_size)
+
+    trainer = AhaTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator,
+                         processing_class=tokenizer, aha_weights=model_args.weights, callbacks=callbacks)
+    if zero_stage(trainer) == 3 and model_args.weights is None:
+        raise ValueError("ZeRO-3 partitions the base model, which then cannot be saved: train a random-init base "
+                         "without ZeRO-3, or give --weights")
+    trainer.train(resume_from_checkpoint=resolve_resume(args.resume_from_checkpoint, args.output_dir))
+    save_final(trainer, args.output_dir)
+    return trainer
+
+
+if __name__ == "__main__":
+    main()
