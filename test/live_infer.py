@@ -246,7 +246,7 @@ def run(args) -> int:
             chosen = select_reel_segments(segs, args.reel_budget)
             info_reel = write_highlight_reel(args.video, chosen, out / "highlights.mp4")
             result["reel"] = {"path": str(out / "highlights.mp4"), "segments": [list(s) for s in chosen],
-                              "frames": info_reel.frames, "duration_s": info_reel.duration}
+                              "frames": info_reel.frames, "duration_s": info_reel.duration_s}
     atomic_write_json(out / "highlights.json", result)
     if not args.quiet:
         print(f"{len(times)} frames, {len(responses)} responses, {len(result.get('peaks', []))} highlights -> {out}")

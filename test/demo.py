@@ -1,0 +1,129 @@
+"""The project's main job: online highlight detection with the embedded default model.
+
+    python -m test.demo                                  # a generated synthetic test video, its query and ground truth
+    python -m test.demo --video V.mp4 --query "..."      # any video (no ground truth, no metrics)
+    python -m test.demo --realtime                       # paced as a live stream
+
+Runs ``test.live_infer`` (the one streaming loop: highlights and responses are printed as they are
+detected; scores.jsonl, responses.jsonl, highlights.json, scores.png, highlights.mp4 are written to
+--output_dir) and, for a generated video, ends with metrics against its ground truth. The default
+model is the tiny model the project trains on synthetic videos (instructions/tiny_model.md): it is
+NOT meant for real footage; pass --model_config/--checkpoint/--weights for real weights.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from test import live_infer
+from utils.io import atomic_write_json, read_jsonl
+from utils.paths import REPO_ROOT
+
+DEFAULT_PRESET = "aha-tiny-synth"
+DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "aha-tiny-synth"
+DEFAULT_TOKENIZER = REPO_ROOT / "configs" / "tokenizers" / "aha-tiny-synth"
+DEMO_SEED = 20251121  # the generated demo video; not one of the synthetic benchmark's videos
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--video", default=None, help="any video (default: generate a synthetic test video)")
+    ap.add_argument("--query", action="append", default=None, help="the query (default: the generated video's)")
+    ap.add_argument("--query_at", action="append", default=None)
+    ap.add_argument("--output_dir", default="outputs/demo")
+    ap.add_argument("--seed", type=int, default=DEMO_SEED, help="seed of the generated video")
+    ap.add_argument("--realtime", action="store_true")
+    ap.add_argument("--source_fps", type=float, default=None)
+    ap.add_argument("--degrade", default=None)
+    ap.add_argument("--reel_budget", type=float, default=12.0)
+    ap.add_argument("--gt_spans", default=None)
+    ap.add_argument("--quiet", action="store_true")
+    live_infer.add_engine_args(ap)
+    ap.set_defaults(model_config=None, fps=2.0, cumulative_threshold=None, threshold=None, peak_distance=4.0,
+                    savgol_window=7, max_new_tokens=16)
+    return ap
+
+
+def resolve_model(args) -> None:
+    """The shipped tiny model unless the user names a model."""
+    if args.model_config is None and args.checkpoint is None and args.weights is None:
+        args.model_config = DEFAULT_PRESET
+        if not (DEFAULT_CHECKPOINT / "aha_model.json").is_file():
+            raise SystemExit(f"the default checkpoint {DEFAULT_CHECKPOINT} is missing; train it with scripts/train_tiny.sh "
+                             "or pass --model_config/--checkpoint")
+        args.checkpoint = str(DEFAULT_CHECKPOINT)
+        args.tokenizer = args.tokenizer or str(DEFAULT_TOKENIZER)
+    args.model_config = args.model_config or DEFAULT_PRESET
+    if args.threshold is None and args.cumulative_threshold is None and not args.no_generate:
+        args.threshold = 1.2  # respond when informative + relevance is high
+
+
+def generated_video(args, out: Path):
+    """Write the synthetic demo video; return (path, query, scene)."""
+    from data.synthetic import generate_video
+
+    video = generate_video(args.seed, out / "input.mp4", video_id=f"demo_{args.seed}")
+    return video.path, video.query, video.scene
+
+
+def gt_metrics(scene, scores: list[dict], fused: np.ndarray) -> dict:
+    """Metrics of one stream against its synthetic ground truth (same functions as the benchmarks)."""
+    from data.synthetic import importance_at
+    from test.scorers.ap import topk_ap_from_scores
+    from test.scorers.charades import causal_interval, interval_iou
+    from test.scorers.tvsum import binarize_top
+
+    times = np.array([s["time"] for s in scores])
+    gt = importance_at(scene, times)
+    spans = [(e.start, e.end) for e in scene.events if e.match]
+    interval = causal_interval(times, fused, duration=scene.duration)
+    out = {
+        "top5_AP_aha": 100 * topk_ap_from_scores(binarize_top(gt, 0.5), fused),
+        "grounding_interval": None if interval is None else [round(x, 2) for x in interval],
+        "grounding_best_IoU": 100 * max((interval_iou(interval, s) for s in spans), default=0.0),
+        "matching_events": [[e.start, e.end] for e in scene.events if e.match],
+        "distractor_events": [[e.start, e.end] for e in scene.events if not e.match],
+    }
+    return out
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    resolve_model(args)
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    scene = None
+    if args.video is None:
+        path, query, scene = generated_video(args, out)
+        args.video = str(path)
+        if not args.query and not args.query_at:
+            args.query = [query]
+        spans = [[e.start, e.end] for e in scene.events if e.match]
+        (out / "gt_spans.json").write_text(json.dumps(spans))
+        args.gt_spans = str(out / "gt_spans.json")
+        print(f"generated {args.video}: {scene.duration} s, query {args.query[0]!r}, "
+              f"matching events at {', '.join(f'{s:.1f}-{e:.1f} s' for s, e in spans)}", flush=True)
+    elif not args.query and not args.query_at:
+        raise SystemExit("--video needs --query")
+    rc = live_infer.run(args)
+    if scene is not None:
+        scores = read_jsonl(out / "scores.jsonl")
+        fused = np.array([s["fused"] for s in scores])
+        if len(scores):
+            m = gt_metrics(scene, scores, fused)
+            atomic_write_json(out / "metrics.json", m)
+            print("\nmetrics against the generated video's ground truth:")
+            print(f"  top-5 AP (TVSum/Aha style): {m['top5_AP_aha']:.1f}")
+            print(f"  causal grounding interval {m['grounding_interval']} -> best IoU with a matching event {m['grounding_best_IoU']:.1f}")
+            print(f"  matching events {m['matching_events']}, distractors {m['distractor_events']}")
+    print(f"outputs in {out}/: scores.jsonl responses.jsonl highlights.json scores.png"
+          + (" highlights.mp4" if (out / 'highlights.mp4').exists() else "") + (" metrics.json" if scene is not None else ""))
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

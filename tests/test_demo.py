@@ -1,0 +1,36 @@
+"""The demo entry on a generated video: every output file, printed highlights, metrics vs ground truth."""
+import json
+
+from test import demo
+from utils.io import read_jsonl
+
+
+def test_demo_on_a_generated_video_writes_outputs_and_metrics(shared_data, tmp_path, capsys):
+    out = tmp_path / "demo"
+    rc = demo.main(["--model_config", "aha-tiny", "--tokenizer", str(shared_data / "tokenizers" / "qwen2"),
+                    "--output_dir", str(out), "--seed", "3", "--window", "600", "--threshold", "-1",
+                    "--min_interval", "8", "--max_new_tokens", "2", "--quiet"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "generated" in text and "metrics against the generated video's ground truth" in text
+    assert "response" in text  # responses are printed as they happen
+    for name in ("scores.jsonl", "responses.jsonl", "highlights.json", "scores.png", "metrics.json", "input.mp4"):
+        assert (out / name).is_file(), name
+    scores = read_jsonl(out / "scores.jsonl")
+    m = json.loads((out / "metrics.json").read_text())
+    assert 0 <= m["top5_AP_aha"] <= 100 and 0 <= m["grounding_best_IoU"] <= 100
+    assert m["matching_events"]
+    duration = json.loads((out / "highlights.json").read_text())["n_frames"] / 2.0
+    assert len(scores) == int(duration * 2)
+    assert [r["time"] for r in read_jsonl(out / "responses.jsonl")][:2] == [0.0, 8.0]
+    h = json.loads((out / "highlights.json").read_text())
+    if h["segments"]:  # a reel is cut whenever there is a highlight segment, within the budget
+        assert (out / "highlights.mp4").is_file()
+        assert 0 < h["reel"]["duration_s"] <= 12.0 + 0.5
+
+
+def test_demo_needs_a_query_for_a_user_video(tmp_path):
+    import pytest
+
+    with pytest.raises(SystemExit, match="--query"):
+        demo.main(["--model_config", "aha-tiny", "--video", str(tmp_path / "v.mp4"), "--output_dir", str(tmp_path)])
