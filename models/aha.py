@@ -187,7 +187,15 @@ class AhaForStreaming(LlavaOnevisionForConditionalGeneration):
 
         training_labels = any(x is not None for x in (labels, informative_labels, relevance_labels))
         loss = None
-        if training_labels:
+        if training_labels and self.config.loss_protocol == "reference":
+            parts = L.reference_losses(
+                input_ids if input_ids is not None else torch.zeros(h.shape[:2], dtype=torch.long, device=h.device),
+                lambda mask: self.lm_head(h[mask]), labels, heads["informative_logits"], informative_labels,
+                heads["relevance"], heads["log_variance"], relevance_labels,
+                self.config.logvar_min, self.config.logvar_max, self.config.loss_weights["diversity"],
+            )
+            loss = L.combine(parts, self.config.loss_weights)
+        elif training_labels:
             zero = []
             if informative_labels is not None:
                 parts["informative"] = L.informative_loss(heads["informative_logits"], informative_labels)

@@ -36,6 +36,8 @@ class AhaConfig(LlavaOnevisionConfig):
     logvar_min: float = -4.0
     logvar_max: float = 1.5
     loss_weights: dict | None = None
+    # "correct" (default) or "reference": the reference's loss defects, to reproduce its training
+    loss_protocol: str = "correct"
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -48,6 +50,8 @@ class AhaConfig(LlavaOnevisionConfig):
             self.loss_weights = {**DEFAULT_LOSS_WEIGHTS, **self.loss_weights}
         if self.frame_pool_mode not in ("bilinear", "average", "max"):
             raise ValueError(f"frame_pool_mode must be bilinear/average/max, got {self.frame_pool_mode!r}")
+        if self.loss_protocol not in ("correct", "reference"):
+            raise ValueError(f"loss_protocol must be 'correct' or 'reference', got {self.loss_protocol!r}")
         if self.frame_pool_stride < 1:
             raise ValueError("frame_pool_stride must be >= 1")
 

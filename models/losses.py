@@ -107,3 +107,52 @@ def combine(parts: dict[str, torch.Tensor | None], weights: dict[str, float]) ->
     if parts.get("zero") is not None:
         add(parts["zero"])
     return total
+
+
+def reference_losses(
+    input_ids: torch.Tensor,
+    lm_logits_fn,
+    labels: torch.Tensor | None,
+    informative_logits: torch.Tensor,
+    informative_labels: torch.Tensor | None,
+    relevance: torch.Tensor,
+    raw_logvar: torch.Tensor,
+    relevance_labels: torch.Tensor | None,
+    logvar_min: float,
+    logvar_max: float,
+    diversity_weight: float,
+) -> dict[str, torch.Tensor]:
+    """The reference implementation's loss terms, defects included (aha_reference.md 1.4), to
+    reproduce its training: dummy targets on token 0 for missing label types, TV over every adjacent
+    token pair, the N x N broadcast NLL, diversity over all tokens, and the result clamped at 0.
+    ``lm_logits_fn(mask)`` returns the LM logits at the positions of a [B, S] mask.
+    """
+    b, s = input_ids.shape
+    lab = torch.full_like(input_ids, IGNORE) if labels is None else labels.clone()
+    if not (lab != IGNORE).any() and s > 1:
+        lab[:, 0] = input_ids[:, 1]
+    lm_valid = lab != IGNORE
+    parts = {"lm": lm_loss(lm_logits_fn(lm_valid), lab[lm_valid])}
+    info = torch.full_like(input_ids, IGNORE) if informative_labels is None else informative_labels.clone()
+    if not (info != IGNORE).any():
+        info[:, 0] = 0
+    parts["informative"] = informative_loss(informative_logits, info)
+    rel = torch.full(input_ids.shape, float(IGNORE), device=relevance.device) if relevance_labels is None else relevance_labels.clone()
+    if not (rel != IGNORE).any():
+        rel[:, 0] = 0.0
+    valid = rel != IGNORE
+    r = relevance.float()
+    if s > 1 and valid[:, 1:].any():
+        parts["tv"] = (r[:, 1:] - r[:, :-1]).pow(2).mean()
+    else:
+        parts["tv"] = r.sum() * 0.0
+    y = rel[valid].float()
+    parts["relevance"] = F.smooth_l1_loss(r[valid], y) if y.numel() > 1 else r.sum() * 0.0
+    lv = raw_logvar.float().clamp(logvar_min, logvar_max)
+    var = lv.exp()
+    res = y - r[valid]  # [N]
+    var_valid = var[valid].unsqueeze(-1)  # [N, 1]: broadcasts against [N] into N x N, as the reference did
+    nll = res.pow(2) / (2 * var_valid + 1e-6) + 0.5 * torch.log(2 * math.pi * var_valid)
+    unc = nll.mean() - diversity_weight * lv.std()
+    parts["uncertainty"] = unc.clamp(min=0)
+    return parts

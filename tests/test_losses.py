@@ -64,3 +64,44 @@ def test_combine_uses_the_paper_weights_and_skips_absent_terms():
     assert L.combine(parts, w).item() == pytest.approx(0.2 + 1.0 + 8.0 * (3.0 + 0.2) + 0.5)
     only_info = {"informative": torch.tensor(2.0)}
     assert L.combine(only_info, w).item() == pytest.approx(1.0)
+
+
+def test_reference_protocol_reproduces_the_reference_defects_by_hand():
+    ids = torch.tensor([[10, 11, 12, 13]])
+    rel = torch.tensor([[0.2, 0.6, 0.4, 0.9]])
+    raw_lv = torch.tensor([[0.0, -5.0, 1.0, 2.0]])  # clamps to 0, -4, 1, 1.5
+    rel_labels = torch.tensor([[IGN, 1.0, IGN, 0.5]])
+    info_logits = torch.zeros(1, 4, 2)
+    vocab = 20
+    lm = lambda mask: torch.zeros(int(mask.sum()), vocab)  # uniform logits
+    parts = L.reference_losses(ids, lm, None, info_logits, None, rel, raw_lv, rel_labels, -4.0, 1.5, 1e-3)
+    # dummy LM target (input_ids[:, 1] at position 0) with uniform logits -> log(vocab)
+    assert parts["lm"].item() == pytest.approx(math.log(vocab), rel=1e-6)
+    # dummy informative target 0 at token 0 with zero logits -> log 2
+    assert parts["informative"].item() == pytest.approx(math.log(2), rel=1e-6)
+    # TV over every adjacent token pair, labelled or not
+    assert parts["tv"].item() == pytest.approx(((0.4) ** 2 + (0.2) ** 2 + (0.5) ** 2) / 3, rel=1e-5)
+    assert parts["relevance"].item() == pytest.approx((smooth_l1(0.4) + smooth_l1(0.4)) / 2, rel=1e-5)
+    # N x N broadcast: every labelled variance against every labelled residual
+    res = [1.0 - 0.6, 0.5 - 0.9]
+    lvs = [-4.0, 1.5]
+    nll = sum(e * e / (2 * math.exp(v) + 1e-6) + 0.5 * math.log(2 * math.pi * math.exp(v)) for v in lvs for e in res) / 4
+    all_lv = [0.0, -4.0, 1.0, 1.5]
+    m = sum(all_lv) / 4
+    std = math.sqrt(sum((v - m) ** 2 for v in all_lv) / 3)
+    assert parts["uncertainty"].item() == pytest.approx(max(0.0, nll - 1e-3 * std), rel=1e-5)
+
+
+def test_model_switches_loss_protocol_by_config():
+    from models.build import build_model
+
+    m = build_model("aha-tiny", seed=0)
+    ref = build_model(m.config.__class__(**{**m.config.to_dict(), "loss_protocol": "reference"}), seed=0)
+    ids = torch.tensor([[1, 2, 3] + [151646] * 49 + [4]])
+    rl = torch.full(ids.shape, -100.0)
+    rl[0, 51] = 0.7
+    px = torch.randn(1, 3, 384, 384)
+    a = m(input_ids=ids, pixel_values=px, relevance_labels=rl)
+    b = ref(input_ids=ids, pixel_values=px, relevance_labels=rl)
+    assert a.lm_loss is None and b.lm_loss is not None  # the reference adds a dummy LM target
+    assert a.loss.item() != pytest.approx(b.loss.item())
