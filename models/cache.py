@@ -11,7 +11,14 @@ Policies (``make_policy(name, ...)``):
 - ``sink``: the first ``sink_tokens`` entries plus the most recent ones, ``window`` in total;
 - ``dynamic_sink``: the sink is the whole prefix up to the end of the task-query turn (system prompt
   and query), fixed when the engine marks it, plus ``window`` recent tokens;
-- ``sliding``: the most recent ``window`` tokens only (a sink of 0).
+- ``sliding``: the most recent ``window`` tokens only (a sink of 0);
+- ``sink_reference``: the reference's SinkCache, quirks included, to reproduce the released
+  numbers (aha_reference.md 11.5-11.7): a forward of q tokens is appended while ``L + q < window``;
+  otherwise the first ``sink_tokens`` entries, the last ``window - sink_tokens - q`` old entries and
+  the new ones are kept, and the kept old keys are rotated by -q whatever the number evicted; RoPE
+  positions of a forward start at the cache length *before* eviction (so they saturate at the
+  window and can jump). Attention stays causal over the kept entries (flash-attention semantics,
+  what the released numbers used).
 Eviction happens only in ``make_room`` before new frame / query tokens are appended; tokens that a
 response adds are evicted at the next ``make_room``, or cropped away exactly by ``truncate`` when
 assistant turns are removed.
@@ -21,7 +28,7 @@ from __future__ import annotations
 import torch
 from transformers import DynamicCache
 
-POLICIES = ("unbounded", "sink", "dynamic_sink", "sliding")
+POLICIES = ("unbounded", "sink", "dynamic_sink", "sliding", "sink_reference")
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -38,7 +45,7 @@ class CachePolicy:
             raise ValueError(f"cache policy must be one of {POLICIES}, got {name!r}")
         if name != "unbounded" and window <= 0:
             raise ValueError("window must be positive")
-        if name == "sink" and sink_tokens >= window:
+        if name in ("sink", "sink_reference") and sink_tokens >= window:
             raise ValueError(f"sink_tokens ({sink_tokens}) must be smaller than the window ({window})")
         self.name = name
         self.window = window
@@ -65,13 +72,27 @@ class CachePolicy:
 
     @property
     def capacity(self) -> int | None:
-        if self.name == "unbounded":
+        if self.name in ("unbounded", "sink_reference"):  # sink_reference evicts in prepare()
             return None
         if self.name == "dynamic_sink":
             return self.sink_tokens + self.window
         return self.window
 
     # ------------------------------------------------------------------ edits
+    def prepare(self, n_new: int, evict: bool = True) -> tuple[int, int]:
+        """Make room for ``n_new`` tokens; returns (first RoPE position, first cache index) for them."""
+        if self.name == "sink_reference" and evict:
+            before = len(self)
+            if before + n_new >= self.window:
+                keep_old = self.window - self.sink_tokens - n_new
+                if keep_old < 0:
+                    raise ValueError(f"{n_new} new tokens do not fit a window of {self.window} with {self.sink_tokens} sink tokens")
+                self._evict(self.sink_tokens, before - self.sink_tokens - keep_old, rotate_by=n_new)
+            return before, len(self)
+        if evict:
+            self.make_room(n_new)
+        return len(self), len(self)
+
     def make_room(self, n_new: int) -> int:
         """Evict so that ``n_new`` tokens fit; returns how many tokens were evicted."""
         cap = self.capacity
@@ -96,12 +117,13 @@ class CachePolicy:
                 layer.keys = layer.keys[..., :length, :]
                 layer.values = layer.values[..., :length, :]
 
-    def _evict(self, start: int, count: int) -> None:
+    def _evict(self, start: int, count: int, rotate_by: int | None = None) -> None:
+        shift = count if rotate_by is None else rotate_by
         for layer in self.cache.layers:
             k, v = layer.keys, layer.values
             kept_k = k[..., start + count:, :]
-            if self.rerotate and kept_k.shape[-2]:
-                kept_k = self._rotate(kept_k, -count)
+            if self.rerotate and kept_k.shape[-2] and shift:
+                kept_k = self._rotate(kept_k, -shift)
             layer.keys = torch.cat([k[..., :start, :], kept_k], dim=-2)
             layer.values = torch.cat([v[..., :start, :], v[..., start + count:, :]], dim=-2)
         self.evicted_total += count

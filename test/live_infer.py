@@ -42,7 +42,8 @@ def add_engine_args(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--fps", type=float, default=1.0)
     g.add_argument("--max_frames", type=int, default=None)
     g.add_argument("--prompt_order", default="training", choices=["training", "reference"])
-    g.add_argument("--cache_policy", default="sink", choices=["unbounded", "sink", "dynamic_sink", "sliding"])
+    g.add_argument("--cache_policy", default="sink", choices=["unbounded", "sink", "dynamic_sink", "sliding", "sink_reference"],
+                   help="sink_reference: the reference's SinkCache quirks, to reproduce the released numbers")
     g.add_argument("--window", type=int, default=2048)
     g.add_argument("--sink_tokens", type=int, default=32)
     g.add_argument("--vision_batch", type=int, default=1, help=">1 only for files: encode frames already read in small batches")

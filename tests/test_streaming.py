@@ -205,3 +205,45 @@ def test_images_are_encoded_like_the_model_does(model, qwen2_tokenizer):
     np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="letterboxed"):
         eng.encode_images(rng.integers(0, 255, (1, 100, 80, 3), dtype=np.uint8))
+
+
+def test_reference_sink_cache_reproduces_the_reference_quirks(model, qwen2_tokenizer, embeds):
+    from models.cache import rotate_half
+
+    W, S = 200, 16
+    eng = engine(model, qwen2_tokenizer, cache_policy="sink_reference", window=W, sink_tokens=S, generate=False)
+    calls = []
+    orig_model = eng.model.forward
+
+    def spy(*a, **kw):
+        calls.append((kw["position_ids"][0, 0].item(), kw["cache_position"][0].item(), kw["input_ids"].shape[1]))
+        return orig_model(*a, **kw)
+
+    eng.model.forward = spy
+    try:
+        eng.add_query("a dog jumps")
+        snap = None
+        for i, e in enumerate(frames_of(embeds[:6])):
+            before = len(eng.policy)
+            if before + TPF >= W and snap is None:
+                snap = (before, eng.policy.cache.layers[0].keys.clone())
+            eng.process_frame(e.time, e.embeds)
+            if snap is not None and snap[0] == before:
+                after_keys = eng.policy.cache.layers[0].keys
+                evicted = before - S - (W - S - TPF)
+                assert len(eng.policy) == W
+                # a kept old key moved back by `evicted` slots and was rotated by -q (not -evicted)
+                old = snap[1][..., before - 1, :].float()
+                ang = -TPF * eng.policy.inv_freq
+                cos, sin = torch.cat((ang, ang)).cos(), torch.cat((ang, ang)).sin()
+                want = old * cos + rotate_half(old) * sin
+                torch.testing.assert_close(after_keys[..., before - 1 - evicted, :].float(), want, rtol=1e-5, atol=1e-6)
+                torch.testing.assert_close(after_keys[..., :S, :], snap[1][..., :S, :])
+    finally:
+        eng.model.forward = orig_model
+    assert snap is not None
+    # RoPE positions start at the cache length before eviction (they saturate at the window);
+    # the mask positions are the true cache indices
+    frame_calls = [c for c in calls if c[2] >= TPF]
+    assert all(p <= W for p, _, _ in frame_calls)
+    assert any(p == W and c == W - n for p, c, n in frame_calls)
