@@ -580,6 +580,33 @@ class Renderer:
             yield self.frame(i)
 
 
+def rgb_to_yuv420p(img: np.ndarray) -> np.ndarray:
+    """BT.601 limited-range planar YUV 4:2:0 ([H * 3 / 2, W] uint8), computed in numpy.
+
+    Letting FFmpeg's swscale convert RGB made the bytes depend on the input buffer's memory
+    alignment (it picks SIMD or C paths that round differently), so the same frames could encode
+    to different files; this conversion is exact and the same everywhere.
+    """
+    h, w = img.shape[:2]
+    if h % 2 or w % 2:
+        raise ValueError(f"yuv420p needs even frame sizes, got {w}x{h}")
+    rgb = img.astype(np.float64)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = 16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0
+    cb = 128.0 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255.0
+    cr = 128.0 + (112.0 * r - 93.786 * g - 18.214 * b) / 255.0
+
+    def sub(c):  # 2x2 mean: the chroma sample sits between its four pixels
+        return c.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+
+    planes = [np.rint(y), np.rint(sub(cb)), np.rint(sub(cr))]
+    out = np.empty((h * 3 // 2, w), dtype=np.uint8)
+    out[:h] = np.clip(planes[0], 0, 255)
+    out[h: h + h // 4] = np.clip(planes[1], 0, 255).reshape(h // 4, w)
+    out[h + h // 4:] = np.clip(planes[2], 0, 255).reshape(h // 4, w)
+    return out
+
+
 def encode_video(frames: Iterator[np.ndarray], path: str | Path, fps: int, width: int, height: int,
                  codec: str = "libx264", crf: int = 23) -> Path:
     """Write RGB frames as an MP4 (yuv420p), bit-exact: one thread, no wall-clock metadata."""
@@ -589,8 +616,11 @@ def encode_video(frames: Iterator[np.ndarray], path: str | Path, fps: int, width
     # +bitexact keeps the muxer from writing its version string; no creation_time is ever set.
     with av.open(str(tmp), "w", format="mp4", options={"fflags": "+bitexact"}) as out:
         if codec == "libx264":
-            stream = out.add_stream(codec, rate=fps, options={"crf": str(crf), "preset": "fast", "threads": "1",
-                                                              "g": str(4 * fps)})
+            # x264's macroblock-tree / lookahead gave different bytes for the same frames from one
+            # encode to the next in a process; without them the output is reproducible
+            stream = out.add_stream(codec, rate=fps, options={
+                "crf": str(crf), "preset": "fast", "threads": "1", "g": str(4 * fps),
+                "x264-params": "mbtree=0:rc-lookahead=0:lookahead-threads=1:sliced-threads=0"})
         else:
             stream = out.add_stream(codec, rate=fps, options={"threads": "1", "g": str(4 * fps)})
             stream.bit_rate = 400_000
@@ -598,7 +628,7 @@ def encode_video(frames: Iterator[np.ndarray], path: str | Path, fps: int, width
         stream.codec_context.thread_count = 1
         base = Fraction(1, fps)
         for i, img in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            vf = av.VideoFrame.from_ndarray(rgb_to_yuv420p(img), format="yuv420p")
             vf.pts, vf.time_base = i, base
             for packet in stream.encode(vf):
                 out.mux(packet)
