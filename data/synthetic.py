@@ -32,8 +32,13 @@ Ground truth, all derived from the events:
   attribute (training conversation list and test items);
 * HIHD: per-second replay-style scores (importance + slow interest + noise, min-max normalised)
   with a quality-dropout schedule from ``data.degrade.make_schedule``, one CSV for all splits;
-* the benchmark items of ``datasets/convert.py`` (charades, tvsum, youcook2, magqa), made by the
-  converter's own functions from the files above (templates ``random``, the dataset seed).
+* QVHighlights: ``highlight_<split>_release.jsonl`` (relevant windows = the matching events, 3
+  annotators' 0-4 saliency of the 2-s clips overlapping them, from the importance curve);
+* Mr.HiSum: one ``mr_hisum.h5`` for all splits (gtscore = importance per second, 2-3 s
+  change-point shots, the official knapsack summary at 15 %, zero features) with the split json,
+  metadata csv and titles tsv of the real layout;
+* the benchmark items of ``datasets/convert.py`` (charades, tvsum, youcook2, magqa, qvh, hisum),
+  made by the converter's own functions from the files above (default templates, the dataset seed).
 
 Determinism: every random draw comes from ``numpy`` Generators seeded by (video seed, purpose);
 the global RNGs are never used. Videos are H.264 (libx264, one thread, bit-exact container flags;
@@ -46,9 +51,11 @@ Video seeds come from ``SeedSequence((seed, split, index))``: splits are disjoin
 Layout of DIR (see instructions/synthetic.md)::
 
     manifest.json  HIHD_metadata.csv  mixture_train.json  videos/<vid>.mp4
+    mr_hisum.h5  mr_hisum_split.json  mr_hisum_metadata.csv  mr_hisum_titles.tsv
     <split>/ground_truth.json  ydata-tvsum50-anno.tsv  ydata-tvsum50-info.tsv  tvsum_anno.json
             charades_sta_<split>.txt  Charades_v1_<split>.csv  grounding.json  yc2_<split>.json
-            shot2story_dvc.json  magqa_train.json  magqa_test.json  items/<benchmark>.jsonl
+            shot2story_dvc.json  magqa_train.json  magqa_test.json  highlight_<split>_release.jsonl
+            items/<benchmark>.jsonl
 """
 from __future__ import annotations
 
@@ -99,7 +106,8 @@ DISTRACTOR_TYPES = ("colour", "kind", "motion", "random")
 SPLITS = ("train", "val", "test")
 SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
 # Purposes of the per-video random streams (fixed codes: adding a purpose never shifts another).
-PURPOSE = {"scene": 0, "background": 1, "annotators": 2, "replay": 3, "magqa": 4, "captions": 5, "dropout": 6}
+PURPOSE = {"scene": 0, "background": 1, "annotators": 2, "replay": 3, "magqa": 4, "captions": 5, "dropout": 6,
+           "qvh": 7, "hisum": 8}
 
 DISTRACTOR_LEVEL = 0.2      # importance of a distractor event (a match is 1, calm is 0)
 EDGE_S = 0.5                # half-width of the smooth edges of an event's importance window (s)
@@ -107,6 +115,13 @@ TVSUM_CLIP_S = 2.0          # TVSum annotators score 2-s shots
 TIME_GRID = 0.5             # event boundaries and question times lie on this grid (s)
 RESPONSE_GRID = 0.25        # caption / answer times lie on this grid (s)
 MIN_DURATION = 12
+QVH_CLIP_S = 2.0            # QVHighlights saliency is per 2-s clip, 3 annotators, 0-4
+QVH_ANNOTATORS = 3
+HISUM_FEATURE_DIM = 1024    # YouTube-8M rgb features (written as zeros: nothing here reads them)
+HISUM_BUDGET = 0.15         # Mr.HiSum summaries keep 15 % of the video
+HISUM_SHOT_S = (2, 3)       # change-point shots last 2-3 whole seconds (see hisum_change_points)
+QVH_VIDEO_TEMPLATE = "{youtube_id}.mp4"   # the synthetic QVH vid names the whole video: <id>_0.0_<duration>
+HISUM_FILES = ("mr_hisum.h5", "mr_hisum_split.json", "mr_hisum_metadata.csv", "mr_hisum_titles.tsv")
 MARKER_U, MARKER_SHADE = 0.35, 0.55   # darker cap on every shape, so rotation is visible
 
 # Shape geometry in units of the shape's radius: signed distance > 0 outside; EXTENT bounds it.
@@ -820,9 +835,130 @@ def hihd_rows(scenes: Sequence[Scene], split: str, seed: int) -> list[dict]:
     return rows
 
 
-def _csv_text(rows: Sequence[dict], columns: Sequence[str]) -> str:
+def qvh_clip_saliency(scene: Scene) -> tuple[list[int], list[list[int]]]:
+    """(relevant_clip_ids, saliency_scores) of the query, QVHighlights style.
+
+    The relevant clips are the 2-s clips [2c, 2c + 2) that overlap a matching event, among the
+    int(duration / 2) whole clips the scorer's ground-truth matrix has. Each of 3 annotators rates
+    them 0-4: ``round(4 * gain * clip importance + noise)`` with the clip importance taken after a
+    reaction lag U(-0.5, 0.75) s, gain U(0.7, 1.3) and noise N(0, 0.35) per clip (as the TVSum
+    annotators, on QVHighlights' 0-4 scale).
+    """
+    rng = _rng(scene.seed, "qvh")
+    n_clips = int(scene.duration / QVH_CLIP_S)
+    ids = [c for c in range(n_clips)
+           if any(c * QVH_CLIP_S < e.end and (c + 1) * QVH_CLIP_S > e.start for e in scene.matches)]
+    t = frame_times(scene)
+    clip_of_frame = np.floor(t / QVH_CLIP_S + 1e-9).astype(np.int64)
+    whole = clip_of_frame < n_clips          # an odd last second is no whole clip
+    counts = np.bincount(clip_of_frame[whole], minlength=n_clips)
+    scores = np.zeros((len(ids), QVH_ANNOTATORS), dtype=np.int64)
+    for a in range(QVH_ANNOTATORS):
+        lag, gain = rng.uniform(-0.5, 0.75), rng.uniform(0.7, 1.3)
+        imp = importance_at(scene, t - lag)[whole]
+        clip_imp = np.bincount(clip_of_frame[whole], weights=imp, minlength=n_clips) / counts
+        raw = 4.0 * gain * clip_imp[ids] + rng.normal(0.0, 0.35, len(ids))
+        scores[:, a] = np.clip(np.rint(raw), 0, 4)
+    return ids, scores.tolist()
+
+
+def qvh_vid(scene: Scene) -> str:
+    """QVHighlights ``vid`` = ``<youtube_id>_<start>_<end>``: here the whole video is the clip, so
+    ``datasets/convert.py qvh --video_template "{youtube_id}.mp4"`` names its file."""
+    return f"{scene.video_id}_0.0_{float(scene.duration):.1f}"
+
+
+def qvh_records(scenes: Sequence[Scene], split: str) -> list[dict]:
+    """``highlight_<split>_release.jsonl`` records, in the official key order; ``scenes`` are the
+    split's videos in index order (qid = 100000 * split code + index)."""
+    recs = []
+    for i, sc in enumerate(scenes):
+        ids, saliency = qvh_clip_saliency(sc)
+        recs.append({"qid": SPLIT_CODE[split] * 100000 + i, "query": sc.query.text, "duration": sc.duration,
+                     "vid": qvh_vid(sc), "relevant_clip_ids": ids, "saliency_scores": saliency,
+                     "relevant_windows": [[e.start, e.end] for e in sc.matches]})
+    return recs
+
+
+def hisum_change_points(scene: Scene) -> np.ndarray:
+    """(S, 2) int64 shots [start, end] in seconds (inclusive) tiling the video, standing in for KTS.
+
+    Cuts at every event boundary rounded to the nearest second; a cut closer than 2 s to the
+    previous kept one (or to the end) is dropped (its stretch joins the previous one), and a
+    stretch longer than 3 s is cut into near-equal shots of 2-3 s. Every shot thus lasts 2-3 s
+    (the official shot weight end - start is never 0); most lie inside one event or calm gap.
+    """
+    n, (lo, hi) = scene.duration, HISUM_SHOT_S
+    cuts = sorted({int(math.floor(b + 0.5)) for e in scene.events for b in (e.start, e.end)} - {0, n})
+    kept = [0]
+    for c in cuts:
+        if c - kept[-1] >= lo and n - c >= lo:
+            kept.append(c)
+    kept.append(n)
+    shots = []
+    for a, b in zip(kept, kept[1:]):
+        k = math.ceil((b - a) / hi)
+        edges = [a + (j * (b - a)) // k for j in range(k + 1)]
+        shots += [[s, e - 1] for s, e in zip(edges, edges[1:])]
+    return np.asarray(shots, dtype=np.int64)
+
+
+def hisum_gt_summary(gtscore: np.ndarray, change_points: np.ndarray) -> np.ndarray:
+    """The 0/1 knapsack summary of ``gtscore`` at 15 %, as the official code builds it: shot value
+    = mean score, shot weight = end - start, one block of end - start entries per shot (so the
+    summary has n - #shots entries; the scorer makes the machine summary the same way, so the
+    ground truth used as a prediction scores F1 = 100)."""
+    from test.scorers.hisum import knapsack_summary
+
+    return knapsack_summary(gtscore, change_points, HISUM_BUDGET, "official")
+
+
+HISUM_COLUMNS = ("video_id", "yt8m_file", "random_id", "youtube_id", "duration", "views", "labels")
+_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def hisum_metadata_row(scene: Scene, split: str) -> dict:
+    """A ``mr_hisum_metadata.csv`` row: video_id = youtube_id = the synthetic id (the file is
+    ``<youtube_id>.mp4``), yt8m_file = ``synthetic_<split>``, a random 4-letter random_id, views
+    >= 50,000 as in Mr.HiSum, labels = ``[index of the query's motion in MOTIONS]`` (numpy-printed)."""
+    rng = _rng(scene.seed, "hisum")
+    random_id = "".join(_ID_ALPHABET[int(k)] for k in rng.integers(0, len(_ID_ALPHABET), 4))
+    return {"video_id": scene.video_id, "yt8m_file": f"synthetic_{split}", "random_id": random_id,
+            "youtube_id": scene.video_id, "duration": scene.duration, "views": int(rng.integers(50_000, 2_000_000)),
+            "labels": f"[{MOTIONS.index(scene.query.motion)}]"}
+
+
+def write_hisum_files(out: Path, scenes: dict[str, Sequence[Scene]]) -> None:
+    """Mr.HiSum's layout for every split at once (one h5, split json, metadata, titles), as the real
+    data set: ``mr_hisum.h5`` ``/<video_id>/{features, gtscore, change_points, gt_summary}``
+    (features are zeros: nothing in the project reads them; gtscore = importance per second),
+    ``mr_hisum_split.json`` {train,val,test}_keys, ``mr_hisum_metadata.csv`` and the titles
+    (``youtube_id<TAB>title``, title = the query) that ``datasets/convert.py hisum --titles`` reads."""
+    import h5py
+
+    tmp = out / ".mr_hisum.h5.tmp"
+    with h5py.File(tmp, "w") as f:  # track_times=False: no timestamps, the same bytes every run
+        for split in SPLITS:
+            for sc in scenes[split]:
+                gt = importance_per_second(sc)
+                cps = hisum_change_points(sc)
+                g = f.create_group(sc.video_id)
+                g.create_dataset("features", data=np.zeros((sc.duration, HISUM_FEATURE_DIM), np.float32),
+                                 compression="gzip", track_times=False)
+                g.create_dataset("gtscore", data=gt, track_times=False)
+                g.create_dataset("change_points", data=cps, track_times=False)
+                g.create_dataset("gt_summary", data=hisum_gt_summary(gt, cps), track_times=False)
+    os.replace(tmp, out / "mr_hisum.h5")
+    atomic_write_json(out / "mr_hisum_split.json", {f"{s}_keys": [sc.video_id for sc in scenes[s]] for s in SPLITS})
+    rows = [hisum_metadata_row(sc, s) for s in SPLITS for sc in scenes[s]]
+    atomic_write_text(out / "mr_hisum_metadata.csv", _csv_text(rows, HISUM_COLUMNS))
+    titles = [{"youtube_id": sc.video_id, "title": sc.query.text} for s in SPLITS for sc in scenes[s]]
+    atomic_write_text(out / "mr_hisum_titles.tsv", _csv_text(titles, ("youtube_id", "title"), delimiter="\t"))
+
+
+def _csv_text(rows: Sequence[dict], columns: Sequence[str], delimiter: str = ",") -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=list(columns), delimiter=delimiter, lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()
@@ -848,12 +984,20 @@ def benchmark_items(split_dir: Path, split: str, seed: int) -> dict[str, list[di
     sta = split_dir / f"charades_sta_{split}.txt"
     items["charades"] = (conv.convert_charades(sta, split_dir / f"Charades_v1_{split}.csv", seed=seed)
                          if sta.stat().st_size else [])
+    items["qvh"] = conv.convert_qvh(split_dir / f"highlight_{split}_release.jsonl", seed=seed,
+                                    video_template=QVH_VIDEO_TEMPLATE)
+    root = split_dir.parent
+    items["hisum"] = conv.convert_hisum(root / "mr_hisum_metadata.csv", root / "mr_hisum_split.json",
+                                        split=f"{split}_keys", titles_path=root / "mr_hisum_titles.tsv", seed=seed)
     return items
 
 
 def write_split_annotations(split_dir: Path, split: str, scenes: Sequence[Scene], cfg: SynthConfig,
                             seed: int) -> list[dict]:
-    """Every annotation file of one split; returns its HIHD rows (the CSV spans all splits)."""
+    """Every annotation file of one split; returns its HIHD rows (the CSV spans all splits).
+
+    The Mr.HiSum files (one set for all splits, ``write_hisum_files``) must exist already: the
+    split's hisum items are converted from them."""
     split_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(split_dir / "ground_truth.json", [sc.to_dict() for sc in scenes])
     anno, info, anno_json = tvsum_files(scenes, cfg.n_annotators)
@@ -869,6 +1013,8 @@ def write_split_annotations(split_dir: Path, split: str, scenes: Sequence[Scene]
     train, test = magqa_files(scenes)
     atomic_write_json(split_dir / "magqa_train.json", train)
     atomic_write_json(split_dir / "magqa_test.json", test)
+    atomic_write_text(split_dir / f"highlight_{split}_release.jsonl",
+                      "".join(dumps(r) + "\n" for r in qvh_records(scenes, split)))
     for name, items in benchmark_items(split_dir, split, seed).items():
         atomic_write_text(split_dir / "items" / f"{name}.jsonl", "".join(dumps(it) + "\n" for it in items))
     return hihd_rows(scenes, split, seed)
@@ -910,7 +1056,7 @@ def _prepare_out(out: Path) -> None:
         for name in ("videos", *SPLITS):
             if (out / name).is_dir():
                 shutil.rmtree(out / name)
-        for name in ("manifest.json", "HIHD_metadata.csv", "mixture_train.json", "videos_metadata.json"):
+        for name in ("manifest.json", "HIHD_metadata.csv", "mixture_train.json", "videos_metadata.json", *HISUM_FILES):
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -940,6 +1086,7 @@ def generate_dataset(out: str | Path, seed: int = 0, n_train: int = 120, n_val: 
             done = _collect(pool.map(_render_job, jobs, chunksize=1), len(jobs), progress)
     render_s = time.perf_counter() - started
 
+    write_hisum_files(out, scenes)
     hihd = []
     for s in SPLITS:
         if scenes[s]:
@@ -954,7 +1101,8 @@ def generate_dataset(out: str | Path, seed: int = 0, n_train: int = 120, n_val: 
         "generator": GENERATOR, "complete": True, "format_version": FORMAT_VERSION, "seed": int(seed),
         "counts": counts, "config": cfg.to_dict(), "codec": codec,
         "versions": {"numpy": np.__version__, "av": av.__version__},
-        "converter_items": "datasets/convert.py convert_{charades,tvsum,youcook2,magqa}, template random, this seed",
+        "converter_items": "datasets/convert.py convert_{charades,tvsum,youcook2,magqa,qvh,hisum}, default templates, "
+                           f"this seed; qvh with --video_template {QVH_VIDEO_TEMPLATE}",
         "videos": {sc.video_id: {"split": s, "seed": sc.seed, "duration": sc.duration, "n_frames": sc.n_frames,
                                  "query": sc.query.text, "n_events": len(sc.events), "n_matches": len(sc.matches),
                                  "sha256": done[sc.video_id]}

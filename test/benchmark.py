@@ -488,6 +488,10 @@ def tune(args, adapter: Adapter, protocol: str | None, options: dict, preds: dic
                          report_ids=report_ids, k_folds=args.folds if mode == "kfold" and not args.tune_on_test else None,
                          seed=args.tune_seed, uncertainty_kind=kind, base=fixed,
                          allow_tune_on_test=args.tune_on_test, objective_name=name)
+    if mode.startswith("pred:") and not result["tuned_on_test"]:
+        # grid_search calls any disjoint tuning set "train split"; here it is another prediction file
+        # (hisum.sh TUNE_SPLIT=val_keys: the validation videos), so say which
+        result["protocol"]["tuned_on"] = f"held-out predictions ({Path(mode[len('pred:'):]).name})"
     fused = apply_params(pool, result, report_ids)
     if args.params_out:
         save_params(args.params_out, args.dataset, result, note=f"test.benchmark --tune {mode}")

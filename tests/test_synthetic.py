@@ -1,8 +1,9 @@
 """The deterministic synthetic benchmark (data/synthetic.py): determinism, formats, ground truth.
 
 A tiny set (4 fps, 64x48, 12-16 s videos, 5 annotators) is generated once per module; every
-annotation file is parsed back with the project's own readers (converters, scorers, training
-loaders) and checked against the scene descriptions in ground_truth.json.
+annotation file (TVSum, Charades-STA, YouCook2, MAGQA, HIHD, QVHighlights, Mr.HiSum) is parsed back
+with the project's own readers (converters, scorers, training loaders) and checked against the
+scene descriptions in ground_truth.json.
 """
 from __future__ import annotations
 
@@ -84,7 +85,8 @@ def test_different_seed_changes_videos_and_annotations(dataset, tmp_path):
     assert set(other["videos"]) == set(manifest["videos"])  # same ids, other content
     assert all(other["videos"][v]["sha256"] != manifest["videos"][v]["sha256"] for v in manifest["videos"])
     for rel in ("test/ground_truth.json", "test/ydata-tvsum50-anno.tsv", "train/shot2story_dvc.json",
-                "train/magqa_train.json", "HIHD_metadata.csv"):
+                "train/magqa_train.json", "HIHD_metadata.csv", "test/highlight_test_release.jsonl", "mr_hisum.h5",
+                "mr_hisum_metadata.csv"):
         assert other["files"][rel] != manifest["files"][rel], rel
 
 
@@ -322,6 +324,98 @@ def test_hihd_csv(dataset, truth):
             assert kind in DROPOUT_KINDS and 0 <= s < e <= duration[vid]
 
 
+def _clips_overlapping(spans, duration):
+    return [c for c in range(int(duration // 2)) if any(2 * c < e and 2 * c + 2 > s for s, e in spans)]
+
+
+def test_qvh_files(dataset, truth):
+    from test.scorers import qvh
+
+    out, _ = dataset
+    inside, partial = [], []
+    for split in syn.SPLITS:
+        path = out / split / f"highlight_{split}_release.jsonl"
+        recs = read_jsonl(path)
+        gold = qvh.load_gold(path)  # the scorer's reader
+        assert [r["qid"] for r in recs] == [syn.SPLIT_CODE[split] * 100000 + i for i in range(COUNTS[split])]
+        for g, r in zip(truth[split], recs):
+            d = g["duration"]
+            assert list(r) == ["qid", "query", "duration", "vid", "relevant_clip_ids", "saliency_scores",
+                               "relevant_windows"]
+            assert r["query"] == g["query"] and r["duration"] == d and r["vid"] == f"{g['video_id']}_0.0_{d}.0"
+            spans = [[e["start"], e["end"]] for e in g["events"] if e["match"]]
+            assert r["relevant_windows"] == spans
+            assert r["relevant_clip_ids"] == _clips_overlapping(spans, d)
+            sal = np.array(r["saliency_scores"])
+            assert sal.shape == (len(r["relevant_clip_ids"]), 3) and sal.min() >= 0 and sal.max() <= 4
+            m = gold[str(r["qid"])]["gt_scores"]
+            assert m.shape == (d // 2, 3) and m[r["relevant_clip_ids"]].tolist() == r["saliency_scores"]
+            others = [c for c in range(d // 2) if c not in r["relevant_clip_ids"]]
+            assert not m[others].any()
+            for k, c in enumerate(r["relevant_clip_ids"]):
+                (inside if any(s <= 2 * c and 2 * c + 2 <= e for s, e in spans) else partial).append(sal[k])
+    # a clip inside a match has importance ~1 (4 * gain >= 2.8 before noise); one that only
+    # overlaps a match's edge is rated lower
+    assert len(inside) >= 5 and len(partial) >= 5
+    assert np.mean(inside) >= 3.0 and np.mean(inside) > np.mean(partial) + 1.0
+
+
+def test_hisum_change_points_and_summary_hand_computed():
+    scene = syn.sample_scene(3, 20, TINY, "x")
+    q = scene.query
+    match = syn.Event(4.0, 8.0, q, True, (), 1.0, {})
+    other = syn.Event(12.0, 15.0, replace(q, motion="spins" if q.motion != "spins" else "grows"),
+                      False, ("motion",), syn.DISTRACTOR_LEVEL, {})
+    scene = replace(scene, events=(match, other))
+    # cuts 4, 8, 12, 15 -> stretches 4, 4, 4, 3, 5 s -> 2+2, 2+2, 2+2, 3, 2+3
+    cps = syn.hisum_change_points(scene)
+    assert cps.tolist() == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9], [10, 11], [12, 14], [15, 16], [17, 19]]
+    # a cut 1 s after the previous one (6 -> 7) and one 1 s before the end (12 in 13 s) are dropped
+    close = replace(scene, duration=13,
+                    events=(replace(other, start=1.5, end=5.5), replace(match, start=7.0, end=12.0)))
+    assert syn.hisum_change_points(close).tolist() == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9], [10, 12]]
+    # budget floor(0.15 * 20) = 3, shot weight end - start: the two match shots [4, 5] (mean 0.918) and
+    # [6, 7] (0.980) weigh 1 each; the best third unit is [8, 9] (0.082, the match's falling edge),
+    # worth more than [6, 7] + the distractor shot [12, 14] (weight 2, 0.186) would be
+    gt = syn.importance_per_second(scene)
+    summary = syn.hisum_gt_summary(gt, cps)
+    assert summary.tolist() == [0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0]  # blocks of end - start entries (11 = 20 - 9)
+
+
+def test_hisum_files(dataset, truth):
+    import h5py
+
+    out, _ = dataset
+    meta = _csv_rows(out / "mr_hisum_metadata.csv")
+    assert (out / "mr_hisum_metadata.csv").read_text().splitlines()[0] == \
+        "video_id,yt8m_file,random_id,youtube_id,duration,views,labels"  # Mr.HiSum's own header
+    split = read_json(out / "mr_hisum_split.json")
+    assert split == {f"{s}_keys": [g["video_id"] for g in truth[s]] for s in syn.SPLITS}
+    titles = _csv_rows(out / "mr_hisum_titles.tsv", "\t")
+    assert {r["youtube_id"]: r["title"] for r in titles} == {g["video_id"]: g["query"] for g in _all_truth(truth)}
+    by_id = {r["video_id"]: r for r in meta}
+    with h5py.File(out / "mr_hisum.h5", "r") as f:
+        assert sorted(f) == sorted(g["video_id"] for g in _all_truth(truth))
+        for s in syn.SPLITS:
+            for g in truth[s]:
+                vid, d = g["video_id"], g["duration"]
+                r = by_id[vid]
+                assert (r["youtube_id"], r["yt8m_file"], int(r["duration"])) == (vid, f"synthetic_{s}", d)
+                assert int(r["views"]) >= 50_000 and len(r["random_id"]) == 4
+                assert r["labels"] == f"[{syn.MOTIONS.index(g['query_shape']['motion'])}]"
+                grp = f[vid]
+                assert set(grp) == {"features", "gtscore", "change_points", "gt_summary"}
+                assert grp["features"].shape == (d, 1024) and not np.asarray(grp["features"]).any()
+                gtscore = np.asarray(grp["gtscore"])
+                assert gtscore == pytest.approx(g["importance_per_second"], abs=5e-5)
+                cps = np.asarray(grp["change_points"])
+                assert cps[0, 0] == 0 and cps[-1, 1] == d - 1 and np.all(cps[1:, 0] == cps[:-1, 1] + 1)
+                assert np.all((cps[:, 1] - cps[:, 0] >= 1) & (cps[:, 1] - cps[:, 0] <= 2))  # 2-3 s shots
+                summary = np.asarray(grp["gt_summary"])
+                assert len(summary) == d - len(cps) and set(summary.tolist()) <= {0.0, 1.0}
+                assert summary.sum() <= int(0.15 * d)  # the official knapsack budget
+
+
 # ------------------------------------------------------------- the project's own consumers
 
 @pytest.mark.parametrize("name,args", [
@@ -329,13 +423,18 @@ def test_hihd_csv(dataset, truth):
     ("tvsum", ["--input", "{d}/ydata-tvsum50-info.tsv", "--anno", "{d}/ydata-tvsum50-anno.tsv"]),
     ("youcook2", ["--input", "{d}/yc2_{s}.json"]),
     ("magqa", ["--input", "{d}/magqa_test.json"]),
+    ("qvh", ["--input", "{d}/highlight_{s}_release.jsonl", "--video_template", syn.QVH_VIDEO_TEMPLATE]),
+    ("hisum", ["--input", "{r}/mr_hisum_metadata.csv", "--split_file", "{r}/mr_hisum_split.json", "--split", "{s}_keys",
+               "--titles", "{r}/mr_hisum_titles.tsv"]),
 ])
 def test_converter_cli_accepts_the_files(dataset, truth, tmp_path, name, args):
     out, _ = dataset
     d, s = out / "test", "test"
     target = tmp_path / f"{name}.jsonl"
+    # str.format leaves the "{youtube_id}" inside the qvh template's value alone: it is an argument
     cmd = [sys.executable, str(REPO / "datasets" / "convert.py"), name,
-           *[a.format(d=d, s=s) for a in args], "--output", str(target), "--video_root", str(out / "videos")]
+           *[a if "{youtube_id}" in a else a.format(d=d, s=s, r=out) for a in args],
+           "--output", str(target), "--video_root", str(out / "videos")]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     items = read_jsonl(target)
@@ -381,6 +480,46 @@ def test_scorers_rank_an_oracle_above_an_any_event_baseline(dataset, truth, tmp_
     write(tmp_path / "c_oracle.jsonl", ids, lambda g, t: spans(g, t, True))
     res = charades.evaluate_files(str(tmp_path / "c_oracle.jsonl"), str(d / "charades_sta_test.txt"), None, fusion)
     assert res["n_queries"] == len(lines) and res["metrics"]["R1@0.7"] == 100.0
+
+
+def test_qvh_and_hisum_scorers_accept_the_files(dataset, truth, tmp_path):
+    """QVHighlights and Mr.HiSum (official) score the synthetic gold: the importance oracle wins."""
+    from test.postprocess import FusionParams
+    from test.scorers import hisum, qvh
+
+    out, _ = dataset
+    fusion = FusionParams(alpha=0.0, beta=1.0, epsilon=0.0)
+
+    def write(path, id_of, relevance_of):
+        with open(path, "w") as f:
+            for i, g in enumerate(truth["test"]):
+                t = np.arange(g["duration"], dtype=float)  # 1 fps: one frame per second
+                frames = {"time": t.tolist(), "informative": [0.0] * len(t), "relevance": relevance_of(g, t),
+                          "uncertainty": [-4.0] * len(t)}
+                f.write(json.dumps({"id": id_of(i, g), "frames": frames}) + "\n")
+
+    oracle = lambda g, t: g["importance_per_second"]
+    any_event = lambda g, t: [float(any(e["start"] <= x < e["end"] for e in g["events"])) for x in t]
+    qid = lambda i, g: str(200000 + i)
+    write(tmp_path / "q_oracle.jsonl", qid, oracle)
+    write(tmp_path / "q_any.jsonl", qid, any_event)
+    gold = out / "test" / "highlight_test_release.jsonl"
+    q_oracle = qvh.evaluate_files(str(tmp_path / "q_oracle.jsonl"), str(gold), None, fusion)["brief"]
+    q_any = qvh.evaluate_files(str(tmp_path / "q_any.jsonl"), str(gold), None, fusion)["brief"]
+    assert q_oracle["HL-min-Good-mAP"] > q_any["HL-min-Good-mAP"]
+    assert q_oracle["HL-min-Fair-Hit1"] == 100.0  # the best second is always inside a match
+
+    vid = lambda i, g: g["video_id"]
+    write(tmp_path / "h_oracle.jsonl", vid, oracle)
+    write(tmp_path / "h_any.jsonl", vid, any_event)
+    opts = {"split_file": str(out / "mr_hisum_split.json")}  # test_keys by default
+    h5 = str(out / "mr_hisum.h5")
+    h_oracle = hisum.evaluate_files(str(tmp_path / "h_oracle.jsonl"), h5, "official", fusion, opts)
+    h_any = hisum.evaluate_files(str(tmp_path / "h_any.jsonl"), h5, "official", fusion, opts)
+    assert h_oracle["n_videos"] == COUNTS["test"]
+    # gtscore itself: the same top segments and the same knapsack summary as the ground truth
+    assert h_oracle["mAP50"] == pytest.approx(100.0) and h_oracle["F1"] == pytest.approx(100.0)
+    assert h_any["F1"] < 100.0
 
 
 def test_training_loaders_read_the_train_split(dataset, qwen2_tokenizer):

@@ -10,7 +10,8 @@
 #   CACHE_POLICY   sink (default, the reference's standard SinkCache 2048/32) | dynamic_sink | sliding | unbounded
 #   TUNE FOLDS GRID UNCERTAINTY_KIND MISSING   held-out tuning and scoring (test.benchmark)
 #   PLOTS          items to plot (default 5; 0 = none)
-#   INFER_ARGS / BENCH_ARGS   extra flags for test.run_benchmark / test.benchmark (word-split)
+#   CONVERT_ARGS / INFER_ARGS / BENCH_ARGS   extra flags for datasets/convert.py / test.run_benchmark /
+#                  test.benchmark (word-split), e.g. CONVERT_ARGS="--video_template {youtube_id}.mp4"
 #   PYTHON         the interpreter (default: python)
 # Extra command-line arguments of the benchmark script go to test.run_benchmark.
 
@@ -51,7 +52,8 @@ convert_items() {
   if [ -f "$items" ]; then
     echo "items: $items (exists; delete it to convert again)"
   else
-    "$PY" "$ROOT/datasets/convert.py" "$@" --seed "$SEED" --output "$items"
+    # shellcheck disable=SC2086
+    "$PY" "$ROOT/datasets/convert.py" "$@" --seed "$SEED" --output "$items" ${CONVERT_ARGS:-}
   fi
 }
 

@@ -5,7 +5,8 @@
 #   VIDEO_ROOT=/data/youcook2/videos ANNO_DIR=/data/youcook2 CHECKPOINT=... WEIGHTS=... \
 #       bash scripts/inference/youcook2.sh [extra test.run_benchmark flags]
 #
-# Required: VIDEO_ROOT (<youtube_id>.mp4, see datasets/README.md), ANNO_DIR with yc2_val.json.
+# Required: VIDEO_ROOT (<youtube_id>.mp4, see datasets/README.md), ANNO_DIR with yc2_$SPLIT.json
+#   (SPLIT=val by default; the outputs are named after it), or GOLD.
 # Protocol = the reference's script, as flags: FPS=0.5  MAX_FRAMES=200  SUM_THRESHOLD=5.789473684210526
 #   (the paper says s=2)  SCORE_HEADS=informative  --remove_assistant_turns  MAX_NEW_TOKENS=200.
 #   Nothing is tuned (the responses are decided online). CAPTIONS=0 scores detection only (no Java).
@@ -15,9 +16,10 @@ BENCH=youcook2
 MAX_FRAMES=${MAX_FRAMES:-200}
 . "$(dirname "$0")/_common.sh"
 : "${VIDEO_ROOT:?set VIDEO_ROOT to the folder holding <youtube_id>.mp4}"
-: "${ANNO_DIR:?set ANNO_DIR to the folder with yc2_val.json}"
+SPLIT=${SPLIT:-val}
+[ -n "${GOLD:-}" ] || : "${ANNO_DIR:?set ANNO_DIR to the folder with yc2_$SPLIT.json (or GOLD)}"
 need_dir "$VIDEO_ROOT" VIDEO_ROOT
-GOLD=${GOLD:-$ANNO_DIR/yc2_val.json}
+GOLD=${GOLD:-$ANNO_DIR/yc2_$SPLIT.json}
 need_file "$GOLD" "YouCook2 caption json"
 PROTOCOL=${PROTOCOL:-official}
 
@@ -26,8 +28,8 @@ ENGINE=(--fps "${FPS:-0.5}" --cumulative_threshold "${SUM_THRESHOLD:-5.789473684
 SCORE_OPTS=()
 [ "${CAPTIONS:-1}" = 0 ] && SCORE_OPTS+=(--opt captions=false)
 
-ITEMS=${ITEMS:-$OUT_DIR/items_val.jsonl}
+ITEMS=${ITEMS:-$OUT_DIR/items_$SPLIT.jsonl}
 convert_items "$ITEMS" youcook2 --input "$GOLD"
-infer "$ITEMS" "$OUT_DIR/pred_val.jsonl" "${ENGINE[@]}" "$@"
-score youcook2 "$OUT_DIR/pred_val.jsonl" "$GOLD" "$OUT_DIR/results_val_$PROTOCOL.json" \
-    --protocol "$PROTOCOL" --split val ${SCORE_OPTS[@]+"${SCORE_OPTS[@]}"}
+infer "$ITEMS" "$OUT_DIR/pred_$SPLIT.jsonl" "${ENGINE[@]}" "$@"
+score youcook2 "$OUT_DIR/pred_$SPLIT.jsonl" "$GOLD" "$OUT_DIR/results_${SPLIT}_$PROTOCOL.json" \
+    --protocol "$PROTOCOL" --split "$SPLIT" ${SCORE_OPTS[@]+"${SCORE_OPTS[@]}"}
