@@ -78,6 +78,9 @@ class EngineConfig:
     remove_assistant_turns: bool = False
     max_new_tokens: int = 128
     repetition_penalty: float | None = None
+    # respond (and run the decision rule) before any query was asked; the reference did, which
+    # makes no sense for question answering (MAGQA answers before the question)
+    respond_before_query: bool = False
 
     def __post_init__(self):
         if self.prompt_order not in ("training", "reference"):
@@ -188,7 +191,8 @@ class StreamingEngine:
         self.frame_index += 1
         response = None
         heads = {"informative": rec.informative, "relevance": rec.relevance, "uncertainty": rec.uncertainty}
-        if self.cfg.generate and self.cfg.decision.enabled and self.rule.update(rec.time, heads):
+        asked = self.queries_seen > 0 or self.cfg.respond_before_query
+        if self.cfg.generate and self.cfg.decision.enabled and asked and self.rule.update(rec.time, heads):
             response = self.respond(rec.time, trigger_score=self.rule.score(heads))
         return rec, response
 

@@ -55,6 +55,7 @@ def add_engine_args(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--uncertainty_gate", type=float, default=None, help="postpone while clamped log-variance exceeds this")
     g.add_argument("--max_wait_frames", type=int, default=3)
     g.add_argument("--no_generate", action="store_true", help="scores only, never generate text")
+    g.add_argument("--respond_before_query", action="store_true", help="allow responses before the first query (the reference did)")
     g.add_argument("--remove_assistant_turns", action="store_true")
     g.add_argument("--max_new_tokens", type=int, default=64)
     g.add_argument("--repetition_penalty", type=float, default=None)
@@ -83,6 +84,7 @@ def engine_config(args):
                                 uncertainty_gate=args.uncertainty_gate, max_wait_frames=args.max_wait_frames),
         generate=not args.no_generate, remove_assistant_turns=args.remove_assistant_turns,
         max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty,
+        respond_before_query=getattr(args, "respond_before_query", False),
     )
 
 

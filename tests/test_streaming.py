@@ -247,3 +247,13 @@ def test_reference_sink_cache_reproduces_the_reference_quirks(model, qwen2_token
     frame_calls = [c for c in calls if c[2] >= TPF]
     assert all(p <= W for p, _, _ in frame_calls)
     assert any(p == W and c == W - n for p, c, n in frame_calls)
+
+
+def test_no_response_before_the_first_query_unless_asked(model, qwen2_tokenizer, embeds):
+    kw = dict(cache_policy="unbounded", max_new_tokens=1, decision=DecisionConfig(score_heads="informative", threshold=-1.0))
+    q = [QueryEvent(1.0, "what happens?")]
+    times = [r.time for r in engine(model, qwen2_tokenizer, **kw).run(frames_of(embeds[:4]), q) if isinstance(r, ResponseRecord)]
+    assert times == [1.0, 1.5]
+    early = engine(model, qwen2_tokenizer, respond_before_query=True, **kw)
+    times = [r.time for r in early.run(frames_of(embeds[:4]), q) if isinstance(r, ResponseRecord)]
+    assert times == [0.0, 0.5, 1.0, 1.5]
