@@ -31,3 +31,14 @@ def tiny_model():
     m = build_model("aha-tiny", seed=0)
     m.eval()
     return m
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny matrices: one intra-op thread is several times faster than two on a busy 2-core runner."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -16,13 +16,7 @@ from tests.test_datasets import write_mixture_fixture
 SMALL = {"shot2story_dvc": (1, 3), "shot2story_magqa": (1, 3), "coin_dvc": (0.5, 2), "hihd": (1, 3)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matrices: one intra-op thread is several times faster than two on a busy 2-core runner."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
