@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Train Aha! (LoRA on the language model; projector and heads fully trained) with the HF Trainer.
+"""Train Aha! with the HF Trainer: LoRA on the language model (projector and heads fully trained),
+or full training (``--lora_r 0`` [``--train_vision true``]) for small random-init models.
 
 One entry for every set-up (instructions/training.md)::
 
@@ -18,9 +19,10 @@ What is logged: besides ``loss`` / ``grad_norm`` / ``learning_rate``, the unweig
 mean over the micro-batches (on every rank) since the last log that had that label type; they go
 through ``Trainer.log`` to whatever ``--report_to`` names (the model itself never logs).
 
-Saving: checkpoints (``--save_steps``) and the final model are Aha! adapter checkpoints
+Saving: checkpoints (``--save_steps``) and the final model are Aha! checkpoints
 (``models.checkpoint.save_checkpoint``: peft adapter + ``aha_model.json`` [+ the base when it was
-randomly initialised]) loadable with ``models.checkpoint.load_checkpoint``; the Trainer adds its
+randomly initialised], or with ``--lora_r 0`` a full ``model.safetensors`` + ``aha_model.json``)
+loadable with ``models.checkpoint.load_checkpoint``; the Trainer adds its
 optimizer / scheduler / RNG state to checkpoints for ``--resume_from_checkpoint``.
 """
 from __future__ import annotations
@@ -84,13 +86,16 @@ class ModelArguments:
     tokenizer: str | None = field(default=None, metadata={"help": "tokenizer folder (default: --weights)"})
     model_dtype: str = field(default="auto", metadata={"help": "auto (bf16 with --bf16, fp16 with --fp16, else fp32), bf16, fp16 or fp32"})
     attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa, eager or flash_attention_2"})
-    lora_r: int = field(default=16)
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank; 0 = full training: no LoRA, every parameter of the language model "
+                                                      "(embeddings and norms included), projector and heads is trained"})
     lora_alpha: int = field(default=32)
     lora_dropout: float = field(default=0.05)
     train_lm_head: bool = field(default=True, metadata={"help": "train a full copy of lm_head (reference: yes, ~1 GB adapter for 7B)"})
     train_projector: bool = field(default=True, metadata={"help": "train the multi-modal projector"})
     lora_pretrained: str | None = field(default=None, metadata={"help": "continue training from this Aha! adapter checkpoint (its LoRA settings are used)"})
     model_seed: int | None = field(default=None, metadata={"help": "seed of the random initialisation (default: --seed)"})
+    train_vision: bool = field(default=False, metadata={"help": "also train the SigLIP vision tower (needs --lora_r 0; a random-init "
+                                                                 "tower is otherwise a fixed random feature extractor)"})
 
 
 @dataclass
@@ -177,7 +182,7 @@ def zero_stage(trainer: Trainer) -> int:
 
 def write_adapter_meta(model, out_dir: str | os.PathLike, weights: str | None) -> None:
     """aha_model.json beside an adapter written by the Trainer itself (ZeRO-3 checkpoints)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrap(model)
     atomic_write_json(Path(out_dir) / META, {"config": base.config.to_dict(), "weights": weights,
                                              "base_saved": False, "kind": "adapter"})
 
@@ -208,23 +213,50 @@ def resolve_dtype(name: str, args: TrainingArguments) -> torch.dtype:
     return DTYPES[name]
 
 
+def unwrap(model):
+    """The AhaForStreaming inside a PeftModel (or the model itself after full training)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def set_full_training(model, model_args: ModelArguments) -> None:
+    """Full training (``--lora_r 0``): every parameter trains except the vision tower (unless
+    ``--train_vision``) and an untied ``lm_head`` with ``--train_lm_head false``."""
+    model.requires_grad_(True)
+    if not model_args.train_vision:
+        model.model.vision_tower.requires_grad_(False)
+    tied = model.lm_head.weight is model.get_input_embeddings().weight
+    if not model_args.train_lm_head and not tied:
+        model.lm_head.requires_grad_(False)
+
+
 def build_trainable_model(model_args: ModelArguments, args: AhaTrainingArguments, frozen_projector: bool):
     dtype = resolve_dtype(model_args.model_dtype, args)
+    if model_args.lora_r < 0:
+        raise ValueError(f"--lora_r must be >= 0 (0 = full training), got {model_args.lora_r}")
+    full = model_args.lora_r == 0
+    if model_args.train_vision and not full:
+        raise ValueError("--train_vision true needs full training (--lora_r 0): LoRA adapters cover the language model only")
     if model_args.lora_pretrained:
-        log.info("continuing from adapter %s (its LoRA settings and trained modules are used)", model_args.lora_pretrained)
+        log.info("continuing from checkpoint %s (its LoRA settings and trained modules are used)", model_args.lora_pretrained)
         model = load_checkpoint(model_args.lora_pretrained, weights=model_args.weights, is_trainable=True,
                                 dtype=dtype, attn_implementation=model_args.attn_implementation)
+        if not hasattr(model, "peft_config"):  # a full checkpoint continues as full training
+            set_full_training(model, model_args)
     else:
         seed = args.seed if model_args.model_seed is None else model_args.model_seed
         base = build_model(model_args.preset, weights=model_args.weights, dtype=dtype,
                            attn_implementation=model_args.attn_implementation, seed=seed)
-        settings = LoraSettings(r=model_args.lora_r, alpha=model_args.lora_alpha, dropout=model_args.lora_dropout,
-                                train_projector=model_args.train_projector and not frozen_projector,
-                                train_lm_head=model_args.train_lm_head)
-        # LoRA matrices draw from the global RNG: reseed so their values do not depend on how the
-        # base was loaded (random init, weights folder, ZeRO-3 partitioned loading)
-        set_seed(seed)
-        model = apply_lora(base, settings)
+        if full:
+            model = base
+            set_full_training(model, model_args)
+        else:
+            settings = LoraSettings(r=model_args.lora_r, alpha=model_args.lora_alpha, dropout=model_args.lora_dropout,
+                                    train_projector=model_args.train_projector and not frozen_projector,
+                                    train_lm_head=model_args.train_lm_head)
+            # LoRA matrices draw from the global RNG: reseed so their values do not depend on how the
+            # base was loaded (random init, weights folder, ZeRO-3 partitioned loading)
+            set_seed(seed)
+            model = apply_lora(base, settings)
     if frozen_projector or not model_args.train_projector:
         for name, p in model.named_parameters():
             if "multi_modal_projector" in name:
@@ -236,7 +268,8 @@ def build_trainable_model(model_args: ModelArguments, args: AhaTrainingArguments
                 p.data = p.data.float()
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     n_all = sum(p.numel() for p in model.parameters())
-    log.info("trainable parameters: %d of %d (%.2f%%)", n_train, n_all, 100.0 * n_train / max(n_all, 1))
+    log.info("%s: trainable parameters: %d of %d (%.2f%%)", "full training" if not hasattr(model, "peft_config") else "LoRA",
+             n_train, n_all, 100.0 * n_train / max(n_all, 1))
     return model
 
 
@@ -296,8 +329,10 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> AhaTra
         raise ValueError("give --tokenizer (or --weights holding a tokenizer)")
     tokenizer = load_tokenizer(tok_path)
     frozen_projector = bool(data_args.feature_cache) and data_args.feature_kind == "frame_embeds"
+    if data_args.feature_cache and model_args.train_vision:
+        raise ValueError("--feature_cache holds frozen-tower features: it cannot be used with --train_vision true")
     model = build_trainable_model(model_args, args, frozen_projector)
-    base = model.get_base_model()
+    base = unwrap(model)
     cfg = base.config
     if tokenizer.convert_tokens_to_ids(cfg.frame_placeholder) != cfg.image_token_index:
         raise ValueError(f"tokenizer id of {cfg.frame_placeholder!r} is {tokenizer.convert_tokens_to_ids(cfg.frame_placeholder)}, "

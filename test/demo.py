@@ -44,13 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--quiet", action="store_true")
     live_infer.add_engine_args(ap)
     ap.set_defaults(model_config=None, fps=2.0, cumulative_threshold=None, threshold=None, peak_distance=4.0,
-                    savgol_window=7, max_new_tokens=16)
+                    savgol_window=7, max_new_tokens=16, cache_policy=None, window=None)
     return ap
 
 
 def resolve_model(args) -> None:
     """The shipped tiny model unless the user names a model."""
-    if args.model_config is None and args.checkpoint is None and args.weights is None:
+    default_model = args.model_config is None and args.checkpoint is None and args.weights is None
+    # the tiny model was trained on 12-frame windows: keep the task query plus ~12 frames in the cache
+    args.cache_policy = args.cache_policy or ("dynamic_sink" if default_model else "sink")
+    args.window = args.window or (600 if default_model else 2048)
+    if default_model:
         args.model_config = DEFAULT_PRESET
         if not (DEFAULT_CHECKPOINT / "aha_model.json").is_file():
             raise SystemExit(f"the default checkpoint {DEFAULT_CHECKPOINT} is missing; train it with scripts/train_tiny.sh "

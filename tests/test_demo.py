@@ -34,3 +34,17 @@ def test_demo_needs_a_query_for_a_user_video(tmp_path):
 
     with pytest.raises(SystemExit, match="--query"):
         demo.main(["--model_config", "aha-tiny", "--video", str(tmp_path / "v.mp4"), "--output_dir", str(tmp_path)])
+
+
+def test_default_demo_runs_the_shipped_model_without_shared_data(tmp_path, monkeypatch):
+    import utils.paths
+
+    monkeypatch.setattr(utils.paths, "shared_data_dir", lambda: None)  # nothing from ../shared is needed
+    out = tmp_path / "demo"
+    assert demo.main(["--output_dir", str(out), "--quiet"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["model_config"] == "aha-tiny-synth" and run["checkpoint"].endswith("checkpoints/aha-tiny-synth")
+    assert run["cache"] == {"policy": "dynamic_sink", "window": 600, "sink_tokens": 32}
+    m = json.loads((out / "metrics.json").read_text())
+    assert 0 <= m["top5_AP_aha"] <= 100
+    assert (out / "scores.png").is_file() and read_jsonl(out / "scores.jsonl")

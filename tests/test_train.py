@@ -1,5 +1,6 @@
 """train.py end to end on CPU with the aha-tiny preset: logging, saving, resume, adapters, features,
-gradient checkpointing, DDP (torchrun + gloo) and DeepSpeed ZeRO-2.
+gradient checkpointing, full training (``--lora_r 0``, aha-tiny-synth), DDP (torchrun + gloo) and
+DeepSpeed ZeRO-2.
 
 The fixture mixture has 4 items of 2-3 frames; runs are a handful of steps. In-process runs call
 ``train.main``; the distributed runs start ``torchrun`` with two CPU processes.
@@ -32,13 +33,7 @@ PARTS = ("lm_loss", "informative_loss", "relevance_loss", "tv_loss", "uncertaint
 DIST_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matrices: one intra-op thread is several times faster than two on a busy 2-core runner."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +166,67 @@ def test_cached_features_and_gradient_checkpointing_reproduce_the_baseline(basel
     with pytest.raises(FileNotFoundError, match="extract_features"):
         train.main(_args(root, tmp_path / "nocache", shared_data, "--feature_cache", str(tmp_path / "feats"),
                          "--feature_kind", "frame_embeds", steps=1))
+
+
+TINY_TOKENIZER = REPO / "configs" / "tokenizers" / "aha-tiny-synth"
+
+
+def _full_args(root, out, *extra, steps=2):
+    """The synthetic preset and its shipped tokenizer: no shared data needed."""
+    return ["--preset", "aha-tiny-synth", "--tokenizer", str(TINY_TOKENIZER), "--lora_r", "0",
+            "--dataset_config", str(root / "mixture.json"), "--data_root", str(root), "--output_dir", str(out),
+            "--max_steps", str(steps), "--per_device_train_batch_size", "2", "--logging_steps", "1",
+            "--learning_rate", "1e-2", "--seed", "0", "--report_to", "none", "--use_cpu", "true",
+            "--save_strategy", "no", "--dataloader_num_workers", "0", *extra]
+
+
+def test_full_training_trains_every_parameter_and_saves_a_full_checkpoint(root, tmp_path):
+    from models.inference import load_for_inference
+
+    start = build_model("aha-tiny-synth", seed=0)  # what train.py builds for --seed 0
+    trainer = train.main(_full_args(root, tmp_path / "full", "--train_vision", "true"))
+    model = trainer.model
+    assert not hasattr(model, "peft_config")
+    assert all(p.requires_grad for p in model.parameters())
+    # every module moved: language model (embeddings included), projector, heads and the vision tower
+    before = dict(start.named_parameters())
+    for prefix in ("model.language_model.embed_tokens", "model.language_model.layers.0.self_attn.q_proj",
+                   "model.language_model.norm", "model.multi_modal_projector.linear_1", "informative_head",
+                   "relevance_head", "uncertainty_head", "model.vision_tower.embeddings.patch_embedding"):
+        name = next(n for n in before if n.startswith(prefix))
+        assert not torch.equal(before[name], dict(model.named_parameters())[name]), name
+    out = tmp_path / "full"
+    meta = json.loads((out / "aha_model.json").read_text())
+    assert meta["kind"] == "full" and (out / "model.safetensors").is_file()
+    assert not (out / "adapter_model.safetensors").exists()
+    reloaded, tok = load_for_inference(checkpoint=str(out))  # the tokenizer saved beside it
+    assert tok.convert_tokens_to_ids("<image>") == reloaded.config.image_token_index == 3
+    # the reload is exact: every tensor bit for bit (lm_head stays tied to the embeddings) ...
+    want, got = model.state_dict(), load_checkpoint(out).state_dict()
+    assert set(want) == set(got)
+    for k in want:
+        assert torch.equal(want[k], got[k]), k
+    assert reloaded.lm_head.weight is reloaded.get_input_embeddings().weight
+    # ... and so are the outputs, up to float summation order (trained tensors may differ in memory layout)
+    model.eval()
+    ids = torch.tensor([[1, 5, 6] + [3] * 49 + [7]])
+    px = torch.randn(1, 3, 112, 112)
+    with torch.no_grad():
+        a, b = model(input_ids=ids, pixel_values=px), reloaded(input_ids=ids, pixel_values=px)
+    for key in ("relevance", "informative_logits", "log_variance", "logits"):
+        torch.testing.assert_close(getattr(a, key), getattr(b, key), rtol=0, atol=1e-6, msg=lambda m: f"{key}: {m}")
+
+
+def test_full_training_keeps_the_vision_tower_frozen_unless_asked(root, tmp_path):
+    start = build_model("aha-tiny-synth", seed=0)
+    trainer = train.main(_full_args(root, tmp_path / "frozen_tower", steps=1))
+    after = dict(trainer.model.named_parameters())
+    for n, p in start.named_parameters():
+        if n.startswith("model.vision_tower."):
+            assert not after[n].requires_grad and torch.equal(p, after[n]), n
+    assert after["relevance_head.weight"].requires_grad
+    with pytest.raises(ValueError, match="lora_r 0"):
+        train.main(_full_args(root, tmp_path / "bad", "--lora_r", "16", "--train_vision", "true", steps=1))
 
 
 def _free_port() -> int:

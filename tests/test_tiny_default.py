@@ -1,0 +1,166 @@
+"""The embedded default model: the shipped checkpoint + tokenizer, its recorded synthetic-test
+metrics, and the whole recipe end to end on a tiny synthetic set.
+
+* the checkpoint (``checkpoints/aha-tiny-synth``) is a full safetensors checkpoint under 20 MB that
+  loads with the shipped tokenizer (``configs/tokenizers/aha-tiny-synth``), which rebuilds byte for byte;
+* streamed again over a subset of the synthetic TEST split (generated here, seed 0) with the
+  settings of ``test/synthetic_eval.py`` and fused with the val-tuned weights recorded in
+  ``results/synthetic_results.json``, it reproduces the recorded per-video TVSum (aha) top-5 AP
+  and per-query Charades IoU;
+* end to end (a few seconds): generate a tiny set, train a few steps with ``train.py`` (full
+  training), stream with the engine, post-process and score.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+CKPT = REPO / "checkpoints" / "aha-tiny-synth"
+TOK = REPO / "configs" / "tokenizers" / "aha-tiny-synth"
+RESULTS = REPO / "results" / "synthetic_results.json"
+N_TVSUM = 6          # test videos re-streamed for the TVSum check (of 20)
+AP_TOL = 1.0         # AP points per video (same machine: identical; another BLAS may round differently)
+IOU_TOL = 0.05
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_shipped_checkpoint_is_a_small_full_checkpoint_that_loads_with_the_shipped_tokenizer():
+    from models.inference import load_for_inference
+
+    weights = CKPT / "model.safetensors"
+    assert weights.is_file() and weights.stat().st_size < 20 * 2**20
+    meta = json.loads((CKPT / "aha_model.json").read_text())
+    assert meta["kind"] == "full" and meta["weights"] is None
+    model, tok = load_for_inference(checkpoint=str(CKPT), tokenizer=str(TOK))
+    cfg = model.config
+    assert cfg.tokens_per_frame == 49 and cfg.frame_size == 112
+    assert tok.convert_tokens_to_ids("<image>") == cfg.image_token_index == 3
+    assert len(tok) == cfg.text_config.vocab_size == 512
+    for special, i in (("<|endoftext|>", 0), ("<|im_start|>", 1), ("<|im_end|>", 2)):
+        assert tok.convert_tokens_to_ids(special) == i
+    # the tokenizer saved beside the checkpoint is the shipped one
+    assert (CKPT / "tokenizer.json").read_bytes() == (TOK / "tokenizer.json").read_bytes()
+    # every synthetic text round-trips
+    text = "Let me know as soon as you see: a magenta triangle slides"
+    assert tok.decode(tok(text, add_special_tokens=False).input_ids) == text
+
+
+def test_tokenizer_rebuilds_byte_for_byte(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_tiny_tokenizer", REPO / "scripts" / "build_tiny_tokenizer.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.write(tmp_path)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        assert (tmp_path / name).read_bytes() == (TOK / name).read_bytes(), name
+
+
+@pytest.fixture(scope="module")
+def test_split(tmp_path_factory):
+    """The synthetic TEST split of seed 0 (the same videos whatever the train/val sizes)."""
+    from data.synthetic import generate_dataset
+
+    out = tmp_path_factory.mktemp("syn_test")
+    generate_dataset(out, seed=0, n_train=0, n_val=0, n_test=20, workers=2)
+    return out
+
+
+def _stream(items: Path, root: Path, out: Path, settings: dict) -> Path:
+    from test.run_benchmark import main as run_benchmark
+
+    argv = ["--items", str(items), "--video_root", str(root / "videos"), "--output", str(out), "--quiet",
+            "--model_config", "aha-tiny-synth", "--checkpoint", str(CKPT), "--tokenizer", str(TOK),
+            "--fps", str(settings["fps"]), "--cache_policy", settings["cache_policy"], "--window", str(settings["window"]),
+            "--no_generate", "--fail_fast"]
+    assert run_benchmark(argv) == 0
+    return out
+
+
+def test_shipped_checkpoint_reproduces_its_recorded_test_metrics(test_split, tmp_path):
+    from test.postprocess import FusionParams
+    from test.scorers import charades, tvsum
+
+    recorded = json.loads(RESULTS.read_text())
+    proto, trained = recorded["protocol"], recorded["systems"]["trained"]
+    assert proto["tuned_on"] == "val" and not proto["tuned_on_test"]
+    # TVSum (aha protocol) on the first N_TVSUM test videos
+    items = [json.loads(line) for line in (test_split / "test" / "items" / "tvsum.jsonl").read_text().splitlines()]
+    subset = tmp_path / "tvsum.jsonl"
+    subset.write_text("".join(json.dumps(it) + "\n" for it in items[:N_TVSUM]))
+    pred = _stream(subset, test_split, tmp_path / "tvsum_pred.jsonl", proto)
+    videos = tmp_path / "videos.json"
+    videos.write_text(json.dumps([it["id"] for it in items[:N_TVSUM]]))
+    rec = trained["tvsum_aha"]
+    params = FusionParams(**rec["fusion"]["params"])
+    got = tvsum.evaluate_files(str(pred), str(test_split / "test" / "ydata-tvsum50-anno.tsv"), "aha", params,
+                               {"videos_file": str(videos)})["per_video"]
+    for vid in json.loads(videos.read_text()):
+        assert 100 * got[vid]["top5_mAP"] == pytest.approx(rec["per_video_top5_AP"][vid], abs=AP_TOL), vid
+    # Charades (standard causal protocol): every query
+    pred = _stream(test_split / "test" / "items" / "charades.jsonl", test_split, tmp_path / "charades_pred.jsonl", proto)
+    rec = trained["charades"]
+    res = charades.evaluate_files(str(pred), str(test_split / "test" / "charades_sta_test.txt"), "standard",
+                                  FusionParams(**rec["fusion"]["params"]))
+    ious = {k: v["iou"] for k, v in res["per_item"].items()}
+    assert set(ious) == set(rec["per_item_iou"])
+    for qid, iou in ious.items():
+        assert iou == pytest.approx(rec["per_item_iou"][qid], abs=IOU_TOL), qid
+    assert 100 * np.mean(list(ious.values())) == pytest.approx(rec["mIoU"], abs=100 * IOU_TOL)
+
+
+def test_recipe_end_to_end_on_a_tiny_synthetic_set(tmp_path):
+    """generate -> metadata -> train.py (full training, a few steps) -> engine -> fusion -> scorers."""
+    import train
+    from data.metadata import build_metadata
+    from data.synthetic import SynthConfig, generate_dataset
+    from test.benchmark import main as bench
+    from test.run_benchmark import main as run_benchmark
+
+    data = tmp_path / "syn"
+    generate_dataset(data, seed=3, n_train=2, n_val=0, n_test=2, cfg=SynthConfig(duration=(12, 12)), workers=1)
+    build_metadata(data / "videos", data / "videos_metadata.json", workers=0, progress=False)
+    common = {"video_root": "videos", "metadata": "videos_metadata.json", "fps": 1, "max_frames": 6}
+    (data / "mix.json").write_text(json.dumps({"datasets": [
+        {"name": "grounding", "type": "grounding", "anno_file": "train/grounding.json", **common},
+        {"name": "dvc", "type": "dvc", "anno_file": "train/shot2story_dvc.json", **common}]}))
+    out = tmp_path / "run"
+    trainer = train.main(["--preset", "aha-tiny-synth", "--tokenizer", str(TOK), "--lora_r", "0", "--train_vision", "true",
+                          "--dataset_config", str(data / "mix.json"), "--data_root", str(data), "--output_dir", str(out),
+                          "--max_steps", "3", "--per_device_train_batch_size", "2", "--learning_rate", "1e-3",
+                          "--seed", "0", "--report_to", "none", "--use_cpu", "true", "--save_strategy", "no",
+                          "--logging_steps", "1", "--dataloader_num_workers", "0"])
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert len(logs) == 3 and {"relevance_loss", "lm_loss", "informative_loss"} <= {k for h in logs for k in h}
+    assert json.loads((out / "aha_model.json").read_text())["kind"] == "full"
+    # stream the test split's items with the trained checkpoint, then tune-free scoring
+    items = data / "test" / "items"
+    for name, extra in (("tvsum", ["--no_generate"]), ("youcook2", ["--score_heads", "informative", "--threshold", "0.0",
+                                                                   "--max_new_tokens", "4", "--min_interval", "3"])):
+        rc = run_benchmark(["--items", str(items / f"{name}.jsonl"), "--video_root", str(data / "videos"),
+                            "--output", str(tmp_path / f"{name}.jsonl"), "--quiet", "--model_config", "aha-tiny-synth",
+                            "--checkpoint", str(out), "--fps", "1", "--cache_policy", "dynamic_sink", "--window", "600",
+                            "--fail_fast", *extra])
+        assert rc == 0
+    preds = [json.loads(line) for line in (tmp_path / "tvsum.jsonl").read_text().splitlines()]
+    assert len(preds) == 2 and all(len(p["frames"]["time"]) == 12 for p in preds)
+    assert all(0 <= r <= 1 for p in preds for r in p["frames"]["relevance"])
+    assert bench(["--dataset", "tvsum", "--protocol", "aha", "--pred", str(tmp_path / "tvsum.jsonl"),
+                  "--gold", str(data / "test" / "ydata-tvsum50-anno.tsv"), "--out", str(tmp_path / "tvsum_res.json"),
+                  "--tune", "none"]) == 0
+    res = json.loads((tmp_path / "tvsum_res.json").read_text())
+    assert 0 <= res["metrics"]["top5_mAP"] <= 100 and res["protocol"]["coverage"]["n_scored"] == 2
+    # threshold 0 with a 3-s minimum interval: a response at the first frame, then every 3 s
+    yc = [json.loads(line) for line in (tmp_path / "youcook2.jsonl").read_text().splitlines()]
+    assert all([r["time"] for r in p["responses"]] == [0.0, 3.0, 6.0, 9.0] for p in yc)
+    assert bench(["--dataset", "youcook2", "--pred", str(tmp_path / "youcook2.jsonl"), "--gold",
+                  str(data / "test" / "yc2_test.json"), "--out", str(tmp_path / "yc_res.json"),
+                  "--opt", "captions=false"]) == 0
+    assert 0 <= json.loads((tmp_path / "yc_res.json").read_text())["metrics"]["metrics"]["F1_Score"] <= 100
