@@ -66,7 +66,7 @@ from data.collator import StreamCollator
 from data.feature_cache import FeatureCache
 from data.mixture import build_mixture
 from data.prompts import SYSTEM_PROMPT
-from models.build import build_model
+from models.build import build_model, load_preset
 from models.chat import ChatTemplate, load_tokenizer
 from models.checkpoint import META, load_checkpoint, save_checkpoint
 from models.lora import LoraSettings, apply_lora
@@ -94,6 +94,8 @@ class ModelArguments:
     train_projector: bool = field(default=True, metadata={"help": "train the multi-modal projector"})
     lora_pretrained: str | None = field(default=None, metadata={"help": "continue training from this Aha! adapter checkpoint (its LoRA settings are used)"})
     model_seed: int | None = field(default=None, metadata={"help": "seed of the random initialisation (default: --seed)"})
+    loss_protocol: str = field(default="correct", metadata={"help": "correct (default) or reference: the reference's loss "
+                                                             "defects, to reproduce its training (instructions/reference_differences.md)"})
     train_vision: bool = field(default=False, metadata={"help": "also train the SigLIP vision tower (needs --lora_r 0; a random-init "
                                                                  "tower is otherwise a fixed random feature extractor)"})
 
@@ -244,7 +246,8 @@ def build_trainable_model(model_args: ModelArguments, args: AhaTrainingArguments
             set_full_training(model, model_args)
     else:
         seed = args.seed if model_args.model_seed is None else model_args.model_seed
-        base = build_model(model_args.preset, weights=model_args.weights, dtype=dtype,
+        preset = load_preset(model_args.preset, loss_protocol=model_args.loss_protocol)
+        base = build_model(preset, weights=model_args.weights, dtype=dtype,
                            attn_implementation=model_args.attn_implementation, seed=seed)
         if full:
             model = base

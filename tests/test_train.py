@@ -8,6 +8,7 @@ The fixture mixture has 4 items of 2-3 frames; runs are a handful of steps. In-p
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -282,3 +283,12 @@ def test_two_process_deepspeed_zero2_and_zero3_match_ddp(root, tmp_path, shared_
         for k in want:
             torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-6, msg=f"{stage} {k}")
         assert load_checkpoint(out) is not None
+
+
+def test_reference_loss_protocol_is_a_training_flag(root, tmp_path, shared_data):
+    trainer = train.main(_args(root, tmp_path / "ref", shared_data, "--loss_protocol", "reference", steps=1))
+    base = trainer.model.get_base_model()
+    assert base.config.loss_protocol == "reference"
+    logs = _losses(trainer.state.log_history)
+    # the reference's dummy targets give every batch an LM term, even relevance-only batches
+    assert "lm_loss" in logs[1] and math.isfinite(logs[1]["loss"])
