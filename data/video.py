@@ -216,13 +216,14 @@ def probe(path: str | os.PathLike, method: str = "packets") -> VideoInfo:
         truncation = _truncation_reason(len(times), _indexed_frames(container, stream), last_packet_corrupt)
         if truncation:
             raise VideoDecodeError(path, truncation)
+        # read while the container is open: the stream object points into FFmpeg memory freed on close
+        nominal = _nominal_interval(stream)
     if not times:
         raise VideoDecodeError(path, "no video packets")
     order = np.argsort(times, kind="stable")
     sorted_times = np.asarray(times)[order]
     first, last = float(sorted_times[0]), float(sorted_times[-1])
     prev_gap = float(sorted_times[-1] - sorted_times[-2]) if len(times) > 1 else None
-    nominal = _nominal_interval(stream)
     duration = last + _last_frame_duration(durations[order[-1]], prev_gap, nominal) - first
     fps = len(times) / duration if duration > 0 else (1.0 / nominal if nominal else 0.0)
     return VideoInfo(duration, fps, len(times), width, height, codec, "packets")
