@@ -49,6 +49,8 @@ Items are dicts: ``input_ids``, ``labels`` (pre-shifted), ``informative_labels``
 """
 from __future__ import annotations
 
+import abc
+
 import logging
 import math
 from collections import Counter
@@ -264,7 +266,7 @@ class SkipLog:
             log.info("%s: %d items", name, kept)
 
 
-class StreamDataset(Dataset):
+class StreamDataset(Dataset, abc.ABC):
     """Base of the training datasets: subclasses build ``records`` and ``sample(index)``.
 
     ``feature_cache`` (``data.feature_cache.FeatureCache``): items carry cached SigLIP features
@@ -321,12 +323,14 @@ class StreamDataset(Dataset):
         skips.report(self.name, len(self.records))
 
     # -- subclass API
+    @abc.abstractmethod
     def build_records(self, skips: SkipLog) -> list[Any]:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def sample(self, index: int) -> StreamSample:
         """The conversation of item ``index`` (deterministic; no decoding)."""
-        raise NotImplementedError
+        ...
 
     # -- helpers for subclasses
     def video_frames(self, relpath: str) -> int:

@@ -40,6 +40,8 @@
 """
 from __future__ import annotations
 
+import abc
+
 import argparse
 import dataclasses
 import logging
@@ -100,7 +102,7 @@ def _require(gold: Mapping, ids: Sequence[str], what: str) -> None:
 # --------------------------------------------------------------------------- adapters
 
 
-class Adapter:
+class Adapter(abc.ABC):
     """What the benchmark step needs to know about one dataset's scorer."""
 
     name = ""
@@ -121,15 +123,18 @@ class Adapter:
     def tunable(self, protocol: str | None, options: Mapping) -> bool:
         return True
 
+    @abc.abstractmethod
     def gold_ids(self, gold_file: str, protocol: str | None, options: Mapping) -> list[str]:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def restrict(self, gold_file: str, ids: Sequence[str], workdir: Path, options: dict) -> tuple[str, dict]:
         """A gold file (and options) that score exactly ``ids``."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def headline(self, result: Mapping, protocol: str | None) -> tuple[str, float | None]:
-        raise NotImplementedError
+        ...
 
     def objective(self, preds: Mapping[str, StreamPrediction], gold_file: str, protocol: str | None,
                   options: Mapping, ids: Sequence[str]) -> tuple[Callable[[dict], float], str]:
