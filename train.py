@@ -12,7 +12,7 @@ Arguments: the HF ``TrainingArguments`` (all of them: ``--bf16``, ``--gradient_c
 ``ModelArguments`` and ``DataArguments`` below (``--activation_checkpointing`` is transformers 5's
 name for gradient checkpointing; ``--gradient_checkpointing`` still works). No environment variable is required: the device,
 world size and rank come from the Trainer's own arguments (torchrun sets them when used), and
-``'cuda'`` is never assumed.
+a CUDA device is never assumed.
 
 What is logged: besides ``loss`` / ``grad_norm`` / ``learning_rate``, the unweighted loss components
 ``lm_loss``, ``informative_loss``, ``relevance_loss``, ``tv_loss`` and ``uncertainty_loss``, each the

@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import importlib.util
 import io
 import json
@@ -82,7 +81,7 @@ from scipy.ndimage import gaussian_filter
 
 from data.degrade import make_schedule
 from data.prompts import render_query
-from utils.io import atomic_write_json, atomic_write_text, dumps, read_json
+from utils.io import atomic_write_json, atomic_write_text, dumps, read_json, sha256_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GENERATOR = "data.synthetic"
@@ -652,13 +651,6 @@ def encode_video(frames: Iterator[np.ndarray], path: str | Path, fps: int, width
     os.replace(tmp, path)
     return path
 
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass

@@ -30,7 +30,6 @@ if str(REPO_ROOT) not in sys.path:
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
-import hashlib  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import re  # noqa: E402
@@ -47,7 +46,7 @@ from data.prompts import (  # noqa: E402
     pick_instruction,
     render_query,
 )
-from utils.io import atomic_write_json, atomic_write_text, dumps  # noqa: E402
+from utils.io import atomic_write_json, atomic_write_text, dumps, sha256_file  # noqa: E402
 
 DATASETS = ("charades", "youcook2", "qvh", "tvsum", "hisum", "magqa")
 TVSUM_PROMPTS = ("title", "ambiguous", "unrelated", "none")
@@ -156,13 +155,6 @@ def check_unique_ids(items: list[dict], source: Path | str) -> None:
             raise _bad(source, f"duplicate item id {item['id']!r}")
         seen.add(item["id"])
 
-
-def sha256_file(path: Path | str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------- Charades-STA

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable, Iterator
 
 import torch
+from transformers import RepetitionPenaltyLogitsProcessor
 
 from models.cache import CachePolicy, model_inv_freq
 from models.chat import (DEFAULT_SYSTEM_PROMPT, IM_END, STREAM_GENERATION_PROMPT, STREAM_PROMPT, ChatTemplate,
@@ -202,13 +203,12 @@ class StreamingEngine:
         before = len(self.policy)
         out = self._forward(self.template.ids(STREAM_GENERATION_PROMPT), logits=True, evict=False)
         tokens: list[int] = []
+        penalty = RepetitionPenaltyLogitsProcessor(self.cfg.repetition_penalty) if self.cfg.repetition_penalty else None
         for _ in range(self.cfg.max_new_tokens):
-            logits = out.logits[0, -1].float()
-            if self.cfg.repetition_penalty and tokens:
-                seen = torch.tensor(sorted(set(tokens)), device=logits.device)
-                vals = logits[seen]
-                logits[seen] = torch.where(vals > 0, vals / self.cfg.repetition_penalty, vals * self.cfg.repetition_penalty)
-            nxt = int(torch.argmax(logits))
+            logits = out.logits[0, -1:].float()
+            if penalty is not None and tokens:  # over this response's tokens
+                logits = penalty(torch.tensor([tokens], device=logits.device), logits)
+            nxt = int(torch.argmax(logits[0]))
             if nxt == self.eos_id:
                 break
             tokens.append(nxt)

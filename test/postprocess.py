@@ -80,11 +80,10 @@ def uncertainty_penalty(raw_logvar, tau: float, kind: str = "logvar") -> np.ndar
 def fuse(informative, relevance, uncertainty, params: FusionParams = FusionParams()) -> np.ndarray:
     i = np.asarray(informative, dtype=np.float64)
     r = np.asarray(relevance, dtype=np.float64)
-    u = uncertainty_value(uncertainty, params.uncertainty_kind)
-    if not (i.shape == r.shape == u.shape):
-        raise ValueError(f"score arrays differ in shape: {i.shape}, {r.shape}, {u.shape}")
-    penalty = np.where(u >= params.tau, params.epsilon * (u - params.tau), 0.0)
-    return params.alpha * i + params.beta * r - penalty
+    pen = uncertainty_penalty(uncertainty, params.tau, params.uncertainty_kind)
+    if not (i.shape == r.shape == pen.shape):
+        raise ValueError(f"score arrays differ in shape: {i.shape}, {r.shape}, {pen.shape}")
+    return params.alpha * i + params.beta * r - params.epsilon * pen
 
 
 def fuse_prediction(pred: "StreamPrediction", params: FusionParams = FusionParams()) -> np.ndarray:

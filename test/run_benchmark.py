@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import hashlib
 import logging
 import math
 import os
@@ -42,7 +41,7 @@ from pathlib import Path
 from typing import Iterator
 
 from test.live_infer import add_engine_args, engine_config, make_degradation
-from utils.io import JsonlWriter, atomic_write_json, iter_jsonl, read_json
+from utils.io import JsonlWriter, atomic_write_json, iter_jsonl, read_json, sha256_file
 from utils.log import setup_logging
 
 log = logging.getLogger("run_benchmark")
@@ -111,13 +110,6 @@ def finished_ids(output: str | os.PathLike) -> set[str]:
             log.warning("%s: cut off a torn last line (%d bytes) left by an interrupted run", path, len(data) - keep)
     return {str(rec["id"]) for rec in iter_jsonl(path) if isinstance(rec, dict) and "id" in rec}
 
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------- degradation

@@ -257,3 +257,22 @@ def test_no_response_before_the_first_query_unless_asked(model, qwen2_tokenizer,
     early = engine(model, qwen2_tokenizer, respond_before_query=True, **kw)
     times = [r.time for r in early.run(frames_of(embeds[:4]), q) if isinstance(r, ResponseRecord)]
     assert times == [0.0, 0.5, 1.0, 1.5]
+
+
+def test_repetition_penalty_applies_to_the_tokens_of_the_response(model, qwen2_tokenizer):
+    from types import SimpleNamespace
+
+    def scripted(eng):
+        def fwd(ids, frame_embeds=None, logits=False, evict=True):
+            out = torch.full((1, 1, 20), -10.0)
+            out[0, 0, 7], out[0, 0, 8] = 5.0, 4.0
+            return SimpleNamespace(logits=out)
+
+        eng._forward = fwd
+        return eng
+
+    plain = scripted(engine(model, qwen2_tokenizer, max_new_tokens=3, remove_assistant_turns=True))
+    assert plain.respond(0.0).token_ids == [7, 7, 7]
+    pen = scripted(engine(model, qwen2_tokenizer, max_new_tokens=3, remove_assistant_turns=True, repetition_penalty=2.0))
+    # 7 (5.0) -> 7 penalised to 2.5 < 4.0 -> 8 -> 7 (2.5) beats 8 (2.0)
+    assert pen.respond(0.0).token_ids == [7, 8, 7]

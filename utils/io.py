@@ -107,3 +107,14 @@ class JsonlWriter:
 def finite_or_none(x: float) -> float | None:
     """JSON has no NaN; record undefined metrics as null rather than a fake number."""
     return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (provenance records and determinism checks)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
