@@ -137,8 +137,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", default=None, help="also write the report here (JSON)")
     args = p.parse_args(argv)
-    torch.set_grad_enabled(False)
-    report = run(args)
+    with torch.no_grad():  # scoped: main() is also called in-process (tests)
+        report = run(args)
     text = json.dumps(report, indent=1)
     print(text)
     if args.output:

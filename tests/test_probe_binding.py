@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,6 +58,8 @@ def test_probe_runs_on_a_generated_split_with_the_shipped_checkpoint(tmp_path, o
     probe = _probe()
     assert probe.main(["--data", str(data), "--checkpoint", str(REPO / "checkpoints" / "aha-tiny-synth"),
                        "--max_frames", "8", "--output", str(out)]) == 0
+    # main() runs in-process here: it must not leave autograd switched off for later tests
+    assert torch.is_grad_enabled()
     report = json.loads(out.read_text())
     gt = json.loads((data / "val" / "ground_truth.json").read_text())
     n = report["frames"]
@@ -66,3 +69,4 @@ def test_probe_runs_on_a_generated_split_with_the_shipped_checkpoint(tmp_path, o
     for k, v in report.items():
         if k.startswith("auc_") and v is not None:
             assert 0.0 <= v <= 1.0
+
