@@ -1,4 +1,9 @@
+import json
 import os
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -42,3 +47,49 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+class _JudgeHandler(BaseHTTPRequestHandler):
+    """An OpenAI-compatible /chat/completions endpoint. Each request takes the next action of
+    ``server.plan`` (else ``server.default``): "ok:<text>" answers text, "sleep:<s>" waits then
+    answers "5", a number answers that HTTP error."""
+
+    def log_message(self, *args):  # keep the test output clean
+        pass
+
+    def do_POST(self):
+        srv = self.server
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        srv.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+        action = srv.plan.popleft() if srv.plan else srv.default
+        try:
+            if action.startswith("sleep:"):
+                time.sleep(float(action.split(":", 1)[1]))
+                action = "ok:5"
+            if action.startswith("ok:"):
+                payload = json.dumps({"choices": [{"message": {"role": "assistant",
+                                                               "content": action[3:]}}]}).encode()
+                self.send_response(200)
+            else:
+                payload = b'{"error": "planned failure"}'
+                self.send_response(int(action))
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (timeout test)
+
+
+@pytest.fixture()
+def judge_server():
+    """A local fake judge (``base_url``, ``requests`` seen, ``plan`` of actions; answers "4" by default)."""
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _JudgeHandler)
+    srv.daemon_threads = True
+    srv.plan, srv.default, srv.requests = deque(), "ok:4", []
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    srv.base_url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    yield srv
+    srv.shutdown()
+    srv.server_close()

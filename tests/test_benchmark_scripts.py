@@ -18,8 +18,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -208,36 +206,6 @@ def test_youcook2(synth, base_env, tmp_path):
     assert sum(len(x["responses"]) for x in preds) >= N_TEST
     assert all(r["n_tokens"] <= 2 for x in preds for r in x["responses"])
     assert ("CIDEr" in res["metrics"]["metrics"]) == captions
-
-
-class _JudgeHandler(BaseHTTPRequestHandler):
-    """An OpenAI-compatible /chat/completions endpoint that always answers "4"."""
-
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-        payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": "4"}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-
-@pytest.fixture()
-def judge_server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _JudgeHandler)
-    srv.daemon_threads = True
-    srv.requests = []
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    srv.base_url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
-    yield srv
-    srv.shutdown()
-    srv.server_close()
 
 
 def test_magqa_with_a_local_judge(synth, base_env, tmp_path, judge_server):

@@ -1,8 +1,5 @@
 import json
-import threading
 import time
-from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -11,53 +8,9 @@ from test.scorers import judges as J
 SECRET = "sk-test-not-a-real-key"
 
 
-# --------------------------------------------------------------------------- a judge server
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):  # keep the test output clean
-        pass
-
-    def do_POST(self):
-        srv = self.server
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        srv.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-        action = srv.plan.popleft() if srv.plan else srv.default
-        try:
-            if action.startswith("sleep:"):
-                time.sleep(float(action.split(":", 1)[1]))
-                action = "ok:5"
-            if action.startswith("ok:"):
-                payload = json.dumps({"choices": [{"message": {"role": "assistant",
-                                                               "content": action[3:]}}]}).encode()
-                self.send_response(200)
-            else:
-                payload = b'{"error": "planned failure"}'
-                self.send_response(int(action))
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (timeout test)
-
-
-@pytest.fixture
-def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.daemon_threads = True
-    srv.plan, srv.default, srv.requests = deque(), "ok:4", []
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    srv.base_url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-
-
-def _judge(server, **kw):
+def _judge(judge_server, **kw):
     kw = {"timeout": 2.0, "max_retries": 2, "backoff": 0.01, **kw}
-    return J.OpenAIChatJudge(server.base_url, "judge-model", SECRET, **kw)
+    return J.OpenAIChatJudge(judge_server.base_url, "judge-model", SECRET, **kw)
 
 
 # ------------------------------------------------------------------------------- parsing
@@ -80,12 +33,12 @@ def test_user_message_and_rubric():
 # ---------------------------------------------------------------------------- HTTP judge
 
 
-def test_http_judge_request_and_secret_handling(server, tmp_path):
+def test_http_judge_request_and_secret_handling(judge_server, tmp_path):
     cache = tmp_path / "cache.jsonl"
-    with _judge(server, cache_path=cache) as judge:
+    with _judge(judge_server, cache_path=cache) as judge:
         assert judge.score("What is shown?", "a red car", "a car") == 4
         described = json.dumps(judge.describe())
-    req = server.requests[0]
+    req = judge_server.requests[0]
     assert req["path"] == "/v1/chat/completions" and req["auth"] == f"Bearer {SECRET}"
     assert req["body"]["model"] == "judge-model" and req["body"]["temperature"] == 0.0
     assert [m["role"] for m in req["body"]["messages"]] == ["system", "user"]
@@ -93,67 +46,67 @@ def test_http_judge_request_and_secret_handling(server, tmp_path):
     assert SECRET not in described and SECRET not in cache.read_text() and SECRET not in repr(judge)
 
 
-def test_http_judge_retries_after_server_error(server):
-    server.plan.extend(["500", "ok:2"])
-    judge = _judge(server)
+def test_http_judge_retries_after_server_error(judge_server):
+    judge_server.plan.extend(["500", "ok:2"])
+    judge = _judge(judge_server)
     assert judge.score("q", "g", "p") == 2
-    assert len(server.requests) == 2
+    assert len(judge_server.requests) == 2
 
 
-def test_http_judge_retries_after_timeout(server):
-    server.plan.extend(["sleep:1.5", "ok:3"])
-    judge = _judge(server, timeout=0.3)
+def test_http_judge_retries_after_timeout(judge_server):
+    judge_server.plan.extend(["sleep:1.5", "ok:3"])
+    judge = _judge(judge_server, timeout=0.3)
     t0 = time.monotonic()
     assert judge.score("q", "g", "p") == 3
-    assert len(server.requests) == 2 and time.monotonic() - t0 < 1.4
+    assert len(judge_server.requests) == 2 and time.monotonic() - t0 < 1.4
 
 
-def test_http_judge_retries_are_bounded(server):
-    server.plan.extend(["503"] * 10)
-    judge = _judge(server, max_retries=2)
+def test_http_judge_retries_are_bounded(judge_server):
+    judge_server.plan.extend(["503"] * 10)
+    judge = _judge(judge_server, max_retries=2)
     with pytest.raises(J.JudgeError, match="3 attempts"):
         judge.score("q", "g", "p")
-    assert len(server.requests) == 3
+    assert len(judge_server.requests) == 3
 
 
-def test_http_judge_does_not_retry_a_rejected_request(server):
-    server.plan.append("401")
+def test_http_judge_does_not_retry_a_rejected_request(judge_server):
+    judge_server.plan.append("401")
     with pytest.raises(J.JudgeError, match="401"):
-        _judge(server).score("q", "g", "p")
-    assert len(server.requests) == 1
+        _judge(judge_server).score("q", "g", "p")
+    assert len(judge_server.requests) == 1
 
 
-def test_http_judge_unparsable_reply_scores_one(server):
-    server.plan.append("ok:I cannot decide.")
-    judge = _judge(server)
+def test_http_judge_unparsable_reply_scores_one(judge_server):
+    judge_server.plan.append("ok:I cannot decide.")
+    judge = _judge(judge_server)
     assert judge.score("q", "g", "p") == 1 and judge.stats["unparsable"] == 1
 
 
-def test_cache_means_a_rerun_sends_no_request(server, tmp_path):
+def test_cache_means_a_rerun_sends_no_request(judge_server, tmp_path):
     cache = tmp_path / "judge_cache.jsonl"
-    server.plan.extend(["ok:5", "ok:2"])
+    judge_server.plan.extend(["ok:5", "ok:2"])
     triples = [("q", "g1", "p1"), ("q", "g2", "p2"), ("q", "g1", "p1")]
-    with _judge(server, cache_path=cache) as judge:
+    with _judge(judge_server, cache_path=cache) as judge:
         first = [judge.score(*t) for t in triples]
-    assert first == [5, 2, 5] and len(server.requests) == 2  # the repeated pair is asked once
+    assert first == [5, 2, 5] and len(judge_server.requests) == 2  # the repeated pair is asked once
     assert len(cache.read_text().splitlines()) == 2
-    with _judge(server, cache_path=cache) as judge2:
+    with _judge(judge_server, cache_path=cache) as judge2:
         assert [judge2.score(*t) for t in triples] == first
         assert judge2.stats["requests"] == 0 and judge2.stats["cache_hits"] == 2
-    assert len(server.requests) == 2
+    assert len(judge_server.requests) == 2
     # another model is another cache key
-    with J.OpenAIChatJudge(server.base_url, "other-model", cache_path=cache, backoff=0.01) as judge3:
+    with J.OpenAIChatJudge(judge_server.base_url, "other-model", cache_path=cache, backoff=0.01) as judge3:
         judge3.score("q", "g1", "p1")
-    assert len(server.requests) == 3 and server.requests[-1]["auth"] is None
+    assert len(judge_server.requests) == 3 and judge_server.requests[-1]["auth"] is None
 
 
-def test_from_env(monkeypatch, server):
-    monkeypatch.setenv(J.ENV_BASE_URL, server.base_url)
+def test_from_env(monkeypatch, judge_server):
+    monkeypatch.setenv(J.ENV_BASE_URL, judge_server.base_url)
     monkeypatch.setenv(J.ENV_MODEL, "m")
     monkeypatch.setenv(J.ENV_API_KEY, SECRET)
     judge = J.make_judge("openai", backoff=0.01)
     assert isinstance(judge, J.OpenAIChatJudge) and judge.score("q", "g", "p") == 4
-    assert server.requests[-1]["auth"] == f"Bearer {SECRET}"
+    assert judge_server.requests[-1]["auth"] == f"Bearer {SECRET}"
     monkeypatch.delenv(J.ENV_MODEL)
     with pytest.raises(ValueError, match=J.ENV_MODEL):
         J.OpenAIChatJudge.from_env()
@@ -207,7 +160,7 @@ def test_hf_judge_parses_the_generated_digit(tiny_lm):
     assert J.HFCausalLMJudge(rigged, tok, max_new_tokens=2).score("q", "g", "p") == 4
 
 
-def test_magqa_evaluation_through_http_judge_and_cache(monkeypatch, server, tmp_path):
+def test_magqa_evaluation_through_http_judge_and_cache(monkeypatch, judge_server, tmp_path):
     from test.scorers import magqa
 
     gold = tmp_path / "magqa.json"
@@ -215,13 +168,13 @@ def test_magqa_evaluation_through_http_judge_and_cache(monkeypatch, server, tmp_
                                  "answer": [{"content": "g", "time": [0, 4]}]}]))
     pred = tmp_path / "pred.jsonl"
     pred.write_text(json.dumps({"id": "7", "responses": [{"time": 1, "content": "p"}]}) + "\n")
-    monkeypatch.setenv(J.ENV_BASE_URL, server.base_url)
+    monkeypatch.setenv(J.ENV_BASE_URL, judge_server.base_url)
     monkeypatch.setenv(J.ENV_MODEL, "m")
     monkeypatch.setenv(J.ENV_API_KEY, SECRET)
     opts = {"judge": "openai", "judge_cache": str(tmp_path / "cache.jsonl"), "judge_options": {"backoff": 0.01}}
-    server.plan.extend(["500", "ok:5"])
+    judge_server.plan.extend(["500", "ok:5"])
     r1 = magqa.evaluate_files(str(pred), str(gold), options=opts)
     r2 = magqa.evaluate_files(str(pred), str(gold), options=opts)
     assert r1["metrics"]["in_span_score"] == r2["metrics"]["in_span_score"] == 5.0
-    assert len(server.requests) == 2 and r2["judge_stats"]["cache_hits"] == 1
+    assert len(judge_server.requests) == 2 and r2["judge_stats"]["cache_hits"] == 1
     assert r1["protocol"]["judge"]["model"] == "m" and SECRET not in json.dumps(r1)
