@@ -136,13 +136,18 @@ def test_dataset_videos_show_their_ground_truth_scene(dataset, truth):
 
 # ------------------------------------------------------------------------- ground truth rules
 
-def test_importance_hand_computed_values():
+def _two_event_scene():
+    """A 20-s scene with a matching event at 4-8 s and a motion distractor at 12-15 s."""
     scene = syn.sample_scene(3, 20, TINY, "x")
     q = scene.query
     match = syn.Event(4.0, 8.0, q, True, (), 1.0, {})
     other = syn.Event(12.0, 15.0, replace(q, motion="spins" if q.motion != "spins" else "grows"),
                       False, ("motion",), syn.DISTRACTOR_LEVEL, {})
-    scene = replace(scene, events=(match, other))
+    return replace(scene, events=(match, other))
+
+
+def test_importance_hand_computed_values():
+    scene = _two_event_scene()
     t = np.array([0.0, 3.4, 4.0, 4.25, 6.0, 8.0, 8.6, 13.0, 12.0])
     # smoothstep edges of half-width 0.5 s: u = (x + 1) / 2, w = u^2 (3 - 2u), x = distance / 0.5
     expected = [0.0, 0.0, 0.5, 0.84375, 1.0, 0.5, 0.0, 0.2, 0.1]
@@ -361,12 +366,7 @@ def test_qvh_files(dataset, truth):
 
 
 def test_hisum_change_points_and_summary_hand_computed():
-    scene = syn.sample_scene(3, 20, TINY, "x")
-    q = scene.query
-    match = syn.Event(4.0, 8.0, q, True, (), 1.0, {})
-    other = syn.Event(12.0, 15.0, replace(q, motion="spins" if q.motion != "spins" else "grows"),
-                      False, ("motion",), syn.DISTRACTOR_LEVEL, {})
-    scene = replace(scene, events=(match, other))
+    scene = _two_event_scene()
     # cuts 4, 8, 12, 15 -> stretches 4, 4, 4, 3, 5 s -> 2+2, 2+2, 2+2, 3, 2+3
     cps = syn.hisum_change_points(scene)
     assert cps.tolist() == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9], [10, 11], [12, 14], [15, 16], [17, 19]]
