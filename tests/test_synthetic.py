@@ -367,6 +367,7 @@ def test_qvh_files(dataset, truth):
 
 def test_hisum_change_points_and_summary_hand_computed():
     scene = _two_event_scene()
+    match, other = scene.events
     # cuts 4, 8, 12, 15 -> stretches 4, 4, 4, 3, 5 s -> 2+2, 2+2, 2+2, 3, 2+3
     cps = syn.hisum_change_points(scene)
     assert cps.tolist() == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9], [10, 11], [12, 14], [15, 16], [17, 19]]
