@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.collator import StreamCollator  # noqa: E402
 from data.grounding import GroundingDataset  # noqa: E402
+from data.synthetic import Shape  # noqa: E402
 from models.chat import IGNORE, ChatTemplate  # noqa: E402
 from models.inference import load_for_inference  # noqa: E402
 
@@ -34,7 +35,8 @@ ATTRS = ("colour", "kind", "motion")
 
 
 def shape_query(e: dict) -> str:
-    return f"a {e['colour']} {e['kind']} {e['motion']}"
+    """The generator's own query text for a shape (ground-truth event or query_shape dict)."""
+    return Shape(e["kind"], e["colour"], e["motion"]).text
 
 
 def probe_items(ground_truth: list[dict]) -> list[dict]:
@@ -60,9 +62,9 @@ def frame_classes(events: list[dict], query: str, n_frames: int, fps: float) -> 
     """Per frame: "calm" (no event on screen), "match" (the event has the query's shape) or
     "differs:<attr>" / "differs:several" (which of colour, kind, motion differ from the query)."""
     words = query.split()
-    if len(words) != 4 or words[0] != "a":
-        raise ValueError(f"probe queries are 'a <colour> <kind> <motion>', got {query!r}")
     want = dict(zip(ATTRS, words[1:]))
+    if len(words) != 4 or shape_query(want) != query:
+        raise ValueError(f"probe queries are the generator's 'a <colour> <kind> <motion>', got {query!r}")
     out = []
     for f in range(n_frames):
         e = frame_event(events, f / fps)
