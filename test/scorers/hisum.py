@@ -50,6 +50,7 @@ from test.postprocess import FusionParams, fuse
 from test.predictions import StreamPrediction
 from test.scorers.ap import (as_finite_1d, match_ids, mean_or_none, pool_by_time, rank_desc, sklearn_ap,
                              top_k_mask, uniform_segment_means)
+from test.scorers.options import resolve_protocol
 from utils.io import iter_jsonl, read_json
 
 DATASET = "mr_hisum"
@@ -279,14 +280,7 @@ def per_second_scores(rec: dict, n_seconds: int | None, fusion: FusionParams, cl
 
 
 def _resolve_options(protocol: str | None, options: dict | None) -> tuple[str, dict]:
-    name = protocol or "official"
-    if name not in PROTOCOLS:
-        raise ValueError(f"unknown Mr.HiSum protocol {name!r}; choose from {sorted(PROTOCOLS)}")
-    opts = dict(PROTOCOLS[name])
-    for k, v in (options or {}).items():
-        if k not in opts:
-            raise ValueError(f"unknown option {k!r} for the Mr.HiSum {name} protocol; allowed: {sorted(opts)}")
-        opts[k] = v
+    name, opts = resolve_protocol("Mr.HiSum", PROTOCOLS, protocol, "official", options)
     if not 0 < float(opts["budget"]) < 1:
         raise ValueError(f"budget must be in (0, 1), got {opts['budget']}")
     if opts.get("zero_positive", "skip") not in ("skip", "zero"):

@@ -35,6 +35,7 @@ from test.postprocess import FusionParams, fuse
 from test.predictions import StreamPrediction
 from test.scorers.ap import (detection_ap, match_ids, pool_by_time, temporal_iou_cross,
                              voc_interpolated_ap)
+from test.scorers.options import resolve_protocol
 from utils.io import iter_jsonl
 
 DATASET = "qvhighlights"
@@ -291,14 +292,7 @@ def read_submission(records, gold: dict[str, dict], fusion: FusionParams, clip_p
 
 
 def _resolve_options(protocol: str | None, options: dict | None) -> tuple[str, dict]:
-    name = protocol or "official"
-    if name not in PROTOCOLS:
-        raise ValueError(f"unknown QVHighlights protocol {name!r}; choose from {sorted(PROTOCOLS)}")
-    opts = dict(PROTOCOLS[name])
-    for k, v in (options or {}).items():
-        if k not in opts:
-            raise ValueError(f"unknown QVHighlights option {k!r}; allowed: {sorted(opts)}")
-        opts[k] = v
+    name, opts = resolve_protocol("QVHighlights", PROTOCOLS, protocol, "official", options)
     if opts["clip_pool"] not in ("mean", "sum"):
         raise ValueError(f"clip_pool must be 'mean' or 'sum', got {opts['clip_pool']!r}")
     return name, opts

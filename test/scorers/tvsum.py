@@ -35,6 +35,7 @@ from test.postprocess import FusionParams, fuse
 from test.predictions import StreamPrediction
 from test.scorers.ap import (as_finite_1d, match_ids, mean_or_none, pool_by_time, rank_desc, sklearn_ap,
                              top_k_mask, topk_ap_from_scores, topk_trapezoid_ap)
+from test.scorers.options import resolve_protocol
 from utils.io import iter_jsonl, read_json
 
 DATASET = "tvsum"
@@ -265,14 +266,7 @@ def sampled_native_frames(p: StreamPrediction, n_native: int, fps: float | None)
 
 
 def _resolve_options(protocol: str | None, options: dict | None) -> tuple[str, dict]:
-    name = protocol or "umt"
-    if name not in PROTOCOLS:
-        raise ValueError(f"unknown TVSum protocol {name!r}; choose from {sorted(PROTOCOLS)}")
-    opts = dict(PROTOCOLS[name])
-    for k, v in (options or {}).items():
-        if k not in opts:
-            raise ValueError(f"unknown option {k!r} for the TVSum {name} protocol; allowed: {sorted(opts)}")
-        opts[k] = v
+    name, opts = resolve_protocol("TVSum", PROTOCOLS, protocol, "umt", options)
     if int(opts["k"]) < 1:
         raise ValueError(f"k must be >= 1, got {opts['k']}")
     return name, opts
