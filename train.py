@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import logging
 import os
 import sys
@@ -64,9 +65,11 @@ from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 
 from data.collator import StreamCollator
 from data.feature_cache import FeatureCache
+from data.stream import ClipMemory
 from data.mixture import build_mixture
 from data.prompts import SYSTEM_PROMPT
 from models.build import build_model, load_preset
+from models.config import DEFAULT_LOSS_WEIGHTS
 from models.chat import ChatTemplate, load_tokenizer
 from models.checkpoint import META, load_checkpoint, save_checkpoint
 from models.lora import LoraSettings, apply_lora
@@ -96,6 +99,8 @@ class ModelArguments:
     model_seed: int | None = field(default=None, metadata={"help": "seed of the random initialisation (default: --seed)"})
     loss_protocol: str = field(default="correct", metadata={"help": "correct (default) or reference: the reference's loss "
                                                              "defects, to reproduce its training (instructions/reference_differences.md)"})
+    loss_weights: str | None = field(default=None, metadata={"help": "JSON of loss weights to change, e.g. '{\"lm\": 1.0}' "
+                                                                     "(the rest keep the Aha! defaults, models/config.py)"})
     train_vision: bool = field(default=False, metadata={"help": "also train the SigLIP vision tower (needs --lora_r 0; a random-init "
                                                                  "tower is otherwise a fixed random feature extractor)"})
 
@@ -106,6 +111,8 @@ class DataArguments:
     data_root: str | None = field(default=None, metadata={"help": "root of the mixture's relative paths (default: $AHA_DATA_ROOT or .)"})
     feature_cache: str | None = field(default=None, metadata={"help": "root of pre-extracted features (scripts/extract_features.py)"})
     feature_kind: str = field(default="vision", metadata={"help": "vision (projector trains) or frame_embeds (projector frozen)"})
+    clip_memory_mb: float = field(default=0, metadata={"help": "keep decoded clips in memory (MiB per data process, "
+                                                                "0 = off): short clips reused for many epochs decode once"})
     max_item_tries: int = field(default=5, metadata={"help": "items tried before giving up when videos are broken"})
     system_prompt: str = field(default=SYSTEM_PROMPT)
 
@@ -117,6 +124,20 @@ class AhaTrainingArguments(TrainingArguments):
     # every trainable parameter takes part in every step (absent label types add a zero that
     # touches their head), so DDP needs no search for unused parameters
     ddp_find_unused_parameters: bool | None = field(default=False)
+
+
+def parse_loss_weights(text: str) -> dict:
+    """--loss_weights: a JSON object of known loss names to non-negative numbers."""
+    try:
+        w = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--loss_weights must be a JSON object, got {text!r}: {e}") from None
+    if not isinstance(w, dict) or not all(isinstance(v, (int, float)) and v >= 0 for v in w.values()):
+        raise ValueError(f"--loss_weights must map loss names to non-negative numbers, got {text!r}")
+    unknown = set(w) - set(DEFAULT_LOSS_WEIGHTS)
+    if unknown:
+        raise ValueError(f"--loss_weights: unknown {sorted(unknown)}; known: {sorted(DEFAULT_LOSS_WEIGHTS)}")
+    return {k: float(v) for k, v in w.items()}
 
 
 class AhaTrainer(Trainer):
@@ -244,9 +265,13 @@ def build_trainable_model(model_args: ModelArguments, args: AhaTrainingArguments
                                 dtype=dtype, attn_implementation=model_args.attn_implementation)
         if not hasattr(model, "peft_config"):  # a full checkpoint continues as full training
             set_full_training(model, model_args)
+        if model_args.loss_weights:
+            cfg0 = model.get_base_model().config if hasattr(model, "peft_config") else model.config
+            cfg0.loss_weights = {**cfg0.loss_weights, **parse_loss_weights(model_args.loss_weights)}
     else:
         seed = args.seed if model_args.model_seed is None else model_args.model_seed
-        preset = load_preset(model_args.preset, loss_protocol=model_args.loss_protocol)
+        preset = load_preset(model_args.preset, loss_protocol=model_args.loss_protocol,
+                             **({"loss_weights": parse_loss_weights(model_args.loss_weights)} if model_args.loss_weights else {}))
         base = build_model(preset, weights=model_args.weights, dtype=dtype,
                            attn_implementation=model_args.attn_implementation, seed=seed)
         if full:
@@ -353,7 +378,8 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> AhaTra
     data_root = data_args.data_root or os.environ.get("AHA_DATA_ROOT", ".")
     data_seed = args.data_seed if args.data_seed is not None else args.seed
     dataset = build_mixture(data_args.dataset_config, data_root, template, frame_size=cfg.frame_size, seed=data_seed,
-                            feature_cache=cache, max_tries=data_args.max_item_tries, system_prompt=data_args.system_prompt)
+                            feature_cache=cache, max_tries=data_args.max_item_tries, system_prompt=data_args.system_prompt,
+                            clip_memory=ClipMemory(data_args.clip_memory_mb) if data_args.clip_memory_mb > 0 else None)
     collator = StreamCollator(pad_token_id=tokenizer.pad_token_id, frame_size=cfg.frame_size)
 
     trainer = AhaTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator,

@@ -95,6 +95,7 @@ def build_mixture(
     feature_cache=None,
     max_tries: int = 5,
     system_prompt: str = SYSTEM_PROMPT,
+    clip_memory=None,
 ) -> Mixture:
     cfg = validate_mixture_config(config) if isinstance(config, dict) else load_mixture_config(config)
     root = Path(data_root)
@@ -106,7 +107,8 @@ def build_mixture(
             _resolve(root, d["anno_file"]), _resolve(root, d["video_root"]), _resolve(root, d["metadata"]),
             template, fps=float(d["fps"]), max_frames=None if d["max_frames"] is None else int(d["max_frames"]),
             frame_size=frame_size, system_prompt=system_prompt, seed=seed, name=d["name"],
-            feature_cache=feature_cache, max_tries=max_tries, video_namespace=str(d["video_root"]), **options,
+            feature_cache=feature_cache, max_tries=max_tries, video_namespace=str(d["video_root"]),
+            clip_memory=clip_memory, **options,
         )
         if len(ds) == 0:
             log.warning("dataset %s is empty (no valid item)", d["name"])

@@ -53,11 +53,12 @@ import abc
 
 import logging
 import math
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -266,11 +267,47 @@ class SkipLog:
             log.info("%s: %d items", name, kept)
 
 
+class ClipMemory:
+    """Decoded clips kept in memory, least recently used first out, at most ``max_mb`` MiB.
+
+    A small model trained for many epochs on short clips spends most of a step decoding the same
+    frames again; this keeps them. Each DataLoader worker holds its own copy (the dataset is
+    pickled into it), so the bound is per process. Keys name the exact request (file, fps, frame
+    range, size, degradation), so a hit returns the very frames ``load_clip`` would give.
+    """
+
+    def __init__(self, max_mb: float):
+        if not max_mb > 0:
+            raise ValueError(f"max_mb must be positive, got {max_mb}")
+        self.max_bytes = int(max_mb * 2**20)
+        self.bytes = 0
+        self.hits = self.misses = 0
+        self._clips: OrderedDict[tuple, np.ndarray] = OrderedDict()
+
+    def get(self, key: tuple, load: Callable[[], np.ndarray]) -> np.ndarray:
+        clip = self._clips.get(key)
+        if clip is not None:
+            self._clips.move_to_end(key)
+            self.hits += 1
+            return clip
+        self.misses += 1
+        clip = load()
+        clip.setflags(write=False)  # shared by every later hit
+        if clip.nbytes <= self.max_bytes:
+            self._clips[key] = clip
+            self.bytes += clip.nbytes
+            while self.bytes > self.max_bytes:
+                _, old = self._clips.popitem(last=False)
+                self.bytes -= old.nbytes
+        return clip
+
+
 class StreamDataset(Dataset, abc.ABC):
     """Base of the training datasets: subclasses build ``records`` and ``sample(index)``.
 
     ``feature_cache`` (``data.feature_cache.FeatureCache``): items carry cached SigLIP features
-    (or final frame embeddings) instead of decoded frames.
+    (or final frame embeddings) instead of decoded frames. ``clip_memory`` (``ClipMemory``, may be
+    shared by several datasets): decoded clips are kept in memory across epochs.
     """
 
     kind = "stream"
@@ -290,6 +327,7 @@ class StreamDataset(Dataset, abc.ABC):
         feature_cache=None,
         max_tries: int = 5,
         video_namespace: str | None = None,
+        clip_memory: ClipMemory | None = None,
     ):
         if not fps > 0:
             raise ValueError(f"fps must be positive, got {fps}")
@@ -314,6 +352,7 @@ class StreamDataset(Dataset, abc.ABC):
         self.name = name or self.kind
         self.feature_cache = feature_cache
         self.max_tries = int(max_tries)
+        self.clip_memory = clip_memory
         # names this dataset's videos in the feature cache (the mixture passes the video root
         # relative to --data_root, so moving the data keeps the cache valid)
         self.video_namespace = video_namespace if video_namespace is not None else self.video_root.as_posix()
@@ -374,11 +413,21 @@ class StreamDataset(Dataset, abc.ABC):
             item[self.feature_cache.item_key] = feats
             got = feats.shape[0]
         else:
-            frames = load_clip(
-                self.video_root / sample.video, sample.fps, sample.start_frame, sample.end_frame,
-                size=self.frame_size, degradation=sample.degradation,
-            )
-            item["frames"] = torch.from_numpy(frames)
+            def decode() -> np.ndarray:
+                return load_clip(
+                    self.video_root / sample.video, sample.fps, sample.start_frame, sample.end_frame,
+                    size=self.frame_size, degradation=sample.degradation,
+                )
+
+            if self.clip_memory is None:
+                frames = decode()
+            else:
+                d = sample.degradation
+                key = (str(self.video_root / sample.video), sample.fps, sample.start_frame, sample.end_frame,
+                       self.frame_size, None if d is None else (repr(d.to_list()), d.seed))
+                frames = self.clip_memory.get(key, decode)
+            # a copy when memoised: the collator and the model may write into a batch's frames
+            item["frames"] = torch.from_numpy(frames if self.clip_memory is None else frames.copy())
             got = frames.shape[0]
         if got != n:
             raise ShortVideoError(

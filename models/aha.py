@@ -88,9 +88,9 @@ class AhaForStreaming(LlavaOnevisionForConditionalGeneration):
         if mode == "bilinear":
             x = F.interpolate(x, size=(out_g, out_g), mode="bilinear", align_corners=False)
         elif mode == "average":
-            x = F.avg_pool2d(x, kernel_size=s, stride=s)
+            x = F.avg_pool2d(x, kernel_size=s, stride=s, ceil_mode=self.config.frame_pool_ceil)
         else:
-            x = F.max_pool2d(x, kernel_size=s, stride=s)
+            x = F.max_pool2d(x, kernel_size=s, stride=s, ceil_mode=self.config.frame_pool_ceil)
         return x.permute(0, 2, 3, 1).reshape(n, out_g * out_g, d)
 
     def embed_inputs(

@@ -30,6 +30,9 @@ class AhaConfig(LlavaOnevisionConfig):
     # 27x27 SigLIP grid -> bilinear resize to ceil(27 / stride)^2 tokens per frame (stride 4 -> 7x7 = 49)
     frame_pool_stride: int = 4
     frame_pool_mode: str = "bilinear"
+    # average / max pooling: False floors the grid as the reference does (27/4 -> 6x6, the border
+    # patches are dropped); True keeps partial border windows (ceil: 7/4 -> 2x2 over the whole grid)
+    frame_pool_ceil: bool = False
     frame_placeholder: str = "<image>"
     # detach the hidden state before the three heads (reference option, off by default)
     head_stop_grad: bool = False
@@ -67,7 +70,8 @@ class AhaConfig(LlavaOnevisionConfig):
     def frame_grid(self) -> int:
         g, s = self.patch_grid, self.frame_pool_stride
         # bilinear resizes to ceil(g/s); avg/max pooling with kernel=stride floors (27/4 -> 6)
-        return math.ceil(g / s) if self.frame_pool_mode == "bilinear" else g // s
+        # unless frame_pool_ceil
+        return math.ceil(g / s) if self.frame_pool_mode == "bilinear" or self.frame_pool_ceil else g // s
 
     @property
     def tokens_per_frame(self) -> int:

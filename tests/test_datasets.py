@@ -354,6 +354,35 @@ def test_mixture_honours_per_dataset_fps_and_max_frames(fixture_root, template):
     assert needs["shot2story/videos/v_001.mp4"] == 3 and needs["HIHD/videos/abc123.mp4"] == 8
 
 
+def test_clip_memory_gives_the_decoded_frames_once_per_clip(fixture_root, template, monkeypatch):
+    import data.stream as stream
+    from data.stream import ClipMemory
+
+    plain = build_mixture(fixture_root / "mixture.json", fixture_root, template, seed=0)
+    memo = ClipMemory(max_mb=64)
+    mix = build_mixture(fixture_root / "mixture.json", fixture_root, template, seed=0, clip_memory=memo)
+    calls = []
+    real = stream.load_clip
+    monkeypatch.setattr(stream, "load_clip", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    first = [mix[i] for i in range(len(mix))]
+    n_decoded = len(calls)
+    again = [mix[i] for i in range(len(mix))]
+    assert len(calls) == n_decoded == memo.misses and memo.hits == len(mix)  # epoch 2 decodes nothing
+    for a, b, c in zip(first, again, (plain[i] for i in range(len(plain)))):
+        assert torch.equal(a["frames"], c["frames"]) and torch.equal(b["frames"], c["frames"])
+    a = mix[0]["frames"]
+    a += 1  # an item's frames are its own: writing them leaves the memory intact
+    assert torch.equal(mix[0]["frames"], plain[0]["frames"])
+    # the bound holds: a memory smaller than any clip keeps nothing and decodes every time
+    tiny = ClipMemory(max_mb=1e-6)
+    mix = build_mixture(fixture_root / "mixture.json", fixture_root, template, seed=0, clip_memory=tiny)
+    for _ in range(2):
+        mix[0]
+    assert (tiny.hits, tiny.misses, tiny.bytes) == (0, 2, 0)
+    with pytest.raises(ValueError, match="positive"):
+        ClipMemory(0)
+
+
 def test_reference_mixture_config_is_valid():
     cfg = load_mixture_config(Path(__file__).resolve().parents[1] / "configs" / "datasets" / "aha_config.json")
     got = {d["name"]: (d["type"], d["fps"], d["max_frames"]) for d in cfg["datasets"]}

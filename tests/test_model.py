@@ -17,6 +17,8 @@ def test_tokens_per_frame_for_presets_and_strides():
     assert load_preset("aha-tiny").tokens_per_frame == 49
     assert load_preset("aha-tiny", frame_pool_stride=2).tokens_per_frame == 14 * 14
     assert load_preset("aha-tiny", frame_pool_mode="average").tokens_per_frame == 36
+    # ceil keeps the partial border windows: 27 / 4 -> 7 (not 6)
+    assert load_preset("aha-tiny", frame_pool_mode="max", frame_pool_ceil=True).tokens_per_frame == 49
     with pytest.raises(ValueError):
         AhaConfig(loss_weights={"nonsense": 1.0})
 
@@ -148,3 +150,25 @@ def test_cached_vision_features_give_the_same_embeddings_as_pixels(tiny_model):
         c = m.embed_inputs(ids, frame_embeds=m.encode_frames(px))
     torch.testing.assert_close(a, b, rtol=0, atol=0)
     torch.testing.assert_close(a, c, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("mode", ["average", "max"])
+def test_ceil_pooling_covers_the_border_patches(mode):
+    """frame_pool_ceil: a 7x7 grid with stride 4 pools to 2x2 over every patch; the reference's
+    floor pooling gives 1x1 over the first 4x4 and ignores the rest."""
+    from models.aha import AhaForStreaming
+
+    base = dict(frame_pool_stride=4, frame_pool_mode=mode)
+    floor = AhaForStreaming(load_preset("aha-tiny-synth", **base)).eval()
+    ceil = AhaForStreaming(load_preset("aha-tiny-synth", frame_pool_ceil=True, **base)).eval()
+    assert (floor.config.tokens_per_frame, ceil.config.tokens_per_frame) == (1, 4)
+    g = floor.config.patch_grid
+    assert g == 7
+    feats = torch.zeros(1, g * g, 3)
+    feats.view(1, g, g, 3)[0, 6, 6] = torch.tensor([4.0, 2.0, 1.0])  # the last border patch only
+    got_floor, got_ceil = floor._pool(feats), ceil._pool(feats)
+    assert torch.count_nonzero(got_floor) == 0  # floor never sees patch (6, 6)
+    assert torch.count_nonzero(got_ceil[0, :3]) == 0
+    # the bottom-right window holds rows / columns 4..6 only: 3x3 patches
+    want = torch.tensor([4.0, 2.0, 1.0]) / (9 if mode == "average" else 1)
+    torch.testing.assert_close(got_ceil[0, 3], want)

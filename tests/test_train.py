@@ -31,6 +31,7 @@ from tests.test_datasets import write_mixture_fixture
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {"shot2story_dvc": (1, 3), "shot2story_magqa": (1, 3), "coin_dvc": (0.5, 2), "hihd": (1, 3)}
 PARTS = ("lm_loss", "informative_loss", "relevance_loss", "tv_loss", "uncertainty_loss")
+DEFAULT_TV = 0.05
 DIST_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
@@ -292,3 +293,22 @@ def test_reference_loss_protocol_is_a_training_flag(root, tmp_path, shared_data)
     logs = _losses(trainer.state.log_history)
     # the reference's dummy targets give every batch an LM term, even relevance-only batches
     assert "lm_loss" in logs[1] and math.isfinite(logs[1]["loss"])
+
+
+def test_loss_weights_and_clip_memory_flags(root, tmp_path, shared_data):
+    """--loss_weights changes the named weights only (here: the LM term alone, weight 1, so the
+    logged loss is the LM loss); --clip_memory_mb trains on memoised clips; bad weights fail."""
+    only_lm = '{"lm": 1.0, "informative": 0, "relevance": 0, "uncertainty": 0}'
+    tr = train.main(_args(root, tmp_path / "w", shared_data, "--loss_weights", only_lm, "--clip_memory_mb", "64",
+                          steps=2))
+    w = tr.model.get_base_model().config.loss_weights
+    assert (w["lm"], w["informative"], w["relevance"], w["tv"]) == (1.0, 0.0, 0.0, DEFAULT_TV)
+    logs = _losses(tr.state.log_history)
+    assert sorted(logs) == [1, 2]
+    for h in logs.values():
+        assert h["loss"] == pytest.approx(h["lm_loss"], rel=1e-4) and h["informative_loss"] > 0
+    memo = tr.train_dataset.datasets[0].clip_memory
+    assert memo is not None and memo.misses > 0 and all(m.clip_memory is memo for m in tr.train_dataset.datasets)
+    for bad, msg in (('{"bogus": 1}', "unknown"), ('{"lm": -1}', "non-negative"), ("lm=1", "JSON")):
+        with pytest.raises(ValueError, match=msg):
+            train.main(_args(root, tmp_path / "bad", shared_data, "--loss_weights", bad, steps=1))
