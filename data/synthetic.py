@@ -97,6 +97,12 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "cyan": (45, 215, 230),
 }
 MOTIONS = ("bounces", "slides", "spins", "grows")
+# Static clutter in a query colour puts "a red circle" on screen during every distractor, so naming
+# the *event's* colour needs a frame difference; SynthConfig.clutter_palette "grey" draws clutter in
+# these greys instead (an easier set: see instructions/tiny_model.md, "Diagnosis").
+CLUTTER_GREYS: dict[str, tuple[int, int, int]] = {"pale grey": (165, 165, 165), "light grey": (190, 190, 190),
+                                                  "silver": (215, 215, 215)}
+PALETTE = {**COLOURS, **CLUTTER_GREYS}
 MOTION_VERB = {"bounces": "bounce", "slides": "slide", "spins": "spin", "grows": "grow"}
 # TVSum needs one of its ten category codes per video; the synthetic set groups videos by the
 # query's motion under four fixed (arbitrary) codes, so per-category results are per motion.
@@ -147,6 +153,8 @@ class SynthConfig:
     tail_min_s: float = 1.0
     max_matches: int = 3
     max_clutter: int = 2
+    clutter_palette: str = "colours"              # colours (the query colours) | grey (CLUTTER_GREYS)
+    event_radius: tuple[float, float] = (0.08, 0.12)  # fraction of the short side
     distractor_weights: tuple[float, float, float, float] = (0.35, 0.35, 0.15, 0.15)  # DISTRACTOR_TYPES
     codec: str = "auto"                           # auto | libx264 | mpeg4
     crf: int = 23
@@ -163,6 +171,12 @@ class SynthConfig:
             raise ValueError(f"n_annotators must be >= 1, got {self.n_annotators}")
         if self.max_matches < 1 or self.max_clutter < 0:
             raise ValueError("max_matches must be >= 1 and max_clutter >= 0")
+        if self.clutter_palette not in ("grey", "colours"):
+            raise ValueError(f"clutter_palette must be grey or colours, got {self.clutter_palette!r}")
+        r0, r1 = self.event_radius
+        if not 0.02 <= r0 <= r1 <= 0.18:
+            raise ValueError(f"event_radius must satisfy 0.02 <= lo <= hi <= 0.18 (a growing triangle must fit), "
+                             f"got {self.event_radius}")
         w = self.distractor_weights
         if len(w) != len(DISTRACTOR_TYPES) or min(w) < 0 or sum(w) <= 0:
             raise ValueError(f"distractor_weights needs {len(DISTRACTOR_TYPES)} non-negative weights, got {w}")
@@ -337,10 +351,11 @@ def sample_distractor(rng: np.random.Generator, query: Shape, weights: Sequence[
     raise RuntimeError("no distractor found (vocabulary too small)")  # unreachable with the vocabulary
 
 
-def sample_motion(rng: np.random.Generator, shape: Shape, width: int, height: int) -> dict:
+def sample_motion(rng: np.random.Generator, shape: Shape, width: int, height: int,
+                  radius_range: tuple[float, float] = SynthConfig.event_radius) -> dict:
     """Pose parameters of one event (pixels / seconds / radians); see ``event_pose``."""
     side = min(width, height)
-    radius = float(rng.uniform(0.08, 0.12) * side)
+    radius = float(rng.uniform(*radius_range) * side)
     angle0 = float(rng.uniform(0, 2 * math.pi))
     ext = EXTENT[shape.kind]
     if shape.motion == "grows":
@@ -427,14 +442,15 @@ def sample_scene(seed: int, duration: int | None = None, cfg: SynthConfig = Synt
             shape = sample_distractor(rng, query, cfg.distractor_weights, avoid)
         differs = tuple(a for a in ("kind", "colour", "motion") if getattr(shape, a) != getattr(query, a))
         events.append(Event(s, e, shape, i in slots, differs, 1.0 if i in slots else DISTRACTOR_LEVEL,
-                            sample_motion(rng, shape, cfg.width, cfg.height)))
+                            sample_motion(rng, shape, cfg.width, cfg.height, cfg.event_radius)))
     side = min(cfg.width, cfg.height)
     clutter = []
     for _ in range(int(rng.integers(0, cfg.max_clutter + 1))):
         kind = KINDS[int(rng.integers(len(KINDS)))]
         r = float(rng.uniform(0.07, 0.1) * side)
         m = r * EXTENT[kind] + 2
-        clutter.append(Clutter(kind, list(COLOURS)[int(rng.integers(len(COLOURS)))],
+        palette = list(CLUTTER_GREYS if cfg.clutter_palette == "grey" else COLOURS)
+        clutter.append(Clutter(kind, palette[int(rng.integers(len(palette)))],
                                float(rng.uniform(m, cfg.width - m)), float(rng.uniform(m, cfg.height - m)),
                                r, float(rng.uniform(0, 2 * math.pi))))
     background = sample_background(_rng(seed, "background"), cfg.width, cfg.height)
@@ -573,7 +589,7 @@ class Renderer:
             d = np.maximum.reduce([n[0] * u + n[1] * v for n in _TRI_NORMALS]) - TRIANGLE_R / 2
         alpha = np.clip(0.5 - d * radius, 0.0, 1.0)[..., None]
         shade = np.where(u > MARKER_U, MARKER_SHADE, 1.0)[..., None]
-        col = np.asarray(COLOURS[colour], dtype=np.float32) * shade
+        col = np.asarray(PALETTE[colour], dtype=np.float32) * shade
         region = canvas[y0:y1, x0:x1]
         region += (alpha * (col - region)).astype(np.float32)
 
@@ -1153,6 +1169,14 @@ def parse_duration(text: str) -> tuple[int, int]:
     raise ValueError(f"--duration must be S or LO:HI in whole seconds, got {text!r}")
 
 
+def parse_fraction_range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise ValueError(f"--event_radius must be LO:HI (fractions), got {text!r}") from None
+    return lo, hi
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m data.synthetic",
                                 description="Generate the deterministic synthetic shapes benchmark.")
@@ -1166,6 +1190,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="128", help="W (square) or WxH, even (default %(default)s)")
     p.add_argument("--n_annotators", type=int, default=20, help="TVSum-style annotators per video")
     p.add_argument("--codec", choices=("auto", "libx264", "mpeg4"), default="auto")
+    p.add_argument("--clutter_palette", choices=("colours", "grey"), default="colours",
+                   help="static clutter in the query colours (default) or in greys (an easier set)")
+    p.add_argument("--event_radius", default="0.08:0.12", help="event shape radius LO:HI, fraction of the short side")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="encoding processes")
     p.add_argument("--quiet", action="store_true")
     return p
@@ -1177,7 +1204,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         width, height = parse_size(args.size)
         cfg = SynthConfig(fps=args.fps, width=width, height=height, duration=parse_duration(args.duration),
-                          n_annotators=args.n_annotators, codec=args.codec)
+                          n_annotators=args.n_annotators, codec=args.codec, clutter_palette=args.clutter_palette,
+                          event_radius=parse_fraction_range(args.event_radius))
         manifest = generate_dataset(args.out, args.seed, args.n_train, args.n_val, args.n_test, cfg,
                                     workers=args.workers, progress=not args.quiet)
     except ValueError as e:

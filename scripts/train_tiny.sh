@@ -77,7 +77,7 @@ start=$(date +%s)
     --lora_r 0 --train_vision true --seed "$SEED" \
     --max_steps "$STEPS" --per_device_train_batch_size 8 --learning_rate 2e-3 --warmup_steps 50 \
     --lr_scheduler_type cosine --weight_decay 0.01 \
-    --logging_steps 25 --save_strategy no --report_to none --use_cpu true --dataloader_num_workers 1
+    --logging_steps 25 --save_strategy no --report_to none --use_cpu true --dataloader_num_workers 1 "$@"
 end=$(date +%s)
 { echo "training took $((end - start)) s wall (steps: $STEPS)"; grep -E "User time|System time|Elapsed|Percent of CPU" "$OUT.time.txt"; } \
     | tee "$OUT/train_time.txt"

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.build import load_preset
 from utils.io import JsonlWriter, atomic_write_json, atomic_write_text, iter_jsonl, read_json
 
 log = logging.getLogger("synthetic_eval")
@@ -321,7 +322,7 @@ def markdown(results: dict) -> str:
         "",
         f"Synthetic shapes benchmark (`data/synthetic.py`, seed {p['data_seed']}), TEST split: {p['n_test']['tvsum']} videos "
         f"(TVSum-style), {p['n_test']['charades']} single-match queries (Charades-style), {p['n_test']['youcook2']} videos (dense captioning). "
-        f"Streaming at {p['fps']:g} fps, 49 tokens per frame, cache `dynamic_sink` (system + query kept, {p['window']} recent tokens). "
+        f"Streaming at {p['fps']:g} fps, {p['tokens_per_frame']} tokens per frame, cache `dynamic_sink` (system + query kept, {p['window']} recent tokens). "
         "Fusion weights and response thresholds were chosen on the VAL split only; metrics in percent.",
         "",
         "```bash",
@@ -384,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     out["protocol"] = {
         "data": str(data), "data_seed": manifest.get("seed"), "data_config": manifest.get("config"),
         "split_reported": "test", "tuned_on": "val", "tuned_on_test": False,
-        "n_test": n_test, "fps": args.fps, "tokens_per_frame": 49, "cache_policy": "dynamic_sink", "window": args.window,
+        "n_test": n_test, "fps": args.fps, "tokens_per_frame": load_preset(PRESET).tokens_per_frame, "cache_policy": "dynamic_sink", "window": args.window,
         "checkpoint": args.checkpoint, "tokenizer": args.tokenizer, "untrained_init": f"{PRESET} random init, seed 0",
         "random_seed": args.seed, "baselines": BASELINE_DOC,
         "metrics": {"tvsum_umt": "test.scorers.tvsum protocol umt, top-5 mAP (%)",

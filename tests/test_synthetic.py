@@ -570,6 +570,9 @@ def test_cli_writes_a_set_and_rejects_bad_input(tmp_path):
     assert bad.returncode == 2 and "not empty" in bad.stderr and (foreign / "keep.txt").exists()
     bad = subprocess.run([*cmd, "--size", "63"], capture_output=True, text=True, cwd=REPO)
     assert bad.returncode == 2 and "even" in bad.stderr
+    for radius, msg in (("0.1", "LO:HI"), ("0.2:0.1", "event_radius")):
+        bad = subprocess.run([*cmd, "--event_radius", radius], capture_output=True, text=True, cwd=REPO)
+        assert bad.returncode == 2 and msg in bad.stderr
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -579,10 +582,30 @@ def test_cli_writes_a_set_and_rejects_bad_input(tmp_path):
     ({"n_annotators": 0}, "n_annotators"),
     ({"distractor_weights": (1.0, 1.0)}, "distractor_weights"),
     ({"codec": "vp9"}, "codec"),
+    ({"clutter_palette": "neon"}, "clutter_palette"),
+    ({"event_radius": (0.15, 0.1)}, "event_radius"),
+    ({"event_radius": (0.1, 0.3)}, "event_radius"),
 ])
 def test_config_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
         syn.SynthConfig(**kwargs)
+
+
+def test_clutter_palette_and_event_size():
+    """Clutter takes the query colours by default and greys with ``clutter_palette="grey"`` (the
+    easier set of the tiny-model diagnosis); event radii follow ``event_radius``."""
+    grey, colours = syn.SynthConfig(clutter_palette="grey", event_radius=(0.12, 0.17)), syn.SynthConfig()
+    seen = {"grey": set(), "colours": set()}
+    for seed in range(40):
+        for name, cfg in (("grey", grey), ("colours", colours)):
+            sc = syn.sample_scene(seed, cfg=cfg)
+            seen[name] |= {c.colour for c in sc.clutter}
+            lo, hi = cfg.event_radius
+            side = min(cfg.width, cfg.height)
+            assert all(lo * side <= e.motion["radius"] <= hi * side for e in sc.events)
+    assert seen["grey"] and seen["grey"] <= set(syn.CLUTTER_GREYS)
+    assert seen["colours"] and seen["colours"] <= set(syn.COLOURS)
+    assert not set(syn.CLUTTER_GREYS) & set(syn.COLOURS)
 
 
 def test_bad_arguments_raise_value_errors(tmp_path):
