@@ -267,6 +267,11 @@ class SkipLog:
             log.info("%s: %d items", name, kept)
 
 
+def degradation_tag(d: DegradationSchedule | None) -> str:
+    """Names a degradation schedule (its per-frame values and seed); "" for none."""
+    return "" if d is None else repr(d.to_list()) + str(d.seed)
+
+
 class ClipMemory:
     """Decoded clips kept in memory, least recently used first out, at most ``max_mb`` MiB.
 
@@ -422,9 +427,8 @@ class StreamDataset(Dataset, abc.ABC):
             if self.clip_memory is None:
                 frames = decode()
             else:
-                d = sample.degradation
                 key = (str(self.video_root / sample.video), sample.fps, sample.start_frame, sample.end_frame,
-                       self.frame_size, None if d is None else (repr(d.to_list()), d.seed))
+                       self.frame_size, degradation_tag(sample.degradation))
                 frames = self.clip_memory.get(key, decode)
             # a copy when memoised: the collator and the model may write into a batch's frames
             item["frames"] = torch.from_numpy(frames if self.clip_memory is None else frames.copy())
@@ -452,8 +456,7 @@ class StreamDataset(Dataset, abc.ABC):
         need: dict[tuple[str, str], VideoNeed] = {}
         for i in range(len(self)):
             s = self.sample(i)
-            tag = "" if s.degradation is None else repr(s.degradation.to_list()) + str(s.degradation.seed)
-            key = (s.video, tag)
+            key = (s.video, degradation_tag(s.degradation))
             old = need.get(key)
             end = self.max_end_frame(i)
             end = end if old is None else max(old.end_frame, end)

@@ -445,11 +445,11 @@ def sample_scene(seed: int, duration: int | None = None, cfg: SynthConfig = Synt
                             sample_motion(rng, shape, cfg.width, cfg.height, cfg.event_radius)))
     side = min(cfg.width, cfg.height)
     clutter = []
+    palette = list(CLUTTER_GREYS if cfg.clutter_palette == "grey" else COLOURS)
     for _ in range(int(rng.integers(0, cfg.max_clutter + 1))):
         kind = KINDS[int(rng.integers(len(KINDS)))]
         r = float(rng.uniform(0.07, 0.1) * side)
         m = r * EXTENT[kind] + 2
-        palette = list(CLUTTER_GREYS if cfg.clutter_palette == "grey" else COLOURS)
         clutter.append(Clutter(kind, palette[int(rng.integers(len(palette)))],
                                float(rng.uniform(m, cfg.width - m)), float(rng.uniform(m, cfg.height - m)),
                                r, float(rng.uniform(0, 2 * math.pi))))
