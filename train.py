@@ -69,7 +69,7 @@ from data.stream import ClipMemory
 from data.mixture import build_mixture
 from data.prompts import SYSTEM_PROMPT
 from models.build import build_model, load_preset
-from models.config import DEFAULT_LOSS_WEIGHTS
+from models.config import merge_loss_weights
 from models.chat import ChatTemplate, load_tokenizer
 from models.checkpoint import META, load_checkpoint, save_checkpoint
 from models.lora import LoraSettings, apply_lora
@@ -127,17 +127,14 @@ class AhaTrainingArguments(TrainingArguments):
 
 
 def parse_loss_weights(text: str) -> dict:
-    """--loss_weights: a JSON object of known loss names to non-negative numbers."""
+    """--loss_weights: a JSON object (names and values are checked by models.config.merge_loss_weights)."""
     try:
         w = json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"--loss_weights must be a JSON object, got {text!r}: {e}") from None
-    if not isinstance(w, dict) or not all(isinstance(v, (int, float)) and v >= 0 for v in w.values()):
-        raise ValueError(f"--loss_weights must map loss names to non-negative numbers, got {text!r}")
-    unknown = set(w) - set(DEFAULT_LOSS_WEIGHTS)
-    if unknown:
-        raise ValueError(f"--loss_weights: unknown {sorted(unknown)}; known: {sorted(DEFAULT_LOSS_WEIGHTS)}")
-    return {k: float(v) for k, v in w.items()}
+    if not isinstance(w, dict):
+        raise ValueError(f"--loss_weights must be a JSON object, got {text!r}")
+    return w
 
 
 class AhaTrainer(Trainer):
@@ -267,7 +264,7 @@ def build_trainable_model(model_args: ModelArguments, args: AhaTrainingArguments
             set_full_training(model, model_args)
         if model_args.loss_weights:
             cfg0 = model.get_base_model().config if hasattr(model, "peft_config") else model.config
-            cfg0.loss_weights = {**cfg0.loss_weights, **parse_loss_weights(model_args.loss_weights)}
+            cfg0.loss_weights = merge_loss_weights(cfg0.loss_weights, parse_loss_weights(model_args.loss_weights))
     else:
         seed = args.seed if model_args.model_seed is None else model_args.model_seed
         preset = load_preset(model_args.preset, loss_protocol=model_args.loss_protocol,

@@ -25,6 +25,17 @@ DEFAULT_LOSS_WEIGHTS = {
 }
 
 
+def merge_loss_weights(base: dict, changes: dict) -> dict:
+    """``base`` with ``changes`` applied; names must be known and weights non-negative numbers."""
+    unknown = set(changes) - set(DEFAULT_LOSS_WEIGHTS)
+    if unknown:
+        raise ValueError(f"unknown loss weights {sorted(unknown)}; known: {sorted(DEFAULT_LOSS_WEIGHTS)}")
+    bad = {k: v for k, v in changes.items() if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0}
+    if bad:
+        raise ValueError(f"loss weights must be non-negative numbers, got {bad}")
+    return {**base, **{k: float(v) for k, v in changes.items()}}
+
+
 @strict
 class AhaConfig(LlavaOnevisionConfig):
     # 27x27 SigLIP grid -> bilinear resize to ceil(27 / stride)^2 tokens per frame (stride 4 -> 7x7 = 49)
@@ -44,13 +55,7 @@ class AhaConfig(LlavaOnevisionConfig):
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
-        if self.loss_weights is None:
-            self.loss_weights = dict(DEFAULT_LOSS_WEIGHTS)
-        else:
-            unknown = set(self.loss_weights) - set(DEFAULT_LOSS_WEIGHTS)
-            if unknown:
-                raise ValueError(f"unknown loss weights {sorted(unknown)}; known: {sorted(DEFAULT_LOSS_WEIGHTS)}")
-            self.loss_weights = {**DEFAULT_LOSS_WEIGHTS, **self.loss_weights}
+        self.loss_weights = merge_loss_weights(DEFAULT_LOSS_WEIGHTS, self.loss_weights or {})
         if self.frame_pool_mode not in ("bilinear", "average", "max"):
             raise ValueError(f"frame_pool_mode must be bilinear/average/max, got {self.frame_pool_mode!r}")
         if self.loss_protocol not in ("correct", "reference"):

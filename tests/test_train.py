@@ -309,6 +309,6 @@ def test_loss_weights_and_clip_memory_flags(root, tmp_path, shared_data):
         assert h["loss"] == pytest.approx(h["lm_loss"], rel=1e-4) and h["informative_loss"] > 0
     memo = tr.train_dataset.datasets[0].clip_memory
     assert memo is not None and memo.misses > 0 and all(m.clip_memory is memo for m in tr.train_dataset.datasets)
-    for bad, msg in (('{"bogus": 1}', "unknown"), ('{"lm": -1}', "non-negative"), ("lm=1", "JSON")):
+    for bad, msg in (('{"bogus": 1}', "unknown"), ('{"lm": -1}', "non-negative"), ("lm=1", "JSON"), ("[1]", "JSON")):
         with pytest.raises(ValueError, match=msg):
             train.main(_args(root, tmp_path / "bad", shared_data, "--loss_weights", bad, steps=1))
