@@ -67,10 +67,9 @@ from data.collator import StreamCollator
 from data.feature_cache import FeatureCache
 from data.stream import ClipMemory
 from data.mixture import build_mixture
-from data.prompts import SYSTEM_PROMPT
 from models.build import build_model, load_preset
 from models.config import merge_loss_weights
-from models.chat import ChatTemplate, load_tokenizer
+from models.chat import ChatTemplate, load_tokenizer, system_prompt_of
 from models.checkpoint import META, load_checkpoint, save_checkpoint
 from models.lora import LoraSettings, apply_lora
 from utils.io import atomic_write_json
@@ -114,7 +113,9 @@ class DataArguments:
     clip_memory_mb: float = field(default=0, metadata={"help": "keep decoded clips in memory (MiB per data process, "
                                                                 "0 = off): short clips reused for many epochs decode once"})
     max_item_tries: int = field(default=5, metadata={"help": "items tried before giving up when videos are broken"})
-    system_prompt: str = field(default=SYSTEM_PROMPT)
+    system_prompt: str | None = field(default=None, metadata={"help": "system turn of every item (default: the model "
+                                                                       "config's system_prompt, else the reference's); "
+                                                                       "saved in the checkpoint for inference"})
 
 
 @dataclass
@@ -363,6 +364,8 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> AhaTra
         raise ValueError(f"tokenizer id of {cfg.frame_placeholder!r} is {tokenizer.convert_tokens_to_ids(cfg.frame_placeholder)}, "
                          f"the model expects {cfg.image_token_index}")
     template = ChatTemplate(tokenizer, cfg.tokens_per_frame, cfg.frame_placeholder)
+    # the checkpoint records the prompt it was trained with, so inference uses the same one
+    cfg.system_prompt = data_args.system_prompt if data_args.system_prompt is not None else system_prompt_of(cfg)
 
     cache = None
     if data_args.feature_cache:
@@ -375,7 +378,7 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> AhaTra
     data_root = data_args.data_root or os.environ.get("AHA_DATA_ROOT", ".")
     data_seed = args.data_seed if args.data_seed is not None else args.seed
     dataset = build_mixture(data_args.dataset_config, data_root, template, frame_size=cfg.frame_size, seed=data_seed,
-                            feature_cache=cache, max_tries=data_args.max_item_tries, system_prompt=data_args.system_prompt,
+                            feature_cache=cache, max_tries=data_args.max_item_tries, system_prompt=cfg.system_prompt,
                             clip_memory=ClipMemory(data_args.clip_memory_mb) if data_args.clip_memory_mb > 0 else None)
     collator = StreamCollator(pad_token_id=tokenizer.pad_token_id, frame_size=cfg.frame_size)
 

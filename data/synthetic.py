@@ -85,7 +85,7 @@ from utils.io import atomic_write_json, atomic_write_text, dumps, read_json, sha
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GENERATOR = "data.synthetic"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: grey clutter and larger event shapes by default (1: clutter in query colours, radius 0.08-0.12)
 
 KINDS = ("circle", "square", "triangle")
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -98,8 +98,8 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 }
 MOTIONS = ("bounces", "slides", "spins", "grows")
 # Static clutter in a query colour puts "a red circle" on screen during every distractor, so naming
-# the *event's* colour needs a frame difference; SynthConfig.clutter_palette "grey" draws clutter in
-# these greys instead (an easier set: see instructions/tiny_model.md, "Diagnosis").
+# the *event's* colour needs a frame difference; clutter is therefore drawn in these greys by default
+# (format 2). clutter_palette "colours" keeps format 1's harder look (instructions/tiny_model.md).
 CLUTTER_GREYS: dict[str, tuple[int, int, int]] = {"pale grey": (165, 165, 165), "light grey": (190, 190, 190),
                                                   "silver": (215, 215, 215)}
 PALETTE = {**COLOURS, **CLUTTER_GREYS}
@@ -153,8 +153,8 @@ class SynthConfig:
     tail_min_s: float = 1.0
     max_matches: int = 3
     max_clutter: int = 2
-    clutter_palette: str = "colours"              # colours (the query colours) | grey (CLUTTER_GREYS)
-    event_radius: tuple[float, float] = (0.08, 0.12)  # fraction of the short side
+    clutter_palette: str = "grey"                 # grey (CLUTTER_GREYS) | colours (the query colours; format 1)
+    event_radius: tuple[float, float] = (0.12, 0.17)  # fraction of the short side (format 1: 0.08-0.12)
     distractor_weights: tuple[float, float, float, float] = (0.35, 0.35, 0.15, 0.15)  # DISTRACTOR_TYPES
     codec: str = "auto"                           # auto | libx264 | mpeg4
     crf: int = 23
@@ -1190,9 +1190,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="128", help="W (square) or WxH, even (default %(default)s)")
     p.add_argument("--n_annotators", type=int, default=20, help="TVSum-style annotators per video")
     p.add_argument("--codec", choices=("auto", "libx264", "mpeg4"), default="auto")
-    p.add_argument("--clutter_palette", choices=("colours", "grey"), default="colours",
-                   help="static clutter in the query colours (default) or in greys (an easier set)")
-    p.add_argument("--event_radius", default="0.08:0.12", help="event shape radius LO:HI, fraction of the short side")
+    p.add_argument("--clutter_palette", choices=("colours", "grey"), default="grey",
+                   help="static clutter in greys (default) or in the query colours (format 1's harder set)")
+    p.add_argument("--event_radius", default="0.12:0.17",
+                   help="event shape radius LO:HI, fraction of the short side (format 1: 0.08:0.12)")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="encoding processes")
     p.add_argument("--quiet", action="store_true")
     return p

@@ -24,7 +24,7 @@ from utils.paths import REPO_ROOT
 log = logging.getLogger(__name__)
 PRESET_DIR = REPO_ROOT / "configs" / "model"
 AHA_FIELDS = ("frame_pool_stride", "frame_pool_mode", "frame_pool_ceil", "frame_placeholder", "head_stop_grad", "logvar_min", "logvar_max",
-              "loss_weights", "loss_protocol")
+              "loss_weights", "loss_protocol", "system_prompt")
 
 
 def preset_path(name_or_path: str | Path) -> Path:
@@ -43,6 +43,21 @@ def load_preset(name_or_path: str | Path, **overrides) -> AhaConfig:
     kwargs = dict(spec["config"])
     kwargs.update(overrides)
     return AhaConfig(**kwargs)
+
+
+# room for one text turn (a templated query or a short response) beside the frames: one forward
+# must fit the cache window whole
+WINDOW_TEXT_TOKENS = 32
+
+
+def train_window_tokens(name_or_path: str | Path) -> int | None:
+    """Cache window (recent tokens) matching the clips a preset was trained on: its top-level
+    ``train_window_frames`` times its tokens per frame, plus WINDOW_TEXT_TOKENS; None when the
+    preset does not say."""
+    frames = json.loads(preset_path(name_or_path).read_text()).get("train_window_frames")
+    if frames is None:
+        return None
+    return int(frames) * load_preset(name_or_path).tokens_per_frame + WINDOW_TEXT_TOKENS
 
 
 def detect_layout(weights_dir: str | Path) -> str:

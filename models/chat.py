@@ -31,6 +31,12 @@ GENERATION_PROMPT = f"\n{IM_START}assistant\n"  # add_generation_prompt
 STREAM_GENERATION_PROMPT = f"{IM_END}\n{IM_START}assistant\n"  # add_stream_generation_prompt
 
 
+def system_prompt_of(config) -> str:
+    """The system prompt a model was trained with: its config's ``system_prompt``, else the default."""
+    text = getattr(config, "system_prompt", None)
+    return DEFAULT_SYSTEM_PROMPT if text is None else text
+
+
 def system_turn(text: str) -> str:
     return f"{IM_START}system\n{text}{IM_END}"
 

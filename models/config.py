@@ -52,6 +52,9 @@ class AhaConfig(LlavaOnevisionConfig):
     loss_weights: dict | None = None
     # "correct" (default) or "reference": the reference's loss defects, to reproduce its training
     loss_protocol: str = "correct"
+    # the system turn the model is trained and run with (train.py and the streaming engine read it
+    # unless told otherwise); None = models.chat.DEFAULT_SYSTEM_PROMPT, "" = an empty system turn
+    system_prompt: str | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)

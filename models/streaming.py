@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable, Iterator
 
 import torch
-from transformers import RepetitionPenaltyLogitsProcessor
+from transformers import RepetitionPenaltyLogitsProcessor, SuppressTokensLogitsProcessor
 
 from models.cache import CachePolicy, model_inv_freq
-from models.chat import (DEFAULT_SYSTEM_PROMPT, IM_END, STREAM_GENERATION_PROMPT, STREAM_PROMPT, ChatTemplate,
+from models.chat import (IM_END, STREAM_GENERATION_PROMPT, STREAM_PROMPT, ChatTemplate, system_prompt_of,
                          system_turn, user_turn)
 from models.decision import DecisionConfig, DecisionRule
 from models.frames import to_pixel_values
@@ -69,7 +69,7 @@ class ResponseRecord:
 
 @dataclass
 class EngineConfig:
-    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    system_prompt: str | None = None  # None: the model config's (models.chat.system_prompt_of)
     prompt_order: str = "training"  # or "reference"
     cache_policy: str = "sink"
     window: int = 2048
@@ -96,6 +96,7 @@ class StreamingEngine:
         self.model.eval()
         self.cfg = cfg or EngineConfig()
         self.tpf = self.model.config.tokens_per_frame
+        self.system_prompt = self.cfg.system_prompt if self.cfg.system_prompt is not None else system_prompt_of(self.model.config)
         self.frame_size = self.model.config.frame_size
         self.template = ChatTemplate(tokenizer, self.tpf, self.model.config.frame_placeholder)
         self.tokenizer = tokenizer
@@ -168,7 +169,7 @@ class StreamingEngine:
         ids = list(self.pending)
         self.pending = []
         if not self.started:
-            ids = self.template.ids(system_turn(self.cfg.system_prompt)) + ids
+            ids = self.template.ids(system_turn(self.system_prompt)) + ids
         if close_for_query and self.stream_open:
             ids += self.template.ids(IM_END)
         return ids
@@ -176,7 +177,7 @@ class StreamingEngine:
     def process_frame(self, time: float, frame_embeds: torch.Tensor) -> tuple[FrameRecord, ResponseRecord | None]:
         """Append one frame (its tokens [tokens_per_frame, D]) and read the heads."""
         if self.cfg.prompt_order == "reference" and not self.started:
-            ids = self.template.ids(system_turn(self.cfg.system_prompt))  # no stream header after it
+            ids = self.template.ids(system_turn(self.system_prompt))  # no stream header after it
             self.started = True
             self.stream_open = True
         else:
@@ -204,10 +205,13 @@ class StreamingEngine:
         out = self._forward(self.template.ids(STREAM_GENERATION_PROMPT), logits=True, evict=False)
         tokens: list[int] = []
         penalty = RepetitionPenaltyLogitsProcessor(self.cfg.repetition_penalty) if self.cfg.repetition_penalty else None
+        # a generated frame placeholder would be fed back as a frame with no pixels behind it
+        no_frame = SuppressTokensLogitsProcessor([self.model.config.image_token_index], device=out.logits.device)
         for _ in range(self.cfg.max_new_tokens):
             logits = out.logits[0, -1:].float()
             if penalty is not None and tokens:  # over this response's tokens
                 logits = penalty(torch.tensor([tokens], device=logits.device), logits)
+            logits = no_frame(torch.tensor([tokens], dtype=torch.long, device=logits.device), logits)
             nxt = int(torch.argmax(logits[0]))
             if nxt == self.eos_id:
                 break

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data.collator import StreamCollator  # noqa: E402
 from data.grounding import GroundingDataset  # noqa: E402
 from data.synthetic import Shape  # noqa: E402
-from models.chat import IGNORE, ChatTemplate  # noqa: E402
+from models.chat import IGNORE, ChatTemplate, system_prompt_of  # noqa: E402
 from models.inference import load_for_inference  # noqa: E402
 
 ATTRS = ("colour", "kind", "motion")
@@ -82,25 +82,28 @@ def auc(pos: list[float], neg: list[float]) -> float | None:
     return round(float(roc_auc_score([1] * len(pos) + [0] * len(neg), pos + neg)), 4)
 
 
-def run(args) -> dict:
-    data = Path(args.data)
-    gt = json.loads((data / args.split / "ground_truth.json").read_text())
+def probe(model, tokenizer, data: str | Path, split: str = "val", fps: float = 2.0, max_frames: int = 12,
+          batch_size: int = 8, system_prompt: str | None = None, template_spec: str = "fixed:0") -> dict:
+    """The report (module doc) for an in-memory model, e.g. during a training experiment; the
+    system prompt defaults to the model's own (models.chat.system_prompt_of)."""
+    data = Path(data)
+    gt = json.loads((data / split / "ground_truth.json").read_text())
     by_video = {v["video_id"]: v for v in gt}
-    model, tok = load_for_inference(args.model_config, checkpoint=args.checkpoint, tokenizer=args.tokenizer,
-                                    seed=args.seed)
-    model.eval()
     cfg = model.config
-    template = ChatTemplate(tok, cfg.tokens_per_frame, cfg.frame_placeholder)
+    template = ChatTemplate(tokenizer, cfg.tokens_per_frame, cfg.frame_placeholder)
+    was_training = model.training
+    model.eval()
     with tempfile.TemporaryDirectory() as tmp:
         anno = Path(tmp) / "probe.json"
         anno.write_text(json.dumps(probe_items(gt)))
-        ds = GroundingDataset(anno, data / "videos", data / "videos_metadata.json", template, fps=args.fps,
-                              max_frames=args.max_frames, frame_size=cfg.frame_size, seed=0, name="probe",
-                              template_spec="fixed:0")
-        collate = StreamCollator(pad_token_id=tok.pad_token_id, frame_size=cfg.frame_size)
+        ds = GroundingDataset(anno, data / "videos", data / "videos_metadata.json", template, fps=fps,
+                              max_frames=max_frames, frame_size=cfg.frame_size, seed=0, name="probe",
+                              template_spec=template_spec,
+                              system_prompt=system_prompt_of(cfg) if system_prompt is None else system_prompt)
+        collate = StreamCollator(pad_token_id=tokenizer.pad_token_id, frame_size=cfg.frame_size)
         scores = {"calm": [], "match": [], "nonmatch": [], **{f"differs:{a}": [] for a in ATTRS}, "differs:several": []}
-        for start in range(0, len(ds), args.batch_size):
-            items = [ds[i] for i in range(start, min(start + args.batch_size, len(ds)))]
+        for start in range(0, len(ds), batch_size):
+            items = [ds[i] for i in range(start, min(start + batch_size, len(ds)))]
             batch = collate(items)
             ids = batch.pop("sample_ids")
             with torch.no_grad():
@@ -109,21 +112,29 @@ def run(args) -> dict:
                 rec = ds.records[start + b]
                 video = by_video[Path(rec.video).stem]
                 pos = (batch["relevance_labels"][b] != IGNORE).nonzero().squeeze(-1).tolist()
-                for p, cls in zip(pos, frame_classes(video["events"], rec.query, len(pos), args.fps)):
+                for p, cls in zip(pos, frame_classes(video["events"], rec.query, len(pos), fps)):
                     score = float(out.relevance[b, p])
                     scores[cls].append(score)
                     if cls.startswith("differs:"):
                         scores["nonmatch"].append(score)
+    model.train(was_training)
     events = scores["match"] + scores["nonmatch"]
-    report = {
-        "split": args.split, "checkpoint": args.checkpoint, "max_frames": args.max_frames, "fps": args.fps,
+    return {
+        "split": split, "max_frames": max_frames, "fps": fps,
         "n_items": len(ds), "frames": {k: len(v) for k, v in scores.items()},
         "auc_event_vs_calm": auc(events, scores["calm"]),
         "auc_match_vs_nonmatch": auc(scores["match"], scores["nonmatch"]),
         **{f"auc_match_vs_{k}": auc(scores["match"], scores[k]) for k in scores if k.startswith("differs:")},
         "mean_relevance": {k: round(float(np.mean(v)), 4) if v else None for k, v in scores.items()},
     }
-    return report
+
+
+def run(args) -> dict:
+    model, tok = load_for_inference(args.model_config, checkpoint=args.checkpoint, tokenizer=args.tokenizer,
+                                    seed=args.seed)
+    report = probe(model, tok, args.data, args.split, args.fps, args.max_frames, args.batch_size,
+                   template_spec=args.template)
+    return {"checkpoint": args.checkpoint, **report}
 
 
 def main(argv=None) -> int:
@@ -136,6 +147,7 @@ def main(argv=None) -> int:
     p.add_argument("--fps", type=float, default=2.0)
     p.add_argument("--max_frames", type=int, default=12)
     p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--template", default="fixed:0", help="query template spec (data.prompts): fixed:N, none, random")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", default=None, help="also write the report here (JSON)")
     args = p.parse_args(argv)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.build import train_window_tokens
 from test import live_infer
 from utils.io import atomic_write_json, read_jsonl
 from utils.paths import REPO_ROOT
@@ -51,9 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_model(args) -> None:
     """The shipped tiny model unless the user names a model."""
     default_model = args.model_config is None and args.checkpoint is None and args.weights is None
-    # the tiny model was trained on 12-frame windows: keep the task query plus ~12 frames in the cache
+    # the tiny model was trained on 12-frame clips: keep the task query plus 12 frames in the cache
     args.cache_policy = args.cache_policy or ("dynamic_sink" if default_model else "sink")
-    args.window = args.window or (600 if default_model else 2048)
+    args.window = args.window or (train_window_tokens(DEFAULT_PRESET) if default_model else 2048)
     if default_model:
         args.model_config = DEFAULT_PRESET
         if not (DEFAULT_CHECKPOINT / "aha_model.json").is_file():

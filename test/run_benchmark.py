@@ -239,7 +239,7 @@ def engine_record(engine, args) -> dict:
     cfg = engine.cfg
     return {
         "fps": args.fps, "max_frames": args.max_frames, "tokens_per_frame": engine.tpf, "frame_size": engine.frame_size,
-        "prompt_order": cfg.prompt_order, "system_prompt": cfg.system_prompt,
+        "prompt_order": cfg.prompt_order, "system_prompt": engine.system_prompt,
         "cache": {"policy": cfg.cache_policy, "window": cfg.window, "sink_tokens": cfg.sink_tokens},
         "decision": {"score_heads": list(cfg.decision.score_heads), "threshold": cfg.decision.threshold,
                      "cumulative_threshold": cfg.decision.cumulative_threshold,

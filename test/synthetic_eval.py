@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.build import load_preset
+from models.build import load_preset, train_window_tokens
 from utils.io import JsonlWriter, atomic_write_json, atomic_write_text, iter_jsonl, read_json
 
 log = logging.getLogger("synthetic_eval")
@@ -343,8 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--md", default=None, help="markdown table (default: RESULTS with .md)")
     ap.add_argument("--systems", default=",".join(SYSTEMS))
     ap.add_argument("--fps", type=float, default=2.0)
-    ap.add_argument("--window", type=int, default=600,
-                    help="recent tokens kept by the dynamic_sink cache (12 frames: the training windows' length)")
+    ap.add_argument("--window", type=int, default=None,
+                    help="recent tokens kept by the dynamic_sink cache (default: the preset's train_window_frames "
+                         "times its tokens per frame, i.e. the training clips' length)")
     ap.add_argument("--frame_size", type=int, default=112, help="baselines: the model's letter-box size")
     ap.add_argument("--thresholds", default=",".join(map(str, DEFAULT_MODEL_THRESHOLDS)),
                     help="candidate response thresholds of the models (informative probability), chosen on val")
@@ -362,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging("INFO")
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.window = args.window or train_window_tokens(PRESET)
     args.thresholds = [float(x) for x in str(args.thresholds).split(",") if x.strip()]
     import torch
 

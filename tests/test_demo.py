@@ -44,7 +44,12 @@ def test_default_demo_runs_the_shipped_model_without_shared_data(tmp_path, monke
     assert demo.main(["--output_dir", str(out), "--quiet"]) == 0
     run = json.loads((out / "run.json").read_text())
     assert run["model_config"] == "aha-tiny-synth" and run["checkpoint"].endswith("checkpoints/aha-tiny-synth")
-    assert run["cache"] == {"policy": "dynamic_sink", "window": 600, "sink_tokens": 32}
+    # the cache keeps the 12 frames the tiny model was trained on (its preset's train_window_frames,
+    # one token per frame) and room for one text turn
+    from models.build import WINDOW_TEXT_TOKENS, train_window_tokens
+
+    assert train_window_tokens("aha-tiny-synth") == 12 + WINDOW_TEXT_TOKENS and train_window_tokens("aha-tiny") is None
+    assert run["cache"] == {"policy": "dynamic_sink", "window": 12 + WINDOW_TEXT_TOKENS, "sink_tokens": 32}
     m = json.loads((out / "metrics.json").read_text())
     assert 0 <= m["top5_AP_aha"] <= 100
     assert (out / "scores.png").is_file() and read_jsonl(out / "scores.jsonl")

@@ -159,7 +159,7 @@ def test_ceil_pooling_covers_the_border_patches(mode):
     from models.aha import AhaForStreaming
 
     base = dict(frame_pool_stride=4, frame_pool_mode=mode)
-    floor = AhaForStreaming(load_preset("aha-tiny-synth", **base)).eval()
+    floor = AhaForStreaming(load_preset("aha-tiny-synth", frame_pool_ceil=False, **base)).eval()
     ceil = AhaForStreaming(load_preset("aha-tiny-synth", frame_pool_ceil=True, **base)).eval()
     assert (floor.config.tokens_per_frame, ceil.config.tokens_per_frame) == (1, 4)
     g = floor.config.patch_grid

@@ -117,7 +117,7 @@ def test_token_order_matches_training_and_reference_mode_reproduces_the_referenc
     list(eng.run(frames_of(embeds[:3]), [QueryEvent(0.0, "a dog jumps")]))
     stream = [t for step in log for t in step]
     want = tmpl.encode(tmpl.pieces([
-        {"role": "system", "content": eng.cfg.system_prompt},
+        {"role": "system", "content": eng.system_prompt},
         {"role": "user", "content": "a dog jumps"},
         {"role": "stream", "num_frames": 3},
     ])).input_ids
@@ -127,8 +127,25 @@ def test_token_order_matches_training_and_reference_mode_reproduces_the_referenc
     log = _fed_ids(ref)
     list(ref.run(frames_of(embeds[:2]), [QueryEvent(0.0, "a dog jumps")]))
     assert log[0] == tmpl.ids(user_turn("a dog jumps")) + tmpl.ids(STREAM_PROMPT)
-    assert log[1] == tmpl.ids(system_turn(ref.cfg.system_prompt)) + [151646] * TPF
+    assert log[1] == tmpl.ids(system_turn(ref.system_prompt)) + [151646] * TPF
     assert log[2] == [151646] * TPF
+
+
+def test_the_system_prompt_is_the_models_own_unless_the_engine_names_one(model, qwen2_tokenizer, embeds):
+    """A checkpoint records the system prompt it was trained with (train.py); the engine uses it."""
+    from models.chat import DEFAULT_SYSTEM_PROMPT
+
+    tmpl = ChatTemplate(qwen2_tokenizer, TPF)
+    assert model.config.system_prompt is None and engine(model, qwen2_tokenizer).system_prompt == DEFAULT_SYSTEM_PROMPT
+    model.config.system_prompt = ""
+    try:
+        eng = engine(model, qwen2_tokenizer, generate=False)
+        log = _fed_ids(eng)
+        list(eng.run(frames_of(embeds[:1]), [QueryEvent(0.0, "a dog jumps")]))
+        assert eng.system_prompt == "" and log[0][: len(tmpl.ids(system_turn("")))] == tmpl.ids(system_turn(""))
+        assert engine(model, qwen2_tokenizer, system_prompt="be brief").system_prompt == "be brief"
+    finally:
+        model.config.system_prompt = None
 
 
 def test_kept_responses_follow_the_training_template(model, qwen2_tokenizer, embeds):
@@ -142,7 +159,7 @@ def test_kept_responses_follow_the_training_template(model, qwen2_tokenizer, emb
     r1, r2, r3 = [r for r in recs if isinstance(r, ResponseRecord)]
     assert r1.n_tokens == 3 and len(r1.token_ids) == 3
     frame = [151646] * TPF
-    want = (tmpl.ids(system_turn(eng.cfg.system_prompt)) + tmpl.ids(user_turn("narrate"))
+    want = (tmpl.ids(system_turn(eng.system_prompt)) + tmpl.ids(user_turn("narrate"))
             + tmpl.ids(STREAM_PROMPT) + frame + tmpl.ids(STREAM_GENERATION_PROMPT) + r1.token_ids
             + [tmpl.eos_id] + tmpl.ids(STREAM_PROMPT) + frame + tmpl.ids(STREAM_GENERATION_PROMPT) + r2.token_ids
             + [tmpl.eos_id] + tmpl.ids(STREAM_PROMPT) + frame + tmpl.ids(STREAM_GENERATION_PROMPT) + r3.token_ids)
@@ -276,3 +293,20 @@ def test_repetition_penalty_applies_to_the_tokens_of_the_response(model, qwen2_t
     pen = scripted(engine(model, qwen2_tokenizer, max_new_tokens=3, remove_assistant_turns=True, repetition_penalty=2.0))
     # 7 (5.0) -> 7 penalised to 2.5 < 4.0 -> 8 -> 7 (2.5) beats 8 (2.0)
     assert pen.respond(0.0).token_ids == [7, 8, 7]
+
+
+def test_the_frame_placeholder_is_never_generated(model, qwen2_tokenizer):
+    """A generated <image> would be fed back as a frame without pixels (the tiny model, whose input
+    and output embeddings are tied, did produce it): it is suppressed, the next best token wins."""
+    from types import SimpleNamespace
+
+    ph = model.config.image_token_index
+    eng = engine(model, qwen2_tokenizer, max_new_tokens=2, remove_assistant_turns=True)
+
+    def fwd(ids, frame_embeds=None, logits=False, evict=True):
+        out = torch.full((1, 1, ph + 10), -10.0)
+        out[0, 0, ph], out[0, 0, 7] = 9.0, 4.0
+        return SimpleNamespace(logits=out)
+
+    eng._forward = fwd
+    assert eng.respond(0.0).token_ids == [7, 7]

@@ -592,9 +592,10 @@ def test_config_validation(kwargs, message):
 
 
 def test_clutter_palette_and_event_size():
-    """Clutter takes the query colours by default and greys with ``clutter_palette="grey"`` (the
-    easier set of the tiny-model diagnosis); event radii follow ``event_radius``."""
-    grey, colours = syn.SynthConfig(clutter_palette="grey", event_radius=(0.12, 0.17)), syn.SynthConfig()
+    """Clutter is grey by default (format 2) and takes the query colours with
+    ``clutter_palette="colours"`` (format 1's harder set); event radii follow ``event_radius``."""
+    grey, colours = syn.SynthConfig(), syn.SynthConfig(clutter_palette="colours", event_radius=(0.08, 0.12))
+    assert (grey.clutter_palette, grey.event_radius) == ("grey", (0.12, 0.17))
     seen = {"grey": set(), "colours": set()}
     for seed in range(40):
         for name, cfg in (("grey", grey), ("colours", colours)):

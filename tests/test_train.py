@@ -203,6 +203,7 @@ def test_full_training_trains_every_parameter_and_saves_a_full_checkpoint(root, 
     assert not (out / "adapter_model.safetensors").exists()
     reloaded, tok = load_for_inference(checkpoint=str(out))  # the tokenizer saved beside it
     assert tok.convert_tokens_to_ids("<image>") == reloaded.config.image_token_index == 3
+    assert reloaded.config.system_prompt == "" == build_model("aha-tiny-synth").config.system_prompt  # the preset's, kept
     # the reload is exact: every tensor bit for bit (lm_head stays tied to the embeddings) ...
     want, got = model.state_dict(), load_checkpoint(out).state_dict()
     assert set(want) == set(got)
@@ -211,7 +212,7 @@ def test_full_training_trains_every_parameter_and_saves_a_full_checkpoint(root, 
     assert reloaded.lm_head.weight is reloaded.get_input_embeddings().weight
     # ... and so are the outputs, up to float summation order (trained tensors may differ in memory layout)
     model.eval()
-    ids = torch.tensor([[1, 5, 6] + [3] * 49 + [7]])
+    ids = torch.tensor([[1, 5, 6] + [3] * reloaded.config.tokens_per_frame + [7]])
     px = torch.randn(1, 3, 112, 112)
     with torch.no_grad():
         a, b = model(input_ids=ids, pixel_values=px), reloaded(input_ids=ids, pixel_values=px)
