@@ -1069,6 +1069,19 @@ def _prepare_out(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def is_default_set(folder: str | Path, seed: int = 0, counts: dict[str, int] | None = None) -> bool:
+    """Whether ``folder`` holds a complete set of this format, made with the default SynthConfig
+    and ``seed`` (and these split sizes, if given): the scripts reuse such a folder instead of
+    generating it again."""
+    try:
+        m = read_json(Path(folder) / "manifest.json")
+    except (OSError, ValueError):
+        return False
+    return (m.get("complete") is True and m.get("format_version") == FORMAT_VERSION and m.get("seed") == seed
+            and m.get("config") == json.loads(json.dumps(SynthConfig().to_dict()))
+            and (counts is None or m.get("counts") == counts))
+
+
 def generate_dataset(out: str | Path, seed: int = 0, n_train: int = 120, n_val: int = 20, n_test: int = 20,
                      cfg: SynthConfig = SynthConfig(), workers: int = 1, progress: bool = False) -> dict:
     """Write the whole synthetic set under ``out`` (layout in the module doc); returns the manifest."""

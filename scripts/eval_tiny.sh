@@ -18,12 +18,9 @@ PY=${PYTHON:-python}
 export TOKENIZERS_PARALLELISM=false OMP_NUM_THREADS=1
 
 # the default synthetic set (seed 0): val and test are the same 20 + 20 videos whatever --n_train,
-# so the training set of scripts/train_tiny.sh serves as well
-# (re)generate unless the folder holds a complete set of this generator's format (its val and test
-# splits are the same videos whatever --n_train, so scripts/train_tiny.sh's folder serves too)
-if ! $PY -c "import json, sys; from data.synthetic import FORMAT_VERSION; m = json.load(open(sys.argv[1])); \
-sys.exit(0 if m.get('complete') and m.get('seed') == 0 and m.get('format_version') == FORMAT_VERSION else 1)" \
-    "$DATA/manifest.json" 2>/dev/null; then
+# so the training set of scripts/train_tiny.sh serves as well; generated unless DATA holds a
+# complete default set of the current format
+if ! $PY -c "import sys; from data.synthetic import is_default_set; sys.exit(0 if is_default_set(sys.argv[1]) else 1)" "$DATA"; then
     $PY -m data.synthetic --out "$DATA" --seed 0 --workers 2 --quiet
 fi
 

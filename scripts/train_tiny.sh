@@ -29,18 +29,9 @@ PY=${PYTHON:-python}
 export TOKENIZERS_PARALLELISM=false
 
 # 1. data (skipped when the folder already holds this exact set)
-if ! $PY - "$DATA" "$N_TRAIN" <<'EOF'
-import json, sys
-from pathlib import Path
-m = Path(sys.argv[1]) / "manifest.json"
-from data.synthetic import FORMAT_VERSION
-man = json.loads(m.read_text()) if m.is_file() else {}
-ok = man.get("counts") == {"train": int(sys.argv[2]), "val": 20, "test": 20} and man.get("seed") == 0 \
-    and man.get("format_version") == FORMAT_VERSION and man.get("complete") \
-    and (Path(sys.argv[1]) / "videos_metadata.json").is_file()
-sys.exit(0 if ok else 1)
-EOF
-then
+if ! $PY -c "import sys; from data.synthetic import is_default_set; \
+sys.exit(0 if is_default_set(sys.argv[1], 0, {'train': int(sys.argv[2]), 'val': 20, 'test': 20}) else 1)" "$DATA" "$N_TRAIN" \
+    || [ ! -f "$DATA/videos_metadata.json" ]; then
     $PY -m data.synthetic --out "$DATA" --seed 0 --n_train "$N_TRAIN" --n_val 20 --n_test 20 --workers 2 --quiet
     $PY -m data.metadata "$DATA/videos" "$DATA/videos_metadata.json" --workers 2
 fi

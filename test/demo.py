@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_model(args) -> None:
     """The shipped tiny model unless the user names a model."""
     default_model = args.model_config is None and args.checkpoint is None and args.weights is None
-    # the tiny model was trained on 12-frame clips: keep the task query plus 12 frames in the cache
+    # the tiny model was trained on 12-frame clips: keep the task query, 12 frames and room for a text turn
     args.cache_policy = args.cache_policy or ("dynamic_sink" if default_model else "sink")
     args.window = args.window or (train_window_tokens(DEFAULT_PRESET) if default_model else 2048)
     if default_model:

@@ -609,6 +609,23 @@ def test_clutter_palette_and_event_size():
     assert not set(syn.CLUTTER_GREYS) & set(syn.COLOURS)
 
 
+def test_is_default_set_accepts_only_a_complete_default_set_of_this_format(tmp_path):
+    import json
+
+    out = tmp_path / "d"
+    syn.generate_dataset(out, 0, 1, 0, 0, syn.SynthConfig(duration=(12, 12)), workers=1)
+    assert not syn.is_default_set(out)  # a non-default config (duration)
+    man = json.loads((out / "manifest.json").read_text())
+    man["config"] = json.loads(json.dumps(syn.SynthConfig().to_dict()))
+    (out / "manifest.json").write_text(json.dumps(man))
+    assert syn.is_default_set(out) and syn.is_default_set(out, 0, {"train": 1, "val": 0, "test": 0})
+    assert not syn.is_default_set(out, 1) and not syn.is_default_set(out, 0, {"train": 2, "val": 0, "test": 0})
+    for key, value in (("format_version", syn.FORMAT_VERSION - 1), ("complete", False)):
+        (out / "manifest.json").write_text(json.dumps({**man, key: value}))
+        assert not syn.is_default_set(out), key
+    assert not syn.is_default_set(tmp_path / "missing")
+
+
 def test_bad_arguments_raise_value_errors(tmp_path):
     with pytest.raises(ValueError, match="split"):
         syn.video_seed(0, "dev", 0)
