@@ -63,17 +63,17 @@ import torch  # noqa: E402
 from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed  # noqa: E402
 from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 
-from data.collator import StreamCollator
-from data.feature_cache import FeatureCache
-from data.stream import ClipMemory
-from data.mixture import build_mixture
-from models.build import build_model, load_preset
-from models.config import merge_loss_weights
-from models.chat import ChatTemplate, load_tokenizer, system_prompt_of
-from models.checkpoint import META, load_checkpoint, save_checkpoint
-from models.lora import LoraSettings, apply_lora
-from utils.io import atomic_write_json
-from utils.log import setup_logging
+from data.collator import StreamCollator  # noqa: E402
+from data.feature_cache import FeatureCache  # noqa: E402
+from data.stream import ClipMemory  # noqa: E402
+from data.mixture import build_mixture  # noqa: E402
+from models.build import build_model, load_preset  # noqa: E402
+from models.config import merge_loss_weights  # noqa: E402
+from models.chat import ChatTemplate, load_tokenizer, system_prompt_of  # noqa: E402
+from models.checkpoint import META, load_checkpoint, save_checkpoint  # noqa: E402
+from models.lora import LoraSettings, apply_lora  # noqa: E402
+from utils.io import atomic_write_json  # noqa: E402
+from utils.log import setup_logging  # noqa: E402
 
 log = logging.getLogger("train")
 

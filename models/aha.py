@@ -31,7 +31,7 @@ class AhaOutput(ModelOutput):
     informative_logits: torch.Tensor | None = None  # [B, S, 2]
     relevance: torch.Tensor | None = None  # [B, S] sigmoid probabilities
     log_variance: torch.Tensor | None = None  # [B, S] raw (unclamped) log-variance
-    past_key_values: object | None = None
+    cache: object | None = None  # the KV cache (transformers 5.25 names it `cache`)
     last_hidden_state: torch.Tensor | None = None
 
 
@@ -47,6 +47,12 @@ class AhaForStreaming(LlavaOnevisionForConditionalGeneration):
         self.relevance_head = nn.Linear(d, 1, bias=False)
         self.uncertainty_head = nn.Linear(d, 1, bias=False)
         self.post_init()
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        # peft (0.21) still asks for this name, which transformers 5.25 deprecated (a FutureWarning
+        # on every LoRA wrap): answer with the new property
+        return self.is_activation_checkpointing
 
     # ----------------------------------------------------------------- frames
     @property
@@ -143,13 +149,12 @@ class AhaForStreaming(LlavaOnevisionForConditionalGeneration):
         vision_features: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
-        past_key_values=None,
+        cache=None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         informative_labels: torch.Tensor | None = None,
         relevance_labels: torch.Tensor | None = None,
         use_cache: bool | None = None,
-        cache_position: torch.Tensor | None = None,
         logits_to_keep: int = 0,
         compute_lm_logits: bool = True,
         **kwargs,
@@ -167,9 +172,8 @@ class AhaForStreaming(LlavaOnevisionForConditionalGeneration):
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=cache,
             use_cache=use_cache,
-            cache_position=cache_position,
             return_dict=True,
         )
         h = out.last_hidden_state
@@ -231,6 +235,6 @@ class AhaForStreaming(LlavaOnevisionForConditionalGeneration):
             informative_logits=heads["informative_logits"],
             relevance=heads["relevance"],
             log_variance=heads["log_variance"],
-            past_key_values=out.past_key_values if use_cache else None,
+            cache=out.cache if use_cache else None,
             last_hidden_state=h,
         )

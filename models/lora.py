@@ -29,9 +29,10 @@ class LoraSettings:
         return mods
 
 
-def lora_config(settings: LoraSettings = LoraSettings()):
+def lora_config(settings: LoraSettings | None = None):
     from peft import LoraConfig
 
+    settings = settings or LoraSettings()
     return LoraConfig(
         r=settings.r,
         lora_alpha=settings.alpha,
@@ -42,7 +43,7 @@ def lora_config(settings: LoraSettings = LoraSettings()):
     )
 
 
-def apply_lora(model, settings: LoraSettings = LoraSettings()):
+def apply_lora(model, settings: LoraSettings | None = None):
     """Wrap ``model`` with fresh LoRA adapters; returns the PeftModel (vision tower frozen)."""
     from peft import get_peft_model
 

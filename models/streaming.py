@@ -127,17 +127,16 @@ class StreamingEngine:
     def _forward(self, ids: list[int], frame_embeds: torch.Tensor | None = None, logits: bool = False, evict: bool = True):
         n_frames = 0 if frame_embeds is None else frame_embeds.shape[0]
         ids = ids + self.template.frame_ids(n_frames)
-        pos_start, cache_start = self.policy.prepare(len(ids), evict)
+        pos_start, _ = self.policy.prepare(len(ids), evict)
         input_ids = torch.tensor([ids], device=self.device)
+        # position_ids are the RoPE angles; the causal mask comes from the cache's own length
+        # (transformers >= 5.25 derives it there), which is where these tokens land
         pos = torch.arange(pos_start, pos_start + len(ids), device=self.device)
-        # cache_position drives the causal mask (true cache indices), position_ids the RoPE angles
-        cache_pos = pos if cache_start == pos_start else torch.arange(cache_start, cache_start + len(ids), device=self.device)
         return self.model(
             input_ids=input_ids,
             frame_embeds=frame_embeds,
-            past_key_values=self.policy.cache,
+            cache=self.policy.cache,
             position_ids=pos.unsqueeze(0),
-            cache_position=cache_pos,
             use_cache=True,
             logits_to_keep=1,
             compute_lm_logits=logits,

@@ -66,7 +66,7 @@ def main(argv=None) -> dict:
         shard = tuple(int(x) for x in args.shard.split("/"))
         assert len(shard) == 2
     except (ValueError, AssertionError):
-        raise SystemExit(f"--shard must look like i/n, got {args.shard!r}")
+        raise SystemExit(f"--shard must look like i/n, got {args.shard!r}") from None
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
     if args.lora_pretrained:
         model = load_checkpoint(args.lora_pretrained, weights=args.weights, dtype=dtype)

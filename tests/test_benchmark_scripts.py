@@ -13,7 +13,6 @@ item.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess

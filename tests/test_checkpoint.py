@@ -4,7 +4,7 @@ import re
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from models.build import build_model, detect_layout
 from models.checkpoint import load_checkpoint, merge_and_save, save_checkpoint
@@ -31,7 +31,7 @@ def _scores(model):
 def _randomise_adapters(pm):
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():
-        for n, p in pm.named_parameters():
+        for p in pm.parameters():
             if p.requires_grad:
                 p.add_(torch.randn(p.shape, generator=g) * 0.05)
 

@@ -1,6 +1,7 @@
 """data/degrade.py: the four degradations, immutable schedules, seeded schedule generation."""
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import numpy as np
@@ -99,7 +100,7 @@ def test_applying_a_schedule_never_consumes_it():
         np.testing.assert_array_equal(first[k], degrade(frame, "block_noise", seed=9, time_s=t))
     assert (first[10] == 128).all()      # t = 5.0: banding, 180 -> 128
     assert first[0] is frame             # outside every segment: the frame itself, untouched
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         sched.segments = ()              # frozen
 
 

@@ -1,6 +1,5 @@
 """The single-video online CLI: files, frame folders, paced input, a broken file, output files."""
 import json
-import shutil
 import time
 
 import numpy as np

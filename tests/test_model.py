@@ -71,9 +71,28 @@ def test_heads_are_read_from_the_final_hidden_state(tiny_model):
         out = m(input_ids=ids, pixel_values=px)
         h = out.last_hidden_state
         for pos in (2 + 48, 2 + 97):  # the last token of each frame
-            assert out.relevance[0, pos].item() == pytest.approx(torch.sigmoid(m.relevance_head(h[0, pos])).item(), rel=1e-6)
-            torch.testing.assert_close(out.informative_logits[0, pos], m.informative_head(h[0, pos]))
-            assert out.log_variance[0, pos].item() == pytest.approx(m.uncertainty_head(h[0, pos]).item(), rel=1e-6)
+            hp = h[0, pos]
+            # The model applies each head to the whole [1, S, D] batch (a matrix product), the check
+            # to one vector (a dot product): the two sum D products in a different order, so they
+            # agree only up to float rounding. The standard bound for a D-term fp32 sum is
+            # gamma_D * sum|h_i w_i| (gamma_D = D u / (1 - D u), u = 2^-24); a relative tolerance
+            # (the former rel=1e-6) fails whenever the sum cancels to a small value.
+            def bound(w, hp=hp):
+                terms = (hp.abs() * w.abs()).sum(-1)
+                u = torch.finfo(torch.float32).eps / 2
+                d = hp.numel()
+                return (d * u / (1 - d * u)) * terms
+            z = m.relevance_head(hp).squeeze()
+            # sigmoid is 1/4-Lipschitz: the logit's bound shrinks by 4, plus one rounding of the sigmoid
+            rel_tol = float(bound(m.relevance_head.weight[0])) / 4 + torch.finfo(torch.float32).eps
+            assert abs(out.relevance[0, pos].item() - torch.sigmoid(z).item()) <= rel_tol
+            info_tol = bound(m.informative_head.weight)
+            assert ((out.informative_logits[0, pos] - m.informative_head(hp)).abs() <= info_tol).all()
+            unc_tol = float(bound(m.uncertainty_head.weight[0]))
+            assert abs(out.log_variance[0, pos].item() - m.uncertainty_head(hp).item()) <= unc_tol
+            # the bound is tight enough to tell a different hidden state apart
+            other = h[0, pos - 1]
+            assert abs(out.log_variance[0, pos].item() - m.uncertainty_head(other).item()) > unc_tol
     for head in (m.informative_head, m.relevance_head, m.uncertainty_head):
         assert head.bias is None
 

@@ -191,7 +191,7 @@ def test_paced_with_a_fake_clock():
     frames = [(0.0, "a"), (0.5, "b"), (1.0, "c"), (1.2, "d")]
     out = []
     lag = {"b": 0.1, "c": 0.3}   # time the consumer spends on each frame
-    for t, f in paced(frames, speed=2.0, clock=lambda: now[0], sleep=sleep):
+    for _t, f in paced(frames, speed=2.0, clock=lambda: now[0], sleep=sleep):
         out.append(f)
         now[0] += lag.get(f, 0.0)
     assert out == ["a", "b", "c", "d"]

@@ -91,7 +91,7 @@ def test_evicted_cache_keys_carry_their_new_positions(model, qwen2_tokenizer, em
     fresh = engine(model, qwen2_tokenizer, cache_policy="unbounded")
     with torch.no_grad():
         pos = torch.arange(kept.shape[0])
-        model(inputs_embeds=kept[None], past_key_values=fresh.policy.cache, position_ids=pos[None], cache_position=pos,
+        model(inputs_embeds=kept[None], cache=fresh.policy.cache, position_ids=pos[None],
               use_cache=True, compute_lm_logits=False)
     torch.testing.assert_close(eng.policy.cache.layers[0].keys, fresh.policy.cache.layers[0].keys, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(eng.policy.cache.layers[0].values, fresh.policy.cache.layers[0].values, rtol=1e-5, atol=1e-6)
@@ -170,9 +170,9 @@ def test_kept_responses_follow_the_training_template(model, qwen2_tokenizer, emb
 
 def test_remove_assistant_turns_restores_the_cache_exactly(model, qwen2_tokenizer, embeds):
     eng = engine(model, qwen2_tokenizer, cache_policy="sink", window=160, sink_tokens=16, remove_assistant_turns=True, max_new_tokens=4)
-    for r in eng.run(frames_of(embeds[:5]), [QueryEvent(0.0, "narrate")]):
+    for _ in eng.run(frames_of(embeds[:5]), [QueryEvent(0.0, "narrate")]):
         pass
-    before = [(l.keys.clone(), l.values.clone()) for l in eng.policy.cache.layers]
+    before = [(layer.keys.clone(), layer.values.clone()) for layer in eng.policy.cache.layers]
     n = len(eng.policy)
     resp = eng.respond(99.0)
     assert resp.n_tokens > 0
@@ -233,14 +233,15 @@ def test_reference_sink_cache_reproduces_the_reference_quirks(model, qwen2_token
     orig_model = eng.model.forward
 
     def spy(*a, **kw):
-        calls.append((kw["position_ids"][0, 0].item(), kw["cache_position"][0].item(), kw["input_ids"].shape[1]))
+        # the mask offset is the cache length at the call (transformers reads it from the cache)
+        calls.append((kw["position_ids"][0, 0].item(), kw["cache"].get_seq_length(), kw["input_ids"].shape[1]))
         return orig_model(*a, **kw)
 
     eng.model.forward = spy
     try:
         eng.add_query("a dog jumps")
         snap = None
-        for i, e in enumerate(frames_of(embeds[:6])):
+        for e in frames_of(embeds[:6]):
             before = len(eng.policy)
             if before + TPF >= W and snap is None:
                 snap = (before, eng.policy.cache.layers[0].keys.clone())

@@ -207,9 +207,12 @@ def test_motion_energy_finds_events_but_not_the_query():
         calm = np.ones(len(t), bool)
         for ev in v.events:
             inside = (t > ev.start) & (t < ev.end)  # skips the frame where the shape pops in
-            energy += list(e[inside]); is_event += [1] * int(inside.sum()); is_match.append((ev.match, e[inside]))
+            energy += list(e[inside])
+            is_event += [1] * int(inside.sum())
+            is_match.append((ev.match, e[inside]))
             calm &= ~((t >= ev.start - 0.5) & (t <= ev.end + 0.5))
-        energy += list(e[calm]); is_event += [0] * int(calm.sum())
+        energy += list(e[calm])
+        is_event += [0] * int(calm.sum())
     assert roc_auc_score(is_event, energy) > 0.75
     labels = np.concatenate([[m] * len(x) for m, x in is_match])
     values = np.concatenate([x for _, x in is_match])
@@ -251,7 +254,7 @@ def test_charades_files(dataset, truth):
         by_id = {g["video_id"]: g for g in truth[split]}
         assert lengths == {v: float(g["duration"]) for v, g in by_id.items()}
         single = [g["video_id"] for g in truth[split] if sum(e["match"] for e in g["events"]) == 1]
-        assert [CHARADES_LINE.match(l).group(1) for l in lines] == single
+        assert [CHARADES_LINE.match(line).group(1) for line in lines] == single
         for line in lines:
             vid, s, e, sentence = CHARADES_LINE.match(line).groups()
             (match,) = [x for x in by_id[vid]["events"] if x["match"]]

@@ -99,7 +99,7 @@ def test_single_process_run_logs_components_and_saves_a_loadable_adapter(baselin
     logs = _losses(trainer.state.log_history)
     assert sorted(logs) == [1, 2, 3, 4]
     seen = set()
-    for step, h in logs.items():
+    for h in logs.values():
         seen |= {p for p in PARTS if p in h}
         assert all(torch.isfinite(torch.tensor(h[p])) for p in PARTS if p in h)
     assert seen == set(PARTS)  # every component reached the Trainer's log
@@ -217,7 +217,7 @@ def test_full_training_trains_every_parameter_and_saves_a_full_checkpoint(root, 
     with torch.no_grad():
         a, b = model(input_ids=ids, pixel_values=px), reloaded(input_ids=ids, pixel_values=px)
     for key in ("relevance", "informative_logits", "log_variance", "logits"):
-        torch.testing.assert_close(getattr(a, key), getattr(b, key), rtol=0, atol=1e-6, msg=lambda m: f"{key}: {m}")
+        torch.testing.assert_close(getattr(a, key), getattr(b, key), rtol=0, atol=1e-6, msg=lambda m, key=key: f"{key}: {m}")
 
 
 def test_full_training_keeps_the_vision_tower_frozen_unless_asked(root, tmp_path):

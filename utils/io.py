@@ -74,7 +74,7 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[Any]:
         except json.JSONDecodeError:
             if i == len(lines) - 1:
                 return
-            raise ValueError(f"{path}:{i + 1}: invalid JSON line")
+            raise ValueError(f"{path}:{i + 1}: invalid JSON line") from None
 
 
 class JsonlWriter:
