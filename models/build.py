@@ -170,7 +170,7 @@ def _load_weights(weights: Path, preset: AhaConfig | None, dtype: torch.dtype, a
     if plan.missing_heads:
         heads = f"not in this backbone: initialised with seed {0 if seed is None else seed} (untrained)"
     model.load_report = LoadReport(
-        source=str(weights), layout=layout, legacy_names=plan.legacy_names, tensors_in_files=len(index),
+        source=str(weights), layout=layout, names=plan.names, tensors_in_files=len(index),
         loaded=len(plan.mapping), dtype=str(dtype).replace("torch.", "") + (" (4-bit)" if load_in_4bit else ""),
         device=str(device or "cpu"), dropped=count_reasons(plan.dropped), heads=heads,
     )

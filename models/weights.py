@@ -228,7 +228,7 @@ class LoadPlan:
 
     source: str
     layout: str
-    legacy_names: bool
+    names: str  # which key naming the folder uses (key_names)
     mapping: dict[str, str]  # file key -> model key
     dropped: dict[str, str]  # file key -> reason
     missing_heads: list[str]
@@ -276,8 +276,20 @@ def plan_load(model, index: dict[str, TensorInfo], layout: str, source: str) -> 
         if k in got or k in HEAD_KEYS or k in tied:
             continue
         errors.append(f"missing tensor {k!r}: the folder has nothing for it")
-    legacy = any(map_key(k, layout) != k for k in index) and layout == "llava-hf"
-    return LoadPlan(source, layout, legacy, mapping, dropped, missing_heads if not heads_present else [], errors)
+    return LoadPlan(source, layout, key_names(index, layout), mapping, dropped, missing_heads if not heads_present else [], errors)
+
+
+def key_names(index, layout: str) -> str:
+    """Which naming a llava-hf folder uses (said in the load report)."""
+    if layout != "llava-hf":
+        return layout
+    if any(k.startswith("language_model.") for k in index):
+        return "hub legacy names"
+    if any(k.startswith("model.language_model.model.") for k in index):
+        return "transformers 5 save names"
+    if any(k.startswith("model.vision_tower.vision_model.") for k in index):
+        return "transformers 4.52-4.57 names"
+    return "current names"
 
 
 def _tied_keys(model) -> set[str]:
@@ -299,12 +311,12 @@ class LoadReport:
     loaded: int
     dtype: str
     device: str
-    legacy_names: bool = False
+    names: str = ""
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> count
     heads: str = "from the weights"
 
     def line(self) -> str:
-        names = ", legacy key names" if self.legacy_names else ""
+        names = f", {self.names}" if self.names and self.names != self.layout else ""
         out = (f"loaded {self.source} ({self.layout}{names}): {self.loaded} of {self.tensors_in_files} tensors, "
                f"{self.dtype} on {self.device}; heads {self.heads}")
         if self.dropped:
@@ -312,7 +324,7 @@ class LoadReport:
         return out
 
     def to_dict(self) -> dict:
-        return {"source": self.source, "layout": self.layout, "legacy_names": self.legacy_names,
+        return {"source": self.source, "layout": self.layout, "names": self.names,
                 "tensors_in_files": self.tensors_in_files, "loaded": self.loaded, "dtype": self.dtype,
                 "device": self.device, "dropped": dict(self.dropped), "heads": self.heads}
 

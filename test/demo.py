@@ -21,6 +21,7 @@ import numpy as np
 
 from test import live_infer
 from utils.io import atomic_write_json, read_jsonl
+from utils.log import setup_logging
 from utils.paths import REPO_ROOT
 
 DEFAULT_PRESET = "aha-tiny-synth"
@@ -93,6 +94,7 @@ def gt_metrics(scene, scores: list[dict], fused: np.ndarray) -> dict:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    setup_logging("WARNING" if args.quiet else "INFO")
     resolve_model(args)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
