@@ -1,0 +1,634 @@
+#!/usr/bin/env python
+"""Download, verify and prepare the videos of a benchmark split (resumable).
+
+    python -m datasets.download qvh --out /data/qvh/videos [--split val] [--anno_dir DIR | --items ITEMS]
+    python -m datasets.download charades --out /data/charades/videos            # the Charades zip
+    python -m datasets.download --ids ids.txt --out DIR [--url_template URL]    # generic: ids
+    python -m datasets.download --urls urls.txt --out DIR                       # generic: URLs
+    (python datasets/download.py ... works the same from anywhere)
+
+What to fetch comes from the benchmark items of ``datasets/convert.py``: ``--items`` (a converted
+JSONL) or ``--anno_dir`` + ``--split`` (converted here, in memory, with the converter's defaults);
+each item's ``video`` is the file written under ``--out``. Videos come from YouTube (or any
+``--url_template``) through yt-dlp, or from an archive (``--archive``, checked against a sha256,
+unpacked member by member). Every file is verified (``data.metadata.inspect_video``: decodable to
+the end; its duration within ``max(--duration_atol, --duration_rtol * annotated)``) before it is
+moved into place; QVHighlights windows are cut from the source video with ffmpeg.
+
+``--out/download_manifest.jsonl`` (``data.download_manifest``) records every file as done / failed
+/ skipped with the reason; a re-run continues where the last one stopped, re-verifies files that
+changed on disk (``--reverify``: all of them) and replaces corrupt ones, and retries failures only
+with ``--retry_failed`` (``--retry_skipped`` for sources that said "gone"). Each run ends with
+the coverage of every split (``data.coverage``; also in ``--out/coverage.json``) and writes
+``--out/titles.tsv`` (``youtube_id<TAB>title``, the ``--titles`` file of ``convert.py hisum``).
+Exit status: 0 when nothing failed (skipped files are expected: videos disappear), 1 when some
+file failed, 2 on a usage error.
+
+``datasets/`` is not a Python package (a ``datasets/__init__.py`` would shadow HuggingFace
+``datasets``): ``python -m datasets.download`` runs it as a namespace package from the repository
+root when HuggingFace ``datasets`` is *not* installed; ``python datasets/download.py`` always works.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import fcntl  # noqa: E402
+import hashlib  # noqa: E402
+import importlib.util  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import threading  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor, as_completed  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from typing import Any  # noqa: E402
+
+from data import fetch  # noqa: E402
+from data.coverage import DURATION_ATOL, DURATION_RTOL, coverage, duration_ok, format_coverage  # noqa: E402
+from data.download_manifest import Manifest, file_stamp, is_fresh, utc_now  # noqa: E402
+from data.metadata import inspect_video  # noqa: E402
+from utils.io import atomic_write_json, read_json, read_jsonl  # noqa: E402
+from utils.paths import shared_data_dir  # noqa: E402
+
+log = logging.getLogger("datasets.download")
+
+YOUTUBE = "https://www.youtube.com/watch?v={youtube_id}"
+STAGING = ".staging"     # under --out: downloads in progress (yt-dlp .part files resume from here)
+ARCHIVES_DIR = "_archives"
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    splits: tuple[str, ...]                 # the first is the default
+    anno_subdir: str | None                 # folder name under the shared data dir
+    source: str                             # default source: "url" (YouTube) | "archive" | "none"
+    archive_url: str | None = None          # the official archive, when there is one
+    archive_sha256: str | None = None       # None: not published; the first download's is recorded
+
+
+BENCHMARKS = {
+    "charades": Benchmark(("test", "train"), "charades_sta", "archive",
+                          "https://ai2-public-datasets.s3-us-west-2.amazonaws.com/charades/Charades_v1_480.zip"),
+    "qvh": Benchmark(("val", "test", "train"), "qvhighlights", "url",
+                     "https://nlp.cs.unc.edu/data/jielei/qvh/qvhilights_videos.tar.gz"),
+    "youcook2": Benchmark(("val", "train", "test"), "youcook2", "url"),
+    "tvsum": Benchmark(("all",), "tvsum", "url"),
+    "hisum": Benchmark(("test", "val", "train"), "mr_hisum", "url"),
+    "magqa": Benchmark(("test",), None, "none"),
+}
+
+
+@dataclass
+class Target:
+    """One output file (= the ``video`` of one or more items)."""
+    name: str
+    expected: float | None
+    window: tuple[float, float] | None = None   # cut this span of the source
+    member: str | None = None                    # archive member base name
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Source:
+    """One download (a video URL) and the files made from it."""
+    key: str                    # YouTube id (or the URL when there is none)
+    url: str | None             # None: no known source
+    targets: list[Target] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------- items
+
+def _load_convert():
+    """datasets/convert.py by path (``datasets`` is not a package; see the module docstring)."""
+    name = "aha_datasets_convert"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("convert.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return sys.modules[name]
+
+
+def _need(path: Path, what: str) -> str:
+    if not path.is_file():
+        raise ValueError(f"{what} not found: {path} (see datasets/README.md for where it comes from)")
+    return str(path)
+
+
+def annotation_argv(benchmark: str, anno_dir: Path | None, split: str, anno: str | None) -> list[str]:
+    """The ``convert.py`` command line of one benchmark split."""
+    d = anno_dir or Path(".")
+    if benchmark == "charades":
+        return ["charades", "--input", _need(d / f"charades_sta_{split}.txt", "Charades-STA annotation"),
+                "--lengths", _need(d / f"Charades_v1_{split}.csv", "Charades video table")]
+    if benchmark == "qvh":
+        return ["qvh", "--input", _need(d / f"highlight_{split}_release.jsonl", "QVHighlights annotation")]
+    if benchmark == "youcook2":
+        return ["youcook2", "--input", _need(d / f"yc2_{split}.json", "YouCook2 annotation")]
+    if benchmark == "tvsum":
+        info = next((p for p in (d / "ydata-tvsum50-info.tsv", d / "ydata-tvsum50-info.reconstructed.tsv") if p.is_file()),
+                    d / "ydata-tvsum50-info.tsv")
+        return ["tvsum", "--input", _need(info, "TVSum info tsv")]
+    if benchmark == "hisum":  # titles do not matter for what to download
+        return ["hisum", "--input", _need(d / "mr_hisum_metadata.csv", "Mr.HiSum metadata"),
+                "--split_file", _need(d / "mr_hisum_split.json", "Mr.HiSum split json"),
+                "--split", f"{split}_keys", "--missing_title", "empty"]
+    if benchmark == "magqa":
+        if not anno:
+            raise ValueError("magqa needs --anno magqa_test.json (from MMDuetIT; see datasets/README.md)")
+        return ["magqa", "--input", _need(Path(anno), "MAGQA annotation")]
+    raise ValueError(f"unknown benchmark {benchmark!r}")
+
+
+def load_items(args: argparse.Namespace) -> dict[str, list[dict]]:
+    """{split: items} from --items files, or converted from the annotations."""
+    if args.items:
+        out = {}
+        for path in args.items:
+            items = read_jsonl(path)
+            wrong = {it.get("dataset") for it in items} - {args.benchmark}
+            if wrong:
+                raise ValueError(f"{path}: items of {sorted(map(str, wrong))}, not {args.benchmark}")
+            out[Path(path).stem] = items
+        return out
+    spec = BENCHMARKS[args.benchmark]
+    anno_dir = Path(args.anno_dir) if args.anno_dir else None
+    if anno_dir is None and spec.anno_subdir and shared_data_dir() is not None:
+        anno_dir = shared_data_dir() / spec.anno_subdir  # type: ignore[operator]
+    if anno_dir is None and args.benchmark != "magqa":
+        raise ValueError("pass --anno_dir (the benchmark's annotation folder) or --items")
+    convert = _load_convert()
+    out = {}
+    for split in args.split or spec.splits[:1]:
+        if split not in spec.splits:
+            raise ValueError(f"{args.benchmark} has splits {spec.splits}, not {split!r}")
+        argv = annotation_argv(args.benchmark, anno_dir, split, args.anno) + ["--output", os.devnull]
+        if args.video_template:
+            argv += ["--video_template", args.video_template]
+        items, _ = convert.convert_from_args(convert.build_parser().parse_args(argv))
+        out[split] = items
+    return out
+
+
+def generic_items(path: str, kind: str) -> list[dict]:
+    """``--ids``: lines ``ID [START END]``; ``--urls``: lines ``URL [NAME]`` (``#`` comments)."""
+    items, seen = [], set()
+    for n, raw in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        parts = raw.split("#", 1)[0].split() if kind == "ids" else raw.strip().split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        if kind == "ids":
+            if len(parts) not in (1, 3):
+                raise ValueError(f"{path}:{n}: expected 'ID' or 'ID START END', got {raw!r}")
+            vid, window, duration = parts[0], None, None
+            name = f"{vid}.mp4"
+            if len(parts) == 3:
+                try:
+                    window = (float(parts[1]), float(parts[2]))
+                except ValueError:
+                    raise ValueError(f"{path}:{n}: START and END must be seconds, got {raw!r}") from None
+                if not window[1] > window[0] >= 0:
+                    raise ValueError(f"{path}:{n}: need 0 <= START < END, got {raw!r}")
+                name, duration = f"{vid}_{parts[1]}_{parts[2]}.mp4", window[1] - window[0]
+            item = {"id": name[:-4], "video": name, "duration": duration, "source_id": vid, "window": window}
+        else:
+            if len(parts) > 2:
+                raise ValueError(f"{path}:{n}: expected 'URL [NAME]', got {raw!r}")
+            url = parts[0]
+            name = parts[1] if len(parts) == 2 else _name_from_url(url)
+            if Path(name).is_absolute() or ".." in Path(name).parts:
+                raise ValueError(f"{path}:{n}: NAME must be a relative path inside --out, got {name!r}")
+            item = {"id": name, "video": name, "duration": None, "url": url}
+        if name in seen:
+            raise ValueError(f"{path}:{n}: duplicate output name {name!r}")
+        seen.add(name)
+        items.append(item)
+    if not items:
+        raise ValueError(f"{path}: no entries")
+    return items
+
+
+def _name_from_url(url: str) -> str:
+    tail = re.sub(r"[?#].*$", "", url).rstrip("/").rsplit("/", 1)[-1]
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(tail).stem) or "video"
+    return f"{stem}-{hashlib.sha1(url.encode()).hexdigest()[:8]}.mp4" if not Path(tail).suffix else \
+        f"{stem}{Path(tail).suffix.lower()}"
+
+
+# -------------------------------------------------------------------------------------- plan
+
+def item_fields(benchmark: str, item: dict) -> dict[str, Any]:
+    """The placeholders of ``--url_template`` for one item, and ``window`` for cut clips."""
+    gold = item.get("gold") or {}
+    stem = Path(item["video"]).stem
+    if benchmark == "charades":
+        return {"vid": item["id"].split("#")[0]}
+    if benchmark == "qvh":
+        vid = gold.get("vid") or stem
+        yid, start, end = vid.rsplit("_", 2)
+        return {"vid": vid, "youtube_id": gold.get("youtube_id", yid),
+                "window": (float(gold.get("source_start", start)), float(gold.get("source_end", end)))}
+    if benchmark == "youcook2":
+        return {"key": item["id"], "youtube_id": item["id"][2:] if item["id"].startswith("v_") else item["id"]}
+    if benchmark == "tvsum":
+        return {"video_id": item["id"], "youtube_id": item["id"]}
+    if benchmark == "hisum":
+        return {"video_id": item["id"], "youtube_id": gold.get("youtube_id", stem)}
+    if benchmark == "magqa":
+        return {"video": item["video"], "stem": stem}
+    if benchmark == "ids":
+        return {"id": item["source_id"], "youtube_id": item["source_id"], "window": item["window"]}
+    return {"url": item["url"]}
+
+
+def plan(benchmark: str, items_by_split: dict[str, list[dict]], mode: str, url_template: str | None) -> list[Source]:
+    """Group the items' videos into sources. ``mode``: url | archive | none."""
+    targets: dict[str, Target] = {}
+    for items in items_by_split.values():
+        for item in items:
+            if item["video"] in targets:
+                continue
+            f = item_fields(benchmark, item)
+            window = f.pop("window", None) if mode != "archive" else None
+            member = f"{f.get('vid', Path(item['video']).stem)}.mp4" if mode == "archive" else None
+            targets[item["video"]] = Target(item["video"], item.get("duration"), window, member, f)
+    if mode == "archive":
+        return [Source("archive", None, list(targets.values()))]
+    sources: dict[str, Source] = {}
+    for t in targets.values():
+        if mode == "none":
+            url = None
+        elif "url" in t.fields and url_template is None:
+            url = t.fields["url"]
+        else:
+            try:
+                url = (url_template or YOUTUBE).format(**t.fields)
+            except (KeyError, IndexError) as e:
+                allowed = ", ".join("{" + k + "}" for k in t.fields)
+                raise ValueError(f"--url_template {url_template!r}: unknown placeholder {e}; {benchmark} allows {allowed}") from None
+        key = str(t.fields.get("youtube_id") or url or t.name)
+        sources.setdefault(url or f"none:{t.name}", Source(key, url)).targets.append(t)
+    return list(sources.values())
+
+
+# ---------------------------------------------------------------------------------- download
+
+@dataclass
+class Context:
+    out: Path
+    settings: fetch.FetchSettings
+    limiter: fetch.RateLimiter
+    stop: threading.Event
+    atol: float = DURATION_ATOL
+    rtol: float = DURATION_RTOL
+    full_decode: bool = False
+    keep_sources: bool = False
+
+
+def check_file(path: Path, expected: float | None, ctx: Context) -> tuple[dict, str | None]:
+    """(inspect_video entry, problem or None)."""
+    entry = inspect_video(path, full_decode=ctx.full_decode)
+    if not entry["valid"]:
+        return entry, f"not a valid video: {entry['error']}"
+    if not duration_ok(entry["duration"], expected, ctx.atol, ctx.rtol):
+        return entry, (f"duration {entry['duration']:.2f} s but the annotation says {expected:.2f} s "
+                       f"(tolerance max({ctx.atol:g} s, {100 * ctx.rtol:g} %))")
+    return entry, None
+
+
+def _record(t: Target, src: Source | None, status: str, reason: str | None, attempts: int = 0, **extra) -> dict:
+    return {"name": t.name, "status": status, "reason": reason, "attempts": attempts,
+            "source": src.key if src else None, "url": src.url if src else None,
+            "window": list(t.window) if t.window else None, "expected_duration": t.expected, **extra}
+
+
+def install(t: Target, made: Path, src: Source | None, ctx: Context, attempts: int, **extra) -> dict:
+    """Verify ``made`` and move it to ``out/t.name``; the manifest record either way."""
+    entry, problem = check_file(made, t.expected, ctx)
+    if problem:
+        made.unlink(missing_ok=True)
+        return _record(t, src, "failed", problem, attempts, duration=entry["duration"], **extra)
+    dest = ctx.out / t.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(made, dest)
+    return _record(t, src, "done", None, attempts, duration=entry["duration"], **file_stamp(dest), **extra)
+
+
+def _stage(ctx: Context, key: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", key)[:80]
+    return ctx.out / STAGING / f"{safe}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+
+
+def run_source(src: Source, ctx: Context) -> list[dict]:
+    """Download one source (with retries), then make, verify and install each of its targets."""
+    if src.url is None:
+        return [_record(t, src, "skipped", "no source known: pass --url_template or --archive") for t in src.targets]
+    stage = _stage(ctx, src.url)
+
+    def attempt(n: int) -> tuple[Path, dict, dict]:
+        ctx.limiter.acquire(ctx.stop)
+        path, info = fetch.fetch_video(src.url, stage, ctx.settings, ctx.stop)
+        entry = inspect_video(path, full_decode=ctx.full_decode)
+        if not entry["valid"]:
+            path.unlink(missing_ok=True)  # fetch it whole next time, not resumed
+            raise fetch.FetchError(f"downloaded file is not a valid video: {entry['error']}")
+        return path, info, entry
+
+    def on_retry(n: int, e: fetch.FetchError, wait: float) -> None:
+        log.info("%s: attempt %d failed (%s); retrying in %.1f s", src.key, n, e.reason, wait)
+
+    try:
+        (path, info, entry), attempts = fetch.with_retries(attempt, ctx.settings, on_retry)
+    except fetch.FetchError as e:
+        if ctx.stop.is_set():
+            return []  # interrupted: stays pending
+        if not e.retry:
+            shutil.rmtree(stage, ignore_errors=True)
+        status = "skipped" if e.unavailable else "failed"
+        return [_record(t, src, status, e.reason, getattr(e, "attempts", 1)) for t in src.targets]
+    extra = {"title": info.get("title"), "extractor": info.get("extractor")}
+    records = []
+    for k, t in enumerate(src.targets):
+        made = stage / f"made-{k}{Path(t.name).suffix or '.mp4'}"
+        try:
+            if t.window is not None:
+                if entry["duration"] is not None and t.window[0] >= entry["duration"]:
+                    raise fetch.FetchError(f"window starts at {t.window[0]} s, after the end of the "
+                                           f"{entry['duration']:.1f}-s source", retry=False)
+                fetch.cut(path, made, t.window[0], t.window[1], ctx.settings)
+            elif path.suffix.lower() != Path(t.name).suffix.lower():
+                fetch.remux(path, made, ctx.settings)
+            else:
+                shutil.copyfile(path, made)
+        except fetch.FetchError as e:
+            records.append(_record(t, src, "failed", e.reason, attempts, **extra))
+            continue
+        records.append(install(t, made, src, ctx, attempts, **extra))
+    if ctx.keep_sources:
+        kept = ctx.out / "_sources" / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', src.key)}{path.suffix}"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, kept)
+    shutil.rmtree(stage, ignore_errors=True)
+    return records
+
+
+def run_archive(todo: list[Target], ctx: Context, manifest: Manifest, location: str, sha256: str | None) -> list[dict]:
+    """Fetch (or open) the archive, check its sha256, unpack the wanted members and verify them."""
+    local = Path(location)
+    downloaded = "://" in location
+    if downloaded:
+        local = ctx.out / ARCHIVES_DIR / (re.sub(r"[?#].*$", "", location).rsplit("/", 1)[-1] or "archive")
+    rec = manifest.get("archive", local.name)
+    src = Source(local.name, location, todo)
+    try:
+        if downloaded and not local.is_file():
+            def attempt(n: int) -> Path:
+                ctx.limiter.acquire(ctx.stop)
+                return fetch.fetch_file(location, local, ctx.settings, ctx.stop)
+            fetch.with_retries(attempt, ctx.settings)
+        if not local.is_file():
+            raise fetch.FetchError(f"archive not found: {local}", retry=False)
+        known = sha256 or (rec or {}).get("sha256")
+        if known and is_fresh(rec, local) and rec.get("sha256") == known.lower():
+            digest = known.lower()  # verified before and unchanged since
+        else:
+            print(f"archive {local.name}: computing sha256 ...", flush=True)
+            digest = fetch.check_sha256(local, known) if known else fetch.sha256_of(local)
+        if not known:
+            print(f"archive {local.name}: no published checksum; recorded sha256 {digest} "
+                  f"(pass --sha256 {digest} elsewhere to refuse any other file)")
+        manifest.record("archive", local.name, status="done", reason=None, sha256=digest, url=location,
+                        **file_stamp(local))
+    except fetch.FetchError as e:
+        if ctx.stop.is_set():
+            return []
+        if downloaded and local.is_file() and "sha256 mismatch" in e.reason:
+            local.unlink()  # a re-run downloads it again
+        manifest.record("archive", local.name, status="skipped" if e.unavailable else "failed", reason=e.reason, url=location)
+        return [_record(t, src, "failed", f"archive refused: {e.reason}") for t in todo]
+    stage = _stage(ctx, "archive:" + local.name)
+    wanted = {t.member: stage / f"made-{k}{Path(t.name).suffix or '.mp4'}" for k, t in enumerate(todo)}
+    try:
+        found = fetch.extract_by_basename(local, dict(wanted))
+    except Exception as e:  # noqa: BLE001 - a broken archive (bad CRC, truncated) is recorded, not raised
+        shutil.rmtree(stage, ignore_errors=True)
+        return [_record(t, src, "failed", f"unpacking {local.name} failed: {type(e).__name__}: {e}") for t in todo]
+    records = []
+    for t in todo:
+        if t.member not in found:
+            records.append(_record(t, src, "skipped", f"{t.member} is not in {local.name}"))
+        else:
+            records.append(install(t, wanted[t.member], src, ctx, 1, member=found[t.member]))
+    shutil.rmtree(stage, ignore_errors=True)
+    return records
+
+
+# ------------------------------------------------------------------------------------- a run
+
+def triage(targets: list[Target], manifest: Manifest, ctx: Context, args: argparse.Namespace) -> list[Target]:
+    """The targets to (re)fetch. Files that are new or changed on disk (all with --reverify) are
+    verified first: a good one is recorded done, a corrupt one is deleted and fetched again."""
+    todo = []
+    for t in targets:
+        rec = manifest.get("video", t.name)
+        path = ctx.out / t.name
+        if is_fresh(rec, path) and not args.reverify:
+            continue
+        if path.is_file():
+            entry, problem = check_file(path, t.expected, ctx)
+            if problem is None:
+                if not is_fresh(rec, path):
+                    fields = {k: v for k, v in (rec or {}).items() if k not in ("kind", "name", "time")}
+                    fields.update(status="done", reason=None, duration=entry["duration"], expected_duration=t.expected,
+                                  note="verified the file found on disk", **file_stamp(path))
+                    manifest.record("video", t.name, **fields)
+                continue
+            print(f"{t.name}: {problem}; replacing it")
+            path.unlink()
+            manifest.record("video", t.name, status="failed", reason=f"corrupt on disk, replaced: {problem}",
+                            attempts=0, expected_duration=t.expected)
+            todo.append(t)
+        elif rec is None or rec["status"] == "done" \
+                or (rec["status"] == "failed" and args.retry_failed) or (rec["status"] == "skipped" and args.retry_skipped):
+            todo.append(t)
+    return todo
+
+
+def download(sources: list[Source], args: argparse.Namespace, ctx: Context, manifest: Manifest) -> dict[str, int]:
+    """Fetch what triage leaves to do; every result is journaled as it arrives."""
+    counts = {"done": 0, "failed": 0, "skipped": 0}
+
+    def keep(records: list[dict]) -> None:
+        for r in records:
+            manifest.record("video", r.pop("name"), **r)
+            counts[r["status"]] += 1
+            if r["status"] != "done":
+                print(f"{r['status']}: {r.get('source')}: {r['reason']}", flush=True)
+
+    if args.archive_location is not None:
+        todo = triage(sources[0].targets, manifest, ctx, args)
+        if todo:
+            keep(run_archive(todo, ctx, manifest, args.archive_location, args.sha256))
+        return counts
+    jobs = []
+    for src in sources:
+        todo = triage(src.targets, manifest, ctx, args)
+        if todo:
+            jobs.append(Source(src.key, src.url, todo))
+    print(f"{sum(len(s.targets) for s in jobs)} files from {len(jobs)} sources to fetch "
+          f"({args.workers} workers)", flush=True)
+    pool = ThreadPoolExecutor(max_workers=args.workers)
+    try:
+        futures = [pool.submit(run_source, src, ctx) for src in jobs]
+        for n, fut in enumerate(as_completed(futures), 1):
+            keep(fut.result())
+            if n % 25 == 0 or n == len(futures):
+                print(f"[{n}/{len(futures)} sources] done {counts['done']}, failed {counts['failed']}, "
+                      f"skipped {counts['skipped']}", flush=True)
+    except BaseException:
+        ctx.stop.set()  # Ctrl-C: running downloads abort at their next progress tick
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return counts
+
+
+def write_titles(manifest: Manifest, out: Path) -> int:
+    """``out/titles.tsv``: youtube_id<TAB>title of every fetched YouTube video (convert.py hisum --titles)."""
+    rows = {}
+    for rec in manifest.records("video").values():
+        if rec.get("status") == "done" and rec.get("title") and (rec.get("extractor") or "").startswith("youtube"):
+            rows[rec["source"]] = " ".join(str(rec["title"]).split())
+    if rows:
+        tmp = out / ".titles.tsv.tmp"
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f, delimiter="\t")
+            w.writerow(["youtube_id", "title"])
+            w.writerows(sorted(rows.items()))
+        os.replace(tmp, out / "titles.tsv")
+    return len(rows)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m datasets.download", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    ap.add_argument("benchmark", nargs="?", choices=sorted(BENCHMARKS), help="omit with --ids / --urls")
+    ap.add_argument("--out", required=True, help="video folder (the benchmark's VIDEO_ROOT)")
+    g = ap.add_argument_group("what to fetch")
+    g.add_argument("--split", nargs="+", default=None, help="splits (default: the benchmark's first: test/val/all)")
+    g.add_argument("--anno_dir", default=None, help="the benchmark's annotation folder (default: ../shared/data/<folder>)")
+    g.add_argument("--anno", default=None, help="magqa: the MAGQA test json")
+    g.add_argument("--items", nargs="+", default=None, help="converted items JSONL (one per split; named by its stem)")
+    g.add_argument("--video_template", default=None, help="convert.py --video_template (file names under --out)")
+    g.add_argument("--ids", default=None, help="generic: file of 'ID [START END]' lines (YouTube ids by default)")
+    g.add_argument("--urls", default=None, help="generic: file of 'URL [NAME]' lines")
+    g = ap.add_argument_group("where from")
+    g.add_argument("--url_template", default=None,
+                   help=f"video URL with the item's placeholders (default {YOUTUBE}; e.g. a mirror)")
+    g.add_argument("--archive", default=None,
+                   help="URL or local path of a zip/tar holding the videos, or 'official' for the benchmark's")
+    g.add_argument("--sha256", default=None, help="expected sha256 of the archive (refused otherwise)")
+    g = ap.add_argument_group("network (passed to yt-dlp / httpx)")
+    g.add_argument("--workers", type=int, default=4, help="parallel downloads (default %(default)s)")
+    g.add_argument("--rate_per_min", type=float, default=None, help="request starts per minute, all workers")
+    g.add_argument("--limit_rate", default=None, help="bytes/s per download, e.g. 2M")
+    g.add_argument("--retries", type=int, default=3, help="retries of a transient failure (default %(default)s)")
+    g.add_argument("--backoff", type=float, default=5.0, help="first back-off in seconds, doubled per retry")
+    g.add_argument("--timeout", type=float, default=30.0, help="socket timeout, seconds")
+    g.add_argument("--max_time", type=float, default=3600.0, help="wall-clock limit of one attempt, seconds")
+    g.add_argument("--cookies", default=None, help="Netscape cookies.txt")
+    g.add_argument("--cookies_from_browser", default=None, help="e.g. firefox (yt-dlp)")
+    g.add_argument("--proxy", default=None, help="e.g. socks5://127.0.0.1:1080")
+    g.add_argument("--format", default=fetch.DEFAULT_FORMAT, help="yt-dlp format (default %(default)s)")
+    g = ap.add_argument_group("verification and resuming")
+    g.add_argument("--duration_atol", type=float, default=DURATION_ATOL)
+    g.add_argument("--duration_rtol", type=float, default=DURATION_RTOL)
+    g.add_argument("--full_decode", action="store_true", help="decode every frame to verify")
+    g.add_argument("--reverify", action="store_true", help="verify every existing file again, not only changed ones")
+    g.add_argument("--retry_failed", action="store_true")
+    g.add_argument("--retry_skipped", action="store_true", help="also try sources that said the video is gone")
+    g.add_argument("--keep_sources", action="store_true", help="keep full source videos of cut clips in _sources/")
+    g.add_argument("--list", action="store_true", help="print 'URL<TAB>files' per source and exit")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("AHA_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    generic = "ids" if args.ids else "urls" if args.urls else None
+    if bool(generic) == bool(args.benchmark) or (args.ids and args.urls):
+        ap.error("give a benchmark, or one of --ids / --urls")
+    try:
+        settings = fetch.FetchSettings(
+            timeout=args.timeout, max_time=args.max_time or None, retries=args.retries, backoff=args.backoff,
+            rate_per_min=args.rate_per_min, limit_rate=args.limit_rate, cookies=args.cookies,
+            cookies_from_browser=args.cookies_from_browser, proxy=args.proxy, format=args.format)
+        if args.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {args.workers}")
+        name = args.benchmark or generic
+        if generic:
+            path = args.ids or args.urls
+            items_by_split = {Path(path).name: generic_items(path, generic)}
+        else:
+            items_by_split = load_items(args)
+        spec = BENCHMARKS.get(args.benchmark or "", Benchmark(("all",), None, "url"))
+        args.archive_location = None
+        if args.archive or (spec.source == "archive" and not args.url_template):
+            location = args.archive if args.archive not in (None, "official") else spec.archive_url
+            if location is None:
+                raise ValueError(f"{name} has no official archive: pass --archive URL_OR_PATH")
+            args.archive_location = location
+            args.sha256 = args.sha256 or (spec.archive_sha256 if location == spec.archive_url else None)
+        mode = "archive" if args.archive_location else "url" if (spec.source != "none" or args.url_template) else "none"
+        sources = plan(name, items_by_split, mode, args.url_template)
+    except (OSError, ValueError) as e:
+        ap.exit(2, f"download {args.benchmark or ''}: error: {e}\n")
+    if args.list:
+        for src in sources:
+            print(f"{args.archive_location or src.url or '-'}\t{' '.join(t.name for t in src.targets)}")
+        return 0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    lock = open(out / ".download.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        ap.exit(2, f"download: error: another download is running into {out}\n")
+    ctx = Context(out, settings, fetch.RateLimiter(args.rate_per_min), threading.Event(), args.duration_atol,
+                  args.duration_rtol, args.full_decode, args.keep_sources)
+    with Manifest(out) as manifest:
+        run = {"benchmark": name, "splits": sorted(items_by_split), "command": sys.argv if argv is None else argv,
+               "settings": settings.for_record(), "source": mode, "archive": args.archive_location,
+               "url_template": args.url_template}
+        started = utc_now()
+        manifest.record("run", started, event="start", **run)
+        try:
+            counts = download(sources, args, ctx, manifest)
+        finally:
+            manifest.compact()
+        manifest.record("run", started, event="end", **run, counts=counts)
+        write_titles(manifest, out)
+        targets = [t.name for s in sources for t in s.targets]
+        print(f"{name}: this run done {counts['done']}, failed {counts['failed']}, skipped {counts['skipped']}; "
+              f"manifest: {manifest.counts(targets)}")
+        report_path = out / "coverage.json"
+        report = read_json(report_path) if report_path.exists() else {}
+        for split, items in items_by_split.items():
+            cov = coverage(items, out, manifest=manifest, atol=ctx.atol, rtol=ctx.rtol)
+            report[f"{name}/{split}"] = cov
+            print(format_coverage(split if generic else f"{name} {split}", cov))
+        atomic_write_json(report_path, report)
+    return 1 if counts["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
