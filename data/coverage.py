@@ -45,6 +45,18 @@ def duration_ok(actual: float | None, expected: float | None,
     return abs(actual - expected) <= max(atol, rtol * expected)
 
 
+def check_video(path: str | Path, expected: float | None, atol: float = DURATION_ATOL, rtol: float = DURATION_RTOL,
+                full_decode: bool = False) -> tuple[dict[str, Any], str | None]:
+    """(``inspect_video`` entry, the problem or None): what the downloader requires of a file."""
+    entry = inspect_video(path, full_decode=full_decode)
+    if not entry["valid"]:
+        return entry, f"not a valid video: {entry['error']}"
+    if not duration_ok(entry["duration"], expected, atol, rtol):
+        return entry, (f"duration {entry['duration']:.2f} s but the annotation says {expected:.2f} s "
+                       f"(tolerance max({atol:g} s, {100 * rtol:g} %))")
+    return entry, None
+
+
 def video_state(root: Path, name: str, manifest: Manifest | None, check: str) -> dict[str, Any]:
     """{"exists", "valid", "duration", "error", "from"} of one file (``from``: manifest | probe | exists)."""
     path = root / name

@@ -21,6 +21,8 @@ the last record of every file and archive and every run record.
 """
 from __future__ import annotations
 
+import csv
+import io
 import os
 import time
 from pathlib import Path
@@ -101,6 +103,20 @@ class Manifest:
             rec = videos.get(name)
             counts[rec["status"] if rec else "pending"] += 1
         return counts
+
+    def write_titles(self, path: str | os.PathLike) -> int:
+        """``youtube_id<TAB>title`` of every fetched YouTube video (``convert.py hisum --titles``)."""
+        rows = {}
+        for rec in self.records("video").values():
+            if rec.get("status") == "done" and rec.get("title") and str(rec.get("extractor") or "").startswith("youtube"):
+                rows[rec["source"]] = " ".join(str(rec["title"]).split())  # one line, no tabs
+        if rows:
+            buf = io.StringIO()
+            writer = csv.writer(buf, delimiter="\t", lineterminator="\n")  # quotes what needs it, as csv reads it
+            writer.writerow(["youtube_id", "title"])
+            writer.writerows(sorted(rows.items()))
+            atomic_write_text(path, buf.getvalue())
+        return len(rows)
 
     def compact(self) -> None:
         """Rewrite the journal with the last record of every file and archive, and every run."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import subprocess
 import threading
 import time
@@ -76,8 +77,17 @@ class FetchSettings:
             raise ValueError(f"rate_per_min must be positive, got {self.rate_per_min}")
 
     def for_record(self) -> dict[str, Any]:
-        """The settings worth recording in a manifest (never the cookies' content; their path only)."""
-        return {k: v for k, v in vars(self).items() if k != "ffmpeg"}
+        """The settings worth recording in a manifest: the cookies' path (never their content) and
+        the proxy without its credentials."""
+        rec = {k: v for k, v in vars(self).items() if k != "ffmpeg"}
+        if self.proxy:
+            rec["proxy"] = redact(self.proxy)
+        return rec
+
+
+def redact(text: str) -> str:
+    """``scheme://user:password@host`` -> ``scheme://***@host`` (URLs, proxies, command lines)."""
+    return re.sub(r"//[^/@\s]*@", "//***@", text)
 
 
 # ---------------------------------------------------------------------------- rate and retries

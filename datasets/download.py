@@ -38,7 +38,6 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 import argparse  # noqa: E402
-import csv  # noqa: E402
 import fcntl  # noqa: E402
 import hashlib  # noqa: E402
 import importlib.util  # noqa: E402
@@ -52,7 +51,7 @@ from dataclasses import dataclass, field  # noqa: E402
 from typing import Any  # noqa: E402
 
 from data import fetch  # noqa: E402
-from data.coverage import DURATION_ATOL, DURATION_RTOL, coverage, duration_ok, format_coverage  # noqa: E402
+from data.coverage import DURATION_ATOL, DURATION_RTOL, check_video, coverage, format_coverage  # noqa: E402
 from data.download_manifest import Manifest, file_stamp, is_fresh, utc_now  # noqa: E402
 from data.metadata import inspect_video  # noqa: E402
 from utils.io import atomic_write_json, read_json, read_jsonl  # noqa: E402
@@ -217,10 +216,10 @@ def generic_items(path: str, kind: str) -> list[dict]:
 
 
 def _name_from_url(url: str) -> str:
-    tail = re.sub(r"[?#].*$", "", url).rstrip("/").rsplit("/", 1)[-1]
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(tail).stem) or "video"
-    return f"{stem}-{hashlib.sha1(url.encode()).hexdigest()[:8]}.mp4" if not Path(tail).suffix else \
-        f"{stem}{Path(tail).suffix.lower()}"
+    """The URL's file name (sanitised), or ``<stem>-<hash>.mp4`` when it has no extension."""
+    tail = Path(re.sub(r"[?#].*$", "", url).rstrip("/").rsplit("/", 1)[-1])
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", tail.stem) or "video"
+    return f"{stem}{tail.suffix.lower()}" if tail.suffix else f"{stem}-{hashlib.sha1(url.encode()).hexdigest()[:8]}.mp4"
 
 
 # -------------------------------------------------------------------------------------- plan
@@ -233,9 +232,11 @@ def item_fields(benchmark: str, item: dict) -> dict[str, Any]:
         return {"vid": item["id"].split("#")[0]}
     if benchmark == "qvh":
         vid = gold.get("vid") or stem
-        yid, start, end = vid.rsplit("_", 2)
-        return {"vid": vid, "youtube_id": gold.get("youtube_id", yid),
-                "window": (float(gold.get("source_start", start)), float(gold.get("source_end", end)))}
+        parts = vid.rsplit("_", 2)
+        if len(parts) != 3 and not {"youtube_id", "source_start", "source_end"} <= gold.keys():
+            raise ValueError(f"QVHighlights item {item['id']}: vid {vid!r} is not <youtube_id>_<start>_<end>")
+        return {"vid": vid, "youtube_id": gold.get("youtube_id", parts[0]),
+                "window": (float(gold.get("source_start", parts[-2])), float(gold.get("source_end", parts[-1])))}
     if benchmark == "youcook2":
         return {"key": item["id"], "youtube_id": item["id"][2:] if item["id"].startswith("v_") else item["id"]}
     if benchmark == "tvsum":
@@ -258,7 +259,8 @@ def plan(benchmark: str, items_by_split: dict[str, list[dict]], mode: str, url_t
                 continue
             f = item_fields(benchmark, item)
             window = f.pop("window", None) if mode != "archive" else None
-            member = f"{f.get('vid', Path(item['video']).stem)}.mp4" if mode == "archive" else None
+            # archives name their videos <vid>.mp4 (Charades, QVHighlights) or as the items do
+            member = (f"{f['vid']}.mp4" if "vid" in f else Path(item["video"]).name) if mode == "archive" else None
             targets[item["video"]] = Target(item["video"], item.get("duration"), window, member, f)
     if mode == "archive":
         return [Source("archive", None, list(targets.values()))]
@@ -293,26 +295,15 @@ class Context:
     keep_sources: bool = False
 
 
-def check_file(path: Path, expected: float | None, ctx: Context) -> tuple[dict, str | None]:
-    """(inspect_video entry, problem or None)."""
-    entry = inspect_video(path, full_decode=ctx.full_decode)
-    if not entry["valid"]:
-        return entry, f"not a valid video: {entry['error']}"
-    if not duration_ok(entry["duration"], expected, ctx.atol, ctx.rtol):
-        return entry, (f"duration {entry['duration']:.2f} s but the annotation says {expected:.2f} s "
-                       f"(tolerance max({ctx.atol:g} s, {100 * ctx.rtol:g} %))")
-    return entry, None
-
-
 def _record(t: Target, src: Source | None, status: str, reason: str | None, attempts: int = 0, **extra) -> dict:
     return {"name": t.name, "status": status, "reason": reason, "attempts": attempts,
-            "source": src.key if src else None, "url": src.url if src else None,
+            "source": src.key if src else None, "url": fetch.redact(src.url) if src and src.url else None,
             "window": list(t.window) if t.window else None, "expected_duration": t.expected, **extra}
 
 
 def install(t: Target, made: Path, src: Source | None, ctx: Context, attempts: int, **extra) -> dict:
     """Verify ``made`` and move it to ``out/t.name``; the manifest record either way."""
-    entry, problem = check_file(made, t.expected, ctx)
+    entry, problem = check_video(made, t.expected, ctx.atol, ctx.rtol, ctx.full_decode)
     if problem:
         made.unlink(missing_ok=True)
         return _record(t, src, "failed", problem, attempts, duration=entry["duration"], **extra)
@@ -405,15 +396,16 @@ def run_archive(todo: list[Target], ctx: Context, manifest: Manifest, location: 
         if not known:
             print(f"archive {local.name}: no published checksum; recorded sha256 {digest} "
                   f"(pass --sha256 {digest} elsewhere to refuse any other file)")
-        manifest.record("archive", local.name, status="done", reason=None, sha256=digest, url=location,
+        manifest.record("archive", local.name, status="done", reason=None, sha256=digest, url=fetch.redact(location),
                         **file_stamp(local))
     except fetch.FetchError as e:
         if ctx.stop.is_set():
             return []
         if downloaded and local.is_file() and "sha256 mismatch" in e.reason:
             local.unlink()  # a re-run downloads it again
-        manifest.record("archive", local.name, status="skipped" if e.unavailable else "failed", reason=e.reason, url=location)
-        return [_record(t, src, "failed", f"archive refused: {e.reason}") for t in todo]
+        manifest.record("archive", local.name, status="skipped" if e.unavailable else "failed", reason=e.reason,
+                        url=fetch.redact(location))
+        return [_record(t, src, "failed", f"archive {local.name} refused: {e.reason}") for t in todo]
     stage = _stage(ctx, "archive:" + local.name)
     wanted = {t.member: stage / f"made-{k}{Path(t.name).suffix or '.mp4'}" for k, t in enumerate(todo)}
     try:
@@ -443,7 +435,7 @@ def triage(targets: list[Target], manifest: Manifest, ctx: Context, args: argpar
         if is_fresh(rec, path) and not args.reverify:
             continue
         if path.is_file():
-            entry, problem = check_file(path, t.expected, ctx)
+            entry, problem = check_video(path, t.expected, ctx.atol, ctx.rtol, ctx.full_decode)
             if problem is None:
                 if not is_fresh(rec, path):
                     fields = {k: v for k, v in (rec or {}).items() if k not in ("kind", "name", "time")}
@@ -501,22 +493,6 @@ def download(sources: list[Source], args: argparse.Namespace, ctx: Context, mani
     return counts
 
 
-def write_titles(manifest: Manifest, out: Path) -> int:
-    """``out/titles.tsv``: youtube_id<TAB>title of every fetched YouTube video (convert.py hisum --titles)."""
-    rows = {}
-    for rec in manifest.records("video").values():
-        if rec.get("status") == "done" and rec.get("title") and (rec.get("extractor") or "").startswith("youtube"):
-            rows[rec["source"]] = " ".join(str(rec["title"]).split())
-    if rows:
-        tmp = out / ".titles.tsv.tmp"
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            w = csv.writer(f, delimiter="\t")
-            w.writerow(["youtube_id", "title"])
-            w.writerows(sorted(rows.items()))
-        os.replace(tmp, out / "titles.tsv")
-    return len(rows)
-
-
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m datasets.download", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
@@ -543,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--retries", type=int, default=3, help="retries of a transient failure (default %(default)s)")
     g.add_argument("--backoff", type=float, default=5.0, help="first back-off in seconds, doubled per retry")
     g.add_argument("--timeout", type=float, default=30.0, help="socket timeout, seconds")
-    g.add_argument("--max_time", type=float, default=3600.0, help="wall-clock limit of one attempt, seconds")
+    g.add_argument("--max_time", type=float, default=3600.0, help="wall-clock limit of one attempt, seconds (0: none)")
     g.add_argument("--cookies", default=None, help="Netscape cookies.txt")
     g.add_argument("--cookies_from_browser", default=None, help="e.g. firefox (yt-dlp)")
     g.add_argument("--proxy", default=None, help="e.g. socks5://127.0.0.1:1080")
@@ -606,17 +582,22 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(out, settings, fetch.RateLimiter(args.rate_per_min), threading.Event(), args.duration_atol,
                   args.duration_rtol, args.full_decode, args.keep_sources)
     with Manifest(out) as manifest:
-        run = {"benchmark": name, "splits": sorted(items_by_split), "command": sys.argv if argv is None else argv,
-               "settings": settings.for_record(), "source": mode, "archive": args.archive_location,
-               "url_template": args.url_template}
+        run = {"benchmark": name, "splits": sorted(items_by_split), "command": [fetch.redact(str(a)) for a in (sys.argv if argv is None else argv)],
+               "settings": settings.for_record(), "source": mode,
+               "archive": args.archive_location and fetch.redact(args.archive_location),
+               "url_template": args.url_template and fetch.redact(args.url_template)}
         started = utc_now()
         manifest.record("run", started, event="start", **run)
         try:
             counts = download(sources, args, ctx, manifest)
+        except KeyboardInterrupt:
+            print(f"interrupted: finished files are recorded in {manifest.path}; run the same command to continue",
+                  file=sys.stderr)
+            return 130
         finally:
             manifest.compact()
         manifest.record("run", started, event="end", **run, counts=counts)
-        write_titles(manifest, out)
+        manifest.write_titles(out / "titles.tsv")
         targets = [t.name for s in sources for t in s.targets]
         print(f"{name}: this run done {counts['done']}, failed {counts['failed']}, skipped {counts['skipped']}; "
               f"manifest: {manifest.counts(targets)}")

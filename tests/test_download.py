@@ -448,8 +448,10 @@ def test_proxy_and_cookies_reach_the_server(server, clips, tmp_path):
     server.routes["/v/c.mp4"] = ("cookie", "session=s3cret", clips["b"])
     urls = write_lines(tmp_path / "urls.txt", ["http://videos.invalid/v/p.mp4"])
     out = tmp_path / "out"
-    assert run_cli("--urls", urls, "--out", out, "--proxy", server.base, *FAST) == 0
+    proxy = server.base.replace("http://", "http://user:pa55word@")
+    assert run_cli("--urls", urls, "--out", out, "--proxy", proxy, *FAST) == 0
     assert any(r["proxied"] for r in server.log) and manifest_of(out)["p.mp4"]["status"] == "done"
+    assert "pa55word" not in (out / MANIFEST_NAME).read_text()          # credentials are never written out
     cookies = tmp_path / "cookies.txt"
     cookies.write_text("# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\ts3cret\n")
     urls = write_lines(tmp_path / "urls2.txt", [f"{server.base}/v/c.mp4"])
@@ -519,6 +521,16 @@ def test_ytdlp_options_pass_network_settings_through(tmp_path):
     assert opts["retries"] == 0 and opts["cachedir"] is False and Path(opts["ffmpeg_location"]).is_file()
     with pytest.raises(ValueError, match="byte rate"):
         fetch.ytdlp_options(fetch.FetchSettings(limit_rate="fast"), tmp_path, lambda d: None)
+
+
+def test_titles_tsv_is_what_convert_reads(tmp_path):
+    m = Manifest(tmp_path)
+    m.record("video", "a.mp4", status="done", source="abcdefghijk", extractor="youtube", title='"Quoted"\ttab  title')
+    m.record("video", "b.mp4", status="done", source="http://x/b.mp4", extractor="generic", title="b")
+    m.record("video", "c.mp4", status="failed", source="ccccccccccc", extractor="youtube", title="c")
+    assert m.write_titles(tmp_path / "titles.tsv") == 1
+    convert = dl._load_convert()
+    assert convert.read_titles(tmp_path / "titles.tsv") == {"abcdefghijk": '"Quoted" tab title'}
 
 
 # ---------------------------------------------------------------------------------- coverage
