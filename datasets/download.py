@@ -373,9 +373,11 @@ def run_source(src: Source, ctx: Context) -> list[dict]:
 
 def run_archive(todo: list[Target], ctx: Context, manifest: Manifest, location: str, sha256: str | None) -> list[dict]:
     """Fetch (or open) the archive, check its sha256, unpack the wanted members and verify them."""
-    local = Path(location)
     downloaded = "://" in location
-    if downloaded:
+    local = Path(location).resolve() if not downloaded else Path()
+    if not downloaded:
+        location = str(local)
+    else:
         local = ctx.out / ARCHIVES_DIR / (re.sub(r"[?#].*$", "", location).rsplit("/", 1)[-1] or "archive")
     rec = manifest.get("archive", local.name)
     src = Source(local.name, location, todo)
@@ -460,10 +462,11 @@ def download(sources: list[Source], args: argparse.Namespace, ctx: Context, mani
 
     def keep(records: list[dict]) -> None:
         for r in records:
-            manifest.record("video", r.pop("name"), **r)
+            name = r.pop("name")
+            manifest.record("video", name, **r)
             counts[r["status"]] += 1
             if r["status"] != "done":
-                print(f"{r['status']}: {r.get('source')}: {r['reason']}", flush=True)
+                print(f"{r['status']}: {name} (from {r.get('source')}): {r['reason']}", flush=True)
 
     if args.archive_location is not None:
         todo = triage(sources[0].targets, manifest, ctx, args)
@@ -608,6 +611,10 @@ def main(argv: list[str] | None = None) -> int:
             report[f"{name}/{split}"] = cov
             print(format_coverage(split if generic else f"{name} {split}", cov))
         atomic_write_json(report_path, report)
+    try:
+        (out / STAGING).rmdir()  # only when empty: partial downloads stay for the next run
+    except OSError:
+        pass
     return 1 if counts["failed"] else 0
 
 
