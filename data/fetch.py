@@ -93,9 +93,9 @@ def redact(text: str) -> str:
 # ---------------------------------------------------------------------------- rate and retries
 
 class RateLimiter:
-    """At most ``per_minute`` starts per minute across threads: the k-th start waits until
-    ``first + k * 60 / per_minute`` (no bursts after an idle period: the slot clock never runs
-    ahead of the wall clock by more than one interval)."""
+    """At most ``per_minute`` request starts per minute across threads, evenly spaced: each start
+    takes the next free slot ``interval = 60 / per_minute`` after the previous one. After an idle
+    period the next start is immediate and the following ones are spaced again (no saved-up burst)."""
 
     def __init__(self, per_minute: float | None, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
@@ -122,19 +122,23 @@ class RateLimiter:
 
 def with_retries(attempt: Callable[[int], T], settings: FetchSettings,
                  on_retry: Callable[[int, FetchError, float], None] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> tuple[T, int]:
+                 sleep: Callable[[float], None] | None = None, stop: threading.Event | None = None) -> tuple[T, int]:
     """``attempt(n)`` for n = 1, 2, ... until it returns or fails for good; returns (result, attempts).
 
     Only ``FetchError`` with ``retry`` set is repeated, at most ``settings.retries`` times, after
-    ``backoff * 2**(n-1)`` seconds (capped, plus up to ``backoff`` of jitter). The last error is
-    re-raised with ``attempts`` set on it.
+    ``backoff * 2**(n-1)`` seconds (capped at ``backoff_max``, plus up to ``backoff`` of jitter so
+    that workers do not retry in lock-step). A set ``stop`` event ends the back-off at once and
+    retries no more. The last error is re-raised with ``attempts`` set on it.
     """
-    from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+    if sleep is None:
+        sleep = stop.wait if stop is not None else time.sleep
     retrying = Retrying(
         stop=stop_after_attempt(settings.retries + 1),
         wait=wait_exponential_jitter(initial=settings.backoff, max=settings.backoff_max, jitter=settings.backoff),
-        retry=retry_if_exception(lambda e: isinstance(e, FetchError) and e.retry),
+        retry=retry_if_exception(lambda e: isinstance(e, FetchError) and e.retry
+                                 and not (stop is not None and stop.is_set())),
         before_sleep=(lambda rs: on_retry(rs.attempt_number, rs.outcome.exception(), rs.next_action.sleep))
         if on_retry else None,
         sleep=sleep,
@@ -150,8 +154,6 @@ def with_retries(attempt: Callable[[int], T], settings: FetchSettings,
     except FetchError as e:
         e.attempts = n  # type: ignore[attr-defined]
         raise
-    except RetryError as e:  # not raised with reraise=True; kept for a clear message if it ever is
-        raise FetchError(f"gave up after {n} attempts: {e}", retry=False) from e
 
 
 # ------------------------------------------------------------------------------------- videos

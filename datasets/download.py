@@ -51,7 +51,9 @@ from dataclasses import dataclass, field  # noqa: E402
 from typing import Any  # noqa: E402
 
 from data import fetch  # noqa: E402
-from data.coverage import DURATION_ATOL, DURATION_RTOL, check_video, coverage, format_coverage  # noqa: E402
+from data.coverage import (  # noqa: E402
+    DURATION_ATOL, DURATION_RTOL, check_video, coverage, duration_is_lower_bound, format_coverage,
+)
 from data.download_manifest import Manifest, file_stamp, is_fresh, utc_now  # noqa: E402
 from data.metadata import inspect_video  # noqa: E402
 from utils.io import atomic_write_json, read_json, read_jsonl  # noqa: E402
@@ -93,6 +95,7 @@ class Target:
     window: tuple[float, float] | None = None   # cut this span of the source
     member: str | None = None                    # archive member base name
     fields: dict[str, Any] = field(default_factory=dict)
+    at_least: bool = False                       # ``expected`` is a lower bound (a capped annotation)
 
 
 @dataclass
@@ -261,7 +264,8 @@ def plan(benchmark: str, items_by_split: dict[str, list[dict]], mode: str, url_t
             window = f.pop("window", None) if mode != "archive" else None
             # archives name their videos <vid>.mp4 (Charades, QVHighlights) or as the items do
             member = (f"{f['vid']}.mp4" if "vid" in f else Path(item["video"]).name) if mode == "archive" else None
-            targets[item["video"]] = Target(item["video"], item.get("duration"), window, member, f)
+            targets[item["video"]] = Target(item["video"], item.get("duration"), window, member, f,
+                                            duration_is_lower_bound(benchmark, item.get("duration")))
     if mode == "archive":
         return [Source("archive", None, list(targets.values()))]
     sources: dict[str, Source] = {}
@@ -303,7 +307,7 @@ def _record(t: Target, src: Source | None, status: str, reason: str | None, atte
 
 def install(t: Target, made: Path, src: Source | None, ctx: Context, attempts: int, **extra) -> dict:
     """Verify ``made`` and move it to ``out/t.name``; the manifest record either way."""
-    entry, problem = check_video(made, t.expected, ctx.atol, ctx.rtol, ctx.full_decode)
+    entry, problem = check_video(made, t.expected, ctx.atol, ctx.rtol, ctx.full_decode, t.at_least)
     if problem:
         made.unlink(missing_ok=True)
         return _record(t, src, "failed", problem, attempts, duration=entry["duration"], **extra)
@@ -337,7 +341,7 @@ def run_source(src: Source, ctx: Context) -> list[dict]:
         log.info("%s: attempt %d failed (%s); retrying in %.1f s", src.key, n, e.reason, wait)
 
     try:
-        (path, info, entry), attempts = fetch.with_retries(attempt, ctx.settings, on_retry)
+        (path, info, entry), attempts = fetch.with_retries(attempt, ctx.settings, on_retry, stop=ctx.stop)
     except fetch.FetchError as e:
         if ctx.stop.is_set():
             return []  # interrupted: stays pending
@@ -386,7 +390,7 @@ def run_archive(todo: list[Target], ctx: Context, manifest: Manifest, location: 
             def attempt(n: int) -> Path:
                 ctx.limiter.acquire(ctx.stop)
                 return fetch.fetch_file(location, local, ctx.settings, ctx.stop)
-            fetch.with_retries(attempt, ctx.settings)
+            fetch.with_retries(attempt, ctx.settings, stop=ctx.stop)
         if not local.is_file():
             raise fetch.FetchError(f"archive not found: {local}", retry=False)
         known = sha256 or (rec or {}).get("sha256")
@@ -437,7 +441,7 @@ def triage(targets: list[Target], manifest: Manifest, ctx: Context, args: argpar
         if is_fresh(rec, path) and not args.reverify:
             continue
         if path.is_file():
-            entry, problem = check_video(path, t.expected, ctx.atol, ctx.rtol, ctx.full_decode)
+            entry, problem = check_video(path, t.expected, ctx.atol, ctx.rtol, ctx.full_decode, t.at_least)
             if problem is None:
                 if not is_fresh(rec, path):
                     fields = {k: v for k, v in (rec or {}).items() if k not in ("kind", "name", "time")}

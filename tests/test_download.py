@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from data import fetch
-from data.coverage import coverage, duration_ok, format_coverage
+from data.coverage import DURATION_CAPS, coverage, duration_ok, format_coverage
 from data.coverage import main as coverage_main
 from data.download_manifest import MANIFEST_NAME, Manifest
 from data.metadata import inspect_video
@@ -319,6 +319,31 @@ def test_run_killed_and_resumed(server, clips, tmp_path):
     assert [r["event"] for r in runs] == ["start", "start", "end"]   # the killed run left its start
 
 
+def test_ctrl_c_stops_running_downloads_and_keeps_what_finished(server, clips, tmp_path):
+    server.routes["/v/a.mp4"] = ("file", clips["a"])
+    server.routes["/v/slow.mp4"] = ("trickle", clips["long"], 1000, 0.2)   # ~30 s: interrupted long before
+    urls = write_lines(tmp_path / "urls.txt", [f"{server.base}/v/a.mp4", f"{server.base}/v/slow.mp4"])
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--urls", str(urls), "--out", str(out), "--workers", "2",
+                             "--backoff", "30"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / MANIFEST_NAME).exists() or "a.mp4" not in manifest_of(out) \
+                or not any(r["path"] == "/v/slow.mp4" for r in server.log):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "run the same command to continue" in err
+    assert time.monotonic() - t0 < 10                               # no waiting for the trickle to end
+    assert {n: r["status"] for n, r in manifest_of(out).items()} == {"a.mp4": "done"}   # slow.mp4: pending
+    assert list((out / ".staging").glob("*/source.mp4.part"))      # its partial download stays for the re-run
+
+
 def test_corrupt_file_is_replaced_on_the_next_run(server, clips, tmp_path, capsys):
     server.routes["/v/a.mp4"] = ("file", clips["long"])
     urls = write_lines(tmp_path / "urls.txt", [f"{server.base}/v/a.mp4"])
@@ -496,6 +521,13 @@ def test_retries_back_off_exponentially_and_stop_on_permanent_errors():
     with pytest.raises(fetch.FetchError) as e:
         fetch.with_retries(gone, settings, sleep=waits.append)
     assert e.value.attempts == 1 and e.value.unavailable and len(waits) == 3
+    stop = threading.Event()
+    stop.set()                                        # Ctrl-C: no further attempt, no back-off wait
+    calls.clear()
+    t0 = time.monotonic()
+    with pytest.raises(fetch.FetchError, match="timed out"):
+        fetch.with_retries(flaky, settings, stop=stop)
+    assert calls == [1] and time.monotonic() - t0 < 0.5
 
 
 @pytest.mark.parametrize("message, unavailable, retry", [
@@ -553,6 +585,16 @@ def test_coverage_counts_items_and_videos(tmp_path, clips, capsys):
     assert line.startswith("coverage x test: 3 / 6 items (50.0 %) have a valid video; videos 1 / 4 valid")
     assert "missing: 1 videos, 1 items (e.g. none.mp4)" in line
     assert duration_ok(2.0, 3.9) and not duration_ok(2.0, 4.1) and duration_ok(95.0, 100.0) and duration_ok(None, None)
+    assert not duration_ok(400.0, 300.0) and duration_ok(400.0, 300.0, at_least=True) and not duration_ok(200.0, 300.0, at_least=True)
+    # Mr.HiSum durations stop at 300 s: a longer video is the right one there, not elsewhere
+    (root / "long.mp4").write_bytes(clips["long"])                 # 12 s
+    capped = [{"id": "h", "dataset": "hisum", "video": "long.mp4", "duration": 300.0},
+              {"id": "q", "dataset": "qvh", "video": "long.mp4", "duration": 300.0}]
+    assert coverage(capped, root, atol=0.0)["items_by_status"]["duration_mismatch"] == 2
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(DURATION_CAPS, "hisum", 10.0)
+        capped[0]["duration"] = 10.0
+        assert coverage(capped, root, atol=0.0)["items_by_status"]["duration_mismatch"] == 1
     items_path = tmp_path / "items_test.jsonl"
     items_path.write_text("".join(json.dumps(it) + "\n" for it in items))
     assert coverage_main(["--items", str(items_path), "--video_root", str(root), "--min_coverage", "40"]) == 0
@@ -597,6 +639,8 @@ def test_id_lists_come_from_the_real_annotations(shared_data):
     assert len(sources) == 1 and len(sources[0].targets) == len({i["id"].split("#")[0] for i in items}) == 1334
     items, sources = _count_plan("hisum", "test")
     assert len(items) == 2000 and all(len(s.key) == 11 for s in sources)
+    capped = {i["video"] for i in items if i["duration"] == 300.0}
+    assert capped and {t.name for s in sources for t in s.targets if t.at_least} == capped
     items, sources = _count_plan("youcook2", "val")
     assert {s.key for s in sources} == {k[2:] for k in json.loads((shared_data / "youcook2" / "yc2_val.json").read_text())}
 
