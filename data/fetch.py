@@ -29,6 +29,7 @@ import logging
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -352,9 +353,14 @@ def fetch_file(url: str, dest: Path, settings: FetchSettings, stop: threading.Ev
             resumed = r.status_code == 206
             expected = r.headers.get("Content-Length")
             total = (int(expected) + (have if resumed else 0)) if expected is not None else None
-            with open(part, "ab" if resumed else "wb") as f:
-                for chunk in r.iter_bytes(1 << 20):
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=have if resumed else 0, unit="B", unit_scale=True, desc=dest.name,
+                       disable=not sys.stderr.isatty())  # a 13-GB archive takes a while; logs stay clean
+            with open(part, "ab" if resumed else "wb") as f, bar:
+                for chunk in r.iter_bytes():  # as it arrives: a broken transfer keeps every byte received
                     f.write(chunk)
+                    bar.update(len(chunk))
                     if stop is not None and stop.is_set():
                         raise FetchError("stopped", retry=False)
                     if deadline is not None and time.monotonic() > deadline:

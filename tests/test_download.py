@@ -420,6 +420,24 @@ def test_archive_with_wrong_checksum_is_refused_then_unpacked_when_right(server,
     assert Manifest(out).get("archive", "Charades_v1_480.zip")["sha256"] == digest
 
 
+def test_archive_download_resumes_a_partial_file(server, tmp_path):
+    data = os.urandom(300_000)
+    server.routes["/big.zip"] = ("cut", data, 0.4)
+    settings = fetch.FetchSettings(timeout=2, retries=0, backoff=0)
+    dest = tmp_path / "big.zip"
+    with pytest.raises(fetch.FetchError) as e:
+        fetch.fetch_file(f"{server.base}/big.zip", dest, settings)
+    assert e.value.retry and not dest.exists()
+    have = dest.with_name("big.zip.part").stat().st_size
+    assert 0 < have < len(data)
+    server.routes["/big.zip"] = ("file", data)
+    assert fetch.fetch_file(f"{server.base}/big.zip", dest, settings) == dest
+    assert dest.read_bytes() == data and server.log[-1]["range"] == f"bytes={have}-"
+    with pytest.raises(fetch.FetchError) as e:
+        fetch.fetch_file(f"{server.base}/none.zip", tmp_path / "none.zip", settings)
+    assert e.value.unavailable and "404" in e.value.reason
+
+
 def test_archive_without_published_checksum_records_the_first_and_finds_missing_members(charades, tmp_path, capsys):
     anno, archive = charades
     (anno / "Charades_v1_test.csv").write_text(CHARADES_CSV + "EEEEE,2.0\n")
