@@ -20,7 +20,8 @@ repeats transient failures with exponential back-off and jitter (tenacity).
 * **ffmpeg** is imageio-ffmpeg's binary: ``cut`` re-encodes (libx264) so a window starts at its
   exact time, ``remux`` changes the container without re-encoding (mp4 output for webm sources).
 
-Nothing here knows about benchmarks or manifests (``datasets/download.py`` does).
+Nothing here knows about benchmarks or manifests (``data/download_jobs.py`` and
+``datasets/download.py`` do).
 """
 from __future__ import annotations
 
@@ -196,10 +197,6 @@ def classify_download_error(message: str, status: int | None = None) -> FetchErr
         if needle in low:
             return FetchError(f"{reason}: {text}", unavailable=unavailable)
     return FetchError(text)
-
-
-class _Cancelled(Exception):
-    pass
 
 
 class _YtdlpLogger:
