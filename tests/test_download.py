@@ -484,6 +484,26 @@ def test_qvh_windows_are_cut_from_one_download(server, clips, tmp_path):
     assert not list((out / ".staging").glob("*/*")) if (out / ".staging").exists() else True
 
 
+def test_converted_items_and_annotations_give_the_same_plan(tmp_path, capsys):
+    anno = tmp_path / "qvh"
+    anno.mkdir()
+    lines = [{"qid": 7, "query": "q", "duration": 150, "vid": "a_b-c_d_30.0_180.0"},
+             {"qid": 8, "query": "r", "duration": 100, "vid": "xyz_0.0_150.0"}]
+    (anno / "highlight_val_release.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    items = tmp_path / "items_val.jsonl"
+    assert dl._load_convert().main(["qvh", "--input", str(anno / "highlight_val_release.jsonl"), "--output", str(items)]) == 0
+    capsys.readouterr()
+    assert run_cli("qvh", "--anno_dir", anno, "--out", tmp_path / "o", "--list") == 0
+    from_anno = capsys.readouterr().out
+    assert run_cli("qvh", "--items", items, "--out", tmp_path / "o", "--list") == 0
+    assert capsys.readouterr().out == from_anno == (
+        "https://www.youtube.com/watch?v=a_b-c_d\ta_b-c_d_30.0_180.0.mp4\n"     # ids may hold "_"
+        "https://www.youtube.com/watch?v=xyz\txyz_0.0_150.0.mp4\n")
+    with pytest.raises(SystemExit) as e:
+        run_cli("tvsum", "--items", items, "--out", tmp_path / "o", "--list")
+    assert e.value.code == 2 and "not tvsum" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------ pass-through options
 
 def test_proxy_and_cookies_reach_the_server(server, clips, tmp_path):
