@@ -9,6 +9,7 @@ The parts (fetch, retries, rate limit, coverage) have their unit tests in tests/
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import importlib.util
 import json
@@ -463,6 +464,12 @@ def test_bad_input_is_a_usage_error(tmp_path, capsys):
         run_cli("qvh", "--anno_dir", tmp_path, "--out", tmp_path / "o")
     assert e.value.code == 2 and "highlight_val_release.jsonl" in capsys.readouterr().err
     good = write_lines(tmp_path / "good.txt", ["abc"])
+    (tmp_path / "o").mkdir()
+    with open(tmp_path / "o" / ".download.lock", "w") as held:       # another run is writing there
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(SystemExit) as e:
+            run_cli("--ids", good, "--out", tmp_path / "o")
+    assert e.value.code == 2 and "another download is running" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         run_cli("--ids", good, "--out", tmp_path / "o", "--url_template", "http://x/{nope}")
     assert e.value.code == 2 and "unknown placeholder 'nope'" in capsys.readouterr().err
