@@ -1,4 +1,5 @@
-"""Benchmark annotation converters (datasets/convert.py) and query templates (data/prompts.py).
+"""Benchmark annotation converters (``convert`` of each data/benchmarks module, datasets/convert.py as
+their command line) and query templates (data/prompts.py).
 
 The real annotation files in ../shared/data are the inputs; MAGQA (not available offline) uses a
 small fixture in its documented format.
@@ -12,6 +13,7 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -25,10 +27,17 @@ SCRIPT = REPO / "datasets" / "convert.py"
 
 @pytest.fixture(scope="module")
 def conv():
+    """The converters under short names, and the command line's main()."""
+    from data.benchmarks import charades, hisum, magqa, qvh, tvsum, youcook2
+
     spec = importlib.util.spec_from_file_location("aha_convert", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    return SimpleNamespace(
+        convert_charades=lambda *a, **kw: charades.convert(*a, **kw)[0], convert_youcook2=youcook2.convert,
+        convert_qvh=qvh.convert, convert_tvsum=tvsum.convert, convert_hisum=hisum.convert, convert_magqa=magqa.convert,
+        split_qvh_vid=qvh.split_vid, qvh_saliency_windows=qvh.saliency_windows, parse_label_list=hisum.parse_label_list,
+        main=cli.main)
 
 
 @pytest.fixture(scope="module")
