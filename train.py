@@ -67,12 +67,13 @@ from data.collator import StreamCollator  # noqa: E402
 from data.feature_cache import FeatureCache  # noqa: E402
 from data.stream import ClipMemory  # noqa: E402
 from data.mixture import build_mixture  # noqa: E402
-from models.build import build_model, load_preset  # noqa: E402
+from models.build import PRESET_DIR, build_model, load_preset, train_window_tokens  # noqa: E402
 from models.config import merge_loss_weights  # noqa: E402
 from models.chat import ChatTemplate, load_tokenizer, system_prompt_of  # noqa: E402
-from models.checkpoint import META, load_checkpoint, save_checkpoint  # noqa: E402
+from models.checkpoint import META, checkpoint_meta, inference_settings, load_checkpoint, save_checkpoint  # noqa: E402
+from models.inference_settings import InferenceSettings  # noqa: E402
 from models.lora import LoraSettings, apply_lora  # noqa: E402
-from utils.io import atomic_write_json  # noqa: E402
+from utils.io import atomic_write_json, read_json  # noqa: E402
 from utils.log import setup_logging  # noqa: E402
 
 log = logging.getLogger("train")
@@ -116,6 +117,10 @@ class DataArguments:
     system_prompt: str | None = field(default=None, metadata={"help": "system turn of every item (default: the model "
                                                                        "config's system_prompt, else the reference's); "
                                                                        "saved in the checkpoint for inference"})
+    inference_settings: str | None = field(default=None, metadata={
+        "help": "JSON of the inference settings the checkpoint carries (fps, cache_policy, window, sink_tokens, prompt_order); "
+                "default: the mixture's fps when all its datasets share one, and a dynamic_sink cache of the preset's "
+                "train_window_frames when it names them, else the project defaults (models/inference_settings.py)"})
 
 
 @dataclass
@@ -141,9 +146,10 @@ def parse_loss_weights(text: str) -> dict:
 class AhaTrainer(Trainer):
     """Trainer that logs each loss component and saves Aha! checkpoints."""
 
-    def __init__(self, *args, aha_weights: str | None = None, **kwargs):
+    def __init__(self, *args, aha_weights: str | None = None, aha_inference: InferenceSettings | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.aha_weights = aha_weights
+        self.aha_inference = aha_inference
         # the model returns a per-batch mean: let the Trainer divide by the accumulation steps
         self.model_accepts_loss_kwargs = False
         self.loss_is_scaled_for_ga = False
@@ -185,11 +191,11 @@ class AhaTrainer(Trainer):
             # parameters are partitioned: the Trainer gathered state_dict for us (adapter only)
             super()._save(output_dir, state_dict=state_dict)
             if self.args.should_save:
-                write_adapter_meta(self.model, output_dir, self.aha_weights)
+                write_adapter_meta(self.model, output_dir, self.aha_weights, self.aha_inference)
             return
         if not self.args.should_save:
             return
-        save_checkpoint(self.model, output_dir, weights=self.aha_weights)
+        save_checkpoint(self.model, output_dir, weights=self.aha_weights, inference=self.aha_inference)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
         Path(output_dir, "training_args.json").write_text(self.args.to_json_string())
@@ -201,11 +207,42 @@ def zero_stage(trainer: Trainer) -> int:
     return int(trainer.accelerator.state.deepspeed_plugin.deepspeed_config.get("zero_optimization", {}).get("stage", 0))
 
 
-def write_adapter_meta(model, out_dir: str | os.PathLike, weights: str | None) -> None:
+def write_adapter_meta(model, out_dir: str | os.PathLike, weights: str | None, inference: InferenceSettings | None) -> None:
     """aha_model.json beside an adapter written by the Trainer itself (ZeRO-3 checkpoints)."""
-    base = unwrap(model)
-    atomic_write_json(Path(out_dir) / META, {"config": base.config.to_dict(), "weights": weights,
-                                             "base_saved": False, "kind": "adapter"})
+    atomic_write_json(Path(out_dir) / META, checkpoint_meta(unwrap(model), weights, "adapter", inference=inference))
+
+
+def training_inference_settings(text: str | None, preset: str, dataset_config: str,
+                                continued_from: str | None = None) -> InferenceSettings:
+    """What the checkpoint will carry: the clips the model was trained on (or the settings of the
+    checkpoint training continues from), with --inference_settings on top."""
+    carried = inference_settings(continued_from) if continued_from else None
+    if carried is not None:
+        derived = carried.to_dict()
+        derived.pop("tokens_per_frame")
+        return InferenceSettings.from_dict({**derived, **_json_object(text)})
+    fps_all = {float(d["fps"]) for d in read_json(dataset_config)["datasets"]}
+    derived: dict = {}
+    if len(fps_all) == 1:
+        derived["fps"] = fps_all.pop()
+    else:
+        log.info("the mixture mixes frame rates %s: the checkpoint carries the default inference fps", sorted(fps_all))
+    window = train_window_tokens(preset) if Path(preset).suffix == ".json" or (PRESET_DIR / f"{preset}.json").is_file() else None
+    if window is not None:
+        derived.update(cache_policy="dynamic_sink", window=window)
+    return InferenceSettings.from_dict({**derived, **_json_object(text)})
+
+
+def _json_object(text: str | None) -> dict:
+    if not text:
+        return {}
+    try:
+        given = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--inference_settings must be a JSON object, got {text!r}: {e}") from None
+    if not isinstance(given, dict):
+        raise ValueError(f"--inference_settings must be a JSON object, got {text!r}")
+    return given
 
 
 def save_final(trainer: AhaTrainer, out_dir: str) -> None:
@@ -219,7 +256,7 @@ def save_final(trainer: AhaTrainer, out_dir: str) -> None:
         gather = deepspeed.zero.GatheredParameters(trainable, modifier_rank=None)
     with gather:
         if trainer.is_world_process_zero():
-            save_checkpoint(model, out_dir, weights=trainer.aha_weights)
+            save_checkpoint(model, out_dir, weights=trainer.aha_weights, inference=trainer.aha_inference)
             if trainer.processing_class is not None:
                 trainer.processing_class.save_pretrained(out_dir)
             log.info("saved the final adapter checkpoint to %s", out_dir)
@@ -355,6 +392,8 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> AhaTra
         raise ValueError("give --tokenizer (or --weights holding a tokenizer)")
     tokenizer = load_tokenizer(tok_path)
     frozen_projector = bool(data_args.feature_cache) and data_args.feature_kind == "frame_embeds"
+    inference = training_inference_settings(data_args.inference_settings, model_args.preset, data_args.dataset_config,
+                                            continued_from=model_args.lora_pretrained)
     if data_args.feature_cache and model_args.train_vision:
         raise ValueError("--feature_cache holds frozen-tower features: it cannot be used with --train_vision true")
     model = build_trainable_model(model_args, args, frozen_projector)
@@ -383,7 +422,8 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> AhaTra
     collator = StreamCollator(pad_token_id=tokenizer.pad_token_id, frame_size=cfg.frame_size)
 
     trainer = AhaTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator,
-                         processing_class=tokenizer, aha_weights=model_args.weights, callbacks=callbacks)
+                         processing_class=tokenizer, aha_weights=model_args.weights, callbacks=callbacks,
+                         aha_inference=inference)
     if zero_stage(trainer) == 3 and model_args.weights is None:
         raise ValueError("ZeRO-3 partitions the base model, which then cannot be saved: train a random-init base "
                          "without ZeRO-3, or give --weights")

@@ -15,6 +15,7 @@ import random
 
 # The reference's default system prompt (kept verbatim for the released weights); defined with
 # the chat template so the model layer does not import data/.
+from models.chat import DEFAULT_SYSTEM_PROMPT as SYSTEM_PROMPT  # noqa: E402, F401 (re-exported)
 
 # Grounding-style query templates; "{query}" is replaced by the sentence / title. The first two
 # are the bare query, as in the reference's 12-template list, so a random draw returns the raw

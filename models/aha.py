@@ -37,8 +37,10 @@ class AhaOutput(ModelOutput):
 
 class AhaForStreaming(LlavaOnevisionForConditionalGeneration):
     config_class = AhaConfig
-    # the heads are new modules: let from_pretrained initialise them without complaint
-    _keys_to_ignore_on_load_missing = [r"informative_head", r"relevance_head", r"uncertainty_head"]
+    # the heads stay fp32 whatever the backbone's dtype: in bf16 their scores take a few hundred
+    # distinct values, and ranking metrics (TVSum, Mr.HiSum, QVHighlights) then see ties
+    HEADS = ("informative_head", "relevance_head", "uncertainty_head")
+    _keep_in_fp32_modules_strict = list(HEADS)
 
     def __init__(self, config: AhaConfig):
         super().__init__(config)
@@ -131,14 +133,22 @@ class AhaForStreaming(LlavaOnevisionForConditionalGeneration):
         return embeds
 
     # ----------------------------------------------------------------- heads
+    def heads_to_fp32(self) -> None:
+        """After a cast of the whole model (``.to(bf16)``): the heads back to fp32."""
+        for name in self.HEADS:
+            getattr(self, name).float()
+
     def read_heads(self, hidden: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The three heads in fp32, whatever the backbone's dtype, autocast or a DeepSpeed bf16
+        engine (which casts every parameter): the hidden state and the weights are upcast."""
         if self.config.head_stop_grad:
             hidden = hidden.detach()
-        return {
-            "informative_logits": self.informative_head(hidden),
-            "relevance": torch.sigmoid(self.relevance_head(hidden).squeeze(-1)),
-            "log_variance": self.uncertainty_head(hidden).squeeze(-1),
-        }
+        with torch.autocast(device_type=hidden.device.type, enabled=False):
+            h = hidden.float()
+            info = F.linear(h, self.informative_head.weight.float())
+            rel = F.linear(h, self.relevance_head.weight.float()).squeeze(-1)
+            logvar = F.linear(h, self.uncertainty_head.weight.float()).squeeze(-1)
+        return {"informative_logits": info, "relevance": torch.sigmoid(rel), "log_variance": logvar}
 
     # ----------------------------------------------------------------- forward
     def forward(

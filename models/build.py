@@ -1,12 +1,9 @@
-"""Build an Aha! model from a preset, optionally with real backbone weights from a local folder.
+"""Build an Aha! model from a preset (random init), or from a local weights folder.
 
-Two on-disk layouts of LLaVA-OneVision are understood:
-- llava-hf (``model_type: llava_onevision``; keys ``language_model.model.*``, ``vision_tower.*``,
-  ``multi_modal_projector.linear_{1,2}.*``): loaded with transformers' own ``from_pretrained``;
-- lmms-lab original (``model_type: llava`` / ``llava_qwen``, ``mm_vision_tower`` set; keys
-  ``model.layers.*``, ``model.mm_projector.{0,2}.*``, ``model.vision_tower.vision_tower.vision_model.*``):
-  keys are renamed here and SigLIP's last layer (unused by OV) is dropped.
-Nothing is downloaded: the weights folder must exist locally (HF_HUB_OFFLINE is respected anyway).
+Layouts, key names and the checks made on them: ``models.weights``. Loading goes through
+transformers' ``from_pretrained`` with the layout's key mapping (meta-device init, shards read
+straight into the target dtype and device, ZeRO-3, 4-bit), after a plan made from the file headers
+has accounted for every tensor. Nothing is downloaded: the folder must exist locally.
 """
 from __future__ import annotations
 
@@ -19,6 +16,8 @@ import torch
 
 from models.aha import AhaForStreaming
 from models.config import AhaConfig
+from models.weights import (HEAD_KEYS, KEY_MAPPINGS, LoadReport, count_reasons, detect_layout, map_key, plan_load, read_index,
+                            size_disagreements, weights_backbone_config)
 from utils.paths import REPO_ROOT
 
 log = logging.getLogger(__name__)
@@ -60,134 +59,199 @@ def train_window_tokens(name_or_path: str | Path) -> int | None:
     return int(frames) * load_preset(name_or_path).tokens_per_frame + WINDOW_TEXT_TOKENS
 
 
-def detect_layout(weights_dir: str | Path) -> str:
-    cfg_file = Path(weights_dir) / "config.json"
-    if not cfg_file.is_file():
-        raise FileNotFoundError(f"{weights_dir} has no config.json: not a model folder")
-    cfg = json.loads(cfg_file.read_text())
-    if cfg.get("model_type") == "llava_onevision":
-        return "llava-hf"
-    if "mm_vision_tower" in cfg or cfg.get("model_type") in ("llava", "llava_qwen"):
-        return "lmms-lab"
-    raise ValueError(f"{weights_dir}: unrecognised model_type {cfg.get('model_type')!r} (want llava-hf or lmms-lab LLaVA-OneVision)")
+def config_from_weights(weights_dir: str | Path, preset: AhaConfig | None = None,
+                        index: dict | None = None) -> AhaConfig:
+    """The weights' own backbone sizes plus the preset's Aha fields (AhaConfig defaults without a
+    preset). A preset whose backbone sizes disagree with the weights is refused, naming both."""
+    backbone = weights_backbone_config(weights_dir, index, preset)
+    aha = {k: getattr(preset, k) for k in AHA_FIELDS} if preset is not None else {}
+    if "image_token_index" not in backbone and preset is not None:
+        backbone["image_token_index"] = preset.image_token_index
+    cfg = AhaConfig(**{**backbone, **aha})
+    if preset is not None:
+        bad = size_disagreements(preset, cfg)
+        if bad:
+            raise ValueError(f"the model preset and the weights in {weights_dir} disagree on the backbone: " + "; ".join(bad))
+    return cfg
 
 
-def config_from_weights(weights_dir: str | Path, preset: AhaConfig) -> AhaConfig:
-    """The checkpoint's backbone dimensions plus the preset's Aha fields."""
-    aha = {k: getattr(preset, k) for k in AHA_FIELDS}
-    layout = detect_layout(weights_dir)
-    raw = json.loads((Path(weights_dir) / "config.json").read_text())
-    if layout == "llava-hf":
-        raw = {k: v for k, v in raw.items() if k not in ("architectures", "transformers_version", "torch_dtype", "dtype")}
-        return AhaConfig(**{**raw, **aha})
-    # lmms-lab: Qwen2 fields at the top level, SigLIP given only by name (so400m/14 at 384)
-    text_keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-                 "vocab_size", "max_position_embeddings", "rope_theta", "rms_norm_eps", "tie_word_embeddings", "hidden_act")
-    text = {"model_type": "qwen2", **{k: raw[k] for k in text_keys if k in raw}}
-    vision = preset.vision_config.to_dict()
-    return AhaConfig(
-        vision_config=vision,
-        text_config=text,
-        image_token_index=preset.image_token_index,
-        tie_word_embeddings=bool(raw.get("tie_word_embeddings", False)),
-        **aha,
-    )
+def resolve_dtype(dtype: torch.dtype | str | None, device: str | torch.device | None = None) -> torch.dtype:
+    """A dtype name or None; None means fp32 on CPU and bf16 on CUDA (stated in every run record)."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is None:
+        return torch.bfloat16 if torch.device(device or "cpu").type == "cuda" else torch.float32
+    try:
+        return DTYPES[dtype]
+    except KeyError:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}") from None
 
 
-_LMMS_RULES = [
-    (r"^model\.vision_tower\.vision_tower\.vision_model\.", "model.vision_tower."),
-    (r"^model\.mm_projector\.0\.", "model.multi_modal_projector.linear_1."),
-    (r"^model\.mm_projector\.2\.", "model.multi_modal_projector.linear_2."),
-    (r"^model\.image_newline$", "model.image_newline"),
-    (r"^model\.(embed_tokens|layers|norm)\b", r"model.language_model.\1"),
-    (r"^lm_head\.", "lm_head."),
-]
-
-
-def rename_lmms_lab_key(key: str, n_vision_layers: int) -> str | None:
-    """lmms-lab key -> our key; None for keys OV does not use (extra SigLIP layers, head, duplicates)."""
-    if key.startswith("vision_encoder.") or ".vision_model.head." in key:
-        return None  # the reference's duplicate tower / SigLIP pooling head
-    m = re.search(r"vision_model\.encoder\.layers\.(\d+)\.", key)
-    if m and int(m.group(1)) >= n_vision_layers:
-        return None
-    for pat, rep in _LMMS_RULES:
-        if re.search(pat, key):
-            return re.sub(pat, rep, key)
-    return None
-
-
-def _load_safetensors_dir(d: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    files = sorted(d.glob("*.safetensors"))
-    if not files:
-        raise FileNotFoundError(f"{d}: no .safetensors files (pickled checkpoints are not loaded)")
-    state: dict[str, torch.Tensor] = {}
-    for f in files:
-        state.update(load_file(str(f)))
-    return state
+DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
+          "fp32": torch.float32, "float32": torch.float32}
 
 
 def build_model(
-    preset: str | Path | AhaConfig = "aha-tiny",
+    preset: str | Path | AhaConfig | None = "aha-tiny",
     weights: str | Path | None = None,
     dtype: torch.dtype | str | None = None,
     attn_implementation: str | None = None,
     device: str | torch.device | None = None,
     load_in_4bit: bool = False,
     seed: int | None = None,
+    heads: str | Path | None = None,
 ) -> AhaForStreaming:
-    """A ready model. ``attn_implementation``: sdpa (default), flash_attention_2 if installed, eager."""
-    cfg = preset if isinstance(preset, AhaConfig) else load_preset(preset)
+    """A ready model: random init from a preset, or a weights folder (any layout of models.weights).
+
+    ``dtype`` None: fp32 on CPU, bf16 on CUDA; the three heads stay fp32 whatever it is.
+    ``heads``: a safetensors file holding the three heads (e.g. beside a bare backbone).
+    ``attn_implementation``: sdpa (default), flash_attention_2 if installed, eager.
+    The load's one-line report is logged and kept as ``model.load_report``.
+    """
+    cfg = load_preset(preset) if isinstance(preset, (str, Path)) else preset
     attn = attn_implementation or "sdpa"
     if attn == "flash_attention_2":
         try:
             import flash_attn  # noqa: F401
         except ImportError as e:
             raise ImportError("attn_implementation=flash_attention_2 needs the optional flash-attn package") from e
-    if isinstance(dtype, str):
-        dtype = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
-                 "fp32": torch.float32, "float32": torch.float32}[dtype]
+    dt = resolve_dtype(dtype, device)
     if weights is None:
+        if cfg is None:
+            raise ValueError("give a model preset or a weights folder")
         if load_in_4bit:
             raise ValueError("load_in_4bit needs real weights (--weights)")
         if seed is not None:
             torch.manual_seed(seed)
         cfg._attn_implementation = attn
-        model = AhaForStreaming(cfg)
-        if dtype is not None:
-            model = model.to(dtype)
+        model = AhaForStreaming(cfg).to(dt)
+        model.load_report = LoadReport(source="random init" + (f" (seed {seed})" if seed is not None else ""), layout="preset",
+                                       tensors_in_files=0, loaded=0, dtype=str(dt).replace("torch.", ""),
+                                       device=str(device or "cpu"), heads="random")
     else:
-        weights = Path(weights)
-        full_cfg = config_from_weights(weights, cfg)
-        layout = detect_layout(weights)
-        quant = _bnb_config() if load_in_4bit else None
-        if layout == "llava-hf":
-            model = AhaForStreaming.from_pretrained(
-                str(weights), config=full_cfg, dtype=dtype or "auto", attn_implementation=attn,
-                quantization_config=quant, local_files_only=True,
-            )
-        else:
-            if quant is not None:
-                raise ValueError("4-bit loading is supported for the llava-hf layout; convert lmms-lab weights first")
-            full_cfg._attn_implementation = attn
-            model = AhaForStreaming(full_cfg)
-            n_vis = full_cfg.vision_config.num_hidden_layers
-            state = {}
-            for k, v in _load_safetensors_dir(weights).items():
-                nk = rename_lmms_lab_key(k, n_vis)
-                if nk is not None:
-                    state[nk] = v
-            missing, unexpected = model.load_state_dict(state, strict=False)
-            missing = [k for k in missing if not re.search(r"(informative|relevance|uncertainty)_head", k)]
-            if missing or unexpected:
-                raise ValueError(f"lmms-lab weights do not fit: missing {missing[:8]}..., unexpected {unexpected[:8]}...")
-            if dtype is not None:
-                model = model.to(dtype)
+        model = _load_weights(Path(weights), cfg, dt, attn, device, load_in_4bit, seed)
+    if heads is not None:
+        load_heads(model, heads)
+        model.load_report.heads = f"from {heads}"
+    model.heads_to_fp32()
     if device is not None and not load_in_4bit:
         model = model.to(device)
+    log.info("%s", model.load_report.line())
     return model
+
+
+def _load_weights(weights: Path, preset: AhaConfig | None, dtype: torch.dtype, attn: str, device, load_in_4bit: bool,
+                  seed: int | None) -> AhaForStreaming:
+    """Plan from the file headers (every tensor mapped, dropped for a known reason, or an error),
+    then transformers' own from_pretrained: meta-device init, shards read straight into ``dtype``
+    (and onto ``device``), DeepSpeed ZeRO-3 partitioned loading, bitsandbytes 4-bit."""
+    layout = detect_layout(weights)
+    index = read_index(weights)
+    cfg = config_from_weights(weights, preset, index)
+    cfg._attn_implementation = attn
+    plan = plan_load(_meta_model(cfg), index, layout, str(weights))
+    plan.raise_if_bad()
+    quant = _bnb_config() if load_in_4bit else None
+    # missing heads are initialised by transformers from the global RNG: seed it, so that a bare
+    # backbone gives the same (untrained) heads every time
+    torch.manual_seed(0 if seed is None else seed)
+    device_map = None if device is None else {"": torch.device(device)}
+    with _transformers_quiet():
+        model, info = AhaForStreaming.from_pretrained(
+            str(weights), config=cfg, dtype=dtype, attn_implementation=attn, quantization_config=quant,
+            key_mapping=KEY_MAPPINGS[layout], device_map=device_map if quant is None else (device_map or "auto"),  # bitsandbytes places it itself
+            output_loading_info=True, local_files_only=True,
+        )
+    _check_against_plan(info, plan, weights)
+    # save_pretrained would otherwise write the source's key names back (transformers reverts the
+    # renaming it loaded with): the project writes its own names
+    model._weight_conversions = None
+    heads = "from the weights"
+    if plan.missing_heads:
+        heads = f"not in this backbone: initialised with seed {0 if seed is None else seed} (untrained)"
+    model.load_report = LoadReport(
+        source=str(weights), layout=layout, legacy_names=plan.legacy_names, tensors_in_files=len(index),
+        loaded=len(plan.mapping), dtype=str(dtype).replace("torch.", "") + (" (4-bit)" if load_in_4bit else ""),
+        device=str(device or "cpu"), dropped=count_reasons(plan.dropped), heads=heads,
+    )
+    return model
+
+
+def _meta_model(cfg: AhaConfig) -> AhaForStreaming:
+    """The model on the meta device: names and shapes only, for the plan. Built with transformers'
+    DeepSpeed ZeRO-3 hook switched off: it would partition (and gather across ranks) parameters
+    that hold no data."""
+    import transformers.integrations.deepspeed as hf_ds
+
+    saved = hf_ds._hf_deepspeed_config_weak_ref
+    hf_ds._hf_deepspeed_config_weak_ref = None
+    try:
+        with torch.device("meta"):
+            return AhaForStreaming(cfg)
+    finally:
+        hf_ds._hf_deepspeed_config_weak_ref = saved
+
+
+def _check_against_plan(info: dict, plan, weights: Path) -> None:
+    """transformers must have done what the plan says (a guard against a changed loader)."""
+    missing = set(info.get("missing_keys") or [])
+    unexpected = {k for k in info.get("unexpected_keys") or []}
+    want_dropped = {map_key(k, plan.layout) for k in plan.dropped}
+    problems = []
+    if missing - set(plan.missing_heads):
+        problems.append(f"left unloaded: {sorted(missing - set(plan.missing_heads))[:8]}")
+    if unexpected - want_dropped - set(plan.dropped):
+        problems.append(f"not loaded from the files: {sorted(unexpected - want_dropped - set(plan.dropped))[:8]}")
+    if info.get("mismatched_keys"):
+        problems.append(f"shape mismatches: {list(info['mismatched_keys'])[:8]}")
+    if problems:
+        raise RuntimeError(f"loading {weights} did not go as planned: " + "; ".join(problems))
+
+
+class _transformers_quiet:
+    """transformers' own load report and progress bar would repeat ours, less exactly."""
+
+    def __enter__(self):
+        from transformers.utils import logging as hf_logging
+
+        self._level = hf_logging.get_verbosity()
+        self._bar = hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        return self
+
+    def __exit__(self, *exc):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity(self._level)
+        if self._bar:
+            hf_logging.enable_progress_bar()
+        return False
+
+
+def load_heads(model: AhaForStreaming, path: str | Path) -> None:
+    """The three heads from a safetensors file: exactly those tensors, under their own names or the
+    peft / reference prefixes (``base_model.model.``); the shapes must fit."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    got = {}
+    for k, v in state.items():
+        name = re.sub(r"^(base_model\.model\.)?", "", k).replace(".modules_to_save.default.", ".").replace(".original_module.", ".")
+        if name not in HEAD_KEYS:
+            raise ValueError(f"{path}: unexpected tensor {k!r} (a heads file holds only {list(HEAD_KEYS)})")
+        if name in got:
+            raise ValueError(f"{path}: two tensors for {name!r}")
+        got[name] = v
+    missing = [h for h in HEAD_KEYS if h not in got]
+    if missing:
+        raise ValueError(f"{path}: missing {missing}")
+    for name, v in got.items():
+        p = model.get_parameter(name)
+        if tuple(v.shape) != tuple(p.shape):
+            raise ValueError(f"{path}: {name} has shape {list(v.shape)}, the model's has {list(p.shape)}")
+        with torch.no_grad():
+            p.copy_(v.to(p.dtype))
 
 
 def _bnb_config():

@@ -1,11 +1,14 @@
 """Saving and loading Aha! checkpoints (safetensors only; nothing is ever unpickled).
 
-An adapter checkpoint folder holds:
-- ``adapter_model.safetensors`` + ``adapter_config.json``: peft's own format (LoRA + trained modules);
-- ``aha_model.json``: the full model config (backbone dims and Aha fields) and where the base
-  weights come from (a local weights folder, or ``base_model.safetensors`` beside it when the base
-  was randomly initialised, as for aha-tiny, so that a reload is exact).
-``merge_and_save`` writes merged full weights that ``AhaForStreaming.from_pretrained`` reads.
+A checkpoint folder holds ``aha_model.json``: the full model config (backbone sizes and Aha
+fields), where the base weights come from, its kind, and the inference settings the model is
+meant to be streamed with (``models.inference_settings``). Besides it:
+- adapter checkpoints: ``adapter_model.safetensors`` + ``adapter_config.json`` (peft's format: LoRA
+  and the fully trained modules), plus ``base_model.safetensors`` when the base was randomly
+  initialised (aha-tiny), so that a reload is exact;
+- full checkpoints: the model's own safetensors and config.json (a llava-hf layout with heads).
+Released Aha! / MMDuet adapters (LLaVA-NeXT key names, no ``aha_model.json``) load directly too,
+converted in memory (``models.convert`` writes the same conversion to disk).
 """
 from __future__ import annotations
 
@@ -14,21 +17,25 @@ from pathlib import Path
 
 import torch
 
-from models.aha import AhaForStreaming
-from models.build import build_model
+from models.build import build_model, load_preset
 from models.config import AhaConfig
+from models.inference_settings import InferenceSettings
+from models.weights import size_disagreements
 from utils.io import atomic_write_json
 
 META = "aha_model.json"
 BASE = "base_model.safetensors"
+AHA_FIELDS_CHECKED = ("frame_pool_stride", "frame_pool_mode", "frame_pool_ceil", "image_token_index", "system_prompt")
 
 
 def _unwrap(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def save_checkpoint(model, out_dir: str | Path, weights: str | Path | None = None, save_base: bool | None = None) -> Path:
-    """Save a (peft-wrapped) model. ``weights``: the local backbone folder it was built from, if any."""
+def save_checkpoint(model, out_dir: str | Path, weights: str | Path | None = None, save_base: bool | None = None,
+                    inference: InferenceSettings | None = None) -> Path:
+    """Save a (peft-wrapped) model. ``weights``: the local backbone folder it was built from, if any;
+    ``inference``: the settings it is meant to be streamed with (tokens per frame filled in here)."""
     from safetensors.torch import save_file
 
     out = Path(out_dir)
@@ -44,16 +51,17 @@ def save_checkpoint(model, out_dir: str | Path, weights: str | Path | None = Non
             save_file(_plain_state_dict(base), str(out / BASE))
     else:
         base.save_pretrained(str(out), safe_serialization=True)
-    atomic_write_json(
-        out / META,
-        {
-            "config": base.config.to_dict(),
-            "weights": None if weights is None else str(weights),
-            "base_saved": bool(save_base and is_peft),
-            "kind": "adapter" if is_peft else "full",
-        },
-    )
+    atomic_write_json(out / META, checkpoint_meta(base, weights, "adapter" if is_peft else "full",
+                                                  base_saved=bool(save_base and is_peft), inference=inference))
     return out
+
+
+def checkpoint_meta(base, weights, kind: str, base_saved: bool = False, inference: InferenceSettings | None = None,
+                    **extra) -> dict:
+    inf = inference or InferenceSettings()
+    inf = InferenceSettings(**{**inf.to_dict(), "tokens_per_frame": base.config.tokens_per_frame})
+    return {"config": base.config.to_dict(), "weights": None if weights is None else str(weights), "base_saved": base_saved,
+            "kind": kind, "inference": inf.to_dict(), **extra}
 
 
 def _plain_state_dict(base) -> dict[str, torch.Tensor]:
@@ -67,41 +75,122 @@ def _plain_state_dict(base) -> dict[str, torch.Tensor]:
     return out
 
 
+def read_meta(ckpt_dir: str | Path) -> dict:
+    meta_file = Path(ckpt_dir) / META
+    if not meta_file.is_file():
+        raise FileNotFoundError(f"{ckpt_dir} has no {META}: not an Aha! checkpoint")
+    return json.loads(meta_file.read_text())
+
+
+def inference_settings(ckpt_dir: str | Path) -> InferenceSettings | None:
+    """The settings a checkpoint carries (None for older checkpoints and released adapters)."""
+    if not (Path(ckpt_dir) / META).is_file():
+        return None
+    d = read_meta(ckpt_dir).get("inference")
+    return None if d is None else InferenceSettings.from_dict(d)
+
+
+def is_released_adapter(ckpt_dir: str | Path) -> bool:
+    d = Path(ckpt_dir)
+    return not (d / META).is_file() and (d / "adapter_config.json").is_file() and (d / "adapter_model.safetensors").is_file()
+
+
+def check_preset_agrees(preset: str | Path | AhaConfig, cfg: AhaConfig, what: str) -> None:
+    """A preset named next to a checkpoint must describe the same model (a typo is an error too)."""
+    p = load_preset(preset) if isinstance(preset, (str, Path)) else preset
+    bad = size_disagreements(p, cfg, other="checkpoint")
+    bad += [f"{k}: preset {getattr(p, k)!r}, checkpoint {getattr(cfg, k)!r}" for k in AHA_FIELDS_CHECKED if getattr(p, k) != getattr(cfg, k)]
+    if bad:
+        raise ValueError(f"the model preset {preset if isinstance(preset, (str, Path)) else '(given)'} contradicts {what}: "
+                         + "; ".join(bad) + " (leave the preset out to use the checkpoint's own)")
+
+
 def load_checkpoint(ckpt_dir: str | Path, weights: str | Path | None = None, is_trainable: bool = False,
-                    dtype=None, device=None, attn_implementation: str | None = None):
-    """Rebuild the model a checkpoint was saved from. Returns a PeftModel or an AhaForStreaming."""
+                    dtype=None, device=None, attn_implementation: str | None = None,
+                    preset: str | Path | AhaConfig | None = None, load_in_4bit: bool = False):
+    """Rebuild the model a checkpoint was saved from. Returns a PeftModel or an AhaForStreaming.
+
+    ``preset``, if given, must agree with the checkpoint's config. ``dtype`` None: fp32 on CPU, bf16 on CUDA.
+    """
     from peft import PeftModel
     from safetensors.torch import load_file
 
     ckpt = Path(ckpt_dir)
-    meta_file = ckpt / META
-    if not meta_file.is_file():
-        raise FileNotFoundError(f"{ckpt} has no {META}: not an Aha! checkpoint (convert released adapters first)")
-    meta = json.loads(meta_file.read_text())
+    if is_released_adapter(ckpt):
+        return load_released_adapter(ckpt, weights, preset or "aha-7b", is_trainable, dtype, device, attn_implementation,
+                                     load_in_4bit)
+    meta = read_meta(ckpt)
     cfg = AhaConfig.from_dict(meta["config"])
+    if preset is not None:
+        check_preset_agrees(preset, cfg, f"the checkpoint {ckpt}")
     if meta["kind"] == "full":
-        return AhaForStreaming.from_pretrained(str(ckpt), dtype=dtype or "auto", local_files_only=True,
-                                               attn_implementation=attn_implementation or "sdpa").to(device or "cpu")
+        model = build_model(cfg, weights=ckpt, dtype=dtype, attn_implementation=attn_implementation, device=device,
+                            load_in_4bit=load_in_4bit)
+        if model.load_report.heads != "from the weights":
+            raise ValueError(f"{ckpt} is a full Aha! checkpoint without its heads")
+        return model
     weights = weights or meta.get("weights")
     if meta.get("base_saved"):
-        base = build_model(cfg, dtype=None, attn_implementation=attn_implementation)
+        base = build_model(cfg, dtype=dtype, attn_implementation=attn_implementation)
         missing, unexpected = base.load_state_dict(load_file(str(ckpt / BASE)), strict=False)
         if unexpected or missing:
             raise ValueError(f"{ckpt / BASE} does not fit the config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        base.heads_to_fp32()
+        base.load_report.source, base.load_report.layout = str(ckpt / BASE), "project base"
     elif weights is not None:
-        base = build_model(cfg, weights=weights, attn_implementation=attn_implementation)
+        base = build_model(cfg, weights=weights, dtype=dtype, attn_implementation=attn_implementation, device=device,
+                           load_in_4bit=load_in_4bit)
     else:
         raise ValueError(f"{ckpt} is an adapter for a base that was not saved: pass weights=<local backbone folder>")
-    if dtype is not None:
-        base = base.to(dtype)
     model = PeftModel.from_pretrained(base, str(ckpt), is_trainable=is_trainable)
+    base.heads_to_fp32()
+    base.load_report.heads = f"from the adapter {ckpt}"
     if not is_trainable:
         model.requires_grad_(False)
-    return model.to(device) if device is not None else model
+    return model.to(device) if device is not None and not load_in_4bit else model
 
 
-def merge_and_save(peft_model, out_dir: str | Path) -> Path:
+def load_released_adapter(adapter_dir: str | Path, weights: str | Path | None, preset: str | Path | AhaConfig = "aha-7b",
+                          is_trainable: bool = False, dtype=None, device=None, attn_implementation: str | None = None,
+                          load_in_4bit: bool = False):
+    """A released Aha! / MMDuet adapter (reference key names) on a local backbone, converted in
+    memory; every adapter tensor must land in the model."""
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    from models.convert import convert_adapter_state, converted_lora_config
+
+    src = Path(adapter_dir)
+    if weights is None:
+        raise ValueError(f"{src} is a released adapter: pass the local backbone folder it was trained on (--weights)")
+    ref_cfg = json.loads((src / "adapter_config.json").read_text())
+    state = convert_adapter_state(load_file(str(src / "adapter_model.safetensors")))
+    base = build_model(preset, weights=weights, dtype=dtype, attn_implementation=attn_implementation, device=device,
+                       load_in_4bit=load_in_4bit)
+    lcfg = converted_lora_config(ref_cfg, weights)
+    lcfg.pop("peft_type")
+    model = get_peft_model(base, LoraConfig(**lcfg))
+    result = set_peft_model_state_dict(model, state)
+    unexpected = list(getattr(result, "unexpected_keys", []) or [])
+    missing = [k for k in getattr(result, "missing_keys", []) or [] if "lora_" in k or "modules_to_save" in k]
+    if unexpected or missing:
+        raise ValueError(f"{src} does not fit the model: unexpected {unexpected[:8]}, missing {missing[:8]}")
+    base.heads_to_fp32()
+    base.load_report.heads = f"from the released adapter {src}"
+    if not is_trainable:
+        model.requires_grad_(False)
+    return model.to(device) if device is not None and not load_in_4bit else model
+
+
+def merge_and_save(peft_model, out_dir: str | Path, inference: InferenceSettings | None = None) -> Path:
     """Fold LoRA into the base weights and write a plain full checkpoint (safetensors)."""
     merged = peft_model.merge_and_unload()
-    out = save_checkpoint(merged, out_dir)
-    return out
+    return save_checkpoint(merged, out_dir, inference=inference)
+
+
+def content_hash_of(model_dir: str | Path) -> str:
+    """sha256 over the weight and config files of a folder (cached by path, size and mtime)."""
+    from utils.io import folder_hash
+
+    return folder_hash(model_dir, patterns=("*.safetensors", "*.json"))
+

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from models.build import config_from_weights, load_preset
 from models.checkpoint import META
+from models.inference_settings import InferenceSettings
 from models.lora import LORA_TARGET_REGEX
 from utils.io import atomic_write_json
 
@@ -56,7 +57,22 @@ def convert_adapter_state(state: dict) -> dict:
     return out
 
 
-def convert_adapter(adapter_dir: str | Path, out_dir: str | Path, preset: str = "aha-7b", weights: str | Path | None = None) -> Path:
+def converted_lora_config(ref_cfg: dict, weights: str | Path | None = None) -> dict:
+    """The reference's adapter_config.json for this implementation's module names (no-op names of
+    the reference, 'connector' and 'response_head', are dropped)."""
+    modules = sorted({_MODULE_NAMES[m] for m in ref_cfg.get("modules_to_save") or [] if m in _MODULE_NAMES})
+    return {
+        **{k: v for k, v in ref_cfg.items() if k not in ("target_modules", "modules_to_save", "task_type", "base_model_name_or_path")},
+        "peft_type": "LORA",
+        "target_modules": LORA_TARGET_REGEX,
+        "modules_to_save": modules,
+        "task_type": None,
+        "base_model_name_or_path": None if weights is None else str(weights),
+    }
+
+
+def convert_adapter(adapter_dir: str | Path, out_dir: str | Path, preset: str = "aha-7b", weights: str | Path | None = None,
+                    inference: InferenceSettings | None = None) -> Path:
     from safetensors.torch import load_file, save_file
 
     src, out = Path(adapter_dir), Path(out_dir)
@@ -65,25 +81,16 @@ def convert_adapter(adapter_dir: str | Path, out_dir: str | Path, preset: str = 
         raise FileNotFoundError(f"{src} needs adapter_config.json and adapter_model.safetensors (pickled .bin adapters are not read)")
     ref_cfg = json.loads(cfg_file.read_text())
     state = convert_adapter_state(load_file(str(w_file)))
-    out.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(out / "adapter_model.safetensors"))
-
-    # no-op names of the reference ('connector', 'response_head') are dropped
-    modules = sorted({_MODULE_NAMES[m] for m in ref_cfg.get("modules_to_save") or [] if m in _MODULE_NAMES})
-    new_cfg = {
-        **{k: v for k, v in ref_cfg.items() if k not in ("target_modules", "modules_to_save", "task_type", "base_model_name_or_path")},
-        "peft_type": "LORA",
-        "target_modules": LORA_TARGET_REGEX,
-        "modules_to_save": modules,
-        "task_type": None,
-        "base_model_name_or_path": None if weights is None else str(weights),
-    }
-    atomic_write_json(out / "adapter_config.json", new_cfg)
     cfg = load_preset(preset)
     if weights is not None:
         cfg = config_from_weights(weights, cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(out / "adapter_model.safetensors"))
+    atomic_write_json(out / "adapter_config.json", converted_lora_config(ref_cfg, weights))
+    inf = InferenceSettings(**{**(inference or InferenceSettings()).to_dict(), "tokens_per_frame": cfg.tokens_per_frame})
     atomic_write_json(out / META, {"config": cfg.to_dict(), "weights": None if weights is None else str(weights),
-                                   "base_saved": False, "kind": "adapter", "converted_from": str(src)})
+                                   "base_saved": False, "kind": "adapter", "converted_from": str(src),
+                                   "inference": inf.to_dict()})
     return out
 
 

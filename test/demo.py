@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from models.build import train_window_tokens
 from test import live_infer
 from utils.io import atomic_write_json, read_jsonl
 from utils.paths import REPO_ROOT
@@ -44,25 +43,21 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--gt_spans", default=None)
     ap.add_argument("--quiet", action="store_true")
     live_infer.add_engine_args(ap)
-    ap.set_defaults(model_config=None, fps=2.0, cumulative_threshold=None, threshold=None, peak_distance=4.0,
-                    savgol_window=7, max_new_tokens=16, cache_policy=None, window=None)
+    ap.set_defaults(cumulative_threshold=None, threshold=None, peak_distance=4.0, savgol_window=7, max_new_tokens=16)
     return ap
 
 
 def resolve_model(args) -> None:
-    """The shipped tiny model unless the user names a model."""
+    """The shipped tiny model unless the user names a model. Its checkpoint carries the settings it
+    was trained with (2 fps, a dynamic_sink cache of 12 frames + a text turn): the live CLI uses them
+    unless a flag says otherwise."""
     default_model = args.model_config is None and args.checkpoint is None and args.weights is None
-    # the tiny model was trained on 12-frame clips: keep the task query, 12 frames and room for a text turn
-    args.cache_policy = args.cache_policy or ("dynamic_sink" if default_model else "sink")
-    args.window = args.window or (train_window_tokens(DEFAULT_PRESET) if default_model else 2048)
     if default_model:
-        args.model_config = DEFAULT_PRESET
         if not (DEFAULT_CHECKPOINT / "aha_model.json").is_file():
             raise SystemExit(f"the default checkpoint {DEFAULT_CHECKPOINT} is missing; train it with scripts/train_tiny.sh "
                              "or pass --model_config/--checkpoint")
         args.checkpoint = str(DEFAULT_CHECKPOINT)
         args.tokenizer = args.tokenizer or str(DEFAULT_TOKENIZER)
-    args.model_config = args.model_config or DEFAULT_PRESET
     if args.threshold is None and args.cumulative_threshold is None and not args.no_generate:
         args.threshold = 1.2  # respond when informative + relevance is high
 

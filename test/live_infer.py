@@ -22,8 +22,11 @@ import sys
 import time
 from pathlib import Path
 
+from models.inference_settings import InferenceSettings
 from utils.io import JsonlWriter, atomic_write_json, read_json
 from utils.log import setup_logging
+
+DEFAULTS = InferenceSettings()  # the project defaults, shown in --help
 
 log = logging.getLogger("live_infer")
 
@@ -31,21 +34,25 @@ log = logging.getLogger("live_infer")
 def add_engine_args(ap: argparse.ArgumentParser) -> None:
     """Model, cache, decision and fusion flags shared by every online driver."""
     g = ap.add_argument_group("model")
-    g.add_argument("--model_config", default="aha-tiny", help="preset name in configs/model or a preset .json")
+    g.add_argument("--model_config", default=None,
+                   help="preset name in configs/model or a preset .json; with --checkpoint it must agree with the checkpoint "
+                        "(default: the checkpoint's own config; without a checkpoint, the weights' sizes, else aha-tiny)")
     g.add_argument("--weights", default=None, help="local LLaVA-OneVision backbone folder (llava-hf or lmms-lab layout)")
-    g.add_argument("--checkpoint", default=None, help="an Aha! checkpoint folder (adapter or merged)")
+    g.add_argument("--checkpoint", default=None, help="an Aha! checkpoint folder (adapter or merged) or a released adapter")
+    g.add_argument("--heads", default=None, help="safetensors file with the three heads, for a bare --weights backbone")
     g.add_argument("--tokenizer", default=None)
     g.add_argument("--device", default="cpu")
-    g.add_argument("--dtype", default=None, choices=[None, "fp32", "bf16", "fp16"])
+    g.add_argument("--dtype", default=None, choices=["fp32", "bf16", "fp16"], help="default: fp32 on CPU, bf16 on CUDA (heads stay fp32)")
+    g.add_argument("--load_in_4bit", action="store_true", help="bitsandbytes 4-bit weights (CUDA; the optional bitsandbytes package)")
     g.add_argument("--attn", default=None, help="sdpa (default), flash_attention_2, eager")
-    g = ap.add_argument_group("stream")
-    g.add_argument("--fps", type=float, default=1.0)
+    g = ap.add_argument_group("stream (default: the checkpoint's inference settings, else the project's)")
+    g.add_argument("--fps", type=float, default=None, help=f"frames per second fed to the model (project default {DEFAULTS.fps})")
     g.add_argument("--max_frames", type=int, default=None)
-    g.add_argument("--prompt_order", default="training", choices=["training", "reference"])
-    g.add_argument("--cache_policy", default="sink", choices=["unbounded", "sink", "dynamic_sink", "sliding", "sink_reference"],
-                   help="sink_reference: the reference's SinkCache quirks, to reproduce the released numbers")
-    g.add_argument("--window", type=int, default=2048)
-    g.add_argument("--sink_tokens", type=int, default=32)
+    g.add_argument("--prompt_order", default=None, choices=["training", "reference"], help=f"(project default {DEFAULTS.prompt_order})")
+    g.add_argument("--cache_policy", default=None, choices=["unbounded", "sink", "dynamic_sink", "sliding", "sink_reference"],
+                   help=f"sink_reference: the reference's SinkCache quirks, to reproduce the released numbers (project default {DEFAULTS.cache_policy})")
+    g.add_argument("--window", type=int, default=None, help=f"cache window in tokens (project default {DEFAULTS.window})")
+    g.add_argument("--sink_tokens", type=int, default=None, help=f"(project default {DEFAULTS.sink_tokens})")
     g.add_argument("--vision_batch", type=int, default=1, help=">1 only for files: encode frames already read in small batches")
     g = ap.add_argument_group("responses")
     g.add_argument("--score_heads", default="informative,relevance")
@@ -73,11 +80,37 @@ def add_engine_args(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--peak_prominence", type=float, default=0.02)
 
 
+SETTING_FLAGS = ("fps", "cache_policy", "window", "sink_tokens", "prompt_order")
+
+
+def load_model(args, loader=None):
+    """Load the model the flags name and resolve the inference settings into ``args`` (the flag when
+    given, else the checkpoint's, else the project default). Sets ``args.settings_source`` and
+    ``args.model_record``; returns the LoadedModel."""
+    from models.inference import load_for_inference
+    from models.inference_settings import resolve
+
+    loader = loader or load_for_inference
+    loaded = loader(model_config=args.model_config, weights=args.weights, checkpoint=args.checkpoint, tokenizer=args.tokenizer,
+                    device=args.device, dtype=args.dtype, attn_implementation=args.attn, heads=getattr(args, "heads", None),
+                    load_in_4bit=getattr(args, "load_in_4bit", False))
+    carried = getattr(loaded, "settings", None)
+    settings, sources = resolve({k: getattr(args, k) for k in SETTING_FLAGS}, carried)
+    for k in SETTING_FLAGS:
+        setattr(args, k, getattr(settings, k))
+    if carried is not None and carried.system_prompt is not None and getattr(args, "system_prompt", None) is None:
+        args.system_prompt = carried.system_prompt
+    args.settings_source = sources
+    args.model_record = getattr(loaded, "record", {})
+    return loaded
+
+
 def engine_config(args):
     from models.decision import DecisionConfig
     from models.streaming import EngineConfig
 
     return EngineConfig(
+        system_prompt=getattr(args, "system_prompt", None),
         prompt_order=args.prompt_order, cache_policy=args.cache_policy, window=args.window, sink_tokens=args.sink_tokens,
         decision=DecisionConfig(score_heads=args.score_heads, threshold=args.threshold,
                                 cumulative_threshold=args.cumulative_threshold, min_interval_s=args.min_interval,
@@ -151,7 +184,11 @@ def main(argv=None) -> int:
     add_engine_args(ap)
     args = ap.parse_args(argv)
     setup_logging("WARNING" if args.quiet else "INFO")
-    return run(args)
+    try:
+        return run(args)
+    except (ValueError, FileNotFoundError) as e:  # bad input found before streaming: one line, exit 2
+        print(f"live_infer: error: {e}", file=sys.stderr)
+        return 2
 
 
 def run(args) -> int:
@@ -159,7 +196,6 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from data.sources import detect_kind, open_source
-    from models.inference import load_for_inference
     from models.streaming import FrameRecord, StreamingEngine
     from test.postprocess import OnlinePeakDetector, fuse, highlight_segments, find_highlights, plot_scores, select_reel_segments
 
@@ -167,7 +203,7 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     fusion = fusion_params(args)
     queries = parse_queries(args)
-    model, tok = load_for_inference(args.model_config, args.weights, args.checkpoint, args.tokenizer, args.device, args.dtype, args.attn)
+    model, tok = load_model(args)
     engine = StreamingEngine(model, tok, engine_config(args))
     kind = detect_kind(args.video)
     degradation = make_degradation(args.degrade, args.video)
@@ -177,8 +213,8 @@ def run(args) -> int:
     protocol = {
         "video": str(args.video), "source_kind": kind, "queries": [[q.time, q.text] for q in queries],
         "fps": args.fps, "tokens_per_frame": engine.tpf, "frame_size": engine.frame_size,
-        "model_config": args.model_config, "weights": args.weights, "checkpoint": args.checkpoint,
-        "prompt_order": args.prompt_order,
+        "model": args.model_record, "settings_source": args.settings_source,
+        "prompt_order": args.prompt_order, "system_prompt": engine.system_prompt,
         "cache": {"policy": args.cache_policy, "window": args.window, "sink_tokens": args.sink_tokens},
         "decision": {"score_heads": args.score_heads, "threshold": args.threshold, "cumulative_threshold": args.cumulative_threshold,
                      "min_interval_s": args.min_interval, "uncertainty_gate": args.uncertainty_gate,

@@ -40,7 +40,7 @@ import traceback
 from pathlib import Path
 from typing import Iterator
 
-from test.live_infer import add_engine_args, engine_config, make_degradation
+from test.live_infer import add_engine_args, engine_config, load_model, make_degradation
 from utils.io import JsonlWriter, atomic_write_json, iter_jsonl, read_json, sha256_file
 from utils.log import setup_logging
 
@@ -247,9 +247,9 @@ def engine_record(engine, args) -> dict:
                      "max_wait_frames": cfg.decision.max_wait_frames},
         "generate": cfg.generate, "remove_assistant_turns": cfg.remove_assistant_turns,
         "max_new_tokens": cfg.max_new_tokens, "repetition_penalty": cfg.repetition_penalty,
-        "model": {"model_config": args.model_config, "weights": args.weights, "checkpoint": args.checkpoint,
-                  "dtype": args.dtype or str(engine.dtype).replace("torch.", ""), "attn": args.attn,
+        "model": {**getattr(args, "model_record", {}), "dtype": str(engine.dtype).replace("torch.", ""),
                   "device": str(engine.device)},
+        "settings_source": getattr(args, "settings_source", None),
         "degrade": args.degrade,
     }
 
@@ -400,8 +400,7 @@ def check_degrade_spec(spec: str) -> tuple[int, str]:
 def _make_engine(args):
     from models.streaming import StreamingEngine
 
-    model, tok = load_for_inference(args.model_config, args.weights, args.checkpoint, args.tokenizer,
-                                    args.device, args.dtype, args.attn)
+    model, tok = load_model(args, loader=load_for_inference)
     return StreamingEngine(model, tok, engine_config(args))
 
 

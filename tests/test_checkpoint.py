@@ -1,15 +1,15 @@
-"""LoRA trainable set, save/load round trips, merged weights, backbone layouts, released-adapter converter."""
+"""LoRA trainable set, save/load round trips, merged weights, released adapters (converted or direct), inference settings."""
 import json
-import re
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from models.build import build_model, detect_layout
+from models.build import build_model
 from models.checkpoint import load_checkpoint, merge_and_save, save_checkpoint
 from models.convert import convert_adapter
 from models.lora import apply_lora, trainable_parameter_names
+from tests.weight_layouts import write_llava_hf
 
 PH = 151646
 
@@ -85,59 +85,6 @@ def test_merged_weights_round_trip(tiny_model, tmp_path):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-def _llava_hf_dir(model, path):
-    """A backbone folder in the llava-hf layout (what transformers writes for LLaVA-OneVision)."""
-    model.save_pretrained(str(path))
-    cfg = json.loads((path / "config.json").read_text())
-    assert cfg["model_type"] == "llava_onevision"
-    return path
-
-
-def test_llava_hf_layout_loads_backbone(tiny_model, tmp_path):
-    d = _llava_hf_dir(tiny_model, tmp_path / "hf")
-    assert detect_layout(d) == "llava-hf"
-    m2 = build_model("aha-tiny", weights=d)
-    sd1, sd2 = tiny_model.state_dict(), m2.state_dict()
-    for k in sd1:
-        if "_head" in k and "lm_head" not in k:
-            continue  # heads are not part of a backbone folder
-        torch.testing.assert_close(sd1[k], sd2[k], rtol=0, atol=0, msg=k)
-
-
-def _to_lmms_lab_key(k):
-    # hand-written inverse of the original LLaVA-NeXT layout, independent of models/build.py
-    k = k.replace("model.vision_tower.", "model.vision_tower.vision_tower.vision_model.")
-    k = k.replace("model.multi_modal_projector.linear_1.", "model.mm_projector.0.")
-    k = k.replace("model.multi_modal_projector.linear_2.", "model.mm_projector.2.")
-    return k.replace("model.language_model.", "model.")
-
-
-def test_lmms_lab_layout_loads_backbone_and_drops_extra_siglip_layer(tiny_model, tmp_path):
-    d = tmp_path / "lmms"
-    d.mkdir()
-    state = {_to_lmms_lab_key(k): v.clone() for k, v in tiny_model.state_dict().items() if "_head" not in k or "lm_head" in k}
-    # the original SigLIP has one more layer than OV uses; it must be ignored
-    state["model.vision_tower.vision_tower.vision_model.encoder.layers.2.mlp.fc1.weight"] = torch.zeros(64, 32)
-    half = len(state) // 2
-    keys = sorted(state)
-    save_file({k: state[k] for k in keys[:half]}, str(d / "model-00001-of-00002.safetensors"))
-    save_file({k: state[k] for k in keys[half:]}, str(d / "model-00002-of-00002.safetensors"))
-    tc = tiny_model.config.text_config
-    (d / "config.json").write_text(json.dumps({
-        "model_type": "llava", "mm_vision_tower": "google/siglip-so400m-patch14-384", "hidden_size": tc.hidden_size,
-        "intermediate_size": tc.intermediate_size, "num_hidden_layers": tc.num_hidden_layers,
-        "num_attention_heads": tc.num_attention_heads, "num_key_value_heads": tc.num_key_value_heads,
-        "vocab_size": tc.vocab_size, "rope_theta": tc.rope_theta if hasattr(tc, "rope_theta") else 1e6, "rms_norm_eps": 1e-6,
-        "tie_word_embeddings": False}))
-    assert detect_layout(d) == "lmms-lab"
-    m2 = build_model("aha-tiny", weights=d)
-    sd1, sd2 = tiny_model.state_dict(), m2.state_dict()
-    for k in sd1:
-        if re.search(r"(informative|relevance|uncertainty)_head", k):
-            continue
-        torch.testing.assert_close(sd1[k], sd2[k], rtol=0, atol=0, msg=k)
-
-
 def _to_reference_adapter_key(k):
     k = k.replace("base_model.model.model.language_model.", "base_model.model.model.")
     k = k.replace("multi_modal_projector.linear_1.", "mm_projector.0.").replace("multi_modal_projector.linear_2.", "mm_projector.2.")
@@ -147,7 +94,8 @@ def _to_reference_adapter_key(k):
 def test_converter_loads_adapters_written_in_the_reference_key_layout(tiny_model, tmp_path):
     from peft import get_peft_model_state_dict
 
-    backbone = _llava_hf_dir(tiny_model, tmp_path / "hf")
+    backbone = tmp_path / "hf"
+    write_llava_hf(tiny_model, backbone)  # hub key names
     pm = apply_lora(build_model("aha-tiny", weights=backbone))
     with torch.no_grad():  # heads come from the adapter, not the backbone folder
         for head in ("informative_head", "relevance_head", "uncertainty_head"):
@@ -168,7 +116,57 @@ def test_converter_loads_adapters_written_in_the_reference_key_layout(tiny_model
         "base_model_name_or_path": "lmms-lab/llava-onevision-qwen2-7b-ov"}))
     out = convert_adapter(ref, tmp_path / "converted", preset="aha-tiny", weights=backbone)
     _assert_same(before, _scores(load_checkpoint(out)))
+    # the released folder loads directly too (converted in memory): the same per-frame scores
+    direct = load_checkpoint(ref, weights=backbone, preset="aha-tiny")
+    _assert_same(before, _scores(direct))
+    assert "released adapter" in direct.get_base_model().load_report.heads
+    # and a tensor the model has no place for is refused by name
+    save_file({**state, "base_model.model.model.layers.0.self_attn.q_proj.lora_C.weight": torch.zeros(1)},
+              str(ref / "adapter_model.safetensors"))
+    with pytest.raises(ValueError, match="lora_C"):
+        load_checkpoint(ref, weights=backbone, preset="aha-tiny")
     with pytest.raises(ValueError, match="unexpected key"):
         from models.convert import convert_key
 
         convert_key("base_model.model.something_else.weight")
+
+
+def test_trained_head_copies_drive_the_scores(tiny_model):
+    """The heads are computed in fp32 from their weights: with LoRA, the weights of the trained
+    copy (modules_to_save), not of the frozen original."""
+    pm = apply_lora(tiny_model)
+    before = _scores(pm)[0]
+    with torch.no_grad():
+        pm.base_model.model.relevance_head.modules_to_save["default"].weight.add_(0.5)
+    after = _scores(pm)[0]
+    assert not torch.allclose(before, after)
+    with torch.no_grad():
+        pm.base_model.model.relevance_head.original_module.weight.add_(0.5)
+    torch.testing.assert_close(_scores(pm)[0], after, rtol=0, atol=0)
+
+
+def test_inference_settings_round_trip(tiny_model, tmp_path):
+    from models.checkpoint import inference_settings
+    from models.inference_settings import InferenceSettings
+
+    want = InferenceSettings(fps=2.0, cache_policy="dynamic_sink", window=44, sink_tokens=8, prompt_order="reference",
+                             system_prompt="")
+    pm = apply_lora(tiny_model)
+    save_checkpoint(pm, tmp_path / "a", inference=want)
+    got = inference_settings(tmp_path / "a")
+    assert got == InferenceSettings(**{**want.to_dict(), "tokens_per_frame": 49})
+    merge_and_save(pm, tmp_path / "m", inference=want)
+    assert inference_settings(tmp_path / "m") == got
+    with pytest.raises(ValueError, match="unknown inference settings"):
+        InferenceSettings.from_dict({"fps": 2, "windw": 3})
+    with pytest.raises(ValueError, match="fps must be a positive number"):
+        InferenceSettings(fps=float("nan"))
+
+
+def test_a_preset_that_contradicts_the_checkpoint_is_refused(tiny_model, tmp_path):
+    save_checkpoint(apply_lora(tiny_model), tmp_path / "a")
+    with pytest.raises(ValueError, match=r"contradicts the checkpoint .*text_config.hidden_size: preset 128, checkpoint 64"):
+        load_checkpoint(tmp_path / "a", preset="aha-tiny-synth")
+    with pytest.raises(FileNotFoundError, match="no model preset 'aha-tnyi'"):
+        load_checkpoint(tmp_path / "a", preset="aha-tnyi")
+    load_checkpoint(tmp_path / "a", preset="aha-tiny")  # the same model: fine

@@ -43,13 +43,18 @@ def test_default_demo_runs_the_shipped_model_without_shared_data(tmp_path, monke
     out = tmp_path / "demo"
     assert demo.main(["--output_dir", str(out), "--quiet"]) == 0
     run = json.loads((out / "run.json").read_text())
-    assert run["model_config"] == "aha-tiny-synth" and run["checkpoint"].endswith("checkpoints/aha-tiny-synth")
-    # the cache keeps the 12 frames the tiny model was trained on (its preset's train_window_frames,
-    # one token per frame) and room for one text turn
+    model = run["model"]
+    assert model["checkpoint"].endswith("checkpoints/aha-tiny-synth") and len(model["checkpoint_sha256"]) == 64
+    assert model["dtype"] == "float32" and model["dtype_source"] == "default for cpu"
+    assert model["config"]["tokens_per_frame"] == 1 and model["load"]["heads"] == "from the weights"
+    # the checkpoint carries the settings it was trained with: 2 fps, and a cache of the 12 frames
+    # the tiny model was trained on (its preset's train_window_frames, one token per frame) plus
+    # room for one text turn; no flag overrode them
     from models.build import WINDOW_TEXT_TOKENS, train_window_tokens
 
     assert train_window_tokens("aha-tiny-synth") == 12 + WINDOW_TEXT_TOKENS and train_window_tokens("aha-tiny") is None
     assert run["cache"] == {"policy": "dynamic_sink", "window": 12 + WINDOW_TEXT_TOKENS, "sink_tokens": 32}
+    assert run["fps"] == 2.0 and set(run["settings_source"].values()) == {"checkpoint"}
     m = json.loads((out / "metrics.json").read_text())
     assert 0 <= m["top5_AP_aha"] <= 100
     assert (out / "scores.png").is_file() and read_jsonl(out / "scores.jsonl")

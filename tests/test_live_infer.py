@@ -74,6 +74,53 @@ def test_a_broken_file_keeps_the_records_so_far(shared_data, tmp_path, capsys):
     assert "ended early" in capsys.readouterr().err
 
 
-def test_bad_input_gives_a_clear_error(shared_data, tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such video"):
-        live_infer.main(_args(shared_data, tmp_path / "missing.mp4", tmp_path / "out"))
+def test_bad_input_gives_a_clear_error(shared_data, tmp_path, capsys):
+    assert live_infer.main(_args(shared_data, tmp_path / "missing.mp4", tmp_path / "out")) == 2
+    assert "live_infer: error: no such video" in capsys.readouterr().err
+
+
+def _tiny_checkpoint(path, **settings):
+    from models.build import build_model
+    from models.checkpoint import save_checkpoint
+    from models.inference_settings import InferenceSettings
+    from models.lora import apply_lora
+
+    save_checkpoint(apply_lora(build_model("aha-tiny", seed=0)), path, inference=InferenceSettings(**settings))
+    return path
+
+
+def test_checkpoint_inference_settings_are_used_unless_a_flag_says_otherwise(shared_data, tmp_path):
+    ckpt = _tiny_checkpoint(tmp_path / "ckpt", fps=2.0, cache_policy="sliding", window=300, sink_tokens=0)
+    video = write_test_video(tmp_path / "v.mp4", n_frames=30, fps=10, size=(96, 64))  # 3 s
+    base = ["--video", str(video), "--query", "q", "--tokenizer", str(shared_data / "tokenizers" / "qwen2"),
+            "--checkpoint", str(ckpt), "--no_generate", "--quiet", "--reel_budget", "0"]
+    assert live_infer.main([*base, "--output_dir", str(tmp_path / "a")]) == 0
+    run = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert run["fps"] == 2.0 and run["cache"] == {"policy": "sliding", "window": 300, "sink_tokens": 0}
+    assert run["settings_source"] == {k: "checkpoint" for k in ("fps", "cache_policy", "window", "sink_tokens", "prompt_order", "system_prompt")}
+    assert [s["time"] for s in read_jsonl(tmp_path / "a" / "scores.jsonl")] == pytest.approx([i / 2 for i in range(6)])
+    assert run["model"]["checkpoint"] == str(ckpt) and len(run["model"]["checkpoint_sha256"]) == 64
+    assert run["model"]["model_config"] is None and run["model"]["dtype"] == "float32"
+
+    assert live_infer.main([*base, "--output_dir", str(tmp_path / "b"), "--fps", "1", "--window", "200"]) == 0
+    run = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert run["fps"] == 1.0 and run["cache"]["window"] == 200 and run["cache"]["policy"] == "sliding"
+    assert run["settings_source"]["fps"] == "flag" and run["settings_source"]["cache_policy"] == "checkpoint"
+    assert len(read_jsonl(tmp_path / "b" / "scores.jsonl")) == 3
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--model_config", "aha-tiny-synt"], "no model preset 'aha-tiny-synt'"),
+    (["--model_config", "aha-tiny-synth"], "contradicts the checkpoint"),
+    (["--load_in_4bit"], "bitsandbytes"),
+    (["--tokenizer", "/nonexistent"], "--tokenizer /nonexistent"),
+])
+def test_model_flags_that_cannot_work_are_refused_in_one_line(shared_data, tmp_path, capsys, extra, message):
+    pytest.importorskip("torch")
+    ckpt = _tiny_checkpoint(tmp_path / "ckpt")
+    video = write_test_video(tmp_path / "v.mp4", n_frames=10, fps=10, size=(96, 64))
+    args = ["--video", str(video), "--query", "q", "--tokenizer", str(shared_data / "tokenizers" / "qwen2"),
+            "--checkpoint", str(ckpt), "--output_dir", str(tmp_path / "o"), "--quiet", *extra]
+    assert live_infer.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("live_infer: error:") and message in err[0]

@@ -186,7 +186,7 @@ def test_full_training_trains_every_parameter_and_saves_a_full_checkpoint(root, 
     from models.inference import load_for_inference
 
     start = build_model("aha-tiny-synth", seed=0)  # what train.py builds for --seed 0
-    trainer = train.main(_full_args(root, tmp_path / "full", "--train_vision", "true"))
+    trainer = train.main(_full_args(root, tmp_path / "full", "--train_vision", "true", "--inference_settings", '{"sink_tokens": 8}'))
     model = trainer.model
     assert not hasattr(model, "peft_config")
     assert all(p.requires_grad for p in model.parameters())
@@ -200,6 +200,10 @@ def test_full_training_trains_every_parameter_and_saves_a_full_checkpoint(root, 
     out = tmp_path / "full"
     meta = json.loads((out / "aha_model.json").read_text())
     assert meta["kind"] == "full" and (out / "model.safetensors").is_file()
+    # the checkpoint carries how to stream it: the preset's 12-frame training window (1 token per
+    # frame + a text turn) in a dynamic_sink cache; the mixture mixes frame rates, so the default fps
+    assert meta["inference"] == {"fps": 1.0, "cache_policy": "dynamic_sink", "window": 44, "sink_tokens": 8,
+                                 "prompt_order": "training", "system_prompt": None, "tokens_per_frame": 1}
     assert not (out / "adapter_model.safetensors").exists()
     reloaded, tok = load_for_inference(checkpoint=str(out))  # the tokenizer saved beside it
     assert tok.convert_tokens_to_ids("<image>") == reloaded.config.image_token_index == 3

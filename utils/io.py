@@ -118,3 +118,45 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _hash_cache_file() -> Path:
+    root = os.environ.get("AHA_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "aha")
+    return Path(root) / "file_hashes.json"
+
+
+def folder_hash(folder: str | os.PathLike, patterns: tuple[str, ...] = ("*",)) -> str:
+    """sha256 over (relative name, sha256) of the files in ``folder`` matching ``patterns``.
+
+    A 7B backbone is ~15 GB: each file's hash is cached by (absolute path, size, mtime) in
+    ``$AHA_CACHE/file_hashes.json`` (default ``~/.cache/aha``), so only the first run reads it all.
+    A cache that cannot be written is simply not used.
+    """
+    import hashlib
+
+    folder = Path(folder)
+    files = sorted({p for pat in patterns for p in folder.glob(pat) if p.is_file()})
+    if not files:
+        raise FileNotFoundError(f"{folder}: no files matching {list(patterns)} to hash")
+    cache_file = _hash_cache_file()
+    try:
+        cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    except (OSError, ValueError):
+        cache = {}
+    changed = False
+    h = hashlib.sha256()
+    for p in files:
+        st = p.stat()
+        key = f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        digest = cache.get(key)
+        if digest is None:
+            digest = sha256_file(p)
+            cache[key] = digest
+            changed = True
+        h.update(f"{p.relative_to(folder)}\0{digest}\n".encode())
+    if changed:
+        try:
+            atomic_write_json(cache_file, cache)
+        except OSError:
+            pass
+    return h.hexdigest()

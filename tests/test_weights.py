@@ -1,0 +1,201 @@
+"""Loading weight folders laid out as published: every tensor lands, nothing is left behind silently.
+
+Folders are written by tests/weight_layouts.py with the published key names (llava-hf hub files,
+lmms-lab / LLaVA-NeXT, the reference's full Aha! model), never with save_pretrained.
+"""
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from models.build import build_model
+from tests.weight_layouts import HEADS, llava_hf_hub_name, lmms_lab_name, write_llava_hf, write_lmms_lab
+
+TOWER = "tests/tiny-siglip"  # a tower name the project does not know: its head count comes from the preset
+PH = 151646
+
+
+@pytest.fixture(scope="module")
+def source():
+    """The model whose tensors go into the files (every tensor random, heads included)."""
+    m = build_model("aha-tiny", seed=7)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.01)  # no two folders share values by accident of init
+    return m.eval()
+
+
+def _assert_model_holds(model, file_state: dict, to_ours) -> None:
+    sd = model.state_dict()
+    for k, v in file_state.items():
+        ours = to_ours[k]
+        assert torch.equal(sd[ours], v.to(sd[ours].dtype)), f"{k} -> {ours} differs from the file"
+
+
+@pytest.mark.parametrize("legacy", [True, False], ids=["hub-legacy-names", "current-names"])
+def test_llava_hf_every_tensor_equals_the_file(source, tmp_path, legacy, caplog):
+    state = write_llava_hf(source, tmp_path / "hf", legacy=legacy)
+    if legacy:
+        assert "language_model.lm_head.weight" in state and "vision_tower.vision_model.post_layernorm.weight" in state
+    with caplog.at_level(logging.INFO, logger="models.build"):
+        m = build_model(None, weights=tmp_path / "hf")
+    inv = {(llava_hf_hub_name(k) if legacy else k): k for k in source.state_dict()}
+    _assert_model_holds(m, state, inv)
+    # the reported bug: lm_head loaded, not left at random init
+    assert torch.equal(m.lm_head.weight, source.lm_head.weight)
+    r = m.load_report
+    assert r.loaded == r.tensors_in_files == len(state) and r.legacy_names is legacy and r.layout == "llava-hf"
+    lines = [rec.getMessage() for rec in caplog.records if rec.getMessage().startswith("loaded ")]
+    assert len(lines) == 1 and f"{len(state)} of {len(state)} tensors" in lines[0] and "seed 0" in lines[0]
+
+
+def test_bare_backbone_heads_are_seeded_once_and_said(source, tmp_path):
+    write_llava_hf(source, tmp_path / "hf")
+    a = build_model(None, weights=tmp_path / "hf", seed=1)
+    b = build_model(None, weights=tmp_path / "hf", seed=1)
+    c = build_model(None, weights=tmp_path / "hf", seed=2)
+    for h in HEADS:
+        assert torch.equal(a.get_parameter(h), b.get_parameter(h))
+        assert not torch.equal(a.get_parameter(h), c.get_parameter(h))
+        assert not torch.equal(a.get_parameter(h), source.get_parameter(h))
+    assert "initialised with seed 1 (untrained)" in a.load_report.line()
+
+
+@pytest.mark.parametrize("extra_layer", [False, True])
+def test_lmms_lab_every_tensor_equals_the_file(source, tmp_path, extra_layer):
+    state = write_lmms_lab(source, tmp_path / "lmms", TOWER, extra_siglip_layer=extra_layer)
+    assert "model.layers.0.self_attn.q_proj.weight" in state and "model.mm_projector.0.weight" in state
+    if extra_layer:  # an unknown tower: its layer count is what the files hold, and the preset disagrees
+        with pytest.raises(ValueError, match=r"vision_config.num_hidden_layers: preset 2, weights 3"):
+            build_model("aha-tiny", weights=tmp_path / "lmms")
+        return
+    m = build_model("aha-tiny", weights=tmp_path / "lmms")
+    _assert_model_holds(m, state, {lmms_lab_name(k): k for k in source.state_dict()})
+    assert m.load_report.loaded == len(state) and not m.load_report.dropped
+
+
+def test_lmms_lab_known_tower_drops_its_unused_last_layer(source, tmp_path, monkeypatch):
+    import models.weights as W
+
+    vc = source.config.vision_config
+    monkeypatch.setitem(W.SIGLIP_BY_NAME, TOWER, {"hidden_size": vc.hidden_size, "intermediate_size": vc.intermediate_size,
+                                                   "num_attention_heads": vc.num_attention_heads,
+                                                   "num_hidden_layers": vc.num_hidden_layers + 1,
+                                                   "image_size": vc.image_size, "patch_size": vc.patch_size})
+    state = write_lmms_lab(source, tmp_path / "lmms", TOWER, extra_siglip_layer=True)
+    m = build_model(None, weights=tmp_path / "lmms")  # sizes from the weights alone
+    assert m.config.vision_config.num_hidden_layers == vc.num_hidden_layers
+    kept = {k: v for k, v in state.items() if f".encoder.layers.{vc.num_hidden_layers}." not in k}
+    _assert_model_holds(m, kept, {lmms_lab_name(k): k for k in source.state_dict()})
+    assert m.load_report.dropped == {"SigLIP's last layer, which LLaVA-OneVision does not use": len(state) - len(kept)}
+
+
+def test_reference_full_model_brings_its_heads_and_drops_the_duplicate_tower(source, tmp_path):
+    state = write_lmms_lab(source, tmp_path / "ref", TOWER, heads=True, duplicate_tower=True)
+    m = build_model("aha-tiny", weights=tmp_path / "ref")
+    for h in HEADS:
+        assert torch.equal(m.get_parameter(h), state[h])
+    n_dup = sum(k.startswith("vision_encoder.") for k in state)
+    assert m.load_report.dropped == {"the reference's duplicate of the vision tower": n_dup}
+    assert m.load_report.heads == "from the weights"
+    _assert_model_holds(m, {k: v for k, v in state.items() if not k.startswith("vision_encoder.")},
+                        {lmms_lab_name(k): k for k in source.state_dict()})
+
+
+def _rewrite(d, change):
+    """Apply ``change`` to the folder's tensors (name -> tensor dict), in place."""
+    for f in sorted(d.glob("*.safetensors")):
+        st = load_file(str(f))
+        change(st)
+        save_file(st, str(f))
+    idx = d / "model.safetensors.index.json"
+    if idx.is_file():
+        idx.unlink()  # the shards then speak for themselves
+
+
+def test_a_missing_tensor_is_refused_by_name(source, tmp_path):
+    write_llava_hf(source, tmp_path / "hf")
+    _rewrite(tmp_path / "hf", lambda st: st.pop("language_model.model.layers.1.mlp.up_proj.weight", None))
+    with pytest.raises(ValueError, match=r"missing tensor 'model\.language_model\.layers\.1\.mlp\.up_proj\.weight'"):
+        build_model(None, weights=tmp_path / "hf")
+
+
+def test_an_unknown_tensor_is_refused_by_name(source, tmp_path):
+    write_llava_hf(source, tmp_path / "hf")
+    _rewrite(tmp_path / "hf", lambda st: st.update({"language_model.model.layers.0.mlp.extra_proj.weight": torch.zeros(2, 2)})
+             if "language_model.model.embed_tokens.weight" in st else None)
+    with pytest.raises(ValueError, match=r"unexpected tensor 'language_model\.model\.layers\.0\.mlp\.extra_proj\.weight'"):
+        build_model(None, weights=tmp_path / "hf")
+
+
+def test_a_wrong_shape_is_refused_by_name(source, tmp_path):
+    write_llava_hf(source, tmp_path / "hf")
+    _rewrite(tmp_path / "hf", lambda st: st.update({"image_newline": torch.zeros(3)}) if "image_newline" in st else None)
+    with pytest.raises(ValueError, match=r"'image_newline' has shape \[3\], the model's 'model\.image_newline' has \[64\]"):
+        build_model(None, weights=tmp_path / "hf")
+
+
+def test_a_preset_that_contradicts_the_weights_is_refused_naming_both(source, tmp_path):
+    write_llava_hf(source, tmp_path / "hf")
+    with pytest.raises(ValueError, match=r"text_config\.hidden_size: preset 896, weights 64"):
+        build_model("aha-0.5b", weights=tmp_path / "hf")
+    write_lmms_lab(source, tmp_path / "lmms", "google/siglip-so400m-patch14-384")
+    with pytest.raises(ValueError, match=r"names google/siglip-so400m-patch14-384 \(hidden_size=1152\) but its tensors say hidden_size=32"):
+        build_model("aha-7b", weights=tmp_path / "lmms")
+
+
+def test_a_partial_set_of_heads_is_refused(source, tmp_path):
+    write_lmms_lab(source, tmp_path / "ref", TOWER, heads=True)
+    _rewrite(tmp_path / "ref", lambda st: st.pop("uncertainty_head.weight", None))
+    with pytest.raises(ValueError, match="partial set of heads"):
+        build_model("aha-tiny", weights=tmp_path / "ref")
+
+
+def test_heads_from_a_file_beside_the_backbone(source, tmp_path):
+    write_llava_hf(source, tmp_path / "hf")
+    f = tmp_path / "hf" / "aha_heads.bin.safetensors"
+    heads = {f"base_model.model.{h}": source.get_parameter(h).detach().clone() for h in HEADS}
+    save_file(heads, str(tmp_path / "heads.safetensors"))
+    m = build_model(None, weights=tmp_path / "hf", heads=tmp_path / "heads.safetensors")
+    for h in HEADS:
+        assert torch.equal(m.get_parameter(h), source.get_parameter(h))
+    assert m.load_report.heads.startswith("from ")
+    save_file({**heads, "base_model.model.lm_head.weight": torch.zeros(1)}, str(f))
+    with pytest.raises(ValueError, match="unexpected tensor 'base_model.model.lm_head.weight'"):
+        build_model(None, weights=tmp_path / "hf", heads=f)
+
+
+def test_bf16_backbone_keeps_fp32_heads_and_untied_scores(source, tmp_path):
+    """300 random frames through a bf16 model: the heads run in fp32, so relevance and informative
+    take (almost) as many values as there are frames; the same heads in bf16 collapse onto a few."""
+    write_llava_hf(source, tmp_path / "hf", dtype=torch.bfloat16)
+    m = build_model(None, weights=tmp_path / "hf", dtype="bf16").eval()
+    assert m.lm_head.weight.dtype == torch.bfloat16
+    assert all(m.get_parameter(h).dtype == torch.float32 for h in HEADS)
+    tpf, n = m.config.tokens_per_frame, 300
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randn(n, tpf, m.config.text_config.hidden_size, generator=g).to(torch.bfloat16)
+    ids = torch.full((1, n * tpf), PH)
+    with torch.no_grad():
+        out = m(input_ids=ids, frame_embeds=frames, compute_lm_logits=False)
+    last = torch.arange(n) * tpf + tpf - 1
+    rel = out.relevance[0, last]
+    info = out.informative_logits[0, last].softmax(-1)[:, 1]
+    assert rel.dtype == torch.float32
+    assert len(set(rel.tolist())) >= 0.95 * n and len(set(info.tolist())) >= 0.95 * n
+    # what bf16 heads gave (the test would fail on them)
+    h = out.last_hidden_state[0, last].to(torch.bfloat16)
+    rel_bf16 = torch.sigmoid(m.relevance_head.weight.to(torch.bfloat16) @ h.T)
+    assert len(set(rel_bf16.float().tolist()[0])) < 0.95 * n
+
+
+@pytest.mark.parametrize("cut", [100, -10], ids=["inside-the-header", "inside-the-data"])
+def test_a_truncated_shard_is_refused_with_its_name(source, tmp_path, cut):
+    write_llava_hf(source, tmp_path / "hf", shards=1)
+    f = tmp_path / "hf" / "model.safetensors"
+    f.write_bytes(f.read_bytes()[:cut])
+    with pytest.raises(ValueError, match="model.safetensors: not a readable safetensors file"):
+        build_model(None, weights=tmp_path / "hf")
