@@ -113,7 +113,8 @@ def plot_item(pred: StreamPrediction, path: str | Path, fused: np.ndarray | None
     head = title or f"{pred.id}: {pred.query or ''}"
     if n_resp:
         head += f"  ({n_resp} responses)"
-    return plot_scores(path, t, series, peaks=peaks, gt_spans=spans or None, gt_curve=curve, title=head[:160])
+    return plot_scores(path, t, series, peaks=peaks, gt_spans=spans or None, gt_curve=curve, title=head[:160],
+                       peak_label="offline peaks")
 
 
 def plot_results(results_path: str | Path, out_dir: str | Path, max_show: int = 5,

@@ -181,6 +181,25 @@ def test_tvsum_items_native_frames_and_degradation(data, tvsum_pred):
     assert again.to_list() == schedules["tvC"]
 
 
+def test_features_replace_the_videos(data, charades_run, loads, shared_data, tmp_path):
+    """--features FEATS (scripts/extract_features.py --items): the same predictions without decoding."""
+    spec = importlib.util.spec_from_file_location("aha_extract_rb", REPO / "scripts" / "extract_features.py")
+    extract = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(extract)
+    feats = tmp_path / "feats"
+    stats = extract.main(["--items", str(data / "charades_items.jsonl"), "--video_root", str(data / "videos"), "--fps", "1",
+                          "--cache_dir", str(feats), "--tokenizer", str(shared_data / "tokenizers" / "qwen2")])
+    assert stats["extracted"] == 2  # A and B; C's video is missing
+    out = tmp_path / "pred.jsonl"
+    assert run_benchmark.main(rb_args(data, "charades_items.jsonl", out, "--features", str(feats))) == 0
+    by_video, by_features = load_predictions(charades_run["out"]), load_predictions(out)
+    assert sorted(by_features) == ["A#0", "B#1"]  # C#2: not in the cache, logged as failed
+    for i in by_features:
+        np.testing.assert_allclose(by_features[i].relevance, by_video[i].relevance, atol=1e-5)
+        assert by_features[i].extra["frames_from"] == "features"
+    assert read_json(run_benchmark.run_record_path(out))["settings"]["features"] == str(feats)
+
+
 def test_bad_degradation_spec_fails_before_any_work(data, loads, capsys):
     rc = run_benchmark.main(rb_args(data, "tvsum_items.jsonl", data / "x.jsonl", "--degrade", "random:1:fog"))
     assert rc == 2 and "fog" in capsys.readouterr().err and loads["n"] == 0

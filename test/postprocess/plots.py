@@ -14,7 +14,7 @@ from test.postprocess.smoothing import _as_series
 def plot_scores(path_png, times, series: Mapping[str, Sequence[float]], peaks=None,
                 gt_spans: Sequence[Sequence[float]] | None = None, gt_curve=None,
                 segments: Sequence[Sequence[float]] | None = None, title: str | None = None,
-                dpi: int = 120) -> Path:
+                dpi: int = 120, peak_label: str = "peaks") -> Path:
     """Plot score curves with peaks, optional ground-truth spans/curve and highlight segments.
 
     ``peaks``: a sequence of peak times (drawn on the first series) or {series name: times}.
@@ -48,7 +48,7 @@ def plot_scores(path_png, times, series: Mapping[str, Sequence[float]], peaks=No
                 raise ValueError(f"peaks given for unknown series {name!r}")
             color, y = colors[name]
             pt = np.asarray(pt, dtype=np.float64)
-            ax.plot(pt, np.interp(pt, t, y), "v", color=color, ms=7, label=f"{name} peaks")
+            ax.plot(pt, np.interp(pt, t, y), "v", color=color, ms=7, label=f"{name} {peak_label}")
     if gt_curve is not None:
         g = _as_series(gt_curve, "gt_curve")
         if len(g) != len(t):
