@@ -40,7 +40,10 @@ FUSION_KEYS = ("alpha", "beta", "epsilon", "tau", "uncertainty_kind")
 
 def read_prediction_records(path) -> tuple[str, Any]:
     """("jsonl", [(line, record)]) or ("json", document), told apart by content."""
-    return read_json_or_jsonl(path, "prediction file", record_keys=("id", "qid", "vid", "video_id", "frames"))
+    kind, data = read_json_or_jsonl(path, "prediction file", record_keys=("id", "qid", "vid", "video_id", "frames"))
+    if kind == "json" and not isinstance(data, dict):
+        raise InputError(f"each line of a prediction file must be a JSON object, got a {type(data).__name__}", path, 1)
+    return kind, data
 
 
 def adapt(bench, records, gold: Mapping, protocol: str, opts: Mapping, fusion: FusionParams | None = None,

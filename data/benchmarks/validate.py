@@ -98,12 +98,15 @@ def read_json_or_jsonl(path: str | Path, what: str = "JSON file", record_keys: S
     text = read_text(path, what)
     try:
         doc = json.loads(text)
+        if not isinstance(doc, (dict, list)):
+            raise InputError(f"{what} must be a JSON object (or lines of them), got {_kind(doc)}", path, 1)
         if isinstance(doc, dict) and len(text.strip().splitlines()) == 1 and any(k in doc for k in record_keys):
             return "jsonl", [(1, doc)]
         return "json", doc
     except json.JSONDecodeError as e:
         if e.msg != "Extra data":  # one broken document, not a JSON-lines file
-            raise InputError(f"invalid JSON in {what} ({e.msg})", path, e.lineno) from None
+            torn = " (a torn last line: was the run interrupted?)" if e.lineno == len(text.rstrip().splitlines()) else ""
+            raise InputError(f"invalid JSON in {what} ({e.msg}){torn}", path, e.lineno) from None
     return "jsonl", _jsonl_records(text, path, what)
 
 

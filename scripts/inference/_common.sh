@@ -10,6 +10,8 @@
 #   CACHE_POLICY   sink (default, the reference's standard SinkCache 2048/32) | dynamic_sink | sliding | unbounded
 #   TUNE FOLDS GRID UNCERTAINTY_KIND MISSING   held-out tuning and scoring (test.benchmark)
 #   PLOTS          items to plot (default 5; 0 = none)
+#   FEATURES       a feature cache (scripts/extract_features.py --items ITEMS --kind frame_embeds, same model
+#                  and fps): streamed instead of decoding the videos (test.run_benchmark --features)
 #   CONVERT_ARGS / INFER_ARGS / BENCH_ARGS   extra flags for datasets/convert.py / test.run_benchmark /
 #                  test.benchmark (word-split), e.g. CONVERT_ARGS="--video_template {youtube_id}.mp4"
 #   PYTHON         the interpreter (default: python)
@@ -60,9 +62,11 @@ convert_items() {
 # infer ITEMS PRED ENGINE_FLAGS...: stream every item (resumable)
 infer() {
   local items=$1 pred=$2; shift 2
+  local feature_args=()
+  [ -n "${FEATURES:-}" ] && feature_args+=(--features "$FEATURES")
   # shellcheck disable=SC2086
   "$PY" -m test.run_benchmark --items "$items" --video_root "$VIDEO_ROOT" --output "$pred" \
-      "${MODEL_ARGS[@]}" "$@" ${INFER_ARGS:-}
+      "${MODEL_ARGS[@]}" ${feature_args[@]+"${feature_args[@]}"} "$@" ${INFER_ARGS:-}
 }
 
 # score DATASET PRED GOLD RESULTS BENCH_FLAGS...: held-out tuning, scoring, results record, plots
