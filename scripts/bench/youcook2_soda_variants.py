@@ -3,7 +3,7 @@
     python scripts/bench/youcook2_soda_variants.py [--gold ../shared/data/youcook2/yc2_val.json] [--out OUT.json]
 
 Three deterministic prediction sets in the densevid format, built from the real ``yc2_val.json``
-(457 videos, 3.5k steps; 7.7 steps per video, 89 videos with >= 11):
+(457 videos, 3,492 steps, 77 videos with 11 or more):
 
 * ``oracle``: every GT segment with its own GT sentence;
 * ``terse``: every GT segment shifted by 20 % of its length, captioned with the first half of the
@@ -79,7 +79,6 @@ def main(argv=None) -> int:
     if args.out:
         atomic_write_json(args.out, {"gold": str(gold_path), "n_videos": len(gold), "sets": rows,
                                      "elapsed_s": round(elapsed, 1), "command": ["python", *sys.argv]})
-    json.dumps(rows)
     return 0
 
 
