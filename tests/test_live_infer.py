@@ -137,6 +137,7 @@ def _extract(argv):
     return mod.main(argv)
 
 
+@pytest.mark.slow
 def test_features_from_extract_features_give_the_same_scores(shared_data, tmp_path, capsys):
     """--features: the cached frame tokens of scripts/extract_features.py (same model, same fps)
     replace decoding and the vision tower; the scores are those of the video itself."""

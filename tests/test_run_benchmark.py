@@ -181,6 +181,7 @@ def test_tvsum_items_native_frames_and_degradation(data, tvsum_pred):
     assert again.to_list() == schedules["tvC"]
 
 
+@pytest.mark.slow
 def test_features_replace_the_videos(data, charades_run, loads, shared_data, tmp_path):
     """--features FEATS (scripts/extract_features.py --items): the same predictions without decoding."""
     spec = importlib.util.spec_from_file_location("aha_extract_rb", REPO / "scripts" / "extract_features.py")

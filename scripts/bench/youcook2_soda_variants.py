@@ -18,7 +18,6 @@ writes the numbers (JSON) to ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
