@@ -226,7 +226,7 @@ def test_magqa_with_a_local_judge(synth, base_env, tmp_path, judge_server):
     assert all(r["auth"] == f"Bearer {JUDGE_KEY}" and r["body"]["model"] == JUDGE_MODEL for r in reqs)
     questions = {t["conversation"][0]["content"] for t in read_json(synth / "test" / "magqa_test.json")}
     asked = {r["body"]["messages"][-1]["content"].split("\n")[0].removeprefix("Question: ") for r in reqs}
-    assert asked <= questions  # the judge saw the gold questions (test.scorers.judges.user_message)
+    assert asked <= questions  # the judge saw the gold questions (data.benchmarks.judges.user_message)
     cache = read_jsonl(out / "judge_cache.jsonl")
     assert len(cache) == len(reqs)  # one request per distinct judgement, all cached
     # every gold answer turn has an in-span response (one per frame) judged 4: in-span score 4

@@ -291,3 +291,37 @@ def test_span_helper_policies():
     assert V.item_id(7) == "7"
     with pytest.raises(V.InputError):
         V.item_id(None)
+
+
+finite_or_not = st.one_of(st.floats(-5, 40, allow_nan=False), st.sampled_from([math.nan, math.inf, -math.inf]))
+
+
+@FAST
+@given(st.lists(st.tuples(finite_or_not, finite_or_not), min_size=1, max_size=5), st.floats(0.5, 30))
+def test_converted_spans_are_valid_or_the_line_is_refused(spans, duration):
+    """Charades-STA and YouCook2 converters: whatever the raw spans, every written span satisfies
+    0 <= start < end <= duration (an overshooting end clipped), or the conversion stops with an error."""
+    from data.benchmarks import charades, youcook2
+
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        (d / "sta.txt").write_text("".join(f"V {s} {e}##q {i}\n" for i, (s, e) in enumerate(spans)))
+        (d / "len.csv").write_text(f"id,length\nV,{duration}\n")
+        try:
+            items, _ = charades.convert(d / "sta.txt", d / "len.csv")
+        except ValueError as e:
+            assert "sta.txt:" in str(e)
+        else:
+            for it, (s, e) in zip(items, spans):
+                (a, b), = it["gold"]["timestamps"]
+                assert 0 <= a < b <= duration and a == s and b == min(e, duration)
+        (d / "yc2.json").write_text(json.dumps({"v": {"duration": duration, "timestamps": [list(x) for x in spans],
+                                                      "sentences": [f"s{i}" for i in range(len(spans))]}}))
+        try:
+            items = youcook2.convert(d / "yc2.json")
+        except ValueError as e:
+            assert "yc2.json" in str(e)
+        else:
+            for ans in items[0]["gold"]["answer"]:
+                a, b = ans["time"]
+                assert 0 <= a <= b <= duration
