@@ -128,7 +128,7 @@ FILE_CORRUPTIONS = {
     "null_line": ("null\n", "must be a JSON object"),
     "number_line": ("3\n", "must be a JSON object"),
     "list_line": ("[1, 2]\n", "must be a JSON object"),
-    "torn_last_line": ('{"id": "x", "frames": {"time": [0.0, 1.', "torn last line"),
+    "torn_last_line": ('{"id": "x", "frames": {"time": [0.0, 1.', "invalid JSON"),
 }
 
 
@@ -141,8 +141,10 @@ def test_broken_prediction_files_are_refused(name, corruption, after_valid_lines
         text, message = FILE_CORRUPTIONS[corruption]
         prefix = "".join(json.dumps(r) + "\n" for r in recs) if after_valid_lines and text.strip() else ""
         (d / "pred.jsonl").write_text(prefix + text)
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(ValueError, match=message) as err:
             evaluate_files(bench, str(d / "pred.jsonl"), gold, None, RELEVANCE, opts)
+        if corruption == "torn_last_line" and prefix:  # after complete lines: said to be torn, with its line
+            assert "torn last line" in str(err.value) and f"pred.jsonl:{len(recs) + 1}" in str(err.value)
 
 
 @pytest.mark.parametrize("name", STREAM_CASES)

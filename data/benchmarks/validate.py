@@ -105,7 +105,8 @@ def read_json_or_jsonl(path: str | Path, what: str = "JSON file", record_keys: S
         return "json", doc
     except json.JSONDecodeError as e:
         if e.msg != "Extra data":  # one broken document, not a JSON-lines file
-            torn = " (a torn last line: was the run interrupted?)" if e.lineno == len(text.rstrip().splitlines()) else ""
+            n_lines = len(text.rstrip().splitlines())
+            torn = " (a torn last line: was the run interrupted?)" if n_lines > 1 and e.lineno == n_lines else ""
             raise InputError(f"invalid JSON in {what} ({e.msg}){torn}", path, e.lineno) from None
     return "jsonl", _jsonl_records(text, path, what)
 
