@@ -148,7 +148,7 @@ def load_items(args: argparse.Namespace) -> dict[str, list[dict]]:
         argv = annotation_argv(args.benchmark, anno_dir, split, args.anno) + ["--output", os.devnull]
         if args.video_template:
             argv += ["--video_template", args.video_template]
-        items, _ = convert.convert_from_args(convert.build_parser().parse_args(argv))
+        items = convert.convert_from_args(convert.build_parser().parse_args(argv))[0]
         out[split] = items
     return out
 

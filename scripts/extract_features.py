@@ -1,8 +1,18 @@
 #!/usr/bin/env python
-"""Pre-extract frame features for a training mixture (data/feature_cache.py).
+"""Pre-extract frame features for a training mixture, benchmark items or one video (data/feature_cache.py).
 
     python scripts/extract_features.py --dataset_config configs/datasets/aha_config.json --data_root DATA \\
         --cache_dir FEATS --preset aha-7b --weights WEIGHTS --dtype bf16 --device cuda:0 [--shard 0/4]
+    python scripts/extract_features.py --items ITEMS.jsonl --video_root DIR --fps 1 --cache_dir FEATS \\
+        --checkpoint CKPT [--weights W] [--max_frames N]        # then test.run_benchmark --features FEATS
+    python scripts/extract_features.py --video V.mp4 --fps 2 --cache_dir FEATS --checkpoint CKPT
+                                                                # then test.live_infer --features FEATS
+
+Benchmark items and single videos: the model is loaded as the online drivers load it
+(``models.inference.load_for_inference``: the same --checkpoint / --weights / --preset / --dtype),
+features are the final frame tokens (``frame_embeds``) and each video's key is the item's
+``video`` (relative to --video_root), or the file name for --video, which is what
+``test.run_benchmark --features`` / ``test.live_infer --features`` look up at the same --fps.
 
 then train with ``--feature_cache FEATS`` (and ``--feature_kind`` as here). The cache folder is
 named by a fingerprint of the model's vision tower (and projector for ``frame_embeds``) and
@@ -32,17 +42,28 @@ log = logging.getLogger("extract_features")
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset_config", required=True)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--dataset_config", help="a training mixture")
+    src.add_argument("--items", help="benchmark items JSONL (datasets/convert.py): every item's video")
+    src.add_argument("--video", help="one video file (key: its file name)")
+    p.add_argument("--video_root", default=None, help="with --items: the folder the items' videos are relative to")
+    p.add_argument("--fps", type=float, default=None, help="with --items / --video: the streaming fps")
+    p.add_argument("--max_frames", type=int, default=None, help="with --items / --video: at most this many frames")
+    p.add_argument("--checkpoint", default=None, help="with --items / --video: the Aha! checkpoint the drivers will load")
     p.add_argument("--data_root", default=os.environ.get("AHA_DATA_ROOT", "."))
     p.add_argument("--cache_dir", required=True)
-    p.add_argument("--kind", default="vision", choices=["vision", "frame_embeds"])
-    p.add_argument("--preset", default="aha-7b")
+    p.add_argument("--kind", default=None, choices=["vision", "frame_embeds"],
+                   help="default: vision for a mixture, frame_embeds (what the streaming engine takes) for --items / --video")
+    p.add_argument("--preset", default=None, help="model preset (default aha-7b for a mixture; for --items / --video "
+                                                 "the drivers' rule: the checkpoint's config, else aha-tiny)")
     p.add_argument("--weights", default=None, help="local LLaVA-OneVision weights folder (none: random init)")
     p.add_argument("--tokenizer", default=None, help="tokenizer folder (default: --weights)")
     p.add_argument("--lora_pretrained", default=None, help="adapter checkpoint whose projector to use (frame_embeds)")
-    p.add_argument("--dtype", default="fp32", choices=["bf16", "fp16", "fp32"],
-                   help="model dtype; must equal the training run's --model_dtype (bf16 for --bf16 runs)")
-    p.add_argument("--seed", type=int, default=42, help="random-init seed (the Trainer's default --seed is 42)")
+    p.add_argument("--dtype", default=None, choices=["bf16", "fp16", "fp32"],
+                   help="model dtype; must equal the training run's --model_dtype (bf16 for --bf16 runs); default fp32 for "
+                        "a mixture, the drivers' default (fp32 on CPU, bf16 on CUDA) for --items / --video")
+    p.add_argument("--seed", type=int, default=None, help="random-init seed (default 42, the Trainer's default --seed, "
+                                                        "for a mixture; 0, the drivers' default, for --items / --video)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch_frames", type=int, default=32)
     p.add_argument("--num_workers", type=int, default=2, help="decoding processes")
@@ -51,9 +72,63 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def stream_needs(args) -> list:
+    """VideoNeeds of benchmark items or one video: key, path, fps, frames to cache."""
+    from data.stream import VideoNeed
+    from data.video import num_sampled_frames, probe
+
+    if args.fps is None or not args.fps > 0:
+        raise SystemExit("--items / --video need --fps (the fps the drivers will stream at)")
+    if args.video:
+        videos = {Path(args.video).name: Path(args.video)}
+    else:
+        if not args.video_root:
+            raise SystemExit("--items needs --video_root")
+        from data.benchmarks.validate import read_jsonl
+
+        videos = {}
+        for line, rec in read_jsonl(args.items, "items file"):
+            if not rec.get("video"):
+                raise SystemExit(f"{args.items}:{line}: item without 'video'")
+            videos[str(rec["video"])] = Path(args.video_root) / rec["video"]
+    needs = []
+    for key, path in videos.items():
+        if not path.is_file():
+            log.warning("feature extraction: %s is missing; skipped", path)
+            continue
+        needs.append(VideoNeed(key, path, args.fps, num_sampled_frames(probe(path).duration, args.fps, args.max_frames)))
+    return needs
+
+
+def main_streams(args) -> dict:
+    """Frame tokens of benchmark items / one video, with the model the online drivers load."""
+    from data.feature_cache import FeatureCache, extract_features
+    from models.inference import load_for_inference
+
+    if args.kind not in (None, "frame_embeds"):
+        raise SystemExit("--items / --video cache the frame tokens the streaming engine takes: use --kind frame_embeds")
+    loaded = load_for_inference(model_config=args.preset, weights=args.weights, checkpoint=args.checkpoint,
+                                tokenizer=args.tokenizer, device=args.device, dtype=args.dtype,
+                                seed=0 if args.seed is None else args.seed)
+    model = loaded.model
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    cache = FeatureCache.for_model(args.cache_dir, model, "frame_embeds")
+    log.info("caching frame_embeds features in %s", cache.directory)
+    stats = extract_features(model, stream_needs(args), cache, base.config.frame_size, batch_frames=args.batch_frames,
+                             device=args.device, num_workers=args.num_workers, overwrite=args.overwrite, progress=True)
+    stats["cache"] = str(cache.directory)
+    log.info("done: %s", json.dumps(stats))
+    return stats
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     setup_logging()
+    if args.items or args.video:
+        return main_streams(args)
+    args.kind = args.kind or "vision"
+    args.preset = args.preset or "aha-7b"
+    args.seed = 42 if args.seed is None else args.seed
     import torch
 
     from data.feature_cache import FeatureCache, extract_features
@@ -67,7 +142,7 @@ def main(argv=None) -> dict:
         assert len(shard) == 2
     except (ValueError, AssertionError):
         raise SystemExit(f"--shard must look like i/n, got {args.shard!r}") from None
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype or "fp32"]
     if args.lora_pretrained:
         model = load_checkpoint(args.lora_pretrained, weights=args.weights, dtype=dtype)
     else:

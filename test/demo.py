@@ -74,9 +74,10 @@ def generated_video(args, out: Path):
 def gt_metrics(scene, scores: list[dict], fused: np.ndarray) -> dict:
     """Metrics of one stream against its synthetic ground truth (same functions as the benchmarks)."""
     from data.synthetic import importance_at
-    from test.scorers.ap import topk_ap_from_scores
-    from test.scorers.charades import causal_interval, interval_iou
-    from test.scorers.tvsum import binarize_top
+    from data.benchmarks.charades import interval_iou
+    from data.benchmarks.ranking import topk_ap_from_scores
+    from data.benchmarks.tvsum import binarize_top
+    from test.postprocess import causal_interval
 
     times = np.array([s["time"] for s in scores])
     gt = importance_at(scene, times)

@@ -1,60 +1,126 @@
-"""``python -m test.evaluate``: score a prediction file with one benchmark's scorer.
+"""``python -m test.evaluate``: score prediction files with one benchmark's module (``data/benchmarks``).
 
-    python -m test.evaluate --func tvsum --pred_file P --gold_file G [--output_file O]
-        [--protocol X] [--alpha A --beta B --epsilon E --tau T --uncertainty_kind K]
-        [--params_file grid_search_params.json --params_key tvsum] [--opt key=value ...]
+    python -m test.evaluate --func tvsum --pred_file P [--pred_file P2 ...] --gold_file G [--output_file O]
+        [--protocol X] [--opt key=value ...] [--alpha A --beta B --epsilon E --tau T --uncertainty_kind K]
+        [--params_file grid_search_params.json --params_key tvsum] [--smooth_window W]
 
-Prints the metrics as JSON on stdout and, with --output_file, writes the same JSON atomically.
-Every scorer module exposes ``evaluate_files(pred_file, gold_file, protocol, fusion, options)``;
-modules are imported only when their --func is asked for.
+Prints a summary (headline and metrics, no per-item rows) for every prediction file on stdout;
+``--output_file`` receives everything (per-item results and the protocol record) as JSON, written
+atomically. Several ``--pred_file`` are scored against one gold load (YouCook2: one METEOR process
+for all of them). The prediction format is told by content: stream records (``frames``) are
+post-processed (fusion, and optional *causal* smoothing) and handed to the benchmark's stream
+adapter; other records go to its official-format reader.
 
-Fusion weights: the FusionParams defaults, overridden by --params_file[--params_key] (keys alpha,
-beta, epsilon, tau; the reference's "uncertainty_threshold" is read as tau, and a null epsilon
-falls back to its "uncertainty_penalty"), overridden by the explicit flags.
---opt values are parsed as JSON when possible (true, 3, 0.5, null, [1,2]), else kept as strings.
+Fusion weights (stream predictions only): the FusionParams defaults, overridden by --params_file
+[--params_key] (keys alpha, beta, epsilon, tau; the reference's "uncertainty_threshold" is read as
+tau, and a null epsilon falls back to its "uncertainty_penalty"), overridden by the explicit flags.
+--opt values are parsed as JSON when possible (true, 3, 0.5, null, [1,2]), else kept as strings;
+an option the protocol does not define is refused.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from dataclasses import replace
-from typing import Any
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
-from test.postprocess import FusionParams
+from data import benchmarks
+from data.benchmarks.validate import InputError, UniqueIds, read_json_or_jsonl
+from test.postprocess import FusionParams, ProcessedStream
+from test.predictions import StreamPrediction
 from utils.io import atomic_write_json, dumps, read_json
-
-# --func name -> scorer module (aliases share a module)
-REGISTRY: dict[str, str] = {
-    "tvsum": "test.scorers.tvsum",
-    "tvsum_degraded": "test.scorers.tvsum",
-    "hisum": "test.scorers.hisum",
-    "qvh": "test.scorers.qvh",
-    "charades": "test.scorers.charades",
-    "grounding": "test.scorers.charades",
-    "youcook2": "test.scorers.youcook2",
-    "dense_captioning": "test.scorers.youcook2",
-    "magqa": "test.scorers.magqa",
-}
 
 FUSION_KEYS = ("alpha", "beta", "epsilon", "tau", "uncertainty_kind")
 
 
-def load_scorer(func: str):
-    """The scorer module for ``func``; a clear error for an unknown name or a module not written yet."""
-    if func not in REGISTRY:
-        raise ValueError(f"unknown --func {func!r}; choose from {sorted(REGISTRY)}")
-    name = REGISTRY[func]
-    try:
-        module = importlib.import_module(name)
-    except ModuleNotFoundError as e:
-        if e.name == name:
-            raise ValueError(f"--func {func}: scorer module {name} is not available") from e
-        raise
-    if not hasattr(module, "evaluate_files"):
-        raise ValueError(f"scorer module {name} has no evaluate_files()")
-    return module
+# ------------------------------------------------------------------------------ predictions
+
+
+def read_prediction_records(path) -> tuple[str, Any]:
+    """("jsonl", [(line, record)]) or ("json", document), told apart by content."""
+    kind, data = read_json_or_jsonl(path, "prediction file", record_keys=("id", "qid", "vid", "video_id", "frames"))
+    if kind == "json" and not isinstance(data, dict):
+        raise InputError(f"each line of a prediction file must be a JSON object, got a {type(data).__name__}", path, 1)
+    return kind, data
+
+
+def adapt(bench, records, gold: Mapping, protocol: str, opts: Mapping, fusion: FusionParams | None = None,
+          smooth_window: int | None = None, path=None) -> tuple[dict, dict]:
+    """(predictions {id: benchmark prediction}, counts) from JSONL records: stream records through the
+    post-processor and ``bench.from_stream``, other records through ``bench.from_record``.
+
+    A prediction for an id the gold does not know is an error (``file:line``), except under protocols
+    that drop unmatched ids (``match_number=false``, the reference's silent drop: counted)."""
+    drop_unknown = opts.get("match_number") is False
+    out, ids = {}, UniqueIds("prediction id")
+    counts = {"stream": 0, "record": 0, "unknown_dropped": 0}
+    for line, rec in records:
+        i = ids.add(bench.record_id(rec, path, line), path, line)
+        if i not in gold:
+            if drop_unknown:
+                counts["unknown_dropped"] += 1
+                continue
+            raise InputError(f"id {i!r} is not in the gold (predictions of another split or data set?)", path, line)
+        if "frames" in rec:
+            stream = ProcessedStream(StreamPrediction.from_record(rec, path, line), fusion, smooth_window=smooth_window)
+            out[i] = bench.from_stream(stream, gold[i], protocol, opts)
+            counts["stream"] += 1
+        else:
+            out[i] = bench.from_record(rec, gold[i], protocol, opts, path, line)
+            counts["record"] += 1
+    return out, counts
+
+
+def load_prediction_file(bench, path, gold: Mapping, protocol: str, opts: Mapping, fusion: FusionParams | None = None,
+                         smooth_window: int | None = None) -> tuple[dict, dict]:
+    kind, data = read_prediction_records(path)
+    if kind == "json":
+        if not hasattr(bench, "from_document"):
+            raise InputError(f"{bench.NAME} predictions are JSONL (one record per line), this is one JSON document", path)
+        preds = bench.from_document(data, path)
+        unknown = sorted(set(preds) - set(gold))
+        if unknown and opts.get("match_number") is not False:
+            raise InputError(f"{len(unknown)} predicted ids are not in the gold, e.g. {unknown[:5]}", path)
+        return {k: v for k, v in preds.items() if k in gold}, {"document": len(preds), "unknown_dropped": len(unknown)}
+    return adapt(bench, data, gold, protocol, opts, fusion, smooth_window, path)
+
+
+# --------------------------------------------------------------------------------- scoring
+
+
+def score_files(func: str, pred_files: Sequence[str], gold_file: str, protocol: str | None = None,
+                fusion: FusionParams | None = None, options: Mapping | None = None,
+                smooth_window: int | None = None) -> list[dict]:
+    """One result per prediction file: {"headline", "metrics", "per_item", "record"}."""
+    bench = benchmarks.get(func)
+    name, opts = bench.resolve(protocol, options)
+    gold = bench.load_gold(gold_file, name, opts)
+    fusion = fusion or FusionParams()
+    loaded = [load_prediction_file(bench, p, gold, name, opts, fusion, smooth_window) for p in pred_files]
+    if hasattr(bench, "score_many"):
+        results = bench.score_many([p for p, _ in loaded], gold, name, options)
+    else:
+        results = [bench.score(p, gold, name, options) for p, _ in loaded]
+    out = []
+    for path, (_, counts), res in zip(pred_files, loaded, results):
+        h_name, h_value = bench.headline(res["metrics"], name)
+        res["record"].update(gold_file=str(gold_file), prediction_file=str(path), prediction_records=counts,
+                             fusion=fusion.to_dict() if counts.get("stream") else None,
+                             smoothing=(f"causal Savitzky-Golay, window {smooth_window}" if smooth_window else None)
+                             if counts.get("stream") else None)
+        out.append({"headline": {"name": h_name, "value": h_value}, **res})
+    return out
+
+
+def evaluate_files(func: str, pred_file: str, gold_file: str, protocol: str | None = None,
+                   fusion: FusionParams | None = None, options: Mapping | None = None) -> dict:
+    """``score_files`` for one prediction file."""
+    return score_files(func, [pred_file], gold_file, protocol, fusion, options)[0]
+
+
+# ------------------------------------------------------------------------------------- CLI
 
 
 def parse_opt(items: list[str] | None) -> dict[str, Any]:
@@ -65,6 +131,8 @@ def parse_opt(items: list[str] | None) -> dict[str, Any]:
         key = key.strip()
         if not sep or not key:
             raise ValueError(f"--opt expects key=value, got {item!r}")
+        if key in out:
+            raise ValueError(f"--opt {key} given twice")
         try:
             out[key] = json.loads(raw)
         except json.JSONDecodeError:
@@ -73,18 +141,18 @@ def parse_opt(items: list[str] | None) -> dict[str, Any]:
 
 
 def params_from_file(path: str, key: str | None) -> dict[str, Any]:
-    """Fusion parameters from a grid-search JSON (a flat dict, or a dict of dataset -> dict)."""
+    """Fusion parameters from a grid-search JSON (a flat dict, a dict of dataset -> dict, or a saved
+    tuning record with "params")."""
     data = read_json(path)
     if key is not None:
-        if key not in data:
-            raise ValueError(f"{path}: no key {key!r} (has {sorted(data)})")
+        if not isinstance(data, dict) or key not in data:
+            raise ValueError(f"{path}: no key {key!r} (has {sorted(data) if isinstance(data, dict) else type(data)})")
         data = data[key]
+    if isinstance(data, dict) and isinstance(data.get("params"), dict):
+        data = data["params"]
     if not isinstance(data, dict):
         raise ValueError(f"{path}: fusion parameters must be a JSON object")
-    out: dict[str, Any] = {}
-    for k in ("alpha", "beta", "epsilon", "tau", "uncertainty_kind"):
-        if data.get(k) is not None:
-            out[k] = data[k]
+    out: dict[str, Any] = {k: data[k] for k in FUSION_KEYS if data.get(k) is not None}
     if "tau" not in out and data.get("uncertainty_threshold") is not None:
         out["tau"] = data["uncertainty_threshold"]
     if "epsilon" not in out and data.get("uncertainty_penalty") is not None:
@@ -108,46 +176,55 @@ def build_fusion(args: argparse.Namespace) -> tuple[FusionParams, dict[str, str]
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m test.evaluate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--func", required=True, help=f"one of {sorted(REGISTRY)}")
-    p.add_argument("--pred_file", required=True)
+    names = sorted(benchmarks.MODULES) + sorted(benchmarks.ALIASES)
+    p.add_argument("--func", "--benchmark", dest="func", required=True, choices=names)
+    p.add_argument("--pred_file", required=True, action="append", help="prediction file (repeatable)")
     p.add_argument("--gold_file", required=True)
-    p.add_argument("--output_file", default=None)
-    p.add_argument("--protocol", default=None, help="scorer protocol (default: the scorer's official one)")
-    p.add_argument("--alpha", type=float, default=None)
-    p.add_argument("--beta", type=float, default=None)
-    p.add_argument("--epsilon", type=float, default=None)
-    p.add_argument("--tau", type=float, default=None)
+    p.add_argument("--output_file", default=None, help="full results JSON (per-item rows and the protocol record)")
+    p.add_argument("--protocol", default=None, help="scorer protocol (default: the benchmark's official one)")
+    for k in ("alpha", "beta", "epsilon", "tau"):
+        p.add_argument(f"--{k}", type=float, default=None)
     p.add_argument("--uncertainty_kind", choices=("logvar", "variance"), default=None)
     p.add_argument("--params_file", default=None, help="JSON of fusion parameters (e.g. grid-search output)")
     p.add_argument("--params_key", default=None, help="key inside --params_file (e.g. the dataset name)")
+    p.add_argument("--smooth_window", type=int, default=None, help="causal Savitzky-Golay smoothing of the fused score")
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="scorer option (repeatable)")
     return p
 
 
-def run(argv: list[str] | None = None) -> dict:
+def run(argv: list[str] | None = None) -> list[dict]:
     args = build_parser().parse_args(argv)
-    scorer = load_scorer(args.func)
+    if len(set(args.pred_file)) != len(args.pred_file):
+        raise ValueError("a --pred_file is given twice")
     fusion, fusion_source = build_fusion(args)
     options = parse_opt(args.opt)
-    metrics = scorer.evaluate_files(args.pred_file, args.gold_file, protocol=args.protocol,
-                                    fusion=fusion, options=options or None)
-    record = metrics.setdefault("protocol", {})
-    record["func"] = args.func
-    record["options_given"] = options
-    if record.get("fusion") is not None:
-        record["fusion_source"] = fusion_source
+    results = score_files(args.func, args.pred_file, args.gold_file, args.protocol, fusion, options, args.smooth_window)
+    for res in results:
+        res["record"].update(func=args.func, options_given=options,
+                             fusion_source=fusion_source if res["record"].get("fusion") else None)
     if args.output_file:
-        atomic_write_json(args.output_file, metrics)
-    return metrics
+        atomic_write_json(args.output_file, results[0] if len(results) == 1 else
+                          {"results": {str(p): r for p, r in zip(args.pred_file, results)}})
+    return results
+
+
+def summary(result: Mapping, pred_file: str) -> dict:
+    return {"pred_file": pred_file, "headline": result["headline"], "metrics": result["metrics"],
+            "n_items": len(result.get("per_item") or {})}
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
     try:
-        metrics = run(argv)
+        results = run(args_list)
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"evaluate: error: {e}", file=sys.stderr)
         return 2
-    print(dumps(metrics, indent=2))
+    pred_files = build_parser().parse_args(args_list).pred_file
+    for res, p in zip(results, pred_files):
+        print(dumps(summary(res, str(Path(p))), indent=2))
+    if not any(a == "--output_file" or a.startswith("--output_file=") for a in args_list):
+        print("(per-item results: pass --output_file)", file=sys.stderr)
     return 0
 
 

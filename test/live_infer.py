@@ -3,12 +3,17 @@
     python -m test.live_infer --video V --query "a red circle bounces" --model_config aha-tiny \
         --checkpoint ckpt/ --output_dir out/
 
+    python -m test.live_infer --video V --features FEATS --query ... # frame tokens from scripts/extract_features.py
+
 Writes, as it goes (one flushed line per frame / response):
   out/scores.jsonl     frame, time, informative, relevance, uncertainty (raw log-variance), fused, cache_len
   out/responses.jsonl  time, frame, content, trigger score
 and at the end (also after a source breaks mid-stream, with what was scored):
-  out/highlights.json  offline peaks and segments of the smoothed fused score, the peaks confirmed
-                       online (causal, printed live), and the full protocol record
+  out/highlights.json  "online_highlights": the peaks confirmed live (causal smoothing, each one
+                       reported confirm_delay seconds after it happened; printed as they come),
+                       "offline_peaks" / "offline_segments": the whole-video post-processing after
+                       the stream (centred Savitzky-Golay + find_peaks: looks ahead, so not live),
+                       and the full protocol record
   out/scores.png       the score curves with peaks (and ground truth when given)
   out/highlights.mp4   a highlight reel under --reel_budget seconds (file sources only)
   out/run.json         every setting of the run
@@ -16,6 +21,7 @@ and at the end (also after a source breaks mid-stream, with what was scored):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -54,6 +60,9 @@ def add_engine_args(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--window", type=int, default=None, help=f"cache window in tokens (project default {DEFAULTS.window})")
     g.add_argument("--sink_tokens", type=int, default=None, help=f"(project default {DEFAULTS.sink_tokens})")
     g.add_argument("--vision_batch", type=int, default=1, help=">1 only for files: encode frames already read in small batches")
+    g.add_argument("--features", default=None,
+                   help="feature cache folder (scripts/extract_features.py --kind frame_embeds, same model and fps): "
+                        "stream the cached frame tokens instead of decoding and encoding the video")
     g = ap.add_argument_group("responses")
     g.add_argument("--score_heads", default="informative,relevance")
     g.add_argument("--threshold", type=float, default=None, help="respond when the head sum exceeds this")
@@ -103,6 +112,37 @@ def load_model(args, loader=None):
     args.settings_source = sources
     args.model_record = getattr(loaded, "record", {})
     return loaded
+
+
+def open_features(args, model):
+    """The ``--features`` cache of this model's frame tokens (None without the flag)."""
+    if not getattr(args, "features", None):
+        return None
+    if getattr(args, "degrade", None):
+        raise ValueError("--features streams the cached (clean) frames: it cannot be combined with --degrade")
+    from data.feature_cache import FeatureCache
+
+    cache = FeatureCache.for_model(args.features, model, "frame_embeds")
+    if not cache.exists():
+        raise FileNotFoundError(f"--features {args.features}: no frame_embeds features of this model (fingerprint "
+                                f"{cache.fingerprint}); extract them with scripts/extract_features.py --kind frame_embeds "
+                                "and the same model, dtype and fps")
+    return cache
+
+
+def feature_frames(cache, key: str, fps: float, size: int, device, dtype, max_frames: int | None = None):
+    """FrameEvents of the cached frame tokens of video ``key`` (frame i at i / fps, as the decoder samples)."""
+    from models.streaming import FrameEvent
+
+    n = cache.frames_cached(key, fps, size)
+    if n == 0:
+        from data.feature_cache import FeatureCacheMiss
+
+        raise FeatureCacheMiss(f"{key} ({fps:g} fps, {size} px) is not in the feature cache {cache.directory}")
+    n = n if max_frames is None else min(n, max_frames)
+    feats = cache.load(key, fps, 0, n, size)
+    for i in range(n):
+        yield FrameEvent(i / fps, None, feats[i].to(device=device, dtype=dtype))
 
 
 def engine_config(args):
@@ -178,6 +218,7 @@ def main(argv=None) -> int:
     ap.add_argument("--realtime", action="store_true", help="pace a file at its own rate (a stand-in for a live stream)")
     ap.add_argument("--source_fps", type=float, default=None, help="frame rate of a frame folder")
     ap.add_argument("--degrade", default=None, help="random:SEED[:type,type] or a JSON list of [start, end, type]")
+    ap.add_argument("--feature_key", default=None, help="the video's key in --features (default: its file name)")
     ap.add_argument("--reel_budget", type=float, default=30.0, help="seconds of highlight reel (0: no reel)")
     ap.add_argument("--gt_spans", default=None, help="JSON list of [start, end] ground-truth spans, drawn on the plot")
     ap.add_argument("--quiet", action="store_true")
@@ -197,7 +238,8 @@ def run(args) -> int:
 
     from data.sources import detect_kind, open_source
     from models.streaming import FrameRecord, StreamingEngine
-    from test.postprocess import OnlinePeakDetector, fuse, highlight_segments, find_highlights, plot_scores, select_reel_segments
+    from test.postprocess import (CAUSAL_POLYORDER, CONFIRM_DELAY_S, SAVGOL_WINDOW, OnlinePeakDetector, find_highlights, fuse,
+                                  highlight_segments, plot_scores, select_reel_segments)
 
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -205,10 +247,17 @@ def run(args) -> int:
     queries = parse_queries(args)
     model, tok = load_model(args)
     engine = StreamingEngine(model, tok, engine_config(args))
-    kind = detect_kind(args.video)
-    degradation = make_degradation(args.degrade, args.video)
-    source = open_source(args.video, fps=args.fps, size=engine.frame_size, realtime=args.realtime,
-                         source_fps=args.source_fps, degradation=degradation, end_frame=args.max_frames)
+    features = open_features(args, model)
+    if features is not None:
+        kind, degradation = "features", None
+        key = args.feature_key or Path(args.video).name
+        source = contextlib.nullcontext(feature_frames(features, key, args.fps, engine.frame_size, engine.device,
+                                                       engine.dtype, args.max_frames))
+    else:
+        kind = detect_kind(args.video)
+        degradation = make_degradation(args.degrade, args.video)
+        source = open_source(args.video, fps=args.fps, size=engine.frame_size, realtime=args.realtime,
+                             source_fps=args.source_fps, degradation=degradation, end_frame=args.max_frames)
     vision_batch = args.vision_batch if kind in ("file", "frames") and not args.realtime else 1
     protocol = {
         "video": str(args.video), "source_kind": kind, "queries": [[q.time, q.text] for q in queries],
@@ -223,9 +272,13 @@ def run(args) -> int:
         "fusion": fusion.to_dict(), "fusion_source": args.params_file or "defaults/flags",
         "tuned_on_this_video": False,
         "smoothing": {"savgol_window": args.savgol_window, "savgol_polyorder": args.savgol_polyorder},
-        "peaks": {"height": "mean+0.5std", "prominence": args.peak_prominence, "distance_s": args.peak_distance},
+        "peaks": {"height": "mean+0.5std", "prominence": args.peak_prominence, "distance_s": args.peak_distance,
+                  "online": {"smoothing": f"causal Savitzky-Golay (window {SAVGOL_WINDOW}, order {CAUSAL_POLYORDER})",
+                             "confirm_delay_s": CONFIRM_DELAY_S},
+                  "offline": "centred Savitzky-Golay (savgol_window, savgol_polyorder) + find_peaks, after the stream"},
         "degradation": None if degradation is None else degradation.to_list(),
         "realtime": args.realtime, "vision_batch": vision_batch,
+        "features": None if features is None else {"cache": str(features.directory), "key": key, "kind": "frame_embeds"},
     }
     atomic_write_json(out / "run.json", protocol)
 
@@ -235,9 +288,9 @@ def run(args) -> int:
     error = None
     bar = tqdm(desc="frames", unit="frame", disable=args.quiet, dynamic_ncols=True)
     t0 = time.perf_counter()
-    with JsonlWriter(out / "scores.jsonl", "w") as sw, JsonlWriter(out / "responses.jsonl", "w") as rw, source:
+    with JsonlWriter(out / "scores.jsonl", "w") as sw, JsonlWriter(out / "responses.jsonl", "w") as rw, source as frames:
         try:
-            for rec in engine.run(source, queries, vision_batch=vision_batch):
+            for rec in engine.run(frames, queries, vision_batch=vision_batch):
                 if isinstance(rec, FrameRecord):
                     y = float(fuse([rec.informative], [rec.relevance], [rec.uncertainty], fusion)[0])
                     sw.write({**rec.to_dict(), "fused": y})
@@ -246,7 +299,8 @@ def run(args) -> int:
                     step = detector.push(y, rec.time)
                     if step.peak is not None:
                         online_peaks.append(step.peak)
-                        _say(f"[{fmt_time(step.peak.time)}] highlight  score {step.peak.height:.3f}  (confirmed at {fmt_time(step.time)})", bar)
+                        _say(f"[{fmt_time(step.peak.time)}] online highlight  score {step.peak.height:.3f}  "
+                             f"(confirmed at {fmt_time(step.time)})", bar)
                     bar.update(1)
                     bar.set_postfix(fps=f"{bar.n / max(1e-9, time.perf_counter() - t0):.1f}", cache=rec.cache_len)
                 else:
@@ -260,13 +314,19 @@ def run(args) -> int:
     bar.close()
     for p in detector.finish():
         online_peaks.append(p)
-        _say(f"[{fmt_time(p.time)}] highlight  score {p.height:.3f}  (confirmed at end of stream)", None)
+        _say(f"[{fmt_time(p.time)}] online highlight  score {p.height:.3f}  (confirmed at the end of the stream)", None)
     if error:
         print(f"error: the stream ended early after {len(times)} frames: {error}. Records so far are kept in {out}.", file=sys.stderr)
 
     result = {"protocol": protocol, "n_frames": len(times), "error": error,
-              "online_peaks": [p.__dict__ if hasattr(p, "__dict__") else p._asdict() for p in online_peaks],
-              "responses": [r.to_dict() for r in responses]}
+              "online_highlights": [dict(p.__dict__) for p in online_peaks],
+              "offline_peaks": [], "offline_segments": [],
+              "responses": [r.to_dict() for r in responses],
+              "legend": {"online_highlights": "confirmed live: causal smoothing, each reported confirm_delay after it "
+                                              "happened (OnlinePeakDetector); printed while streaming",
+                         "offline_peaks": "after the stream, over the whole video: centred Savitzky-Golay smoothing "
+                                          "and find_peaks (looks ahead: not available live)",
+                         "offline_segments": "the offline peaks grown into segments (plot and reel)"}}
     if times:
         t = np.asarray(times)
         y = np.asarray(fused_all)
@@ -274,11 +334,12 @@ def run(args) -> int:
                              prominence=args.peak_prominence, distance_s=args.peak_distance)
         segs = highlight_segments(t, y, args.fps, args.savgol_window, args.savgol_polyorder,
                                   prominence=args.peak_prominence, distance_s=args.peak_distance)
-        result["peaks"] = [{"time": float(a), "height": float(b)} for a, b in zip(hl.times, hl.heights)]
-        result["segments"] = [list(s) for s in segs]
+        result["offline_peaks"] = [{"time": float(a), "height": float(b)} for a, b in zip(hl.times, hl.heights)]
+        result["offline_segments"] = [list(s) for s in segs]
         gt = json.loads(Path(args.gt_spans).read_text()) if args.gt_spans else None
         plot_scores(out / "scores.png", t, {"fused": y, "informative": np.asarray(info), "relevance": np.asarray(rel)},
-                    peaks={"fused": hl.times}, gt_spans=gt, segments=segs, title=", ".join(q.text for q in queries) or str(args.video))
+                    peaks={"fused": hl.times}, gt_spans=gt, segments=segs, title=", ".join(q.text for q in queries) or str(args.video),
+                    peak_label="offline peaks")
         if args.reel_budget > 0 and kind == "file" and segs:
             from test.reel import write_highlight_reel
 
@@ -288,7 +349,9 @@ def run(args) -> int:
                               "frames": info_reel.frames, "duration_s": info_reel.duration_s}
     atomic_write_json(out / "highlights.json", result)
     if not args.quiet:
-        print(f"{len(times)} frames, {len(responses)} responses, {len(result.get('peaks', []))} highlights -> {out}")
+        print(f"{len(times)} frames, {len(responses)} responses, {len(online_peaks)} online highlights (confirmed "
+              f"live, printed above), {len(result['offline_peaks'])} offline peaks and {len(result['offline_segments'])} "
+              f"segments (whole-video smoothing after the stream) -> {out}")
     return 1 if error else 0
 
 

@@ -2,7 +2,7 @@
 
     python -m test.run_benchmark --items ITEMS.jsonl --video_root DIR --output PRED.jsonl \
         [engine flags: --model_config --checkpoint --weights --fps --cache_policy --no_generate ...] \
-        [--degrade random:SEED[:type,type]] [--limit N] [--fail_fast]
+        [--degrade random:SEED[:type,type]] [--features FEATS] [--limit N] [--fail_fast]
 
 ``ITEMS.jsonl`` is the converter's format (``datasets/convert.py``): ``{"id", "dataset", "video",
 "query", "query_time", "duration", "gold", ...}``. Each item's ``video`` (relative to
@@ -23,6 +23,10 @@ Outputs, next to ``PRED.jsonl``:
   converter record, degradation) and one entry per invocation. ``test.benchmark`` copies it into
   the results' protocol record.
 
+``--features FEATS`` streams frame tokens cached by ``scripts/extract_features.py --items ITEMS``
+(the same model, dtype and fps; key = the item's ``video``) instead of decoding and encoding each
+video: the videos are not needed, and the model's vision tower does not run.
+
 Resuming: items whose id is already in ``PRED.jsonl`` are skipped (a torn last line left by a
 crash is cut off first). Resuming with different model/engine settings is refused, so one file
 never mixes two configurations. The model is loaded only when some item still needs it.
@@ -40,7 +44,7 @@ import traceback
 from pathlib import Path
 from typing import Iterator
 
-from test.live_infer import add_engine_args, engine_config, load_model, make_degradation
+from test.live_infer import add_engine_args, engine_config, feature_frames, load_model, make_degradation, open_features
 from utils.io import JsonlWriter, atomic_write_json, iter_jsonl, read_json, sha256_file
 from utils.log import setup_logging
 
@@ -51,7 +55,7 @@ SETTING_KEYS = (
     "model_config", "weights", "checkpoint", "dtype", "fps", "max_frames", "prompt_order", "cache_policy",
     "window", "sink_tokens", "score_heads", "threshold", "cumulative_threshold", "min_interval",
     "uncertainty_gate", "max_wait_frames", "no_generate", "remove_assistant_turns", "max_new_tokens",
-    "repetition_penalty", "degrade",
+    "repetition_penalty", "degrade", "features",
 )
 
 
@@ -135,18 +139,22 @@ def _finite(x: float) -> float | None:
 
 
 def stream_item(engine, item: dict, video: Path, fps: float, max_frames: int | None = None,
-                degradation=None, vision_batch: int = 1) -> dict:
-    """Stream one item's video through ``engine`` (reset first); returns its prediction record."""
+                degradation=None, vision_batch: int = 1, features=None) -> dict:
+    """Stream one item's video (or its cached frame tokens: ``features``) through ``engine`` (reset
+    first); returns its prediction record."""
     from data.sources import detect_kind, open_source
     from data.video import iter_sampled, probe
     from models.streaming import FrameEvent, FrameRecord, QueryEvent
 
-    kind = detect_kind(video)
+    kind = "features" if features is not None else detect_kind(video)
     native: list[int] = []
-    info = probe(video) if kind == "file" else None
+    info = probe(video) if kind == "file" or (kind == "features" and video.is_file()) else None
 
     def frames() -> Iterator[FrameEvent]:
-        if kind == "file":
+        if kind == "features":
+            yield from feature_frames(features, item["video"], fps, engine.frame_size, engine.device, engine.dtype,
+                                      max_frames)
+        elif kind == "file":
             # iter_sampled is what open_source() uses for files; called directly it also says which
             # native frame each sample is (TVSum's ground truth is per native frame).
             for s in iter_sampled(str(video), fps, engine.frame_size, end_frame=max_frames, degradation=degradation):
@@ -184,7 +192,7 @@ def stream_item(engine, item: dict, video: Path, fps: float, max_frames: int | N
         "query_time": qtime, "query_asked": bool(queries) and cols["time"][-1] >= qtime,
         "duration": info.duration if info is not None else None, "fps": fps,
         "frames": cols, "responses": responses,
-        "native_frame_index": native if kind == "file" else None,
+        "native_frame_index": native if kind == "file" else None, "frames_from": "features" if kind == "features" else "video",
         "native_fps": info.fps if info is not None else None,
         "annotation_duration": item.get("duration"),
         "template_id": item.get("template_id"), "prompt_variant": item.get("prompt_variant"),
@@ -250,7 +258,7 @@ def engine_record(engine, args) -> dict:
         "model": {**getattr(args, "model_record", {}), "dtype": str(engine.dtype).replace("torch.", ""),
                   "device": str(engine.device)},
         "settings_source": getattr(args, "settings_source", None),
-        "degrade": args.degrade,
+        "degrade": args.degrade, "features": args.features,
     }
 
 
@@ -299,6 +307,8 @@ def run(args, argv: list[str]) -> int:
         raise FileNotFoundError(f"--video_root is not a folder: {root}")
     if args.degrade:
         check_degrade_spec(args.degrade)  # fail before any work, not on the first item
+    if args.degrade and args.features:
+        raise ValueError("--features streams the cached (clean) frames: it cannot be combined with --degrade")
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     record = open_run_record(args, items_path, argv)
     done = finished_ids(args.output)
@@ -308,7 +318,7 @@ def run(args, argv: list[str]) -> int:
     record["runs"].append(invocation)
     atomic_write_json(run_record_path(args.output), record)
 
-    engine = None
+    engine = features = None
     n_new = n_err = 0
     bar = tqdm(todo, desc="items", unit="item", disable=args.quiet, dynamic_ncols=True)
     errs = _LazyWriter(errors_path(args.output))  # no errors file unless something fails
@@ -326,17 +336,19 @@ def run(args, argv: list[str]) -> int:
         with JsonlWriter(args.output, "a") as out, errs:
             for item in bar:
                 video = root / item["video"]
-                if not video.exists():
+                if not video.exists() and not args.features:
                     failed(item, video, FileNotFoundError(f"video not found: {video}"))
                     continue
                 if engine is None:
                     # only now (a run with nothing left to stream never loads the model); a model
                     # that cannot be loaded stops the run instead of failing every item
                     engine = _make_engine(args)
+                    features = open_features(args, engine.model)
                     record["engine"] = engine_record(engine, args)
                 try:
                     degradation = item_degradation(args.degrade, item["id"], video)
-                    pred = stream_item(engine, item, video, args.fps, args.max_frames, degradation, args.vision_batch)
+                    pred = stream_item(engine, item, video, args.fps, args.max_frames, degradation, args.vision_batch,
+                                       features)
                 except Exception as e:  # a bad video (or a failure on it) costs that item only
                     if args.fail_fast:
                         raise

@@ -214,9 +214,9 @@ def benchmark(dataset: str, pred: Path, gold: Path, out: Path, protocol: str | N
 
 def val_f1(pred: Path, gold: Path) -> float:
     """Dense-captioning F1 on the val split (detection only: no Java needed for a choice)."""
-    from test.scorers.youcook2 import evaluate_files
+    from test.evaluate import evaluate_files
 
-    return float(evaluate_files(str(pred), str(gold), options={"captions": False})["metrics"]["F1_Score"])
+    return float(evaluate_files("youcook2", str(pred), str(gold), options={"captions": False})["metrics"]["F1_Score"])
 
 
 # ---------------------------------------------------------------------------------- main
@@ -254,18 +254,17 @@ def evaluate_system(system: str, args, work: Path) -> dict:
         tuned = system != "random"
         r = benchmark(dataset, preds[("test", bench_name)], g_test[key], sw / f"results_{key}.json", protocol,
                       tune_pred=preds[("val", bench_name)] if tuned else None, tune_gold=g_val[key] if tuned else None)
-        res[key] = {k: r["metrics"].get(k) if key != "charades" else r["metrics"]["metrics"].get(k)
-                    for k in (("top5_mAP",) if key != "charades" else ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU"))}
+        res[key] = {k: r["metrics"].get(k) for k in (("top5_mAP",) if key != "charades" else ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU"))}
         fusion = r["protocol"]["fusion"]
         res[key]["fusion"] = {"params": fusion.get("params"), "tuned_on": "val" if tuned else "not tuned (the score itself)",
                               "tune_source": fusion.get("tune_source"), "benchmark_tuned_on": r["protocol"]["tuned_on"],
                               "tune_score_val": fusion.get("tune_score"), "objective": fusion.get("objective")}
         # per item, so that a subset can be checked against these numbers (tests/test_tiny_default.py)
         if key == "charades":
-            res[key]["per_item_iou"] = {i: v["iou"] for i, v in r["metrics"]["per_item"].items()}
+            res[key]["per_item_iou"] = {i: v["iou"] for i, v in r["per_item"].items()}
         else:
-            res[key]["per_video_top5_AP"] = {v: (100.0 * m["top5_mAP"] if key == "tvsum_aha" else m)  # percent
-                                             for v, m in r["metrics"]["per_video"].items()}
+            res[key]["per_video_top5_AP"] = {v: (100.0 * m["top5_mAP"] if key == "tvsum_aha" else m["top5_AP"])  # percent
+                                             for v, m in r["per_item"].items()}
         res[key]["coverage"] = {k: r["protocol"]["coverage"][k] for k in ("n_gold", "n_scored", "complete")}
         res["files"][key] = str(sw / f"results_{key}.json")
     # dense captioning: the response threshold chosen on val
@@ -290,7 +289,7 @@ def evaluate_system(system: str, args, work: Path) -> dict:
         test_pred = with_responses(preds[("test", "youcook2")], sw / "test_youcook2_responses.jsonl", best)
     r = benchmark("youcook2", test_pred, g_test["youcook2"], sw / "results_youcook2.json",
                   opts=[] if system in MODEL_SYSTEMS else ["captions=false"])
-    m = r["metrics"]["metrics"]
+    m = r["metrics"]
     res["youcook2"] = {"F1_Score": m.get("F1_Score"), "Precision_Mean": m.get("Precision_Mean"),
                        "Recall_Mean": m.get("Recall_Mean"), "n_preds": m.get("n_preds"),
                        "CIDEr": m.get("CIDEr"), "METEOR": m.get("METEOR"), "SODA_c": m.get("SODA_c"),
@@ -390,10 +389,10 @@ def main(argv: list[str] | None = None) -> int:
         "n_test": n_test, "fps": args.fps, "tokens_per_frame": load_preset(PRESET).tokens_per_frame, "cache_policy": "dynamic_sink", "window": args.window,
         "checkpoint": args.checkpoint, "tokenizer": args.tokenizer, "untrained_init": f"{PRESET} random init, seed 0",
         "random_seed": args.seed, "baselines": BASELINE_DOC,
-        "metrics": {"tvsum_umt": "test.scorers.tvsum protocol umt, top-5 mAP (%)",
-                    "tvsum_aha": "test.scorers.tvsum protocol aha, top-5 mAP (%)",
-                    "charades": "test.scorers.charades protocol standard (causal), R1@m and mIoU (%)",
-                    "youcook2": "test.scorers.youcook2 official, F1_Score (%) of detection P/R at tIoU 0.3-0.9"},
+        "metrics": {"tvsum_umt": "data.benchmarks.tvsum protocol umt, top-5 mAP (%)",
+                    "tvsum_aha": "data.benchmarks.tvsum protocol aha, top-5 mAP (%)",
+                    "charades": "data.benchmarks.charades protocol standard (causal), R1@m and mIoU (%)",
+                    "youcook2": "data.benchmarks.youcook2 official, F1_Score (%) of detection P/R at tIoU 0.3-0.9"},
         "fusion": "alpha, beta, epsilon, tau grid-searched (test.tuning default grid, objective: the benchmark's "
                   "headline metric) on the val predictions of each system; the random baseline's scores are used as "
                   "they are; see each system's fusion record",

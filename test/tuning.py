@@ -10,6 +10,15 @@ sees a split that is disjoint from the reported one:
 Tuning on the reported items needs ``allow_tune_on_test=True`` and is stamped
 ``"tuned_on_test": true`` / ``"tuned_on": "TEST (tuned on the reported data)"``.
 
+Smoothing (the grid key ``smooth_window``) is the *causal* Savitzky-Golay filter of the
+post-processor (``causal_smooth``): tuned results are online results, and an online result must not
+look ahead (the centred filter would use window//2 future frames).
+
+Degenerate fusions: a grid point whose fused score is constant on every tuning item (alpha = beta
+= 0 with no active penalty) ranks frames by tie-breaking alone. Such points are never chosen; if one
+of them would have won, the result says so (``degenerate``) and a warning is logged, and when every
+point is degenerate the search is refused with an error.
+
 Speed: fusion is linear in alpha, beta and epsilon and Savitzky-Golay smoothing is linear too, so
 each item's informative, relevance and per-tau penalty series are concatenated (and smoothed) once;
 a grid point then costs three vector operations plus the objective. Grid points that fuse
@@ -20,19 +29,22 @@ from __future__ import annotations
 import datetime as _dt
 import inspect
 import itertools
+import logging
 import math
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from test.postprocess import FusionParams, fuse_prediction, smooth, uncertainty_penalty
+from test.postprocess import CAUSAL_POLYORDER, FusionParams, causal_smooth, fuse_prediction, uncertainty_penalty
 from test.predictions import StreamPrediction
 from utils.io import atomic_write_json, read_json
 
+log = logging.getLogger(__name__)
+
 FUSION_KEYS = ("alpha", "beta", "epsilon", "tau")
-SMOOTH_KEY = "smooth_window"  # 0 or None: no smoothing; else savgol(window, SMOOTH_POLYORDER)
-SMOOTH_POLYORDER = 3
+SMOOTH_KEY = "smooth_window"  # 0 or None: no smoothing; else the causal savgol(window, SMOOTH_POLYORDER)
+SMOOTH_POLYORDER = CAUSAL_POLYORDER
 
 TUNED_ON_TRAIN = "train split"
 TUNED_ON_KFOLD = "k-fold"
@@ -116,7 +128,7 @@ class _FusedSeries:
         if key not in self._cache:
             b = self.bounds
             self._cache[key] = np.concatenate(
-                [smooth(x[b[j]:b[j + 1]], int(window), SMOOTH_POLYORDER) for j in range(len(self.ids))])
+                [causal_smooth(x[b[j]:b[j + 1]], int(window), SMOOTH_POLYORDER) for j in range(len(self.ids))])
         return self._cache[key]
 
     def _penalty(self, tau: float) -> np.ndarray:
@@ -126,11 +138,25 @@ class _FusedSeries:
         return self._cache[key]
 
     def fused(self, alpha, beta, epsilon, tau, window=None) -> dict[str, np.ndarray]:
+        return self.split(self.concat(alpha, beta, epsilon, tau, window))
+
+    def concat(self, alpha, beta, epsilon, tau, window=None) -> np.ndarray:
         y = alpha * self._smoothed("info", self.info, window) + beta * self._smoothed("rel", self.rel, window)
         if epsilon != 0:
             y = y - epsilon * self._smoothed(f"pen{float(tau)!r}", self._penalty(tau), window)
+        return y
+
+    def split(self, y: np.ndarray) -> dict[str, np.ndarray]:
         b = self.bounds
         return {i: y[b[j]:b[j + 1]] for j, i in enumerate(self.ids)}
+
+    def constant(self, y: np.ndarray) -> bool:
+        """True when the fused score is constant within every item (a degenerate fusion)."""
+        starts = np.asarray(self.bounds[:-1])[np.diff(self.bounds) > 0]
+        if len(starts) == 0:
+            return True
+        spread = np.maximum.reduceat(y, starts) - np.minimum.reduceat(y, starts)
+        return bool(np.all(spread <= 1e-12 * max(1.0, float(np.abs(y).max()))))
 
 
 def _wants_params(objective: Objective) -> bool:
@@ -162,30 +188,51 @@ def _normalise_grid(grid: Mapping[str, Sequence], base: FusionParams) -> dict[st
     return out
 
 
-def _search(series: _FusedSeries, objective: Objective, grid: dict[str, list], kind: str) -> tuple[dict, float, int]:
-    """Exhaustive search in grid order; ties keep the first point. Returns (params, score, n_evaluated)."""
+def _search(series: _FusedSeries, objective: Objective, grid: dict[str, list], kind: str) -> tuple[dict, float, dict]:
+    """Exhaustive search in grid order; ties keep the first point; degenerate points (a constant fused
+    score on every item) are never chosen. Returns (params, score, stats)."""
     with_params = _wants_params(objective)
     extras = [k for k in grid if k not in FUSION_KEYS]
     keys = list(FUSION_KEYS) + extras
-    seen: dict[tuple, float] = {}
+    seen: dict[tuple, tuple[float, bool]] = {}
     best, best_score = None, -math.inf
+    degenerate_best, n_degenerate = None, 0
     for values in itertools.product(*(grid[k] for k in keys)):
         params = dict(zip(keys, values))
         window = params.get(SMOOTH_KEY) or None
         # epsilon = 0 switches the penalty off, whatever tau is: evaluate such points once
         canon = tuple(None if (k == "tau" and params["epsilon"] == 0) else params[k] for k in keys)
         if canon in seen:
-            score = seen[canon]
+            score, flat = seen[canon]
         else:
-            fused = series.fused(params["alpha"], params["beta"], params["epsilon"], params["tau"], window)
+            y = series.concat(params["alpha"], params["beta"], params["epsilon"], params["tau"], window)
+            flat = series.constant(y)
+            fused = series.split(y)
             full = {**params, "uncertainty_kind": kind}
             score = float(objective(fused, full) if with_params else objective(fused))
-            seen[canon] = score
-        if not math.isnan(score) and score > best_score:
+            seen[canon] = (score, flat)
+            n_degenerate += flat
+        if math.isnan(score):
+            continue
+        if flat:
+            if degenerate_best is None or score > degenerate_best[1]:
+                degenerate_best = (params, score)
+        elif score > best_score:
             best, best_score = params, score
     if best is None:
+        if degenerate_best is not None:
+            raise ValueError("every grid point gives a constant fused score on the tuning items (alpha = beta = 0 "
+                             "and no active uncertainty penalty?): its metric would come from tie-breaking alone; "
+                             "refusing. Use a grid with alpha or beta > 0, or more tuning items")
         raise ValueError("the objective returned NaN for every grid point")
-    return {**best, "uncertainty_kind": kind}, best_score, len(seen)
+    stats = {"n_evaluated": len(seen), "n_degenerate": n_degenerate, "degenerate_refused": None}
+    if degenerate_best is not None and degenerate_best[1] > best_score:
+        stats["degenerate_refused"] = {"params": degenerate_best[0], "score": degenerate_best[1], "chosen_score": best_score,
+                                       "note": "a constant fused score (ranking by tie-breaking) scored higher than "
+                                               "every fusion of the heads; it was refused"}
+        log.warning("tuning: a constant fused score %s (%.4g) beat every fusion of the heads (best %.4g); refused, "
+                    "the best non-constant point is used", degenerate_best[0], degenerate_best[1], best_score)
+    return {**best, "uncertainty_kind": kind}, best_score, stats
 
 
 # --------------------------------------------------------------------------- grid search
@@ -220,7 +267,7 @@ def grid_search(predictions: Mapping[str, StreamPrediction], objective: Objectiv
                 "uncertainty_kind": uncertainty_kind,
                 "n_combos": int(np.prod([len(v) for v in g.values()]))}
 
-    def run(ids: list[str]) -> tuple[dict, float, int]:
+    def run(ids: list[str]) -> tuple[dict, float, dict]:
         return _search(_FusedSeries([predictions[i] for i in ids], uncertainty_kind), objective, g, uncertainty_kind)
 
     if k_folds is not None:
@@ -231,10 +278,10 @@ def grid_search(predictions: Mapping[str, StreamPrediction], objective: Objectiv
         for f, held_out in enumerate(kfold_ids(items, k_folds, seed)):
             held = set(held_out)
             train = [i for i in items if i not in held]
-            params, score, n = run(train)
-            n_eval += n
+            params, score, st = run(train)
+            n_eval += st["n_evaluated"]
             folds.append({"fold": f, "report_ids": held_out, "tune_ids": train, "best_params": params,
-                          "tune_score": score})
+                          "tune_score": score, "degenerate_refused": st["degenerate_refused"]})
         protocol.update(tuned_on=TUNED_ON_KFOLD, tuned_on_test=False, n_evaluated=n_eval)
         # tune_score: mean of the folds' tuning scores; each fold lists the ids it was tuned on
         return {"best_params": None, "tune_score": float(np.mean([f["tune_score"] for f in folds])),
@@ -254,11 +301,11 @@ def grid_search(predictions: Mapping[str, StreamPrediction], objective: Objectiv
             raise ValueError(f"tune_ids and report_ids overlap ({len(set(tune) & set(report))} items); "
                              "tuning on reported data needs allow_tune_on_test=True")
     on_test = bool(set(tune) & set(report))
-    params, score, n = run(tune)
+    params, score, st = run(tune)
     protocol.update(tuned_on=TUNED_ON_TEST if on_test else TUNED_ON_TRAIN, tuned_on_test=on_test,
-                    n_evaluated=n)
+                    n_evaluated=st["n_evaluated"])
     return {"best_params": params, "tune_score": score, "tune_ids": tune, "report_ids": report,
-            "protocol": protocol, "tuned_on_test": on_test}
+            "protocol": protocol, "tuned_on_test": on_test, "degenerate_refused": st["degenerate_refused"]}
 
 
 def _check_ids(predictions: Mapping[str, StreamPrediction], ids, what: str) -> list[str] | None:
@@ -303,7 +350,7 @@ def apply_params(predictions: Mapping[str, StreamPrediction], result: Mapping,
         p = params_for(result, i)
         y = fuse_prediction(predictions[i], fusion_params(p))
         if p.get(SMOOTH_KEY):
-            y = smooth(y, int(p[SMOOTH_KEY]), SMOOTH_POLYORDER)
+            y = causal_smooth(y, int(p[SMOOTH_KEY]), SMOOTH_POLYORDER)
         out[i] = y
     return out
 

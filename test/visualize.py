@@ -55,9 +55,9 @@ def gold_curve(dataset: str | None, gold_file: str | None, pred: StreamPredictio
         return None
     t = np.asarray(pred.time, dtype=np.float64)
     if dataset in ("tvsum", "tvsum_degraded"):
-        from test.scorers import tvsum
+        from data.benchmarks import tvsum
 
-        if str(gold_file).endswith(".tsv"):
+        if tvsum._is_anno_tsv(gold_file):
             gold = _cached(cache, ("tsv", gold_file), lambda: tvsum.load_frame_gold(gold_file))
             if pred.id not in gold:
                 return None
@@ -81,7 +81,7 @@ def gold_curve(dataset: str | None, gold_file: str | None, pred: StreamPredictio
             g = np.asarray(f[pred.id]["gtscore"], dtype=np.float64)
         return _per_frame(g, np.floor(t + 1e-9).astype(np.int64))
     if dataset == "qvh":
-        from test.scorers import qvh
+        from data.benchmarks import qvh
 
         gold = _cached(cache, ("qvh", gold_file), lambda: qvh.load_gold(gold_file))
         g = gold.get(pred.id, {}).get("gt_scores")
@@ -113,7 +113,8 @@ def plot_item(pred: StreamPrediction, path: str | Path, fused: np.ndarray | None
     head = title or f"{pred.id}: {pred.query or ''}"
     if n_resp:
         head += f"  ({n_resp} responses)"
-    return plot_scores(path, t, series, peaks=peaks, gt_spans=spans or None, gt_curve=curve, title=head[:160])
+    return plot_scores(path, t, series, peaks=peaks, gt_spans=spans or None, gt_curve=curve, title=head[:160],
+                       peak_label="offline peaks")
 
 
 def plot_results(results_path: str | Path, out_dir: str | Path, max_show: int = 5,
@@ -123,9 +124,7 @@ def plot_results(results_path: str | Path, out_dir: str | Path, max_show: int = 
     files, proto = res["files"], res["protocol"]
     preds = load_predictions(files["predictions"])
     if ids is None:
-        scored = files.get("scored_predictions")
-        order = [str(r["id"]) for r in iter_jsonl(scored)] if scored and Path(scored).exists() else list(preds)
-        ids = [i for i in order if i in preds][:max_show]
+        ids = [i for i in (res.get("per_item") or preds) if i in preds][:max_show]
     items = _items_by_id(files.get("items"))
     fusion = proto.get("fusion")
     fused = apply_params(preds, fusion, ids) if fusion else {}

@@ -24,7 +24,9 @@ def test_demo_on_a_generated_video_writes_outputs_and_metrics(shared_data, tmp_p
     assert len(scores) == int(duration * 2)
     assert [r["time"] for r in read_jsonl(out / "responses.jsonl")][:2] == [0.0, 8.0]
     h = json.loads((out / "highlights.json").read_text())
-    if h["segments"]:  # a reel is cut whenever there is a highlight segment, within the budget
+    assert {"online_highlights", "offline_peaks", "offline_segments"} <= set(h)  # both kinds, named
+    assert h["legend"]["online_highlights"].startswith("confirmed live")
+    if h["offline_segments"]:  # a reel is cut whenever there is a highlight segment, within the budget
         assert (out / "highlights.mp4").is_file()
         assert 0 < h["reel"]["duration_s"] <= 12.0 + 0.5
 

@@ -1,4 +1,4 @@
-"""``python -m test.evaluate``: registry, option parsing, fusion precedence, output files."""
+"""``python -m test.evaluate``: registry, option parsing, fusion precedence, summary on stdout, output files."""
 from __future__ import annotations
 
 import json
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from data import benchmarks
 from test import evaluate
 from utils.io import JsonlWriter
 from utils.paths import REPO_ROOT
@@ -35,6 +36,8 @@ def test_parse_opt_json_then_string():
                     "name": "a=b"}
     with pytest.raises(ValueError, match="key=value"):
         evaluate.parse_opt(["novalue"])
+    with pytest.raises(ValueError, match="given twice"):
+        evaluate.parse_opt(["k=1", "k=2"])
 
 
 def test_params_file_reference_layout(tmp_path):
@@ -58,14 +61,16 @@ def test_fusion_precedence_default_file_flag(tmp_path):
     base = ["--func", "tvsum", "--pred_file", pred, "--gold_file", gold]
     # file: alpha 1, beta 0 -> informative ranks clip 3 first, then the tied clips 0, 1, 2 in order:
     # labels (> median 2.5) [0, 0, 1, 1] -> 1/2 * (1/3 + 0)/2 + 1/2 * (1/2 + 1/3)/2
-    by_file = evaluate.run(base + ["--params_file", str(grid), "--params_key", "tvsum"])
+    by_file = evaluate.run(base + ["--params_file", str(grid), "--params_key", "tvsum"])[0]
+    by_file = {**by_file["metrics"], "protocol": by_file["record"]}
     assert by_file["top5_mAP"] == pytest.approx(100 * (1 / 12 + 5 / 24))
     assert by_file["protocol"]["fusion"] == {"alpha": 1.0, "beta": 0.0, "epsilon": 0.0, "tau": 0.1,
                                              "uncertainty_kind": "logvar"}
     assert by_file["protocol"]["fusion_source"]["alpha"] == "params_file[tvsum]"
     # flags beat the file: alpha 0, beta 1 -> relevance ranks clip 1 (label 5) first -> AP 1
     by_flag = evaluate.run(base + ["--params_file", str(grid), "--params_key", "tvsum", "--alpha", "0",
-                                   "--beta", "1"])
+                                   "--beta", "1"])[0]
+    by_flag = {**by_flag["metrics"], "protocol": by_flag["record"]}
     assert by_flag["top5_mAP"] == 100.0
     src = by_flag["protocol"]["fusion_source"]
     assert src["alpha"] == src["beta"] == "flag" and src["tau"] == "params_file[tvsum]"
@@ -73,16 +78,18 @@ def test_fusion_precedence_default_file_flag(tmp_path):
     assert by_flag["protocol"]["func"] == "tvsum"
 
 
-def test_registry_aliases_and_lazy_errors(monkeypatch):
-    reg = evaluate.REGISTRY
-    assert reg["tvsum_degraded"] == reg["tvsum"] and reg["grounding"] == reg["charades"]
-    assert reg["dense_captioning"] == reg["youcook2"] and {"hisum", "qvh", "magqa"} <= set(reg)
-    assert evaluate.load_scorer("tvsum_degraded").__name__ == "test.scorers.tvsum"
-    with pytest.raises(ValueError, match="unknown --func"):
-        evaluate.load_scorer("nope")
-    monkeypatch.setitem(evaluate.REGISTRY, "later", "test.scorers.not_written_yet")
-    with pytest.raises(ValueError, match="not available"):
-        evaluate.load_scorer("later")
+def test_registry_aliases_and_unknown_names():
+    assert benchmarks.get("tvsum_degraded") is benchmarks.get("tvsum")
+    assert benchmarks.get("grounding") is benchmarks.get("charades")
+    assert benchmarks.get("dense_captioning").__name__ == "data.benchmarks.youcook2"
+    with pytest.raises(ValueError, match="unknown benchmark"):
+        benchmarks.get("nope")
+    for name in benchmarks.NAMES:  # every module offers the same functions
+        mod = benchmarks.get(name)
+        for fn in ("resolve", "tunable", "headline", "load_gold", "record_id", "from_record", "from_stream", "score",
+                   "convert"):
+            assert callable(getattr(mod, fn)), (name, fn)
+        assert mod.DEFAULT_PROTOCOL in mod.PROTOCOLS
 
 
 def test_opt_reaches_the_scorer(tmp_path):
@@ -91,8 +98,9 @@ def test_opt_reaches_the_scorer(tmp_path):
                                                   {"vid": "v2", "domain": "VT", "label": [[1], [2]]}])
     base = ["--func", "tvsum", "--pred_file", pred, "--gold_file", gold2, "--beta", "1", "--alpha", "0"]
     assert evaluate.main(base) == 2  # v2 has no prediction: a clear error, exit status 2
-    m = evaluate.run(base + ["--opt", "match_number=false"])
-    assert m["n_videos"] == 1 and m["protocol"]["options_given"] == {"match_number": False}
+    m = evaluate.run(base + ["--opt", "match_number=false"])[0]
+    assert m["metrics"]["n_videos"] == 1 and m["record"]["options_given"] == {"match_number": False}
+    assert evaluate.main(base + ["--opt", "match_numbr=false"]) == 2  # a misspelt option is refused
 
 
 def test_command_line_prints_and_writes_atomically(shared_data, tmp_path):
@@ -103,13 +111,16 @@ def test_command_line_prints_and_writes_atomically(shared_data, tmp_path):
          "--gold_file", str(d / "highlight_val_release.jsonl"), "--output_file", str(out)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    printed = json.loads(proc.stdout)
-    assert json.loads(out.read_text()) == printed
+    printed = json.loads(proc.stdout)  # the summary: headline and metrics, no per-item rows
+    assert set(printed) == {"pred_file", "headline", "metrics", "n_items"} and printed["n_items"] == 1550
+    written = json.loads(out.read_text())  # everything: per-item rows and the protocol record
+    assert written["metrics"] == printed["metrics"] and len(written["per_item"]) == 1550
     golden = json.loads((d / "sample_val_preds_metrics_raw.json").read_text())
-    assert printed["brief"] == golden["brief"]
-    assert printed["protocol"]["func"] == "qvh" and printed["protocol"]["fusion"] is None
+    assert printed["metrics"]["brief"] == golden["brief"]
+    assert printed["headline"] == {"name": "HL-min-VeryGood-mAP", "value": golden["brief"]["HL-min-VeryGood-mAP"]}
+    assert written["record"]["func"] == "qvh" and written["record"]["fusion"] is None
     assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
     bad = subprocess.run([sys.executable, "-m", "test.evaluate", "--func", "qvh", "--pred_file", str(out),
                           "--gold_file", str(d / "highlight_val_release.jsonl")],
                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and bad.stderr.startswith("error:")
+    assert bad.returncode == 2 and bad.stderr.startswith("evaluate: error:")

@@ -144,8 +144,9 @@ def test_titles_tsv_is_what_convert_reads(tmp_path):
     m.record("video", "b.mp4", status="done", source="http://x/b.mp4", extractor="generic", title="b")
     m.record("video", "c.mp4", status="failed", source="ccccccccccc", extractor="youtube", title="c")
     assert m.write_titles(tmp_path / "titles.tsv") == 1
-    convert = _load("aha_datasets_convert", REPO / "datasets" / "convert.py")
-    assert convert.read_titles(tmp_path / "titles.tsv") == {"abcdefghijk": '"Quoted" tab title'}
+    from data.benchmarks.hisum import read_titles
+
+    assert read_titles(tmp_path / "titles.tsv") == {"abcdefghijk": '"Quoted" tab title'}
 
 
 # ---------------------------------------------------------------------------------- coverage

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from test.scorers import judges as J
+from data.benchmarks import judges as J
 
 SECRET = "sk-test-not-a-real-key"
 
@@ -161,7 +161,7 @@ def test_hf_judge_parses_the_generated_digit(tiny_lm):
 
 
 def test_magqa_evaluation_through_http_judge_and_cache(monkeypatch, judge_server, tmp_path):
-    from test.scorers import magqa
+    from test.evaluate import evaluate_files
 
     gold = tmp_path / "magqa.json"
     gold.write_text(json.dumps([{"question_id": 7, "conversation": [{"role": "user", "content": "q?"}],
@@ -173,8 +173,8 @@ def test_magqa_evaluation_through_http_judge_and_cache(monkeypatch, judge_server
     monkeypatch.setenv(J.ENV_API_KEY, SECRET)
     opts = {"judge": "openai", "judge_cache": str(tmp_path / "cache.jsonl"), "judge_options": {"backoff": 0.01}}
     judge_server.plan.extend(["500", "ok:5"])
-    r1 = magqa.evaluate_files(str(pred), str(gold), options=opts)
-    r2 = magqa.evaluate_files(str(pred), str(gold), options=opts)
+    r1 = evaluate_files("magqa", str(pred), str(gold), options=opts)
+    r2 = evaluate_files("magqa", str(pred), str(gold), options=opts)
     assert r1["metrics"]["in_span_score"] == r2["metrics"]["in_span_score"] == 5.0
-    assert len(judge_server.requests) == 2 and r2["judge_stats"]["cache_hits"] == 1
-    assert r1["protocol"]["judge"]["model"] == "m" and SECRET not in json.dumps(r1)
+    assert len(judge_server.requests) == 2 and r2["record"]["judge_stats"]["cache_hits"] == 1
+    assert r1["record"]["judge"]["model"] == "m" and SECRET not in json.dumps(r1)

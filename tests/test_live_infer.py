@@ -124,3 +124,43 @@ def test_model_flags_that_cannot_work_are_refused_in_one_line(shared_data, tmp_p
     assert live_infer.main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("live_infer: error:") and message in err[0]
+
+
+def _extract(argv):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("aha_extract_features",
+                                                  Path(__file__).resolve().parents[1] / "scripts" / "extract_features.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.main(argv)
+
+
+@pytest.mark.slow
+def test_features_from_extract_features_give_the_same_scores(shared_data, tmp_path, capsys):
+    """--features: the cached frame tokens of scripts/extract_features.py (same model, same fps)
+    replace decoding and the vision tower; the scores are those of the video itself."""
+    video = write_test_video(tmp_path / "v.mp4", n_frames=30, fps=10, size=(96, 64))  # 3 s
+    tok = str(shared_data / "tokenizers" / "qwen2")
+    stats = _extract(["--video", str(video), "--fps", "2", "--cache_dir", str(tmp_path / "feats"), "--tokenizer", tok])
+    assert stats["extracted"] == 1
+    base = ["--query", "q", "--tokenizer", tok, "--fps", "2", "--window", "400", "--no_generate", "--reel_budget", "0"]
+    assert live_infer.main(["--video", str(video), "--output_dir", str(tmp_path / "a"), "--quiet", *base]) == 0
+    video.rename(tmp_path / "elsewhere.mp4")  # the features need no video file
+    assert live_infer.main(["--video", str(video), "--output_dir", str(tmp_path / "b"), "--features",
+                            str(tmp_path / "feats"), *base]) == 0
+    a, b = read_jsonl(tmp_path / "a" / "scores.jsonl"), read_jsonl(tmp_path / "b" / "scores.jsonl")
+    assert [s["time"] for s in a] == [s["time"] for s in b] and len(a) == 6
+    for k in ("informative", "relevance", "uncertainty"):
+        assert [s[k] for s in b] == pytest.approx([s[k] for s in a], abs=1e-5)
+    run = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert run["source_kind"] == "features" and run["features"]["key"] == "v.mp4"
+    # the terminal names the two kinds of highlights apart; the file holds both, named
+    text = capsys.readouterr().out
+    assert "online highlights (confirmed live" in text and "offline peaks" in text
+    h = json.loads((tmp_path / "b" / "highlights.json").read_text())
+    assert {"online_highlights", "offline_peaks", "offline_segments", "legend"} <= set(h)
+    assert live_infer.main(["--video", str(video), "--output_dir", str(tmp_path / "c"), "--features",
+                            str(tmp_path / "feats"), "--degrade", "random:0", "--quiet", *base]) == 2
+    assert "--features" in capsys.readouterr().err

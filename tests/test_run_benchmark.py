@@ -181,6 +181,26 @@ def test_tvsum_items_native_frames_and_degradation(data, tvsum_pred):
     assert again.to_list() == schedules["tvC"]
 
 
+@pytest.mark.slow
+def test_features_replace_the_videos(data, charades_run, loads, shared_data, tmp_path):
+    """--features FEATS (scripts/extract_features.py --items): the same predictions without decoding."""
+    spec = importlib.util.spec_from_file_location("aha_extract_rb", REPO / "scripts" / "extract_features.py")
+    extract = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(extract)
+    feats = tmp_path / "feats"
+    stats = extract.main(["--items", str(data / "charades_items.jsonl"), "--video_root", str(data / "videos"), "--fps", "1",
+                          "--cache_dir", str(feats), "--tokenizer", str(shared_data / "tokenizers" / "qwen2")])
+    assert stats["extracted"] == 2  # A and B; C's video is missing
+    out = tmp_path / "pred.jsonl"
+    assert run_benchmark.main(rb_args(data, "charades_items.jsonl", out, "--features", str(feats))) == 0
+    by_video, by_features = load_predictions(charades_run["out"]), load_predictions(out)
+    assert sorted(by_features) == ["A#0", "B#1"]  # C#2: not in the cache, logged as failed
+    for i in by_features:
+        np.testing.assert_allclose(by_features[i].relevance, by_video[i].relevance, atol=1e-5)
+        assert by_features[i].extra["frames_from"] == "features"
+    assert read_json(run_benchmark.run_record_path(out))["settings"]["features"] == str(feats)
+
+
 def test_bad_degradation_spec_fails_before_any_work(data, loads, capsys):
     rc = run_benchmark.main(rb_args(data, "tvsum_items.jsonl", data / "x.jsonl", "--degrade", "random:1:fog"))
     assert rc == 2 and "fog" in capsys.readouterr().err and loads["n"] == 0
@@ -209,22 +229,25 @@ def test_results_record_kfold_by_default(data, charades_run):
     assert (cov["n_gold"], cov["n_predicted"], cov["n_scored"], cov["n_failed_at_inference"]) == (3, 2, 2, 1)
     assert cov["missing_ids"] == ["C#2"] and cov["complete"] is False
     assert res["headline"]["name"] == "R1@0.5"
-    assert res["headline"]["value"] == res["metrics"]["metrics"]["R1@0.5"]
-    # the scored file holds each item's fused score with its own fold's weights
+    assert res["headline"]["value"] == res["metrics"]["R1@0.5"]
+    # each item was scored with its own fold's weights: the interval the causal rule makes of them
+    from data.benchmarks.charades import load_gold
+    from test.postprocess import causal_interval
+
     raw = load_predictions(charades_run["out"])
-    scored = load_predictions(res["files"]["scored_predictions"])
+    gold = load_gold(data / "charades_sta_test.txt")
+    assert sorted(res["per_item"]) == ["A#0", "B#1"]  # scored in memory: only the predicted items
     for f in folds:
         for i in f["report_ids"]:
-            np.testing.assert_allclose(scored[i].relevance, fuse_prediction(raw[i], fusion_params(f["best_params"])))
-    # the restricted gold keeps line numbers as ids: only A#0 and B#1 are left
-    lines = Path(res["files"]["scored_gold"]).read_text().splitlines()
-    assert lines[:2] == ["A 2.0 4.0##person opens a door", "B 1.0 3.0##person sits down"] and lines[2] == ""
+            y = fuse_prediction(raw[i], fusion_params(f["best_params"]))
+            iv = causal_interval(raw[i].time, y, duration=gold[i].duration)
+            assert res["per_item"][i]["pred"] == (None if iv is None else list(iv))
     plots = sorted((out.parent / "charades_results_files" / "plots").glob("*.png"))
     assert [x.name for x in plots] == ["A_0.png", "B_1.png"]
 
 
 def test_fixed_weights_score_as_the_plain_scorer(data, tvsum_pred):
-    """--tune none through the identity trick == test.evaluate on the raw predictions (TVSum UMT)."""
+    """--tune none == test.evaluate on the raw predictions with the same weights (TVSum UMT)."""
     from test.evaluate import run as evaluate
 
     pred = tvsum_pred
@@ -234,9 +257,9 @@ def test_fixed_weights_score_as_the_plain_scorer(data, tvsum_pred):
                            "--out", str(out), "--tune", "none", *flags]) == 0
     res = read_json(out)
     direct = evaluate(["--func", "tvsum", "--pred_file", str(pred), "--gold_file", str(data / "tvsum_anno.json"),
-                       *flags, "--uncertainty_kind", "logvar"])
-    assert res["metrics"]["top5_mAP"] == pytest.approx(direct["top5_mAP"])
-    assert res["metrics"]["per_video"] == pytest.approx(direct["per_video"])
+                       *flags, "--uncertainty_kind", "logvar"])[0]
+    assert res["metrics"]["top5_mAP"] == pytest.approx(direct["metrics"]["top5_mAP"])
+    assert {k: v["top5_AP"] for k, v in res["per_item"].items()} == pytest.approx({k: v["top5_AP"] for k, v in direct["per_item"].items()})
     assert res["protocol"]["tuned_on"] == "not tuned (fixed parameters)"
     assert res["protocol"]["fusion"]["params"]["epsilon"] == 0.3
     assert res["protocol"]["degradation"] == "random:3:blackout"
@@ -286,15 +309,15 @@ def test_kfold_tuning_finds_the_relevance_head(tmp_path):
     for f in res["protocol"]["fusion"]["folds"]:
         assert (f["best_params"]["alpha"], f["best_params"]["beta"]) == (0.0, 1.0)
         assert f["tune_score"] == 100.0
-    assert res["metrics"]["metrics"]["R1@0.5"] == 100.0 and res["metrics"]["metrics"]["mIoU"] == pytest.approx(100.0)
+    assert res["metrics"]["R1@0.5"] == 100.0 and res["metrics"]["mIoU"] == pytest.approx(100.0)
 
 
 def test_fixed_informative_only_misses_every_moment(tmp_path):
     pred, grid = _synthetic_charades(tmp_path)
     rc, res = _bench(tmp_path, pred, grid, "--tune", "none", "--alpha", "1", "--beta", "0", "--epsilon", "0")
-    assert rc == 0 and res["metrics"]["metrics"]["R1@0.3"] == 0.0
+    assert rc == 0 and res["metrics"]["R1@0.3"] == 0.0
     rc, res = _bench(tmp_path, pred, grid, "--tune", "none", "--alpha", "1", "--beta", "1", "--epsilon", "0")
-    assert res["metrics"]["metrics"]["mIoU"] == pytest.approx(30.0)  # [0, 10] vs [3, 6]
+    assert res["metrics"]["mIoU"] == pytest.approx(30.0)  # [0, 10] vs [3, 6]
 
 
 def test_split_tuning_reports_only_the_other_items(tmp_path):
@@ -307,7 +330,7 @@ def test_split_tuning_reports_only_the_other_items(tmp_path):
     assert p["tuned_on"] == "train split" and p["tuned_on_test"] is False
     assert p["fusion"]["tune_ids"] == ["S0#0", "S1#1"]
     assert p["coverage"]["n_scored"] == 2 and p["coverage"]["n_tuning_only"] == 2
-    assert res["metrics"]["n_queries"] == 2  # the scorer never saw the tuning queries
+    assert sorted(res["per_item"]) == ["S2#2", "S3#3"]  # the scorer never saw the tuning queries
 
 
 def test_tuning_on_the_reported_items_is_stamped(tmp_path):
@@ -329,7 +352,7 @@ def test_weights_tuned_on_test_are_refused_unless_stamped(tmp_path, capsys):
     assert rc == 2 and "tuned on the reported data" in capsys.readouterr().err
     rc, res = _bench(tmp_path, pred, grid, *fixed, "--tune_on_test")
     assert rc == 0 and res["protocol"]["tuned_on_test"] is True
-    assert res["protocol"]["fusion"]["params"]["beta"] == 1.0 and res["metrics"]["metrics"]["R1@0.5"] == 100.0
+    assert res["protocol"]["fusion"]["params"]["beta"] == 1.0 and res["metrics"]["R1@0.5"] == 100.0
 
 
 def test_response_benchmarks_have_nothing_to_tune(tmp_path, capsys):
@@ -370,7 +393,7 @@ def test_charades_script_end_to_end(data, shared_data, tmp_path):
     p = res["protocol"]
     assert p["tuned_on"] == "k-fold" and p["fps"] == 1.0 and p["max_frames"] == 400
     assert p["coverage"]["n_scored"] == 2 and p["split"] == "test"
-    assert "R1@0.5" in res["metrics"]["metrics"]
+    assert "R1@0.5" in res["metrics"]
     assert len(list((tmp_path / "out" / "results_test_standard_files" / "plots").glob("*.png"))) == 1
     assert (tmp_path / "out" / "items_test.jsonl.meta.json").exists()
 
@@ -434,19 +457,45 @@ def _synthetic_case(name: str, d: Path, rng) -> tuple[dict, str, str | None, dic
 
 
 @pytest.mark.parametrize("name", ["tvsum_aha", "hisum", "qvh", "charades_reference"])
-def test_tuning_objective_equals_the_scorer(tmp_path, name):
+def test_tuning_objective_equals_the_reported_metric(tmp_path, name):
+    """The objective the tuner maximises is the headline the scoring path reports for the same items
+    and weights (one in-memory score() for both): compared here with ``test.evaluate`` on a file."""
+    from data import benchmarks
+    from test.evaluate import score_files
+
     rng = np.random.default_rng(7)
-    preds, gold, protocol, options = _synthetic_case(name, tmp_path, rng)
+    preds, gold_file, protocol, options = _synthetic_case(name, tmp_path, rng)
     dataset = name.split("_")[0]
-    adapter = benchmark.ADAPTERS[dataset]()
-    objective, _ = adapter.objective(preds, gold, protocol, options, list(preds))
-    fused = {i: fuse_prediction(p, FusionParams(0.3, 1.2, 0.5, 0.1)) for i, p in preds.items()}
-    scored = tmp_path / "scored.jsonl"
-    scored.write_text("".join(json.dumps(benchmark.fused_prediction(preds[i], y).to_record()) + "\n"
-                              for i, y in fused.items()))
-    result = adapter.scorer().evaluate_files(str(scored), gold, protocol=protocol, fusion=benchmark.IDENTITY,
-                                             options=options or None)
-    _, headline = adapter.headline(result, protocol)
-    assert headline is not None
+    bench = benchmarks.get(dataset)
+    proto, opts = bench.resolve(protocol, options)
+    gold = bench.load_gold(gold_file, proto, opts)
+    objective = benchmark.make_objective(bench, proto, opts, preds, gold)
+    params = FusionParams(0.3, 1.2, 0.5, 0.1)
+    fused = {i: fuse_prediction(p, params) for i, p in preds.items()}
+    pred_file = tmp_path / "pred.jsonl"
+    pred_file.write_text("".join(json.dumps(p.to_record()) + "\n" for p in preds.values()))
+    reported = score_files(dataset, [str(pred_file)], gold_file, protocol, params, options)[0]["headline"]["value"]
+    assert reported is not None
     # QVHighlights reports 2-decimal percentages; the objective keeps full precision (no ties)
-    assert objective(fused) == pytest.approx(headline, abs=0.005 if name == "qvh" else 1e-9)
+    assert objective(fused) == pytest.approx(reported, abs=0.005 if name == "qvh" else 1e-9)
+
+
+def test_reported_metric_on_the_tuning_split_equals_the_tune_score(tmp_path):
+    """Tune on a split, then report the tuning items themselves with the tuned weights: the number
+    is the tuning objective's value (the mismatch the Mr.HiSum objective used to have cannot come back)."""
+    rng = np.random.default_rng(3)
+    preds, gold_file, _, _ = _synthetic_case("hisum", tmp_path, rng)
+    pred_file = tmp_path / "pred.jsonl"
+    pred_file.write_text("".join(json.dumps(p.to_record()) + "\n" for p in preds.values()))
+    ids = tmp_path / "tune.json"
+    ids.write_text(json.dumps(["h0", "h1"]))
+    params = tmp_path / "params.json"
+    common = ["--dataset", "hisum", "--gold", gold_file, "--opt", "zero_positive=zero"]
+    assert benchmark.main([*common, "--pred", str(pred_file), "--out", str(tmp_path / "r1.json"), "--tune", f"split:{ids}",
+                           "--params_out", str(params)]) == 0
+    tune_score = read_json(params)["hisum"]["tune_score"]
+    only_tuning = tmp_path / "tune_pred.jsonl"
+    only_tuning.write_text("".join(json.dumps(preds[i].to_record()) + "\n" for i in ("h0", "h1")))
+    assert benchmark.main([*common, "--pred", str(only_tuning), "--out", str(tmp_path / "r2.json"), "--tune", "none",
+                           "--params_file", str(params), "--params_key", "hisum"]) == 0
+    assert read_json(tmp_path / "r2.json")["headline"]["value"] == pytest.approx(tune_score, abs=1e-9)

@@ -3,9 +3,26 @@ import json
 import numpy as np
 import pytest
 
+from data.benchmarks import charades as ch
+from test import postprocess as pp
+from test.evaluate import evaluate_files
 from test.postprocess import FusionParams
-from test.scorers import charades as ch
 from utils.io import dumps
+
+R1 = ("mIoU", "R1@0.3", "R1@0.5", "R1@0.7")
+
+
+def score_file(pred, gold, protocol=None, fusion=None, options=None) -> dict:
+    r = evaluate_files("charades", pred, gold, protocol, fusion, options)
+    return {**r, "protocol": r["record"]}
+
+
+def r1(metrics) -> dict:
+    return {k: metrics[k] for k in R1}
+
+
+def ref_ious(t, y, gold, w, ths):
+    return ch.reference_ious(t, pp.minmax(pp.centred_mean(y, w)), gold, ths)
 
 
 def _frames(times, relevance, informative=None):
@@ -36,7 +53,7 @@ def tiny_gold(tmp_path):
 
 
 def test_load_gold_ids_and_clipping(tiny_gold):
-    gold = ch.load_gold(tiny_gold)
+    gold = ch.load_gold(tiny_gold)  # Charades_v1_test.csv beside it
     assert list(gold) == ["AAA#0", "AAA#1", "BBB#2"]
     assert (gold["AAA#1"].start, gold["AAA#1"].end, gold["AAA#1"].raw_end) == (20.0, 30.0, 40.0)
     assert gold["BBB#2"].duration == 10.0 and gold["AAA#0"].sentence == "person opens a door."
@@ -46,7 +63,7 @@ def test_load_gold_rejects_unknown_video(tmp_path):
     (tmp_path / "g.txt").write_text("ZZZ 1 2##x\n")
     (tmp_path / "d.csv").write_text("id,length\nAAA,3\n")
     with pytest.raises(ValueError, match="ZZZ"):
-        ch.load_gold(tmp_path / "g.txt", tmp_path / "d.csv")
+        ch.load_gold(tmp_path / "g.txt", "standard", {"durations_csv": tmp_path / "d.csv"})
 
 
 def test_interval_iou_and_summary():
@@ -61,15 +78,15 @@ def test_interval_iou_and_summary():
 
 
 def test_trailing_and_centred_means():
-    np.testing.assert_allclose(ch.trailing_mean([1, 2, 3, 4], 1), [1, 1.5, 2.5, 3.5])
-    np.testing.assert_allclose(ch.centered_mean([1, 2, 3, 4], 1), [1.5, 2, 3, 3.5])
-    np.testing.assert_allclose(ch.trailing_mean([1, 2, 3], 0), [1, 2, 3])
+    np.testing.assert_allclose(pp.trailing_mean([1, 2, 3, 4], 1), [1, 1.5, 2.5, 3.5])
+    np.testing.assert_allclose(pp.centred_mean([1, 2, 3, 4], 1), [1.5, 2, 3, 3.5])
+    np.testing.assert_allclose(pp.trailing_mean([1, 2, 3], 0), [1, 2, 3])
 
 
 def test_running_minmax_with_and_without_anchor():
-    np.testing.assert_allclose(ch.running_minmax([0.2, 0.4, 0.1, 0.4], anchor=0.0), [1, 1, 0.25, 1])
-    np.testing.assert_allclose(ch.running_minmax([0.2, 0.4, 0.1, 0.4], anchor=None), [0, 1, 0, 1])
-    np.testing.assert_allclose(ch.running_minmax([0.0, 0.0], anchor=0.0), [0, 0])  # no range yet
+    np.testing.assert_allclose(pp.running_minmax([0.2, 0.4, 0.1, 0.4], anchor=0.0), [1, 1, 0.25, 1])
+    np.testing.assert_allclose(pp.running_minmax([0.2, 0.4, 0.1, 0.4], anchor=None), [0, 1, 0, 1])
+    np.testing.assert_allclose(pp.running_minmax([0.0, 0.0], anchor=0.0), [0, 0])  # no range yet
 
 
 def test_causal_normalisation_never_looks_ahead():
@@ -80,17 +97,17 @@ def test_causal_normalisation_never_looks_ahead():
         y2 = y.copy()
         y2[k:] = rng.normal(size=40 - k) * 10  # change only the future of frame k-1
         for w in (0, 3):
-            np.testing.assert_array_equal(ch.causal_normalised(y, w)[:k], ch.causal_normalised(y2, w)[:k])
+            np.testing.assert_array_equal(pp.causal_normalised(y, w)[:k], pp.causal_normalised(y2, w)[:k])
 
 
 def test_causal_interval_longest_run_and_ties():
     t = np.arange(6.0)
-    assert ch.causal_interval(t, [0, 0, 1, 1, 0, 1], step=1.0) == (2.0, 4.0)
+    assert pp.causal_interval(t, [0, 0, 1, 1, 0, 1], step=1.0) == (2.0, 4.0)
     # two one-frame runs with equal mean: the earlier one wins
-    assert ch.causal_interval([0, 1, 2], [1, 0, 1], step=1.0) == (0.0, 1.0)
+    assert pp.causal_interval([0, 1, 2], [1, 0, 1], step=1.0) == (0.0, 1.0)
     # end clipped to the duration; nothing above the anchor -> no interval
-    assert ch.causal_interval([0, 1, 2], [0, 1, 1], step=1.0, duration=2.5) == (1.0, 2.5)
-    assert ch.causal_interval([0, 1, 2], [0, 0, 0]) is None
+    assert pp.causal_interval([0, 1, 2], [0, 1, 1], step=1.0, duration=2.5) == (1.0, 2.5)
+    assert pp.causal_interval([0, 1, 2], [0, 0, 0]) is None
 
 
 # --------------------------------------------------------------------------- reference rule
@@ -101,11 +118,11 @@ def test_reference_frame_set_iou_hand_computed():
     y = [0, 0, 0.2, 0.9, 1.0, 0.6, 0.1, 0, 0, 0]
     ths = [0.3, 0.5, 0.7]
     # w=0: normalised == y; gold frames {3,4,5}
-    np.testing.assert_allclose(ch.reference_ious(t, y, (3, 5), 0, ths), [1.0, 1.0, 2 / 3])
+    np.testing.assert_allclose(ref_ious(t, y, (3, 5), 0, ths), [1.0, 1.0, 2 / 3])
     # w=1 (by hand): normalised = [0, .08, .44, .84, 1, .68, .28, .04, 0, 0]
-    np.testing.assert_allclose(ch.reference_ious(t, y, (3, 5), 1, ths), [3 / 4, 1.0, 2 / 3])
+    np.testing.assert_allclose(ref_ious(t, y, (3, 5), 1, ths), [3 / 4, 1.0, 2 / 3])
     # constant scores: no frame passes, IoU 0 rather than a division by zero
-    np.testing.assert_allclose(ch.reference_ious(t, [0.4] * 10, (3, 5), 2, ths), [0, 0, 0])
+    np.testing.assert_allclose(ref_ious(t, [0.4] * 10, (3, 5), 2, ths), [0, 0, 0])
 
 
 def test_reference_protocol_rows_and_oracle(tiny_gold, tmp_path):
@@ -116,18 +133,18 @@ def test_reference_protocol_rows_and_oracle(tiny_gold, tmp_path):
             {"id": "BBB#2", "frames": _frames(np.arange(10.0), [0.3] * 10, np.zeros(10))}]
     pred = _write_jsonl(tmp_path / "p.jsonl", recs)
     fusion = FusionParams(alpha=0.0, beta=1.0, epsilon=0.0)
-    r = ch.evaluate_files(pred, str(tiny_gold), "reference", fusion, {"window": [0]})
-    rows = r["by_window"]["0"]["by_threshold"]
+    r = score_file(pred, str(tiny_gold), "reference", fusion, {"window": [0]})
+    rows = r["metrics"]["by_window"]["0"]["by_threshold"]
     assert len(rows) == 21 and "0.30" in rows and "0.70" in rows
     # AAA#0: IoU 1 up to theta 0.40, then 4/5; AAA#1 missing -> 0; BBB#2 constant -> 0
     assert rows["0.40"]["mIoU"] == pytest.approx(100 / 3)
     assert rows["0.42"]["mIoU"] == pytest.approx(80 / 3)
-    assert r["metrics"] == r["by_window"]["0"]["oracle_best_threshold"]
+    assert r1(r["metrics"]) == r["metrics"]["by_window"]["0"]["oracle_best_threshold"]
     assert r["metrics"]["mIoU"] == pytest.approx(100 / 3) and r["metrics"]["R1@0.7"] == pytest.approx(100 / 3)
     p = r["protocol"]
     assert p["causal"] is False and p["oracle"] is True and "oracle" in p["labels"]
     assert p["windows"] == [0] and p["thresholds"][0] == 0.3 and p["thresholds"][-1] == 0.7
-    assert r["n_missing"] == 1
+    assert r["record"]["ids"]["n_missing"] == 1
 
 
 def test_standard_protocol_end_to_end(tiny_gold, tmp_path):
@@ -137,15 +154,15 @@ def test_standard_protocol_end_to_end(tiny_gold, tmp_path):
             {"id": "AAA#1", "fps": 2.0, "frames": _frames(t, np.zeros_like(t))},
             {"id": "BBB#2", "fps": 2.0, "frames": _frames(np.arange(0, 10, 0.5), np.zeros(20))}]
     pred = _write_jsonl(tmp_path / "p.jsonl", recs)
-    r = ch.evaluate_files(pred, str(tiny_gold))
+    r = score_file(pred, str(tiny_gold))
     assert r["per_item"]["AAA#0"] == {"pred": [2.0, 6.0], "iou": 1.0}
-    assert r["per_item"]["AAA#1"]["pred"] is None and r["n_no_interval"] == 2
+    assert r["per_item"]["AAA#1"]["pred"] is None and r["metrics"]["n_no_interval"] == 2
     assert r["metrics"]["mIoU"] == pytest.approx(100 / 3)
     p = r["protocol"]
-    assert p["name"] == "standard" and p["causal"] is True and p["dataset"] == "charades_sta"
+    assert p["protocol"] == "standard" and p["causal"] is True and p["dataset"] == "charades_sta"
     assert p["threshold"] == 0.5 and p["anchor"] == 0.0 and p["fusion"]["alpha"] == 0.7
     with pytest.raises(ValueError, match="protocol"):
-        ch.evaluate_files(pred, str(tiny_gold), "bogus")
+        score_file(pred, str(tiny_gold), "bogus")
 
 
 # ------------------------------------------------------------------------------ text answers
@@ -159,6 +176,7 @@ def test_standard_protocol_end_to_end(tiny_gold, tmp_path):
     ("from 10% to 50%", (3.0, 15.0, "percent")),
     ("00:03 - 00:07.5", (3.0, 7.5, "clock")),
     ("between 40 and 20 seconds", (20.0, 30.0, "seconds")),
+    ("1e-05 - 3.2 seconds", (0.00001, 3.2, "seconds")),  # scientific notation is one number
     ("It happens at the beginning of the video.", (0.0, 10.0, "coarse")),
     ("in the middle", (10.0, 20.0, "coarse")),
     ("At the end.", (20.0, 30.0, "coarse")),
@@ -183,11 +201,11 @@ def test_text_protocol_counts_unparsable_as_miss(tiny_gold, tmp_path):
             {"id": "AAA#1", "model_response": ["I cannot tell."]},     # unparsable -> 0
             {"id": "BBB#2", "responses": [{"time": -1, "content": "From 0 to 25"}]}]  # [0, 2.5] vs [0, 5]
     pred = _write_jsonl(tmp_path / "p.jsonl", recs)
-    r = ch.evaluate_files(pred, str(tiny_gold), "text")
-    assert r["n_unparsable"] == 1 and r["n_missing"] == 0
+    r = score_file(pred, str(tiny_gold), "text")
+    assert r["metrics"]["n_unparsable"] == 1 and r["record"]["ids"]["n_missing"] == 0
     assert r["per_item"]["BBB#2"]["iou"] == pytest.approx(0.5)
-    assert r["metrics"] == pytest.approx({"mIoU": 50.0, "R1@0.3": 200 / 3, "R1@0.5": 200 / 3, "R1@0.7": 100 / 3})
-    assert r["parsed_kinds"] == {"seconds": 1, "percent": 1}
+    assert r1(r["metrics"]) == pytest.approx({"mIoU": 50.0, "R1@0.3": 200 / 3, "R1@0.5": 200 / 3, "R1@0.7": 100 / 3})
+    assert r["record"]["parsed_kinds"] == {"seconds": 1, "percent": 1, "unparsable": 1}
     assert json.loads(dumps(r))["protocol"]["unitless"] == "percent"  # JSON-able, no NaN
 
 
@@ -212,10 +230,10 @@ def test_real_gold_perfect_scores_standard(shared_data, tmp_path):
     # for lies in the (clipped) GT span.
     recs = _perfect_records(gold, 2.0, lambda t, q: (t + 0.25 >= q.start) & (t + 0.25 <= q.end))
     pred = _write_jsonl(tmp_path / "perfect.jsonl", recs)
-    r = ch.evaluate_files(pred, str(gold_file))
+    r = score_file(pred, str(gold_file))
     assert r["metrics"]["R1@0.7"] == 100.0 and r["metrics"]["R1@0.3"] == 100.0
     assert r["metrics"]["mIoU"] > 90.0
-    assert r["n_missing"] == 0 and r["n_queries"] == 3720
+    assert r["record"]["ids"]["n_missing"] == 0 and len(r["per_item"]) == 3720
 
 
 def test_real_gold_perfect_scores_reference(shared_data, tmp_path):
@@ -226,7 +244,22 @@ def test_real_gold_perfect_scores_reference(shared_data, tmp_path):
     # With w=0 the frame set equals the GT set unless the scores are constant (min-max -> zeros).
     constant = sum(len(set(rule(np.arange(0, q.duration, 0.5), q))) == 1 for q in gold.values())
     pred = _write_jsonl(tmp_path / "perfect.jsonl", recs)
-    r = ch.evaluate_files(pred, str(gold_file), "reference", options={"window": 0})
+    r = score_file(pred, str(gold_file), "reference", options={"window": 0})
     assert r["metrics"]["mIoU"] == pytest.approx(100 * (1 - constant / len(gold)))
-    assert r["by_window"]["0"]["by_threshold"]["0.50"] == r["metrics"]
+    assert r["metrics"]["by_window"]["0"]["by_threshold"]["0.50"] == r1(r["metrics"])
     dumps(r)  # JSON-able, no NaN
+
+
+def test_plain_intervals_are_a_prediction_format(tiny_gold, tmp_path):
+    recs = [{"id": "AAA#0", "pred": [2.0, 6.0]},                 # IoU 1
+            {"id": "AAA#1", "pred": [25.0, 45.0]},               # clipped to the 30-s video: [25, 30] vs [20, 30]
+            {"id": "BBB#2", "timestamp": [0.0, 2.5]}]            # IoU 0.5
+    r = score_file(_write_jsonl(tmp_path / "p.jsonl", recs), str(tiny_gold))
+    assert r["per_item"]["AAA#1"] == {"pred": [25.0, 30.0], "iou": pytest.approx(0.5)}
+    assert r["metrics"]["mIoU"] == pytest.approx(100 * (1 + 0.5 + 0.5) / 3)
+    for bad, match in (([6.0, 2.0], "reversed"), ([-1.0, 2.0], "before 0"), ([float("nan"), 2.0], "not finite"),
+                       ([35.0, 40.0], "after the video's end"), ([True, 3.0], "must be a number")):
+        path = tmp_path / "bad.jsonl"
+        path.write_text(json.dumps({"id": "AAA#0", "pred": bad}) + "\n")
+        with pytest.raises(ValueError, match=match):
+            score_file(str(path), str(tiny_gold))

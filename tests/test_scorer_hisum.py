@@ -9,11 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from data.benchmarks import hisum
+from test.evaluate import evaluate_files
 from test.postprocess import FusionParams
-from test.scorers import hisum
 from utils.io import JsonlWriter
 
 RELEVANCE_ONLY = FusionParams(alpha=0.0, beta=1.0, epsilon=0.0, tau=0.3)
+
+
+def score_file(pred, gold, protocol=None, fusion=None, options=None) -> dict:
+    """The metrics of one file, with its per-video rows and protocol record alongside."""
+    r = evaluate_files("hisum", pred, gold, protocol, fusion, options)
+    return {**r["metrics"], "per_video": r["per_item"], "protocol": r["record"]}
 
 
 def write_jsonl(path, rows):
@@ -95,19 +102,28 @@ def test_official_perfect_vs_random_with_the_real_split(shared_data, tmp_path):
     h5 = write_h5(tmp_path / "mr_hisum.h5", videos, rng)
     perfect = write_jsonl(tmp_path / "p.jsonl", [stream_record(v, g) for v, g in videos.items()])
     opts = {"split_file": str(split), "match_number": False}
-    m = hisum.evaluate_files(perfect, h5, fusion=RELEVANCE_ONLY, options=opts)
+    m = score_file(perfect, h5, fusion=RELEVANCE_ONLY, options=opts)
     assert m["n_videos"] == 3 and set(m["per_video"]) == set(test_ids)  # the train video is not scored
     assert m["mAP50"] == pytest.approx(100.0) and m["mAP15"] == pytest.approx(100.0)
     assert m["F1"] == pytest.approx(100.0)
     rec = m["protocol"]
     assert rec["protocol"] == "official" and rec["segment_s"] == 5 and rec["split_key"] == "test_keys"
-    assert rec["n_dropped_extra"] == 1 and rec["n_dropped_missing"] == 1997
+    assert rec["prediction_records"]["unknown_dropped"] == 1 and rec["ids"]["n_scored"] == 3
     rand = write_jsonl(tmp_path / "r.jsonl", [{"id": v, "pred_scores": rng.random(len(g)).tolist()}
                                               for v, g in videos.items()])
-    r = hisum.evaluate_files(rand, h5, options=opts)
+    r = score_file(rand, h5, options=opts)
     assert r["mAP50"] < 80 and r["mAP15"] < 60 and 0 <= r["F1"] <= 100
-    with pytest.raises(ValueError, match="1997 missing"):
-        hisum.evaluate_files(perfect, h5, fusion=RELEVANCE_ONLY, options={"split_file": str(split)})
+    with pytest.raises(ValueError, match="1997 videos of the split have no group"):
+        score_file(perfect, h5, fusion=RELEVANCE_ONLY, options={"split_file": str(split)})
+    whole = tmp_path / "split3.json"
+    whole.write_text(json.dumps({"test_keys": test_ids + ["video_missing_from_predictions"]}))
+    with h5py.File(h5, "a") as f:
+        f["video_missing_from_predictions/gtscore"] = np.ones(150)
+    with pytest.raises(ValueError, match="not in the gold"):  # the train video's prediction
+        score_file(perfect, h5, fusion=RELEVANCE_ONLY, options={"split_file": str(whole)})
+    test_only = write_jsonl(tmp_path / "t.jsonl", [stream_record(v, videos[v]) for v in test_ids])
+    with pytest.raises(ValueError, match="1 gold video ids have no prediction"):
+        score_file(test_only, h5, fusion=RELEVANCE_ONLY, options={"split_file": str(whole)})
 
 
 def test_official_short_prediction_tail_and_zero_positive_videos(tmp_path):
@@ -116,12 +132,12 @@ def test_official_short_prediction_tail_and_zero_positive_videos(tmp_path):
     h5 = write_h5(tmp_path / "g.h5", videos, rng)
     # the long video's prediction stops 10 s early: the tail takes the lowest predicted score
     rows = [stream_record("long", videos["long"][:140]), stream_record("short", videos["short"])]
-    m = hisum.evaluate_files(write_jsonl(tmp_path / "p.jsonl", rows), h5, fusion=RELEVANCE_ONLY)
+    m = score_file(write_jsonl(tmp_path / "p.jsonl", rows), h5, fusion=RELEVANCE_ONLY)
     assert m["per_video"]["short"]["mAP15"] is None
     assert m["protocol"]["n_videos_without_positive"] == {"mAP50": 0, "mAP15": 1}
     assert m["mAP15"] == pytest.approx(m["per_video"]["long"]["mAP15"])  # skipped by default
     assert m["protocol"]["pooling_counts"]["edge_filled_bins"] == 10
-    z = hisum.evaluate_files(write_jsonl(tmp_path / "p2.jsonl", rows), h5, fusion=RELEVANCE_ONLY,
+    z = score_file(write_jsonl(tmp_path / "p2.jsonl", rows), h5, fusion=RELEVANCE_ONLY,
                              options={"zero_positive": "zero"})
     assert z["mAP15"] == pytest.approx(m["mAP15"] / 2)
     assert "count as AP 0" in z["protocol"]["zero_positive"]
@@ -133,14 +149,14 @@ def test_aha_protocol_and_the_one_frame_lag(tmp_path):
     h5 = write_h5(tmp_path / "g.h5", {"v": g}, rng)
     lagged = np.r_[0.5, g[:-1]]  # pred[i] = gt[i-1]: what the reference's pairing rewards
     pred = write_jsonl(tmp_path / "p.jsonl", [stream_record("v", lagged)])
-    with_lag = hisum.evaluate_files(pred, h5, "aha", RELEVANCE_ONLY, {"lag_one_frame": True})
+    with_lag = score_file(pred, h5, "aha", RELEVANCE_ONLY, {"lag_one_frame": True})
     assert with_lag["mse"] == pytest.approx(0.0) and with_lag["pearson"] == pytest.approx(1.0)
     assert with_lag["mAP50"] == pytest.approx(100.0) and with_lag["mAP15"] == pytest.approx(100.0)
     assert "gtscore[i - 1]" in with_lag["protocol"]["pairing"]
-    aligned = hisum.evaluate_files(pred, h5, "aha", RELEVANCE_ONLY)  # default: no lag
+    aligned = score_file(pred, h5, "aha", RELEVANCE_ONLY)  # default: no lag
     assert aligned["protocol"]["lag_one_frame"] is False
     assert aligned["mse"] > 0.05 and aligned["mAP50"] < 90
-    exact = hisum.evaluate_files(write_jsonl(tmp_path / "e.jsonl", [stream_record("v", g)]), h5, "aha",
+    exact = score_file(write_jsonl(tmp_path / "e.jsonl", [stream_record("v", g)]), h5, "aha",
                                  RELEVANCE_ONLY)
     assert exact["mAP50"] == pytest.approx(100.0) and exact["spearman"] == pytest.approx(1.0)
     assert 0 <= exact["F1"] <= 100
@@ -163,21 +179,22 @@ def test_errors(tmp_path):
     nan = tmp_path / "nan.jsonl"
     nan.write_text(json.dumps({"id": "v", "pred_scores": [0.1, float("nan")] * 20}) + "\n")
     with pytest.raises(ValueError, match="NaN"):
-        hisum.evaluate_files(str(nan), h5)
+        score_file(str(nan), h5)
     ok = write_jsonl(tmp_path / "ok.jsonl", [{"id": "v", "pred_scores": [0.5] * 40}])
     with pytest.raises(ValueError, match="unknown option 'lag_one_frame'"):
-        hisum.evaluate_files(ok, h5, options={"lag_one_frame": True})
+        score_file(ok, h5, options={"lag_one_frame": True})
     with h5py.File(tmp_path / "bad.h5", "w") as f:
         f["v/gtscore"] = np.r_[np.nan, np.ones(39)]
     with pytest.raises(ValueError, match="gtscore contains NaN"):
-        hisum.evaluate_files(ok, str(tmp_path / "bad.h5"), protocol="aha")
+        score_file(ok, str(tmp_path / "bad.h5"), protocol="aha")
     with h5py.File(tmp_path / "nocp.h5", "w") as f:
         f["v/gtscore"] = np.ones(40)
-    with pytest.raises(ValueError, match="no change_points"):
-        hisum.evaluate_files(ok, str(tmp_path / "nocp.h5"))
+    # without shots and reference summary: mAP is reported, F1 is unavailable (null, with the reason)
+    nocp = score_file(ok, str(tmp_path / "nocp.h5"))
+    assert nocp["mAP50"] is not None and nocp["F1"] is None and "unavailable" in nocp["protocol"]["f1"]
     (tmp_path / "empty.jsonl").write_text("")
-    with pytest.raises(ValueError, match="no prediction"):
-        hisum.evaluate_files(str(tmp_path / "empty.jsonl"), h5)
+    with pytest.raises(ValueError, match="is empty"):
+        score_file(str(tmp_path / "empty.jsonl"), h5)
     with pytest.raises(ValueError, match="is empty"):
         hisum.segment_map([], [], 5, 0.5)
 

@@ -2,9 +2,15 @@ import json
 
 import pytest
 
-from test.scorers import magqa as mq
-from test.scorers.judges import Judge
+from data.benchmarks import magqa as mq
+from data.benchmarks.judges import Judge
+from test.evaluate import evaluate_files
 from utils.io import dumps
+
+
+def score_file(pred, gold, protocol=None, options=None) -> dict:
+    r = evaluate_files("magqa", pred, gold, protocol, None, options)
+    return {**r, "protocol": r["record"]}
 
 
 class TableJudge(Judge):
@@ -59,9 +65,8 @@ def files(tmp_path):
 
 
 def test_in_span_pairs_and_example_score():
-    gold = {e["question_id"]: e for e in GOLD}
-    ex = mq.load_gold_records([gold[1]])["1"]
-    resp = mq.responses_of(PREDS[0])
+    ex = mq.MagqaExample("1", "What happens?", (mq.GoldTurn("a red car parks", 0, 10), mq.GoldTurn("a dog runs", 12, 20)))
+    resp = mq.responses_of(PREDS[0]["responses"])
     assert [r.content for r in resp] == ["red car", "blue car", "red car", "nothing", "dog"]
     assert mq.in_span_pairs(ex, resp) == [(0, 0), (0, 1), (0, 2), (1, 4)]
     scores = {(0, 0): 5, (0, 1): 2, (0, 2): 5, (1, 4): 4}
@@ -78,7 +83,7 @@ def test_span_boundaries_are_inclusive():
 def test_evaluate_hand_computed(files):
     pred, gold = files
     judge = TableJudge(TABLE)
-    r = mq.evaluate_files(pred, gold, options={"judge": judge})
+    r = score_file(pred, gold, options={"judge": judge})
     # ex1: turn A mean(5, 2, 5) = 4, turn B 4 -> 4; ex2: nothing in span -> 1;
     # ex3: the untimed answer matches both turns -> 3; ex4: no prediction -> 1
     assert {k: v["score"] for k, v in r["per_item"].items()} == pytest.approx({"1": 4.0, "2": 1.0, "3": 3.0, "4": 1.0})
@@ -88,7 +93,8 @@ def test_evaluate_hand_computed(files):
     # each distinct (question, gold, pred) is asked once: "red car" twice in span A is one call,
     # "a person" against two different gold turns is two
     assert sorted(judge.calls) == ["a person", "a person", "blue car", "dog", "red car"]
-    assert r["n_pairs_judged"] == 6 and r["n_missing"] == 1 and r["n_examples"] == 4
+    m = r["metrics"]
+    assert m["n_pairs_judged"] == 6 and r["record"]["ids"]["n_missing"] == 1 and m["n_examples"] == 4
     p = r["protocol"]
     assert p["dataset"] == "shot2story_magqa" and p["judge"]["kind"] == "table" and p["pad_to"] is None
     assert p["untimed_matches_all"] is True and p["missing"] == "empty"
@@ -97,15 +103,15 @@ def test_evaluate_hand_computed(files):
 
 def test_options_skip_pad_and_untimed(files):
     pred, gold = files
-    r = mq.evaluate_files(pred, gold, options={"judge": TableJudge(TABLE), "missing": "skip",
+    r = score_file(pred, gold, options={"judge": TableJudge(TABLE), "missing": "skip",
                                                "untimed_matches_all": False})
     # ex3's untimed answer no longer matches -> 1; ex4 is left out
-    assert r["metrics"]["in_span_score"] == pytest.approx((4 + 1 + 1) / 3) and r["n_examples"] == 3
-    r = mq.evaluate_files(pred, gold, options={"judge": TableJudge(TABLE), "missing": "skip", "pad_to": 5})
+    assert r["metrics"]["in_span_score"] == pytest.approx((4 + 1 + 1) / 3) and r["metrics"]["n_examples"] == 3
+    r = score_file(pred, gold, options={"judge": TableJudge(TABLE), "missing": "skip", "pad_to": 5})
     assert r["metrics"]["in_span_score"] == pytest.approx((4 + 1 + 3 + 1 + 1) / 5)
-    assert r["metrics"]["turns"] == pytest.approx((5 + 1 + 1) / 5) and r["n_padded"] == 2
+    assert r["metrics"]["turns"] == pytest.approx((5 + 1 + 1) / 5) and r["metrics"]["n_padded"] == 2
     # the reference analysis: missing examples skipped, then padded with 1 up to 2000
-    r = mq.evaluate_files(pred, gold, protocol="reference", options={"judge": TableJudge(TABLE)})
+    r = score_file(pred, gold, protocol="reference", options={"judge": TableJudge(TABLE)})
     assert r["metrics"]["in_span_score"] == pytest.approx((4 + 1 + 3 + 1997) / 2000)
     assert r["protocol"]["pad_to"] == 2000 and r["protocol"]["missing"] == "skip"
 
@@ -119,5 +125,12 @@ def test_bad_gold_is_rejected(tmp_path):
                               "answer": [{"content": "a", "time": 3}]}]))
     with pytest.raises(ValueError, match="start, end"):
         mq.load_gold(g)
+    g.write_text(json.dumps([{"question_id": None, "conversation": [{"role": "user", "content": "q"}], "answer": []}]))
+    with pytest.raises(ValueError, match="question_id must be"):
+        mq.load_gold(g)
+    g.write_text(json.dumps([{"question_id": 1, "conversation": [{"role": "user", "content": "q"}],
+                              "answer": [{"content": "a", "time": [5, 3]}]}]))
+    with pytest.raises(ValueError, match="reversed"):
+        mq.load_gold(g)
     with pytest.raises(ValueError, match="protocol"):
-        mq.evaluate_files(str(g), str(g), protocol="max")
+        score_file(str(g), str(g), protocol="max")

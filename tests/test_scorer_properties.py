@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from test.scorers import charades, magqa, youcook2
+from data.benchmarks import charades, magqa, youcook2
+from test.postprocess import causal_interval
 
 span = st.tuples(st.floats(0, 100), st.floats(0.1, 50)).map(lambda t: (t[0], t[0] + t[1]))
 FAST = settings(max_examples=60, deadline=None)
@@ -36,14 +37,14 @@ def test_causal_interval_recovers_a_clean_step(start, length, n):
     times = np.arange(n) / 2.0
     scores = np.zeros(n)
     scores[start:end] = 1.0
-    got = charades.causal_interval(times, scores, window=0, duration=n / 2.0)
+    got = causal_interval(times, scores, window=0, duration=n / 2.0)
     assert got is not None
     assert charades.interval_iou(got, (start / 2.0, end / 2.0)) == pytest.approx(1.0)
     # causality: the interval found by t only depends on frames <= t (changing later frames after the
     # step has ended cannot move it earlier)
     later = scores.copy()
     later[end:] = 0.0
-    assert charades.causal_interval(times, later, window=0, duration=n / 2.0) == got
+    assert causal_interval(times, later, window=0, duration=n / 2.0) == got
 
 
 @FAST

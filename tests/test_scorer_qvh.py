@@ -8,12 +8,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from data.benchmarks import qvh
+from data.benchmarks.ranking import detection_ap, pool_by_time, voc_interpolated_ap
+from test.evaluate import evaluate_files
 from test.postprocess import FusionParams
-from test.scorers import qvh
-from test.scorers.ap import detection_ap, pool_by_time, voc_interpolated_ap
 from utils.io import JsonlWriter
 
 RELEVANCE_ONLY = FusionParams(alpha=0.0, beta=1.0, epsilon=0.0, tau=0.3)
+
+
+def score_file(pred, gold, protocol=None, fusion=None, options=None) -> dict:
+    """The official metrics layout with the protocol record beside it."""
+    r = evaluate_files("qvh", pred, gold, protocol, fusion, options)
+    return {**r["metrics"], "protocol": r["record"]}
 
 
 def write_jsonl(path, rows):
@@ -28,12 +35,12 @@ def write_jsonl(path, rows):
 def test_reproduces_official_sample_metrics(shared_data):
     d = shared_data / "qvhighlights"
     golden = json.loads((d / "sample_val_preds_metrics_raw.json").read_text())
-    got = qvh.evaluate_files(str(d / "sample_val_preds.jsonl"), str(d / "highlight_val_release.jsonl"))
+    got = score_file(str(d / "sample_val_preds.jsonl"), str(d / "highlight_val_release.jsonl"))
     record = got.pop("protocol")
     assert got == golden  # same keys, same values at the file's 2-decimal precision
     assert list(got) == list(golden) and list(got["brief"]) == list(golden["brief"])
     assert record["dataset"] == "qvhighlights" and record["protocol"] == "official"
-    assert record["n_scored"] == 1550 and record["max_pred_windows"] == 10
+    assert record["ids"]["n_scored"] == 1550 and record["max_pred_windows"] == 10
     assert record["mr_queries_per_range"] == {"short": 429, "middle": 957, "long": 574, "full": 1550}
     # its speed is measured by scripts/bench (instructions/performance.md), not timed here
 
@@ -92,7 +99,7 @@ def toy_submission():
 def test_toy_submission_hand_computed(tmp_path):
     gold = write_jsonl(tmp_path / "gold.jsonl", toy_gold())
     pred = write_jsonl(tmp_path / "pred.jsonl", toy_submission())
-    m = qvh.evaluate_files(pred, gold)
+    m = score_file(pred, gold)
     # q1 per annotator APs: Fair (1, 1, 1/2), Good (1, 1/2, 1/2), VeryGood (1, 0, 1/2)
     # q2: Fair 1/2 for each annotator (positive clip ranked 2nd after padding), Good/VeryGood 0
     assert m["HL-min-Fair"] == {"HL-mAP": 66.67, "HL-Hit1": 50.0}
@@ -112,7 +119,7 @@ def test_toy_submission_hand_computed(tmp_path):
 def test_hd_only_when_no_windows(tmp_path):
     gold = write_jsonl(tmp_path / "gold.jsonl", toy_gold())
     rows = [{k: v for k, v in r.items() if k != "pred_relevant_windows"} for r in toy_submission()]
-    m = qvh.evaluate_files(write_jsonl(tmp_path / "pred.jsonl", rows), gold)
+    m = score_file(write_jsonl(tmp_path / "pred.jsonl", rows), gold)
     assert "full" not in m and set(m["brief"]) == {f"HL-min-{n}-{k}" for n in ("Fair", "Good", "VeryGood")
                                                   for k in ("mAP", "Hit1")}
 
@@ -140,32 +147,48 @@ def test_pool_by_time_mean_sum_and_fill():
 
 def test_stream_predictions_match_equivalent_submission(tmp_path):
     gold = write_jsonl(tmp_path / "gold.jsonl", toy_gold())
-    official = qvh.evaluate_files(write_jsonl(tmp_path / "sub.jsonl", toy_submission()), gold)
+    hd_only = [{k: v for k, v in r.items() if k != "pred_relevant_windows"} for r in toy_submission()]
+    official = score_file(write_jsonl(tmp_path / "sub.jsonl", hd_only), gold)
     # 1 fps frames whose per-2-s mean is the submission's clip score (q2's zero padding included)
-    rows = [stream_record(1, range(8), np.repeat([0.1, 0.9, 0.5, 0.2], 2) + np.tile([-0.05, 0.05], 4),
-                          pred_relevant_windows=[[0, 8, 0.5], [2, 6, 0.9]]),  # unsorted: best goes first
-            stream_record(2, range(6), [0.2, 0.4, 0.6, 0.6, 0.0, 0.0],
-                          pred_relevant_windows=[[0, 4, 0.8], [0, 2, 0.7]])]
+    rows = [stream_record(1, range(8), np.repeat([0.1, 0.9, 0.5, 0.2], 2) + np.tile([-0.05, 0.05], 4)),
+            stream_record(2, range(6), [0.2, 0.4, 0.6, 0.6, 0.0, 0.0])]
     stream_file = write_jsonl(tmp_path / "stream.jsonl", rows)
-    got = qvh.evaluate_files(stream_file, gold, fusion=RELEVANCE_ONLY)
+    got = score_file(stream_file, gold, fusion=RELEVANCE_ONLY, options={"mr_windows": "none"})
     for level in ("HL-min-Fair", "HL-min-Good", "HL-min-VeryGood"):
         assert got[level] == official[level]
-    assert got["full"] == official["full"]
+    assert "full" not in got
     rec = got["protocol"]
     assert rec["prediction_format"] == "stream" and rec["clip_pool"] == "mean"
     assert rec["fusion"]["beta"] == 1.0 and rec["clip_pooling_counts"]["edge_filled_bins"] == 0
-    summed = qvh.evaluate_files(stream_file, gold, fusion=RELEVANCE_ONLY, options={"clip_pool": "sum"})
+    summed = score_file(stream_file, gold, fusion=RELEVANCE_ONLY, options={"clip_pool": "sum", "mr_windows": "none"})
     assert summed["HL-min-Fair"] == got["HL-min-Fair"]  # 2 frames per clip: sum = 2 x mean, same ranking
+
+
+@pytest.mark.parametrize("mode", ["online", "offline"])
+def test_moment_retrieval_from_streams(tmp_path, mode):
+    """MR windows from a stream: the post-processor's highlight segments, best first."""
+    gold = write_jsonl(tmp_path / "gold.jsonl", [
+        {"qid": 7, "duration": 60, "vid": "c_0.0_60.0", "relevant_clip_ids": list(range(10, 15)),
+         "saliency_scores": [[4, 4, 4]] * 5, "relevant_windows": [[20, 30]]}])
+    t = np.arange(60.0)
+    y = 0.05 * np.sin(t) + np.where((t >= 20) & (t < 30), 1.0, 0.0)  # one clear 10-s moment
+    pred = write_jsonl(tmp_path / "s.jsonl", [stream_record(7, t, y)])
+    m = score_file(pred, gold, fusion=RELEVANCE_ONLY, options={"mr_windows": mode})
+    assert m["brief"]["HL-min-VeryGood-mAP"] == 100.0
+    # online: causal smoothing lags and overshoots at the step, so the window is narrower ([23, 28])
+    assert m["brief"]["MR-full-R1@0.5"] == 100.0
+    assert m["brief"]["MR-full-mAP"] > (50.0 if mode == "offline" else 5.0)
+    assert m["protocol"]["mr_windows"].startswith("post-processor segments")
 
 
 def test_reference_protocol_sums_and_drops_missing(tmp_path):
     gold = write_jsonl(tmp_path / "gold.jsonl", toy_gold())
     rows = [stream_record(1, range(8), np.repeat([0.1, 0.9, 0.5, 0.2], 2))]
-    m = qvh.evaluate_files(write_jsonl(tmp_path / "s.jsonl", rows), gold, protocol="reference",
+    m = score_file(write_jsonl(tmp_path / "s.jsonl", rows), gold, protocol="reference",
                            fusion=RELEVANCE_ONLY)
     rec = m["protocol"]
-    assert rec["clip_pool"] == "sum" and rec["match_number"] is False
-    assert rec["n_dropped_missing"] == 1 and "silently" in rec["missing_ids"]
+    assert rec["clip_pool"] == "sum" and rec["ids"]["missing_policy"] == "drop"
+    assert rec["ids"]["n_missing"] == 1 and "full" not in m  # the reference protocol has no MR from streams
     assert m["HL-min-Fair"]["HL-mAP"] == pytest.approx(100 * (1 + 1 + 0.5) / 3, abs=0.01)
 
 
@@ -175,16 +198,19 @@ def test_reference_protocol_sums_and_drops_missing(tmp_path):
 def test_missing_query_is_an_error_by_default(tmp_path):
     gold = write_jsonl(tmp_path / "gold.jsonl", toy_gold())
     pred = write_jsonl(tmp_path / "pred.jsonl", toy_submission()[:1])
-    with pytest.raises(ValueError, match="1 missing from the predictions.*match_number"):
-        qvh.evaluate_files(pred, gold)
-    m = qvh.evaluate_files(pred, gold, options={"match_number": False})
-    assert m["protocol"]["n_scored"] == 1 and m["protocol"]["n_dropped_missing"] == 1
+    with pytest.raises(ValueError, match="1 gold query ids have no prediction.*match_number"):
+        score_file(pred, gold)
+    m = score_file(pred, gold, options={"match_number": False})
+    assert m["protocol"]["ids"]["n_scored"] == 1 and m["protocol"]["ids"]["n_missing"] == 1
 
 
 @pytest.mark.parametrize("bad, message", [
     ({"qid": 1, "pred_saliency_scores": [0.1, float("nan"), 0.2, 0.3]}, "NaN"),
-    ({"qid": 1, "pred_saliency_scores": []}, "non-empty"),
+    ({"qid": 1, "pred_saliency_scores": []}, "is empty"),
+    ({"qid": 1, "pred_saliency_scores": [1, True, 3, 4]}, "numbers only"),
+    ({"qid": None, "pred_saliency_scores": [1, 2, 3, 4]}, "qid must be"),
     ({"qid": 1, "pred_saliency_scores": [1, 2, 3, 4], "pred_relevant_windows": [[5, 1, 0.3]]}, "ends before"),
+    ({"qid": 1, "pred_saliency_scores": [1, 2, 3, 4], "pred_relevant_windows": [[-1, 1, 0.3]]}, "before 0"),
     ({"qid": 1, "pred_saliency_scores": [1, 2, 3, 4], "pred_relevant_windows": [[1, 5]]}, "start, end, score"),
 ])
 def test_bad_predictions_raise(tmp_path, bad, message):
@@ -192,18 +218,18 @@ def test_bad_predictions_raise(tmp_path, bad, message):
     pred = tmp_path / "pred.jsonl"
     pred.write_text(json.dumps(bad) + "\n")  # json.dumps writes NaN literally, as a buggy model might
     with pytest.raises(ValueError, match=message):
-        qvh.evaluate_files(str(pred), gold)
+        score_file(str(pred), gold)
 
 
 def test_empty_files_and_unknown_options(tmp_path):
     gold = write_jsonl(tmp_path / "gold.jsonl", toy_gold())
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(ValueError, match="empty"):
-        qvh.evaluate_files(str(tmp_path / "empty.jsonl"), gold)
-    with pytest.raises(ValueError, match="no gold"):
-        qvh.evaluate_files(gold, str(tmp_path / "empty.jsonl"))
+        score_file(str(tmp_path / "empty.jsonl"), gold)
+    with pytest.raises(ValueError, match="empty"):
+        score_file(gold, str(tmp_path / "empty.jsonl"))
     with pytest.raises(ValueError, match="unknown option .* for the QVHighlights"):
-        qvh.evaluate_files(gold, gold, options={"nope": 1})
+        score_file(gold, gold, options={"nope": 1})
     with pytest.raises(ValueError, match="NaN"):
         voc_interpolated_ap([1, 0], [np.nan, 0.2])
 

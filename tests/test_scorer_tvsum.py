@@ -8,12 +8,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from data.benchmarks import tvsum
+from data.benchmarks.ranking import topk_trapezoid_ap
+from test.evaluate import evaluate_files
 from test.postprocess import FusionParams
-from test.scorers import tvsum
-from test.scorers.ap import topk_trapezoid_ap
 from utils.io import JsonlWriter
 
 RELEVANCE_ONLY = FusionParams(alpha=0.0, beta=1.0, epsilon=0.0, tau=0.3)
+
+
+def score_file(pred, gold, protocol=None, fusion=None, options=None) -> dict:
+    """The metrics of one file, with its per-item rows and protocol record alongside."""
+    r = evaluate_files("tvsum", pred, gold, protocol, fusion, options)
+    return {**r["metrics"], "per_item": r["per_item"], "protocol": r["record"]}
 
 
 def write_jsonl(path, rows):
@@ -49,7 +56,7 @@ def test_umt_toy_hand_computed(tmp_path):
     gold = write_jsonl(tmp_path / "val.jsonl", [{"vid": "v1", "domain": "BK", "label": labels}])
     # ranking 0, 1, 3, 4, 5 (top 5) -> annotator 0 labels [0,1,0,1,0] (AP 1/3), annotator 1 [0,0,0,1,0] (1/8)
     pred = write_jsonl(tmp_path / "p.jsonl", [{"vid": "v1", "pred_saliency_scores": [0.9, 0.8, 0.1, 0.7, 0.6, 0.5]}])
-    m = tvsum.evaluate_files(pred, gold)
+    m = score_file(pred, gold)
     assert m["top5_mAP"] == pytest.approx(100 * (1 / 3 + 1 / 8) / 2)
     assert m["per_annotator"] == pytest.approx([100 / 3, 100 / 8])
     assert m["per_category"] == {"BK": pytest.approx(100 * (1 / 3 + 1 / 8) / 2)}
@@ -58,9 +65,9 @@ def test_umt_toy_hand_computed(tmp_path):
     # the same clip scores as a 1-fps stream (2 frames per clip, averaged) score the same
     stream = write_jsonl(tmp_path / "s.jsonl", [stream_record("v1", range(12),
                                                               np.repeat([0.9, 0.8, 0.1, 0.7, 0.6, 0.5], 2))])
-    s = tvsum.evaluate_files(stream, gold, fusion=RELEVANCE_ONLY)
+    s = score_file(stream, gold, fusion=RELEVANCE_ONLY)
     assert s["top5_mAP"] == pytest.approx(m["top5_mAP"])
-    assert s["protocol"]["clip_pool"] == "mean" and s["protocol"]["fusion"]["beta"] == 1.0
+    assert "(mean" in s["protocol"]["stream_clips"] and s["protocol"]["fusion"]["beta"] == 1.0
 
 
 def test_aha_toy_hand_computed(tmp_path):
@@ -69,7 +76,7 @@ def test_aha_toy_hand_computed(tmp_path):
     tsv.write_text("v1\tGA\t1,4,3,3,2,5\nv1\tGA\t1,4,3,3,2,5\n")
     pred = [0.5, 0.1, 0.9, 0.3, 0.2, 0.7]
     p = write_jsonl(tmp_path / "p.jsonl", [stream_record("v1", range(6), pred, native_frame_index=list(range(6)))])
-    m = tvsum.evaluate_files(p, str(tsv), protocol="aha", fusion=RELEVANCE_ONLY)
+    m = score_file(p, str(tsv), protocol="aha", fusion=RELEVANCE_ONLY)
     # top 50 %: k = 3, threshold sorted[-3] = 0.6 -> ties make 4 positives (frames 1, 2, 3, 5).
     # ranking 2, 5, 0, 3, 4 -> top-5 labels [1, 1, 0, 1, 0], P = 3:
     # 1/3 * (1 + 1)/2 + 1/3 * (1 + 1)/2 + 1/3 * (3/4 + 2/3)/2
@@ -80,7 +87,7 @@ def test_aha_toy_hand_computed(tmp_path):
     assert m["mAP15"] == pytest.approx(50.0)
     assert m["F1_15"] == 0.0
     assert m["per_category"]["GA"]["n_videos"] == 1
-    assert m["protocol"]["protocol"] == "aha" and m["protocol"]["native_fps_source"] == ["native_frame_index"]
+    assert m["protocol"]["protocol"] == "aha" and m["per_item"]["v1"]["alignment"] == "native_frame_index"
 
 
 def test_aha_time_mapping_uses_native_fps(tmp_path):
@@ -88,11 +95,11 @@ def test_aha_time_mapping_uses_native_fps(tmp_path):
     tsv.write_text("v1\tGA\t1,1,1,5,5,5,2,2,2,4\n")  # 10 native frames at 3 fps
     # frames at t = 0, 1, 2, 3 s -> native frames 0, 3, 6, 9 -> gold [0.2, 1.0, 0.4, 0.8]
     p = write_jsonl(tmp_path / "p.jsonl", [stream_record("v1", [0, 1, 2, 3], [0.2, 1.0, 0.4, 0.8])])
-    m = tvsum.evaluate_files(p, str(tsv), protocol="aha", fusion=RELEVANCE_ONLY, options={"native_fps": 3})
+    m = score_file(p, str(tsv), protocol="aha", fusion=RELEVANCE_ONLY, options={"native_fps": 3})
     assert m["spearman"] == pytest.approx(1.0) and m["kendall"] == pytest.approx(1.0)
     assert m["top5_mAP"] == 100.0
     with pytest.raises(ValueError, match="native fps"):
-        tvsum.evaluate_files(p, str(tsv), protocol="aha", fusion=RELEVANCE_ONLY)
+        score_file(p, str(tsv), protocol="aha", fusion=RELEVANCE_ONLY)
 
 
 # ------------------------------------------------------------------------------- real data
@@ -104,20 +111,20 @@ def test_umt_on_the_standard_val_split(shared_data, tmp_path):
     assert len(rows) == 10 and len({r["domain"] for r in rows}) == 10  # one val video per category
     mean_pred = write_jsonl(tmp_path / "mean.jsonl", [
         {"vid": r["vid"], "pred_saliency_scores": np.mean(r["label"], axis=1).tolist()} for r in rows])
-    good = tvsum.evaluate_files(mean_pred, str(d / "tvsum_val.jsonl"))
+    good = score_file(mean_pred, str(d / "tvsum_val.jsonl"))
     rng = np.random.default_rng(0)
     random_scores = []
     for seed in range(3):
         rand = write_jsonl(tmp_path / f"rand{seed}.jsonl", [
             {"vid": r["vid"], "pred_saliency_scores": rng.random(len(r["label"])).tolist()} for r in rows])
-        random_scores.append(tvsum.evaluate_files(rand, str(d / "tvsum_val.jsonl"))["top5_mAP"])
+        random_scores.append(score_file(rand, str(d / "tvsum_val.jsonl"))["top5_mAP"])
     # the annotator mean cannot be perfect for each annotator's own median labels, but it is
     # far above chance; everything stays a percentage
     assert good["top5_mAP"] > 80 and max(random_scores) < good["top5_mAP"] - 20
     assert all(0 <= v <= 100 for v in [*random_scores, *good["per_category"].values()])
     assert good["n_videos"] == 10 and len(good["per_annotator"]) == 20
     # the same gold read from tvsum_anno.json, restricted to the split, gives the same number
-    via_json = tvsum.evaluate_files(mean_pred, str(d / "tvsum_anno.json"),
+    via_json = score_file(mean_pred, str(d / "tvsum_anno.json"),
                                     options={"videos_file": str(d / "tvsum_val.jsonl")})
     assert via_json["top5_mAP"] == pytest.approx(good["top5_mAP"])
 
@@ -136,14 +143,14 @@ def test_aha_on_the_real_annotation_file(shared_data, tmp_path):
         perfect.append(stream_record(vid, times, g["scores"][idx]))  # native fps from tvsum_anno.json
         rand.append(stream_record(vid, times, rng.random(len(times)), native_frame_index=idx.tolist()))
     tsv = str(d / "ydata-tvsum50-anno.tsv")
-    best = tvsum.evaluate_files(write_jsonl(tmp_path / "p.jsonl", perfect), tsv, "aha", RELEVANCE_ONLY)
-    worse = tvsum.evaluate_files(write_jsonl(tmp_path / "r.jsonl", rand), tsv, "aha", RELEVANCE_ONLY)
+    best = score_file(write_jsonl(tmp_path / "p.jsonl", perfect), tsv, "aha", RELEVANCE_ONLY)
+    worse = score_file(write_jsonl(tmp_path / "r.jsonl", rand), tsv, "aha", RELEVANCE_ONLY)
     for key in ("top5_mAP", "mAP50", "mAP15"):
         assert best[key] == pytest.approx(100.0) and worse[key] < 80
     assert best["spearman"] == pytest.approx(1.0) and best["kendall"] == pytest.approx(1.0)
     assert abs(worse["spearman"]) < 0.1 and worse["F1_15"] < best["F1_15"] <= 100
     assert set(best["per_category"]) == set(tvsum.CATEGORIES)
-    assert best["protocol"]["native_fps_source"] == [str(d / "tvsum_anno.json")]
+    assert {v["alignment"] for v in best["per_item"].values()} == {"native fps"}  # from the sibling tvsum_anno.json
 
 
 # ----------------------------------------------------------------------------------- errors
@@ -153,28 +160,28 @@ def test_errors(tmp_path, shared_data):
     gold = write_jsonl(tmp_path / "val.jsonl", [{"vid": "v1", "domain": "BK", "label": [[1], [2], [3]]},
                                                 {"vid": "v2", "domain": "VT", "label": [[1], [2], [3]]}])
     one = write_jsonl(tmp_path / "one.jsonl", [{"vid": "v1", "pred_saliency_scores": [1, 2, 3]}])
-    with pytest.raises(ValueError, match="1 missing"):
-        tvsum.evaluate_files(one, gold)
-    partial = tvsum.evaluate_files(one, gold, options={"match_number": False})
-    assert partial["n_videos"] == 1 and "silently" in partial["protocol"]["missing_ids"]
+    with pytest.raises(ValueError, match="1 gold video ids have no prediction"):
+        score_file(one, gold)
+    partial = score_file(one, gold, options={"match_number": False})
+    assert partial["n_videos"] == 1 and partial["protocol"]["ids"]["missing_policy"] == "drop"
     nan = tmp_path / "nan.jsonl"
     nan.write_text(json.dumps({"vid": "v1", "pred_saliency_scores": [1, float("nan"), 3]}) + "\n")
     with pytest.raises(ValueError, match="NaN"):
-        tvsum.evaluate_files(str(nan), gold, options={"match_number": False})
+        score_file(str(nan), gold, options={"match_number": False})
     short = write_jsonl(tmp_path / "short.jsonl", [{"vid": "v1", "pred_saliency_scores": [1, 2]}])
     with pytest.raises(ValueError, match="2 pred_saliency_scores for 3"):
-        tvsum.evaluate_files(short, gold, options={"match_number": False})
+        score_file(short, gold, options={"match_number": False})
     with pytest.raises(ValueError, match="unknown TVSum protocol"):
-        tvsum.evaluate_files(one, gold, protocol="nope")
+        score_file(one, gold, protocol="nope")
     with pytest.raises(ValueError, match="reads ydata-tvsum50-anno.tsv"):
-        tvsum.evaluate_files(one, gold, protocol="aha")
+        score_file(one, gold, protocol="aha")
     clips = write_jsonl(tmp_path / "clips.jsonl", [{"vid": "AwmHb44_ouw", "pred_saliency_scores": [1, 2]}])
     with pytest.raises(ValueError, match="needs stream predictions"):
-        tvsum.evaluate_files(clips, str(shared_data / "tvsum" / "ydata-tvsum50-anno.tsv"), protocol="aha",
+        score_file(clips, str(shared_data / "tvsum" / "ydata-tvsum50-anno.tsv"), protocol="aha",
                              options={"match_number": False})
     (tmp_path / "empty.jsonl").write_text("")
-    with pytest.raises(ValueError, match="no prediction"):
-        tvsum.evaluate_files(str(tmp_path / "empty.jsonl"), gold)
+    with pytest.raises(ValueError, match="is empty"):
+        score_file(str(tmp_path / "empty.jsonl"), gold)
 
 
 # ------------------------------------------------------------------------------- properties

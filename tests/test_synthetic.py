@@ -175,7 +175,7 @@ def test_scene_rules(truth):
 
 def test_matching_events_more_important_than_distractors(dataset, truth):
     out, _ = dataset
-    from test.scorers.tvsum import load_frame_gold
+    from data.benchmarks.tvsum import load_frame_gold
 
     for split in syn.SPLITS:
         gold = load_frame_gold(out / split / "ydata-tvsum50-anno.tsv")
@@ -266,7 +266,7 @@ def test_charades_files(dataset, truth):
 
 
 def test_dense_caption_files(dataset, truth):
-    from test.scorers import youcook2
+    from data.benchmarks import youcook2
 
     out, _ = dataset
     for split in syn.SPLITS:
@@ -289,7 +289,7 @@ def test_dense_caption_files(dataset, truth):
 
 
 def test_magqa_files(dataset, truth):
-    from test.scorers import magqa
+    from data.benchmarks import magqa
 
     out, _ = dataset
     for split in syn.SPLITS:
@@ -337,7 +337,7 @@ def _clips_overlapping(spans, duration):
 
 
 def test_qvh_files(dataset, truth):
-    from test.scorers import qvh
+    from data.benchmarks import qvh
 
     out, _ = dataset
     inside, partial = [], []
@@ -450,8 +450,8 @@ def test_converter_cli_accepts_the_files(dataset, truth, tmp_path, name, args):
 
 def test_scorers_rank_an_oracle_above_an_any_event_baseline(dataset, truth, tmp_path):
     """TVSum (aha protocol) and Charades-STA score the synthetic gold: the query oracle wins."""
+    from test.evaluate import evaluate_files
     from test.postprocess import FusionParams
-    from test.scorers import charades, tvsum
 
     out, _ = dataset
     d = out / "test"
@@ -475,21 +475,22 @@ def test_scorers_rank_an_oracle_above_an_any_event_baseline(dataset, truth, tmp_
     write(tmp_path / "oracle.jsonl", lambda g: [g["video_id"]], lambda g, t: spans(g, t, True))
     write(tmp_path / "any.jsonl", lambda g: [g["video_id"]], lambda g, t: spans(g, t, False))
     gold = d / "ydata-tvsum50-anno.tsv"
-    oracle = tvsum.evaluate_files(str(tmp_path / "oracle.jsonl"), str(gold), "aha", fusion)
-    anyev = tvsum.evaluate_files(str(tmp_path / "any.jsonl"), str(gold), "aha", fusion)
-    assert len(oracle["per_video"]) == COUNTS["test"]
+    oracle = evaluate_files("tvsum", str(tmp_path / "oracle.jsonl"), str(gold), "aha", fusion)
+    anyev = evaluate_files("tvsum", str(tmp_path / "any.jsonl"), str(gold), "aha", fusion)["metrics"]
+    assert len(oracle["per_item"]) == COUNTS["test"]
+    oracle = oracle["metrics"]
     assert oracle["mAP50"] > anyev["mAP50"] and oracle["top5_mAP"] >= anyev["top5_mAP"]
 
     ids = lambda g: [f"{g['video_id']}#{i}" for i, line in enumerate(lines) if line.split()[0] == g["video_id"]]
     write(tmp_path / "c_oracle.jsonl", ids, lambda g, t: spans(g, t, True))
-    res = charades.evaluate_files(str(tmp_path / "c_oracle.jsonl"), str(d / "charades_sta_test.txt"), None, fusion)
-    assert res["n_queries"] == len(lines) and res["metrics"]["R1@0.7"] == 100.0
+    res = evaluate_files("charades", str(tmp_path / "c_oracle.jsonl"), str(d / "charades_sta_test.txt"), None, fusion)
+    assert len(res["per_item"]) == len(lines) and res["metrics"]["R1@0.7"] == 100.0
 
 
 def test_qvh_and_hisum_scorers_accept_the_files(dataset, truth, tmp_path):
     """QVHighlights and Mr.HiSum (official) score the synthetic gold: the importance oracle wins."""
+    from test.evaluate import evaluate_files
     from test.postprocess import FusionParams
-    from test.scorers import hisum, qvh
 
     out, _ = dataset
     fusion = FusionParams(alpha=0.0, beta=1.0, epsilon=0.0)
@@ -508,8 +509,8 @@ def test_qvh_and_hisum_scorers_accept_the_files(dataset, truth, tmp_path):
     write(tmp_path / "q_oracle.jsonl", qid, oracle)
     write(tmp_path / "q_any.jsonl", qid, any_event)
     gold = out / "test" / "highlight_test_release.jsonl"
-    q_oracle = qvh.evaluate_files(str(tmp_path / "q_oracle.jsonl"), str(gold), None, fusion)["brief"]
-    q_any = qvh.evaluate_files(str(tmp_path / "q_any.jsonl"), str(gold), None, fusion)["brief"]
+    q_oracle = evaluate_files("qvh", str(tmp_path / "q_oracle.jsonl"), str(gold), None, fusion)["metrics"]["brief"]
+    q_any = evaluate_files("qvh", str(tmp_path / "q_any.jsonl"), str(gold), None, fusion)["metrics"]["brief"]
     assert q_oracle["HL-min-Good-mAP"] > q_any["HL-min-Good-mAP"]
     assert q_oracle["HL-min-Fair-Hit1"] == 100.0  # the best second is always inside a match
 
@@ -518,8 +519,8 @@ def test_qvh_and_hisum_scorers_accept_the_files(dataset, truth, tmp_path):
     write(tmp_path / "h_any.jsonl", vid, any_event)
     opts = {"split_file": str(out / "mr_hisum_split.json")}  # test_keys by default
     h5 = str(out / "mr_hisum.h5")
-    h_oracle = hisum.evaluate_files(str(tmp_path / "h_oracle.jsonl"), h5, "official", fusion, opts)
-    h_any = hisum.evaluate_files(str(tmp_path / "h_any.jsonl"), h5, "official", fusion, opts)
+    h_oracle = evaluate_files("hisum", str(tmp_path / "h_oracle.jsonl"), h5, "official", fusion, opts)["metrics"]
+    h_any = evaluate_files("hisum", str(tmp_path / "h_any.jsonl"), h5, "official", fusion, opts)["metrics"]
     assert h_oracle["n_videos"] == COUNTS["test"]
     # gtscore itself: the same top segments and the same knapsack summary as the ground truth
     assert h_oracle["mAP50"] == pytest.approx(100.0) and h_oracle["F1"] == pytest.approx(100.0)

@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 
-from test.postprocess import FusionParams, fuse_prediction, smooth
+from test.postprocess import CAUSAL_POLYORDER, FusionParams, causal_smooth, fuse_prediction
 from test.predictions import StreamPrediction
 from test.tuning import (
     TUNED_ON_KFOLD,
@@ -105,8 +105,8 @@ def test_vectorised_fusion_and_smoothing_match_the_post_processor():
         fp = fusion_params(params)
         for i, y in fused.items():
             want = fuse_prediction(preds[i], fp)
-            if params["smooth_window"]:
-                want = smooth(want, 15, 3)
+            if params["smooth_window"]:  # causal: tuned results are online results
+                want = causal_smooth(want, 15, CAUSAL_POLYORDER)
             np.testing.assert_allclose(y, want, atol=1e-12)
         calls.append(params)
         return 0.0
@@ -202,3 +202,41 @@ def test_params_json_round_trip(tmp_path):
     with pytest.raises(ValueError, match="no parameters"):
         load_params(path, "youcook2")
     assert [p.name for p in tmp_path.iterdir()] == ["params.json"]
+
+
+def test_tuned_smoothing_never_looks_ahead():
+    preds = make_preds(3, n_frames=40)
+    later = {i: StreamPrediction(id=i, time=p.time, informative=p.informative.copy(), relevance=p.relevance.copy(),
+                                 uncertainty=p.uncertainty) for i, p in preds.items()}
+    for p in later.values():  # change only the last 10 frames
+        p.informative[30:] += 5.0
+        p.relevance[30:] -= 3.0
+    grid = {"alpha": [1.0], "beta": [1.0], "epsilon": [0.0], "tau": [0.1], "smooth_window": [15]}
+    seen = []
+    for pool in (preds, later):
+        grid_search(pool, lambda fused: seen.append({i: y.copy() for i, y in fused.items()}) or 0.0, grid,
+                    allow_tune_on_test=True)
+    for i in preds:
+        np.testing.assert_array_equal(seen[0][i][:30], seen[1][i][:30])
+        assert not np.allclose(seen[0][i][30:], seen[1][i][30:])
+
+
+def test_a_constant_fused_score_is_never_chosen():
+    """On an objective that rewards ties (the first frame ranks first when all scores are equal), a
+    constant fused score would win; it is refused and recorded, and the best real fusion is used."""
+    preds = make_preds(6)
+
+    def first_frame_first(fused):  # 1 when frame 0 ranks first (ties: earlier first), else less
+        return float(np.mean([1.0 if np.argmax(y) == 0 else 0.5 - 0.01 * np.argmax(y) for y in fused.values()]))
+
+    grid = {"alpha": [0.0, 1.0], "beta": [0.0, 1.0], "epsilon": [0.0], "tau": [0.1]}
+    res = grid_search(preds, first_frame_first, grid, tune_ids=["v00", "v01", "v02"])
+    assert res["best_params"]["alpha"] + res["best_params"]["beta"] > 0
+    refused = res["degenerate_refused"]
+    assert refused["params"]["alpha"] == refused["params"]["beta"] == 0.0 and refused["score"] == 1.0
+    assert refused["chosen_score"] == res["tune_score"] < 1.0
+    with pytest.raises(ValueError, match="constant fused score"):
+        grid_search(preds, first_frame_first, {"alpha": [0.0], "beta": [0.0], "epsilon": [0.0], "tau": [0.1]},
+                    tune_ids=["v00"])
+    kfold = grid_search(preds, first_frame_first, grid, k_folds=2)
+    assert all(f["degenerate_refused"] is not None for f in kfold["folds"])

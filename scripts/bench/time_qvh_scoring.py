@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from anywhere
 
-from test.scorers import qvh  # noqa: E402
+from test.evaluate import evaluate_files  # noqa: E402
 from utils.paths import shared_data_dir  # noqa: E402
 
 BUDGET_S = 2.0
@@ -36,10 +36,11 @@ def main() -> int:
     times = []
     for _ in range(max(1, args.repeat)):
         t0 = time.perf_counter()
-        metrics = qvh.evaluate_files(str(pred), str(gold))
+        result = evaluate_files("qvh", str(pred), str(gold))
         times.append(time.perf_counter() - t0)
     best = min(times)
-    print(json.dumps({"n_queries": metrics["protocol"]["n_scored"], "best_s": round(best, 3),
+    metrics = result["metrics"]
+    print(json.dumps({"n_queries": result["record"]["ids"]["n_scored"], "best_s": round(best, 3),
                       "median_s": round(statistics.median(times), 3), "budget_s": BUDGET_S,
                       "within_budget": best < BUDGET_S,
                       "HL-min-VeryGood-mAP": metrics["brief"]["HL-min-VeryGood-mAP"],

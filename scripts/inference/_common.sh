@@ -11,6 +11,8 @@
 #   TUNE FOLDS GRID UNCERTAINTY_KIND MISSING   held-out tuning and scoring (test.benchmark)
 #   COVERAGE_CHECK auto (default) | probe | exists | none: the coverage summary printed before a run
 #   PLOTS          items to plot (default 5; 0 = none)
+#   FEATURES       a feature cache (scripts/extract_features.py --items ITEMS --kind frame_embeds, same model
+#                  and fps): streamed instead of decoding the videos (test.run_benchmark --features)
 #   CONVERT_ARGS / INFER_ARGS / BENCH_ARGS   extra flags for datasets/convert.py / test.run_benchmark /
 #                  test.benchmark (word-split), e.g. CONVERT_ARGS="--video_template {youtube_id}.mp4"
 #   PYTHON         the interpreter (default: python)
@@ -70,9 +72,11 @@ print_coverage() {
 infer() {
   local items=$1 pred=$2; shift 2
   print_coverage "$items"
+  local feature_args=()
+  [ -n "${FEATURES:-}" ] && feature_args+=(--features "$FEATURES")
   # shellcheck disable=SC2086
   "$PY" -m test.run_benchmark --items "$items" --video_root "$VIDEO_ROOT" --output "$pred" \
-      "${MODEL_ARGS[@]}" "$@" ${INFER_ARGS:-}
+      "${MODEL_ARGS[@]}" ${feature_args[@]+"${feature_args[@]}"} "$@" ${INFER_ARGS:-}
 }
 
 # score DATASET PRED GOLD RESULTS BENCH_FLAGS...: held-out tuning, scoring, results record, plots

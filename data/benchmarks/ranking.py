@@ -1,11 +1,11 @@
-"""Ranking metrics shared by the scorers: one implementation of each AP variant.
+"""Ranking metrics shared by the benchmark modules: one implementation of each AP variant.
 
 * ``voc_interpolated_ap`` - the video2gif / Moment-DETR highlight AP (QVHighlights HD).
 * ``topk_trapezoid_ap`` - the UMT top-5 AP (TVSum, used by both the UMT and the Aha protocol).
 * ``detection_ap`` - ActivityNet-style temporal detection AP at several IoU thresholds (QVH MR).
 * ``sklearn_ap`` - ``sklearn.metrics.average_precision_score`` with an explicit no-positive rule.
 
-and the few array helpers the scorers share (ranking, time pooling, uniform segments, input
+and the few array helpers the benchmarks share (ranking, time pooling, uniform segments, input
 checks). Ties in a ranking are always broken the same way here: the earlier item ranks first
 (a stable sort); the reference implementations left it to the sort algorithm.
 """
@@ -256,33 +256,3 @@ def mean_or_none(values) -> float | None:
     """Mean of a list; None (JSON null) for an empty list instead of NaN."""
     vals = list(values)
     return float(np.mean(vals)) if vals else None
-
-
-# ------------------------------------------------------------------------------- id matching
-
-
-def match_ids(pred_ids, gold_ids, match_number: bool = True, what: str = "query") -> tuple[list[str], dict]:
-    """The ids to score, in gold order, and a record of what was dropped.
-
-    match_number=True (default): the two id sets must be equal, otherwise a ValueError says how
-    many are missing / extra. False: score the intersection and drop the others silently, as the
-    MMDuet/Aha reference does (``eval_submission(..., match_number=False)``); the record says so.
-    """
-    gold_list = list(dict.fromkeys(gold_ids))
-    pred_set, gold_set = set(pred_ids), set(gold_list)
-    missing = [i for i in gold_list if i not in pred_set]
-    extra = sorted(pred_set - gold_set)
-    if match_number and (missing or extra):
-        raise ValueError(
-            f"{what} ids of predictions and gold differ: {len(missing)} missing from the predictions "
-            f"(e.g. {missing[:5]}), {len(extra)} not in the gold (e.g. {extra[:5]}); "
-            "pass the option match_number=false to score only the shared ids (the reference's silent drop)")
-    shared = [i for i in gold_list if i in pred_set]
-    if not shared:
-        raise ValueError(f"no {what} id is shared by the predictions and the gold")
-    record = {"match_number": bool(match_number),
-              "missing_ids": "error" if match_number else
-              "dropped silently, as the MMDuet/Aha reference does (match_number=False)",
-              "n_gold": len(gold_list), "n_scored": len(shared),
-              "n_dropped_missing": len(missing), "n_dropped_extra": len(extra)}
-    return shared, record

@@ -1,0 +1,396 @@
+"""Charades-STA temporal grounding: one predicted interval per (video, sentence) query.
+
+Gold: ``charades_sta_<split>.txt`` lines ``"vid start end##sentence"``; item id ``"{vid}#{i}"``
+with i the 0-based line index; durations from ``Charades_v1_<split>.csv`` (``id``, ``length``).
+A GT end past the video's length is **clipped** to it (gsig/charades-algorithms issue #5; counted
+in the record); a reversed or empty span, a negative start or a start past the end is refused.
+
+Protocols:
+
+``"standard"`` (default, causal)
+    R1@{0.3,0.5,0.7} (% of queries whose interval has IoU >= m) and mIoU, as Moment-DETR's
+    ``compute_mr_r1`` with one prediction per query. The interval is either given (a plain record
+    ``{"id", "pred": [start, end]}``) or made from a stream by the post-processor's causal rule
+    (``test.postprocess.causal_interval``: trailing mean, running min-max with an anchor,
+    threshold, longest run; nothing after the current frame is used). No interval: IoU 0.
+``"reference"`` (MMDuet / Aha ``evaluate.py --func grounding``; labelled non-causal and oracle)
+    Centred +-w moving average, whole-video min-max, frame-set IoU between {frames >= theta} and
+    {frames inside the GT span as annotated}, one row per theta in arange(0.30, 0.71, 0.02), plus
+    the per-query best-threshold oracle (optimistic: it picks theta per query with the GT).
+``"text"`` (offline models that answer in words)
+    The span is parsed from the answer (``parse_time_span``); an unparsable answer is a miss
+    (IoU 0), counted, never skipped (the reference skipped them, inflating the baselines).
+
+A gold query without a prediction scores IoU 0 (counted); a prediction for an unknown id is refused.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from data.benchmarks import items as it
+from data.benchmarks.validate import (InputError, as_int, choice, item_id, match_ids, number, read_text,
+                                      resolve_protocol, span)
+
+NAME = "charades"
+DATASET = "charades_sta"
+DEFAULT_PROTOCOL = "standard"
+R1_IOUS = (0.3, 0.5, 0.7)
+REFERENCE_WINDOW = 8  # the paper's "AHA (w=8)" row
+# compared exactly as the reference does (np.arange floats), labelled with 2 decimals
+REFERENCE_THRESHOLDS = np.arange(0.30, 0.71, 0.02)
+SCORE_SOURCES = ("fused", "relevance", "informative")
+UNITLESS_MODES = ("percent", "seconds")
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    "standard": {"durations_csv": None, "score_source": "fused", "threshold": 0.5, "window": 0, "anchor": 0.0},
+    "reference": {"durations_csv": None, "score_source": "fused", "window": REFERENCE_WINDOW},
+    "text": {"durations_csv": None, "unitless": "percent"},
+}
+HEADLINE = "R1@0.5"
+
+
+def resolve(protocol: str | None, options: Mapping | None) -> tuple[str, dict]:
+    name, opts = resolve_protocol("Charades-STA", PROTOCOLS, protocol, DEFAULT_PROTOCOL, options)
+    if name == "standard":
+        number(opts["threshold"], "option threshold")
+        as_int(opts["window"], "option window (one integer for the standard protocol)", 0)
+        if opts["anchor"] is not None:
+            number(opts["anchor"], "option anchor")
+    if name == "reference":
+        windows(opts["window"])
+    if name != "text":
+        choice(opts["score_source"], SCORE_SOURCES, "score_source")
+    else:
+        choice(opts["unitless"], UNITLESS_MODES, "unitless")
+    return name, opts
+
+
+def windows(value) -> list[int]:
+    ws = [value] if not isinstance(value, (list, tuple)) else list(value)
+    if not ws:
+        raise ValueError("window list is empty")
+    return [as_int(w, "option window", 0) for w in ws]
+
+
+def tunable(protocol: str, opts: Mapping) -> bool:
+    return protocol != "text" and opts.get("score_source", "fused") == "fused"
+
+
+def headline(metrics: Mapping, protocol: str) -> tuple[str, float | None]:
+    return HEADLINE, metrics.get(HEADLINE)
+
+
+# ------------------------------------------------------------------------------------ gold
+
+
+@dataclass(frozen=True)
+class GroundingQuery:
+    id: str
+    video: str
+    sentence: str
+    start: float
+    end: float  # clipped to the duration
+    duration: float
+    raw_end: float
+
+
+def read_durations(csv_path) -> dict[str, float]:
+    """Video id -> length in seconds from a Charades_v1_*.csv (columns ``id`` and ``length``)."""
+    return {r["id"]: number(r["length"], f"{r['id']} length", csv_path, line, positive=True)
+            for line, r in it.read_table(csv_path, "Charades csv", ("id", "length"))}
+
+
+def default_durations_csv(gold_file) -> Path:
+    """The Charades_v1_<split>.csv beside charades_sta_<split>.txt (else train for a *train* file, else test)."""
+    gold_file = Path(gold_file)
+    m = re.fullmatch(r"charades_sta_(\w+)\.txt", gold_file.name)
+    split = m.group(1) if m else ("train" if "train" in gold_file.name else "test")
+    return gold_file.with_name(f"Charades_v1_{split}.csv")
+
+
+def parse_line(line: str, path, line_no: int) -> tuple[str, float, float, str]:
+    """``"vid start end##sentence"`` -> (vid, start, end, sentence), numbers checked."""
+    head, sep, sentence = line.partition("##")
+    parts = head.split()
+    if not sep or len(parts) != 3 or not sentence.strip():
+        raise InputError(f"expected 'vid start end##sentence', got {line!r}", path, line_no)
+    return (parts[0], number(parts[1], "start", path, line_no), number(parts[2], "end", path, line_no),
+            sentence.strip())
+
+
+def iter_queries(gold_file, durations: Mapping[str, float], skipped: it.Skipped | None = None):
+    """(line index, GroundingQuery) of every valid line (blank lines keep their index)."""
+    for i, line in enumerate(read_text(gold_file, "Charades-STA annotation").splitlines()):
+        if not line.strip():
+            continue  # a blank line keeps its index so later ids stay line numbers
+        try:
+            vid, s, e, sentence = parse_line(line, gold_file, i + 1)
+            if vid not in durations:
+                raise InputError(f"video {vid!r} has no length in the durations csv", gold_file, i + 1)
+            dur = durations[vid]
+            start, end, _ = span([s, e], f"span of {vid}", gold_file, i + 1, dur, beyond="clip", allow_empty=False)
+        except InputError as err:
+            if skipped is None:
+                raise
+            skipped.handle(err)
+            continue
+        yield i, GroundingQuery(f"{vid}#{i}", vid, sentence, start, end, dur, e)
+
+
+def load_gold(gold_file, protocol: str = DEFAULT_PROTOCOL, opts: Mapping | None = None) -> dict[str, GroundingQuery]:
+    csv = (opts or {}).get("durations_csv") or default_durations_csv(gold_file)
+    return {q.id: q for _, q in iter_queries(gold_file, read_durations(csv))}
+
+
+# ---------------------------------------------------------------------------------- metrics
+
+
+def interval_iou(pred: Sequence[float] | None, gold: Sequence[float]) -> float:
+    """Temporal IoU of two [start, end] intervals (continuous, no +1); 0 for a missing prediction."""
+    if pred is None:
+        return 0.0
+    (ps, pe), (gs, ge) = sorted(map(float, pred)), sorted(map(float, gold))
+    inter = max(0.0, min(pe, ge) - max(ps, gs))
+    union = max(pe, ge) - min(ps, gs)
+    return inter / union if union > 0 else 0.0
+
+
+def summarize_ious(ious: Iterable[float], r1_ious: Sequence[float] = R1_IOUS) -> dict[str, float]:
+    """mIoU and R1@m in percent (IoU >= m counts, as Moment-DETR's compute_mr_r1)."""
+    x = np.asarray(list(ious), dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("no queries to score")
+    out = {"mIoU": float(x.mean() * 100)}
+    for m in r1_ious:
+        out[f"R1@{m}"] = float((x >= m).mean() * 100)
+    return out
+
+
+def frame_set_iou(pred_mask, gold_mask) -> float:
+    p, g = np.asarray(pred_mask, dtype=bool), np.asarray(gold_mask, dtype=bool)
+    if p.shape != g.shape:
+        raise ValueError(f"masks differ in shape: {p.shape} vs {g.shape}")
+    union = np.logical_or(p, g).sum()
+    return float(np.logical_and(p, g).sum() / union) if union else 0.0
+
+
+def reference_ious(times, normalised, gold: tuple[float, float], thresholds=REFERENCE_THRESHOLDS) -> np.ndarray:
+    """Frame-set IoU at every threshold for one query (reference protocol), from normalised scores."""
+    t = np.asarray(times, dtype=np.float64)
+    y = np.asarray(normalised, dtype=np.float64)
+    gold_mask = (t >= gold[0]) & (t <= gold[1])
+    return np.array([frame_set_iou(y >= th, gold_mask) for th in thresholds])
+
+
+# ---------------------------------------------------------------------------- text answers
+
+
+_NUM = r"(?<![\w.])(\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)"
+_CLOCK = r"(\d{1,2}:\d{2}(?::\d{2})?(?:\.\d+)?)"
+_SEP = r"\s*(?:-|–|—|~|to|and|until|till)\s*"
+_UNIT = r"(%|percent\b|seconds?\b|secs?\b|s\b)?"
+_CLOCK_RANGE = re.compile(_CLOCK + _SEP + _CLOCK)
+_NUM_RANGE = re.compile(_NUM + r"\s*" + _UNIT + _SEP + _NUM + r"\s*" + _UNIT)
+_COARSE = ((re.compile(r"\bbeginning\b|\bstart of the video\b"), 0), (re.compile(r"\bmiddle\b"), 1),
+           (re.compile(r"\bend\b|\bending\b"), 2))
+
+
+def _clock_seconds(s: str) -> float:
+    value = 0.0
+    for part in s.split(":"):
+        value = value * 60 + float(part)
+    return value
+
+
+def parse_time_span(text: str | None, duration: float, unitless: str = "percent") -> tuple[float, float, str] | None:
+    """(start_s, end_s, kind) parsed from an answer, clipped to [0, duration]; None if unparsable.
+
+    ``kind``: "clock", "seconds", "percent" or "coarse". Numbers may use scientific notation
+    ("1e-05 - 3.2 seconds" is [0.00001, 3.2]). Numbers without a unit are read as ``unitless``
+    ("percent": VTimeLLM's "From 10 to 45"; "seconds"). A percentage above 100 is unparsable."""
+    choice(unitless, UNITLESS_MODES, "unitless")
+    if not text or duration <= 0:
+        return None
+    s = text.lower()
+    found: tuple[float, float] | None = None
+    m = _CLOCK_RANGE.search(s)
+    if m:
+        found, kind = (_clock_seconds(m.group(1)), _clock_seconds(m.group(2))), "clock"
+    elif (m := _NUM_RANGE.search(s)):
+        a, unit_a, b, unit_b = float(m.group(1)), m.group(2), float(m.group(3)), m.group(4)
+        unit = unit_b or unit_a
+        if unit in ("%", "percent") or (unit is None and unitless == "percent"):
+            if max(a, b) > 100:
+                return None
+            found, kind = (a / 100 * duration, b / 100 * duration), "percent"
+        else:
+            found, kind = (a, b), "seconds"
+    else:
+        thirds = [k for pattern, k in _COARSE if pattern.search(s)]
+        if thirds:
+            found, kind = (min(thirds) * duration / 3, (max(thirds) + 1) * duration / 3), "coarse"
+    if found is None:
+        return None
+    lo, hi = sorted(found)
+    return min(max(lo, 0.0), duration), min(max(hi, 0.0), duration), kind
+
+
+def answer_text(rec: Mapping) -> str | None:
+    """The free-text answer of an offline model's record: ``answer``, ``model_response`` or the
+    first response's ``content``."""
+    for key in ("answer", "model_response"):
+        v = rec.get(key)
+        if isinstance(v, list):
+            v = v[0] if v else None
+        if isinstance(v, str):
+            return v
+    for r in rec.get("responses") or []:
+        if isinstance(r, dict) and r.get("role", "assistant") != "user" and isinstance(r.get("content"), str):
+            return r["content"]
+    return None
+
+
+# ---------------------------------------------------------------------------- predictions
+
+INTERVAL_KEYS = ("pred", "interval", "timestamp")
+
+
+def from_stream(stream, gold_item: GroundingQuery, protocol: str, opts: Mapping) -> dict:
+    if protocol == "standard":
+        anchor = opts["anchor"]
+        iv = stream.interval(float(opts["threshold"]), int(opts["window"]), None if anchor is None else float(anchor),
+                             gold_item.duration, opts["score_source"])
+        return {"interval": iv, "source": "stream"}
+    if protocol == "reference":
+        return {"times": np.asarray(stream.time), "normalised": {w: stream.centred_normalised(w, opts["score_source"])
+                                                                 for w in windows(opts["window"])}}
+    raise InputError(f"query {stream.id}: the text protocol scores text answers, not score streams")
+
+
+def from_record(rec: Mapping, gold_item: GroundingQuery, protocol: str, opts: Mapping, path=None, line=None) -> dict:
+    qid = gold_item.id
+    if protocol == "text":
+        text = answer_text(rec)
+        parsed = parse_time_span(text, gold_item.duration, opts["unitless"])
+        return {"interval": None if parsed is None else parsed[:2], "parsed_as": None if parsed is None else parsed[2],
+                "unparsable": parsed is None}
+    if protocol == "reference":
+        raise InputError(f"query {qid}: the reference protocol needs per-frame score streams", path, line)
+    key = next((k for k in INTERVAL_KEYS if k in rec), None)
+    if key is None:
+        raise InputError(f"query {qid}: expected 'frames' (a score stream) or a plain interval "
+                         f"{{'id', 'pred': [start, end]}}", path, line)
+    raw = rec[key]
+    if isinstance(raw, list) and raw and isinstance(raw[0], list):  # [[s, e]] or [[s, e, score], ...]: the first
+        raw = raw[0][:2]
+    s, e, _ = span(raw, f"query {qid} '{key}'", path, line, gold_item.duration, beyond="clip")
+    return {"interval": (s, e), "source": "interval"}
+
+
+def record_id(rec: Mapping, path=None, line=None) -> str:
+    for k in ("id", "qid"):
+        if k in rec:
+            return item_id(rec[k], k, path, line)
+    raise InputError("prediction record without 'id'", path, line)
+
+
+# ------------------------------------------------------------------------------------ score
+
+
+def score(preds: Mapping[str, dict], gold: Mapping[str, GroundingQuery], protocol: str | None = None,
+          options: Mapping | None = None) -> dict:
+    """Pure scorer: {query id: prediction} against the gold queries; a missing query scores IoU 0."""
+    name, opts = resolve(protocol, options)
+    qids, id_record = match_ids(preds, gold, missing="count", what="query")
+    record: dict[str, Any] = {"dataset": DATASET, "protocol": name, "r1_iou_thresholds": list(R1_IOUS),
+                              "metrics_in_percent": True, "missing_prediction": "IoU 0",
+                              "gt_end": "clipped to the video duration", "ids": id_record,
+                              "n_gt_end_clipped": sum(1 for q in qids if gold[q].raw_end > gold[q].end)}
+    per_item: dict[str, dict] = {}
+    if name == "reference":
+        ws = windows(opts["window"])
+        labels = [f"{th:.2f}" for th in REFERENCE_THRESHOLDS]
+        by_window = {}
+        for w in ws:
+            table = np.zeros((len(qids), len(REFERENCE_THRESHOLDS)))
+            for row, qid in enumerate(qids):
+                p = preds.get(qid)
+                if p is not None and len(p["times"]):  # the reference marks frames with the annotation as written
+                    table[row] = reference_ious(p["times"], p["normalised"][w], (gold[qid].start, gold[qid].raw_end))
+            oracle = table.max(axis=1)
+            by_window[str(w)] = {"by_threshold": {lab: summarize_ious(table[:, j]) for j, lab in enumerate(labels)},
+                                 "oracle_best_threshold": summarize_ious(oracle)}
+            for row, qid in enumerate(qids):
+                per_item.setdefault(qid, {})[f"w{w}"] = {"oracle_iou": float(oracle[row]),
+                                                         "best_threshold": labels[int(table[row].argmax())]}
+        metrics = {**by_window[str(ws[0])]["oracle_best_threshold"], "by_window": by_window}
+        record.update(causal=False, oracle=True, labels=["non-causal", "oracle"], windows=ws, iou="frame set",
+                      smoothing="centred +-w moving average (non-causal)", gt_end="as annotated (not clipped)",
+                      normalisation="per-video min-max over the whole video (constant -> 0)",
+                      frame_time_convention="frame at t is in the GT when start <= t <= end",
+                      thresholds=[round(float(t), 2) for t in REFERENCE_THRESHOLDS],
+                      headline="per-query best-threshold oracle of the first window", score_source=opts["score_source"])
+        return {"metrics": metrics, "per_item": per_item, "record": record}
+    ious = []
+    kinds: dict[str, int] = {}
+    for qid in qids:
+        p = preds.get(qid) or {"interval": None}
+        iou = interval_iou(p["interval"], (gold[qid].start, gold[qid].end))
+        ious.append(iou)
+        per_item[qid] = {"pred": None if p["interval"] is None else list(p["interval"]), "iou": iou}
+        if name == "text" and qid in preds:
+            per_item[qid]["parsed_as"] = p["parsed_as"]
+            kinds[p["parsed_as"] or "unparsable"] = kinds.get(p["parsed_as"] or "unparsable", 0) + 1
+    metrics = {**summarize_ious(ious), "n_no_interval": sum(1 for v in per_item.values() if v["pred"] is None)}
+    record.update(iou="interval")
+    if name == "text":
+        metrics["n_unparsable"] = kinds.get("unparsable", 0)
+        record.update(causal=None, unitless=opts["unitless"], parsed_kinds=kinds,
+                      unparsable="IoU 0 (counted, not skipped)")
+    else:
+        record.update(causal=True, threshold=float(opts["threshold"]), window=int(opts["window"]),
+                      anchor=opts["anchor"], score_source=opts["score_source"],
+                      stream_rule="test.postprocess.causal_interval: trailing mean, running min-max over past frames "
+                                  "and the anchor, frames >= threshold, longest run",
+                      frame_time_convention="frame at t covers [t, t + 1/fps)",
+                      plain_intervals="clipped to [0, duration]")
+    return {"metrics": metrics, "per_item": per_item, "record": record}
+
+
+# ------------------------------------------------------------------------- raw annotations
+
+DEFAULT_TEMPLATE = "random"
+DEFAULT_VIDEO_TEMPLATE = "{vid}.mp4"
+VIDEO_FIELDS = ("vid",)
+
+
+def convert(input_path, lengths_path, *, seed: int = 0, template: str = DEFAULT_TEMPLATE,
+            video_template: str = DEFAULT_VIDEO_TEMPLATE, on_invalid: str = "refuse") -> tuple[list[dict], list[str]]:
+    """(items, skipped lines): id ``"{vid}#{i}"`` (i = 0-based line index), span clipped to the video.
+
+    A reversed / empty / out-of-video span or an unknown video is refused with ``file:line``
+    (``on_invalid="skip"`` drops the line instead and returns why)."""
+    from data.prompts import render_query
+
+    skipped = it.Skipped(on_invalid)
+    out = []
+    for _, q in iter_queries(input_path, read_durations(lengths_path), skipped):
+        query, template_id = render_query(q.sentence, template, seed, q.id)
+        out.append(it.make_item(q.id, "charades", it.format_video(video_template, "charades", VIDEO_FIELDS, vid=q.video),
+                                query, duration=q.duration, template_id=template_id,
+                                gold={"timestamps": [[q.start, q.end]], "sentence": q.sentence}))
+    return out, skipped.lines
+
+
+def sta_text(rows) -> str:
+    """charades_sta text from (vid, start, end, sentence) rows."""
+    return "".join(f"{vid} {s:.2f} {e:.2f}##{sentence}\n" for vid, s, e, sentence in rows)
+
+
+def lengths_csv_text(rows) -> str:
+    """Charades_v1 csv (``id,length``) from (vid, seconds) rows."""
+    return "id,length\n" + "".join(f"{vid},{float(sec):.2f}\n" for vid, sec in rows)
