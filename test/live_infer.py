@@ -88,12 +88,20 @@ def load_model(args, loader=None):
     given, else the checkpoint's, else the project default). Sets ``args.settings_source`` and
     ``args.model_record``; returns the LoadedModel."""
     from models.inference import load_for_inference
-    from models.inference_settings import resolve
 
     loader = loader or load_for_inference
     loaded = loader(model_config=args.model_config, weights=args.weights, checkpoint=args.checkpoint, tokenizer=args.tokenizer,
                     device=args.device, dtype=args.dtype, attn_implementation=args.attn, heads=getattr(args, "heads", None),
                     load_in_4bit=getattr(args, "load_in_4bit", False))
+    apply_settings(args, loaded)
+    return loaded
+
+
+def apply_settings(args, loaded) -> None:
+    """The settings part of ``load_model``, for flags whose model was loaded already (by an earlier
+    ``load_model`` on the same flags: the web demo loads once and streams many times)."""
+    from models.inference_settings import resolve
+
     carried = getattr(loaded, "settings", None)
     settings, sources = resolve({k: getattr(args, k) for k in SETTING_FLAGS}, carried)
     for k in SETTING_FLAGS:
@@ -102,7 +110,6 @@ def load_model(args, loader=None):
         args.system_prompt = carried.system_prompt
     args.settings_source = sources
     args.model_record = getattr(loaded, "record", {})
-    return loaded
 
 
 def engine_config(args):
@@ -217,7 +224,11 @@ class LiveRun:
         out.mkdir(parents=True, exist_ok=True)
         self.fusion = fusion_params(args)
         self.queries = parse_queries(args)
-        model, tok = loaded if loaded is not None else load_model(args)
+        if loaded is None:
+            loaded = load_model(args)
+        elif getattr(args, "settings_source", None) is None:  # flags not yet resolved against this model
+            apply_settings(args, loaded)
+        model, tok = loaded
         self.engine = engine = StreamingEngine(model, tok, engine_config(args))
         self.kind = kind = source_kind or detect_kind(args.video)
         degradation = make_degradation(args.degrade, args.video)
