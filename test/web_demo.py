@@ -19,6 +19,8 @@ the page closes. Offline: no analytics, no share link, no web fonts; bound to 12
 """
 from __future__ import annotations
 
+import html
+import itertools
 import logging
 import os
 import time
@@ -28,7 +30,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # no usage reports, no version
 import gradio as gr  # noqa: E402
 
 from test.web_streams import InputError, Streams, StreamInput, check_upload, check_url, parse_queries  # noqa: E402
-from test.web_view import View, error_html  # noqa: E402
+from test.web_view import View, refused_html  # noqa: E402
 
 log = logging.getLogger("web_demo")
 
@@ -39,7 +41,7 @@ UPDATE_INTERVAL_S = 0.25  # the rest of the page at most this often
 # player; while a stream runs, the player is kept in step with the newest scored frame.
 PAGE_JS = """
 () => {
-  const player = () => document.querySelector('#aha-player video');
+  const player = () => document.querySelector('#aha-url-player video') || document.querySelector('#aha-player video');
   const seek = (t) => {
     const v = player();
     if (!v || !isFinite(t)) return;
@@ -94,9 +96,11 @@ def offline_theme():
 def build_app(args, loaded, out_root: Path, example: tuple[str, str] | None = None, max_streams: int = 4):
     """The page (a gr.Blocks) and the server's Streams, for a model ``loaded`` by live_infer.load_model(args)."""
     streams = Streams(args, loaded, out_root, max_streams)
+    presses = itertools.count(1)
 
     def start(mode, upload, url, queries_text, pace, request: gr.Request):
         session = request.session_hash
+        run = next(presses)
         try:
             queries = parse_queries(queries_text)
             if mode == "upload":
@@ -108,14 +112,18 @@ def build_app(args, loaded, out_root: Path, example: tuple[str, str] | None = No
             stream = streams.start(session, spec, queries)
         except (InputError, ValueError, FileNotFoundError, RuntimeError) as e:  # shown in the page; the server carries on
             log.info("refused a stream: %s", e)
-            yield {status: error_html(str(e))}
+            yield {status: refused_html(str(e), run)}
             return
         except Exception as e:  # a bug, or a model that cannot run: still the page's error, not the server's end
             log.exception("could not start a stream")
-            yield {status: error_html(f"could not start the stream: {type(e).__name__}: {e}")}
+            yield {status: refused_html(f"could not start the stream: {type(e).__name__}: {e}", run)}
             return
-        view = View(queries, spec.duration, follow=spec.player is not None)
-        yield {player: spec.player, status: view.status_html(), plot: view.plot_html(), highlights: view.highlights_html(),
+        view = View(queries, run, spec.duration, follow=spec.player is not None)
+        in_page = spec.player if spec.kind == "file" else None  # Gradio serves the file
+        by_url = spec.player if spec.kind == "url" else None  # the browser fetches the URL itself
+        url_video = (f'<video src="{html.escape(by_url, quote=True)}" muted playsinline controls preload="auto" '
+                     f'style="width:100%;max-height:300px"></video>') if by_url else ""
+        yield {player: gr.update(value=in_page, visible=by_url is None), url_player: url_video, status: view.status_html(), plot: view.plot_html(), highlights: view.highlights_html(),
                chat: view.chat(), files: None, reel: None}
         last_plot = 0.0
         try:
@@ -187,6 +195,7 @@ def build_app(args, loaded, out_root: Path, example: tuple[str, str] | None = No
                     gr.Examples([list(example)], inputs=[upload, queries], label="the synthetic demo video and its query")
             with gr.Column(scale=3, min_width=420):
                 player = gr.Video(label="video", interactive=False, elem_id="aha-player", height=300)
+                url_player = gr.HTML(elem_id="aha-url-player")  # a URL's video, played by the browser from the URL
                 status = gr.HTML(elem_id="aha-status")
         plot = gr.HTML(elem_id="aha-plot")
         with gr.Row():
@@ -202,7 +211,7 @@ def build_app(args, loaded, out_root: Path, example: tuple[str, str] | None = No
         tab_url.select(lambda: "url", None, mode)
         tab_cam.select(lambda: "webcam", None, mode)
         run_btn.click(start, [mode, upload, url, queries, pace],
-                      [player, status, plot, highlights, chat, files, reel], concurrency_limit=None)
+                      [player, url_player, status, plot, highlights, chat, files, reel], concurrency_limit=None)
         stop_btn.click(stop, None, None, concurrency_limit=None)
         ask_btn.click(ask, [ask_box, queries], [ask_box, queries], concurrency_limit=None)
         ask_box.submit(ask, [ask_box, queries], [ask_box, queries], concurrency_limit=None)

@@ -121,7 +121,8 @@ def check_upload(path: str | None, pace: bool) -> StreamInput:
     try:
         info = probe(path)
     except Exception as e:  # PyAV's own error types: the file is not a video it can read
-        raise InputError(f"{name} is not a video this server can read ({type(e).__name__}: {e})") from None
+        why = str(e).replace(str(path), name)  # the upload's temporary path means nothing to the user
+        raise InputError(f"{name} is not a video this server can read ({type(e).__name__}: {why})") from None
     if not info.duration or info.duration <= 0 or not info.n_frames:
         raise InputError(f"{name} holds no video frames")
     playable = info.codec in BROWSER_CODECS and Path(path).suffix.lower() in (".mp4", ".m4v", ".webm", ".mov")

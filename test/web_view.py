@@ -25,6 +25,7 @@ COLORS = {"fused": "#d62728", "relevance": "#1f77b4", "informative": "#2ca02c", 
 @dataclass
 class View:
     queries: list[str]
+    run: int = 0  # which press of Run this is (the page tells one stream's status from the next)
     duration: float | None = None  # known before streaming for files: the time axis does not rescale
     follow: bool = False  # the page's player plays this source in step with the stream
     series: dict = field(default_factory=lambda: {k: [] for k in ("time", *CURVES, "uncertainty")})
@@ -95,8 +96,8 @@ class View:
             parts.append(f"{fps:.1f} frames/s")
         if self.state == "done" and self.result is not None:
             parts.append(f"{len(self.result.get('peaks', []))} offline peaks, {len(self.result.get('segments', []))} segments")
-        attrs = (f'data-state="{self.state}" data-frames="{self.n_frames}" data-t="{"" if t is None else t}" '
-                 f'data-follow="{int(self.follow)}"')
+        attrs = (f'data-run="{self.run}" data-state="{self.state}" data-frames="{self.n_frames}" '
+                 f'data-t="{"" if t is None else t}" data-follow="{int(self.follow)}"')
         body = f'<div class="aha-status" {attrs}>{" · ".join(parts)}</div>'
         if self.error:
             body += error_html(self.error)
@@ -142,6 +143,12 @@ def _stream_error(error: str, n_frames: int) -> str:
 
 def error_html(message: str) -> str:
     return f'<div class="aha-error" role="alert">{html.escape(message)}</div>'
+
+
+def refused_html(message: str, run: int) -> str:
+    """The status of a stream that did not start (bad input, busy server)."""
+    return (f'<div class="aha-status" data-run="{run}" data-state="refused" data-frames="0" data-t="" data-follow="0">'
+            f'<b>not started</b></div>{error_html(message)}')
 
 
 def plot_svg(view: View) -> str:

@@ -54,8 +54,9 @@ def chrome(download_dir: str | Path | None = None, width: int = 1400, height: in
 class DemoPage:
     """The web demo's page in one browser: what a user does and what the page shows."""
 
-    def __init__(self, driver, url: str):
+    def __init__(self, driver, url: str, shot_dir: str | Path | None = None):
         self.d = driver
+        self.shot_dir = Path(shot_dir) if shot_dir is not None else None  # a screenshot is saved there on a timeout
         self.d.get(url)
         self.wait(lambda: self.d.find_elements("css selector", "#aha-run"), 60, "the page to load")
 
@@ -67,7 +68,13 @@ class DemoPage:
             if v:
                 return v
             if time.monotonic() > end:
-                raise TimeoutError(f"waited {timeout:.0f} s for {what}")
+                shot = ""
+                if self.shot_dir is not None:
+                    self.shot_dir.mkdir(parents=True, exist_ok=True)
+                    path = self.shot_dir / f"timeout-{time.strftime('%H%M%S')}.png"
+                    self.d.save_screenshot(str(path))
+                    shot = f" (screenshot: {path})"
+                raise TimeoutError(f"waited {timeout:.0f} s for {what}; status {self.status()}, errors {self.errors()}{shot}")
             time.sleep(poll)
 
     def upload(self, path) -> None:
@@ -88,8 +95,18 @@ class DemoPage:
         self.d.execute_script("arguments[0].value = ''; arguments[0].dispatchEvent(new Event('input', {bubbles: true}));", el)
         el.send_keys(text)
 
-    def click(self, css: str) -> None:
-        self.d.find_element("css selector", css).click()
+    def click(self, css: str, timeout: float = 30) -> None:
+        """Click once nothing covers the element (Gradio lays a progress overlay over a busy component)."""
+        from selenium.common.exceptions import ElementClickInterceptedException
+
+        def clicked():
+            try:
+                self.d.find_element("css selector", css).click()
+                return True
+            except ElementClickInterceptedException:
+                return False
+
+        self.wait(clicked, timeout, f"{css} to be clickable")
 
     def tab(self, name: str) -> None:
         for b in self.d.find_elements("css selector", "button[role=tab]"):
@@ -98,8 +115,11 @@ class DemoPage:
                 return
         raise LookupError(f"no tab {name!r}")
 
-    def run(self) -> None:
+    def run(self, timeout: float = 60) -> dict:
+        """Press Run; returns the status of this press (not the previous one's)."""
+        before = self.status().get("run")
         self.click("#aha-run")
+        return self.wait(lambda: (s := self.status()).get("run") not in (None, before) and s, timeout, "the stream to start")
 
     def ask(self, text: str) -> None:
         self._type("#aha-ask textarea, #aha-ask input", text)
@@ -111,7 +131,7 @@ class DemoPage:
         if not els:
             return {}
         e = els[0]
-        return {k: e.get_attribute(f"data-{k}") for k in ("state", "frames", "t", "follow")}
+        return {k: e.get_attribute(f"data-{k}") for k in ("run", "state", "frames", "t", "follow")}
 
     def errors(self) -> list[str]:
         return [e.text for e in self.d.find_elements("css selector", "#aha-status .aha-error")]

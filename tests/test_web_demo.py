@@ -186,7 +186,7 @@ def demo_video(tmp_path_factory):
 @pytest.mark.slow
 def test_the_page_streams_the_demo_video_like_the_cli(server, browser, demo_video, tmp_path):
     video, query = demo_video
-    page = DemoPage(browser(), server.url)
+    page = DemoPage(browser(), server.url, tmp_path)
     page.upload(video)
     page.set_queries(query)
     page.run()
@@ -247,7 +247,7 @@ def test_the_page_streams_the_demo_video_like_the_cli(server, browser, demo_vide
 
 @needs_browser
 def test_a_bad_upload_shows_an_error_and_the_page_still_works(server, browser, tmp_path):
-    page = DemoPage(browser(), server.url)
+    page = DemoPage(browser(), server.url, tmp_path)
     bad = tmp_path / "holiday.mp4"
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)  # an mp4 header, then garbage
     page.upload(bad)
@@ -258,7 +258,8 @@ def test_a_bad_upload_shows_an_error_and_the_page_still_works(server, browser, t
     page.tab("URL")  # an unreachable URL: the stream fails, the page says why
     page._type("#aha-url textarea, #aha-url input", "http://127.0.0.1:9/none.mp4")
     page.run()
-    page.wait(lambda: page.status().get("state") in ("done", "failed"), 120, "the URL stream to fail")
+    page.wait(lambda: page.status().get("state") in ("done", "failed", "refused"), 120, "the URL stream to fail")
+    assert page.status()["state"] == "done" and page.status()["frames"] == "0"
     assert "could not read the video" in page.wait_for_error()
 
     page.tab("Upload")  # the same page, the server still serving: a good video streams to the end
@@ -275,7 +276,7 @@ def test_a_bad_upload_shows_an_error_and_the_page_still_works(server, browser, t
 def test_two_users_at_once_each_get_their_own_stream(server, browser, tmp_path):
     videos = [write_test_video(tmp_path / "a.mp4", n_frames=50, fps=10, size=(96, 64)),  # 5 s: 10 frames
               write_test_video(tmp_path / "b.mp4", n_frames=30, fps=10, size=(64, 48), pattern="noisy_index")]  # 3 s: 6 frames
-    pages = [DemoPage(browser(), server.url) for _ in videos]
+    pages = [DemoPage(browser(), server.url, tmp_path) for _ in videos]
     for page, video, query in zip(pages, videos, ("a red circle bounces", "a blue square slides")):
         page.upload(video)
         page.set_queries(query)
@@ -291,10 +292,10 @@ def test_two_users_at_once_each_get_their_own_stream(server, browser, tmp_path):
 
 
 @needs_browser
-def test_a_page_closed_mid_stream_frees_its_engine(server, browser, demo_video):
+def test_a_page_closed_mid_stream_frees_its_engine(server, browser, demo_video, tmp_path):
     video, query = demo_video
     d = browser()
-    page = DemoPage(d, server.url)
+    page = DemoPage(d, server.url, tmp_path)
     page.upload(video)
     page.set_queries(query)
     page.run()
