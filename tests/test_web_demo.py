@@ -307,3 +307,6 @@ def test_a_page_closed_mid_stream_frees_its_engine(server, browser, demo_video, 
         assert time.monotonic() < deadline, "the stream of a closed page is still running"
         time.sleep(0.5)
         gc.collect()
+    run_dir = max((p.parent for p in server.out.glob("*/run.json")), key=lambda p: p.name)
+    h = json.loads((run_dir / "highlights.json").read_text())  # what was scored is kept, and says why it ended
+    assert h["error"] == "the page was closed" and h["n_frames"] == len(read_jsonl(run_dir / "scores.jsonl")) >= 2
