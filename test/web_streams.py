@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from test.live_infer import LiveRun
+from test.live_infer import LiveRun, apply_settings
 
 BROWSER_CODECS = frozenset({"h264", "vp8", "vp9", "av1"})  # what every current browser plays in mp4 / webm
 
@@ -43,8 +43,9 @@ class PushedFrames:
     (the user stopped the camera); raises when none came within ``first_timeout`` seconds.
     """
 
-    def __init__(self, fps: float, size: int | None, first_timeout: float = 15.0, idle_timeout: float = 5.0):
-        self.fps, self.size = fps, size
+    def __init__(self, fps: float, size: int | None, first_timeout: float = 15.0, idle_timeout: float = 5.0,
+                 end_frame: int | None = None):
+        self.fps, self.size, self.end_frame = fps, size, end_frame
         self.first_timeout, self.idle_timeout = first_timeout, idle_timeout
         self._q: queue.Queue = queue.Queue(maxsize=256)
         self._t0: float | None = None
@@ -83,7 +84,7 @@ class PushedFrames:
     def frames(self):
         from data.video import prepare_frame, select_at_or_after
 
-        for _, t, image in select_at_or_after(self._arrivals(), self.fps):
+        for _, t, image in select_at_or_after(self._arrivals(), self.fps, end_frame=self.end_frame):
             yield t, prepare_frame(image[..., :3], t, self.size, None)
 
     def source(self):
@@ -210,6 +211,8 @@ class Streams:
     """Every stream of this server, at most one per page (Gradio session) and ``max_streams`` at once."""
 
     def __init__(self, args, loaded, out_root: Path, max_streams: int = 4):
+        if getattr(args, "settings_source", None) is None:  # flags not yet resolved against this model (fps, cache, ...)
+            apply_settings(args, loaded)
         self.args, self.loaded = args, loaded
         self.out_root = Path(out_root)
         self.max_streams = max_streams
@@ -281,5 +284,5 @@ class Streams:
 
     def webcam_input(self) -> StreamInput:
         model = self.loaded.model if hasattr(self.loaded, "model") else self.loaded[0]
-        pushed = PushedFrames(self.args.fps, model.config.frame_size)
+        pushed = PushedFrames(self.args.fps, model.config.frame_size, end_frame=self.args.max_frames)
         return StreamInput("browser webcam", "webcam", False, None, None, pushed)

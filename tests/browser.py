@@ -96,24 +96,23 @@ class DemoPage:
         el.send_keys(text)
 
     def click(self, css: str, timeout: float = 30) -> None:
-        """Click once nothing covers the element (Gradio lays a progress overlay over a busy component)."""
-        from selenium.common.exceptions import ElementClickInterceptedException
+        """Click once the element is there and nothing covers it (Gradio lays a progress overlay over a busy component)."""
+        from selenium.common.exceptions import ElementClickInterceptedException, ElementNotInteractableException
 
         def clicked():
+            found = self.d.find_elements("css selector", css)
+            if not found:  # not there yet
+                return False
             try:
-                self.d.find_element("css selector", css).click()
+                found[0].click()
                 return True
-            except ElementClickInterceptedException:
+            except (ElementClickInterceptedException, ElementNotInteractableException):
                 return False
 
         self.wait(clicked, timeout, f"{css} to be clickable")
 
     def tab(self, name: str) -> None:
-        for b in self.d.find_elements("css selector", "button[role=tab]"):
-            if b.text.strip() == name:
-                b.click()
-                return
-        raise LookupError(f"no tab {name!r}")
+        self.click(f"button[role=tab][data-tab-id='{name.lower()}']")
 
     def run(self, timeout: float = 60) -> dict:
         """Press Run; returns the status of this press (not the previous one's)."""

@@ -310,3 +310,29 @@ def test_a_page_closed_mid_stream_frees_its_engine(server, browser, demo_video, 
     run_dir = max((p.parent for p in server.out.glob("*/run.json")), key=lambda p: p.name)
     h = json.loads((run_dir / "highlights.json").read_text())  # what was scored is kept, and says why it ended
     assert h["error"] == "the page was closed" and h["n_frames"] == len(read_jsonl(run_dir / "scores.jsonl")) >= 2
+
+
+@needs_browser
+@pytest.mark.slow
+def test_the_browser_webcam_streams_live_until_stop(server, tmp_path):
+    d = chrome(fake_webcam=True)  # Chromium's built-in fake camera (a moving test pattern)
+    try:
+        page = DemoPage(d, server.url, tmp_path)
+        page.tab("Webcam")
+        page.click("#aha-webcam div[title='grant webcam access'] button")
+        page.click("#aha-webcam button.capture-button")  # Record: the page streams camera frames to the server
+        page.set_queries("a green circle")
+        page.run()
+        page.wait(lambda: int(page.status().get("frames") or 0) >= 4, 120, "four webcam frames")
+        page.click("#aha-stop")
+        final = page.wait_until_finished(120)
+        n = int(final["frames"])
+        assert final["state"] == "done" and n >= 4
+        assert "stopped by the user" in page.errors()[0]  # said in the page, with what was kept
+        assert page.curve_points() == {"fused": n, "relevance": n, "informative": n, "uncertainty": n}
+        run_dir = max((p.parent for p in server.out.glob("*/run.json")), key=lambda p: p.name)
+        scores = read_jsonl(run_dir / "scores.jsonl")
+        assert [s["time"] for s in scores] == [i / 2 for i in range(n)]  # sampled at the model's 2 fps
+        assert json.loads((run_dir / "run.json").read_text())["source_kind"] == "webcam"
+    finally:
+        d.quit()
