@@ -208,7 +208,8 @@ class LiveRun:
     ``("frame", FrameRecord, fused, OnlineStep)`` (``step.peak``: a highlight confirmed online at
     this frame), ``("response", ResponseRecord)`` and ``("query", QueryEvent)`` (a query asked
     with ``ask`` while streaming, as it takes effect); ``close_stream()`` returns the peaks judged
-    at the end of the stream; ``finish()`` post-processes offline and writes highlights.json,
+    at the end of the stream (queries asked after the last frame land in ``unused_queries``);
+    ``finish()`` post-processes offline and writes highlights.json,
     scores.png and the reel. ``ask`` and ``stop`` may be called from another thread.
     """
 
@@ -261,6 +262,7 @@ class LiveRun:
         self.error: str | None = None
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()  # queries asked while streaming
         self._asked: list = []  # ... added to the engine, not yet reported
+        self.unused_queries: list[str] = []  # ... asked too late: the stream had no frame left
         self._stop: str | None = None
         self._events = None
 
@@ -338,6 +340,8 @@ class LiveRun:
         if self.error is None and self._stop is not None:
             self.error = self._stop
         self.engine = None  # the stream is over: free the engine and its KV cache now
+        while not self._inbox.empty():  # asked after the last frame: never fed to the model
+            self.unused_queries.append(self._inbox.get_nowait())
         found = self.detector.finish()
         self.online_peaks.extend(found)
         return found
@@ -355,6 +359,8 @@ class LiveRun:
         result = {"protocol": self.protocol, "n_frames": len(self.times), "error": self.error,
                   "online_peaks": [p.__dict__ if hasattr(p, "__dict__") else p._asdict() for p in self.online_peaks],
                   "responses": [r.to_dict() for r in self.responses]}
+        if self.unused_queries:
+            result["unused_queries"] = list(self.unused_queries)
         if self.times:
             t = np.asarray(self.times)
             y = np.asarray(self.fused)

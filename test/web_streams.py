@@ -171,6 +171,8 @@ class Stream:
                 self._events.put(ev)
             for p in live.close_stream():
                 self._events.put(("end_peak", p))
+            for text in live.unused_queries:
+                self._events.put(("unused_query", text))
             self._events.put(("done", live.finish()))
         except Exception as e:  # post-processing failed: the page shows it; the server keeps running
             live.close_stream()

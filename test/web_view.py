@@ -64,6 +64,8 @@ class View:
             elif kind == "query":
                 q = ev[1]
                 self.messages.append({"role": "user", "content": f"**{fmt_time(q.time)}** {q.text}"})
+            elif kind == "unused_query":
+                self.messages.append({"role": "user", "content": f"*asked after the last frame, not used:* {ev[1]}"})
             elif kind == "done":
                 self.result = ev[1]
                 self.state = "done"

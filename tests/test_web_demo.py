@@ -274,7 +274,7 @@ def test_a_bad_upload_shows_an_error_and_the_page_still_works(server, browser, t
 @needs_browser
 @pytest.mark.slow
 def test_two_users_at_once_each_get_their_own_stream(server, browser, tmp_path):
-    videos = [write_test_video(tmp_path / "a.mp4", n_frames=50, fps=10, size=(96, 64)),  # 5 s: 10 frames
+    videos = [write_test_video(tmp_path / "a.mp4", n_frames=100, fps=10, size=(96, 64)),  # 10 s: 20 frames
               write_test_video(tmp_path / "b.mp4", n_frames=30, fps=10, size=(64, 48), pattern="noisy_index")]  # 3 s: 6 frames
     pages = [DemoPage(browser(), server.url, tmp_path) for _ in videos]
     for page, video, query in zip(pages, videos, ("a red circle bounces", "a blue square slides")):
@@ -283,12 +283,20 @@ def test_two_users_at_once_each_get_their_own_stream(server, browser, tmp_path):
     before = server.streams.most_at_once
     for page in pages:
         page.run()
+    pages[0].wait(lambda: int(pages[0].status().get("frames") or 0) >= 2, 120, "two frames")
+    pages[0].ask("a green triangle spins")  # asked while streaming, by the first user only
     for page in pages:
         page.wait_until_finished()
     assert server.streams.most_at_once >= 2 or before >= 2  # both streams ran at the same time
-    assert [p.status()["frames"] for p in pages] == ["10", "6"]
-    assert [p.curve_points()["fused"] for p in pages] == [10, 6]
-    assert "a red circle bounces" in pages[0].chat()[0] and "a blue square slides" in pages[1].chat()[0]
+    assert [p.status()["frames"] for p in pages] == ["20", "6"]
+    assert [p.curve_points()["fused"] for p in pages] == [20, 6]
+    chats = [p.chat() for p in pages]
+    assert "a red circle bounces" in chats[0][0] and "a blue square slides" in chats[1][0]
+    assert any("a green triangle spins" in m for m in chats[0]) and not any("green triangle" in m for m in chats[1])
+    runs = {Path(r["video"]).name: r for r in (json.loads(p.read_text()) for p in server.out.glob("*/run.json"))}
+    asked = runs["a.mp4"]["queries"]
+    assert asked[0] == [0.0, "a red circle bounces"] and asked[1][1] == "a green triangle spins" and 1.0 <= asked[1][0] <= 9.5
+    assert runs["b.mp4"]["queries"] == [[0.0, "a blue square slides"]]
 
 
 @needs_browser
@@ -336,3 +344,16 @@ def test_the_browser_webcam_streams_live_until_stop(server, tmp_path):
         assert json.loads((run_dir / "run.json").read_text())["source_kind"] == "webcam"
     finally:
         d.quit()
+
+
+def test_a_query_asked_after_the_last_frame_is_reported_not_lost(tmp_path, default_model):
+    video = write_test_video(tmp_path / "v.mp4", n_frames=10, fps=10, size=(96, 64))  # 1 s: 2 frames
+    args = demo_args("--video", str(video), "--query", "q", "--output_dir", str(tmp_path / "o"), "--no_generate")
+
+    def ask_at_the_last_frame(live, rec):
+        if rec.frame == 1:
+            live.ask("too late")
+
+    live, events, result = _run_live(args, default_model, ask_at_the_last_frame)
+    assert live.unused_queries == ["too late"] and not [e for e in events if e[0] == "query"]
+    assert result["protocol"]["queries"] == [[0.0, "q"]] and result["unused_queries"] == ["too late"]
