@@ -293,10 +293,17 @@ def test_two_users_at_once_each_get_their_own_stream(server, browser, tmp_path):
     chats = [p.chat() for p in pages]
     assert "a red circle bounces" in chats[0][0] and "a blue square slides" in chats[1][0]
     assert any("a green triangle spins" in m for m in chats[0]) and not any("green triangle" in m for m in chats[1])
-    runs = {Path(r["video"]).name: r for r in (json.loads(p.read_text()) for p in server.out.glob("*/run.json"))}
-    asked = runs["a.mp4"]["queries"]
+    runs = {Path(json.loads(p.read_text())["video"]).name: p.parent for p in server.out.glob("*/run.json")}
+    asked = json.loads((runs["a.mp4"] / "run.json").read_text())["queries"]
     assert asked[0] == [0.0, "a red circle bounces"] and asked[1][1] == "a green triangle spins" and 1.0 <= asked[1][0] <= 9.5
-    assert runs["b.mp4"]["queries"] == [[0.0, "a blue square slides"]]
+    assert json.loads((runs["b.mp4"] / "run.json").read_text())["queries"] == [[0.0, "a blue square slides"]]
+    # sharing the server (and its model) changed nothing: each stream equals the CLI alone on the same input
+    for video, queries in zip(videos, (["--query", "a red circle bounces", "--query_at", f"{asked[1][0]}:{asked[1][1]}"],
+                                       ["--query", "a blue square slides"])):
+        out = tmp_path / f"cli_{video.stem}"
+        assert demo.main(["--video", str(video), *queries, "--output_dir", str(out), "--quiet"]) == 0
+        for name in ("scores.jsonl", "responses.jsonl"):
+            assert read_jsonl(runs[video.name] / name) == read_jsonl(out / name), (video.name, name)
 
 
 @needs_browser
@@ -357,3 +364,17 @@ def test_a_query_asked_after_the_last_frame_is_reported_not_lost(tmp_path, defau
     live, events, result = _run_live(args, default_model, ask_at_the_last_frame)
     assert live.unused_queries == ["too late"] and not [e for e in events if e[0] == "query"]
     assert result["protocol"]["queries"] == [[0.0, "q"]] and result["unused_queries"] == ["too late"]
+
+
+def test_demo_web_serves_the_generated_video_as_the_pages_example(tmp_path, monkeypatch):
+    from test import web_demo
+
+    served = {}
+    monkeypatch.setattr(web_demo, "serve", lambda args, example: served.update(args=args, example=example) or 0)
+    assert demo.main(["--web", "--output_dir", str(tmp_path / "web"), "--quiet"]) == 0
+    video, query = served["example"]
+    assert Path(video) == tmp_path / "web" / "example" / "input.mp4" and Path(video).is_file() and query
+    args = served["args"]
+    assert args.host == "127.0.0.1" and args.checkpoint.endswith("checkpoints/aha-tiny-synth") and args.max_streams == 4
+    with pytest.raises(SystemExit, match="--max_streams"):
+        demo.main(["--web", "--max_streams", "0", "--output_dir", str(tmp_path / "w2")])
