@@ -85,6 +85,7 @@ PAGE_CSS = """
 .aha-seek:hover { text-decoration: underline; }
 .aha-plot-svg svg { width: 100%; height: auto; cursor: crosshair; }
 .aha-empty { color: #666; margin: 2px 0; }
+.aha-note { color: #555; font-size: 0.9em; margin-top: 4px; }
 """
 
 
@@ -118,13 +119,13 @@ def build_app(args, loaded, out_root: Path, example: tuple[str, str] | None = No
             log.exception("could not start a stream")
             yield {status: refused_html(f"could not start the stream: {type(e).__name__}: {e}", run)}
             return
-        view = View(queries, run, spec.duration, follow=spec.player is not None)
+        view = View(queries, run, spec.duration, follow=spec.player is not None, note=spec.note)
         in_page = spec.player if spec.kind == "file" else None  # Gradio serves the file
         by_url = spec.player if spec.kind == "url" else None  # the browser fetches the URL itself
         url_video = (f'<video src="{html.escape(by_url, quote=True)}" muted playsinline controls preload="auto" '
                      f'style="width:100%;max-height:300px"></video>') if by_url else ""
-        yield {player: gr.update(value=in_page, visible=by_url is None), url_player: url_video, status: view.status_html(), plot: view.plot_html(), highlights: view.highlights_html(),
-               chat: view.chat(), files: None, reel: None}
+        yield {player: gr.update(value=in_page, visible=by_url is None), url_player: url_video, status: view.status_html(),
+               plot: view.plot_html(), highlights: view.highlights_html(), chat: view.chat(), files: None, reel: None}
         last_plot = 0.0
         try:
             for batch in stream.updates(UPDATE_INTERVAL_S):
@@ -211,7 +212,8 @@ def build_app(args, loaded, out_root: Path, example: tuple[str, str] | None = No
         tab_url.select(lambda: "url", None, mode)
         tab_cam.select(lambda: "webcam", None, mode)
         run_btn.click(start, [mode, upload, url, queries, pace],
-                      [player, url_player, status, plot, highlights, chat, files, reel], concurrency_limit=None)
+                      [player, url_player, status, plot, highlights, chat, files, reel], concurrency_limit=None,
+                      show_progress="hidden")  # the status line is the progress; an overlay would block seeking while it streams
         stop_btn.click(stop, None, None, concurrency_limit=None)
         ask_btn.click(ask, [ask_box, queries], [ask_box, queries], concurrency_limit=None)
         ask_box.submit(ask, [ask_box, queries], [ask_box, queries], concurrency_limit=None)

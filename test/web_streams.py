@@ -104,6 +104,7 @@ class StreamInput:
     player: str | None  # what the page's player plays in step (None: nothing it can play)
     duration: float | None  # seconds, when known before streaming (fixes the plot's time axis)
     pushed: PushedFrames | None = None
+    note: str | None = None  # said in the page beside the status
 
 
 def parse_queries(text: str | None) -> list[str]:
@@ -127,7 +128,9 @@ def check_upload(path: str | None, pace: bool) -> StreamInput:
     if not info.duration or info.duration <= 0 or not info.n_frames:
         raise InputError(f"{name} holds no video frames")
     playable = info.codec in BROWSER_CODECS and Path(path).suffix.lower() in (".mp4", ".m4v", ".webm", ".mov")
-    return StreamInput(str(path), "file", pace, str(path) if playable else None, info.duration)
+    note = None if playable else (f"browsers cannot play this file ({info.codec} in {Path(path).suffix or 'no extension'}): "
+                                  "the curves follow the stream without the video")
+    return StreamInput(str(path), "file", pace, str(path) if playable else None, info.duration, note=note)
 
 
 def check_url(url: str | None) -> StreamInput:
@@ -144,8 +147,9 @@ def check_url(url: str | None) -> StreamInput:
         raise InputError(f"not a URL the server can read: {url!r} (give http(s)://, rtsp://, rtmp://, udp://, srt://, HLS .m3u8)")
     # the browser plays http(s) files and HLS itself; rtsp / udp it cannot
     player = url if url.lower().startswith(("http://", "https://")) else None
+    note = None if player else "browsers cannot play this kind of URL: the curves follow the stream without the video"
     # a live stream comes at its own pace (pacing then never waits); a remote file is paced like an upload
-    return StreamInput(url, "url", True, player, None)
+    return StreamInput(url, "url", True, player, None, note=note)
 
 
 # --------------------------------------------------------------------------------- streams

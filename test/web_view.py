@@ -28,6 +28,7 @@ class View:
     run: int = 0  # which press of Run this is (the page tells one stream's status from the next)
     duration: float | None = None  # known before streaming for files: the time axis does not rescale
     follow: bool = False  # the page's player plays this source in step with the stream
+    note: str | None = None  # e.g. why there is no video to watch
     series: dict = field(default_factory=lambda: {k: [] for k in ("time", *CURVES, "uncertainty")})
     cache_len: int | None = None
     online: list = field(default_factory=list)  # (OnlinePeak, confirmed at end of stream)
@@ -101,6 +102,8 @@ class View:
         attrs = (f'data-run="{self.run}" data-state="{self.state}" data-frames="{self.n_frames}" '
                  f'data-t="{"" if t is None else t}" data-follow="{int(self.follow)}"')
         body = f'<div class="aha-status" {attrs}>{" · ".join(parts)}</div>'
+        if self.note:
+            body += f'<div class="aha-note">{html.escape(self.note)}</div>'
         if self.error:
             body += error_html(self.error)
         return body

@@ -131,6 +131,7 @@ def test_inputs_are_checked_before_a_stream_starts(tmp_path):
     good = write_test_video(tmp_path / "v.mp4", n_frames=20, fps=10, size=(64, 48))  # mpeg4 part 2: browsers cannot play it
     spec = check_upload(str(good), True)
     assert spec.kind == "file" and spec.realtime and spec.player is None and spec.duration == pytest.approx(2.0)
+    assert "browsers cannot play this file (mpeg4" in spec.note
     h264 = write_test_video(tmp_path / "h.mp4", n_frames=20, fps=10, size=(64, 48), codec="libx264")
     assert check_upload(str(h264), False).player == str(h264)
     for url in ("", "ftp://host/v.mp4", "/no/such/file.mp4"):
