@@ -42,6 +42,7 @@ def chrome(download_dir: str | Path | None = None, width: int = 1400, height: in
     if fake_webcam:
         opts.add_argument("--use-fake-device-for-media-stream")
         opts.add_argument("--use-fake-ui-for-media-stream")
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # network requests, for requested_urls()
     if download_dir is not None:
         opts.add_experimental_option("prefs", {"download.default_directory": str(download_dir),
                                                "download.prompt_for_download": False})
@@ -163,6 +164,17 @@ class DemoPage:
 
     def download_links(self) -> dict[str, object]:
         return {a.get_attribute("download"): a for a in self.d.find_elements("css selector", "#aha-files a[download]")}
+
+    def requested_urls(self) -> list[str]:
+        """Every URL the page requested since the last call (from Chromium's performance log)."""
+        import json
+
+        urls = []
+        for entry in self.d.get_log("performance"):
+            msg = json.loads(entry["message"])["message"]
+            if msg.get("method") == "Network.requestWillBeSent":
+                urls.append(msg["params"]["request"]["url"])
+        return urls
 
     def player(self) -> dict | None:
         return self.d.execute_script(

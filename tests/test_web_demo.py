@@ -270,6 +270,11 @@ def test_a_bad_upload_shows_an_error_and_the_page_still_works(server, browser, t
     page.wait(lambda: page.status().get("state") == "done", 300, "the good video to finish")
     assert not page.errors() and page.status()["frames"] == "6"
     assert page.curve_points()["fused"] == 6
+    # offline: the page asked nothing of any host but this server and the URL the user gave (no analytics, fonts or CDN)
+    urls = page.requested_urls()
+    mine = (server.url.rstrip("/"), "data:", "blob:", "http://127.0.0.1:9/none.mp4")
+    elsewhere = sorted({u[:120] for u in urls if not u.startswith(mine)})
+    assert urls and not elsewhere, elsewhere
 
 
 @needs_browser
