@@ -134,13 +134,20 @@ class AhaTrainingArguments(TrainingArguments):
 
 def parse_loss_weights(text: str) -> dict:
     """--loss_weights: a JSON object (names and values are checked by models.config.merge_loss_weights)."""
+    return json_object_flag(text, "--loss_weights")
+
+
+def json_object_flag(text: str | None, flag: str) -> dict:
+    """A flag whose value is a JSON object ({} when not given)."""
+    if not text:
+        return {}
     try:
-        w = json.loads(text)
+        given = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(f"--loss_weights must be a JSON object, got {text!r}: {e}") from None
-    if not isinstance(w, dict):
-        raise ValueError(f"--loss_weights must be a JSON object, got {text!r}")
-    return w
+        raise ValueError(f"{flag} must be a JSON object, got {text!r}: {e}") from None
+    if not isinstance(given, dict):
+        raise ValueError(f"{flag} must be a JSON object, got {text!r}")
+    return given
 
 
 class AhaTrainer(Trainer):
@@ -220,7 +227,7 @@ def training_inference_settings(text: str | None, preset: str, dataset_config: s
     if carried is not None:
         derived = carried.to_dict()
         derived.pop("tokens_per_frame")
-        return InferenceSettings.from_dict({**derived, **_json_object(text)})
+        return InferenceSettings.from_dict({**derived, **json_object_flag(text, "--inference_settings")})
     fps_all = {float(d["fps"]) for d in read_json(dataset_config)["datasets"]}
     derived: dict = {}
     if len(fps_all) == 1:
@@ -230,19 +237,7 @@ def training_inference_settings(text: str | None, preset: str, dataset_config: s
     window = train_window_tokens(preset) if Path(preset).suffix == ".json" or (PRESET_DIR / f"{preset}.json").is_file() else None
     if window is not None:
         derived.update(cache_policy="dynamic_sink", window=window)
-    return InferenceSettings.from_dict({**derived, **_json_object(text)})
-
-
-def _json_object(text: str | None) -> dict:
-    if not text:
-        return {}
-    try:
-        given = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"--inference_settings must be a JSON object, got {text!r}: {e}") from None
-    if not isinstance(given, dict):
-        raise ValueError(f"--inference_settings must be a JSON object, got {text!r}")
-    return given
+    return InferenceSettings.from_dict({**derived, **json_object_flag(text, "--inference_settings")})
 
 
 def save_final(trainer: AhaTrainer, out_dir: str) -> None:

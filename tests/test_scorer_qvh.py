@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -29,16 +28,14 @@ def write_jsonl(path, rows):
 def test_reproduces_official_sample_metrics(shared_data):
     d = shared_data / "qvhighlights"
     golden = json.loads((d / "sample_val_preds_metrics_raw.json").read_text())
-    t0 = time.perf_counter()
     got = qvh.evaluate_files(str(d / "sample_val_preds.jsonl"), str(d / "highlight_val_release.jsonl"))
-    elapsed = time.perf_counter() - t0
     record = got.pop("protocol")
     assert got == golden  # same keys, same values at the file's 2-decimal precision
     assert list(got) == list(golden) and list(got["brief"]) == list(golden["brief"])
     assert record["dataset"] == "qvhighlights" and record["protocol"] == "official"
     assert record["n_scored"] == 1550 and record["max_pred_windows"] == 10
     assert record["mr_queries_per_range"] == {"short": 429, "middle": 957, "long": 574, "full": 1550}
-    assert elapsed < 6.0  # ~0.6 s on an idle core; the budget (< 2 s) is checked by scripts/bench
+    # its speed is measured by scripts/bench (instructions/performance.md), not timed here
 
 
 # ------------------------------------------------------------------------------ AP primitives

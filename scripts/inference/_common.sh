@@ -9,6 +9,7 @@
 #   PROMPT_ORDER   training (default) | reference (the released weights' token order: query turn first)
 #   CACHE_POLICY   sink (default, the reference's standard SinkCache 2048/32) | dynamic_sink | sliding | unbounded
 #   TUNE FOLDS GRID UNCERTAINTY_KIND MISSING   held-out tuning and scoring (test.benchmark)
+#   COVERAGE_CHECK auto (default) | probe | exists | none: the coverage summary printed before a run
 #   PLOTS          items to plot (default 5; 0 = none)
 #   CONVERT_ARGS / INFER_ARGS / BENCH_ARGS   extra flags for datasets/convert.py / test.run_benchmark /
 #                  test.benchmark (word-split), e.g. CONVERT_ARGS="--video_template {youtube_id}.mp4"
@@ -57,9 +58,18 @@ convert_items() {
   fi
 }
 
-# infer ITEMS PRED ENGINE_FLAGS...: stream every item (resumable)
+# print_coverage ITEMS: how many items have a valid video under VIDEO_ROOT (python -m data.coverage;
+# COVERAGE_CHECK=auto: trust the download manifest for unchanged files, probe the others | probe | exists | none)
+print_coverage() {
+  [ "${COVERAGE_CHECK:-auto}" = none ] && return 0
+  "$PY" -m data.coverage --items "$1" --video_root "$VIDEO_ROOT" --check "${COVERAGE_CHECK:-auto}" \
+    || echo "$(basename "$0"): coverage of $1 could not be computed" >&2
+}
+
+# infer ITEMS PRED ENGINE_FLAGS...: print the coverage, then stream every item (resumable)
 infer() {
   local items=$1 pred=$2; shift 2
+  print_coverage "$items"
   # shellcheck disable=SC2086
   "$PY" -m test.run_benchmark --items "$items" --video_root "$VIDEO_ROOT" --output "$pred" \
       "${MODEL_ARGS[@]}" "$@" ${INFER_ARGS:-}
