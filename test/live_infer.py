@@ -297,15 +297,15 @@ class LiveRun:
 
     def events(self):
         """Stream the source through the engine (once); see the class docstring."""
+        if self._events is not None:
+            raise RuntimeError("a LiveRun streams once")
+        self._events = self._stream()
+        return self._events
+
+    def _stream(self):
         from models.streaming import FrameRecord
         from test.postprocess import fuse
 
-        if self._events is not None:
-            raise RuntimeError("a LiveRun streams once")
-        self._events = self._stream(FrameRecord, fuse)
-        return self._events
-
-    def _stream(self, FrameRecord, fuse):
         out = self.out
         with JsonlWriter(out / "scores.jsonl", "w") as sw, JsonlWriter(out / "responses.jsonl", "w") as rw, self.source:
             try:

@@ -181,8 +181,12 @@ def build_app(args, loaded, out_root: Path, example: tuple[str, str] | None = No
                         url = gr.Textbox(label="video URL", placeholder="http(s)://…/video.mp4, rtsp://…, …/stream.m3u8",
                                          elem_id="aha-url")
                     with gr.Tab("Webcam", id="webcam") as tab_cam:
-                        cam = gr.Image(label="webcam (start the camera; frames stream while Run is active)",
-                                       sources=["webcam"], streaming=True, type="numpy", elem_id="aha-webcam")
+                        # 640x480 is plenty (frames are letter-boxed to the model's 384 or less) and keeps the
+                        # browser's per-frame encoding cheap; Gradio's default asks the camera for 1920x1440
+                        cam = gr.Image(label="webcam (press Record; its frames stream while Run is active)",
+                                       sources=["webcam"], streaming=True, type="numpy", elem_id="aha-webcam",
+                                       webcam_options=gr.WebcamOptions(constraints={"video": {"width": {"ideal": 640},
+                                                                                              "height": {"ideal": 480}}}))
                 queries = gr.Textbox(label="queries (one per line)", lines=2, elem_id="aha-queries")
                 pace = gr.Checkbox(value=True, label="stream at the video's own speed (the player follows)",
                                    elem_id="aha-pace")
@@ -217,7 +221,9 @@ def build_app(args, loaded, out_root: Path, example: tuple[str, str] | None = No
         stop_btn.click(stop, None, None, concurrency_limit=None)
         ask_btn.click(ask, [ask_box, queries], [ask_box, queries], concurrency_limit=None)
         ask_box.submit(ask, [ask_box, queries], [ask_box, queries], concurrency_limit=None)
-        cam.stream(push, [cam], None, stream_every=0.2, time_limit=None, concurrency_limit=None, show_progress="hidden")
+        # two camera frames per model frame: the at-or-after sampling then never waits long for one
+        cam.stream(push, [cam], None, stream_every=0.5 / streams.args.fps, time_limit=None, concurrency_limit=None,
+                   show_progress="hidden")
         page.unload(unload)
     page.aha_streams = streams  # for tests and the screenshot script
     return page, streams

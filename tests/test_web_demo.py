@@ -339,10 +339,10 @@ def test_the_browser_webcam_streams_live_until_stop(server, tmp_path):
     d = chrome(fake_webcam=True)  # Chromium's built-in fake camera (a moving test pattern)
     try:
         page = DemoPage(d, server.url, tmp_path)
+        page.set_queries("a green circle")
         page.tab("Webcam")
         page.click("#aha-webcam div[title='grant webcam access'] button")
         page.click("#aha-webcam button.capture-button")  # Record: the page streams camera frames to the server
-        page.set_queries("a green circle")
         page.run()
         page.wait(lambda: int(page.status().get("frames") or 0) >= 4, 120, "four webcam frames")
         page.click("#aha-stop")
