@@ -120,7 +120,7 @@ class CachePolicy:
 
     def __init__(self, name: str = DEFAULT_POLICY, window: int = DEFAULT_WINDOW, sink_tokens: int = DEFAULT_SINK_TOKENS,
                  max_protected: int = DEFAULT_MAX_PROTECTED, copies: int = 1, block_extra: int = 0, headroom: int = 0,
-                 rotate: str = "protected"):
+                 rotate: str = "protected", min_room: int = 0):
         if name not in POLICIES:
             raise ValueError(f"cache policy must be one of {POLICIES}, got {name!r}")
         if name != "unbounded" and window <= 0:
@@ -135,6 +135,7 @@ class CachePolicy:
         self.sink_tokens = sink_tokens if name in ("sink", "sink_reference") else 0
         self.max_protected = self.sink_tokens if name == "sink_reference" else (0 if name in ("sliding", "unbounded") else max_protected)
         self.copies = copies
+        self.min_room = min_room  # evictable tokens a frame step needs (sink: what protected spans must leave)
         # ring slots: the budget, plus the extra tokens a K-frame block keeps visible to its first
         # frames, plus the room a response takes before the next frame evicts it
         budget = {"sink_reference": window - self.sink_tokens}.get(name, window)
@@ -159,6 +160,11 @@ class CachePolicy:
         return self.n_protected + self.ring_count
 
     @property
+    def oldest_seq(self) -> int:
+        """Sequence number of the oldest evictable token kept (everything older was evicted)."""
+        return self.ring[0].seq if self.ring else self.next_seq
+
+    @property
     def budget(self) -> int | None:
         """Evictable tokens that may stay (None: unbounded)."""
         if self.name == "unbounded":
@@ -177,20 +183,6 @@ class CachePolicy:
 
     def protects(self, kind: str) -> bool:
         return self.name in ("sink", "dynamic_sink") and kind in PROTECTED_KINDS
-
-    # ------------------------------------------------------------------ checks
-    def check_protected_fits(self, n_new: int, room: int) -> None:
-        """A query turn of ``n_new`` protected tokens must fit and leave ``room`` tokens for the frames."""
-        if not self.protects("query"):
-            return
-        after = self.n_protected + n_new
-        if after > self.max_protected:
-            raise ValueError(f"the query turn ({n_new} tokens) does not fit: protected spans would hold {after} tokens, "
-                             f"more than max_protected={self.max_protected}")
-        if self.name == "sink" and self.window - after < room:
-            raise ValueError(f"the query turn ({n_new} tokens) does not fit a {self.window}-token cache: the system turn and "
-                             f"queries would take {after} tokens, leaving less than the {room} a frame step needs; "
-                             "raise --window or use dynamic_sink")
 
     # ------------------------------------------------------------------ planning
     def plan(self, segments: list[Segment], frame_groups: bool = False, evict: bool = True) -> Plan:
@@ -224,14 +216,14 @@ class CachePolicy:
             n_prot = sum(p.n for seg in pieces for p in seg if self._is_protected(p))
             n_all = sum(s.n for s in group)
             if n_prot:
-                self._grow_protected(self.n_protected + n_prot)
+                self._check_protected(n_prot)
             l_before = len(self)
             evicted = self._make_room(n_all - n_prot, n_prot, n_all, l_before) if evict else 0
             if self.rotate == "window" and evicted:
                 rotate_ring += self._rebase()
             # sink_reference quirk: positions start at the length before eviction
             first_pos = (l_before if self.name == "sink_reference" else len(self)) + self.offset
-            lo = self.ring[0].seq if self.ring else self.next_seq
+            lo = self.oldest_seq
             if self.ring_count + n_all - n_prot > self.ring_size:
                 raise ValueError(f"{n_all - n_prot} new tokens overflow the {self.ring_size}-slot ring holding {self.ring_count}"
                                  " (a response longer than the headroom the engine reserved?)")
@@ -313,9 +305,15 @@ class CachePolicy:
             start += seg.n
         return out
 
-    def _grow_protected(self, need: int) -> None:
+    def _check_protected(self, n_new: int) -> None:
+        """New protected tokens (a query turn, the system turn) must fit and leave room for a frame step."""
+        need = self.n_protected + n_new
         if need > self.max_protected:
-            raise ValueError(f"protected spans would hold {need} tokens, more than max_protected={self.max_protected}")
+            raise ValueError(f"the query turn does not fit: protected spans (system turn, queries) would hold {need} tokens, "
+                             f"more than max_protected={self.max_protected}")
+        if self.name == "sink" and self.window - need < self.min_room:
+            raise ValueError(f"the query turn does not fit a {self.window}-token cache: the system turn and queries would take "
+                             f"{need} tokens, leaving less than the {self.min_room} a frame step needs; raise --window or use dynamic_sink")
         if need > self.protected_size:
             self.protected_size = min(self.max_protected, -(-need // _GROW) * _GROW)
             self.last_shift = None

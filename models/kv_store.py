@@ -43,6 +43,11 @@ class KVStore:
             return False
         if self.K is not None and copies != self.copies:
             raise ValueError("the number of protected copies is fixed for a cache")
+        with torch.inference_mode(False):  # normal tensors: resettable and editable outside inference mode too
+            self._allocate(protected_size, copies, ring_size)
+        return True
+
+    def _allocate(self, protected_size: int, copies: int, ring_size: int) -> None:
         nl, b, h, d = self.shape
         c_new = protected_size * copies + ring_size
         K = torch.zeros(nl, b, h, c_new, d, dtype=self.dtype, device=self.device)
@@ -63,7 +68,6 @@ class KVStore:
         self.K, self.V, self.slot_seq, self.slot_group, self.Kp, self.Kp_rot = K, V, seq, group, Kp, Kp_rot
         self.protected_size, self.copies, self.ring_size = protected_size, copies, ring_size
         self._mark_static()
-        return True
 
     def _mark_static(self) -> None:
         # CUDA graphs may only mutate tensors at fixed addresses (transformers' StaticCache does the same)
@@ -140,12 +144,11 @@ class KVStore:
             self.slot_seq.index_fill_(0, torch.tensor(slots, device=self.device), BIG)
 
     # ------------------------------------------------------------------ inspection (tests, describe)
-    def kept(self, layer: int = 0, copy: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(seq, keys, values) of the kept tokens in stream order (protected: copy ``copy``), ring and
-        protected alike; needs the policy's view of what is kept, so evicted ring slots are excluded by
-        the caller via ``lo``."""
-        seq = self.slot_seq
-        keep = (seq < BIG) & ((self.slot_group < 0) | (self.slot_group == copy))
+    def kept(self, lo: int, layer: int = 0, copy: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(seq, keys, values) of the kept tokens of one layer in stream order: protected tokens (their
+        copy ``copy``) and ring tokens from sequence number ``lo`` on (the policy's oldest kept one)."""
+        seq, g = self.slot_seq, self.slot_group
+        keep = (seq < BIG) & (((g < 0) & (seq >= lo)) | (g == copy))
         idx = torch.nonzero(keep).flatten()
         order = idx[torch.argsort(seq[idx])]
         return seq[order], self.K[layer][..., order, :], self.V[layer][..., order, :]

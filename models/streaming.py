@@ -158,7 +158,8 @@ class StreamingEngine:
         k = self.cfg.frames_per_step
         headroom = self.cfg.max_new_tokens + 16 if self.cfg.generate else 0
         self.policy = CachePolicy(self.cfg.cache_policy, self.cfg.window, self.cfg.sink_tokens, self.cfg.max_protected,
-                                  copies=k, block_extra=(k - 1) * (self.tpf + TEXT_ROOM), headroom=headroom, rotate=self.cfg.rotate)
+                                  copies=k, block_extra=(k - 1) * (self.tpf + TEXT_ROOM), headroom=headroom, rotate=self.cfg.rotate,
+                                  min_room=self.tpf + TEXT_ROOM)
         tc = mc.text_config
         head_dim = getattr(tc, "head_dim", None) or tc.hidden_size // tc.num_attention_heads
         self.store = KVStore(tc.num_hidden_layers, tc.num_key_value_heads, head_dim, self.dtype, self.device, model_inv_freq(self.model))
@@ -267,7 +268,6 @@ class StreamingEngine:
         meta = {"index": self.queries_seen, "text": text, "time": time}
         turn = self.template.ids(user_turn(text))
         meta["ids"] = turn
-        self.policy.check_protected_fits(len(turn), self.tpf * self.cfg.frames_per_step + TEXT_ROOM)
         if self.cfg.prompt_order == "reference" and not self.started:
             # reference: the query turn comes before the system prompt, and opens the stream turn
             self._forward([("query", turn, meta), ("text", self.template.ids(STREAM_PROMPT), {})])
