@@ -32,8 +32,8 @@ tokens). ``rotate="window"`` re-bases at every eviction instead, which is the cl
 re-rotation; it is kept as the reference the tests compare against.
 
 Storage (``models.kv_store.KVStore``): one preallocated buffer per K and V for all layers, written in
-place; evictable tokens live in a ring (eviction only moves its head), protected tokens in their own
-region, replicated per frame of a K-frame block (frame j of a block sees the protected keys as they
+place; evictable tokens live in a ring (eviction only moves its head), protected tokens in a region
+after it, replicated per frame of a K-frame block (frame j of a block sees the protected keys as they
 would be after the evictions one-at-a-time streaming would have made before frame j, and the mask
 hides from it the ring tokens one-at-a-time would already have evicted: K-frame scores equal
 one-at-a-time scores). Physical order does not matter to attention: the mask compares per-slot
@@ -234,12 +234,12 @@ class CachePolicy:
                     idx = np.arange(row, row + p.n)
                     if self._is_protected(p):
                         t0 = self.n_protected
-                        slots[idx] = (t0 + np.arange(p.n)) * self.copies  # copy 0 of each protected token
+                        slots[idx] = self.ring_size + (t0 + np.arange(p.n)) * self.copies  # copy 0 of each token
                         self.spans.append(_Span(p.kind, self.next_seq, p.n, t0, 0, _public(p.meta)))
                         new_protected += [(t0 + i, int(slots[row + i]), self.next_seq + i) for i in range(p.n)]
                         self.n_protected += p.n
                     else:
-                        slots[idx] = self.ring_offset + (self.ring_tail + np.arange(p.n)) % self.ring_size
+                        slots[idx] = (self.ring_tail + np.arange(p.n)) % self.ring_size
                         end = self.ring_tail + p.n  # slots written so far: attention reads no further
                         self.ring_high = self.ring_size if end >= self.ring_size else max(self.ring_high, end)
                         self.ring_tail = int(end % self.ring_size)
@@ -265,17 +265,15 @@ class CachePolicy:
 
     # ------------------------------------------------------------------ internals
     @property
-    def ring_offset(self) -> int:
-        return self.protected_size * self.copies
-
-    @property
     def n_slots(self) -> int:
-        return self.ring_offset + self.ring_size
+        return self.ring_size + self.protected_size * self.copies
 
     @property
     def attend_slots(self) -> int:
-        """Slots attention reads: the protected region and the part of the ring written so far."""
-        return self.ring_offset + self.ring_high
+        """Slots attention reads (a prefix): the ring as far as written, then the used protected slots."""
+        if not self.n_protected:
+            return self.ring_high
+        return self.ring_size + self.n_protected * self.copies
 
     def _rebase_at(self) -> int:
         # re-base when positions reach about twice the budget: every ~window tokens, O(window) each time
@@ -376,7 +374,7 @@ class CachePolicy:
             raise ValueError(f"cannot truncate a cache of {len(self)} to {length}")
         if drop > self.ring_count or any(s.seq >= self.next_seq - drop for s in self.spans):
             raise ValueError("truncate can only undo evictable tokens appended without eviction")
-        slots = [self.ring_offset + (self.ring_tail - 1 - i) % self.ring_size for i in range(drop)]
+        slots = [(self.ring_tail - 1 - i) % self.ring_size for i in range(drop)]
         left = drop
         while left:
             run = self.ring[-1]

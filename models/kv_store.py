@@ -1,8 +1,8 @@
 """Device side of the streaming KV cache: preallocated K/V for all layers, written in place.
 
-Layout of the slot axis: ``[protected region | ring]``. The protected region holds ``copies`` copies of
-each protected token, interleaved (token t, copy j at slot ``t * copies + j``), so the used part is a
-prefix; the ring holds evictable tokens (``models.cache.CachePolicy`` decides which slot each token
+Layout of the slot axis: ``[ring | protected region]``. The protected region holds ``copies`` copies of
+each protected token, interleaved (token t, copy j at slot ``ring + t * copies + j``), so the used slots
+are a prefix of the axis and attention never reads the spare ones; the ring holds evictable tokens (``models.cache.CachePolicy`` decides which slot each token
 takes). Attention reads a prefix of the slot axis and a boolean mask built once per step from three
 per-slot facts: its sequence number (``slot_seq``, BIG when empty), its protected copy (``slot_group``,
 -1 for the ring), and, per query row, the row's own sequence number, the oldest evictable sequence
@@ -25,6 +25,8 @@ class KVStore:
         self.shape = (n_layers, 1, n_kv_heads, head_dim)
         self.dtype, self.device = dtype, torch.device(device)
         self.inv_freq2 = torch.cat([inv_freq, inv_freq]).to(self.device, torch.float32)  # once, not per step
+        self._zero = torch.zeros((), dtype=dtype, device=self.device)
+        self._min = torch.full((), torch.finfo(dtype).min, dtype=dtype, device=self.device)
         self.copies = self.protected_size = self.ring_size = 0
         self.attend = 0  # slots attention reads (a prefix)
         self.static = False  # compiled step: always read every slot (static shapes)
@@ -56,15 +58,15 @@ class KVStore:
         Kp = torch.zeros(nl, b, h, protected_size, d, dtype=torch.float32, device=self.device)
         Kp_rot = torch.zeros_like(Kp)
         if self.K is not None:  # growth (a query beyond the protected region, or the unbounded ring): rare
-            po, pn, ro = self.protected_size * copies, protected_size * copies, self.ring_size
+            ro, rn, po = self.ring_size, ring_size, self.protected_size * copies
             for new, old in ((K, self.K), (V, self.V)):
-                new[..., :po, :] = old[..., :po, :]
-                new[..., pn: pn + ro, :] = old[..., po: po + ro, :]
-            seq[:po], seq[pn: pn + ro] = self.slot_seq[:po], self.slot_seq[po: po + ro]
+                new[..., :ro, :] = old[..., :ro, :]
+                new[..., rn: rn + po, :] = old[..., ro: ro + po, :]
+            seq[:ro], seq[rn: rn + po] = self.slot_seq[:ro], self.slot_seq[ro: ro + po]
             Kp[..., : self.protected_size, :] = self.Kp
             Kp_rot[..., : self.protected_size, :] = self.Kp_rot
         group = torch.full((c_new,), -1, dtype=torch.long, device=self.device)
-        group[: protected_size * copies] = torch.arange(copies, device=self.device).repeat(protected_size)
+        group[ring_size:] = torch.arange(copies, device=self.device).repeat(protected_size)
         self.K, self.V, self.slot_seq, self.slot_group, self.Kp, self.Kp_rot = K, V, seq, group, Kp, Kp_rot
         self.protected_size, self.copies, self.ring_size = protected_size, copies, ring_size
         self._mark_static()
@@ -94,7 +96,8 @@ class KVStore:
 
     # ------------------------------------------------------------------ per step (traceable)
     def begin(self, slots, row_seq, row_lo, row_group) -> torch.Tensor:
-        """Book the new tokens' slots and return the attention mask [1, 1, q, slots read]."""
+        """Book the new tokens' slots and return the attention mask [1, 1, q, slots read], additive (0 /
+        the dtype's min), built once per step: given a bool mask, sdpa would convert it in every layer."""
         self.slots = slots
         self.slot_seq.index_copy_(0, slots, row_seq)
         n = self.slot_seq.shape[0] if self.static else self.attend
@@ -102,7 +105,7 @@ class KVStore:
         causal = s <= row_seq[:, None]
         ring_ok = (g < 0) & (s >= row_lo[:, None])  # evictable: not evicted as of this row's frame
         own_copy = g == row_group[:, None]  # protected: the copy rotated for this row's frame
-        return (causal & (ring_ok | own_copy))[None, None]
+        return torch.where(causal & (ring_ok | own_copy), self._zero, self._min)[None, None]
 
     def refresh(self, shift: torch.Tensor) -> None:
         """Protected keys of every copy = pristine keys rotated forward by ``shift`` [copies, P] positions."""
@@ -111,7 +114,7 @@ class KVStore:
         ang = shift.to(torch.float32)[..., None] * self.inv_freq2  # [copies, P, d]
         cos, sin = ang.cos().transpose(0, 1), ang.sin().transpose(0, 1)  # [P, copies, d]
         nl, b, h, d = self.shape
-        region = self.K[..., : self.protected_size * self.copies, :].view(nl, b, h, self.protected_size, self.copies, d)
+        region = self.K[..., self.ring_size:, :].view(nl, b, h, self.protected_size, self.copies, d)
         region.copy_(self.Kp[..., None, :] * cos + self.Kp_rot[..., None, :] * sin)
 
     # ------------------------------------------------------------------ rare edits (eager)
@@ -120,8 +123,7 @@ class KVStore:
         if not by or not self.ring_size:
             return
         ang = by * self.inv_freq2
-        start = self.protected_size * self.copies
-        ring = self.K[..., start:, :]
+        ring = self.K[..., : self.ring_size, :]
         rf = ring.float()
         ring.copy_(rf * ang.cos() + rotate_half(rf) * ang.sin())
 

@@ -152,13 +152,12 @@ class StreamingEngine:
         attn = mc.text_config._attn_implementation
         if attn not in (None, "sdpa", "eager"):
             raise ValueError(f"the streaming engine needs sdpa or eager attention (its cache is a ring read through a mask), got {attn}")
-        self._additive_mask = attn == "eager"
         if getattr(self.lm, "has_sliding_layers", False):
             raise ValueError("sliding-window attention layers are not supported by the streaming cache")
         k = self.cfg.frames_per_step
         headroom = self.cfg.max_new_tokens + 16 if self.cfg.generate else 0
         self.policy = CachePolicy(self.cfg.cache_policy, self.cfg.window, self.cfg.sink_tokens, self.cfg.max_protected,
-                                  copies=k, block_extra=(k - 1) * (self.tpf + TEXT_ROOM), headroom=headroom, rotate=self.cfg.rotate,
+                                  copies=k, block_extra=(k - 1) * self.tpf, headroom=headroom, rotate=self.cfg.rotate,
                                   min_room=self.tpf + TEXT_ROOM)
         tc = mc.text_config
         head_dim = getattr(tc, "head_dim", None) or tc.hidden_size // tc.num_attention_heads
@@ -206,8 +205,6 @@ class StreamingEngine:
         if shift is not None:
             self.store.refresh(shift)
         mask = self.store.begin(slots, row_seq, row_lo, row_group)
-        if self._additive_mask:
-            mask = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill_(~mask, torch.finfo(x.dtype).min)
         h = self.lm(inputs_embeds=x, attention_mask={"full_attention": mask}, position_ids=pos[None], cache=self.store,
                     use_cache=True).last_hidden_state
         heads = None
