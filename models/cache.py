@@ -105,8 +105,8 @@ class Plan:
 
     slots: np.ndarray  # [q] physical slot of each new token
     row_seq: np.ndarray  # [q] its sequence number (causal mask)
-    row_lo: np.ndarray  # [q] oldest evictable sequence number the row may see
     row_group: np.ndarray  # [q] protected copy the row reads (its frame in a K-frame block)
+    group_lo: np.ndarray  # [copies] oldest evictable sequence number each group's rows may see
     pos: np.ndarray  # [q] RoPE positions
     shift: np.ndarray | None  # [copies, protected capacity] rotation of every protected copy, None: unchanged
     rotate_ring: int  # rotate every ring key by this many positions before the forward (re-base)
@@ -203,8 +203,8 @@ class CachePolicy:
         q = sum(s.n for s in segments)
         slots = np.empty(q, np.int64)
         row_seq = np.arange(self.next_seq, self.next_seq + q, dtype=np.int64)
-        row_lo = np.empty(q, np.int64)
         row_group = np.empty(q, np.int64)
+        group_lo = np.empty(self.copies, np.int64)
         pos = np.empty(q, np.int64)
         new_protected, frame_rows, frame_lengths, shift_rows = [], [], [], []
         rotate_ring = 0
@@ -227,7 +227,7 @@ class CachePolicy:
             if self.ring_count + n_all - n_prot > self.ring_size:
                 raise ValueError(f"{n_all - n_prot} new tokens overflow the {self.ring_size}-slot ring holding {self.ring_count}"
                                  " (a response longer than the headroom the engine reserved?)")
-            row_group[row: row + n_all], row_lo[row: row + n_all] = j, lo
+            row_group[row: row + n_all], group_lo[j:] = j, lo  # unused groups: as the last one
             pos[row: row + n_all] = first_pos + np.arange(n_all)
             for seg, seg_pieces in zip(group, pieces):
                 for p in seg_pieces:
@@ -261,7 +261,7 @@ class CachePolicy:
                 shift = None  # nothing moved: the device copies are current
             else:
                 self.last_shift = shift
-        return Plan(slots, row_seq, row_lo, row_group, pos, shift, rotate_ring, new_protected, frame_rows, frame_lengths)
+        return Plan(slots, row_seq, row_group, group_lo, pos, shift, rotate_ring, new_protected, frame_rows, frame_lengths)
 
     # ------------------------------------------------------------------ internals
     @property

@@ -95,17 +95,22 @@ class KVStore:
         return self.length
 
     # ------------------------------------------------------------------ per step (traceable)
-    def begin(self, slots, row_seq, row_lo, row_group) -> torch.Tensor:
+    def begin(self, slots, row_seq, row_group, group_lo) -> torch.Tensor:
         """Book the new tokens' slots and return the attention mask [1, 1, q, slots read], additive (0 /
-        the dtype's min), built once per step: given a bool mask, sdpa would convert it in every layer."""
+        the dtype's min), built once per step: given a bool mask, sdpa would convert it in every layer.
+
+        A row sees a slot when the slot's token is not newer than the row (causal) and it is either an
+        evictable token not evicted as of the row's frame (sequence number >= ``group_lo`` of the row's
+        group) or the protected copy rotated for the row's frame. The per-group part is computed on
+        [groups, slots], so the per-row work is one compare and one gather."""
         self.slots = slots
         self.slot_seq.index_copy_(0, slots, row_seq)
         n = self.slot_seq.shape[0] if self.static else self.attend
         s, g = self.slot_seq[:n], self.slot_group[:n]
-        causal = s <= row_seq[:, None]
-        ring_ok = (g < 0) & (s >= row_lo[:, None])  # evictable: not evicted as of this row's frame
-        own_copy = g == row_group[:, None]  # protected: the copy rotated for this row's frame
-        return torch.where(causal & (ring_ok | own_copy), self._zero, self._min)[None, None]
+        groups = torch.arange(group_lo.shape[0], device=s.device)[:, None]
+        ok = ((g < 0) & (s >= group_lo[:, None])) | (g == groups)  # [groups, slots]
+        ok = ok if group_lo.shape[0] == 1 else ok[row_group]
+        return torch.where(ok & (s <= row_seq[:, None]), self._zero, self._min)[None, None]
 
     def refresh(self, shift: torch.Tensor) -> None:
         """Protected keys of every copy = pristine keys rotated forward by ``shift`` [copies, P] positions."""

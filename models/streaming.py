@@ -201,10 +201,10 @@ class StreamingEngine:
         self._compiled = torch.compile(self._frame_step, fullgraph=True, dynamic=False, backend=backend or "inductor", mode=mode)
 
     # ------------------------------------------------------------------ device step
-    def _step(self, x, slots, row_seq, row_lo, row_group, pos, shift, first_row: int, n_frames: int, logits: bool):
+    def _step(self, x, slots, row_seq, row_group, pos, group_lo, shift, first_row: int, n_frames: int, logits: bool):
         if shift is not None:
             self.store.refresh(shift)
-        mask = self.store.begin(slots, row_seq, row_lo, row_group)
+        mask = self.store.begin(slots, row_seq, row_group, group_lo)
         h = self.lm(inputs_embeds=x, attention_mask={"full_attention": mask}, position_ids=pos[None], cache=self.store,
                     use_cache=True).last_hidden_state
         heads = None
@@ -215,8 +215,8 @@ class StreamingEngine:
             heads = torch.stack([info, out["relevance"].float(), out["log_variance"].float()], dim=-1)[0]
         return heads, (self.model.lm_head(h[:, -1:]) if logits else None)
 
-    def _frame_step(self, x, slots, row_seq, row_lo, row_group, pos, shift):
-        return self._step(x, slots, row_seq, row_lo, row_group, pos, shift, self.tpf - 1, x.shape[1] // self.tpf, False)[0]
+    def _frame_step(self, x, slots, row_seq, row_group, pos, group_lo, shift):
+        return self._step(x, slots, row_seq, row_group, pos, group_lo, shift, self.tpf - 1, x.shape[1] // self.tpf, False)[0]
 
     @torch.inference_mode()
     def _forward(self, text: list[tuple[str, list[int], dict]], frame_embeds: torch.Tensor | None = None,
@@ -238,14 +238,16 @@ class StreamingEngine:
         if n_frames:
             parts.append(frame_embeds.to(self.device, self.dtype).reshape(1, n_frames * self.tpf, -1))
         x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-        idx = self.uploader.array(np.stack([plan.slots, plan.row_seq, plan.row_lo, plan.row_group, plan.pos]))
+        idx = self.uploader.array(np.concatenate([plan.slots, plan.row_seq, plan.row_group, plan.pos, plan.group_lo]))
+        q = len(plan.slots)
+        idx = (idx[:q], idx[q: 2 * q], idx[2 * q: 3 * q], idx[3 * q: 4 * q], idx[4 * q:])  # one upload, five views
         shift = None if plan.shift is None else self.uploader.array(plan.shift)
         if self._compiled is not None and shift is None and self.policy.protected_size:
             shift = self.uploader.array(self.policy.last_shift)  # the compiled step always refreshes
         if self._compiled is not None and not ids and not logits and n_frames == self.policy.copies:
-            heads, lg = self._compiled(x, idx[0], idx[1], idx[2], idx[3], idx[4], shift), None
+            heads, lg = self._compiled(x, *idx, shift), None
         else:
-            heads, lg = self._step(x, idx[0], idx[1], idx[2], idx[3], idx[4], shift, len(ids) + self.tpf - 1, n_frames, logits)
+            heads, lg = self._step(x, *idx, shift, len(ids) + self.tpf - 1, n_frames, logits)
         if plan.new_protected:
             self.store.add_protected(plan.new_protected)
             self.policy.last_shift = None  # the other copies of the new tokens are written at the next refresh
