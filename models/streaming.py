@@ -44,6 +44,12 @@ log = logging.getLogger(__name__)
 # frames per LM forward for score-only benchmark runs: amortises the per-forward cost (8x fewer
 # launches) while the extra ring slots it needs stay small (7 frames)
 SCORE_FRAMES_PER_STEP = 8
+def default_frames_per_step(generate: bool) -> int:
+    """K for a run reading a file: one frame per forward when responses may be generated, else
+    SCORE_FRAMES_PER_STEP (the scores are the same; only the work per forward changes)."""
+    return 1 if generate else SCORE_FRAMES_PER_STEP
+
+
 TEXT_ROOM = 32  # tokens of text (stream headers, a closing <|im_end|>) a frame step may carry
 
 

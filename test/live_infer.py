@@ -46,7 +46,14 @@ def add_engine_args(ap: argparse.ArgumentParser) -> None:
                    help="sink_reference: the reference's SinkCache quirks, to reproduce the released numbers")
     g.add_argument("--window", type=int, default=2048)
     g.add_argument("--sink_tokens", type=int, default=32)
-    g.add_argument("--vision_batch", type=int, default=1, help=">1 only for files: encode frames already read in small batches")
+    g.add_argument("--vision_batch", type=int, default=1,
+                   help=">1 only for files: encode frames in batches, on a background thread while the LM steps")
+    g.add_argument("--max_protected", type=int, default=None,
+                   help="tokens the cache may protect from eviction (system turn + queries; sink / dynamic_sink)")
+    g.add_argument("--frames_per_step", type=int, default=None,
+                   help="frames per LM forward, files only (default: 8 with --no_generate, else 1; scores equal one at a time)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the frame step (CUDA graphs on CUDA)")
+    g.add_argument("--no_merge_lora", action="store_true", help="keep LoRA adapters unmerged at inference (slower)")
     g = ap.add_argument_group("responses")
     g.add_argument("--score_heads", default="informative,relevance")
     g.add_argument("--threshold", type=float, default=None, help="respond when the head sum exceeds this")
@@ -74,11 +81,15 @@ def add_engine_args(ap: argparse.ArgumentParser) -> None:
 
 
 def engine_config(args):
+    from models.cache import DEFAULT_MAX_PROTECTED
     from models.decision import DecisionConfig
-    from models.streaming import EngineConfig
+    from models.streaming import EngineConfig, default_frames_per_step
 
     return EngineConfig(
         prompt_order=args.prompt_order, cache_policy=args.cache_policy, window=args.window, sink_tokens=args.sink_tokens,
+        max_protected=getattr(args, "max_protected", None) or DEFAULT_MAX_PROTECTED,
+        frames_per_step=getattr(args, "frames_per_step", None) or default_frames_per_step(not args.no_generate),
+        compile=getattr(args, "compile", False), merge_lora=not getattr(args, "no_merge_lora", False),
         decision=DecisionConfig(score_heads=args.score_heads, threshold=args.threshold,
                                 cumulative_threshold=args.cumulative_threshold, min_interval_s=args.min_interval,
                                 uncertainty_gate=args.uncertainty_gate, max_wait_frames=args.max_wait_frames),
@@ -173,7 +184,9 @@ def run(args) -> int:
     degradation = make_degradation(args.degrade, args.video)
     source = open_source(args.video, fps=args.fps, size=engine.frame_size, realtime=args.realtime,
                          source_fps=args.source_fps, degradation=degradation, end_frame=args.max_frames)
-    vision_batch = args.vision_batch if kind in ("file", "frames") and not args.realtime else 1
+    read_ahead = kind in ("file", "frames") and not args.realtime  # a live source: every record before the next frame
+    vision_batch = args.vision_batch if read_ahead else 1
+    frames_per_step = engine.cfg.frames_per_step if read_ahead else 1
     protocol = {
         "video": str(args.video), "source_kind": kind, "queries": [[q.time, q.text] for q in queries],
         "fps": args.fps, "tokens_per_frame": engine.tpf, "frame_size": engine.frame_size,
@@ -189,7 +202,8 @@ def run(args) -> int:
         "smoothing": {"savgol_window": args.savgol_window, "savgol_polyorder": args.savgol_polyorder},
         "peaks": {"height": "mean+0.5std", "prominence": args.peak_prominence, "distance_s": args.peak_distance},
         "degradation": None if degradation is None else degradation.to_list(),
-        "realtime": args.realtime, "vision_batch": vision_batch,
+        "realtime": args.realtime, "vision_batch": vision_batch, "frames_per_step": frames_per_step,
+        "cache_layout": engine.cfg.cache_record(),
     }
     atomic_write_json(out / "run.json", protocol)
 
@@ -201,7 +215,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
     with JsonlWriter(out / "scores.jsonl", "w") as sw, JsonlWriter(out / "responses.jsonl", "w") as rw, source:
         try:
-            for rec in engine.run(source, queries, vision_batch=vision_batch):
+            for rec in engine.run(source, queries, vision_batch=vision_batch, frames_per_step=frames_per_step):
                 if isinstance(rec, FrameRecord):
                     y = float(fuse([rec.informative], [rec.relevance], [rec.uncertainty], fusion)[0])
                     sw.write({**rec.to_dict(), "fused": y})
@@ -228,7 +242,7 @@ def run(args) -> int:
     if error:
         print(f"error: the stream ended early after {len(times)} frames: {error}. Records so far are kept in {out}.", file=sys.stderr)
 
-    result = {"protocol": protocol, "n_frames": len(times), "error": error,
+    result = {"protocol": protocol, "n_frames": len(times), "error": error, "cache_at_end": engine.describe_cache(),
               "online_peaks": [p.__dict__ if hasattr(p, "__dict__") else p._asdict() for p in online_peaks],
               "responses": [r.to_dict() for r in responses]}
     if times:
