@@ -29,7 +29,9 @@ bf16 each key re-rounded ~40 times before it leaves), D grows by c and only the 
 the evicted tokens are rotated forward, from a pristine fp32 copy, so each key is rounded once. When D
 grows large the ring is re-based once (positions back to the logical index; O(window) every ~window
 tokens). ``rotate="window"`` re-bases at every eviction instead, which is the classic full
-re-rotation; it is kept as the reference the tests compare against.
+re-rotation; it is kept as the reference the tests compare against. ``rotate="none"`` reproduces the
+reference's SlidingWindowCache (no re-rotation: kept keys keep their positions while new tokens take
+positions from the cache length, so distances shrink); Python API only.
 
 Storage (``models.kv_store.KVStore``): one preallocated buffer per K and V for all layers, written in
 place; evictable tokens live in a ring (eviction only moves its head), protected tokens in a region
@@ -127,8 +129,9 @@ class CachePolicy:
             raise ValueError("window must be positive")
         if name in ("sink", "sink_reference") and sink_tokens >= window:
             raise ValueError(f"sink_tokens ({sink_tokens}) must be smaller than the window ({window})")
-        if rotate not in ("protected", "window"):
-            raise ValueError("rotate must be 'protected' (O(sink)) or 'window' (full re-rotation)")
+        if rotate not in ("protected", "window", "none"):
+            raise ValueError("rotate must be 'protected' (O(sink)), 'window' (full re-rotation) or 'none' (the reference's "
+                             "sliding window: kept keys keep their positions, new ones saturate)")
         if copies > 1 and name == "sink_reference":
             raise ValueError("sink_reference reproduces one-frame-at-a-time streaming only (frames_per_step 1)")
         self.name, self.window, self.rotate = name, window, rotate
@@ -337,8 +340,9 @@ class CachePolicy:
             raise ValueError(f"{n_ring} new tokens do not fit a window of {self.window} with {self.n_protected} protected tokens")
         c = max(0, self.ring_count + n_ring - budget)
         if c:
-            self._evict(c, shift_spans=True)
-            self.offset += c
+            self._evict(c, shift_spans=self.rotate != "none")
+            if self.rotate != "none":  # "none": the keys keep the positions they were written at
+                self.offset += c
         return c
 
     def _evict(self, c: int, shift_spans: bool = False) -> None:

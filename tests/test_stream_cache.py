@@ -145,6 +145,34 @@ def test_kept_keys_carry_their_index_plus_one_shared_offset(model, qwen2_tokeniz
     torch.testing.assert_close(keys, fresh, rtol=1e-4, atol=1e-5)
 
 
+def test_the_reference_sliding_window_keeps_keys_where_they_were_written(model, qwen2_tokenizer):
+    """rotate="none" (the reference's SlidingWindowCache): no key is ever rotated, new tokens take their
+    positions from the cache length (they saturate), so kept keys are fresh encodings at the positions
+    they were written at."""
+    eng = engine(model, qwen2_tokenizer, cache_policy="sliding", window=250, rotate="none")
+    rows, written = _fed_embeddings(eng), {}
+    orig = eng.policy.plan
+
+    def spy(segs, **kw):
+        plan = orig(segs, **kw)
+        written.update(zip(plan.row_seq.tolist(), plan.pos.tolist()))
+        assert plan.pos[0] == len(eng.policy) - len(plan.pos)  # positions from the length after eviction
+        return plan
+
+    eng.policy.plan = spy
+    list(eng.run(frames(20, cycle=7), [QueryEvent(0.0, "a dog jumps")]))
+    assert eng.policy.evicted_total > 500 and eng.policy.offset == 0
+    seq, keys, _ = eng.store.kept(eng.policy.oldest_seq, layer=0)
+    x = torch.cat(rows)[seq]
+    lm = model.model.language_model
+    attn = lm.layers[0].self_attn
+    with torch.no_grad():
+        k = attn.k_proj(lm.layers[0].input_layernorm(x[None])).view(1, len(seq), -1, attn.head_dim).transpose(1, 2)
+        cos, sin = lm.rotary_emb(x[None], torch.tensor([[written[s] for s in seq.tolist()]]))
+        _, fresh = apply_rotary_pos_emb(k, k, cos, sin)
+    torch.testing.assert_close(keys, fresh, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.slow
 def test_o_sink_eviction_equals_full_rerotation_over_thousands_of_evictions(model, qwen2_tokenizer):
     """fp32: rotating the protected keys forward (and re-basing rarely) gives the scores of re-rotating
