@@ -168,7 +168,8 @@ class StreamingEngine:
         tc = mc.text_config
         head_dim = getattr(tc, "head_dim", None) or tc.hidden_size // tc.num_attention_heads
         self.store = KVStore(tc.num_hidden_layers, tc.num_key_value_heads, head_dim, self.dtype, self.device, model_inv_freq(self.model))
-        self.uploader = Uploader(self.device)
+        self.uploader = Uploader(self.device)  # step indices and text ids (the LM's thread)
+        self.frame_uploader = Uploader(self.device)  # pixels (possibly the vision worker's thread)
         self.rule = DecisionRule(self.cfg.decision)
         self._compiled = None
         if self.cfg.compile:
@@ -263,7 +264,7 @@ class StreamingEngine:
     def encode_images(self, images) -> torch.Tensor:
         """uint8 frames [F, H, W, 3] (letterboxed) -> frame tokens [F, tokens_per_frame, D]. The uint8
         pixels go to the device and are normalised there (4x fewer bytes than fp32)."""
-        px = self.uploader.frames(images)
+        px = self.frame_uploader.frames(images)
         return self.model.encode_frames(to_pixel_values(px, self.frame_size, dtype=self.model.vision_dtype, device=self.device))
 
     # ------------------------------------------------------------------ events
