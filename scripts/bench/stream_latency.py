@@ -14,7 +14,8 @@ Frames are random letterboxed images through the real ``engine.run`` loop (visio
 only). Modes: ``frame`` = one frame at a time, vision one frame at a time (a live stream); ``file`` =
 what each engine does best on a file: vision in batches of 8, plus (new engine) vision on a background
 thread and 8 frames per LM forward. Reported: frames per second of wall time and per CPU second, the
-per-record interval p50 / p99 (``frame`` mode), cache length, memory against the frame index.
+per-record interval p50 / p99 (``frame`` mode), cache length, memory against the frame index; fps
+over the whole run and after the ``--warmup`` frames (``*_steady``: without compilation / graph capture).
 
 The naive baseline has no cache at all: at frame i it re-encodes all i+1 frames through the vision
 tower and runs the language model over the whole context; it is compared with the engine at the same
@@ -80,8 +81,11 @@ def worker(args) -> dict:
     times, cache, mem = [], [], []
     sync()
     t0, c0 = time.perf_counter(), time.process_time()
+    warm_cpu = None
     for i, rec in enumerate(eng.run(source(), [QueryEvent(0.0, QUERY)], **run_kw)):
         times.append(time.perf_counter())
+        if i == args.warmup - 1:
+            warm_cpu = time.process_time()
         cache.append(rec.cache_len)
         if i % args.mem_every == 0 or i == args.frames - 1:
             mem.append((i, torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else rss_mb()))
@@ -93,6 +97,9 @@ def worker(args) -> dict:
     early, late = gaps[w: w + max(1, n // 10)], gaps[-max(1, n // 10):]
     return {
         "frames": n, "wall_s": wall, "cpu_s": cpu, "fps_wall": n / wall, "fps_cpu": n / cpu,
+        # after the warm-up frames (compilation, CUDA graph capture, the window filling up)
+        "fps_wall_steady": (n - w) / (times[-1] - times[w - 1]) if 0 < w < n else None,
+        "fps_cpu_steady": (n - w) / (time.process_time() - warm_cpu) if warm_cpu is not None else None,
         "interval_ms": {"p50": float(np.percentile(gaps[w:], 50)), "p99": float(np.percentile(gaps[w:], 99)),
                         "mean": float(gaps[w:].mean())},
         "late_over_early": float(late.mean() / early.mean()),
