@@ -59,10 +59,17 @@ def add_engine_args(ap: argparse.ArgumentParser) -> None:
                    help=f"sink_reference: the reference's SinkCache quirks, to reproduce the released numbers (project default {DEFAULTS.cache_policy})")
     g.add_argument("--window", type=int, default=None, help=f"cache window in tokens (project default {DEFAULTS.window})")
     g.add_argument("--sink_tokens", type=int, default=None, help=f"(project default {DEFAULTS.sink_tokens})")
-    g.add_argument("--vision_batch", type=int, default=1, help=">1 only for files: encode frames already read in small batches")
+    g.add_argument("--vision_batch", type=int, default=1,
+                   help=">1 only for files: encode frames in batches, on a background thread while the LM steps")
     g.add_argument("--features", default=None,
                    help="feature cache folder (scripts/extract_features.py --kind frame_embeds, same model and fps): "
                         "stream the cached frame tokens instead of decoding and encoding the video")
+    g.add_argument("--max_protected", type=int, default=None,
+                   help="tokens the cache may protect from eviction (system turn + queries; sink / dynamic_sink)")
+    g.add_argument("--frames_per_step", type=int, default=None,
+                   help="frames per LM forward, files only (default: 8 with --no_generate, else 1; scores equal one at a time)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the frame step (CUDA graphs on CUDA)")
+    g.add_argument("--no_merge_lora", action="store_true", help="keep LoRA adapters unmerged at inference (slower)")
     g = ap.add_argument_group("responses")
     g.add_argument("--score_heads", default="informative,relevance")
     g.add_argument("--threshold", type=float, default=None, help="respond when the head sum exceeds this")
@@ -153,12 +160,16 @@ def feature_frames(cache, key: str, fps: float, size: int, device, dtype, max_fr
 
 
 def engine_config(args):
+    from models.cache import DEFAULT_MAX_PROTECTED
     from models.decision import DecisionConfig
-    from models.streaming import EngineConfig
+    from models.streaming import EngineConfig, default_frames_per_step
 
     return EngineConfig(
         system_prompt=getattr(args, "system_prompt", None),
         prompt_order=args.prompt_order, cache_policy=args.cache_policy, window=args.window, sink_tokens=args.sink_tokens,
+        max_protected=getattr(args, "max_protected", None) or DEFAULT_MAX_PROTECTED,
+        frames_per_step=getattr(args, "frames_per_step", None) or default_frames_per_step(not args.no_generate),
+        compile=getattr(args, "compile", False), merge_lora=not getattr(args, "no_merge_lora", False),
         decision=DecisionConfig(score_heads=args.score_heads, threshold=args.threshold,
                                 cumulative_threshold=args.cumulative_threshold, min_interval_s=args.min_interval,
                                 uncertainty_gate=args.uncertainty_gate, max_wait_frames=args.max_wait_frames),
@@ -251,10 +262,12 @@ class LiveRun:
     with ``ask`` while streaming, as it takes effect); ``close_stream()`` returns the peaks judged
     at the end of the stream (queries asked after the last frame land in ``unused_queries``);
     ``finish()`` post-processes offline and writes highlights.json,
-    scores.png and the reel. ``ask`` and ``stop`` may be called from another thread.
+    scores.png and the reel. ``ask`` and ``stop`` may be called from another thread; with
+    ``interactive`` the frames go one at a time, so both take effect at the next frame (the scores
+    equal a batched or K-frame run's).
     """
 
-    def __init__(self, args, loaded=None, source=None, source_kind: str | None = None):
+    def __init__(self, args, loaded=None, source=None, source_kind: str | None = None, interactive: bool = False):
         import queue
 
         from data.sources import detect_kind, open_source
@@ -286,7 +299,11 @@ class LiveRun:
             source = open_source(args.video, fps=args.fps, size=engine.frame_size, realtime=args.realtime,
                                  source_fps=args.source_fps, degradation=degradation, end_frame=args.max_frames)
         self.source = source
-        self.vision_batch = args.vision_batch if kind in ("file", "frames") and not args.realtime else 1
+        # a live source (or a page asking queries mid-stream): every record before the next frame
+        # ``interactive``: queries may be asked and the stream stopped at any frame (the web page)
+        read_ahead = kind in ("file", "frames", "features") and not args.realtime and not interactive
+        self.vision_batch = args.vision_batch if read_ahead and kind != "features" else 1
+        self.frames_per_step = engine.cfg.frames_per_step if read_ahead else 1
         self.protocol = {
             "video": str(args.video), "source_kind": kind, "queries": [[q.time, q.text] for q in self.queries],
             "fps": args.fps, "tokens_per_frame": engine.tpf, "frame_size": engine.frame_size,
@@ -305,7 +322,8 @@ class LiveRun:
                                  "confirm_delay_s": CONFIRM_DELAY_S},
                       "offline": "centred Savitzky-Golay (savgol_window, savgol_polyorder) + find_peaks, after the stream"},
             "degradation": None if degradation is None else degradation.to_list(),
-            "realtime": args.realtime, "vision_batch": self.vision_batch,
+            "realtime": args.realtime, "vision_batch": self.vision_batch, "frames_per_step": self.frames_per_step,
+            "cache_layout": engine.cfg.cache_record(),
             "features": None if features is None else {"cache": str(features.directory), "key": key, "kind": "frame_embeds"},
         }
         atomic_write_json(out / "run.json", self.protocol)
@@ -322,8 +340,8 @@ class LiveRun:
     # ------------------------------------------------------------------ while streaming
     def ask(self, text: str) -> None:
         """Ask a query now: it is fed to the engine right before the next frame."""
-        if self.vision_batch != 1:
-            raise ValueError("queries asked while streaming need frames encoded one at a time (vision_batch 1)")
+        if self.vision_batch != 1 or self.frames_per_step != 1:
+            raise ValueError("queries asked while streaming need frames taken one at a time (vision_batch 1, frames_per_step 1)")
         self._inbox.put(text)
 
     def stop(self, reason: str = "stopped by the user") -> None:
@@ -364,7 +382,8 @@ class LiveRun:
         with JsonlWriter(out / "scores.jsonl", "w") as sw, JsonlWriter(out / "responses.jsonl", "w") as rw, \
                 (self.source if hasattr(self.source, "__enter__") else contextlib.nullcontext()):  # feature frames: a generator
             try:
-                for rec in self.engine.run(self._frames(), self.queries, vision_batch=self.vision_batch):
+                for rec in self.engine.run(self._frames(), self.queries, vision_batch=self.vision_batch,
+                                               frames_per_step=self.frames_per_step):
                     while self._asked:
                         yield ("query", self._asked.pop(0))
                     if isinstance(rec, FrameRecord):
@@ -394,6 +413,7 @@ class LiveRun:
             self._events.close()  # a no-op once it ran to the end; else closes the files and the source
         if self.error is None and self._stop is not None:
             self.error = self._stop
+        self.cache_at_end = self.engine.describe_cache()
         self.engine = None  # the stream is over: free the engine and its KV cache now
         while not self._inbox.empty():  # asked after the last frame: never fed to the model
             self.unused_queries.append(self._inbox.get_nowait())
@@ -412,6 +432,7 @@ class LiveRun:
         if len(self.protocol["queries"]) > len(self.queries):  # queries were asked while streaming
             atomic_write_json(out / "run.json", self.protocol)
         result = {"protocol": self.protocol, "n_frames": len(self.times), "error": self.error,
+                  "cache_at_end": getattr(self, "cache_at_end", None),
                   "online_highlights": [dict(p.__dict__) for p in self.online_peaks],
                   "offline_peaks": [], "offline_segments": [],
                   "responses": [r.to_dict() for r in self.responses],

@@ -252,7 +252,8 @@ class Streams:
             if spec.kind != "file" and (args.degrade or "").startswith("random:"):
                 args.degrade = None  # a random schedule is drawn over a file's duration
             source = spec.pushed.source() if spec.pushed is not None else None
-            live = LiveRun(args, loaded=self.loaded, source=source, source_kind=spec.kind if source is not None else None)
+            live = LiveRun(args, loaded=self.loaded, source=source, source_kind=spec.kind if source is not None else None,
+                           interactive=True)  # the page asks and stops at any frame
             self._engines.add(live.engine)
             stream = Stream(live, spec, self._ended)
             self._by_session[session] = stream

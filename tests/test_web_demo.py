@@ -33,7 +33,7 @@ def default_model():
 
 
 def _run_live(args, model, on_frame=None):
-    live = LiveRun(args, loaded=model)
+    live = LiveRun(args, loaded=model, interactive=True)
     events = []
     for ev in live.events():
         events.append(ev)
@@ -78,7 +78,7 @@ def test_stop_ends_the_stream_keeps_what_was_scored_and_frees_the_engine(tmp_pat
 
     video = write_test_video(tmp_path / "v.mp4", n_frames=60, fps=10, size=(96, 64))
     args = demo_args("--video", str(video), "--query", "q", "--output_dir", str(tmp_path / "o"), "--no_generate")
-    live = LiveRun(args, loaded=default_model)
+    live = LiveRun(args, loaded=default_model, interactive=True)
     engine = weakref.ref(live.engine)
     n = 0
     for ev in live.events():
