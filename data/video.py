@@ -138,6 +138,12 @@ class VideoInfo:
     method: str          # "packets" (exact timestamps) or "header" (container metadata)
 
 
+# Read from a pipe (stdin, a FIFO, a growing file) a container must be demuxable without seeking.
+PIPE_HINT = ("; from a pipe only stream formats can be read: MP4/MOV keep their index (moov) at the end or need "
+             "seeking, AVI too. Pipe MPEG-TS, Matroska/WebM, NUT or fragmented MP4 instead, e.g. "
+             "`ffmpeg -i in.mp4 -c copy -f mpegts - | ...`, or pass the file itself")
+
+
 def _open_input(source: Any, *, format: str | None = None, options: dict | None = None,
                 timeout: float | tuple[float, float] | None = None) -> av.container.InputContainer:
     """av.open with the project's error contract (FileNotFoundError, else VideoDecodeError)."""
@@ -157,7 +163,8 @@ def _open_input(source: Any, *, format: str | None = None, options: dict | None 
     try:
         container = av.open(source if not isinstance(source, os.PathLike) else str(source), "r", **kwargs)
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
-        raise VideoDecodeError(_name(source), f"cannot open as a video container ({e})") from e
+        hint = "" if isinstance(source, (str, os.PathLike)) else PIPE_HINT
+        raise VideoDecodeError(_name(source), f"cannot open as a video container ({e}){hint}") from e
     if not container.streams.video:
         container.close()
         raise VideoDecodeError(_name(source), "no video stream in the container")
@@ -200,12 +207,12 @@ def probe(path: str | os.PathLike, method: str = "packets") -> VideoInfo:
                 return VideoInfo(duration, float(rate), n, width, height, codec, "header")
         times: list[float] = []
         durations: list[float | None] = []
-        last_packet_corrupt = False
+        check = _Integrity(container, stream, path)
         try:
-            for packet in container.demux(stream):
-                if packet.size == 0:  # flush packet
+            for packet in container.demux():  # every stream: the declared duration covers them all
+                check.see(packet)
+                if packet.stream.index != stream.index or packet.size == 0:  # flush packet
                     continue
-                last_packet_corrupt = packet.is_corrupt
                 ts = packet.pts if packet.pts is not None else packet.dts
                 if ts is None:
                     continue
@@ -213,7 +220,7 @@ def probe(path: str | os.PathLike, method: str = "packets") -> VideoInfo:
                 durations.append(float(packet.duration * packet.time_base) if packet.duration else None)
         except av.error.FFmpegError as e:
             raise VideoDecodeError(path, f"truncated or corrupt: demuxing failed after {len(times)} packets ({e})") from e
-        truncation = _truncation_reason(len(times), _indexed_frames(container, stream), last_packet_corrupt)
+        truncation = check.reason()
         if truncation:
             raise VideoDecodeError(path, truncation)
         # read while the container is open: the stream object points into FFmpeg memory freed on close
@@ -317,8 +324,7 @@ class FrameStream:
         self.thread_type = thread_type
         self.end_time: float | None = None
         self.frames_decoded = 0
-        self._packets = 0
-        self._last_packet_corrupt = False
+        self._check: _Integrity | None = None
         self._origin: float | None = None
         self._prev_time: float | None = None
         self._last_time = 0.0
@@ -331,6 +337,7 @@ class FrameStream:
             stream.thread_type = self.thread_type
             nominal = _nominal_interval(stream)
             clock = _BestEffortClock(nominal)
+            self._check = _Integrity(container, stream, self.source)
             window: list[_Raw] | None = []
             error = None
             try:
@@ -354,8 +361,7 @@ class FrameStream:
                 self._raise_broken(error)
             if self.frames_decoded == 0:
                 raise VideoDecodeError(_name(self.source), "the video stream has no decodable frames")
-            truncation = _truncation_reason(self._packets, _indexed_frames(container, stream),
-                                            self._last_packet_corrupt)
+            truncation = self._check.reason()
             if truncation:
                 self._raise_broken(truncation)
             prev_gap = self._last_time - self._prev_time if self._prev_time is not None else None
@@ -364,11 +370,13 @@ class FrameStream:
             container.close()
 
     def _raw_frames(self, container, stream) -> Iterator[_Raw]:
-        for packet in container.demux(stream):
-            if packet.size:
-                self._packets += 1
-                self._last_packet_corrupt = packet.is_corrupt
+        check = self._check
+        for packet in container.demux():  # every stream: the declared duration covers them all
+            check.see(packet)
+            if packet.stream.index != stream.index:
+                continue
             for frame in packet.decode():
+                check.frame(frame)
                 tb = frame.time_base or stream.time_base
                 dur = _seconds(frame.duration, tb) if frame.duration else None
                 yield _Raw(frame, _seconds(frame.pts, tb), _seconds(frame.dts, tb), dur)
@@ -387,7 +395,8 @@ class FrameStream:
     def _raise_broken(self, reason: str) -> None:
         n = self.frames_decoded
         if n == 0:
-            raise VideoDecodeError(_name(self.source), f"no frame could be decoded: {reason}")
+            hint = "" if isinstance(self.source, (str, os.PathLike)) else PIPE_HINT
+            raise VideoDecodeError(_name(self.source), f"no frame could be decoded: {reason}{hint}")
         raise VideoTruncatedError(_name(self.source), f"stream broke after {n} frames: {reason}",
                                   frames_decoded=n)
 
@@ -399,18 +408,101 @@ def _indexed_frames(container: av.container.InputContainer, stream) -> int:
     return stream.frames if "mov" in names or "mp4" in names else 0
 
 
-def _truncation_reason(packets: int, header_frames: int, last_packet_corrupt: bool) -> str | None:
-    """Why a stream that ended without an error is nevertheless cut short (else None).
+# Containers whose header declares the total duration, written when the file is finalised.
+DECLARED_DURATION_FORMATS = frozenset({"matroska", "webm"})
+# MPEG transport streams are a whole number of fixed-size packets (188; 192 for M2TS; 204 with FEC).
+TS_PACKET_SIZES = (188, 192, 204)
 
-    A truncated MP4/MOV still opens when its index sits at the front ("faststart") and the
-    demuxer then just stops early: its index lists more samples than the file holds. Other
-    containers have no frame count, but the demuxer flags the last, partial packet as corrupt.
+
+class _Integrity:
+    """What the demuxer and decoder saw, checked against what the container declares.
+
+    A truncated or corrupt file often demuxes without any error and simply stops early, so a
+    stream that ends quietly is checked for (``reason``):
+
+    * MP4/MOV: fewer packets than the sample table lists ("faststart" files open when cut);
+    * Matroska/WebM: the packets (of every stream) end before the duration the header declares;
+    * MPEG-TS: a size that is not a whole number of transport packets;
+    * any container: a last packet the demuxer flags as corrupt (cut inside a frame), a last
+      decoded frame the decoder flags as corrupt (a partial frame concealed), and, in a local
+      file, any frame decoded with errors (corrupt data; live streams may start mid-GOP).
     """
-    if header_frames and packets < header_frames:
-        return f"truncated: the container lists {header_frames} frames but holds {packets}"
-    if last_packet_corrupt:
-        return "truncated: the file ends inside a frame (last packet corrupt)"
-    return None
+
+    def __init__(self, container, stream, source: Any):
+        self.names = set((container.format.name or "").split(","))
+        self.header_frames = _indexed_frames(container, stream)
+        # the other streams' sample tables too (a cut MP4 can keep every video sample and lose audio)
+        self.listed = {st.index: _indexed_frames(container, st) for st in container.streams if st.index != stream.index}
+        self.counts: dict[int, int] = {}
+        self.declared_end = None
+        if self.names & DECLARED_DURATION_FORMATS and container.duration:
+            self.declared_end = ((container.start_time or 0) + container.duration) / av.time_base
+        self.local_file = isinstance(source, (str, os.PathLike)) and "://" not in str(source) and Path(source).is_file()
+        self.size = Path(source).stat().st_size if self.local_file else None
+        self.nominal = _nominal_interval(stream)
+        self.video = stream.index
+        self.packets = 0
+        self.last_packet_corrupt = False
+        self.ends: dict[int, tuple[float, float, float | None]] = {}  # stream -> (last start, its duration, previous start)
+        self.corrupt_frames: list[int] = []
+        self.last_frame_corrupt = False
+        self.n_frames = 0
+
+    def see(self, packet) -> None:
+        if packet.size == 0:  # flush packet
+            return
+        if packet.stream.index == self.video:
+            self.packets += 1
+            self.last_packet_corrupt = packet.is_corrupt
+        else:
+            self.counts[packet.stream.index] = self.counts.get(packet.stream.index, 0) + 1
+        ts = packet.pts if packet.pts is not None else packet.dts
+        if ts is None or packet.time_base is None:
+            return
+        t = float(ts * packet.time_base)
+        d = float(packet.duration * packet.time_base) if packet.duration else 0.0
+        last = self.ends.get(packet.stream.index)
+        if last is None or t > last[0]:
+            self.ends[packet.stream.index] = (t, d, None if last is None else last[0])
+
+    def frame(self, frame) -> None:
+        self.last_frame_corrupt = bool(frame.is_corrupt)
+        if frame.is_corrupt:
+            self.corrupt_frames.append(self.n_frames)
+        self.n_frames += 1
+
+    def end(self) -> float | None:
+        out = None
+        for idx, (t, d, prev) in self.ends.items():
+            if d <= 0:
+                d = (t - prev) if prev is not None else (self.nominal or 0.0) if idx == self.video else 0.0
+            out = t + d if out is None else max(out, t + d)
+        return out
+
+    def reason(self) -> str | None:
+        """Why a stream that ended without an error is nevertheless cut short or corrupt (else None)."""
+        if self.header_frames and self.packets < self.header_frames:
+            return f"truncated: the container lists {self.header_frames} frames but holds {self.packets}"
+        for idx, listed in self.listed.items():
+            if listed and self.counts.get(idx, 0) < listed:
+                return f"truncated: the container lists {listed} packets of stream {idx} but holds {self.counts.get(idx, 0)}"
+        if self.last_packet_corrupt:
+            return "truncated: the file ends inside a frame (last packet corrupt)"
+        if self.size is not None and "mpegts" in self.names and all(self.size % k for k in TS_PACKET_SIZES):
+            return (f"truncated: the MPEG-TS file ends inside a transport packet ({self.size} bytes is not a whole "
+                    "number of 188-, 192- or 204-byte packets)")
+        end = self.end()
+        if self.declared_end is not None and end is not None:
+            slack = 0.5 * (self.nominal or 0.0) + 0.002  # half a frame, plus Matroska's millisecond rounding
+            if self.declared_end - end > slack:
+                return (f"truncated: the container declares {self.declared_end:.3f} s but its packets end at "
+                        f"{end:.3f} s")
+        if self.last_frame_corrupt:
+            return "truncated: the last frame is incomplete (decoded with errors)"
+        if self.corrupt_frames and self.local_file:
+            k = self.corrupt_frames
+            return f"corrupt: {len(k)} frame(s) decoded with errors (native frames {k[:5]}{' ...' if len(k) > 5 else ''})"
+        return None
 
 
 # ------------------------------------------------------------------------------------ sampling

@@ -121,7 +121,7 @@ def error_ids(pred_file: str) -> dict[str, dict]:
     from test.run_benchmark import errors_path
 
     path = errors_path(pred_file)
-    return {str(r["id"]): r for r in iter_jsonl(path)} if path.exists() else {}
+    return {str(r["id"]): r for r in iter_jsonl(path, "inference errors file", allow_empty=True)} if path.exists() else {}
 
 
 def run_record(pred_file: str) -> dict | None:

@@ -33,7 +33,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from utils.io import JsonlWriter, iter_jsonl
+from utils.io import JsonlWriter, read_own_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,8 @@ class JudgeCache:
         self.path = Path(path)
         self._table: dict[str, dict] = {}
         if self.path.exists():
-            for rec in iter_jsonl(self.path):
-                if isinstance(rec, dict) and "key" in rec and "score" in rec:
+            for _, rec in read_own_jsonl(self.path, "judge cache", log=log):
+                if "key" in rec and "score" in rec:
                     self._table[rec["key"]] = rec
         self._writer: JsonlWriter | None = None
 
