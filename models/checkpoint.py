@@ -194,3 +194,80 @@ def content_hash_of(model_dir: str | Path) -> str:
 
     return folder_hash(model_dir, patterns=("*.safetensors", "*.json"))
 
+
+
+# ------------------------------------------------------------------ training checkpoints (resume)
+
+MANIFEST = "aha_checkpoint.json"  # written last, after every other file: its presence means "complete"
+OPTIMIZER_FILES = ("optimizer.pt", "optimizer.bin")
+SCHEDULER = "scheduler.pt"
+TRAINER_STATE = "trainer_state.json"
+
+
+def write_manifest(ckpt_dir: str | Path, step: int) -> None:
+    """Record every file of a finished training checkpoint (relative path -> size), atomically."""
+    ckpt = Path(ckpt_dir)
+    files = {str(p.relative_to(ckpt)): p.stat().st_size for p in sorted(ckpt.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    atomic_write_json(ckpt / MANIFEST, {"step": int(step), "files": files})
+
+
+def checkpoint_problems(ckpt_dir: str | Path, need_optimizer: bool = True) -> list[str]:
+    """Why a Trainer checkpoint cannot be resumed from ([] when it can): files its manifest lists
+    missing or of another size (a checkpoint without a manifest, from an older version, is checked
+    by its content only), no trainer state, no readable weights, unreadable JSON, a truncated
+    safetensors file, no optimizer / scheduler state (unless ``need_optimizer`` is False)."""
+    from models.weights import _read_header
+
+    ckpt = Path(ckpt_dir)
+    if not ckpt.is_dir():
+        return [f"{ckpt} is not a folder"]
+    problems = []
+    manifest = ckpt / MANIFEST
+    if manifest.is_file():
+        try:
+            listed = json.loads(manifest.read_text())["files"]
+        except (ValueError, KeyError, TypeError) as e:
+            return [f"{MANIFEST} is unreadable ({type(e).__name__})"]
+        for rel, size in listed.items():
+            p = ckpt / rel
+            if not need_optimizer and rel in (*OPTIMIZER_FILES, SCHEDULER):
+                continue
+            if not p.is_file():
+                problems.append(f"{rel} is missing")
+            elif p.stat().st_size != size:
+                problems.append(f"{rel} has {p.stat().st_size} bytes, {size} were written")
+    for name in (TRAINER_STATE, META):
+        p = ckpt / name
+        if not p.is_file():
+            problems.append(f"{name} is missing")
+            continue
+        try:
+            json.loads(p.read_text())
+        except (ValueError, UnicodeDecodeError):
+            problems.append(f"{name} is not valid JSON (truncated?)")
+    deepspeed = any(p.is_dir() and p.name.startswith("global_step") for p in ckpt.iterdir())
+    weights = [p for p in ckpt.glob("*.safetensors")]
+    if not weights and not deepspeed:
+        problems.append("no weights (model.safetensors / adapter_model.safetensors)")
+    for p in weights:
+        try:
+            _read_header(p)
+        except (ValueError, OSError) as e:
+            problems.append(str(e).replace(str(p), p.name))
+    if need_optimizer and not deepspeed:
+        if not any((ckpt / n).is_file() for n in OPTIMIZER_FILES):
+            problems.append("no optimizer state (optimizer.pt)")
+        if not (ckpt / SCHEDULER).is_file():
+            problems.append(f"no learning-rate scheduler state ({SCHEDULER})")
+    return problems
+
+
+def training_checkpoints(output_dir: str | Path) -> list[Path]:
+    """``checkpoint-N`` folders of a training output folder, newest (largest N) first."""
+    import re
+
+    d = Path(output_dir)
+    if not d.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in d.iterdir() if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name))]
+    return [p for _, p in sorted(found, reverse=True)]

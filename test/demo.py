@@ -129,4 +129,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    import sys
+
+    from utils.cli import entry
+
+    sys.exit(entry("demo", main))  # the error contract: instructions/errors.md

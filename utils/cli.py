@@ -87,7 +87,10 @@ def run_cli(prog: str, body: Callable[[], int | None], *, debug: bool = False,
                 raise
             print(f"{prog}: interrupted{where()}", file=sys.stderr)
             return EXIT_INTERRUPTED
-        except SystemExit:
+        except SystemExit as e:
+            if isinstance(e.code, str) and not debug:  # raise SystemExit("message"): a refused input
+                print(f"{prog}: error: {one_line(e.code)}", file=sys.stderr)
+                return EXIT_BAD_INPUT
             raise
         except BAD_INPUT as e:
             if debug:
@@ -100,6 +103,21 @@ def run_cli(prog: str, body: Callable[[], int | None], *, debug: bool = False,
             print(f"{prog}: failed: {type(e).__name__}: {one_line(e)}{where()} (rerun with --debug for the traceback)",
                   file=sys.stderr)
             return EXIT_FAILED
+
+
+def entry(prog: str, main: Callable, argv: list[str] | None = None,
+          outputs: Callable[[], str | None] | str | None = None) -> int:
+    """``sys.exit(entry("prog", main))``: the contract around a ``main(argv)`` that does not apply
+    it itself (a non-integer return counts as success). ``--debug`` is taken out of ``argv``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = debug_wanted(argv)
+    argv = [a for a in argv if a != "--debug"]
+
+    def body():
+        rc = main(argv)
+        return rc if isinstance(rc, int) and not isinstance(rc, bool) else EXIT_OK
+
+    return run_cli(prog, body, debug=debug, outputs=outputs)
 
 
 class _sigterm_as_interrupt:
