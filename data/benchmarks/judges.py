@@ -253,6 +253,11 @@ class OpenAIChatJudge(Judge):
 
     def _http(self):
         if self._client is None:
+            # httpx logs every response's status line at INFO and httpcore its headers at DEBUG, the
+            # server's reason phrase and headers verbatim: a server echoing the request would put the
+            # key on stderr of any command that logs at INFO
+            for name in ("httpx", "httpcore"):
+                logging.getLogger(name).setLevel(logging.WARNING)
             headers = {"Content-Type": "application/json", "Accept": "application/json"}
             if self._api_key:
                 headers["Authorization"] = f"Bearer {self._api_key}"
