@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -220,6 +221,8 @@ def probe(path: str | os.PathLike, method: str = "packets") -> VideoInfo:
                 durations.append(float(packet.duration * packet.time_base) if packet.duration else None)
         except av.error.FFmpegError as e:
             raise VideoDecodeError(path, f"truncated or corrupt: demuxing failed after {len(times)} packets ({e})") from e
+        finally:
+            check.close()
         truncation = check.reason()
         if truncation:
             raise VideoDecodeError(path, truncation)
@@ -361,12 +364,15 @@ class FrameStream:
                 self._raise_broken(error)
             if self.frames_decoded == 0:
                 raise VideoDecodeError(_name(self.source), "the video stream has no decodable frames")
+            self._check.close()
             truncation = self._check.reason()
             if truncation:
                 self._raise_broken(truncation)
             prev_gap = self._last_time - self._prev_time if self._prev_time is not None else None
             self.end_time = self._last_time + _last_frame_duration(self._last_duration, prev_gap, nominal)
         finally:
+            if self._check is not None:
+                self._check.close()
             container.close()
 
     def _raw_frames(self, container, stream) -> Iterator[_Raw]:
@@ -414,6 +420,55 @@ DECLARED_DURATION_FORMATS = frozenset({"matroska", "webm"})
 TS_PACKET_SIZES = (188, 192, 204)
 
 
+class _FFmpegErrors:
+    """The errors FFmpeg's demuxers and decoders log (they carry on after most of them: a damaged
+    Matroska cluster is skipped, a broken slice concealed), collected while any local file is read.
+
+    One process-wide ``av.logging.Capture`` at ERROR level is open while at least one reader is
+    active (readers may interleave: generators), with repeats kept (PyAV would otherwise drop a
+    message identical to the previous file's); each reader sees the messages logged since it began.
+    The previous log level is restored when the last reader ends."""
+
+    _lock = threading.Lock()
+    _users = 0
+    _capture = None
+    _logs: list = []
+    _saved: tuple | None = None
+
+    @classmethod
+    def start(cls) -> int:
+        import av.logging
+
+        with cls._lock:
+            if cls._users == 0:
+                cls._saved = (av.logging.get_level(), av.logging.get_skip_repeated())
+                level = cls._saved[0]
+                av.logging.set_level(av.logging.ERROR if level is None or level < av.logging.ERROR else level)
+                av.logging.set_skip_repeated(False)
+                cls._capture = av.logging.Capture(local=False)
+                cls._logs = cls._capture.__enter__()
+            cls._users += 1
+            return len(cls._logs)
+
+    @classmethod
+    def since(cls, start: int) -> list[str]:
+        import av.logging
+
+        return [f"[{name}] {msg.strip()}" for level, name, msg in cls._logs[start:] if level <= av.logging.ERROR]
+
+    @classmethod
+    def stop(cls) -> None:
+        import av.logging
+
+        with cls._lock:
+            cls._users -= 1
+            if cls._users == 0 and cls._capture is not None:
+                cls._capture.__exit__(None, None, None)
+                cls._capture, cls._logs = None, []
+                av.logging.set_level(cls._saved[0])
+                av.logging.set_skip_repeated(cls._saved[1])
+
+
 class _Integrity:
     """What the demuxer and decoder saw, checked against what the container declares.
 
@@ -425,7 +480,10 @@ class _Integrity:
     * MPEG-TS: a size that is not a whole number of transport packets;
     * any container: a last packet the demuxer flags as corrupt (cut inside a frame), a last
       decoded frame the decoder flags as corrupt (a partial frame concealed), and, in a local
-      file, any frame decoded with errors (corrupt data; live streams may start mid-GOP).
+      file, any packet or frame flagged corrupt or any error the demuxer or decoder logged
+      (damaged data they skipped or concealed; live streams may legitimately start mid-GOP).
+
+    ``close()`` must be called (it ends the collection of FFmpeg's error messages).
     """
 
     def __init__(self, container, stream, source: Any):
@@ -447,6 +505,19 @@ class _Integrity:
         self.corrupt_frames: list[int] = []
         self.last_frame_corrupt = False
         self.n_frames = 0
+        self.corrupt_packets = 0
+        self._log_start = _FFmpegErrors.start() if self.local_file else None
+
+    def close(self) -> None:
+        if self._log_start is not None:
+            self._errors = _FFmpegErrors.since(self._log_start)
+            _FFmpegErrors.stop()
+            self._log_start = None
+
+    def ffmpeg_errors(self) -> list[str]:
+        if self._log_start is not None:
+            return _FFmpegErrors.since(self._log_start)
+        return getattr(self, "_errors", [])
 
     def see(self, packet) -> None:
         if packet.size == 0:  # flush packet
@@ -454,6 +525,7 @@ class _Integrity:
         if packet.stream.index == self.video:
             self.packets += 1
             self.last_packet_corrupt = packet.is_corrupt
+            self.corrupt_packets += bool(packet.is_corrupt)
         else:
             self.counts[packet.stream.index] = self.counts.get(packet.stream.index, 0) + 1
         ts = packet.pts if packet.pts is not None else packet.dts
@@ -499,9 +571,15 @@ class _Integrity:
                         f"{end:.3f} s")
         if self.last_frame_corrupt:
             return "truncated: the last frame is incomplete (decoded with errors)"
-        if self.corrupt_frames and self.local_file:
-            k = self.corrupt_frames
-            return f"corrupt: {len(k)} frame(s) decoded with errors (native frames {k[:5]}{' ...' if len(k) > 5 else ''})"
+        if self.local_file:
+            if self.corrupt_frames:
+                k = self.corrupt_frames
+                return f"corrupt: {len(k)} frame(s) decoded with errors (native frames {k[:5]}{' ...' if len(k) > 5 else ''})"
+            if self.corrupt_packets:
+                return f"corrupt: the demuxer flagged {self.corrupt_packets} damaged packet(s)"
+            errors = self.ffmpeg_errors()
+            if errors:
+                return f"corrupt: FFmpeg reported {len(errors)} error(s) reading it, e.g. {errors[0][:160]!r}"
         return None
 
 

@@ -123,6 +123,12 @@ def check_engine_args(args) -> None:
         value = getattr(args, flag, None)
         if value is not None and not Path(value).is_dir():
             raise FileNotFoundError(f"--{flag} {value}: no such folder")
+    if args.checkpoint is not None:
+        from models.checkpoint import META, is_released_adapter
+
+        if not (Path(args.checkpoint, META).is_file() or is_released_adapter(args.checkpoint)):
+            raise FileNotFoundError(f"--checkpoint {args.checkpoint} is not an Aha! checkpoint (no {META}) nor a released "
+                                    "adapter (adapter_config.json + adapter_model.safetensors)")
     for flag in ("heads", "params_file"):
         value = getattr(args, flag, None)
         if value is not None and not Path(value).is_file():

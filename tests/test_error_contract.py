@@ -3,7 +3,6 @@ every format, the live CLI's up-front checks, and how benchmark runs record skip
 repairs. The fuzz suite (tests/test_fuzz.py) throws generated bad inputs at the same entry points."""
 from __future__ import annotations
 
-import io
 import json
 import os
 import stat
