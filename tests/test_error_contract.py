@@ -66,10 +66,13 @@ def test_outputs_respect_the_umask(tmp_path, mask):
         uio.atomic_write_json(tmp_path / "r.json", {"a": 1})
         with uio.JsonlWriter(tmp_path / "r.jsonl", "w") as w:
             w.write({"a": 1})
+        from test.postprocess import plot_scores
+
+        plot_scores(tmp_path / "s.png", [0.0, 1.0, 2.0], {"fused": [0.1, 0.5, 0.2]})
         assert uio.current_umask() == mask
     finally:
         os.umask(old)
-    for name in ("r.json", "r.jsonl"):
+    for name in ("r.json", "r.jsonl", "s.png"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~mask, name
 
 
