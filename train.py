@@ -70,8 +70,9 @@ from data.mixture import build_mixture  # noqa: E402
 from models.build import PRESET_DIR, build_model, load_preset, train_window_tokens  # noqa: E402
 from models.config import merge_loss_weights  # noqa: E402
 from models.chat import ChatTemplate, load_tokenizer, system_prompt_of  # noqa: E402
-from models.checkpoint import (META, checkpoint_meta, checkpoint_problems, inference_settings, load_checkpoint,  # noqa: E402
-                               save_checkpoint, training_checkpoints, write_manifest)
+from models.checkpoint import META, checkpoint_meta, inference_settings, load_checkpoint, save_checkpoint  # noqa: E402
+from models.resume import (STAGING_PREFIX, checkpoint_problems, fsync_dir, load_full_weights,  # noqa: E402,F401 (re-exported)
+                           reposition_schedule, resolve_resume, write_manifest)
 from models.inference_settings import InferenceSettings  # noqa: E402
 from models.lora import LoraSettings, apply_lora  # noqa: E402
 from utils.io import atomic_write_json, read_json  # noqa: E402
@@ -230,7 +231,7 @@ class AhaTrainer(Trainer):
                 shutil.rmtree(final)
             os.replace(written, final)
             os.rmdir(staging)
-            _fsync_dir(run_dir)
+            fsync_dir(run_dir)
             rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
                                best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
         self.accelerator.wait_for_everyone()
@@ -275,59 +276,6 @@ class AhaTrainer(Trainer):
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
         Path(output_dir, "training_args.json").write_text(self.args.to_json_string())
-
-
-STAGING_PREFIX = ".partial-"
-
-
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def reposition_schedule(scheduler, base_lrs: list[float], step: int) -> None:
-    """The learning rate after a resume is the current run's schedule (its --learning_rate,
-    --max_steps, warm-up and type) at the resumed step: exactly what an uninterrupted run with these
-    flags would use from there on. (Loaded as saved, the first step would use the old schedule's
-    rate: 0 when --max_steps was raised at the end of a finished schedule.)"""
-    scheduler.base_lrs = list(base_lrs)
-    scheduler.last_epoch = step
-    lrs = [base * fn(step) for base, fn in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
-    for group, lr in zip(scheduler.optimizer.param_groups, lrs):
-        group["lr"] = lr
-    scheduler._last_lr = lrs
-
-
-def load_full_weights(model, ckpt: str | os.PathLike) -> None:
-    """Every tensor of a full checkpoint (``model.safetensors``, any of the key namings the
-    project reads) into ``model``, each one accounted for (``models.weights.plan_load``)."""
-    from safetensors.torch import load_file
-
-    from models.weights import plan_load, read_index
-
-    index = read_index(ckpt)
-    plan = plan_load(model, index, "llava-hf", str(ckpt))
-    plan.raise_if_bad()
-    if plan.missing_heads:
-        raise ValueError(f"{ckpt}: a full training checkpoint without the heads {plan.missing_heads}")
-    state = model.state_dict()
-    by_file: dict[str, list[str]] = {}
-    for k in plan.mapping:
-        by_file.setdefault(index[k].file, []).append(k)
-    with torch.no_grad():
-        for f, keys in by_file.items():
-            tensors = load_file(str(Path(ckpt) / f))
-            for k in keys:
-                state[plan.mapping[k]].copy_(tensors[k])
-    log.info("resumed %d tensors of %s (%s)", len(plan.mapping), ckpt, plan.names)
 
 
 def zero_stage(trainer: Trainer) -> int:
@@ -461,37 +409,6 @@ def build_trainable_model(model_args: ModelArguments, args: AhaTrainingArguments
     log.info("%s: trainable parameters: %d of %d (%.2f%%)", "full training" if not hasattr(model, "peft_config") else "LoRA",
              n_train, n_all, 100.0 * n_train / max(n_all, 1))
     return model
-
-
-def resolve_resume(value: str | None, output_dir: str, need_optimizer: bool = True) -> str | None:
-    """The checkpoint to resume from, verified (``models.checkpoint.checkpoint_problems``).
-
-    ``last`` / ``true``: the newest complete ``checkpoint-N`` of ``output_dir``; newer incomplete
-    ones (a run killed while saving with an older version, a damaged disk) are skipped with a
-    warning. A named folder must be complete. A missing optimizer state is an error unless
-    ``need_optimizer`` is False (``--reset_optimizer``)."""
-    if value is None or value.lower() in ("", "false", "none"):
-        return None
-    if value.lower() in ("true", "last"):
-        found = training_checkpoints(output_dir)
-        if not found:
-            raise FileNotFoundError(f"--resume_from_checkpoint {value}: no checkpoint-* folder in {output_dir}")
-        for ckpt in found:
-            problems = checkpoint_problems(ckpt, need_optimizer)
-            if not problems:
-                return str(ckpt)
-            log.warning("skipping the incomplete checkpoint %s: %s", ckpt, "; ".join(problems))
-        raise ValueError(f"--resume_from_checkpoint {value}: no complete checkpoint in {output_dir} "
-                         f"(the newest, {found[0].name}: {'; '.join(checkpoint_problems(found[0], need_optimizer))})"
-                         + ("" if not need_optimizer else "; --reset_optimizer resumes one without optimizer state"))
-    if not os.path.isdir(value):
-        raise FileNotFoundError(f"--resume_from_checkpoint: {value} is not a folder")
-    problems = checkpoint_problems(value, need_optimizer)
-    if problems:
-        hint = " (--reset_optimizer resumes it with a fresh optimizer)" if any("optimizer" in p or "scheduler" in p
-                                                                              for p in problems) else ""
-        raise ValueError(f"--resume_from_checkpoint {value} cannot be resumed: {'; '.join(problems)}{hint}")
-    return value
 
 
 def check_inputs(model_args: ModelArguments, data_args: DataArguments, args: AhaTrainingArguments) -> str | None:
