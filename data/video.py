@@ -48,7 +48,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from data.video_integrity import Integrity, nominal_interval
+from data.video_integrity import NO_LENGTH_FORMATS, Integrity, nominal_interval
 
 VIDEO_EXTENSIONS = frozenset({
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
@@ -341,6 +341,8 @@ class FrameStream:
             nominal = nominal_interval(stream)
             clock = _BestEffortClock(nominal)
             self._check = Integrity(container, stream, self.source)
+            if self._check.local_file and self._check.names & NO_LENGTH_FORMATS:
+                stream.thread_type = "SLICE"  # see data/video_integrity.py: the partial-frame flag must be reliable
             window: list[_Raw] | None = []
             error = None
             try:

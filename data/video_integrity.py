@@ -8,7 +8,6 @@ an ``Integrity`` with what it saw and asks it at the end why the stream is not w
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -27,59 +26,14 @@ def indexed_frames(container: av.container.InputContainer, stream) -> int:
     return stream.frames if "mov" in names or "mp4" in names else 0
 
 
+# Containers that declare no length (the decoder's flag on a partial last frame is the only sign
+# of a cut): decoded without frame threads, whose timing decides whether that flag is set.
+NO_LENGTH_FORMATS = frozenset({"mpegts", "nut"})
+
 # Containers whose header declares the total duration, written when the file is finalised.
 DECLARED_DURATION_FORMATS = frozenset({"matroska", "webm"})
 # MPEG transport streams are a whole number of fixed-size packets (188; 192 for M2TS; 204 with FEC).
 TS_PACKET_SIZES = (188, 192, 204)
-
-
-class FFmpegErrors:
-    """The errors FFmpeg's demuxers and decoders log (they carry on after most of them: a damaged
-    Matroska cluster is skipped, a broken slice concealed), collected while any local file is read.
-
-    One process-wide ``av.logging.Capture`` at ERROR level is open while at least one reader is
-    active (readers may interleave: generators), with repeats kept (PyAV would otherwise drop a
-    message identical to the previous file's); each reader sees the messages logged since it began.
-    The previous log level is restored when the last reader ends."""
-
-    _lock = threading.Lock()
-    _users = 0
-    _capture = None
-    _logs: list = []
-    _saved: tuple | None = None
-
-    @classmethod
-    def start(cls) -> int:
-        import av.logging
-
-        with cls._lock:
-            if cls._users == 0:
-                cls._saved = (av.logging.get_level(), av.logging.get_skip_repeated())
-                level = cls._saved[0]
-                av.logging.set_level(av.logging.ERROR if level is None or level < av.logging.ERROR else level)
-                av.logging.set_skip_repeated(False)
-                cls._capture = av.logging.Capture(local=False)
-                cls._logs = cls._capture.__enter__()
-            cls._users += 1
-            return len(cls._logs)
-
-    @classmethod
-    def since(cls, start: int) -> list[str]:
-        import av.logging
-
-        return [f"[{name}] {msg.strip()}" for level, name, msg in cls._logs[start:] if level <= av.logging.ERROR]
-
-    @classmethod
-    def stop(cls) -> None:
-        import av.logging
-
-        with cls._lock:
-            cls._users -= 1
-            if cls._users == 0 and cls._capture is not None:
-                cls._capture.__exit__(None, None, None)
-                cls._capture, cls._logs = None, []
-                av.logging.set_level(cls._saved[0])
-                av.logging.set_skip_repeated(cls._saved[1])
 
 
 class Integrity:
@@ -92,11 +46,19 @@ class Integrity:
     * Matroska/WebM: the packets (of every stream) end before the duration the header declares;
     * MPEG-TS: a size that is not a whole number of transport packets;
     * any container: a last packet the demuxer flags as corrupt (cut inside a frame), a last
-      decoded frame the decoder flags as corrupt (a partial frame concealed), and, in a local
-      file, any packet or frame flagged corrupt or any error the demuxer or decoder logged
-      (damaged data they skipped or concealed; live streams may legitimately start mid-GOP).
+      decoded frame the decoder flags as corrupt (a partial frame concealed);
+    * in a local file also: any packet or frame flagged corrupt, and, where the packets declare one
+      constant frame duration (Matroska's DefaultDuration, MP4/TS/AVI constant-rate streams), a hole
+      or a repeat in the frame times: data the demuxer skipped silently (a damaged Matroska
+      cluster is passed over with only a log line).
+      Live sources are exempt: a stream joined mid-GOP legitimately starts damaged.
 
-    ``close()`` must be called (it ends the collection of FFmpeg's error messages).
+    Frame-threaded decoding sets the decoder's corrupt flag on a partial frame only sometimes: local
+    MPEG-TS and NUT files, which declare no length, are decoded without frame threads
+    (``NO_LENGTH_FORMATS``).
+
+    FFmpeg's own log is deliberately not read: enabling PyAV's log callback can deadlock
+    frame-threaded decoders (a worker waiting for the GIL held by a thread waiting for it).
     """
 
     def __init__(self, container, stream, source: Any):
@@ -119,18 +81,11 @@ class Integrity:
         self.last_frame_corrupt = False
         self.n_frames = 0
         self.corrupt_packets = 0
-        self._log_start = FFmpegErrors.start() if self.local_file else None
+        self.video_times: list[float] = []  # presentation time and declared duration of every video packet
+        self.video_durations: list[float] = []
 
     def close(self) -> None:
-        if self._log_start is not None:
-            self._errors = FFmpegErrors.since(self._log_start)
-            FFmpegErrors.stop()
-            self._log_start = None
-
-    def ffmpeg_errors(self) -> list[str]:
-        if self._log_start is not None:
-            return FFmpegErrors.since(self._log_start)
-        return getattr(self, "_errors", [])
+        """Nothing to release (kept so readers need not know)."""
 
     def see(self, packet) -> None:
         if packet.size == 0:  # flush packet
@@ -146,6 +101,9 @@ class Integrity:
             return
         t = float(ts * packet.time_base)
         d = float(packet.duration * packet.time_base) if packet.duration else 0.0
+        if packet.stream.index == self.video:
+            self.video_times.append(t)
+            self.video_durations.append(d)
         last = self.ends.get(packet.stream.index)
         if last is None or t > last[0]:
             self.ends[packet.stream.index] = (t, d, None if last is None else last[0])
@@ -190,7 +148,25 @@ class Integrity:
                 return f"corrupt: {len(k)} frame(s) decoded with errors (native frames {k[:5]}{' ...' if len(k) > 5 else ''})"
             if self.corrupt_packets:
                 return f"corrupt: the demuxer flagged {self.corrupt_packets} damaged packet(s)"
-            errors = self.ffmpeg_errors()
-            if errors:
-                return f"corrupt: FFmpeg reported {len(errors)} error(s) reading it, e.g. {errors[0][:160]!r}"
+            hole = self.hole_in_constant_rate()
+            if hole:
+                return hole
+        return None
+
+    def hole_in_constant_rate(self) -> str | None:
+        """Frames missing or repeated where every packet declares the same duration ``d``: the
+        frame times must then follow each other ``d`` apart (a variable-rate stream is not judged)."""
+        durs = [d for d in self.video_durations if d > 0]
+        if len(self.video_times) < 3 or len(durs) < 0.9 * len(self.video_durations):
+            return None
+        d = sorted(durs)[len(durs) // 2]
+        if any(abs(x - d) > 0.001 for x in durs):
+            return None
+        times = sorted(self.video_times)
+        for a, b in zip(times, times[1:]):
+            if b - a > 1.5 * d + 0.002:
+                return (f"corrupt: frames missing between {a:.3f} s and {b:.3f} s (each frame declares {d:.4f} s): "
+                        "the demuxer skipped damaged data")
+            if b - a < 1e-6:
+                return f"corrupt: two frames at {a:.3f} s (damaged or duplicated data)"
         return None
