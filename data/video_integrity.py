@@ -47,10 +47,11 @@ class Integrity:
     * MPEG-TS: a size that is not a whole number of transport packets;
     * any container: a last packet the demuxer flags as corrupt (cut inside a frame), a last
       decoded frame the decoder flags as corrupt (a partial frame concealed);
-    * in a local file also: any packet or frame flagged corrupt, and, where the packets declare one
-      constant frame duration (Matroska's DefaultDuration, MP4/TS/AVI constant-rate streams), a hole
-      or a repeat in the frame times: data the demuxer skipped silently (a damaged Matroska
-      cluster is passed over with only a log line).
+    * in a local file also: any packet or frame flagged corrupt, and, in a constant-rate stream
+      (every packet declares the same frame duration and the frame times follow it exactly, but
+      for a few places), a hole or a repeat in the frame times: data the demuxer skipped silently
+      (a damaged Matroska cluster is passed over with only a log line). A constant-rate file with
+      frames dropped in the middle is refused too; variable-rate streams are not judged.
       Live sources are exempt: a stream joined mid-GOP legitimately starts damaged.
 
     Frame-threaded decoding sets the decoder's corrupt flag on a partial frame only sometimes: local
@@ -163,10 +164,14 @@ class Integrity:
         if any(abs(x - d) > 0.001 for x in durs):
             return None
         times = sorted(self.video_times)
-        for a, b in zip(times, times[1:]):
-            if b - a > 1.5 * d + 0.002:
-                return (f"corrupt: frames missing between {a:.3f} s and {b:.3f} s (each frame declares {d:.4f} s): "
-                        "the demuxer skipped damaged data")
-            if b - a < 1e-6:
-                return f"corrupt: two frames at {a:.3f} s (damaged or duplicated data)"
-        return None
+        gaps = [(a, b - a) for a, b in zip(times, times[1:])]
+        odd = [(a, g) for a, g in gaps if abs(g - d) > 0.001]
+        # judged only when the stream is otherwise exactly regular: a muxer may declare a nominal
+        # duration over variable-rate timestamps (ffmpeg's Matroska muxer does), whose gaps vary
+        if not odd or any(1e-6 <= g <= 1.5 * d + 0.002 for _, g in odd) or len(odd) > 0.1 * len(gaps):
+            return None
+        a, g = odd[0]
+        if g < 1e-6:
+            return f"corrupt: two frames at {a:.3f} s (damaged or duplicated data)"
+        return (f"corrupt: frames missing between {a:.3f} s and {a + g:.3f} s in a constant-rate stream (every "
+                f"frame declares {d:.4f} s): the demuxer skipped damaged data")
