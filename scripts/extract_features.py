@@ -145,6 +145,8 @@ def main(argv=None) -> dict:
         assert len(shard) == 2
     except (ValueError, AssertionError):
         raise SystemExit(f"--shard must look like i/n, got {args.shard!r}") from None
+    # the mixture and its annotations are checked before the model is built
+    build_mixture(args.dataset_config, args.data_root, None)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype or "fp32"]
     if args.lora_pretrained:
         model = load_checkpoint(args.lora_pretrained, weights=args.weights, dtype=dtype)
