@@ -251,7 +251,7 @@ def stream_item(engine, item: dict, video: Path, fps: float, max_frames: int | N
         "annotation_duration": item.get("duration"),
         "template_id": item.get("template_id"), "prompt_variant": item.get("prompt_variant"),
         "degradation": None if degradation is None else degradation.to_list(),
-        "n_frames": len(cols["time"]), "max_cache_len": max_cache,
+        "n_frames": len(cols["time"]), "max_cache_len": max_cache, "cache_at_end": engine.describe_cache(),
         "elapsed_s": round(time.perf_counter() - t0, 3),
     }
     if out["native_frame_index"] is None:
@@ -305,6 +305,7 @@ def engine_record(engine, args) -> dict:
         "fps": args.fps, "max_frames": args.max_frames, "tokens_per_frame": engine.tpf, "frame_size": engine.frame_size,
         "prompt_order": cfg.prompt_order, "system_prompt": engine.system_prompt,
         "cache": {"policy": cfg.cache_policy, "window": cfg.window, "sink_tokens": cfg.sink_tokens},
+        "cache_layout": cfg.cache_record(),
         "decision": {"score_heads": list(cfg.decision.score_heads), "threshold": cfg.decision.threshold,
                      "cumulative_threshold": cfg.decision.cumulative_threshold,
                      "min_interval_s": cfg.decision.min_interval_s, "uncertainty_gate": cfg.decision.uncertainty_gate,

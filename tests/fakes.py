@@ -31,7 +31,13 @@ class FakeEngine:
     def reset(self) -> None:
         pass
 
-    def run(self, frames, queries=(), vision_batch: int = 1):
+    def add_query(self, text: str) -> None:
+        pass
+
+    def describe_cache(self) -> dict:
+        return {"fake": True, "frames": self.frames_seen}
+
+    def run(self, frames, queries=(), vision_batch: int = 1, frames_per_step: int | None = None, background: bool | None = None):
         for i, ev in enumerate(frames):
             t, img = (ev.time, ev.image) if hasattr(ev, "time") else ev
             a = np.asarray(img, dtype=np.float64)

@@ -37,6 +37,9 @@ def test_file_run_writes_every_output_with_its_protocol(shared_data, tmp_path):
     assert p["fps"] == 2 and p["tokens_per_frame"] == 49 and p["cache"]["policy"] == "sink"
     assert p["fusion"]["alpha"] == 0.7 and p["tuned_on_this_video"] is False
     assert h["n_frames"] == 8 and h["error"] is None
+    spans = h["cache_at_end"]["spans"]  # what the cache held at the end: the task is protected
+    assert [(s["kind"], s["protected"]) for s in spans[:2]] == [("system", True), ("query", True)]
+    assert spans[1]["text"] == "a red circle bounces" and h["cache_at_end"]["tokens"] <= 400
     assert (out / "scores.png").stat().st_size > 1000
     assert json.loads((out / "run.json").read_text())["queries"] == [[0.0, "a red circle bounces"]]
 
