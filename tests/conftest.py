@@ -116,3 +116,12 @@ def judge_server():
     yield srv
     srv.shutdown()
     srv.server_close()
+
+
+@pytest.fixture()
+def server():
+    """A loopback HTTP file server (tests/loopback.py) for the download and fetch tests."""
+    from tests.loopback import loopback_server
+
+    with loopback_server() as srv:
+        yield srv

@@ -27,7 +27,6 @@ import pytest
 from data.download_manifest import MANIFEST_NAME, Manifest
 from data.metadata import inspect_video
 from data.video import iter_frames, probe
-from tests.loopback import loopback_server
 from tests.videos import read_frame_index, write_test_video
 from utils.io import read_jsonl
 
@@ -49,12 +48,6 @@ dl = _load("aha_datasets_download", SCRIPT)
 
 
 # --------------------------------------------------------------------------------- the server
-
-@pytest.fixture()
-def server():
-    with loopback_server() as srv:
-        yield srv
-
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):

@@ -20,7 +20,6 @@ from data import fetch
 from data.coverage import DURATION_CAPS, coverage, duration_ok, format_coverage
 from data.coverage import main as coverage_main
 from data.download_manifest import Manifest
-from tests.loopback import loopback_server
 from tests.videos import write_test_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,12 +32,6 @@ def _load(name: str, path: Path):
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
-
-
-@pytest.fixture()
-def server():
-    with loopback_server() as srv:
-        yield srv
 
 
 @pytest.fixture(scope="module")
