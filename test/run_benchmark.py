@@ -27,6 +27,12 @@ Outputs, next to ``PRED.jsonl``:
 (the same model, dtype and fps; key = the item's ``video``) instead of decoding and encoding each
 video: the videos are not needed, and the model's vision tower does not run.
 
+Scale-out (``test/scale_out.py``): ``--streams N`` streams N items at a time in one batched LM
+forward per step (each item's record equals streaming it alone); under ``torchrun --nproc_per_node G
+[--nnodes ...] -m test.run_benchmark ...`` every rank streams its own share of the items into
+``PRED.rank{r}-of-{W}.jsonl`` (resumable on its own) and rank 0 merges them into ``PRED.jsonl`` in the
+items' order once all have finished; a dead rank is resumed by re-running the same command.
+
 Resuming: items whose id is already in ``PRED.jsonl`` are skipped (a torn last line left by a
 crash is cut off first). Resuming with different model/engine settings is refused, so one file
 never mixes two configurations. The model is loaded only when some item still needs it.
@@ -45,6 +51,7 @@ from pathlib import Path
 from typing import Iterator
 
 from test.live_infer import add_engine_args, engine_config, feature_frames, load_model, make_degradation, open_features
+from test.scale_out import Shard, check_streams, merge, predictions
 from utils.io import JsonlWriter, atomic_write_json, iter_jsonl, read_json, sha256_file
 from utils.log import setup_logging
 
@@ -277,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--limit", type=int, default=None, help="only the first N items of the file")
     ap.add_argument("--fail_fast", action="store_true", help="stop at the first failing item instead of logging it")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    ap.add_argument("--streams", type=int, default=1, help="items streamed together, one batched LM forward per step "
+                    "(models/multistream.py); under torchrun: per process")
     add_engine_args(ap)
     return ap
 
@@ -310,18 +319,27 @@ def run(args, argv: list[str]) -> int:
         check_degrade_spec(args.degrade)  # fail before any work, not on the first item
     if args.degrade and args.features:
         raise ValueError("--features streams the cached (clean) frames: it cannot be combined with --degrade")
+    check_streams(args.streams)
+    shard, all_items, merged_output = Shard.from_env(), items, args.output
+    if shard.active:  # torchrun: this rank's share, into its own files (test/scale_out.py)
+        if Path(args.output).exists():
+            open_run_record(args, items_path, argv)  # the merged output's settings must match too
+        args.output, args.device, items = str(shard.output(args.output)), shard.device(args.device), shard.share(items)
+        shard.init()
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     record = open_run_record(args, items_path, argv)
-    done = finished_ids(args.output)
+    done = finished_ids(args.output) | (finished_ids(merged_output) if shard.active else set())
     todo = [it for it in items if it["id"] not in done]
     invocation = {"command": ["python", "-m", "test.run_benchmark", *argv], "started": _now(),
-                  "n_items": len(items), "n_already_done": len(items) - len(todo)}
+                  "n_items": len(items), "n_already_done": len(items) - len(todo), "streams": args.streams,
+                  **(shard.describe() if shard.active else {})}
     record["runs"].append(invocation)
     atomic_write_json(run_record_path(args.output), record)
 
-    engine = features = None
+    features = None
     n_new = n_err = 0
-    bar = tqdm(todo, desc="items", unit="item", disable=args.quiet, dynamic_ncols=True)
+    bar = tqdm(total=len(todo), desc="items" + (f" rank {shard.rank}" if shard.active else ""), unit="item",
+               disable=args.quiet, dynamic_ncols=True)
     errs = _LazyWriter(errors_path(args.output))  # no errors file unless something fails
 
     def failed(item: dict, video: Path, e: Exception) -> None:
@@ -332,28 +350,28 @@ def run(args, argv: list[str]) -> int:
         bar.write(f"[{item['id']}] skipped: {type(e).__name__}: {e}")
         bar.set_postfix(errors=n_err)
 
+    def start_engine():
+        # only when an item has a video to stream (a run with nothing left to stream never loads the
+        # model); a model that cannot be loaded stops the run instead of failing every item
+        nonlocal features
+        engine = _make_engine(args)
+        features = open_features(args, engine.model)
+        record["engine"] = engine_record(engine, args)
+        return engine
+
+    def stream(engine, item: dict, video: Path) -> dict:
+        degradation = item_degradation(args.degrade, item["id"], video)
+        return stream_item(engine, item, video, args.fps, args.max_frames, degradation, args.vision_batch, features)
+
     status = "interrupted"
     try:
         with JsonlWriter(args.output, "a") as out, errs:
-            for item in bar:
-                video = root / item["video"]
-                if not video.exists() and not args.features:
-                    failed(item, video, FileNotFoundError(f"video not found: {video}"))
-                    continue
-                if engine is None:
-                    # only now (a run with nothing left to stream never loads the model); a model
-                    # that cannot be loaded stops the run instead of failing every item
-                    engine = _make_engine(args)
-                    features = open_features(args, engine.model)
-                    record["engine"] = engine_record(engine, args)
-                try:
-                    degradation = item_degradation(args.degrade, item["id"], video)
-                    pred = stream_item(engine, item, video, args.fps, args.max_frames, degradation, args.vision_batch,
-                                       features)
-                except Exception as e:  # a bad video (or a failure on it) costs that item only
-                    if args.fail_fast:
-                        raise
-                    failed(item, video, e)
+            for item, video, pred, error in predictions(todo, root, args.streams, start_engine, stream, not args.features):
+                bar.update(1)
+                if error is not None:
+                    if args.fail_fast and (args.features or video.exists()):
+                        raise error
+                    failed(item, video, error)
                     continue
                 out.write(pred)
                 n_new += 1
@@ -365,6 +383,11 @@ def run(args, argv: list[str]) -> int:
         atomic_write_json(run_record_path(args.output), record)
     total = len(finished_ids(args.output) & {it["id"] for it in items})
     msg = (f"{n_new} items predicted now, {len(items) - len(todo)} already done, {total}/{len(items)} in {args.output}")
+    if shard.active:  # every rank waits for the others; rank 0 merges their files
+        if shard.gather(total) is not None:
+            n = merge(merged_output, shard, [it["id"] for it in all_items], errors_path, run_record_path)
+            msg += f"; merged the {shard.world} ranks: {n}/{len(all_items)} in {merged_output}"
+        shard.close()
     if n_err:
         msg += f"; {n_err} FAILED and skipped (reasons in {errors_path(args.output)})"
     print(msg, file=sys.stderr if n_err else sys.stdout)
@@ -414,6 +437,10 @@ def _make_engine(args):
     from models.streaming import StreamingEngine
 
     model, tok = load_model(args, loader=load_for_inference)
+    if args.streams > 1:
+        from models.multistream import MultiStreamEngine
+
+        return MultiStreamEngine(model, tok, engine_config(args), streams=args.streams)
     return StreamingEngine(model, tok, engine_config(args))
 
 
