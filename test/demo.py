@@ -123,7 +123,7 @@ def main(argv=None) -> int:
         raise SystemExit("--video needs --query")
     rc = live_infer.run(args)
     if scene is not None:
-        scores = read_jsonl(out / "scores.jsonl")
+        scores = read_jsonl(out / "scores.jsonl", allow_empty=True)
         fused = np.array([s["fused"] for s in scores])
         if len(scores):
             m = gt_metrics(scene, scores, fused)
@@ -157,4 +157,8 @@ def web(args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    import sys
+
+    from utils.cli import entry
+
+    sys.exit(entry("demo", main))  # the error contract: instructions/errors.md

@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
+import math
 import sys
 import time
 from pathlib import Path
 
 from models.inference_settings import InferenceSettings
 from utils.io import JsonlWriter, atomic_write_json, read_json
+from utils.cli import ArgumentParser, add_debug_flag, run_cli
 from utils.log import setup_logging
 
 DEFAULTS = InferenceSettings()  # the project defaults, shown in --help
@@ -97,6 +98,131 @@ def add_engine_args(ap: argparse.ArgumentParser) -> None:
 
 
 SETTING_FLAGS = ("fps", "cache_policy", "window", "sink_tokens", "prompt_order")
+ATTN_IMPLEMENTATIONS = ("sdpa", "flash_attention_2", "eager")
+
+
+def check_engine_args(args) -> None:
+    """Refuse bad engine flags before any model is loaded (ValueError / FileNotFoundError: one line,
+    exit 2). Ranges and finiteness of every number, the paths named, the device."""
+    from utils.cli import check_number
+
+    for flag, kw in (("fps", {"above": 0}), ("max_frames", {"minimum": 1, "integer": True}),
+                     ("window", {"minimum": 1, "integer": True}), ("sink_tokens", {"minimum": 0, "integer": True}),
+                     ("vision_batch", {"minimum": 1, "integer": True}), ("threshold", {}), ("cumulative_threshold", {}),
+                     ("min_interval", {"minimum": 0}), ("uncertainty_gate", {}),
+                     ("max_wait_frames", {"minimum": 0, "integer": True}), ("max_new_tokens", {"minimum": 1, "integer": True}),
+                     ("repetition_penalty", {"above": 0}), ("alpha", {}), ("beta", {}), ("epsilon", {}), ("tau", {}),
+                     ("savgol_window", {"minimum": 1, "integer": True}), ("savgol_polyorder", {"minimum": 0, "integer": True}),
+                     ("peak_distance", {"above": 0}), ("peak_prominence", {"minimum": 0}),
+                     ("max_protected", {"minimum": 0, "integer": True}), ("frames_per_step", {"minimum": 1, "integer": True})):
+        check_number(getattr(args, flag, None), f"--{flag}", **kw)
+    if (getattr(args, "frames_per_step", None) or 1) > 1 and not args.no_generate:
+        raise ValueError("--frames_per_step > 1 is for score-only runs (--no_generate): a response needs each frame's heads")
+    if args.window is not None and args.sink_tokens is not None and args.sink_tokens >= args.window:
+        raise ValueError(f"--sink_tokens ({args.sink_tokens}) must be smaller than --window ({args.window})")
+    w = args.savgol_window - (1 - args.savgol_window % 2)  # the filter uses an odd window
+    if args.savgol_polyorder >= w:
+        raise ValueError(f"--savgol_polyorder ({args.savgol_polyorder}) must be smaller than the (odd) --savgol_window "
+                         f"({w}): the scores would be left unsmoothed")
+    if args.attn is not None and args.attn not in ATTN_IMPLEMENTATIONS:
+        raise ValueError(f"--attn must be one of {ATTN_IMPLEMENTATIONS}, got {args.attn!r}")
+    from models.decision import DecisionConfig
+
+    DecisionConfig(score_heads=args.score_heads)  # names checked
+    for flag in ("weights", "checkpoint", "features"):
+        value = getattr(args, flag, None)
+        if value is not None and not Path(value).is_dir():
+            raise FileNotFoundError(f"--{flag} {value}: no such folder")
+    if args.checkpoint is not None:
+        from models.checkpoint import META, is_released_adapter
+
+        if not (Path(args.checkpoint, META).is_file() or is_released_adapter(args.checkpoint)):
+            raise FileNotFoundError(f"--checkpoint {args.checkpoint} is not an Aha! checkpoint (no {META}) nor a released "
+                                    "adapter (adapter_config.json + adapter_model.safetensors)")
+    for flag in ("heads", "params_file"):
+        value = getattr(args, flag, None)
+        if value is not None and not Path(value).is_file():
+            raise FileNotFoundError(f"--{flag} {value}: no such file")
+    if args.params_key is not None and args.params_file is None:
+        raise ValueError("--params_key needs --params_file")
+    if args.params_file:
+        fusion_params(args)  # the file parses and holds the key
+    if args.model_config is not None:
+        from models.build import load_preset
+
+        load_preset(args.model_config)
+    from models.inference import check_device, resolve_tokenizer_dir
+
+    dev = check_device(args.device)
+    if args.load_in_4bit and dev.type != "cuda":
+        raise ValueError("--load_in_4bit needs a CUDA device (--device cuda) and the optional bitsandbytes package")
+    resolve_tokenizer_dir(args.tokenizer, args.checkpoint, args.weights)  # the one a run would use exists
+    if getattr(args, "features", None) and getattr(args, "degrade", None):
+        raise ValueError("--features streams the cached (clean) frames: it cannot be combined with --degrade")
+
+
+def check_degrade_spec(spec: str) -> tuple[int, str]:
+    """(seed, comma-separated types or "") of a ``random:SEED[:types]`` spec; ValueError otherwise."""
+    parts = spec.split(":")
+    if parts[0] != "random" or len(parts) not in (2, 3) or not parts[1].lstrip("-").isdigit():
+        raise ValueError(f"--degrade must be random:SEED or random:SEED:type,type, got {spec!r}")
+    if len(parts) == 3:
+        from data.degrade import KINDS
+
+        bad = [t for t in parts[2].split(",") if t not in KINDS]
+        if bad or not parts[2]:
+            raise ValueError(f"--degrade {spec!r}: unknown degradation(s) {bad}; choose from {KINDS}")
+    return int(parts[1]), parts[2] if len(parts) == 3 else ""
+
+
+def check_live_args(args) -> None:
+    """Everything ``run`` needs, checked before the model is loaded: the engine flags, the video
+    (a file is scanned for truncation here), the queries, the degradation, the output folder."""
+    from data.sources import detect_kind
+    from data.video import VideoDecodeError, probe
+    from utils.cli import check_number, check_output_dir
+
+    check_engine_args(args)
+    for flag, kw in (("source_fps", {"above": 0}), ("reel_budget", {"minimum": 0})):
+        check_number(getattr(args, flag), f"--{flag}", **kw)
+    check_output_dir(args.output_dir, "--output_dir")
+    parse_queries(args)
+    if args.gt_spans:
+        read_gt_spans(args.gt_spans)
+    if args.features:
+        return  # the video itself is not read
+    kind = detect_kind(args.video)
+    if kind == "frames" and args.source_fps is None:
+        raise ValueError(f"--video {args.video} is a frame folder: give --source_fps (the rate the images were taken at)")
+    if args.degrade:
+        if args.degrade.startswith("random:"):
+            check_degrade_spec(args.degrade)
+            if kind != "file":
+                raise ValueError("--degrade random:... needs a video file (its duration places the segments)")
+        else:
+            make_degradation(args.degrade, args.video)
+    if kind == "file":
+        try:
+            info = probe(args.video)
+        except VideoDecodeError as e:
+            raise ValueError(f"--video {e}") from None
+        if not info.duration > 0:
+            raise ValueError(f"--video {args.video}: the video has no duration")
+
+
+def read_gt_spans(path: str) -> list[list[float]]:
+    """``--gt_spans``: a JSON list of [start, end] pairs in seconds (finite, start <= end)."""
+    from utils.cli import check_number
+
+    spans = read_json(path)
+    if not isinstance(spans, list) or not all(isinstance(x, list) and len(x) == 2 for x in spans):
+        raise ValueError(f"--gt_spans {path}: expected a JSON list of [start, end] pairs")
+    for s, e in spans:
+        check_number(s, f"--gt_spans {path}: start", minimum=0)
+        check_number(e, f"--gt_spans {path}: end", minimum=0)
+        if e < s:
+            raise ValueError(f"--gt_spans {path}: span [{s}, {e}] ends before it starts")
+    return spans
 
 
 def load_model(args, loader=None):
@@ -182,15 +308,27 @@ def engine_config(args):
 def fusion_params(args):
     from test.postprocess import FusionParams
 
+    from utils.cli import check_number
+
     base = {}
     if args.params_file:
         table = read_json(args.params_file)
-        entry = table.get(args.params_key, table) if args.params_key else table
-        entry = entry.get("params", entry)
+        if not isinstance(table, dict):
+            raise ValueError(f"--params_file {args.params_file}: expected a JSON object of fusion parameters")
+        if args.params_key is not None and args.params_key not in table:
+            raise ValueError(f"--params_file {args.params_file} has no key {args.params_key!r} (has {sorted(table)})")
+        entry = table[args.params_key] if args.params_key else table
+        entry = entry.get("params", entry) if isinstance(entry, dict) else entry
+        if not isinstance(entry, dict):
+            raise ValueError(f"--params_file {args.params_file}: the fusion parameters must be a JSON object")
         base = {k: entry[k] for k in ("alpha", "beta", "epsilon", "tau", "uncertainty_kind") if k in entry and entry[k] is not None}
+        for k in ("alpha", "beta", "epsilon", "tau"):
+            check_number(base.get(k), f"--params_file {args.params_file}: {k}")
     for k in ("alpha", "beta", "epsilon", "tau", "uncertainty_kind"):
         if getattr(args, k) is not None:
             base[k] = getattr(args, k)
+    if base.get("uncertainty_kind", "logvar") not in ("logvar", "variance"):
+        raise ValueError(f"uncertainty_kind must be logvar or variance, got {base['uncertainty_kind']!r}")
     return FusionParams(**base)
 
 
@@ -198,11 +336,18 @@ def parse_queries(args) -> list:
     from models.streaming import QueryEvent
 
     out = [QueryEvent(0.0, q) for q in (args.query or [])]
+    for q in args.query or []:
+        if not q.strip():
+            raise ValueError("--query is empty")
     for spec in args.query_at or []:
         t, _, text = spec.partition(":")
-        if not text:
-            raise SystemExit(f"--query_at wants TIME:TEXT, got {spec!r}")
-        out.append(QueryEvent(float(t), text))
+        try:
+            when = float(t)
+        except ValueError:
+            when = float("nan")
+        if not text.strip() or not math.isfinite(when) or when < 0:
+            raise ValueError(f"--query_at wants TIME:TEXT (TIME in seconds, finite and >= 0), got {spec!r}")
+        out.append(QueryEvent(when, text))
     return out
 
 
@@ -219,8 +364,13 @@ def make_degradation(spec: str | None, video: str):
 
         dur = probe(video).duration
         return make_schedule(dur, seed, types=types) if types else make_schedule(dur, seed)
+    if not Path(spec).is_file():
+        raise FileNotFoundError(f"--degrade {spec}: neither random:SEED[:types] nor a JSON file")
     items = read_json(spec)
-    return DegradationSchedule.from_list(items["segments"] if isinstance(items, dict) else items)
+    try:
+        return DegradationSchedule.from_list(items["segments"] if isinstance(items, dict) else items)
+    except (KeyError, TypeError, IndexError) as e:
+        raise ValueError(f"--degrade {spec}: expected a JSON list of [start, end, type] ({type(e).__name__}: {e})") from None
 
 
 def fmt_time(t: float) -> str:
@@ -228,7 +378,7 @@ def fmt_time(t: float) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(prog="python -m test.live_infer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--video", required=True, help="file, frame folder, rtsp/http/hls URL, webcam[:N], follow:PATH, - (stdin)")
     ap.add_argument("--query", action="append", help="a query asked at time 0 (repeatable)")
     ap.add_argument("--query_at", action="append", help="TIME:TEXT, a query asked at TIME seconds")
@@ -241,13 +391,15 @@ def main(argv=None) -> int:
     ap.add_argument("--gt_spans", default=None, help="JSON list of [start, end] ground-truth spans, drawn on the plot")
     ap.add_argument("--quiet", action="store_true")
     add_engine_args(ap)
+    add_debug_flag(ap)
     args = ap.parse_args(argv)
     setup_logging("WARNING" if args.quiet else "INFO")
-    try:
-        return run(args)
-    except (ValueError, FileNotFoundError) as e:  # bad input found before streaming: one line, exit 2
-        print(f"live_infer: error: {e}", file=sys.stderr)
-        return 2
+    # bad input: one line, exit 2, before the model is loaded; a failure later says where the outputs are
+    return run_cli("live_infer", lambda: run(args), debug=args.debug, outputs=lambda: _written(args.output_dir))
+
+
+def _written(out_dir: str) -> str | None:
+    return out_dir if Path(out_dir).is_dir() and any(Path(out_dir).iterdir()) else None
 
 
 class LiveRun:
@@ -452,7 +604,7 @@ class LiveRun:
                                       prominence=args.peak_prominence, distance_s=args.peak_distance)
             result["offline_peaks"] = [{"time": float(a), "height": float(b)} for a, b in zip(hl.times, hl.heights)]
             result["offline_segments"] = [list(s) for s in segs]
-            gt = json.loads(Path(args.gt_spans).read_text()) if args.gt_spans else None
+            gt = read_gt_spans(args.gt_spans) if args.gt_spans else None
             plot_scores(out / "scores.png", t, {"fused": y, "informative": np.asarray(self.info), "relevance": np.asarray(self.rel)},
                         peaks={"fused": hl.times}, gt_spans=gt, segments=segs,
                         title=", ".join(q[1] for q in self.protocol["queries"]) or str(args.video), peak_label="offline peaks")
@@ -470,6 +622,7 @@ class LiveRun:
 def run(args) -> int:
     from tqdm import tqdm
 
+    check_live_args(args)  # every argument, before the model loads (one line, exit 2)
     live = LiveRun(args)
     bar = tqdm(desc="frames", unit="frame", disable=args.quiet, dynamic_ncols=True)
     t0 = time.perf_counter()

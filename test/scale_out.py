@@ -156,6 +156,22 @@ class Shard:
         dist.gather_object(obj, out, dst=0)
         return out
 
+    def broadcast(self, obj):
+        """Rank 0's ``obj`` on every rank (a barrier too)."""
+        import torch.distributed as dist
+
+        if not self.active:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        import torch.distributed as dist
+
+        if self.active:
+            dist.barrier()
+
     def close(self) -> None:
         import torch.distributed as dist
 
@@ -243,9 +259,12 @@ def merge_lines(output: Path, parts: list[Path]) -> int:
     return len(out)
 
 
-def merge_run_records(output: Path, parts: list[Path], shard: Shard, part_outputs: list[Path]) -> dict:
+def merge_run_records(output: Path, parts: list[Path], shard: Shard, part_outputs: list[Path],
+                      finalise: Callable[[dict], None] | None = None) -> dict:
     """The run record of the merged output: settings / items / engine as the ranks recorded them, and
-    every rank's invocations (with its rank), each once."""
+    every rank's invocations (with its rank), each once, in the state its rank last recorded (a killed
+    invocation, finalised as interrupted by the rerun, replaces its earlier copy). ``finalise``: what
+    finalises the merged record's own unfinished invocations (a killed single-process run)."""
     records = [read_json(p) for p in parts if p.exists()]
     if not records:
         raise ValueError(f"no rank run record to merge into {output}")
@@ -253,24 +272,33 @@ def merge_run_records(output: Path, parts: list[Path], shard: Shard, part_output
     base.setdefault("runs", [])
     if base.get("engine") is None:
         base["engine"] = next((r["engine"] for r in records if r.get("engine")), None)
-    known = {(r.get("rank"), r.get("world_size"), r.get("started"), r.get("pid")) for r in base["runs"]}
+
+    def key(inv: dict) -> tuple:
+        return inv.get("rank"), inv.get("world_size"), inv.get("started"), inv.get("pid")
+
+    at = {key(inv): i for i, inv in enumerate(base["runs"])}
     for rec in records:
         for inv in rec.get("runs", []):
-            key = (inv.get("rank"), inv.get("world_size"), inv.get("started"), inv.get("pid"))
-            if key not in known:
-                known.add(key)
+            if key(inv) in at:
+                base["runs"][at[key(inv)]] = inv
+            else:
+                at[key(inv)] = len(base["runs"])
                 base["runs"].append(inv)
+    if finalise is not None:
+        finalise(base)
     base["shards"] = {"world_size": shard.world, "files": [p.name for p in part_outputs],
                       "merged": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     atomic_write_json(output, base)
     return base
 
 
-def merge(output: str | os.PathLike, shard: Shard, order: list[str], errors_path: Callable, run_record_path: Callable) -> int:
-    """Rank 0, after every rank finished: the ranks' files -> ``output`` and its errors and run record."""
+def merge(output: str | os.PathLike, shard: Shard, order: list[str], errors_path: Callable, run_record_path: Callable,
+          finalise: Callable[[dict], None] | None = None) -> int:
+    """Rank 0, after every rank finished: the ranks' files -> ``output`` and its errors and run record.
+    Returns how many of ``order`` the merged output holds."""
     output = Path(output)
     parts = shard.all_outputs(output)
-    n = merge_predictions(output, parts, order)
+    merge_predictions(output, parts, order)
     merge_lines(errors_path(output), [errors_path(p) for p in parts])
-    merge_run_records(run_record_path(output), [run_record_path(p) for p in parts], shard, parts)
-    return n
+    merge_run_records(run_record_path(output), [run_record_path(p) for p in parts], shard, parts, finalise)
+    return len({k for k, _, _ in _index(output)} & set(order)) if output.exists() else 0

@@ -9,6 +9,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from test.postprocess.smoothing import _as_series
+from utils.io import apply_umask
 
 
 def plot_scores(path_png, times, series: Mapping[str, Sequence[float]], peaks=None,
@@ -68,6 +69,7 @@ def plot_scores(path_png, times, series: Mapping[str, Sequence[float]], peaks=No
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=dpi, format="png")
+        apply_umask(tmp)  # mkstemp made it private
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
