@@ -3,7 +3,8 @@
 Tiny fixture videos of different lengths (3-7 s) with queries at different times, the aha-tiny
 preset with the real Qwen2 tokenizer, a sink window smaller than the streams (the caches evict):
 
-* ``--streams 3`` in one process writes what ``--streams 1`` writes (per item, timing aside);
+* ``--streams 3`` in one process writes what ``--streams 1`` writes (per item, timing aside), and a
+  missing or undecodable video among the streams is a recorded skip that costs that item only;
 * ``torchrun --nproc_per_node 2`` (gloo, CPU), 2 streams per rank: every rank streams its own share
   into its own file, and the merged file equals the single-process one line for line;
 * a rank killed (SIGKILL) in the middle of its share: re-running the same command resumes each rank
@@ -83,7 +84,7 @@ def test_merge_orders_by_the_items_and_a_rank_file_wins(tmp_path):
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
-    """Five items (3-7 s, queries at 0-4 s), one of them also under a root where its video is missing."""
+    """Five items (3-7 s, queries at 0-4 s)."""
     d = tmp_path_factory.mktemp("scale_out")
     for i, s in enumerate(SECONDS):
         write_test_video(d / "videos" / f"v{i}.mp4", s * NATIVE_FPS, fps=NATIVE_FPS)
@@ -139,6 +140,28 @@ def test_streams_in_one_process_equal_one_stream(bench, single, shared_data, tmp
     check_same(single, ordered)
     run = read_json(out.with_name("pred.run.json"))
     assert run["runs"][-1]["streams"] == 3 and run["runs"][-1]["status"] == "done"
+
+
+def test_a_bad_video_among_streams_costs_that_item_only(bench, single, shared_data, tmp_path):
+    """q1's video is missing, q2's is not a video: both recorded skips; the others as streamed alone."""
+    root = tmp_path / "videos"
+    root.mkdir()
+    for i in (0, 3, 4):
+        os.link(bench / "videos" / f"v{i}.mp4", root / f"v{i}.mp4")
+    (root / "v2.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    out = tmp_path / "pred.jsonl"
+    assert run_benchmark.main(rb_args(bench, out, "--streams", "4", root=root,
+                                      tokenizer=shared_data / "tokenizers" / "qwen2")) == 0
+    errors = read_jsonl(tmp_path / "pred.errors.jsonl")
+    assert sorted(e["id"] for e in errors) == ["q1", "q2"]
+    assert {e["id"]: e["error"] for e in errors}["q1"] == "FileNotFoundError"
+    by_id = {r["id"]: r for r in read_jsonl(out)}
+    assert sorted(by_id) == ["q0", "q3", "q4"]
+    want = tmp_path / "want.jsonl"
+    want.write_text("".join(json.dumps(r) + "\n" for r in read_jsonl(single) if r["id"] in by_id))
+    got = tmp_path / "got.jsonl"
+    got.write_text("".join(json.dumps(by_id[k]) + "\n" for k in ("q0", "q3", "q4")))
+    check_same(want, got)
 
 
 def test_bad_streams_is_refused_before_any_work(bench, tmp_path, capsys, shared_data):
