@@ -453,11 +453,11 @@ def run(args, argv: list[str]) -> int:
     msg = (f"{n_new} items predicted now, {len(items) - len(todo)} already done, {total}/{len(items)} in {args.output}")
     any_err = n_err > 0
     if shard.active:  # every rank waits for the others; rank 0 merges their files; then all end together
-        counts = shard.gather(n_err)
+        counts = shard.gather((n_err, total))
         merged = None
         if counts is not None:
             merged = (merge(merged_output, shard, [it["id"] for it in all_items], errors_path, run_record_path,
-                            finalise_unfinished), sum(counts) > 0)
+                            finalise_unfinished, [t for _, t in counts]), sum(e for e, _ in counts) > 0)
         total, any_err = shard.broadcast(merged)
         msg += f"; merged the {shard.world} ranks: {total}/{len(all_items)} in {merged_output}"
         shard.close()

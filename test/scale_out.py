@@ -293,11 +293,18 @@ def merge_run_records(output: Path, parts: list[Path], shard: Shard, part_output
 
 
 def merge(output: str | os.PathLike, shard: Shard, order: list[str], errors_path: Callable, run_record_path: Callable,
-          finalise: Callable[[dict], None] | None = None) -> int:
+          finalise: Callable[[dict], None] | None = None, rank_totals: list[int] | None = None) -> int:
     """Rank 0, after every rank finished: the ranks' files -> ``output`` and its errors and run record.
+    ``rank_totals``: how many predictions each rank says its file holds; a file that rank 0 sees with
+    fewer (another node's file on a disk that is not shared) is an error, not a silently short merge.
     Returns how many of ``order`` the merged output holds."""
     output = Path(output)
     parts = shard.all_outputs(output)
+    for r, (part, n) in enumerate(zip(parts, rank_totals or [])):
+        seen = len(_index(part)) if part.exists() else 0
+        if seen < n:
+            raise RuntimeError(f"rank {r} wrote {n} predictions to {part}, rank 0 sees {seen}: with several nodes, "
+                               "--output must be on a file system every node shares")
     merge_predictions(output, parts, order)
     merge_lines(errors_path(output), [errors_path(p) for p in parts])
     merge_run_records(run_record_path(output), [run_record_path(p) for p in parts], shard, parts, finalise)

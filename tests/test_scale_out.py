@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from test import run_benchmark
-from test.scale_out import Shard, merge_lines, merge_predictions
+from test.scale_out import Shard, merge, merge_lines, merge_predictions
 from utils.io import read_json, read_jsonl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -73,6 +73,11 @@ def test_merge_orders_by_the_items_and_a_rank_file_wins(tmp_path):
     r1.write_text('{"id": "b", "v": 1}\nnot json\n')
     with pytest.raises(ValueError, match="rank1-of-2.jsonl:2"):
         merge_predictions(out, [r0, r1], ["a", "b", "c"])
+    # a rank's file that rank 0 cannot see in full (another node's disk) stops the merge
+    r1.write_text('{"id": "b", "v": 1}\n')
+    with pytest.raises(RuntimeError, match="rank 1 wrote 2 predictions"):
+        merge(out, Shard(0, 2), ["a", "b", "c"], run_benchmark.errors_path, run_benchmark.run_record_path,
+              rank_totals=[2, 2])
     e, e0 = tmp_path / "e.jsonl", tmp_path / "e0.jsonl"
     e.write_text('{"id": "x"}\n')
     e0.write_text('{"id": "x"}\n{"id": "y"}\n')
