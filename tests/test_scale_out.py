@@ -5,6 +5,7 @@ preset with the real Qwen2 tokenizer, a sink window smaller than the streams (th
 
 * ``--streams 3`` in one process writes what ``--streams 1`` writes (per item, timing aside), and a
   missing or undecodable video among the streams is a recorded skip that costs that item only;
+* with generation on, lanes that answer beside lanes that only score write what one stream writes;
 * ``torchrun --nproc_per_node 2`` (gloo, CPU), 2 streams per rank: every rank streams its own share
   into its own file, and the merged file equals the single-process one line for line;
 * a rank killed (SIGKILL) in the middle of its share: re-running the same command resumes each rank
@@ -145,6 +146,25 @@ def test_streams_in_one_process_equal_one_stream(bench, single, shared_data, tmp
     check_same(single, ordered)
     run = read_json(out.with_name("pred.run.json"))
     assert run["runs"][-1]["streams"] == 3 and run["runs"][-1]["status"] == "done"
+
+
+@pytest.mark.slow
+def test_responses_among_streams_equal_one_stream(bench, shared_data, tmp_path):
+    """Generation on (a running-sum rule): lanes answer at their own frames while the others score;
+    every item's responses (time, frame, text) and scores equal the single stream's."""
+    tok = shared_data / "tokenizers" / "qwen2"
+    flags = ("--cumulative_threshold", "1.5", "--score_heads", "informative", "--max_new_tokens", "3")
+    outs = {}
+    for n in (1, 3):
+        out = tmp_path / f"pred{n}.jsonl"
+        args = [a for a in rb_args(bench, out, "--streams", str(n), *flags, tokenizer=tok) if a != "--no_generate"]
+        assert run_benchmark.main(args) == 0
+        by_id = {r["id"]: r for r in read_jsonl(out)}
+        outs[n] = tmp_path / f"ordered{n}.jsonl"
+        outs[n].write_text("".join(json.dumps(by_id[f"q{i}"]) + "\n" for i in range(len(SECONDS))))
+    responses = [len(r["responses"]) for r in read_jsonl(outs[1])]
+    assert sum(responses) >= 3 and min(responses) < max(responses), responses  # lanes answer at different times
+    check_same(outs[1], outs[3])
 
 
 def test_a_bad_video_among_streams_costs_that_item_only(bench, single, shared_data, tmp_path):
