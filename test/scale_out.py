@@ -15,7 +15,10 @@ merges everything into ``PRED.jsonl`` / ``PRED.errors.jsonl`` / ``PRED.run.json`
 items file's order, i.e. what one process writes (timing fields aside). A rank that dies takes the
 others down with it (torchrun); re-running the same command resumes every rank from its own file
 and merges. Items already in ``PRED.jsonl`` (an earlier single-process run, a previous merge) are
-not streamed again. On CUDA a bare ``--device cuda`` means ``cuda:LOCAL_RANK``.
+not streamed again; before the ranks start, rank 0 alone cuts its torn tail or repairs it
+(``--repair_output``) while the others wait. Several nodes need ``--output`` on a shared file
+system: a rank's file that rank 0 sees short stops the merge. On CUDA a bare ``--device cuda``
+means ``cuda:LOCAL_RANK``.
 """
 from __future__ import annotations
 
