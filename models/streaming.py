@@ -235,10 +235,18 @@ class StreamingEngine:
         q = sum(s.n for s in segs)
         self.policy.grow_ring(q)
         plan = self.policy.plan(segs, frame_groups=n_frames > 1, evict=evict)
+        heads, lg = self._execute(plan, [t for _, piece, _ in text for t in piece], frame_embeds, logits)
+        if plan.new_protected:
+            self.policy.last_shift = None  # the other copies of the new tokens are written at the next refresh
+        return heads, lg, plan
+
+    def _execute(self, plan, ids: list[int], frame_embeds: torch.Tensor | None, logits: bool):
+        """The device part of one planned forward on this engine's own cache: (heads [n_frames, 3] or
+        None, logits of the last token or None). A lane of ``models.multistream`` batches it instead."""
+        n_frames = 0 if frame_embeds is None else frame_embeds.shape[0]
         self.store.ensure(self.policy.protected_size, self.policy.copies, self.policy.ring_size)
         self.store.attend, self.store.length = self.policy.attend_slots, len(self.policy)
         self.store.rotate_ring(plan.rotate_ring)
-        ids = [t for _, piece, _ in text for t in piece]
         parts = []
         if ids:
             parts.append(self.lm.embed_tokens(self.uploader.array(np.asarray(ids, dtype=np.int64))[None]))
@@ -257,8 +265,7 @@ class StreamingEngine:
             heads, lg = self._step(x, *idx, shift, len(ids) + self.tpf - 1, n_frames, logits)
         if plan.new_protected:
             self.store.add_protected(plan.new_protected)
-            self.policy.last_shift = None  # the other copies of the new tokens are written at the next refresh
-        return heads, lg, plan
+        return heads, lg
 
     @torch.inference_mode()
     def encode_images(self, images) -> torch.Tensor:

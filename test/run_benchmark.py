@@ -27,6 +27,12 @@ Outputs, next to ``PRED.jsonl``:
 (the same model, dtype and fps; key = the item's ``video``) instead of decoding and encoding each
 video: the videos are not needed, and the model's vision tower does not run.
 
+Scale-out (``test/scale_out.py``): ``--streams N`` streams N items at a time in one batched LM
+forward per step (each item's record equals streaming it alone); under ``torchrun --nproc_per_node G
+[--nnodes ...] -m test.run_benchmark ...`` every rank streams its own share of the items into
+``PRED.rank{r}-of-{W}.jsonl`` (resumable on its own) and rank 0 merges them into ``PRED.jsonl`` in the
+items' order once all have finished; a dead rank is resumed by re-running the same command.
+
 Resuming: items whose id is already in ``PRED.jsonl`` are skipped (a torn last line left by a
 crash is cut off first, and said). Resuming with different model/engine settings is refused, so one
 file never mixes two configurations. The model is loaded only when some item still needs it. A bad
@@ -56,10 +62,10 @@ from typing import Iterator
 
 from test.live_infer import (add_engine_args, check_degrade_spec, check_engine_args, engine_config, feature_frames, load_model,
                              make_degradation, open_features)
+from test.scale_out import Shard, check_streams, merge, predictions
 from utils.cli import ArgumentParser, add_debug_flag, check_output_file, run_cli
 from utils.io import (JsonlWriter, LineError, atomic_write_json, atomic_write_text, cut_torn_tail, drop_bad_lines,
-                      read_jsonl_lines,
-                      read_json, read_own_jsonl, sha256_file)
+                      read_json, read_jsonl_lines, read_own_jsonl, sha256_file)
 from utils.log import setup_logging
 
 log = logging.getLogger("run_benchmark")
@@ -336,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="drop bad lines in the middle of --output (a disk or copy error; kept verbatim in "
                          "PRED.dropped_lines.txt, recorded in PRED.run.json) and predict their items again")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    ap.add_argument("--streams", type=int, default=1, help="items streamed together, one batched LM forward per step "
+                    "(models/multistream.py); under torchrun: per process")
     add_engine_args(ap)
     add_debug_flag(ap)
     return ap
@@ -367,24 +375,33 @@ def run(args, argv: list[str]) -> int:
         raise FileNotFoundError(f"--video_root is not a folder: {root}")
     if args.degrade:
         check_degrade_spec(args.degrade)  # fail before any work, not on the first item
+    check_streams(args.streams)
     check_output_file(args.output, "--output")
+    shard, all_items, merged_output = Shard.from_env(), items, args.output
+    merged_done: set[str] = set()
+    if shard.active:  # torchrun: this rank's share, into its own files (test/scale_out.py)
+        shard.init()
+        merged_done = merged_finished_ids(args, items_path, argv, shard)
+        args.output, args.device, items = str(shard.output(args.output)), shard.device(args.device), shard.share(items)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     record = open_run_record(args, items_path, argv)
     repair = repair_output(args.output) if args.repair_output else None
     cut_torn_tail(errors_path(args.output), log)  # appending after a torn line would corrupt the file
-    done = finished_ids(args.output)
+    done = finished_ids(args.output) | merged_done
     todo = [it for it in items if it["id"] not in done]
     finalise_unfinished(record)
     invocation = {"command": ["python", "-m", "test.run_benchmark", *argv], "started": _now(), "status": "running",
-                  "n_items": len(items), "n_already_done": len(items) - len(todo)}
+                  "n_items": len(items), "n_already_done": len(items) - len(todo), "streams": args.streams,
+                  **(shard.describe() if shard.active else {})}
     if repair is not None:
         invocation["repaired"] = repair
     record["runs"].append(invocation)
     atomic_write_json(run_record_path(args.output), record)
 
-    engine = features = None
+    features = None
     n_new = n_err = 0
-    bar = tqdm(todo, desc="items", unit="item", disable=args.quiet, dynamic_ncols=True)
+    bar = tqdm(total=len(todo), desc="items" + (f" rank {shard.rank}" if shard.active else ""), unit="item",
+               disable=args.quiet, dynamic_ncols=True)
     errs = _LazyWriter(errors_path(args.output))  # no errors file unless something fails
 
     def failed(item: dict, video: Path, e: Exception) -> None:
@@ -395,28 +412,29 @@ def run(args, argv: list[str]) -> int:
         bar.write(f"[{item['id']}] skipped: {type(e).__name__}: {e}")
         bar.set_postfix(errors=n_err)
 
+    def start_engine():
+        # only when an item has a video to stream (a run with nothing left to stream never loads the
+        # model); a model that cannot be loaded stops the run instead of failing every item
+        nonlocal features
+        engine = _make_engine(args)
+        features = open_features(args, engine.model)
+        record["engine"] = engine_record(engine, args)
+        return engine
+
+    def stream(engine, item: dict, video: Path) -> dict:
+        degradation = item_degradation(args.degrade, item["id"], video)
+        return stream_item(engine, item, video, args.fps, args.max_frames, degradation, args.vision_batch, features)
+
     status, error = "interrupted", None
     try:
         with JsonlWriter(args.output, "a") as out, errs:
-            for item in bar:
-                video = root / item["video"]
-                if not video.exists() and not args.features:
-                    failed(item, video, FileNotFoundError(f"video not found: {video}"))
-                    continue
-                if engine is None:
-                    # only now (a run with nothing left to stream never loads the model); a model
-                    # that cannot be loaded stops the run instead of failing every item
-                    engine = _make_engine(args)
-                    features = open_features(args, engine.model)
-                    record["engine"] = engine_record(engine, args)
-                try:
-                    degradation = item_degradation(args.degrade, item["id"], video)
-                    pred = stream_item(engine, item, video, args.fps, args.max_frames, degradation, args.vision_batch,
-                                       features)
-                except Exception as e:  # a bad video (or a failure on it) costs that item only
-                    if args.fail_fast:
-                        raise
-                    failed(item, video, e)
+            for item, video, pred, item_error in predictions(todo, root, args.streams, start_engine, stream,
+                                                             not args.features):
+                bar.update(1)
+                if item_error is not None:
+                    if args.fail_fast and (args.features or video.exists()):
+                        raise item_error
+                    failed(item, video, item_error)
                     continue
                 out.write(pred)
                 n_new += 1
@@ -433,11 +451,40 @@ def run(args, argv: list[str]) -> int:
         atomic_write_json(run_record_path(args.output), record)
     total = len(finished_ids(args.output) & {it["id"] for it in items})
     msg = (f"{n_new} items predicted now, {len(items) - len(todo)} already done, {total}/{len(items)} in {args.output}")
+    any_err = n_err > 0
+    if shard.active:  # every rank waits for the others; rank 0 merges their files; then all end together
+        counts = shard.gather((n_err, total))
+        merged = None
+        if counts is not None:
+            merged = (merge(merged_output, shard, [it["id"] for it in all_items], errors_path, run_record_path,
+                            finalise_unfinished, [t for _, t in counts]), sum(e for e, _ in counts) > 0)
+        total, any_err = shard.broadcast(merged)
+        msg += f"; merged the {shard.world} ranks: {total}/{len(all_items)} in {merged_output}"
+        shard.close()
     if n_err:
         msg += f"; {n_err} FAILED and skipped (reasons in {errors_path(args.output)})"
     print(msg, file=sys.stderr if n_err else sys.stdout)
     # failure only when nothing could be predicted at all; partial failures are counted, not fatal
-    return 1 if n_err and total == 0 else 0
+    return 1 if any_err and total == 0 else 0
+
+
+def merged_finished_ids(args, items_path: Path, argv: list[str], shard: Shard) -> set[str]:
+    """Under torchrun, before the ranks start: the items already in the merged ``PRED.jsonl`` (an
+    earlier single-process run, a previous merge), which no rank streams again. Every rank refuses
+    one written with other settings; rank 0 alone cuts its torn tail or repairs it
+    (``--repair_output``) while the others wait, so no two processes rewrite it."""
+    output = Path(args.output)
+    if output.exists() and run_record_path(output).exists():
+        open_run_record(args, items_path, argv)  # raises on other settings or another items file
+    if shard.rank == 0:
+        repair = repair_output(output) if args.repair_output else None
+        if repair is not None and run_record_path(output).exists():
+            rec = read_json(run_record_path(output))
+            rec.setdefault("repairs", []).append(repair)
+            atomic_write_json(run_record_path(output), rec)
+        finished_ids(output)  # a torn tail is cut here; a bad line stops the run (file:line)
+    shard.barrier()
+    return finished_ids(output)
 
 
 class _LazyWriter:
@@ -479,6 +526,10 @@ def _make_engine(args):
     from models.streaming import StreamingEngine
 
     model, tok = load_model(args, loader=load_for_inference)
+    if args.streams > 1:
+        from models.multistream import MultiStreamEngine
+
+        return MultiStreamEngine(model, tok, engine_config(args), streams=args.streams)
     return StreamingEngine(model, tok, engine_config(args))
 
 

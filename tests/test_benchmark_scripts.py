@@ -51,7 +51,8 @@ SCRIPT_VARS = (
     "SUM_THRESHOLD", "SCORE_HEADS", "MAX_NEW_TOKENS", "PROTOCOL", "SPLIT", "ITEMS", "GOLD", "LENGTHS", "INFO",
     "ANNO_TSV", "PROMPT", "TAG", "BENCH", "DEGRADE", "DEGRADE_SEED", "META", "SPLIT_FILE", "HISUM_H5", "TITLES",
     "MISSING_TITLE", "TUNE_SPLIT", "MAGQA_JSON", "JUDGE", "CAPTIONS", "AHA_JUDGE_BASE_URL", "AHA_JUDGE_MODEL",
-    "AHA_JUDGE_API_KEY", "VIDEO_ROOT", "ANNO_DIR", "COVERAGE_CHECK", "MR_WINDOWS", "FEATURES",
+    "AHA_JUDGE_API_KEY", "VIDEO_ROOT", "ANNO_DIR", "COVERAGE_CHECK", "MR_WINDOWS", "FEATURES", "STREAMS",
+    "NPROC_PER_NODE", "TORCHRUN_ARGS",
 )
 
 
@@ -146,8 +147,13 @@ def test_tvsum_degraded(synth, base_env, tmp_path):
 
 
 def test_charades(synth, base_env, tmp_path):
+    """Under torchrun (2 ranks over gloo, 2 streams each): the merged predictions pass every check."""
     out = tmp_path / "charades"
-    run_script("charades.sh", base_env, out)
+    run_script("charades.sh", base_env, out, STREAMS="2", NPROC_PER_NODE="2")
+    run = read_json(out / "pred_test.run.json")
+    assert sorted((r["rank"], r["world_size"], r["streams"], r["status"]) for r in run["runs"]) == \
+        [(0, 2, 2, "done"), (1, 2, 2, "done")]
+    assert [len(read_jsonl(out / f"pred_test.rank{r}-of-2.jsonl")) for r in (0, 1)] == [1, 1]
     res = check_outputs(out / "results_test_standard.json", out / "pred_test.jsonl", out / "items_test.jsonl",
                         dataset="charades", split="test", headline="R1@0.5", tuned=True,
                         generated=synth / "test" / "items" / "charades.jsonl")

@@ -15,6 +15,13 @@
 #                  and fps): streamed instead of decoding the videos (test.run_benchmark --features)
 #   CONVERT_ARGS / INFER_ARGS / BENCH_ARGS   extra flags for datasets/convert.py / test.run_benchmark /
 #                  test.benchmark (word-split), e.g. CONVERT_ARGS="--video_template {youtube_id}.mp4"
+#   STREAMS        items streamed together in one process, one batched LM forward per step
+#                  (test.run_benchmark --streams; default 1)
+#   NPROC_PER_NODE processes per node (one per GPU): above 1, test.run_benchmark runs under torchrun, each
+#                  rank streams its share of the items into its own file, rank 0 merges them into the
+#                  prediction file (default 1: no launcher). A dead rank: re-run the same command.
+#   TORCHRUN_ARGS  torchrun's flags for several nodes (word-split), e.g. "--nnodes 2 --node_rank 0
+#                  --rdzv_backend c10d --rdzv_endpoint HOST:29400" (default --standalone: one node)
 #   PYTHON         the interpreter (default: python)
 # Extra command-line arguments of the benchmark script go to test.run_benchmark.
 
@@ -72,10 +79,15 @@ print_coverage() {
 infer() {
   local items=$1 pred=$2; shift 2
   print_coverage "$items"
-  local feature_args=()
+  local feature_args=() launch=("$PY")
   [ -n "${FEATURES:-}" ] && feature_args+=(--features "$FEATURES")
+  [ -n "${STREAMS:-}" ] && feature_args+=(--streams "$STREAMS")
+  if [ "${NPROC_PER_NODE:-1}" != 1 ] || [ -n "${TORCHRUN_ARGS:-}" ]; then
+    # shellcheck disable=SC2206
+    launch=("$PY" -m torch.distributed.run --nproc_per_node "${NPROC_PER_NODE:-1}" ${TORCHRUN_ARGS:---standalone})
+  fi
   # shellcheck disable=SC2086
-  "$PY" -m test.run_benchmark --items "$items" --video_root "$VIDEO_ROOT" --output "$pred" \
+  "${launch[@]}" -m test.run_benchmark --items "$items" --video_root "$VIDEO_ROOT" --output "$pred" \
       "${MODEL_ARGS[@]}" ${feature_args[@]+"${feature_args[@]}"} "$@" ${INFER_ARGS:-}
 }
 

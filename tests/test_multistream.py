@@ -1,0 +1,211 @@
+"""Many streams advanced together (models/multistream.py): every stream's records equal running it alone.
+
+Real Qwen2 tokenizer, 49-token frames, windows smaller than the streams (the caches evict), streams of
+different lengths with queries at different times, more streams than lanes (streams join as others
+finish), responses generated in some lanes beside lanes that only score, failures that cost one stream.
+"""
+import numpy as np
+import pytest
+import torch
+
+from models.build import build_model
+from models.decision import DecisionConfig
+from models.multistream import MultiStreamEngine, Stopped
+from models.streaming import EngineConfig, FrameEvent, FrameRecord, QueryEvent, ResponseRecord, StreamingEngine
+
+TPF = 49
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model("aha-tiny", seed=0).eval()
+
+
+def frames(n, seed, d=64):
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(7, TPF, d, generator=g) * 0.5
+    return [FrameEvent(float(i), embeds=base[i % 7]) for i in range(n)]
+
+
+def streams(n=5, lengths=None):
+    """Streams of different lengths, queries at different times (odd ones get a second one mid-stream)."""
+    out = []
+    for i in range(n):
+        length = lengths[i] if lengths else 9 + 7 * i
+        q = [QueryEvent(float(i), f"query number {i}: when does the red circle bounce?")]
+        if i % 2:
+            q.append(QueryEvent(length / 2, "and now, when does the blue square slide?"))
+        out.append((f"s{i}", frames(length, seed=i), q))
+    return out
+
+
+def alone(model, tok, cfg, specs):
+    out = {}
+    for key, fr, q in specs:
+        out[key] = list(StreamingEngine(model, tok, cfg).run(fr, q))
+    return out
+
+
+def check_equal(want: dict, got: dict, atol=1e-5):
+    assert sorted(got) == sorted(want)
+    for key in want:
+        a, b = want[key], got[key]
+        assert [type(r) for r in a] == [type(r) for r in b], key
+        fa = np.array([(r.informative, r.relevance, r.uncertainty) for r in a if isinstance(r, FrameRecord)])
+        fb = np.array([(r.informative, r.relevance, r.uncertainty) for r in b if isinstance(r, FrameRecord)])
+        np.testing.assert_allclose(fb, fa, rtol=0, atol=atol, err_msg=key)
+        assert [(r.frame, r.time, r.cache_len) for r in a if isinstance(r, FrameRecord)] == \
+               [(r.frame, r.time, r.cache_len) for r in b if isinstance(r, FrameRecord)]
+        assert [(r.frame, r.time, r.token_ids, r.content) for r in a if isinstance(r, ResponseRecord)] == \
+               [(r.frame, r.time, r.token_ids, r.content) for r in b if isinstance(r, ResponseRecord)]
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_streams_of_different_lengths_equal_each_alone(model, qwen2_tokenizer, k):
+    """5 streams (9-37 frames, queries at 0-4 s and mid-stream) on 3 lanes: they join as others finish;
+    each one's scores and cache lengths equal streaming it alone, while the window (300) evicts."""
+    cfg = EngineConfig(generate=False, frames_per_step=k, cache_policy="sink", window=300)
+    specs = streams()
+    eng = MultiStreamEngine(model, qwen2_tokenizer, cfg, streams=3)
+    got, caches = {}, {}
+
+    def job(fr, q):
+        def fn(lane):
+            lane.reset()
+            recs = list(lane.run(fr, q))
+            return recs, lane.describe_cache()
+        return fn
+
+    order = []
+    for key, (recs, cache), err in eng.run_jobs((key, job(fr, q)) for key, fr, q in specs):
+        assert err is None
+        got[key], caches[key] = recs, cache
+        order.append(key)
+    want = alone(model, qwen2_tokenizer, cfg, specs)
+    check_equal(want, got)
+    assert order[:2] == ["s0", "s1"]  # completion order: the short streams end first
+    for key, fr, q in specs:  # what each cache holds at the end: the same spans, evictions included
+        one = StreamingEngine(model, qwen2_tokenizer, cfg)
+        list(one.run(fr, q))
+        assert caches[key] == one.describe_cache()
+        assert caches[key]["evicted_tokens"] > 0 or len(fr) < 6
+
+
+def test_a_generating_stream_never_stalls_the_others(model, qwen2_tokenizer):
+    """One stream has a query and responds (up to 6 tokens at most frames); three have none and only
+    score. Everyone's records equal streaming alone, and the batched forwards number exactly the
+    longest lane's own: the scoring lanes never waited for a generated token."""
+    cfg = EngineConfig(generate=True, cache_policy="sink", window=400, max_new_tokens=6,
+                       decision=DecisionConfig(score_heads="informative", threshold=0.3))
+    specs = [("talker", frames(12, seed=1), [QueryEvent(0.0, "describe what happens")])]
+    specs += [(f"quiet{i}", frames(12 + 4 * i, seed=10 + i), []) for i in range(3)]
+    eng = MultiStreamEngine(model, qwen2_tokenizer, cfg, streams=4)
+    steps, per_lane = [], {}
+    orig = eng._step
+
+    def spy(reqs):
+        steps.append(len(reqs))
+        for r in reqs:
+            per_lane[r.lane.lane] = per_lane.get(r.lane.lane, 0) + 1
+        return orig(reqs)
+
+    eng._step = spy
+    got = dict(eng.run_streams(specs))
+    check_equal(alone(model, qwen2_tokenizer, cfg, specs), got)
+    n_resp = sum(isinstance(r, ResponseRecord) for r in got["talker"])
+    assert n_resp >= 3 and all(not isinstance(r, ResponseRecord) for k in got if k != "talker" for r in got[k])
+    assert len(steps) == max(per_lane.values())  # ticks = the busiest lane's forwards: nobody waited
+    assert max(per_lane.values()) > 12 + n_resp * 2  # the talker's tokens took forwards of their own
+    assert steps[1] == 4  # the quiet lanes stepped beside the talker's first tokens
+
+
+@pytest.mark.parametrize("policy,extra", [
+    ("dynamic_sink", {}),
+    ("sliding", {}),
+    ("sink_reference", {}),
+    ("sink", {"remove_assistant_turns": True}),
+    ("sink", {"prompt_order": "reference"}),
+    pytest.param("unbounded", {}, marks=pytest.mark.slow),
+])
+def test_every_policy_and_token_order_with_responses(model, qwen2_tokenizer, policy, extra):
+    """Responses in every lane, each policy's own eviction and positions (sink_reference's quirks),
+    undone responses, the reference token order; unbounded: one lane's ring grows past its first
+    allocation (4,096 slots) while the others keep theirs."""
+    lengths = [90, 12, 20] if policy == "unbounded" else None
+    cfg = EngineConfig(generate=True, cache_policy=policy, window=300, sink_tokens=16, max_new_tokens=3,
+                       decision=DecisionConfig(score_heads="informative", threshold=0.45), **extra)
+    specs = streams(3, lengths)
+    eng = MultiStreamEngine(model, qwen2_tokenizer, cfg, streams=2)
+    got = dict(eng.run_streams(specs))
+    check_equal(alone(model, qwen2_tokenizer, cfg, specs), got)
+    assert sum(isinstance(r, ResponseRecord) for recs in got.values() for r in recs) >= 3
+    if policy == "unbounded":
+        assert eng.pool.ring_size > 4096 and max(r.cache_len for r in got["s0"] if isinstance(r, FrameRecord)) > 4096
+
+
+def test_a_failing_stream_costs_that_stream_only(model, qwen2_tokenizer):
+    cfg = EngineConfig(generate=False, cache_policy="sink", window=300)
+    specs = streams(3)
+
+    def broken():
+        yield from frames(5, seed=9)
+        raise RuntimeError("decoder error at 5 s")
+
+    too_long = [QueryEvent(0.0, "why " * 400)]  # a query turn that cannot fit the 300-token window
+
+    def job(fr, q):
+        def fn(lane):
+            lane.reset()
+            return list(lane.run(fr, q))
+        return fn
+
+    jobs = [(k, job(fr, q)) for k, fr, q in specs]
+    jobs.insert(1, ("broken", job(broken(), specs[0][2])))
+    jobs.insert(3, ("too_long", job(frames(4, seed=3), too_long)))
+    eng = MultiStreamEngine(model, qwen2_tokenizer, cfg, streams=2)
+    results = {k: (r, e) for k, r, e in eng.run_jobs(jobs)}
+    assert isinstance(results["broken"][1], RuntimeError) and "decoder error" in str(results["broken"][1])
+    assert isinstance(results["too_long"][1], ValueError) and "does not fit" in str(results["too_long"][1])
+    check_equal(alone(model, qwen2_tokenizer, cfg, specs), {k: results[k][0] for k, _, _ in specs})
+    # the engine is reusable after a run, and a lane outside run_jobs refuses to step
+    assert len(dict(eng.run_streams(specs[:1]))) == 1
+    with pytest.raises(Stopped):
+        list(eng.lanes[0].run(frames(2, seed=0), []))
+
+
+def test_a_failing_batched_forward_stops_every_lane(model, qwen2_tokenizer):
+    eng = MultiStreamEngine(model, qwen2_tokenizer, EngineConfig(generate=False, window=300), streams=2)
+    calls = []
+
+    def failing(reqs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise MemoryError("out of device memory")
+        return orig(reqs)
+
+    orig, eng._step = eng._step, failing
+    with pytest.raises(MemoryError):
+        list(eng.run_streams(streams(4)))
+    eng._step = orig
+    assert len(dict(eng.run_streams(streams(2)))) == 2  # nothing left hanging
+
+
+def test_the_batched_frame_step_compiles_once_without_graph_breaks(model, qwen2_tokenizer):
+    """fullgraph=True; one graph serves every full K-frame block of every lane, evictions and
+    re-bases included (text steps and the last partial blocks run eagerly)."""
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    cfg = EngineConfig(generate=False, frames_per_step=4, cache_policy="sink", window=300)
+    specs = streams(3, [30, 22, 41])
+    eng = MultiStreamEngine(model, qwen2_tokenizer, cfg, streams=3)
+    eng.compile(backend=backend)
+    got = dict(eng.run_streams(specs))
+    assert len(graphs) == 1
+    check_equal(alone(model, qwen2_tokenizer, cfg, specs), got)
+    torch._dynamo.reset()
