@@ -220,7 +220,8 @@ def main(argv=None) -> int:
     ap.add_argument("--degrade", default=None, help="random:SEED[:type,type] or a JSON list of [start, end, type]")
     ap.add_argument("--feature_key", default=None, help="the video's key in --features (default: its file name)")
     ap.add_argument("--reel_budget", type=float, default=30.0, help="seconds of highlight reel (0: no reel)")
-    ap.add_argument("--gt_spans", default=None, help="JSON list of [start, end] ground-truth spans, drawn on the plot")
+    ap.add_argument("--gt_spans", default=None, help="JSON list of [start, end] ground-truth spans, or {label: spans} (one shade and legend "
+                    "entry per set), drawn on the plot")
     ap.add_argument("--quiet", action="store_true")
     add_engine_args(ap)
     args = ap.parse_args(argv)
@@ -339,7 +340,7 @@ def run(args) -> int:
         gt = json.loads(Path(args.gt_spans).read_text()) if args.gt_spans else None
         plot_scores(out / "scores.png", t, {"fused": y, "informative": np.asarray(info), "relevance": np.asarray(rel)},
                     peaks={"fused": hl.times}, gt_spans=gt, segments=segs, title=", ".join(q.text for q in queries) or str(args.video),
-                    peak_label="offline peaks")
+                    peak_label="offline peaks", segment_label="highlight segments (offline peaks grown)")
         if args.reel_budget > 0 and kind == "file" and segs:
             from test.reel import write_highlight_reel
 
