@@ -32,6 +32,7 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +62,6 @@ _hide_tools_folder_named_datasets()
 
 import torch  # noqa: E402
 from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed  # noqa: E402
-from transformers.trainer_utils import get_last_checkpoint  # noqa: E402
 
 from data.collator import StreamCollator  # noqa: E402
 from data.feature_cache import FeatureCache  # noqa: E402
@@ -71,6 +71,8 @@ from models.build import PRESET_DIR, build_model, load_preset, train_window_toke
 from models.config import merge_loss_weights  # noqa: E402
 from models.chat import ChatTemplate, load_tokenizer, system_prompt_of  # noqa: E402
 from models.checkpoint import META, checkpoint_meta, inference_settings, load_checkpoint, save_checkpoint  # noqa: E402
+from models.resume import (STAGING_PREFIX, checkpoint_problems, fsync_dir, load_full_weights,  # noqa: E402,F401 (re-exported)
+                           reposition_schedule, resolve_resume, write_manifest)
 from models.inference_settings import InferenceSettings  # noqa: E402
 from models.lora import LoraSettings, apply_lora  # noqa: E402
 from utils.io import atomic_write_json, read_json  # noqa: E402
@@ -128,8 +130,12 @@ class AhaTrainingArguments(TrainingArguments):
     # batches carry frame tensors and label kinds the generic column filter would drop
     remove_unused_columns: bool = field(default=False, metadata={"help": "keep False: every batch key is a model input"})
     # every trainable parameter takes part in every step (absent label types add a zero that
-    # touches their head), so DDP needs no search for unused parameters
+    # touches their head; parameters the forward never reads are frozen: set_full_training), so
+    # DDP needs no search for unused parameters
     ddp_find_unused_parameters: bool | None = field(default=False)
+    reset_optimizer: bool = field(default=False, metadata={
+        "help": "with --resume_from_checkpoint: resume the weights, step and data order but start a fresh optimizer "
+                "(its state is missing or unwanted); the learning rate follows the schedule from the resumed step"})
 
 
 def parse_loss_weights(text: str) -> dict:
@@ -191,6 +197,70 @@ class AhaTrainer(Trainer):
             if self._parts is not None:
                 self._parts.zero_()
         super().log(logs, start_time)
+
+    # ---------------------------------------------------------------- checkpoints: atomic, verified
+
+    def _get_output_dir(self, trial) -> str:
+        run_dir = super()._get_output_dir(trial)
+        # while a checkpoint is saved, the Trainer writes it inside a staging folder (see _save_checkpoint)
+        return os.path.join(run_dir, self._staging) if getattr(self, "_staging", None) else run_dir
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """Write ``checkpoint-N`` atomically: every process writes into ``.partial-checkpoint-N/``,
+        the main process then adds the manifest (the list of files, written last) and renames the
+        folder into place. A run killed while saving leaves no ``checkpoint-N`` behind."""
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+        from transformers.trainer_utils import rotate_checkpoints
+
+        run_dir = super()._get_output_dir(trial)
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        staging = os.path.join(run_dir, STAGING_PREFIX + name)
+        if self.args.should_save and os.path.exists(staging):
+            shutil.rmtree(staging)  # left by a run killed while saving
+        self.accelerator.wait_for_everyone()
+        self._staging = STAGING_PREFIX + name
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging = None
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            written, final = os.path.join(staging, name), os.path.join(run_dir, name)
+            write_manifest(written, self.state.global_step)
+            if os.path.exists(final):  # saved again at the same step
+                shutil.rmtree(final)
+            os.replace(written, final)
+            os.rmdir(staging)
+            fsync_dir(run_dir)
+            rotate_checkpoints(output_dir=run_dir, save_total_limit=self.args.save_total_limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+        self.accelerator.wait_for_everyone()
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        model = model if model is not None else self.model
+        if hasattr(model, "peft_config") or self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        # full training: the Trainer's own loader matches file keys to module names as they are and
+        # silently leaves the language model at its initial weights when transformers renamed them on
+        # save; the project's planned load maps every tensor or refuses
+        load_full_weights(unwrap(model), resume_from_checkpoint)
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        if checkpoint is None:
+            return super()._load_optimizer_and_scheduler(checkpoint)
+        from torch.optim.lr_scheduler import LambdaLR
+
+        fresh = list(self.lr_scheduler.base_lrs) if isinstance(self.lr_scheduler, LambdaLR) else None
+        if self.args.reset_optimizer:
+            log.warning("--reset_optimizer: a fresh optimizer; the learning rate resumes on the schedule at the checkpoint's step")
+            step = int(json.loads(Path(checkpoint, "trainer_state.json").read_text())["global_step"])
+        else:
+            super()._load_optimizer_and_scheduler(checkpoint)
+            step = getattr(self.lr_scheduler, "last_epoch", None)
+        if fresh is not None and step is not None:
+            reposition_schedule(self.lr_scheduler, fresh, int(step))
+        elif fresh is None:
+            log.warning("the learning-rate scheduler is not a LambdaLR: its saved state is used as it is")
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         output_dir = output_dir or self.args.output_dir
@@ -271,10 +341,20 @@ def unwrap(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
+# Parameters of LLaVA-OneVision that the Aha! forward never reads: the image-newline token (frames
+# are pooled to a grid without it) and SigLIP's post-layernorm (the projector reads the last hidden
+# state before it). Trainable, they get no gradient, and DDP without find_unused_parameters stops.
+UNUSED_PARAMETERS = ("model.image_newline", "model.vision_tower.post_layernorm.")
+
+
 def set_full_training(model, model_args: ModelArguments) -> None:
     """Full training (``--lora_r 0``): every parameter trains except the vision tower (unless
-    ``--train_vision``) and an untied ``lm_head`` with ``--train_lm_head false``."""
+    ``--train_vision``), an untied ``lm_head`` with ``--train_lm_head false``, and the parameters
+    the forward never reads (``UNUSED_PARAMETERS``)."""
     model.requires_grad_(True)
+    for name, p in model.named_parameters():
+        if name.startswith(UNUSED_PARAMETERS):
+            p.requires_grad_(False)
     if not model_args.train_vision:
         model.model.vision_tower.requires_grad_(False)
     tied = model.lm_head.weight is model.get_input_embeddings().weight
@@ -331,21 +411,51 @@ def build_trainable_model(model_args: ModelArguments, args: AhaTrainingArguments
     return model
 
 
-def resolve_resume(value: str | None, output_dir: str) -> str | None:
-    if value is None or value.lower() in ("", "false", "none"):
-        return None
-    if value.lower() in ("true", "last"):
-        last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
-        if last is None:
-            raise FileNotFoundError(f"--resume_from_checkpoint {value}: no checkpoint-* folder in {output_dir}")
-        return last
-    if not os.path.isdir(value):
-        raise FileNotFoundError(f"--resume_from_checkpoint: {value} is not a folder")
-    return value
+def check_inputs(model_args: ModelArguments, data_args: DataArguments, args: AhaTrainingArguments) -> str | None:
+    """Refuse bad arguments and data before a model is built (one line, exit 2 from the command
+    line); returns the verified checkpoint to resume from (None: a fresh run)."""
+    from data.mixture import load_mixture_config
+    from utils.cli import check_number, check_output_dir
+
+    if data_args.feature_kind not in ("vision", "frame_embeds"):
+        raise ValueError(f"--feature_kind must be vision or frame_embeds, got {data_args.feature_kind!r}")
+    check_number(model_args.lora_r, "--lora_r", minimum=0, integer=True)
+    check_number(model_args.lora_alpha, "--lora_alpha", above=0)
+    check_number(model_args.lora_dropout, "--lora_dropout", minimum=0, maximum=0.999)
+    check_number(data_args.clip_memory_mb, "--clip_memory_mb", minimum=0)
+    check_number(data_args.max_item_tries, "--max_item_tries", minimum=1, integer=True)
+    check_number(args.learning_rate, "--learning_rate", minimum=0)
+    if model_args.train_vision and model_args.lora_r != 0:
+        raise ValueError("--train_vision true needs full training (--lora_r 0): LoRA adapters cover the language model only")
+    if data_args.feature_cache and model_args.train_vision:
+        raise ValueError("--feature_cache holds frozen-tower features: it cannot be used with --train_vision true")
+    tok_path = model_args.tokenizer or model_args.weights
+    if tok_path is None:
+        raise ValueError("give --tokenizer (or --weights holding a tokenizer)")
+    for flag, value in (("--tokenizer", tok_path), ("--weights", model_args.weights),
+                        ("--lora_pretrained", model_args.lora_pretrained), ("--feature_cache", data_args.feature_cache)):
+        if value is not None and not Path(value).is_dir():
+            raise FileNotFoundError(f"{flag} {value}: no such folder")
+    if model_args.lora_pretrained is None:
+        load_preset(model_args.preset)  # a typo is an error
+    parse_loss_weights(model_args.loss_weights)
+    json_object_flag(data_args.inference_settings, "--inference_settings")
+    check_output_dir(args.output_dir, "--output_dir")
+    # the annotations: parsed now (bad lines are errors with their place, bad videos recorded skips)
+    cfg = load_mixture_config(data_args.dataset_config)
+    data_root = data_args.data_root or os.environ.get("AHA_DATA_ROOT", ".")
+    if not Path(data_root).is_dir():
+        raise FileNotFoundError(f"--data_root {data_root}: no such folder")
+    build_mixture(cfg, data_root, None, max_tries=data_args.max_item_tries)
+    if args.reset_optimizer and not args.resume_from_checkpoint:
+        raise ValueError("--reset_optimizer only applies with --resume_from_checkpoint")
+    return resolve_resume(args.resume_from_checkpoint, args.output_dir, need_optimizer=not args.reset_optimizer)
 
 
 def parse_args(argv: list[str] | None = None):
-    parser = HfArgumentParser((ModelArguments, DataArguments, AhaTrainingArguments))
+    from utils.cli import one_line_errors
+
+    parser = one_line_errors(HfArgumentParser((ModelArguments, DataArguments, AhaTrainingArguments)))
     if argv is None:
         argv = sys.argv[1:]
     if len(argv) == 1 and argv[0].endswith(".json"):
@@ -362,8 +472,8 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> AhaTra
     setup_logging()
     # data-loader workers fork after the parent has tokenised: keep the Rust tokenizer single-threaded
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if data_args.feature_kind not in ("vision", "frame_embeds"):
-        raise ValueError(f"--feature_kind must be vision or frame_embeds, got {data_args.feature_kind!r}")
+    # every argument, the checkpoint to resume and the annotations, before any model is built
+    resume = check_inputs(model_args, data_args, args)
     if args.activation_checkpointing and not args.activation_checkpointing_kwargs:
         # non-reentrant checkpointing needs no input that requires grad (frozen embeddings, cached frame embeds)
         args.activation_checkpointing_kwargs = args.gradient_checkpointing_kwargs = {"use_reentrant": False}
@@ -389,8 +499,6 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> AhaTra
     frozen_projector = bool(data_args.feature_cache) and data_args.feature_kind == "frame_embeds"
     inference = training_inference_settings(data_args.inference_settings, model_args.preset, data_args.dataset_config,
                                             continued_from=model_args.lora_pretrained)
-    if data_args.feature_cache and model_args.train_vision:
-        raise ValueError("--feature_cache holds frozen-tower features: it cannot be used with --train_vision true")
     model = build_trainable_model(model_args, args, frozen_projector)
     base = unwrap(model)
     cfg = base.config
@@ -422,10 +530,25 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> AhaTra
     if zero_stage(trainer) == 3 and model_args.weights is None:
         raise ValueError("ZeRO-3 partitions the base model, which then cannot be saved: train a random-init base "
                          "without ZeRO-3, or give --weights")
-    trainer.train(resume_from_checkpoint=resolve_resume(args.resume_from_checkpoint, args.output_dir))
+    trainer.train(resume_from_checkpoint=resume)
     save_final(trainer, args.output_dir)
     return trainer
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """The command line under the error contract (instructions/errors.md): bad arguments or data are
+    one line and exit 2 before a model is built; a failure names the output folder. A bare
+    ``--debug`` (no value: TrainingArguments' own ``--debug OPTION`` is left alone) shows tracebacks."""
+    from utils.cli import debug_wanted, run_cli
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    bare = [i for i, a in enumerate(argv) if a == "--debug" and (i + 1 == len(argv) or argv[i + 1].startswith("--"))]
+    debug = bool(bare) or debug_wanted([])
+    argv = [a for i, a in enumerate(argv) if i not in bare]
+    out = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--output_dir"), None)
+    return run_cli("train.py", lambda: [main(argv)] and 0, debug=debug,
+                   outputs=lambda: out if out and Path(out).is_dir() and any(Path(out).iterdir()) else None)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

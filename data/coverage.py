@@ -184,4 +184,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    import sys
+
+    from utils.cli import entry
+
+    sys.exit(entry("data.coverage", main))  # the error contract: instructions/errors.md

@@ -1,7 +1,7 @@
 """``download_manifest.jsonl``: what the downloader did to every file of a video folder.
 
 An append-only journal (one JSON record per line, flushed per record), so a run killed at any
-moment loses at most the line it was writing (``utils.io.iter_jsonl`` skips a torn last line) and
+moment loses at most the line it was writing (``utils.io.read_own_jsonl`` cuts off a torn last line, and says so) and
 a re-run continues from the last record of every file. Records (``kind``):
 
 * ``video``: ``name`` (path relative to the folder, = the benchmark items' ``video``), ``status``
@@ -23,16 +23,19 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import time
 from pathlib import Path
 from typing import Any
 
-from utils.io import JsonlWriter, atomic_write_text, dumps, iter_jsonl
+from utils.io import JsonlWriter, atomic_write_text, dumps, read_own_jsonl
 
 MANIFEST_NAME = "download_manifest.jsonl"
 STATUSES = ("done", "failed", "skipped")
 KINDS = ("video", "archive", "run")
+
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> str:
@@ -64,9 +67,9 @@ class Manifest:
         self.state: dict[tuple[str, str], dict[str, Any]] = {}
         self.runs: list[dict[str, Any]] = []
         if self.path.exists():
-            for n, rec in enumerate(iter_jsonl(self.path)):
-                if not isinstance(rec, dict) or rec.get("kind") not in KINDS or not isinstance(rec.get("name"), str):
-                    raise ValueError(f"{self.path}:{n + 1}: not a manifest record: {str(rec)[:120]}")
+            for n, rec in read_own_jsonl(self.path, "download manifest", log=log):
+                if rec.get("kind") not in KINDS or not isinstance(rec.get("name"), str):
+                    raise ValueError(f"{self.path}:{n}: not a manifest record: {str(rec)[:120]}")
                 self._apply(rec)
         self._writer: JsonlWriter | None = None
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from data.prompts import DVC_INSTRUCTIONS
 from data.stream import (SkipLog, StreamDataset, StreamSample, Turn, clip_messages, frame_at_or_after, resolve_video,
-                         timeline_messages, window_starts)
+                         seconds, time_span, timeline_messages, window_starts)
 from utils.io import read_json
 
 
@@ -38,28 +38,22 @@ class DVCRecord:
 
 
 def parse_narration(n: dict, where: str) -> Turn:
-    try:
-        text, time = str(n["text"]), float(n["time"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{where}: a narration needs 'text' and a numeric 'time', got {n!r}") from e
+    if not isinstance(n, dict) or "text" not in n or "time" not in n:
+        raise ValueError(f"{where}: a narration needs 'text' and a numeric 'time', got {n!r}")
+    text, time = str(n["text"]), seconds(n["time"], where, "narration time")
     span = n.get("timespan")
     if span is not None:
-        if len(span) != 2 or float(span[1]) < float(span[0]):
-            raise ValueError(f"{where}: timespan must be [start, end] with start <= end, got {span!r}")
-        span = (float(span[0]), float(span[1]))
+        span = time_span(span, where)
     return Turn("assistant", time, text, learn=bool(n.get("learn", True)), span=span)
 
 
 def coin_narrations(entry: dict, where: str) -> list[dict]:
     out = []
     for a in entry.get("annotation", []):
-        try:
-            s, e = (float(x) for x in a["segment"])
-            label = str(a["label"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"{where}: a COIN step needs 'segment' [start, end] and 'label', got {a!r}") from err
-        if e < s:
-            raise ValueError(f"{where}: segment end before start: {a['segment']!r}")
+        if not isinstance(a, dict) or "segment" not in a or "label" not in a:
+            raise ValueError(f"{where}: a COIN step needs 'segment' [start, end] and 'label', got {a!r}")
+        s, e = time_span(a["segment"], where, "segment")
+        label = str(a["label"])
         out.append({"text": label, "time": e, "timespan": [s, e]})
     return out
 

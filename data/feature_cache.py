@@ -35,6 +35,7 @@ from typing import Iterable, Sequence
 import torch
 
 from data.degrade import DegradationSchedule
+from utils.io import apply_umask
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,7 @@ class FeatureCache:
         os.close(fd)
         try:
             save_file({TENSOR: features.detach().to("cpu").contiguous()}, tmp, metadata=meta)
+            apply_umask(tmp)  # mkstemp made it private
             os.replace(tmp, p)
         except BaseException:
             if os.path.exists(tmp):

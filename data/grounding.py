@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from data.prompts import render_query
-from data.stream import SkipLog, StreamDataset, StreamSample, TIME_EPS, relevance_messages, resolve_video, window_starts
+from data.stream import (SkipLog, StreamDataset, StreamSample, TIME_EPS, relevance_messages, resolve_video, time_span,
+                         window_starts)
 from utils.io import read_json
 
 
@@ -51,13 +52,10 @@ class GroundingDataset(StreamDataset):
         records = []
         for i, item in enumerate(data):
             where = f"{self.anno_file}[{i}]"
-            try:
-                spans = tuple((float(s), float(e)) for s, e in item["timestamps"])
-                query = str(item["query"])
-            except (KeyError, TypeError, ValueError) as e:
-                raise ValueError(f"{where}: need 'query' and 'timestamps' [[s, e], ...], got {item!r}") from e
-            if any(e < s for s, e in spans):
-                raise ValueError(f"{where}: a span ends before it starts: {spans}")
+            if not isinstance(item, dict) or not isinstance(item.get("timestamps"), list) or "query" not in item:
+                raise ValueError(f"{where}: need 'query' and 'timestamps' [[s, e], ...], got {item!r}")
+            spans = tuple(time_span(sp, where, "timestamp") for sp in item["timestamps"])
+            query = str(item["query"])
             rel, why = resolve_video(self.metadata, str(item["video_uid"]))
             if rel is None:
                 skips.skip(why)

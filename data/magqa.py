@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from data.stream import (SkipLog, StreamDataset, StreamSample, Turn, clip_messages, frame_at_or_after,
+from data.stream import (SkipLog, StreamDataset, StreamSample, Turn, clip_messages, frame_at_or_after, seconds, time_span,
                          resolve_video, timeline_messages)
 from utils.io import read_json
 
@@ -33,15 +33,12 @@ class MAGQARecord:
 
 
 def parse_turn(t: dict, where: str) -> Turn:
-    try:
-        role, content, time = t["role"], str(t["content"]), float(t["time"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{where}: a turn needs 'role', 'content' and a numeric 'time', got {t!r}") from e
+    if not isinstance(t, dict) or not {"role", "content", "time"} <= t.keys():
+        raise ValueError(f"{where}: a turn needs 'role', 'content' and a numeric 'time', got {t!r}")
+    role, content, time = t["role"], str(t["content"]), seconds(t["time"], where, "turn time")
     span = t.get("timespan")
     if span is not None:
-        if len(span) != 2 or float(span[1]) < float(span[0]):
-            raise ValueError(f"{where}: timespan must be [start, end] with start <= end, got {span!r}")
-        span = (float(span[0]), float(span[1]))
+        span = time_span(span, where)
     return Turn(role, time, content, learn=bool(t.get("learn", True)), span=span)
 
 
@@ -79,7 +76,7 @@ class MAGQADataset(StreamDataset):
                 skips.skip("question time outside the video")
                 continue
             sid = str(item["question_id"]) if "question_id" in item else f"{item['video_uid']}#{i}"
-            records.append(MAGQARecord(sid, rel, n, float(item.get("video_start_time", 0.0)), turns))
+            records.append(MAGQARecord(sid, rel, n, seconds(item.get("video_start_time", 0.0), where, "video_start_time"), turns))
         return records
 
     def pre_question_frames(self, r: MAGQARecord) -> int:

@@ -18,6 +18,7 @@ dataset's videos in the feature cache, so one cache serves every machine with th
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 from torch.utils.data import ConcatDataset
@@ -51,16 +52,24 @@ def validate_mixture_config(cfg: dict, path: str = "mixture config") -> dict:
     names = set()
     for i, d in enumerate(cfg["datasets"]):
         where = f"{path}: datasets[{i}]"
+        if not isinstance(d, dict):
+            raise ValueError(f"{where}: expected an object, got {d!r}")
         missing = [k for k in REQUIRED if k not in d]
         if missing:
             raise ValueError(f"{where}: missing keys {missing}")
-        if d["type"] not in TYPES:
+        if not isinstance(d["type"], str) or d["type"] not in TYPES:
             raise ValueError(f"{where}: unknown type {d['type']!r}; known: {sorted(TYPES)}")
         unknown = set(d) - set(REQUIRED) - OPTIONS[d["type"]]
         if unknown:
             raise ValueError(f"{where}: unknown keys {sorted(unknown)} for type {d['type']!r}")
-        if not float(d["fps"]) > 0 or (d["max_frames"] is not None and int(d["max_frames"]) < 1):
-            raise ValueError(f"{where}: fps must be > 0 and max_frames >= 1 (or null)")
+        fps, mx = d["fps"], d["max_frames"]
+        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or not fps > 0 \
+                or (mx is not None and (isinstance(mx, bool) or not isinstance(mx, int) or mx < 1)):
+            raise ValueError(f"{where}: fps must be a finite number > 0 and max_frames an integer >= 1 (or null), "
+                             f"got {fps!r} and {mx!r}")
+        for key in ("name", "video_root", "anno_file", "metadata"):
+            if not isinstance(d[key], str) or not d[key]:
+                raise ValueError(f"{where}: {key} must be a non-empty string, got {d[key]!r}")
         if d["name"] in names:
             raise ValueError(f"{where}: duplicate dataset name {d['name']!r}")
         names.add(d["name"])

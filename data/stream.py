@@ -385,7 +385,15 @@ class StreamDataset(Dataset, abc.ABC):
         self.video_namespace = video_namespace if video_namespace is not None else self.video_root.as_posix()
         self.metadata = load_metadata(self.metadata_path)
         skips = SkipLog()
-        self.records: list[Any] = self.build_records(skips)
+        try:
+            self.records: list[Any] = self.build_records(skips)
+        except (KeyError, TypeError, AttributeError, IndexError, OverflowError) as e:
+            # a field missing or of the wrong kind: a clear error naming the file, not a traceback
+            raise ValueError(f"{self.anno_file}: malformed annotation ({type(e).__name__}: {e})") from None
+        except ValueError as e:
+            if str(self.anno_file) in str(e):
+                raise
+            raise ValueError(f"{self.anno_file}: {e}") from None
         skips.report(self.name, len(self.records))
 
     # -- subclass API
@@ -497,6 +505,30 @@ class VideoNeed:
     fps: float
     end_frame: int
     degradation: DegradationSchedule | None = None
+
+
+def seconds(x: Any, where: str, what: str = "time") -> float:
+    """A time in seconds read from an annotation: a finite number >= 0 (numeric text is accepted;
+    a boolean, NaN or infinity is refused: it would place a label nowhere or everywhere)."""
+    if isinstance(x, bool):
+        raise ValueError(f"{where}: {what} must be a number of seconds, got {x!r}")
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: {what} must be a number of seconds, got {x!r}") from None
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"{where}: {what} must be finite and >= 0, got {x!r}")
+    return v
+
+
+def time_span(span: Any, where: str, what: str = "timespan") -> tuple[float, float]:
+    """[start, end] in seconds, start <= end."""
+    if not isinstance(span, (list, tuple)) or len(span) != 2:
+        raise ValueError(f"{where}: {what} must be [start, end], got {span!r}")
+    s, e = seconds(span[0], where, f"{what} start"), seconds(span[1], where, f"{what} end")
+    if e < s:
+        raise ValueError(f"{where}: {what} must be [start, end] with start <= end, got {span!r}")
+    return s, e
 
 
 def check_relevance(values: Sequence[float], where: str) -> list[float]:

@@ -31,7 +31,9 @@ Decoding is sequential and lazy: ``iter_sampled`` decodes frame by frame, conver
 selected frames to RGB and never holds more than one native frame, so it serves both the online
 engine (``iter_frames``) and training (``load_clip`` stacks its output). Failures raise
 ``VideoDecodeError`` with the reason; a stream that breaks after some frames raises
-``VideoTruncatedError`` *after* yielding every frame decoded before the break.
+``VideoTruncatedError`` *after* yielding every frame decoded before the break. A file that ends
+quietly is still checked for truncation and damage (``data/video_integrity.py``: sample tables,
+declared durations, transport-packet alignment, corrupt packets and frames, FFmpeg's errors).
 """
 from __future__ import annotations
 
@@ -45,6 +47,8 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 import av
 import numpy as np
 from PIL import Image
+
+from data.video_integrity import NO_LENGTH_FORMATS, Integrity, nominal_interval
 
 VIDEO_EXTENSIONS = frozenset({
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
@@ -138,6 +142,12 @@ class VideoInfo:
     method: str          # "packets" (exact timestamps) or "header" (container metadata)
 
 
+# Read from a pipe (stdin, a FIFO, a growing file) a container must be demuxable without seeking.
+PIPE_HINT = ("; from a pipe only stream formats can be read: MP4/MOV keep their index (moov) at the end or need "
+             "seeking, AVI too. Pipe MPEG-TS, Matroska/WebM, NUT or fragmented MP4 instead, e.g. "
+             "`ffmpeg -i in.mp4 -c copy -f mpegts - | ...`, or pass the file itself")
+
+
 def _open_input(source: Any, *, format: str | None = None, options: dict | None = None,
                 timeout: float | tuple[float, float] | None = None) -> av.container.InputContainer:
     """av.open with the project's error contract (FileNotFoundError, else VideoDecodeError)."""
@@ -157,7 +167,8 @@ def _open_input(source: Any, *, format: str | None = None, options: dict | None 
     try:
         container = av.open(source if not isinstance(source, os.PathLike) else str(source), "r", **kwargs)
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
-        raise VideoDecodeError(_name(source), f"cannot open as a video container ({e})") from e
+        hint = "" if isinstance(source, (str, os.PathLike)) else PIPE_HINT
+        raise VideoDecodeError(_name(source), f"cannot open as a video container ({e}){hint}") from e
     if not container.streams.video:
         container.close()
         raise VideoDecodeError(_name(source), "no video stream in the container")
@@ -200,12 +211,12 @@ def probe(path: str | os.PathLike, method: str = "packets") -> VideoInfo:
                 return VideoInfo(duration, float(rate), n, width, height, codec, "header")
         times: list[float] = []
         durations: list[float | None] = []
-        last_packet_corrupt = False
+        check = Integrity(container, stream, path)
         try:
-            for packet in container.demux(stream):
-                if packet.size == 0:  # flush packet
+            for packet in container.demux():  # every stream: the declared duration covers them all
+                check.see(packet)
+                if packet.stream.index != stream.index or packet.size == 0:  # flush packet
                     continue
-                last_packet_corrupt = packet.is_corrupt
                 ts = packet.pts if packet.pts is not None else packet.dts
                 if ts is None:
                     continue
@@ -213,11 +224,13 @@ def probe(path: str | os.PathLike, method: str = "packets") -> VideoInfo:
                 durations.append(float(packet.duration * packet.time_base) if packet.duration else None)
         except av.error.FFmpegError as e:
             raise VideoDecodeError(path, f"truncated or corrupt: demuxing failed after {len(times)} packets ({e})") from e
-        truncation = _truncation_reason(len(times), _indexed_frames(container, stream), last_packet_corrupt)
+        finally:
+            check.close()
+        truncation = check.reason()
         if truncation:
             raise VideoDecodeError(path, truncation)
         # read while the container is open: the stream object points into FFmpeg memory freed on close
-        nominal = _nominal_interval(stream)
+        nominal = nominal_interval(stream)
     if not times:
         raise VideoDecodeError(path, "no video packets")
     order = np.argsort(times, kind="stable")
@@ -229,9 +242,6 @@ def probe(path: str | os.PathLike, method: str = "packets") -> VideoInfo:
     return VideoInfo(duration, fps, len(times), width, height, codec, "packets")
 
 
-def _nominal_interval(stream: av.video.stream.VideoStream) -> float | None:
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    return float(1 / rate) if rate else None
 
 
 def _last_frame_duration(own: float | None, prev_gap: float | None, nominal: float | None) -> float:
@@ -317,8 +327,7 @@ class FrameStream:
         self.thread_type = thread_type
         self.end_time: float | None = None
         self.frames_decoded = 0
-        self._packets = 0
-        self._last_packet_corrupt = False
+        self._check: Integrity | None = None
         self._origin: float | None = None
         self._prev_time: float | None = None
         self._last_time = 0.0
@@ -329,8 +338,11 @@ class FrameStream:
         try:
             stream = container.streams.video[0]
             stream.thread_type = self.thread_type
-            nominal = _nominal_interval(stream)
+            nominal = nominal_interval(stream)
             clock = _BestEffortClock(nominal)
+            self._check = Integrity(container, stream, self.source)
+            if self._check.local_file and self._check.names & NO_LENGTH_FORMATS:
+                stream.thread_type = "SLICE"  # see data/video_integrity.py: the partial-frame flag must be reliable
             window: list[_Raw] | None = []
             error = None
             try:
@@ -354,21 +366,25 @@ class FrameStream:
                 self._raise_broken(error)
             if self.frames_decoded == 0:
                 raise VideoDecodeError(_name(self.source), "the video stream has no decodable frames")
-            truncation = _truncation_reason(self._packets, _indexed_frames(container, stream),
-                                            self._last_packet_corrupt)
+            self._check.close()
+            truncation = self._check.reason()
             if truncation:
                 self._raise_broken(truncation)
             prev_gap = self._last_time - self._prev_time if self._prev_time is not None else None
             self.end_time = self._last_time + _last_frame_duration(self._last_duration, prev_gap, nominal)
         finally:
+            if self._check is not None:
+                self._check.close()
             container.close()
 
     def _raw_frames(self, container, stream) -> Iterator[_Raw]:
-        for packet in container.demux(stream):
-            if packet.size:
-                self._packets += 1
-                self._last_packet_corrupt = packet.is_corrupt
+        check = self._check
+        for packet in container.demux():  # every stream: the declared duration covers them all
+            check.see(packet)
+            if packet.stream.index != stream.index:
+                continue
             for frame in packet.decode():
+                check.frame(frame)
                 tb = frame.time_base or stream.time_base
                 dur = _seconds(frame.duration, tb) if frame.duration else None
                 yield _Raw(frame, _seconds(frame.pts, tb), _seconds(frame.dts, tb), dur)
@@ -387,30 +403,10 @@ class FrameStream:
     def _raise_broken(self, reason: str) -> None:
         n = self.frames_decoded
         if n == 0:
-            raise VideoDecodeError(_name(self.source), f"no frame could be decoded: {reason}")
+            hint = "" if isinstance(self.source, (str, os.PathLike)) else PIPE_HINT
+            raise VideoDecodeError(_name(self.source), f"no frame could be decoded: {reason}{hint}")
         raise VideoTruncatedError(_name(self.source), f"stream broke after {n} frames: {reason}",
                                   frames_decoded=n)
-
-
-def _indexed_frames(container: av.container.InputContainer, stream) -> int:
-    """Frame count of an MP4/MOV sample table (exact); 0 for other containers, whose header
-    counts (AVI's, say) may include empty dropped-frame chunks the demuxer never returns."""
-    names = (container.format.name or "").split(",")
-    return stream.frames if "mov" in names or "mp4" in names else 0
-
-
-def _truncation_reason(packets: int, header_frames: int, last_packet_corrupt: bool) -> str | None:
-    """Why a stream that ended without an error is nevertheless cut short (else None).
-
-    A truncated MP4/MOV still opens when its index sits at the front ("faststart") and the
-    demuxer then just stops early: its index lists more samples than the file holds. Other
-    containers have no frame count, but the demuxer flags the last, partial packet as corrupt.
-    """
-    if header_frames and packets < header_frames:
-        return f"truncated: the container lists {header_frames} frames but holds {packets}"
-    if last_packet_corrupt:
-        return "truncated: the file ends inside a frame (last packet corrupt)"
-    return None
 
 
 # ------------------------------------------------------------------------------------ sampling

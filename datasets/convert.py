@@ -36,6 +36,7 @@ import argparse  # noqa: E402
 from data import benchmarks  # noqa: E402
 from data.benchmarks import items as it  # noqa: E402
 from data.prompts import DVC_INSTRUCTIONS, QUERY_TEMPLATES  # noqa: E402
+from utils.cli import ArgumentParser, add_debug_flag, check_output_file, run_cli  # noqa: E402
 from utils.io import sha256_file  # noqa: E402
 
 DATASETS = ("charades", "youcook2", "qvh", "tvsum", "hisum", "magqa")
@@ -50,10 +51,12 @@ def _add_common(p: argparse.ArgumentParser, dataset: str) -> None:
     p.add_argument("--video_template", default=mod.DEFAULT_VIDEO_TEMPLATE,
                    help=f"video file name relative to the video root; placeholders {fields} (default %(default)s)")
     p.add_argument("--video_root", default=None, help="if given, keep only items whose video exists under this folder")
+    add_debug_flag(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="convert.py", description=__doc__.split("\n\n")[0],
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="dataset", required=True)
 
     p = sub.add_parser("charades", help="Charades-STA txt + Charades csv")
@@ -123,15 +126,17 @@ def convert_from_args(args: argparse.Namespace) -> tuple[list[dict], dict[str, s
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        items, inputs, skipped = convert_from_args(args)
-        n_source = len(items)
-        dropped: list[str] = []
-        if args.video_root:
-            items, dropped = it.keep_existing_videos(items, args.video_root)
-    except (ValueError, FileNotFoundError) as e:
-        parser.exit(2, f"convert.py {args.dataset}: error: {e}\n")
-    options = {k: v for k, v in vars(args).items() if k not in ("output", "dataset", *inputs)}
+    return run_cli(f"convert.py {args.dataset}", lambda: _main(args, argv), debug=args.debug)
+
+
+def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
+    check_output_file(args.output, "--output")
+    items, inputs, skipped = convert_from_args(args)
+    n_source = len(items)
+    dropped: list[str] = []
+    if args.video_root:
+        items, dropped = it.keep_existing_videos(items, args.video_root)
+    options = {k: v for k, v in vars(args).items() if k not in ("output", "dataset", "debug", *inputs)}
     meta = {
         "dataset": args.dataset,
         "converter": f"datasets/convert.py -> data/benchmarks/{benchmarks.get(args.dataset).__name__.rsplit('.', 1)[1]}.py",

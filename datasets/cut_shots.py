@@ -223,4 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    import sys
+
+    from utils.cli import entry
+
+    sys.exit(entry("cut_shots.py", main))  # the error contract: instructions/errors.md

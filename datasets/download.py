@@ -360,4 +360,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    import sys
+
+    from utils.cli import entry
+
+    sys.exit(entry("download", main))  # the error contract: instructions/errors.md

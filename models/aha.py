@@ -71,9 +71,18 @@ class AhaForStreaming(LlavaOnevisionForConditionalGeneration):
             raise ValueError(f"pixel_values must be [F, 3, H, W], got {tuple(pixel_values.shape)}")
         tower = self.model.vision_tower
         tower_trainable = next(tower.parameters()).requires_grad
+        layer = self.config.vision_feature_layer
+        if not isinstance(layer, int):
+            raise ValueError(f"vision_feature_layer must be one layer index, got {layer!r}")
+        n_states = len(tower.encoder.layers) + 1  # hidden_states: the embeddings, then each layer's output
+        if not -n_states <= layer < n_states:
+            raise ValueError(f"vision_feature_layer {layer} is outside the tower's {n_states} hidden states")
         with torch.set_grad_enabled(torch.is_grad_enabled() and tower_trainable):
-            out = tower(pixel_values.to(dtype=self.vision_dtype), output_hidden_states=True, return_dict=True)
-            feats = out.hidden_states[self.config.vision_feature_layer]
+            # run only the layers the feature needs and keep one hidden state, not all of them (the
+            # tower's output_hidden_states=True holds 27 of them: ~45 MB per frame for so400m)
+            feats = tower.embeddings(pixel_values.to(dtype=self.vision_dtype))
+            for enc_layer in tower.encoder.layers[: layer % n_states]:
+                feats = enc_layer(feats, None)
         if self.config.vision_feature_select_strategy == "default":
             feats = feats[:, 1:]
         return feats

@@ -193,4 +193,3 @@ def content_hash_of(model_dir: str | Path) -> str:
     from utils.io import folder_hash
 
     return folder_hash(model_dir, patterns=("*.safetensors", "*.json"))
-

@@ -105,4 +105,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from utils.cli import entry
+
+    sys.exit(entry("models.convert", main))  # the error contract: instructions/errors.md

@@ -1,10 +1,19 @@
 """The one online inference loop: frames and queries in time order in, per-frame records and
 responses out. Used by the demo, live input and every benchmark driver.
 
-Per frame: encode it (when it arrives), append its tokens to the KV cache under the cache policy,
-read the three heads at the frame's last token, emit a record at once, and generate a response
-when the decision rule fires. Nothing after the current frame is ever looked at, and the frames
-themselves are not kept: memory is bounded by the cache policy.
+Per frame: encode it (when it arrives), append its tokens to the KV cache under the cache policy
+(``models.cache``), read the three heads at the frame's last token, emit a record at once, and
+generate a response when the decision rule fires. Nothing after the current frame is ever looked at,
+and the frames themselves are not kept: memory is bounded by the cache policy.
+
+Hot path. Frames go to the device as uint8 (normalised there) and through the vision tower in
+batches when several are available, optionally on a background thread (``models.stream_io``). The LM
+step runs the native Qwen2 decoder on a preallocated cache (``models.kv_store``) with a mask built once
+per step; the heads read only the last token of each frame; the only host round trip is reading the
+records the caller consumes. In score-only runs ``frames_per_step`` = K frames share one LM forward
+with scores equal to one-at-a-time streaming (the cache books the block as K single steps). A
+frame-only step has static shapes and compiles (``compile``: ``torch.compile(fullgraph=True)``, CUDA
+graphs on CUDA) without recompiling across frames or evictions.
 
 Token order (``prompt_order``):
 - ``training`` (default, what this project trains with): system turn, user query turn, then
@@ -15,17 +24,33 @@ Token order (``prompt_order``):
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Iterator
 
+import numpy as np
 import torch
 from transformers import RepetitionPenaltyLogitsProcessor, SuppressTokensLogitsProcessor
 
-from models.cache import CachePolicy, model_inv_freq
-from models.chat import (IM_END, STREAM_GENERATION_PROMPT, STREAM_PROMPT, ChatTemplate, system_prompt_of,
-                         system_turn, user_turn)
+from models.cache import DEFAULT_MAX_PROTECTED, DEFAULT_POLICY, DEFAULT_SINK_TOKENS, DEFAULT_WINDOW, CachePolicy, Segment, model_inv_freq
+from models.chat import IM_END, STREAM_GENERATION_PROMPT, STREAM_PROMPT, ChatTemplate, system_prompt_of, system_turn, user_turn
 from models.decision import DecisionConfig, DecisionRule
 from models.frames import to_pixel_values
+from models.kv_store import KVStore
+from models.stream_io import Uploader, encoded_frames
+
+log = logging.getLogger(__name__)
+
+# frames per LM forward for score-only benchmark runs: amortises the per-forward cost (8x fewer
+# launches) while the extra ring slots it needs stay small (7 frames)
+SCORE_FRAMES_PER_STEP = 8
+def default_frames_per_step(generate: bool) -> int:
+    """K for a run reading a file: one frame per forward when responses may be generated, else
+    SCORE_FRAMES_PER_STEP (the scores are the same; only the work per forward changes)."""
+    return 1 if generate else SCORE_FRAMES_PER_STEP
+
+
+TEXT_ROOM = 32  # tokens of text (stream headers, a closing <|im_end|>) a frame step may carry
 
 
 @dataclass
@@ -71,9 +96,14 @@ class ResponseRecord:
 class EngineConfig:
     system_prompt: str | None = None  # None: the model config's (models.chat.system_prompt_of)
     prompt_order: str = "training"  # or "reference"
-    cache_policy: str = "sink"
-    window: int = 2048
-    sink_tokens: int = 32
+    cache_policy: str = DEFAULT_POLICY
+    window: int = DEFAULT_WINDOW
+    sink_tokens: int = DEFAULT_SINK_TOKENS
+    max_protected: int = DEFAULT_MAX_PROTECTED  # system turn + queries the cache may protect
+    frames_per_step: int = 1  # K frames per LM forward (score-only: generate=False)
+    rotate: str = "protected"  # "window": classic full re-rotation at every eviction (reference / tests)
+    merge_lora: bool = True  # merge LoRA adapters into the weights for inference (in place)
+    compile: bool = False  # torch.compile the frame step (CUDA graphs on CUDA)
     decision: DecisionConfig = field(default_factory=DecisionConfig)
     generate: bool = True  # False: scores only (highlight detection / grounding)
     remove_assistant_turns: bool = False
@@ -88,21 +118,62 @@ class EngineConfig:
             raise ValueError(f"prompt_order must be 'training' or 'reference', got {self.prompt_order!r}")
         if self.max_new_tokens < 1:
             raise ValueError("max_new_tokens must be >= 1")
+        if self.frames_per_step < 1:
+            raise ValueError("frames_per_step must be >= 1")
+        if self.frames_per_step > 1 and self.generate:
+            raise ValueError("frames_per_step > 1 is for score-only runs (generate=False): a response needs each frame's heads")
+
+    def cache_record(self) -> dict:
+        return {"policy": self.cache_policy, "window": self.window, "sink_tokens": self.sink_tokens,
+                "max_protected": self.max_protected, "frames_per_step": self.frames_per_step}
+
+
+def inference_model(model, merge_lora: bool = True):
+    """The plain model to run: a peft model's LoRA merged into its weights (in place), unless asked not
+    to or the base is quantised (merging into 4-bit weights would change them)."""
+    if not hasattr(model, "get_base_model"):
+        return model
+    base = model.get_base_model()
+    quantised = getattr(base, "is_loaded_in_4bit", False) or getattr(base, "hf_quantizer", None) is not None
+    if merge_lora and not quantised:
+        return model.merge_and_unload()
+    if merge_lora:
+        log.info("LoRA kept unmerged: the base model is quantised")
+    return base
 
 
 class StreamingEngine:
     def __init__(self, model, tokenizer, cfg: EngineConfig | None = None):
-        self.model = model.get_base_model() if hasattr(model, "get_base_model") else model
-        self.model.eval()
         self.cfg = cfg or EngineConfig()
-        self.tpf = self.model.config.tokens_per_frame
-        self.system_prompt = self.cfg.system_prompt if self.cfg.system_prompt is not None else system_prompt_of(self.model.config)
-        self.frame_size = self.model.config.frame_size
-        self.template = ChatTemplate(tokenizer, self.tpf, self.model.config.frame_placeholder)
+        self.model = inference_model(model, self.cfg.merge_lora)
+        self.model.eval()
+        mc = self.model.config
+        self.tpf = mc.tokens_per_frame
+        self.system_prompt = self.cfg.system_prompt if self.cfg.system_prompt is not None else system_prompt_of(mc)
+        self.frame_size = mc.frame_size
+        self.template = ChatTemplate(tokenizer, self.tpf, mc.frame_placeholder)
         self.tokenizer = tokenizer
         self.eos_id = self.template.eos_id
-        self.policy = CachePolicy(self.cfg.cache_policy, self.cfg.window, self.cfg.sink_tokens, model_inv_freq(self.model))
+        self.lm = self.model.model.language_model
+        attn = mc.text_config._attn_implementation
+        if attn not in (None, "sdpa", "eager"):
+            raise ValueError(f"the streaming engine needs sdpa or eager attention (its cache is a ring read through a mask), got {attn}")
+        if getattr(self.lm, "has_sliding_layers", False):
+            raise ValueError("sliding-window attention layers are not supported by the streaming cache")
+        k = self.cfg.frames_per_step
+        headroom = self.cfg.max_new_tokens + 16 if self.cfg.generate else 0
+        self.policy = CachePolicy(self.cfg.cache_policy, self.cfg.window, self.cfg.sink_tokens, self.cfg.max_protected,
+                                  copies=k, block_extra=(k - 1) * self.tpf, headroom=headroom, rotate=self.cfg.rotate,
+                                  min_room=self.tpf + TEXT_ROOM)
+        tc = mc.text_config
+        head_dim = getattr(tc, "head_dim", None) or tc.hidden_size // tc.num_attention_heads
+        self.store = KVStore(tc.num_hidden_layers, tc.num_key_value_heads, head_dim, self.dtype, self.device, model_inv_freq(self.model))
+        self.uploader = Uploader(self.device)  # step indices and text ids (the LM's thread)
+        self.frame_uploader = Uploader(self.device)  # pixels (possibly the vision worker's thread)
         self.rule = DecisionRule(self.cfg.decision)
+        self._compiled = None
+        if self.cfg.compile:
+            self.compile()
         self.reset()
 
     @property
@@ -115,6 +186,7 @@ class StreamingEngine:
 
     def reset(self) -> None:
         self.policy.reset()
+        self.store.reset()
         self.rule.reset()
         self.frame_index = 0
         self.started = False  # system prompt fed
@@ -122,74 +194,123 @@ class StreamingEngine:
         self.queries_seen = 0
         self.pending: list[int] = []  # text tokens to feed before the next frame
 
-    # ------------------------------------------------------------------ low level
+    def describe_cache(self) -> dict:
+        """What the cache holds now: protected spans (system turn, queries), frames kept, text, responses."""
+        return self.policy.describe()
+
+    def compile(self, backend: str | None = None, mode: str | None = None) -> None:
+        """Compile the frame-only step (static shapes: every slot is read, masked)."""
+        if self.cfg.cache_policy == "unbounded":
+            raise ValueError("compile needs a bounded cache (its shapes grow with an unbounded one)")
+        if mode is None and backend is None and self.device.type == "cuda":
+            mode = "reduce-overhead"  # CUDA graphs: one launch per step
+        self.store.static = True
+        self._compiled = torch.compile(self._frame_step, fullgraph=True, dynamic=False, backend=backend or "inductor", mode=mode)
+
+    # ------------------------------------------------------------------ device step
+    def _step(self, x, slots, row_seq, row_group, pos, group_lo, shift, first_row: int, n_frames: int, logits: bool):
+        if shift is not None:
+            self.store.refresh(shift)
+        mask = self.store.begin(slots, row_seq, row_group, group_lo)
+        h = self.lm(inputs_embeds=x, attention_mask={"full_attention": mask}, position_ids=pos[None], cache=self.store,
+                    use_cache=True).last_hidden_state
+        heads = None
+        if n_frames:  # the heads read only each frame's last token
+            hl = h[:, first_row:: self.tpf][:, :n_frames]
+            out = self.model.read_heads(hl)
+            info = torch.softmax(out["informative_logits"].float(), dim=-1)[..., 1]
+            heads = torch.stack([info, out["relevance"].float(), out["log_variance"].float()], dim=-1)[0]
+        return heads, (self.model.lm_head(h[:, -1:]) if logits else None)
+
+    def _frame_step(self, x, slots, row_seq, row_group, pos, group_lo, shift):
+        return self._step(x, slots, row_seq, row_group, pos, group_lo, shift, self.tpf - 1, x.shape[1] // self.tpf, False)[0]
+
     @torch.inference_mode()
-    def _forward(self, ids: list[int], frame_embeds: torch.Tensor | None = None, logits: bool = False, evict: bool = True):
+    def _forward(self, text: list[tuple[str, list[int], dict]], frame_embeds: torch.Tensor | None = None,
+                 logits: bool = False, evict: bool = True):
+        """One LM forward: text pieces (kind, ids, meta), then frames [n, tokens_per_frame, D]."""
         n_frames = 0 if frame_embeds is None else frame_embeds.shape[0]
-        ids = ids + self.template.frame_ids(n_frames)
-        pos_start, _ = self.policy.prepare(len(ids), evict)
-        input_ids = torch.tensor([ids], device=self.device)
-        # position_ids are the RoPE angles; the causal mask comes from the cache's own length
-        # (transformers >= 5.25 derives it there), which is where these tokens land
-        pos = torch.arange(pos_start, pos_start + len(ids), device=self.device)
-        return self.model(
-            input_ids=input_ids,
-            frame_embeds=frame_embeds,
-            cache=self.policy.cache,
-            position_ids=pos.unsqueeze(0),
-            use_cache=True,
-            logits_to_keep=1,
-            compute_lm_logits=logits,
-        )
+        segs = [Segment(kind, len(ids), meta) for kind, ids, meta in text if ids]
+        segs += [Segment("frame", self.tpf, {"frame": self.frame_index + i}) for i in range(n_frames)]
+        q = sum(s.n for s in segs)
+        self.policy.grow_ring(q)
+        plan = self.policy.plan(segs, frame_groups=n_frames > 1, evict=evict)
+        self.store.ensure(self.policy.protected_size, self.policy.copies, self.policy.ring_size)
+        self.store.attend, self.store.length = self.policy.attend_slots, len(self.policy)
+        self.store.rotate_ring(plan.rotate_ring)
+        ids = [t for _, piece, _ in text for t in piece]
+        parts = []
+        if ids:
+            parts.append(self.lm.embed_tokens(self.uploader.array(np.asarray(ids, dtype=np.int64))[None]))
+        if n_frames:
+            parts.append(frame_embeds.to(self.device, self.dtype).reshape(1, n_frames * self.tpf, -1))
+        x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        idx = self.uploader.array(np.concatenate([plan.slots, plan.row_seq, plan.row_group, plan.pos, plan.group_lo]))
+        q = len(plan.slots)
+        idx = (idx[:q], idx[q: 2 * q], idx[2 * q: 3 * q], idx[3 * q: 4 * q], idx[4 * q:])  # one upload, five views
+        shift = None if plan.shift is None else self.uploader.array(plan.shift)
+        if self._compiled is not None and shift is None and self.policy.protected_size:
+            shift = self.uploader.array(self.policy.last_shift)  # the compiled step always refreshes
+        if self._compiled is not None and not ids and not logits and n_frames == self.policy.copies:
+            heads, lg = self._compiled(x, *idx, shift), None
+        else:
+            heads, lg = self._step(x, *idx, shift, len(ids) + self.tpf - 1, n_frames, logits)
+        if plan.new_protected:
+            self.store.add_protected(plan.new_protected)
+            self.policy.last_shift = None  # the other copies of the new tokens are written at the next refresh
+        return heads, lg, plan
 
     @torch.inference_mode()
     def encode_images(self, images) -> torch.Tensor:
-        """uint8 frames [F, H, W, 3] (letterboxed) -> frame tokens [F, tokens_per_frame, D]."""
-        px = to_pixel_values(images, self.frame_size, dtype=self.model.vision_dtype, device=self.device)
-        return self.model.encode_frames(px)
+        """uint8 frames [F, H, W, 3] (letterboxed) -> frame tokens [F, tokens_per_frame, D]. The uint8
+        pixels go to the device and are normalised there (4x fewer bytes than fp32)."""
+        px = self.frame_uploader.frames(images)
+        return self.model.encode_frames(to_pixel_values(px, self.frame_size, dtype=self.model.vision_dtype, device=self.device))
 
     # ------------------------------------------------------------------ events
-    def add_query(self, text: str) -> None:
-        """Encode a user query now (it takes effect from the next frame on)."""
+    def add_query(self, text: str, time: float | None = None) -> None:
+        """Encode a user query now (it takes effect from the next frame on). Its turn is protected
+        from eviction under sink / dynamic_sink."""
+        meta = {"index": self.queries_seen, "text": text, "time": time}
+        turn = self.template.ids(user_turn(text))
+        meta["ids"] = turn
         if self.cfg.prompt_order == "reference" and not self.started:
             # reference: the query turn comes before the system prompt, and opens the stream turn
-            self._forward(self.template.ids(user_turn(text)) + self.template.ids(STREAM_PROMPT))
+            self._forward([("query", turn, meta), ("text", self.template.ids(STREAM_PROMPT), {})])
             self.stream_open = True
         else:
-            ids = self._take_prefix(close_for_query=True) + self.template.ids(user_turn(text))
-            self._forward(ids)
+            self._forward(self._take_prefix(close_for_query=True) + [("query", turn, meta)])
             self.started = True
             self.stream_open = False
         self.queries_seen += 1
-        if self.queries_seen == 1:
-            self.policy.mark_sink()
 
-    def _take_prefix(self, close_for_query: bool = False) -> list[int]:
-        ids = list(self.pending)
+    def _take_prefix(self, close_for_query: bool = False) -> list:
+        out = [("text", list(self.pending), {})] if self.pending else []
         self.pending = []
         if not self.started:
-            ids = self.template.ids(system_turn(self.system_prompt)) + ids
+            sys_ids = self.template.ids(system_turn(self.system_prompt))
+            out.insert(0, ("system", sys_ids, {"ids": sys_ids}))
         if close_for_query and self.stream_open:
-            ids += self.template.ids(IM_END)
-        return ids
+            out.append(("text", self.template.ids(IM_END), {}))
+        return out
+
+    def _frame_prefix(self) -> list:
+        if self.cfg.prompt_order == "reference" and not self.started:
+            sys_ids = self.template.ids(system_turn(self.system_prompt))  # no stream header after it
+            out = [("system", sys_ids, {"ids": sys_ids})]
+            self.started = self.stream_open = True
+        else:
+            out = self._take_prefix()
+            self.started = True
+        if not self.stream_open:
+            out.append(("text", self.template.ids(STREAM_PROMPT), {}))
+            self.stream_open = True
+        return out
 
     def process_frame(self, time: float, frame_embeds: torch.Tensor) -> tuple[FrameRecord, ResponseRecord | None]:
         """Append one frame (its tokens [tokens_per_frame, D]) and read the heads."""
-        if self.cfg.prompt_order == "reference" and not self.started:
-            ids = self.template.ids(system_turn(self.system_prompt))  # no stream header after it
-            self.started = True
-            self.stream_open = True
-        else:
-            ids = self._take_prefix()
-            self.started = True
-        if not self.stream_open:
-            ids += self.template.ids(STREAM_PROMPT)
-            self.stream_open = True
-        out = self._forward(ids, frame_embeds.unsqueeze(0) if frame_embeds.dim() == 2 else frame_embeds)
-        info = torch.softmax(out.informative_logits[0, -1].float(), dim=-1)[1]
-        vals = torch.stack([info, out.relevance[0, -1].float(), out.log_variance[0, -1].float()]).tolist()
-        rec = FrameRecord(self.frame_index, float(time), vals[0], vals[1], vals[2], len(self.policy))
-        self.frame_index += 1
+        emb = frame_embeds.unsqueeze(0) if frame_embeds.dim() == 2 else frame_embeds
+        rec = self.process_frames([time], emb)[0]
         response = None
         heads = {"informative": rec.informative, "relevance": rec.relevance, "uncertainty": rec.uncertainty}
         asked = self.queries_seen > 0 or self.cfg.respond_before_query
@@ -197,17 +318,41 @@ class StreamingEngine:
             response = self.respond(rec.time, trigger_score=self.rule.score(heads))
         return rec, response
 
+    def process_frames(self, times: list[float], frame_embeds: torch.Tensor) -> list[FrameRecord]:
+        """Append frames [n, tokens_per_frame, D] in one forward (n <= frames_per_step) and read their
+        heads; the scores equal feeding them one at a time. No responses (score-only)."""
+        n = frame_embeds.shape[0]
+        if n != len(times):
+            raise ValueError(f"{len(times)} times for {n} frames")
+        prefix = self._frame_prefix()
+        if n > 1 and any(kind in ("system", "query") for kind, _, _ in prefix):
+            # new protected tokens in a block would reach only the first frame's copy: take it alone
+            first = self._records(times[:1], *self._forward(prefix, frame_embeds[:1])[::2])
+            return first + self.process_frames(times[1:], frame_embeds[1:])
+        heads, _, plan = self._forward(prefix, frame_embeds)
+        return self._records(times, heads, plan)
+
+    def _records(self, times, heads, plan) -> list[FrameRecord]:
+        vals = heads.tolist()  # the one host round trip: the caller consumes these numbers
+        lengths = plan.frame_lengths
+        out = []
+        for t, v, length in zip(times, vals, lengths):
+            out.append(FrameRecord(self.frame_index, float(t), v[0], v[1], v[2], length))
+            self.frame_index += 1
+        return out
+
     @torch.inference_mode()
     def respond(self, time: float, trigger_score: float = float("nan")) -> ResponseRecord:
         """Greedy generation of an assistant turn from the current context."""
         before = len(self.policy)
-        out = self._forward(self.template.ids(STREAM_GENERATION_PROMPT), logits=True, evict=False)
+        _, lg, _ = self._forward([("response", self.template.ids(STREAM_GENERATION_PROMPT), {"frame": self.frame_index - 1})],
+                                 logits=True, evict=False)
         tokens: list[int] = []
         penalty = RepetitionPenaltyLogitsProcessor(self.cfg.repetition_penalty) if self.cfg.repetition_penalty else None
         # a generated frame placeholder would be fed back as a frame with no pixels behind it
-        no_frame = SuppressTokensLogitsProcessor([self.model.config.image_token_index], device=out.logits.device)
+        no_frame = SuppressTokensLogitsProcessor([self.model.config.image_token_index], device=lg.device)
         for _ in range(self.cfg.max_new_tokens):
-            logits = out.logits[0, -1:].float()
+            logits = lg[0, -1:].float()
             if penalty is not None and tokens:  # over this response's tokens
                 logits = penalty(torch.tensor([tokens], device=logits.device), logits)
             logits = no_frame(torch.tensor([tokens], dtype=torch.long, device=logits.device), logits)
@@ -215,58 +360,62 @@ class StreamingEngine:
             if nxt == self.eos_id:
                 break
             tokens.append(nxt)
-            out = self._forward([nxt], logits=True, evict=False)
+            _, lg, _ = self._forward([("response", [nxt], {"frame": self.frame_index - 1})], logits=True, evict=False)
         text = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
         if self.cfg.remove_assistant_turns:
-            self.policy.truncate(before)  # the stream turn continues as if nothing was said
+            self.store.clear(self.policy.truncate(before))  # the stream turn continues as if nothing was said
+            self.store.length = len(self.policy)
         else:
             self.pending = [self.eos_id]  # close the assistant turn; the next frame reopens the stream
             self.stream_open = False
         return ResponseRecord(float(time), self.frame_index - 1, text, len(tokens), trigger_score, tokens)
 
     # ------------------------------------------------------------------ loop
-    def run(self, frames: Iterable, queries: Iterable[QueryEvent] = (), vision_batch: int = 1) -> Iterator:
+    def run(self, frames: Iterable, queries: Iterable[QueryEvent] = (), vision_batch: int = 1,
+            frames_per_step: int | None = None, background: bool | None = None) -> Iterator:
         """Yield FrameRecord / ResponseRecord objects as they are produced.
 
         ``frames`` yields FrameEvent or (time, image) pairs. ``vision_batch`` > 1 encodes that many
-        frames at once, only over frames the source has already delivered (for files: the records
-        are the same, they only come a few frames later).
+        frames at once (for files: the records are the same, they only come a few frames later);
+        ``background`` (default: when vision_batch > 1) encodes them on a worker thread while the LM
+        steps; ``frames_per_step`` (default: the config's) feeds that many frames per LM forward.
         """
-        if vision_batch < 1:
-            raise ValueError("vision_batch must be >= 1")
+        k = frames_per_step or self.cfg.frames_per_step
+        if k > self.cfg.frames_per_step:
+            raise ValueError(f"frames_per_step {k} exceeds the engine's {self.cfg.frames_per_step} (its cache layout)")
+        background = vision_batch > 1 if background is None else background
         queue = sorted(queries, key=lambda q: q.time)
         qi = 0
-        batch: list[FrameEvent] = []
+        block: list[FrameEvent] = []
+
+        def events():
+            for ev in frames:
+                yield ev if isinstance(ev, FrameEvent) else FrameEvent(float(ev[0]), ev[1])
 
         def flush():
-            nonlocal qi
-            need = [e for e in batch if e.embeds is None]
-            if need:
-                enc = self.encode_images([e.image for e in need])
-                for e, emb in zip(need, enc):
-                    e.embeds = emb
-            for e in batch:
-                while qi < len(queue) and queue[qi].time <= e.time:
-                    self.add_query(queue[qi].text)
-                    qi += 1
-                rec, resp = self.process_frame(e.time, e.embeds)
+            if not block:
+                return
+            if k == 1:
+                rec, resp = self.process_frame(block[0].time, block[0].embeds)
                 yield rec
                 if resp is not None:
                     yield resp
-            batch.clear()
+            else:
+                yield from self.process_frames([e.time for e in block], torch.stack([e.embeds for e in block]))
+            block.clear()
 
         try:
-            for ev in frames:
-                if not isinstance(ev, FrameEvent):
-                    t, img = ev
-                    ev = FrameEvent(float(t), img)
-                batch.append(ev)
-                if len(batch) >= vision_batch or (qi < len(queue) and queue[qi].time <= ev.time):
+            for ev in encoded_frames(events(), self.encode_images, vision_batch, background, self.device):
+                if qi < len(queue) and queue[qi].time <= ev.time:
+                    yield from flush()
+                    while qi < len(queue) and queue[qi].time <= ev.time:
+                        self.add_query(queue[qi].text, queue[qi].time)
+                        qi += 1
+                block.append(ev)
+                if len(block) >= k:
                     yield from flush()
         except Exception:
             # a source that breaks mid-stream: the frames it delivered are still scored, then it raises
-            if batch:
-                yield from flush()
-            raise
-        if batch:
             yield from flush()
+            raise
+        yield from flush()

@@ -77,9 +77,11 @@ def stream_needs(args) -> list:
     from data.stream import VideoNeed
     from data.video import num_sampled_frames, probe
 
-    if args.fps is None or not args.fps > 0:
+    if args.fps is None or not 0 < args.fps < float("inf"):
         raise SystemExit("--items / --video need --fps (the fps the drivers will stream at)")
     if args.video:
+        if not Path(args.video).is_file():
+            raise FileNotFoundError(f"--video {args.video}: no such file")
         videos = {Path(args.video).name: Path(args.video)}
     else:
         if not args.video_root:
@@ -107,6 +109,7 @@ def main_streams(args) -> dict:
 
     if args.kind not in (None, "frame_embeds"):
         raise SystemExit("--items / --video cache the frame tokens the streaming engine takes: use --kind frame_embeds")
+    needs = stream_needs(args)  # inputs checked before the model loads
     loaded = load_for_inference(model_config=args.preset, weights=args.weights, checkpoint=args.checkpoint,
                                 tokenizer=args.tokenizer, device=args.device, dtype=args.dtype,
                                 seed=0 if args.seed is None else args.seed)
@@ -114,7 +117,7 @@ def main_streams(args) -> dict:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     cache = FeatureCache.for_model(args.cache_dir, model, "frame_embeds")
     log.info("caching frame_embeds features in %s", cache.directory)
-    stats = extract_features(model, stream_needs(args), cache, base.config.frame_size, batch_frames=args.batch_frames,
+    stats = extract_features(model, needs, cache, base.config.frame_size, batch_frames=args.batch_frames,
                              device=args.device, num_workers=args.num_workers, overwrite=args.overwrite, progress=True)
     stats["cache"] = str(cache.directory)
     log.info("done: %s", json.dumps(stats))
@@ -142,6 +145,8 @@ def main(argv=None) -> dict:
         assert len(shard) == 2
     except (ValueError, AssertionError):
         raise SystemExit(f"--shard must look like i/n, got {args.shard!r}") from None
+    # the mixture and its annotations are checked before the model is built
+    build_mixture(args.dataset_config, args.data_root, None)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype or "fp32"]
     if args.lora_pretrained:
         model = load_checkpoint(args.lora_pretrained, weights=args.weights, dtype=dtype)
@@ -167,4 +172,8 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from utils.cli import entry
+
+    sys.exit(entry("extract_features", main))  # the error contract: instructions/errors.md

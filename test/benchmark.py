@@ -49,6 +49,8 @@ from test.evaluate import params_from_file, parse_opt, read_prediction_records
 from test.postprocess import FusionParams, ProcessedStream, fuse_prediction
 from test.predictions import StreamPrediction
 from test.tuning import TUNED_ON_TEST, apply_params, default_grid, grid_search, reference_grid, save_params
+from data.benchmarks.magqa import JudgeIncomplete
+from utils.cli import ArgumentParser, add_debug_flag, check_output_file, run_cli
 from utils.io import atomic_write_json, iter_jsonl, read_json
 
 log = logging.getLogger("benchmark")
@@ -121,7 +123,7 @@ def error_ids(pred_file: str) -> dict[str, dict]:
     from test.run_benchmark import errors_path
 
     path = errors_path(pred_file)
-    return {str(r["id"]): r for r in iter_jsonl(path)} if path.exists() else {}
+    return {str(r["id"]): r for r in iter_jsonl(path, "inference errors file", allow_empty=True)} if path.exists() else {}
 
 
 def run_record(pred_file: str) -> dict | None:
@@ -285,8 +287,8 @@ def protocol_record(args, argv, protocol, options, result, coverage, run, scorer
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m test.benchmark", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(prog="python -m test.benchmark", description=__doc__,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", required=True, choices=sorted(benchmarks.MODULES))
     ap.add_argument("--pred", required=True, help="prediction JSONL from test.run_benchmark")
     ap.add_argument("--gold", required=True, help="the benchmark's gold file (see instructions/benchmarks.md)")
@@ -313,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="gold items without a prediction: drop (score the predicted ones; recorded) or count "
                          "(the scorer's own rule for missing items)")
     ap.add_argument("--plots", type=int, default=0, help="plot the first N scored items next to RESULTS.json")
+    add_debug_flag(ap)
     return ap
 
 
@@ -322,11 +325,12 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging("INFO")
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    try:
-        results = run(args, argv)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"benchmark: error: {e}", file=sys.stderr)
-        return 2
+    return run_cli("benchmark", lambda: _main(args, argv), debug=args.debug,
+                   outputs=lambda: args.out if Path(args.out).exists() else None)
+
+
+def _main(args, argv: list[str]) -> int:
+    results = run(args, argv)
     h, p = results["headline"], results["protocol"]
     cov = p["coverage"]
     value = "n/a" if h["value"] is None else f"{h['value']:.4g}"
@@ -338,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
 def run(args, argv: list[str]) -> dict:
     bench = benchmarks.get(args.dataset)
     options = parse_opt(args.opt)
+    check_output_file(args.out, "--out")
+    if bench.NAME == "magqa" and "judge_cache" not in options:
+        # an LLM judge is slow and may fail half-way: keep its judgements so a rerun resumes
+        options["judge_cache"] = str(args.out) + ".judge_cache.jsonl"
     protocol, opts = bench.resolve(args.protocol, options)
     if args.tune_on_test and args.tune not in (None, "kfold", "none"):
         raise ValueError("--tune_on_test tunes on the reported items: it cannot be combined with --tune " + args.tune)
@@ -380,6 +388,9 @@ def run(args, argv: list[str]) -> dict:
     score_ids = [i for i in gold if i not in tune_set and (args.missing == "count" or i in predicted)]
     try:
         res = bench.score(preds, {i: gold[i] for i in score_ids}, protocol, opts)
+    except JudgeIncomplete as e:  # recorded per item, no score; the same command resumes from the cache
+        atomic_write_json(out, e.record())
+        raise
     except ValueError as e:
         if args.missing == "count" and len(score_ids) > len(report_ids):
             raise ValueError(f"{e} [--missing count kept {len(score_ids) - len(report_ids)} unpredicted gold items; "

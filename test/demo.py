@@ -3,6 +3,7 @@
     python -m test.demo                                  # a generated synthetic test video, its query and ground truth
     python -m test.demo --video V.mp4 --query "..."      # any video (no ground truth, no metrics)
     python -m test.demo --realtime                       # paced as a live stream
+    python -m test.demo --web                            # the web demo (test/web_demo.py) on http://127.0.0.1:7860
 
 Runs ``test.live_infer`` (the one streaming loop: highlights and responses are printed as they are
 detected; scores.jsonl, responses.jsonl, highlights.json, scores.png, highlights.mp4 are written to
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--video", default=None, help="any video (default: generate a synthetic test video)")
     ap.add_argument("--query", action="append", default=None, help="the query (default: the generated video's)")
     ap.add_argument("--query_at", action="append", default=None)
-    ap.add_argument("--output_dir", default="outputs/demo")
+    ap.add_argument("--output_dir", default=None, help="default: outputs/demo (outputs/web with --web: one folder per run)")
     ap.add_argument("--seed", type=int, default=DEMO_SEED, help="seed of the generated video")
     ap.add_argument("--realtime", action="store_true")
     ap.add_argument("--source_fps", type=float, default=None)
@@ -43,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--reel_budget", type=float, default=12.0)
     ap.add_argument("--gt_spans", default=None)
     ap.add_argument("--quiet", action="store_true")
+    g = ap.add_argument_group("web demo")
+    g.add_argument("--web", action="store_true", help="serve the web demo instead (same model and flags; --video/--query "
+                                                       "become the page's example)")
+    g.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 exposes the demo to the network)")
+    g.add_argument("--port", type=int, default=None, help="default: 7860, or the next free port")
+    g.add_argument("--max_streams", type=int, default=4, help="streams (engines) running at once, all pages together")
     live_infer.add_engine_args(ap)
     ap.set_defaults(cumulative_threshold=None, threshold=None, peak_distance=4.0, savgol_window=7, max_new_tokens=16)
     return ap
@@ -97,7 +104,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging("WARNING" if args.quiet else "INFO")
     resolve_model(args)
-    out = Path(args.output_dir)
+    if args.web:
+        return web(args)
+    out = Path(args.output_dir or "outputs/demo")
     out.mkdir(parents=True, exist_ok=True)
     scene = None
     if args.video is None:
@@ -116,7 +125,7 @@ def main(argv=None) -> int:
         raise SystemExit("--video needs --query")
     rc = live_infer.run(args)
     if scene is not None:
-        scores = read_jsonl(out / "scores.jsonl")
+        scores = read_jsonl(out / "scores.jsonl", allow_empty=True)
         fused = np.array([s["fused"] for s in scores])
         if len(scores):
             m = gt_metrics(scene, scores, fused)
@@ -130,5 +139,28 @@ def main(argv=None) -> int:
     return rc
 
 
+def web(args) -> int:
+    """The web demo on the same model and flags; the generated synthetic video (or --video with
+    --query) is offered as the page's example."""
+    from test import web_demo
+
+    if args.max_streams < 1:
+        raise SystemExit("--max_streams must be >= 1")
+    args.output_dir = args.output_dir or "outputs/web"
+    out = Path(args.output_dir)
+    if args.video is None:
+        path, query, _ = generated_video(args, out / "example")
+        example = (str(path), query)
+    elif args.query:
+        example = (args.video, args.query[0])
+    else:
+        raise SystemExit("--video needs --query")
+    return web_demo.serve(args, example)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    import sys
+
+    from utils.cli import entry
+
+    sys.exit(entry("demo", main))  # the error contract: instructions/errors.md

@@ -30,6 +30,8 @@ from data import benchmarks
 from data.benchmarks.validate import InputError, UniqueIds, read_json_or_jsonl
 from test.postprocess import FusionParams, ProcessedStream
 from test.predictions import StreamPrediction
+from data.benchmarks.magqa import JudgeIncomplete
+from utils.cli import ArgumentParser, add_debug_flag, check_output_file, run_cli
 from utils.io import atomic_write_json, dumps, read_json
 
 FUSION_KEYS = ("alpha", "beta", "epsilon", "tau", "uncertainty_kind")
@@ -175,7 +177,7 @@ def build_fusion(args: argparse.Namespace) -> tuple[FusionParams, dict[str, str]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m test.evaluate", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m test.evaluate", description=__doc__.split("\n\n")[0])
     names = sorted(benchmarks.MODULES) + sorted(benchmarks.ALIASES)
     p.add_argument("--func", "--benchmark", dest="func", required=True, choices=names)
     p.add_argument("--pred_file", required=True, action="append", help="prediction file (repeatable)")
@@ -189,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params_key", default=None, help="key inside --params_file (e.g. the dataset name)")
     p.add_argument("--smooth_window", type=int, default=None, help="causal Savitzky-Golay smoothing of the fused score")
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="scorer option (repeatable)")
+    add_debug_flag(p)
     return p
 
 
@@ -198,7 +201,17 @@ def run(argv: list[str] | None = None) -> list[dict]:
         raise ValueError("a --pred_file is given twice")
     fusion, fusion_source = build_fusion(args)
     options = parse_opt(args.opt)
-    results = score_files(args.func, args.pred_file, args.gold_file, args.protocol, fusion, options, args.smooth_window)
+    if args.output_file:
+        check_output_file(args.output_file, "--output_file")
+    if benchmarks.get(args.func).NAME == "magqa" and args.output_file and "judge_cache" not in options:
+        # an LLM judge is slow and may fail half-way: keep its judgements so a rerun resumes
+        options["judge_cache"] = str(args.output_file) + ".judge_cache.jsonl"
+    try:
+        results = score_files(args.func, args.pred_file, args.gold_file, args.protocol, fusion, options, args.smooth_window)
+    except JudgeIncomplete as e:  # recorded per item, no score; the same command resumes from the cache
+        if args.output_file:
+            atomic_write_json(args.output_file, e.record())
+        raise
     for res in results:
         res["record"].update(func=args.func, options_given=options,
                              fusion_source=fusion_source if res["record"].get("fusion") else None)
@@ -215,12 +228,12 @@ def summary(result: Mapping, pred_file: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    try:
-        results = run(args_list)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"evaluate: error: {e}", file=sys.stderr)
-        return 2
-    pred_files = build_parser().parse_args(args_list).pred_file
+    args = build_parser().parse_args(args_list)
+    return run_cli("evaluate", lambda: _main(args_list, args.pred_file), debug=args.debug, outputs=args.output_file)
+
+
+def _main(args_list: list[str], pred_files: list[str]) -> int:
+    results = run(args_list)
     for res, p in zip(results, pred_files):
         print(dumps(summary(res, str(Path(p))), indent=2))
     if not any(a == "--output_file" or a.startswith("--output_file=") for a in args_list):

@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
+import math
 import sys
 import time
 from pathlib import Path
 
 from models.inference_settings import InferenceSettings
 from utils.io import JsonlWriter, atomic_write_json, read_json
+from utils.cli import ArgumentParser, add_debug_flag, run_cli
 from utils.log import setup_logging
 
 DEFAULTS = InferenceSettings()  # the project defaults, shown in --help
@@ -59,10 +60,17 @@ def add_engine_args(ap: argparse.ArgumentParser) -> None:
                    help=f"sink_reference: the reference's SinkCache quirks, to reproduce the released numbers (project default {DEFAULTS.cache_policy})")
     g.add_argument("--window", type=int, default=None, help=f"cache window in tokens (project default {DEFAULTS.window})")
     g.add_argument("--sink_tokens", type=int, default=None, help=f"(project default {DEFAULTS.sink_tokens})")
-    g.add_argument("--vision_batch", type=int, default=1, help=">1 only for files: encode frames already read in small batches")
+    g.add_argument("--vision_batch", type=int, default=1,
+                   help=">1 only for files: encode frames in batches, on a background thread while the LM steps")
     g.add_argument("--features", default=None,
                    help="feature cache folder (scripts/extract_features.py --kind frame_embeds, same model and fps): "
                         "stream the cached frame tokens instead of decoding and encoding the video")
+    g.add_argument("--max_protected", type=int, default=None,
+                   help="tokens the cache may protect from eviction (system turn + queries; sink / dynamic_sink)")
+    g.add_argument("--frames_per_step", type=int, default=None,
+                   help="frames per LM forward, files only (default: 8 with --no_generate, else 1; scores equal one at a time)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the frame step (CUDA graphs on CUDA)")
+    g.add_argument("--no_merge_lora", action="store_true", help="keep LoRA adapters unmerged at inference (slower)")
     g = ap.add_argument_group("responses")
     g.add_argument("--score_heads", default="informative,relevance")
     g.add_argument("--threshold", type=float, default=None, help="respond when the head sum exceeds this")
@@ -90,6 +98,135 @@ def add_engine_args(ap: argparse.ArgumentParser) -> None:
 
 
 SETTING_FLAGS = ("fps", "cache_policy", "window", "sink_tokens", "prompt_order")
+ATTN_IMPLEMENTATIONS = ("sdpa", "flash_attention_2", "eager")
+
+
+def check_engine_args(args) -> None:
+    """Refuse bad engine flags before any model is loaded (ValueError / FileNotFoundError: one line,
+    exit 2). Ranges and finiteness of every number, the paths named, the device."""
+    from utils.cli import check_number
+
+    for flag, kw in (("fps", {"above": 0}), ("max_frames", {"minimum": 1, "integer": True}),
+                     ("window", {"minimum": 1, "integer": True}), ("sink_tokens", {"minimum": 0, "integer": True}),
+                     ("vision_batch", {"minimum": 1, "integer": True}), ("threshold", {}), ("cumulative_threshold", {}),
+                     ("min_interval", {"minimum": 0}), ("uncertainty_gate", {}),
+                     ("max_wait_frames", {"minimum": 0, "integer": True}), ("max_new_tokens", {"minimum": 1, "integer": True}),
+                     ("repetition_penalty", {"above": 0}), ("alpha", {}), ("beta", {}), ("epsilon", {}), ("tau", {}),
+                     ("savgol_window", {"minimum": 1, "integer": True}), ("savgol_polyorder", {"minimum": 0, "integer": True}),
+                     ("peak_distance", {"above": 0}), ("peak_prominence", {"minimum": 0}),
+                     ("max_protected", {"minimum": 0, "integer": True}), ("frames_per_step", {"minimum": 1, "integer": True})):
+        check_number(getattr(args, flag, None), f"--{flag}", **kw)
+    if (getattr(args, "frames_per_step", None) or 1) > 1 and not args.no_generate:
+        raise ValueError("--frames_per_step > 1 is for score-only runs (--no_generate): a response needs each frame's heads")
+    if args.window is not None and args.sink_tokens is not None and args.sink_tokens >= args.window:
+        raise ValueError(f"--sink_tokens ({args.sink_tokens}) must be smaller than --window ({args.window})")
+    w = args.savgol_window - (1 - args.savgol_window % 2)  # the filter uses an odd window
+    if args.savgol_polyorder >= w:
+        raise ValueError(f"--savgol_polyorder ({args.savgol_polyorder}) must be smaller than the (odd) --savgol_window "
+                         f"({w}): the scores would be left unsmoothed")
+    if args.attn is not None and args.attn not in ATTN_IMPLEMENTATIONS:
+        raise ValueError(f"--attn must be one of {ATTN_IMPLEMENTATIONS}, got {args.attn!r}")
+    from models.decision import DecisionConfig
+
+    DecisionConfig(score_heads=args.score_heads)  # names checked
+    for flag in ("weights", "checkpoint", "features"):
+        value = getattr(args, flag, None)
+        if value is not None and not Path(value).is_dir():
+            raise FileNotFoundError(f"--{flag} {value}: no such folder")
+    if args.checkpoint is not None:
+        from models.checkpoint import META, is_released_adapter
+
+        if not (Path(args.checkpoint, META).is_file() or is_released_adapter(args.checkpoint)):
+            raise FileNotFoundError(f"--checkpoint {args.checkpoint} is not an Aha! checkpoint (no {META}) nor a released "
+                                    "adapter (adapter_config.json + adapter_model.safetensors)")
+    for flag in ("heads", "params_file"):
+        value = getattr(args, flag, None)
+        if value is not None and not Path(value).is_file():
+            raise FileNotFoundError(f"--{flag} {value}: no such file")
+    if args.params_key is not None and args.params_file is None:
+        raise ValueError("--params_key needs --params_file")
+    if args.params_file:
+        fusion_params(args)  # the file parses and holds the key
+    if args.model_config is not None:
+        from models.build import load_preset
+
+        load_preset(args.model_config)
+    from models.inference import check_device, resolve_tokenizer_dir
+
+    dev = check_device(args.device)
+    if args.load_in_4bit and dev.type != "cuda":
+        raise ValueError("--load_in_4bit needs a CUDA device (--device cuda) and the optional bitsandbytes package")
+    resolve_tokenizer_dir(args.tokenizer, args.checkpoint, args.weights)  # the one a run would use exists
+    if getattr(args, "features", None) and getattr(args, "degrade", None):
+        raise ValueError("--features streams the cached (clean) frames: it cannot be combined with --degrade")
+
+
+def check_degrade_spec(spec: str) -> tuple[int, str]:
+    """(seed, comma-separated types or "") of a ``random:SEED[:types]`` spec; ValueError otherwise."""
+    parts = spec.split(":")
+    if parts[0] != "random" or len(parts) not in (2, 3) or not parts[1].lstrip("-").isdigit():
+        raise ValueError(f"--degrade must be random:SEED or random:SEED:type,type, got {spec!r}")
+    if len(parts) == 3:
+        from data.degrade import KINDS
+
+        bad = [t for t in parts[2].split(",") if t not in KINDS]
+        if bad or not parts[2]:
+            raise ValueError(f"--degrade {spec!r}: unknown degradation(s) {bad}; choose from {KINDS}")
+    return int(parts[1]), parts[2] if len(parts) == 3 else ""
+
+
+def check_live_args(args) -> None:
+    """Everything ``run`` needs, checked before the model is loaded: the engine flags, the video
+    (a file is scanned for truncation here), the queries, the degradation, the output folder."""
+    from data.sources import detect_kind
+    from data.video import VideoDecodeError, probe
+    from utils.cli import check_number, check_output_dir
+
+    check_engine_args(args)
+    for flag, kw in (("source_fps", {"above": 0}), ("reel_budget", {"minimum": 0})):
+        check_number(getattr(args, flag), f"--{flag}", **kw)
+    check_output_dir(args.output_dir, "--output_dir")
+    parse_queries(args)
+    if args.gt_spans:
+        read_gt_spans(args.gt_spans)
+    if args.features:
+        return  # the video itself is not read
+    kind = detect_kind(args.video)
+    if kind == "frames" and args.source_fps is None:
+        raise ValueError(f"--video {args.video} is a frame folder: give --source_fps (the rate the images were taken at)")
+    if args.degrade:
+        if args.degrade.startswith("random:"):
+            check_degrade_spec(args.degrade)
+            if kind != "file":
+                raise ValueError("--degrade random:... needs a video file (its duration places the segments)")
+        else:
+            make_degradation(args.degrade, args.video)
+    if kind == "file":
+        try:
+            info = probe(args.video)
+        except VideoDecodeError as e:
+            raise ValueError(f"--video {e}") from None
+        if not info.duration > 0:
+            raise ValueError(f"--video {args.video}: the video has no duration")
+
+
+def read_gt_spans(path: str) -> list[list[float]] | dict[str, list[list[float]]]:
+    """``--gt_spans``: a JSON list of [start, end] pairs in seconds (finite, start <= end), or
+    ``{label: [[start, end], ...]}`` (one shade and legend entry per set)."""
+    from utils.cli import check_number
+
+    data = read_json(path)
+    sets = data if isinstance(data, dict) else {None: data}
+    for label, spans in sets.items():
+        where = f"--gt_spans {path}" + (f" [{label!r}]" if label is not None else "")
+        if not isinstance(spans, list) or not all(isinstance(x, list) and len(x) == 2 for x in spans):
+            raise ValueError(f"{where}: expected a JSON list of [start, end] pairs (or an object of such lists)")
+        for s, e in spans:
+            check_number(s, f"{where}: start", minimum=0)
+            check_number(e, f"{where}: end", minimum=0)
+            if e < s:
+                raise ValueError(f"{where}: span [{s}, {e}] ends before it starts")
+    return data
 
 
 def load_model(args, loader=None):
@@ -97,12 +234,20 @@ def load_model(args, loader=None):
     given, else the checkpoint's, else the project default). Sets ``args.settings_source`` and
     ``args.model_record``; returns the LoadedModel."""
     from models.inference import load_for_inference
-    from models.inference_settings import resolve
 
     loader = loader or load_for_inference
     loaded = loader(model_config=args.model_config, weights=args.weights, checkpoint=args.checkpoint, tokenizer=args.tokenizer,
                     device=args.device, dtype=args.dtype, attn_implementation=args.attn, heads=getattr(args, "heads", None),
                     load_in_4bit=getattr(args, "load_in_4bit", False))
+    apply_settings(args, loaded)
+    return loaded
+
+
+def apply_settings(args, loaded) -> None:
+    """The settings part of ``load_model``, for flags whose model was loaded already (by an earlier
+    ``load_model`` on the same flags: the web demo loads once and streams many times)."""
+    from models.inference_settings import resolve
+
     carried = getattr(loaded, "settings", None)
     settings, sources = resolve({k: getattr(args, k) for k in SETTING_FLAGS}, carried)
     for k in SETTING_FLAGS:
@@ -111,7 +256,6 @@ def load_model(args, loader=None):
         args.system_prompt = carried.system_prompt
     args.settings_source = sources
     args.model_record = getattr(loaded, "record", {})
-    return loaded
 
 
 def open_features(args, model):
@@ -146,12 +290,16 @@ def feature_frames(cache, key: str, fps: float, size: int, device, dtype, max_fr
 
 
 def engine_config(args):
+    from models.cache import DEFAULT_MAX_PROTECTED
     from models.decision import DecisionConfig
-    from models.streaming import EngineConfig
+    from models.streaming import EngineConfig, default_frames_per_step
 
     return EngineConfig(
         system_prompt=getattr(args, "system_prompt", None),
         prompt_order=args.prompt_order, cache_policy=args.cache_policy, window=args.window, sink_tokens=args.sink_tokens,
+        max_protected=getattr(args, "max_protected", None) or DEFAULT_MAX_PROTECTED,
+        frames_per_step=getattr(args, "frames_per_step", None) or default_frames_per_step(not args.no_generate),
+        compile=getattr(args, "compile", False), merge_lora=not getattr(args, "no_merge_lora", False),
         decision=DecisionConfig(score_heads=args.score_heads, threshold=args.threshold,
                                 cumulative_threshold=args.cumulative_threshold, min_interval_s=args.min_interval,
                                 uncertainty_gate=args.uncertainty_gate, max_wait_frames=args.max_wait_frames),
@@ -164,15 +312,27 @@ def engine_config(args):
 def fusion_params(args):
     from test.postprocess import FusionParams
 
+    from utils.cli import check_number
+
     base = {}
     if args.params_file:
         table = read_json(args.params_file)
-        entry = table.get(args.params_key, table) if args.params_key else table
-        entry = entry.get("params", entry)
+        if not isinstance(table, dict):
+            raise ValueError(f"--params_file {args.params_file}: expected a JSON object of fusion parameters")
+        if args.params_key is not None and args.params_key not in table:
+            raise ValueError(f"--params_file {args.params_file} has no key {args.params_key!r} (has {sorted(table)})")
+        entry = table[args.params_key] if args.params_key else table
+        entry = entry.get("params", entry) if isinstance(entry, dict) else entry
+        if not isinstance(entry, dict):
+            raise ValueError(f"--params_file {args.params_file}: the fusion parameters must be a JSON object")
         base = {k: entry[k] for k in ("alpha", "beta", "epsilon", "tau", "uncertainty_kind") if k in entry and entry[k] is not None}
+        for k in ("alpha", "beta", "epsilon", "tau"):
+            check_number(base.get(k), f"--params_file {args.params_file}: {k}")
     for k in ("alpha", "beta", "epsilon", "tau", "uncertainty_kind"):
         if getattr(args, k) is not None:
             base[k] = getattr(args, k)
+    if base.get("uncertainty_kind", "logvar") not in ("logvar", "variance"):
+        raise ValueError(f"uncertainty_kind must be logvar or variance, got {base['uncertainty_kind']!r}")
     return FusionParams(**base)
 
 
@@ -180,11 +340,18 @@ def parse_queries(args) -> list:
     from models.streaming import QueryEvent
 
     out = [QueryEvent(0.0, q) for q in (args.query or [])]
+    for q in args.query or []:
+        if not q.strip():
+            raise ValueError("--query is empty")
     for spec in args.query_at or []:
         t, _, text = spec.partition(":")
-        if not text:
-            raise SystemExit(f"--query_at wants TIME:TEXT, got {spec!r}")
-        out.append(QueryEvent(float(t), text))
+        try:
+            when = float(t)
+        except ValueError:
+            when = float("nan")
+        if not text.strip() or not math.isfinite(when) or when < 0:
+            raise ValueError(f"--query_at wants TIME:TEXT (TIME in seconds, finite and >= 0), got {spec!r}")
+        out.append(QueryEvent(when, text))
     return out
 
 
@@ -201,8 +368,13 @@ def make_degradation(spec: str | None, video: str):
 
         dur = probe(video).duration
         return make_schedule(dur, seed, types=types) if types else make_schedule(dur, seed)
+    if not Path(spec).is_file():
+        raise FileNotFoundError(f"--degrade {spec}: neither random:SEED[:types] nor a JSON file")
     items = read_json(spec)
-    return DegradationSchedule.from_list(items["segments"] if isinstance(items, dict) else items)
+    try:
+        return DegradationSchedule.from_list(items["segments"] if isinstance(items, dict) else items)
+    except (KeyError, TypeError, IndexError) as e:
+        raise ValueError(f"--degrade {spec}: expected a JSON list of [start, end, type] ({type(e).__name__}: {e})") from None
 
 
 def fmt_time(t: float) -> str:
@@ -210,7 +382,7 @@ def fmt_time(t: float) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(prog="python -m test.live_infer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--video", required=True, help="file, frame folder, rtsp/http/hls URL, webcam[:N], follow:PATH, - (stdin)")
     ap.add_argument("--query", action="append", help="a query asked at time 0 (repeatable)")
     ap.add_argument("--query_at", action="append", help="TIME:TEXT, a query asked at TIME seconds")
@@ -224,136 +396,268 @@ def main(argv=None) -> int:
                     "entry per set), drawn on the plot")
     ap.add_argument("--quiet", action="store_true")
     add_engine_args(ap)
+    add_debug_flag(ap)
     args = ap.parse_args(argv)
     setup_logging("WARNING" if args.quiet else "INFO")
-    try:
-        return run(args)
-    except (ValueError, FileNotFoundError) as e:  # bad input found before streaming: one line, exit 2
-        print(f"live_infer: error: {e}", file=sys.stderr)
-        return 2
+    # bad input: one line, exit 2, before the model is loaded; a failure later says where the outputs are
+    return run_cli("live_infer", lambda: run(args), debug=args.debug, outputs=lambda: _written(args.output_dir))
+
+
+def _written(out_dir: str) -> str | None:
+    return out_dir if Path(out_dir).is_dir() and any(Path(out_dir).iterdir()) else None
+
+
+class LiveRun:
+    """One online run, as steps a driver can watch: the CLI (``run``) prints them, the web demo
+    (``test.web_demo``) draws them. The same engine, post-processor and output files either way.
+
+    ``LiveRun(args)`` loads the model the flags name (or takes an already ``loaded`` one), opens
+    the source (or takes a ready ``source``, e.g. browser webcam frames) and writes run.json;
+    ``events()`` streams, writing scores.jsonl / responses.jsonl as it goes, and yields
+    ``("frame", FrameRecord, fused, OnlineStep)`` (``step.peak``: a highlight confirmed online at
+    this frame), ``("response", ResponseRecord)`` and ``("query", QueryEvent)`` (a query asked
+    with ``ask`` while streaming, as it takes effect); ``close_stream()`` returns the peaks judged
+    at the end of the stream (queries asked after the last frame land in ``unused_queries``);
+    ``finish()`` post-processes offline and writes highlights.json,
+    scores.png and the reel. ``ask`` and ``stop`` may be called from another thread; with
+    ``interactive`` the frames go one at a time, so both take effect at the next frame (the scores
+    equal a batched or K-frame run's).
+    """
+
+    def __init__(self, args, loaded=None, source=None, source_kind: str | None = None, interactive: bool = False):
+        import queue
+
+        from data.sources import detect_kind, open_source
+        from models.streaming import StreamingEngine
+        from test.postprocess import CAUSAL_POLYORDER, CONFIRM_DELAY_S, SAVGOL_WINDOW, OnlinePeakDetector
+
+        self.args = args
+        self.out = out = Path(args.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        self.fusion = fusion_params(args)
+        self.queries = parse_queries(args)
+        if loaded is None:
+            loaded = load_model(args)
+        elif getattr(args, "settings_source", None) is None:  # flags not yet resolved against this model
+            apply_settings(args, loaded)
+        model, tok = loaded
+        self.engine = engine = StreamingEngine(model, tok, engine_config(args))
+        features = open_features(args, model) if source is None else None
+        key = None
+        if features is not None:
+            self.kind = kind = "features"
+            degradation = None
+            key = args.feature_key or Path(args.video).name
+            source = feature_frames(features, key, args.fps, engine.frame_size, engine.device, engine.dtype, args.max_frames)
+        else:
+            self.kind = kind = source_kind or detect_kind(args.video)
+            degradation = make_degradation(args.degrade, args.video)
+        if source is None:
+            source = open_source(args.video, fps=args.fps, size=engine.frame_size, realtime=args.realtime,
+                                 source_fps=args.source_fps, degradation=degradation, end_frame=args.max_frames)
+        self.source = source
+        # a live source (or a page asking queries mid-stream): every record before the next frame
+        # ``interactive``: queries may be asked and the stream stopped at any frame (the web page)
+        read_ahead = kind in ("file", "frames", "features") and not args.realtime and not interactive
+        self.vision_batch = args.vision_batch if read_ahead and kind != "features" else 1
+        self.frames_per_step = engine.cfg.frames_per_step if read_ahead else 1
+        self.protocol = {
+            "video": str(args.video), "source_kind": kind, "queries": [[q.time, q.text] for q in self.queries],
+            "fps": args.fps, "tokens_per_frame": engine.tpf, "frame_size": engine.frame_size,
+            "model": args.model_record, "settings_source": args.settings_source,
+            "prompt_order": args.prompt_order, "system_prompt": engine.system_prompt,
+            "cache": {"policy": args.cache_policy, "window": args.window, "sink_tokens": args.sink_tokens},
+            "decision": {"score_heads": args.score_heads, "threshold": args.threshold, "cumulative_threshold": args.cumulative_threshold,
+                         "min_interval_s": args.min_interval, "uncertainty_gate": args.uncertainty_gate,
+                         "max_wait_frames": args.max_wait_frames, "generate": not args.no_generate,
+                         "remove_assistant_turns": args.remove_assistant_turns},
+            "fusion": self.fusion.to_dict(), "fusion_source": args.params_file or "defaults/flags",
+            "tuned_on_this_video": False,
+            "smoothing": {"savgol_window": args.savgol_window, "savgol_polyorder": args.savgol_polyorder},
+            "peaks": {"height": "mean+0.5std", "prominence": args.peak_prominence, "distance_s": args.peak_distance,
+                      "online": {"smoothing": f"causal Savitzky-Golay (window {SAVGOL_WINDOW}, order {CAUSAL_POLYORDER})",
+                                 "confirm_delay_s": CONFIRM_DELAY_S},
+                      "offline": "centred Savitzky-Golay (savgol_window, savgol_polyorder) + find_peaks, after the stream"},
+            "degradation": None if degradation is None else degradation.to_list(),
+            "realtime": args.realtime, "vision_batch": self.vision_batch, "frames_per_step": self.frames_per_step,
+            "cache_layout": engine.cfg.cache_record(),
+            "features": None if features is None else {"cache": str(features.directory), "key": key, "kind": "frame_embeds"},
+        }
+        atomic_write_json(out / "run.json", self.protocol)
+        self.detector = OnlinePeakDetector(fps=args.fps, distance_s=args.peak_distance, prominence=args.peak_prominence)
+        self.times, self.info, self.rel, self.unc, self.fused = [], [], [], [], []
+        self.responses, self.online_peaks = [], []
+        self.error: str | None = None
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()  # queries asked while streaming
+        self._asked: list = []  # ... added to the engine, not yet reported
+        self.unused_queries: list[str] = []  # ... asked too late: the stream had no frame left
+        self._stop: str | None = None
+        self._events = None
+
+    # ------------------------------------------------------------------ while streaming
+    def ask(self, text: str) -> None:
+        """Ask a query now: it is fed to the engine right before the next frame."""
+        if self.vision_batch != 1 or self.frames_per_step != 1:
+            raise ValueError("queries asked while streaming need frames taken one at a time (vision_batch 1, frames_per_step 1)")
+        self._inbox.put(text)
+
+    def stop(self, reason: str = "stopped by the user") -> None:
+        """End the stream before the next frame; what was scored is kept and post-processed."""
+        self._stop = self._stop or reason
+
+    def _frames(self):
+        import queue
+
+        from models.streaming import QueryEvent
+
+        for item in self.source:  # (time, image) from a video source, or a FrameEvent of cached features
+            t = item.time if hasattr(item, "time") else item[0]
+            if self._stop is not None:
+                return
+            while True:  # between frames, so a live query lands right before the frame it precedes
+                try:
+                    text = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                self.engine.add_query(text)
+                self._asked.append(QueryEvent(float(t), text))
+                self.protocol["queries"].append([float(t), text])
+            yield item
+
+    def events(self):
+        """Stream the source through the engine (once); see the class docstring."""
+        if self._events is not None:
+            raise RuntimeError("a LiveRun streams once")
+        self._events = self._stream()
+        return self._events
+
+    def _stream(self):
+        from models.streaming import FrameRecord
+        from test.postprocess import fuse
+
+        out = self.out
+        with JsonlWriter(out / "scores.jsonl", "w") as sw, JsonlWriter(out / "responses.jsonl", "w") as rw, \
+                (self.source if hasattr(self.source, "__enter__") else contextlib.nullcontext()):  # feature frames: a generator
+            try:
+                for rec in self.engine.run(self._frames(), self.queries, vision_batch=self.vision_batch,
+                                               frames_per_step=self.frames_per_step):
+                    while self._asked:
+                        yield ("query", self._asked.pop(0))
+                    if isinstance(rec, FrameRecord):
+                        y = float(fuse([rec.informative], [rec.relevance], [rec.uncertainty], self.fusion)[0])
+                        sw.write({**rec.to_dict(), "fused": y})
+                        self.times.append(rec.time), self.info.append(rec.informative), self.rel.append(rec.relevance)
+                        self.unc.append(rec.uncertainty), self.fused.append(y)
+                        step = self.detector.push(y, rec.time)
+                        if step.peak is not None:
+                            self.online_peaks.append(step.peak)
+                        yield ("frame", rec, y, step)
+                    else:
+                        rw.write(rec.to_dict())
+                        self.responses.append(rec)
+                        yield ("response", rec)
+            except KeyboardInterrupt:
+                self.error = "interrupted by the user"
+            except Exception as e:  # a source breaking mid-stream: keep and post-process what was scored
+                self.error = f"{type(e).__name__}: {e}"
+        if self.error is None and self._stop is not None:
+            self.error = self._stop
+
+    def close_stream(self) -> list:
+        """End the stream (if a driver left it early) and judge its last frames: the peaks
+        confirmed at the end of the stream, also appended to ``online_peaks``."""
+        if self._events is not None:
+            self._events.close()  # a no-op once it ran to the end; else closes the files and the source
+        if self.error is None and self._stop is not None:
+            self.error = self._stop
+        self.cache_at_end = self.engine.describe_cache()
+        self.engine = None  # the stream is over: free the engine and its KV cache now
+        while not self._inbox.empty():  # asked after the last frame: never fed to the model
+            self.unused_queries.append(self._inbox.get_nowait())
+        found = self.detector.finish()
+        self.online_peaks.extend(found)
+        return found
+
+    # ------------------------------------------------------------------ after the stream
+    def finish(self) -> dict:
+        """Offline peaks and segments, the plot and the reel; writes and returns highlights.json."""
+        import numpy as np
+
+        from test.postprocess import find_highlights, highlight_segments, plot_scores, select_reel_segments
+
+        args, out = self.args, self.out
+        if len(self.protocol["queries"]) > len(self.queries):  # queries were asked while streaming
+            atomic_write_json(out / "run.json", self.protocol)
+        result = {"protocol": self.protocol, "n_frames": len(self.times), "error": self.error,
+                  "cache_at_end": getattr(self, "cache_at_end", None),
+                  "online_highlights": [dict(p.__dict__) for p in self.online_peaks],
+                  "offline_peaks": [], "offline_segments": [],
+                  "responses": [r.to_dict() for r in self.responses],
+                  "legend": {"online_highlights": "confirmed live: causal smoothing, each reported confirm_delay after it "
+                                                  "happened (OnlinePeakDetector); printed while streaming",
+                             "offline_peaks": "after the stream, over the whole video: centred Savitzky-Golay smoothing "
+                                              "and find_peaks (looks ahead: not available live)",
+                             "offline_segments": "the offline peaks grown into segments (plot and reel)"}}
+        if self.unused_queries:
+            result["unused_queries"] = list(self.unused_queries)
+        if self.times:
+            t = np.asarray(self.times)
+            y = np.asarray(self.fused)
+            hl = find_highlights(t, y, args.fps, args.savgol_window, args.savgol_polyorder,
+                                 prominence=args.peak_prominence, distance_s=args.peak_distance)
+            segs = highlight_segments(t, y, args.fps, args.savgol_window, args.savgol_polyorder,
+                                      prominence=args.peak_prominence, distance_s=args.peak_distance)
+            result["offline_peaks"] = [{"time": float(a), "height": float(b)} for a, b in zip(hl.times, hl.heights)]
+            result["offline_segments"] = [list(s) for s in segs]
+            gt = read_gt_spans(args.gt_spans) if args.gt_spans else None
+            plot_scores(out / "scores.png", t, {"fused": y, "informative": np.asarray(self.info), "relevance": np.asarray(self.rel)},
+                        peaks={"fused": hl.times}, gt_spans=gt, segments=segs,
+                        title=", ".join(q[1] for q in self.protocol["queries"]) or str(args.video), peak_label="offline peaks",
+                        segment_label="highlight segments (offline peaks grown)")
+            if args.reel_budget > 0 and self.kind == "file" and segs:
+                from test.reel import write_highlight_reel
+
+                chosen = select_reel_segments(segs, args.reel_budget)
+                info_reel = write_highlight_reel(args.video, chosen, out / "highlights.mp4")
+                result["reel"] = {"path": str(out / "highlights.mp4"), "segments": [list(s) for s in chosen],
+                                  "frames": info_reel.frames, "duration_s": info_reel.duration_s}
+        atomic_write_json(out / "highlights.json", result)
+        return result
 
 
 def run(args) -> int:
-    import numpy as np
     from tqdm import tqdm
 
-    from data.sources import detect_kind, open_source
-    from models.streaming import FrameRecord, StreamingEngine
-    from test.postprocess import (CAUSAL_POLYORDER, CONFIRM_DELAY_S, SAVGOL_WINDOW, OnlinePeakDetector, find_highlights, fuse,
-                                  highlight_segments, plot_scores, select_reel_segments)
-
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    fusion = fusion_params(args)
-    queries = parse_queries(args)
-    model, tok = load_model(args)
-    engine = StreamingEngine(model, tok, engine_config(args))
-    features = open_features(args, model)
-    if features is not None:
-        kind, degradation = "features", None
-        key = args.feature_key or Path(args.video).name
-        source = contextlib.nullcontext(feature_frames(features, key, args.fps, engine.frame_size, engine.device,
-                                                       engine.dtype, args.max_frames))
-    else:
-        kind = detect_kind(args.video)
-        degradation = make_degradation(args.degrade, args.video)
-        source = open_source(args.video, fps=args.fps, size=engine.frame_size, realtime=args.realtime,
-                             source_fps=args.source_fps, degradation=degradation, end_frame=args.max_frames)
-    vision_batch = args.vision_batch if kind in ("file", "frames") and not args.realtime else 1
-    protocol = {
-        "video": str(args.video), "source_kind": kind, "queries": [[q.time, q.text] for q in queries],
-        "fps": args.fps, "tokens_per_frame": engine.tpf, "frame_size": engine.frame_size,
-        "model": args.model_record, "settings_source": args.settings_source,
-        "prompt_order": args.prompt_order, "system_prompt": engine.system_prompt,
-        "cache": {"policy": args.cache_policy, "window": args.window, "sink_tokens": args.sink_tokens},
-        "decision": {"score_heads": args.score_heads, "threshold": args.threshold, "cumulative_threshold": args.cumulative_threshold,
-                     "min_interval_s": args.min_interval, "uncertainty_gate": args.uncertainty_gate,
-                     "max_wait_frames": args.max_wait_frames, "generate": not args.no_generate,
-                     "remove_assistant_turns": args.remove_assistant_turns},
-        "fusion": fusion.to_dict(), "fusion_source": args.params_file or "defaults/flags",
-        "tuned_on_this_video": False,
-        "smoothing": {"savgol_window": args.savgol_window, "savgol_polyorder": args.savgol_polyorder},
-        "peaks": {"height": "mean+0.5std", "prominence": args.peak_prominence, "distance_s": args.peak_distance,
-                  "online": {"smoothing": f"causal Savitzky-Golay (window {SAVGOL_WINDOW}, order {CAUSAL_POLYORDER})",
-                             "confirm_delay_s": CONFIRM_DELAY_S},
-                  "offline": "centred Savitzky-Golay (savgol_window, savgol_polyorder) + find_peaks, after the stream"},
-        "degradation": None if degradation is None else degradation.to_list(),
-        "realtime": args.realtime, "vision_batch": vision_batch,
-        "features": None if features is None else {"cache": str(features.directory), "key": key, "kind": "frame_embeds"},
-    }
-    atomic_write_json(out / "run.json", protocol)
-
-    detector = OnlinePeakDetector(fps=args.fps, distance_s=args.peak_distance, prominence=args.peak_prominence)
-    times, info, rel, unc, fused_all = [], [], [], [], []
-    responses, online_peaks = [], []
-    error = None
+    check_live_args(args)  # every argument, before the model loads (one line, exit 2)
+    live = LiveRun(args)
     bar = tqdm(desc="frames", unit="frame", disable=args.quiet, dynamic_ncols=True)
     t0 = time.perf_counter()
-    with JsonlWriter(out / "scores.jsonl", "w") as sw, JsonlWriter(out / "responses.jsonl", "w") as rw, source as frames:
-        try:
-            for rec in engine.run(frames, queries, vision_batch=vision_batch):
-                if isinstance(rec, FrameRecord):
-                    y = float(fuse([rec.informative], [rec.relevance], [rec.uncertainty], fusion)[0])
-                    sw.write({**rec.to_dict(), "fused": y})
-                    times.append(rec.time), info.append(rec.informative), rel.append(rec.relevance)
-                    unc.append(rec.uncertainty), fused_all.append(y)
-                    step = detector.push(y, rec.time)
-                    if step.peak is not None:
-                        online_peaks.append(step.peak)
-                        _say(f"[{fmt_time(step.peak.time)}] online highlight  score {step.peak.height:.3f}  "
-                             f"(confirmed at {fmt_time(step.time)})", bar)
-                    bar.update(1)
-                    bar.set_postfix(fps=f"{bar.n / max(1e-9, time.perf_counter() - t0):.1f}", cache=rec.cache_len)
-                else:
-                    rw.write(rec.to_dict())
-                    responses.append(rec)
-                    _say(f"[{fmt_time(rec.time)}] response  score {rec.trigger_score:.3f}: {rec.content}", bar)
-        except KeyboardInterrupt:
-            error = "interrupted by the user"
-        except Exception as e:  # a source breaking mid-stream: keep and post-process what was scored
-            error = f"{type(e).__name__}: {e}"
+    try:
+        for ev in live.events():
+            if ev[0] == "frame":
+                _, rec, _, step = ev
+                if step.peak is not None:
+                    _say(f"[{fmt_time(step.peak.time)}] online highlight  score {step.peak.height:.3f}  "
+                         f"(confirmed at {fmt_time(step.time)})", bar)
+                bar.update(1)
+                bar.set_postfix(fps=f"{bar.n / max(1e-9, time.perf_counter() - t0):.1f}", cache=rec.cache_len)
+            elif ev[0] == "response":
+                rec = ev[1]
+                _say(f"[{fmt_time(rec.time)}] response  score {rec.trigger_score:.3f}: {rec.content}", bar)
+    except KeyboardInterrupt:
+        live.stop("interrupted by the user")
     bar.close()
-    for p in detector.finish():
-        online_peaks.append(p)
+    for p in live.close_stream():
         _say(f"[{fmt_time(p.time)}] online highlight  score {p.height:.3f}  (confirmed at the end of the stream)", None)
-    if error:
-        print(f"error: the stream ended early after {len(times)} frames: {error}. Records so far are kept in {out}.", file=sys.stderr)
-
-    result = {"protocol": protocol, "n_frames": len(times), "error": error,
-              "online_highlights": [dict(p.__dict__) for p in online_peaks],
-              "offline_peaks": [], "offline_segments": [],
-              "responses": [r.to_dict() for r in responses],
-              "legend": {"online_highlights": "confirmed live: causal smoothing, each reported confirm_delay after it "
-                                              "happened (OnlinePeakDetector); printed while streaming",
-                         "offline_peaks": "after the stream, over the whole video: centred Savitzky-Golay smoothing "
-                                          "and find_peaks (looks ahead: not available live)",
-                         "offline_segments": "the offline peaks grown into segments (plot and reel)"}}
-    if times:
-        t = np.asarray(times)
-        y = np.asarray(fused_all)
-        hl = find_highlights(t, y, args.fps, args.savgol_window, args.savgol_polyorder,
-                             prominence=args.peak_prominence, distance_s=args.peak_distance)
-        segs = highlight_segments(t, y, args.fps, args.savgol_window, args.savgol_polyorder,
-                                  prominence=args.peak_prominence, distance_s=args.peak_distance)
-        result["offline_peaks"] = [{"time": float(a), "height": float(b)} for a, b in zip(hl.times, hl.heights)]
-        result["offline_segments"] = [list(s) for s in segs]
-        gt = json.loads(Path(args.gt_spans).read_text()) if args.gt_spans else None
-        plot_scores(out / "scores.png", t, {"fused": y, "informative": np.asarray(info), "relevance": np.asarray(rel)},
-                    peaks={"fused": hl.times}, gt_spans=gt, segments=segs, title=", ".join(q.text for q in queries) or str(args.video),
-                    peak_label="offline peaks", segment_label="highlight segments (offline peaks grown)")
-        if args.reel_budget > 0 and kind == "file" and segs:
-            from test.reel import write_highlight_reel
-
-            chosen = select_reel_segments(segs, args.reel_budget)
-            info_reel = write_highlight_reel(args.video, chosen, out / "highlights.mp4")
-            result["reel"] = {"path": str(out / "highlights.mp4"), "segments": [list(s) for s in chosen],
-                              "frames": info_reel.frames, "duration_s": info_reel.duration_s}
-    atomic_write_json(out / "highlights.json", result)
+    if live.error:
+        print(f"error: the stream ended early after {len(live.times)} frames: {live.error}. Records so far are kept in {live.out}.",
+              file=sys.stderr)
+    result = live.finish()
     if not args.quiet:
-        print(f"{len(times)} frames, {len(responses)} responses, {len(online_peaks)} online highlights (confirmed "
+        print(f"{len(live.times)} frames, {len(live.responses)} responses, {len(live.online_peaks)} online highlights (confirmed "
               f"live, printed above), {len(result['offline_peaks'])} offline peaks and {len(result['offline_segments'])} "
-              f"segments (whole-video smoothing after the stream) -> {out}")
-    return 1 if error else 0
+              f"segments (whole-video smoothing after the stream) -> {live.out}")
+    return 1 if live.error else 0
 
 
 def _say(msg: str, bar) -> None:

@@ -18,6 +18,7 @@ from typing import Sequence
 import av
 
 from test.postprocess import Segment, merge_segments
+from utils.io import apply_umask
 
 _EPS = 1e-6  # float timestamps: a frame at 0.3 s belongs to a segment starting at 0.3 s
 
@@ -88,6 +89,7 @@ def write_highlight_reel(source_video, segments: Sequence[Sequence[float]], out_
             n = _encode(kept, tmp, codec, rate, quality, max_side)
         if n == 0:
             raise ValueError(f"the segments {segs} contain no frame of {source_video}")
+        apply_umask(tmp)  # mkstemp made it private
         os.replace(tmp, out_path)
     finally:
         if os.path.exists(tmp):

@@ -28,13 +28,23 @@ Outputs, next to ``PRED.jsonl``:
 video: the videos are not needed, and the model's vision tower does not run.
 
 Resuming: items whose id is already in ``PRED.jsonl`` are skipped (a torn last line left by a
-crash is cut off first). Resuming with different model/engine settings is refused, so one file
-never mixes two configurations. The model is loaded only when some item still needs it.
+crash is cut off first, and said). Resuming with different model/engine settings is refused, so one
+file never mixes two configurations. The model is loaded only when some item still needs it. A bad
+line in the *middle* of ``PRED.jsonl`` (a disk or copy error) stops the run with ``file:line``;
+``--repair_output`` drops such lines (kept verbatim in ``PRED.dropped_lines.txt``, recorded in
+``PRED.run.json``) and predicts their items again.
+
+Errors (instructions/errors.md): a bad argument or items file is one line and exit 2, before the
+model loads; a video that is missing, truncated or corrupt is a recorded skip (``PRED.errors.jsonl``),
+and the run goes on (exit 0, or 1 when no item could be predicted). Every invocation records its end
+in ``PRED.run.json``: ``status`` done / failed / interrupted (Ctrl-C, SIGTERM); one killed outright
+(SIGKILL) is finalised as interrupted by the next run.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import logging
 import math
 import os
@@ -44,8 +54,12 @@ import traceback
 from pathlib import Path
 from typing import Iterator
 
-from test.live_infer import add_engine_args, engine_config, feature_frames, load_model, make_degradation, open_features
-from utils.io import JsonlWriter, atomic_write_json, iter_jsonl, read_json, sha256_file
+from test.live_infer import (add_engine_args, check_degrade_spec, check_engine_args, engine_config, feature_frames, load_model,
+                             make_degradation, open_features)
+from utils.cli import ArgumentParser, add_debug_flag, check_output_file, run_cli
+from utils.io import (JsonlWriter, LineError, atomic_write_json, atomic_write_text, cut_torn_tail, drop_bad_lines,
+                      read_jsonl_lines,
+                      read_json, read_own_jsonl, sha256_file)
 from utils.log import setup_logging
 
 log = logging.getLogger("run_benchmark")
@@ -78,42 +92,82 @@ def run_record_path(output: str | os.PathLike) -> Path:
 
 
 def load_items(path: str | os.PathLike, limit: int | None = None) -> list[dict]:
-    """Benchmark items in file order (the first ``limit`` of them); clear errors on bad input."""
+    """Benchmark items in file order (the first ``limit`` of them); a bad line is an error with
+    ``file:line`` (every line is read, also past ``limit``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"items file not found: {path}")
-    items, seen = [], set()
-    for n, rec in enumerate(iter_jsonl(path), 1):
-        if not isinstance(rec, dict) or "id" not in rec or not rec.get("video"):
-            raise ValueError(f"{path}: item {n} lacks 'id' or 'video' (expected the datasets/convert.py format)")
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {limit}")
+    items, seen = [], {}
+    for n, rec in read_jsonl_lines(path, "items file", objects=True):
+        if "id" not in rec or not isinstance(rec.get("video"), str) or not rec["video"].strip():
+            raise LineError("the item lacks 'id' or 'video' (expected the datasets/convert.py format)", path, n)
+        if rec["id"] is None or isinstance(rec["id"], (bool, dict, list, float)) or not str(rec["id"]).strip():
+            raise LineError(f"invalid item id {rec['id']!r}", path, n)
         rec["id"] = str(rec["id"])
         if rec["id"] in seen:
-            raise ValueError(f"{path}: duplicate item id {rec['id']!r}")
-        seen.add(rec["id"])
+            raise LineError(f"duplicate item id {rec['id']!r} (first on line {seen[rec['id']]})", path, n)
+        seen[rec["id"]] = n
         qt = rec.get("query_time", 0.0)
-        if qt is None or not isinstance(qt, (int, float)) or not math.isfinite(qt) or qt < 0:
-            raise ValueError(f"{path}: item {rec['id']!r} has an invalid query_time {qt!r}")
+        if qt is None or isinstance(qt, bool) or not isinstance(qt, (int, float)) or not math.isfinite(qt) or qt < 0:
+            raise LineError(f"item {rec['id']!r} has an invalid query_time {qt!r}", path, n)
+        q = rec.get("query")
+        if q is not None and not isinstance(q, str):
+            raise LineError(f"item {rec['id']!r} has a query that is not text: {q!r}", path, n)
+        d = rec.get("duration")
+        if d is not None and (isinstance(d, bool) or not isinstance(d, (int, float)) or not math.isfinite(d) or d <= 0):
+            raise LineError(f"item {rec['id']!r} has an invalid duration {d!r}", path, n)
+        if Path(rec["video"]).is_absolute() or ".." in Path(rec["video"]).parts:
+            raise LineError(f"item {rec['id']!r}: video {rec['video']!r} must be relative to --video_root", path, n)
         items.append(rec)
-    if limit is not None:
-        if limit < 1:
-            raise ValueError(f"--limit must be >= 1, got {limit}")
-        items = items[:limit]
-    return items
+    return items[:limit] if limit is not None else items
+
+
+REPAIR_HINT = ("rerun with --repair_output to drop such lines (kept aside in PRED.dropped_lines.txt) and "
+               "predict their items again")
 
 
 def finished_ids(output: str | os.PathLike) -> set[str]:
-    """Ids already predicted; a torn last line (a crash mid-write) is cut off so appending stays valid."""
+    """Ids already predicted. A torn last line (a crash mid-write) is cut off, and said; any other
+    bad line is an error (``--repair_output`` drops it and the items it held are predicted again)."""
+    path = Path(output)
+    out = set()
+    for n, rec in read_own_jsonl(path, "prediction file", log=log, repair_hint=REPAIR_HINT):
+        if "id" not in rec:
+            raise LineError(f"a prediction without 'id'; {REPAIR_HINT}", path, n)
+        out.add(str(rec["id"]))
+    return out
+
+
+def dropped_lines_path(output: str | os.PathLike) -> Path:
+    """``PRED.jsonl`` -> ``PRED.dropped_lines.txt`` (lines ``--repair_output`` removed, kept verbatim)."""
+    p = Path(output)
+    return p.with_name(p.stem + ".dropped_lines.txt")
+
+
+def repair_output(output: str | os.PathLike) -> dict | None:
+    """``--repair_output``: drop the lines of ``PRED.jsonl`` that are not prediction records (kept
+    verbatim in ``PRED.dropped_lines.txt``); returns the record of the repair (None: nothing to do)."""
     path = Path(output)
     if not path.exists():
-        return set()
-    with open(path, "rb+") as f:
-        data = f.read()
-        if data and not data.endswith(b"\n"):
-            keep = data.rfind(b"\n") + 1
-            f.truncate(keep)
-            log.warning("%s: cut off a torn last line (%d bytes) left by an interrupted run", path, len(data) - keep)
-    return {str(rec["id"]) for rec in iter_jsonl(path) if isinstance(rec, dict) and "id" in rec}
-
+        return None
+    dropped = drop_bad_lines(path, objects=True)
+    # a valid JSON object without an id is not a prediction either
+    kept_lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    no_id = [ln for ln in kept_lines if ln.strip() and "id" not in json.loads(ln)]
+    if no_id:
+        atomic_write_text(path, "".join(ln for ln in kept_lines if ln not in no_id))
+        dropped += [(None, ln.rstrip("\n")) for ln in no_id]
+    if not dropped:
+        return None
+    side = dropped_lines_path(output)
+    with open(side, "a", encoding="utf-8") as f:
+        for n, text in dropped:
+            f.write(f"# {_now()} line {n}\n{text}\n")
+    log.warning("%s: dropped %d bad line(s) %s (kept in %s); their items are predicted again", path, len(dropped),
+                [n for n, _ in dropped][:10], side)
+    return {"time": _now(), "lines": [n for n, _ in dropped], "kept_in": str(side)}
 
 
 # ---------------------------------------------------------------------------- degradation
@@ -197,7 +251,7 @@ def stream_item(engine, item: dict, video: Path, fps: float, max_frames: int | N
         "annotation_duration": item.get("duration"),
         "template_id": item.get("template_id"), "prompt_variant": item.get("prompt_variant"),
         "degradation": None if degradation is None else degradation.to_list(),
-        "n_frames": len(cols["time"]), "max_cache_len": max_cache,
+        "n_frames": len(cols["time"]), "max_cache_len": max_cache, "cache_at_end": engine.describe_cache(),
         "elapsed_s": round(time.perf_counter() - t0, 3),
     }
     if out["native_frame_index"] is None:
@@ -223,6 +277,8 @@ def open_run_record(args, items_path: Path, argv: list[str]) -> dict:
     items_sha = sha256_file(items_path)
     if path.exists() and Path(args.output).exists():
         record = read_json(path)
+        if not isinstance(record, dict) or not isinstance(record.get("runs"), list):
+            raise ValueError(f"{path}: not a run record of test.run_benchmark")
         old = record.get("settings", {})
         diff = sorted(k for k in SETTING_KEYS if k in old and old[k] != settings[k])
         if diff:
@@ -249,6 +305,7 @@ def engine_record(engine, args) -> dict:
         "fps": args.fps, "max_frames": args.max_frames, "tokens_per_frame": engine.tpf, "frame_size": engine.frame_size,
         "prompt_order": cfg.prompt_order, "system_prompt": engine.system_prompt,
         "cache": {"policy": cfg.cache_policy, "window": cfg.window, "sink_tokens": cfg.sink_tokens},
+        "cache_layout": cfg.cache_record(),
         "decision": {"score_heads": list(cfg.decision.score_heads), "threshold": cfg.decision.threshold,
                      "cumulative_threshold": cfg.decision.cumulative_threshold,
                      "min_interval_s": cfg.decision.min_interval_s, "uncertainty_gate": cfg.decision.uncertainty_gate,
@@ -266,8 +323,8 @@ def engine_record(engine, args) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m test.run_benchmark", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = ArgumentParser(prog="python -m test.run_benchmark", description=__doc__,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--items", required=True, help="benchmark items JSONL (datasets/convert.py)")
     ap.add_argument("--video_root", required=True, help="folder the items' 'video' paths are relative to")
     ap.add_argument("--output", required=True, help="prediction JSONL (appended to; resumable)")
@@ -275,8 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "(types: quality, block_noise, color_banding, blackout)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N items of the file")
     ap.add_argument("--fail_fast", action="store_true", help="stop at the first failing item instead of logging it")
+    ap.add_argument("--repair_output", action="store_true",
+                    help="drop bad lines in the middle of --output (a disk or copy error; kept verbatim in "
+                         "PRED.dropped_lines.txt, recorded in PRED.run.json) and predict their items again")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     add_engine_args(ap)
+    add_debug_flag(ap)
     return ap
 
 
@@ -284,11 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
     setup_logging("WARNING" if args.quiet else "INFO")
-    try:
-        return run(args, list(sys.argv[1:] if argv is None else argv))
-    except (ValueError, FileNotFoundError) as e:
-        print(f"run_benchmark: error: {e}", file=sys.stderr)
-        return 2
+    return run_cli("run_benchmark", lambda: run(args, list(sys.argv[1:] if argv is None else argv)), debug=args.debug,
+                   outputs=lambda: args.output if Path(args.output).exists() else None)
 
 
 def load_for_inference(*a, **kw):  # indirection so tests can count or forbid model loads
@@ -300,6 +358,8 @@ def load_for_inference(*a, **kw):  # indirection so tests can count or forbid mo
 def run(args, argv: list[str]) -> int:
     from tqdm import tqdm
 
+    # every input checked before anything is written or loaded
+    check_engine_args(args)
     items_path = Path(args.items)
     items = load_items(items_path, args.limit)
     root = Path(args.video_root)
@@ -307,14 +367,18 @@ def run(args, argv: list[str]) -> int:
         raise FileNotFoundError(f"--video_root is not a folder: {root}")
     if args.degrade:
         check_degrade_spec(args.degrade)  # fail before any work, not on the first item
-    if args.degrade and args.features:
-        raise ValueError("--features streams the cached (clean) frames: it cannot be combined with --degrade")
+    check_output_file(args.output, "--output")
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     record = open_run_record(args, items_path, argv)
+    repair = repair_output(args.output) if args.repair_output else None
+    cut_torn_tail(errors_path(args.output), log)  # appending after a torn line would corrupt the file
     done = finished_ids(args.output)
     todo = [it for it in items if it["id"] not in done]
-    invocation = {"command": ["python", "-m", "test.run_benchmark", *argv], "started": _now(),
+    finalise_unfinished(record)
+    invocation = {"command": ["python", "-m", "test.run_benchmark", *argv], "started": _now(), "status": "running",
                   "n_items": len(items), "n_already_done": len(items) - len(todo)}
+    if repair is not None:
+        invocation["repaired"] = repair
     record["runs"].append(invocation)
     atomic_write_json(run_record_path(args.output), record)
 
@@ -331,7 +395,7 @@ def run(args, argv: list[str]) -> int:
         bar.write(f"[{item['id']}] skipped: {type(e).__name__}: {e}")
         bar.set_postfix(errors=n_err)
 
-    status = "interrupted"
+    status, error = "interrupted", None
     try:
         with JsonlWriter(args.output, "a") as out, errs:
             for item in bar:
@@ -357,10 +421,15 @@ def run(args, argv: list[str]) -> int:
                 out.write(pred)
                 n_new += 1
                 bar.set_postfix(errors=n_err, fps=f"{pred['n_frames'] / max(pred['elapsed_s'], 1e-9):.1f}")
-        status = "finished"
+        status = "done"
+    except Exception as e:
+        status, error = "failed", f"{type(e).__name__}: {e}"
+        raise
     finally:
         bar.close()
-        invocation.update({status: _now()}, n_predicted=n_new, n_errors=n_err)
+        invocation.update(status=status, ended=_now(), n_predicted=n_new, n_errors=n_err)
+        if error:
+            invocation["error"] = error
         atomic_write_json(run_record_path(args.output), record)
     total = len(finished_ids(args.output) & {it["id"] for it in items})
     msg = (f"{n_new} items predicted now, {len(items) - len(todo)} already done, {total}/{len(items)} in {args.output}")
@@ -395,18 +464,15 @@ def _where(e: BaseException) -> str | None:
     return f"{tb[-1].filename}:{tb[-1].lineno} in {tb[-1].name}" if tb else None
 
 
-def check_degrade_spec(spec: str) -> tuple[int, str]:
-    """(seed, comma-separated types or "") of a ``random:SEED[:types]`` spec; ValueError otherwise."""
-    parts = spec.split(":")
-    if parts[0] != "random" or len(parts) not in (2, 3) or not parts[1].lstrip("-").isdigit():
-        raise ValueError(f"--degrade must be random:SEED or random:SEED:type,type, got {spec!r}")
-    if len(parts) == 3:
-        from data.degrade import KINDS
-
-        bad = [t for t in parts[2].split(",") if t not in KINDS]
-        if bad or not parts[2]:
-            raise ValueError(f"--degrade {spec!r}: unknown degradation(s) {bad}; choose from {KINDS}")
-    return int(parts[1]), parts[2] if len(parts) == 3 else ""
+def finalise_unfinished(record: dict) -> None:
+    """Invocations that never recorded their end (the process was killed: SIGKILL, power, OOM)
+    are finalised as interrupted by the next run."""
+    for inv in record.get("runs", []):
+        if inv.get("status") in (None, "running") and not any(k in inv for k in ("finished", "interrupted", "ended")):
+            inv.update(status="interrupted", ended=None, finalised=_now(),
+                       note="never recorded its end (killed); finalised by the next run")
+        elif inv.get("status") is None:  # records of older versions: {"finished": time} or {"interrupted": time}
+            inv["status"] = "done" if "finished" in inv else "interrupted"
 
 
 def _make_engine(args):

@@ -431,4 +431,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    import sys
+
+    from utils.cli import entry
+
+    sys.exit(entry("synthetic_eval", main))  # the error contract: instructions/errors.md

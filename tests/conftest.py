@@ -52,7 +52,9 @@ def one_torch_thread():
 class _JudgeHandler(BaseHTTPRequestHandler):
     """An OpenAI-compatible /chat/completions endpoint. Each request takes the next action of
     ``server.plan`` (else ``server.default``): "ok:<text>" answers text, "sleep:<s>" waits then
-    answers "5", a number answers that HTTP error."""
+    answers "5", a number answers that HTTP error, "echo:<code>" answers that status with the request
+    headers (API key included) in the reason phrase, a header and the body (for 200 also in the reply
+    text), "garbage" answers 200 with a body that is not JSON."""
 
     def log_message(self, *args):  # keep the test output clean
         pass
@@ -63,6 +65,27 @@ class _JudgeHandler(BaseHTTPRequestHandler):
         srv.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
         action = srv.plan.popleft() if srv.plan else srv.default
         try:
+            if action.startswith("echo:"):  # a hostile or buggy server: the request headers, key included, everywhere
+                code = int(action.split(":", 1)[1])
+                echoed = "; ".join(f"{k}: {v}" for k, v in self.headers.items())
+                body = {"headers": dict(self.headers.items()), "error": {"message": echoed}}
+                if code == 200:
+                    body["choices"] = [{"message": {"role": "assistant", "content": f"4 {echoed}"}}]
+                payload = json.dumps(body).encode()
+                self.send_response(code, echoed.replace("\r", " ").replace("\n", " "))
+                self.send_header("Content-Type", "application/json")
+                self.send_header("X-Echo", echoed)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                return
+            if action == "garbage":
+                payload = b"<html>not json</html>"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                return
             if action.startswith("sleep:"):
                 time.sleep(float(action.split(":", 1)[1]))
                 action = "ok:5"

@@ -448,18 +448,20 @@ def test_item_tokens_are_the_online_engines_tokens(fixture_root, template, qwen2
 
     model = build_model("aha-tiny", seed=0)
     fed: list[int] = []
-    forward = model.forward
-
-    def recording_forward(*args, **kwargs):
-        fed.extend(kwargs["input_ids"][0].tolist())
-        return forward(*args, **kwargs)
-
-    model.forward = recording_forward
     zeros = torch.zeros(49, model.config.text_config.hidden_size)
+    frame_id = model.config.image_token_index
 
     def stream(item_frames: int, fps: float, queries, answer_after: int | None = None):
         fed.clear()
         engine = StreamingEngine(model, qwen2_tokenizer, EngineConfig(generate=False, max_new_tokens=1))
+        forward = engine._forward  # every token the LM sees enters here: text ids, then frame embeddings
+
+        def recording_forward(text, frame_embeds=None, **kwargs):
+            fed.extend(t for _, ids, _ in text for t in ids)
+            fed.extend([frame_id] * (0 if frame_embeds is None else frame_embeds.shape[0] * frame_embeds.shape[1]))
+            return forward(text, frame_embeds, **kwargs)
+
+        engine._forward = recording_forward
         frames = [FrameEvent(i / fps, embeds=zeros) for i in range(item_frames)]
         list(engine.run(frames, queries))
         if answer_after is not None:

@@ -1,5 +1,6 @@
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -178,3 +179,98 @@ def test_magqa_evaluation_through_http_judge_and_cache(monkeypatch, judge_server
     assert r1["metrics"]["in_span_score"] == r2["metrics"]["in_span_score"] == 5.0
     assert len(judge_server.requests) == 2 and r2["record"]["judge_stats"]["cache_hits"] == 1
     assert r1["record"]["judge"]["model"] == "m" and SECRET not in json.dumps(r1)
+
+
+# ------------------------------------------------------------ the error contract of the judge
+
+
+@pytest.mark.parametrize("code", [401, 403, 500, 503])
+def test_a_server_that_echoes_headers_never_puts_the_key_anywhere(judge_server, tmp_path, caplog, code):
+    judge_server.plan.extend([f"echo:{code}"] * 3)
+    cache = tmp_path / "cache.jsonl"
+    with caplog.at_level("DEBUG"):
+        with _judge(judge_server, cache_path=cache, max_retries=2) as judge:
+            with pytest.raises(J.JudgeError) as e:
+                judge.score("q", "g", "p")
+    msg = str(e.value)
+    # a sanitised status line: the code and its standard phrase, nothing the server said
+    from http import HTTPStatus
+
+    assert f"HTTP {code} {HTTPStatus(code).phrase}" in msg and "Authorization" not in msg
+    assert len(judge_server.requests) == (1 if code < 500 else 3)  # 4xx is final, 5xx retried
+    assert SECRET not in msg and SECRET not in caplog.text and SECRET not in repr(e.value.__cause__ or "")
+    assert not cache.exists() or SECRET not in cache.read_text()
+
+
+def test_an_echoed_key_in_a_successful_reply_is_scrubbed_before_the_cache(judge_server, tmp_path, caplog):
+    judge_server.plan.append("echo:200")
+    cache = tmp_path / "cache.jsonl"
+    with caplog.at_level("DEBUG"):
+        with _judge(judge_server, cache_path=cache) as judge:
+            assert judge.score("q", "g", "p") == 4
+    text = cache.read_text()
+    assert "Authorization: Bearer [r" in text and SECRET not in text and SECRET not in caplog.text  # echoed, scrubbed
+
+
+def test_unreachable_server_and_garbage_replies_are_retried_then_a_status_line(judge_server, tmp_path):
+    judge_server.plan.extend(["garbage"] * 3)
+    with pytest.raises(J.JudgeError, match="not JSON"):
+        _judge(judge_server).score("q", "g", "p")
+    assert len(judge_server.requests) == 3
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    judge = J.OpenAIChatJudge(f"http://127.0.0.1:{port}/v1", "m", SECRET, timeout=1.0, max_retries=1, backoff=0.01)
+    with pytest.raises(J.JudgeError, match=r"after 2 attempts \(network error \(ConnectError\)\)"):
+        judge.score("q", "g", "p")
+
+
+def test_retry_after_is_honoured_and_bounded(judge_server):
+    judge = _judge(judge_server, backoff=0.01, max_backoff=0.05)
+    judge_server.plan.extend(["429", "ok:3"])
+    t0 = time.monotonic()
+    assert judge.score("q", "g", "p") == 3
+    assert time.monotonic() - t0 < 2.0
+
+
+def test_describe_never_shows_url_credentials(judge_server):
+    url = judge_server.base_url.replace("http://", "http://user:hunter2@") + "?api-key=k3y"
+    judge = J.OpenAIChatJudge(url, "m", SECRET)
+    d = json.dumps(judge.describe()) + repr(judge)
+    assert "hunter2" not in d and "k3y" not in d and SECRET not in d
+
+
+def test_magqa_judge_failures_are_recorded_per_item_and_the_run_resumes(monkeypatch, judge_server, tmp_path, capsys):
+    from test import evaluate
+
+    gold = tmp_path / "magqa.json"
+    gold.write_text(json.dumps([{"question_id": i, "conversation": [{"role": "user", "content": f"q{i}?"}],
+                                 "answer": [{"content": f"g{i}", "time": [0, 4]}]} for i in (1, 2, 3)]))
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text("".join(json.dumps({"id": str(i), "responses": [{"time": 1, "content": f"p{i}"}]}) + "\n"
+                            for i in (1, 2, 3)))
+    monkeypatch.setenv(J.ENV_BASE_URL, judge_server.base_url)
+    monkeypatch.setenv(J.ENV_MODEL, "m")
+    monkeypatch.setenv(J.ENV_API_KEY, SECRET)
+    out = tmp_path / "res.json"
+    args = ["--func", "magqa", "--pred_file", str(pred), "--gold_file", str(gold), "--output_file", str(out),
+            "--opt", 'judge_options={"backoff": 0.01, "max_retries": 1}']
+    # example 2 hits a rejecting server (echoing headers), the others are judged
+    judge_server.plan.extend(["ok:5", "echo:401", "ok:3"])
+    assert evaluate.main(args) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and SECRET not in err and "judge failed on 1 of 3" in err
+    rec = json.loads(out.read_text())
+    assert rec["status"] == "incomplete" and rec["metrics"] is None
+    assert list(rec["failed_items"]) == ["2"] and "HTTP 401 Unauthorized" in rec["failed_items"]["2"]
+    assert sorted(rec["judged_items"]) == ["1", "3"] and SECRET not in out.read_text()
+    # the same command resumes: only the failed pair is asked again
+    n = len(judge_server.requests)
+    assert evaluate.main(args) == 0
+    assert len(judge_server.requests) == n + 1
+    res = json.loads(out.read_text())
+    assert res["metrics"]["in_span_score"] == pytest.approx((5 + 4 + 3) / 3)
+    cache = Path(str(out) + ".judge_cache.jsonl")
+    assert cache.is_file() and SECRET not in cache.read_text()

@@ -37,6 +37,9 @@ def test_file_run_writes_every_output_with_its_protocol(shared_data, tmp_path):
     assert p["fps"] == 2 and p["tokens_per_frame"] == 49 and p["cache"]["policy"] == "sink"
     assert p["fusion"]["alpha"] == 0.7 and p["tuned_on_this_video"] is False
     assert h["n_frames"] == 8 and h["error"] is None
+    spans = h["cache_at_end"]["spans"]  # what the cache held at the end: the task is protected
+    assert [(s["kind"], s["protected"]) for s in spans[:2]] == [("system", True), ("query", True)]
+    assert spans[1]["text"] == "a red circle bounces" and h["cache_at_end"]["tokens"] <= 400
     assert (out / "scores.png").stat().st_size > 1000
     assert json.loads((out / "run.json").read_text())["queries"] == [[0.0, "a red circle bounces"]]
 
@@ -57,12 +60,26 @@ def test_frame_folder_and_realtime_pacing(shared_data, tmp_path):
     assert took >= 1.0  # paced: the last frame is due 1.0 s after the first
 
 
-def test_a_broken_file_keeps_the_records_so_far(shared_data, tmp_path, capsys):
+def test_a_truncated_file_is_refused_before_the_model_loads(shared_data, tmp_path, capsys, monkeypatch):
     # moov atom first, then half the data: the container promises 60 frames, the file holds fewer
     good = write_test_video(tmp_path / "good.mp4", n_frames=60, fps=10, size=(96, 64), codec="mpeg4",
                             container_options={"movflags": "faststart"})
     data = good.read_bytes()
     broken = tmp_path / "broken.mp4"
+    broken.write_bytes(data[: len(data) // 2])
+    monkeypatch.setattr(live_infer, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    assert live_infer.main(_args(shared_data, broken, tmp_path / "out", "--no_generate")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "truncated: the container lists 60 frames but holds" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_stream_that_breaks_mid_way_keeps_the_records_so_far(shared_data, tmp_path, capsys):
+    # NUT declares no length: the scan cannot tell, the decoder finds the last frame incomplete
+    good = write_test_video(tmp_path / "good.nut", n_frames=60, fps=10, size=(96, 64), codec="mpeg4",
+                            pattern="noisy_index")
+    data = good.read_bytes()
+    broken = tmp_path / "broken.nut"
     broken.write_bytes(data[: len(data) // 2])
     out = tmp_path / "out"
     rc = live_infer.main(_args(shared_data, broken, out, "--no_generate"))
@@ -71,7 +88,8 @@ def test_a_broken_file_keeps_the_records_so_far(shared_data, tmp_path, capsys):
     h = json.loads((out / "highlights.json").read_text())
     assert 0 < len(scores) < 12 and h["n_frames"] == len(scores)
     assert "truncated" in h["error"]
-    assert "ended early" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "ended early" in err and str(out) in err and "Traceback" not in err
 
 
 def test_bad_input_gives_a_clear_error(shared_data, tmp_path, capsys):

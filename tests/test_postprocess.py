@@ -244,6 +244,8 @@ def test_select_reel_segments_budget():
     # by score: 40-42 (2 s), 0-5 (7 s), 10-20 does not fit (17 > 10), 30-33 fills to 10 s
     assert select_reel_segments(segs, 10.0) == [(0.0, 5.0, 0.9), (30.0, 33.0, 0.7), (40.0, 42.0, 0.95)]
     assert select_reel_segments(segs, 0.0) == []
+    # nothing fits: the best segment, cut to the budget around its centre
+    assert select_reel_segments([(10.0, 24.5, 0.8), (30.0, 50.0, 0.6)], 12.0) == [(11.25, 23.25, 0.8)]
     assert select_reel_segments(segs, 100.0) == [Segment(*map(float, g)) for g in segs[:3]] + [(40.0, 42.0, 0.95)]
     with pytest.raises(ValueError):
         select_reel_segments(segs, -1.0)

@@ -189,7 +189,9 @@ def test_full_training_trains_every_parameter_and_saves_a_full_checkpoint(root, 
     trainer = train.main(_full_args(root, tmp_path / "full", "--train_vision", "true", "--inference_settings", '{"sink_tokens": 8}'))
     model = trainer.model
     assert not hasattr(model, "peft_config")
-    assert all(p.requires_grad for p in model.parameters())
+    # every parameter the forward reads trains; the ones it never reads are frozen (DDP needs that)
+    assert all(p.requires_grad != n.startswith(train.UNUSED_PARAMETERS) for n, p in model.named_parameters())
+    assert not model.model.image_newline.requires_grad
     # every module moved: language model (embeddings included), projector, heads and the vision tower
     before = dict(start.named_parameters())
     for prefix in ("model.language_model.embed_tokens", "model.language_model.layers.0.self_attn.q_proj",
@@ -317,3 +319,169 @@ def test_loss_weights_and_clip_memory_flags(root, tmp_path, shared_data):
     for bad, msg in (('{"bogus": 1}', "unknown"), ('{"lm": -1}', "non-negative"), ("lm=1", "JSON"), ("[1]", "JSON")):
         with pytest.raises(ValueError, match=msg):
             train.main(_args(root, tmp_path / "bad", shared_data, "--loss_weights", bad, steps=1))
+
+
+# ------------------------------------------------------------------------ resume and checkpoints
+
+
+def _full_run(root, out, *extra, steps=4, callbacks=None):
+    return train.main(_full_args(root, out, *extra, steps=steps), callbacks=callbacks)
+
+
+def _lrs(trainer) -> dict[int, float]:
+    return {h["step"]: h["learning_rate"] for h in trainer.state.log_history if "loss" in h}
+
+
+@pytest.fixture(scope="module")
+def full_baseline(root, tmp_path_factory):
+    """Uninterrupted 4-step full-parameter run (aha-tiny-synth) and one stopped at step 2 with a checkpoint."""
+    whole = _full_run(root, tmp_path_factory.mktemp("full_whole"))
+    out = tmp_path_factory.mktemp("full_cut")
+    first = _full_run(root, out, "--save_strategy", "steps", "--save_steps", "2", callbacks=[StopAt(2)])
+    assert first.state.global_step == 2
+    return whole, out
+
+
+def test_full_training_resumes_exactly(full_baseline, root):
+    whole, out = full_baseline
+    resumed = _full_run(root, out, "--resume_from_checkpoint", "last")
+    want, got = _losses(whole.state.log_history), _losses(resumed.state.log_history)
+    for step in (3, 4):
+        assert got[step]["loss"] == pytest.approx(want[step]["loss"], abs=1e-4), step
+    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    assert set(a) == set(b)
+    for k in a:  # the language model too (it used to restart from its random initialisation)
+        torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_checkpoints_are_renamed_into_place_with_a_manifest(full_baseline):
+    _, out = full_baseline
+    ckpt = out / "checkpoint-2"
+    manifest = json.loads((ckpt / "aha_checkpoint.json").read_text())
+    assert manifest["step"] == 2 and {"optimizer.pt", "scheduler.pt", "trainer_state.json", "model.safetensors"} <= set(manifest["files"])
+    assert not [p for p in out.iterdir() if p.name.startswith(".partial-")]  # staging folder gone
+    assert train.checkpoint_problems(ckpt) == []
+
+
+def test_lr_schedule_after_raising_max_steps_is_the_new_one(full_baseline, root, tmp_path):
+    """Documented rule (instructions/training.md): after a resume the learning rate is the current
+    run's schedule at the resumed step, i.e. that of an uninterrupted run with the new --max_steps."""
+    _, out = full_baseline
+    import shutil
+
+    shutil.copytree(out / "checkpoint-2", tmp_path / "checkpoint-2")
+    longer = _full_run(root, tmp_path, "--resume_from_checkpoint", "last", steps=8)
+    reference = _full_run(root, tmp_path / "uninterrupted8", steps=8)
+    got, want = _lrs(longer), _lrs(reference)
+    assert sorted(got) == list(range(1, 9))
+    for step in range(3, 9):
+        assert got[step] == pytest.approx(want[step], rel=1e-9), step
+    assert got[3] == pytest.approx(1e-2 * (8 - 2) / 8)  # linear decay to 0 at step 8 (not the 4-step rate)
+    # resuming a finished schedule with more steps does not train at learning rate 0
+    finished = tmp_path / "finished"
+    _full_run(root, finished, "--save_strategy", "steps", "--save_steps", "4")
+    more = _full_run(root, finished, "--resume_from_checkpoint", str(finished / "checkpoint-4"), steps=6)
+    assert _lrs(more)[5] == pytest.approx(1e-2 * (6 - 4) / 6)
+
+
+def _copy_ckpt(src, dst_root, step):
+    import shutil
+
+    dst = dst_root / f"checkpoint-{step}"
+    shutil.copytree(src, dst)
+    return dst
+
+
+@pytest.mark.parametrize("damage", ["optimizer", "trainer_state", "truncated_weights", "manifest_size"])
+def test_an_incomplete_newest_checkpoint_is_skipped_with_a_warning(full_baseline, tmp_path, caplog, damage):
+    _, out = full_baseline
+    good = _copy_ckpt(out / "checkpoint-2", tmp_path, 2)
+    bad = _copy_ckpt(out / "checkpoint-2", tmp_path, 3)
+    if damage == "optimizer":
+        (bad / "optimizer.pt").unlink()
+    elif damage == "trainer_state":
+        (bad / "trainer_state.json").unlink()
+    elif damage == "truncated_weights":
+        w = bad / "model.safetensors"
+        w.write_bytes(w.read_bytes()[: w.stat().st_size // 2])
+    else:
+        (bad / "rng_state.pth").write_bytes(b"x")
+    with caplog.at_level("WARNING", logger="train"):
+        assert train.resolve_resume("last", str(tmp_path)) == str(good)
+    assert "skipping the incomplete checkpoint" in caplog.text and "checkpoint-3" in caplog.text
+    with pytest.raises(ValueError, match="cannot be resumed"):  # named explicitly: an error
+        train.resolve_resume(str(bad), str(tmp_path))
+
+
+def test_missing_optimizer_state_is_an_error_unless_reset_optimizer(full_baseline, root, tmp_path):
+    _, out = full_baseline
+    ckpt = _copy_ckpt(out / "checkpoint-2", tmp_path, 2)
+    (ckpt / "optimizer.pt").unlink()
+    with pytest.raises(ValueError, match="reset_optimizer"):
+        _full_run(root, tmp_path, "--resume_from_checkpoint", "last")
+    resumed = _full_run(root, tmp_path, "--resume_from_checkpoint", "last", "--reset_optimizer", "true")
+    lrs = _lrs(resumed)
+    assert lrs[3] == pytest.approx(1e-2 * (4 - 2) / 4) and resumed.state.global_step == 4  # on the schedule at step 2
+    with pytest.raises(ValueError, match="only applies with --resume_from_checkpoint"):
+        _full_run(root, tmp_path / "fresh", "--reset_optimizer", "true")
+
+
+def test_every_trainable_parameter_gets_a_gradient_in_full_training(root, tmp_path):
+    """DDP without find_unused_parameters stops on a trainable parameter without gradient (it did
+    on image_newline): every one must take part in the loss."""
+    class NoGrad(TrainerCallback):
+        missing: list = []
+
+        def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+            NoGrad.missing += [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+
+    _full_run(root, tmp_path / "grads", "--train_vision", "true", steps=1, callbacks=[NoGrad()])
+    assert NoGrad.missing == []
+
+
+def test_bad_training_inputs_are_one_line_before_any_model(root, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(train, "build_trainable_model", lambda *a, **k: pytest.fail("a model was built"))
+    cases = [
+        (["--lora_r", "-1"], "--lora_r"),
+        (["--learning_rate", "nan"], "--learning_rate"),
+        (["--dataset_config", str(tmp_path / "none.json")], "none.json"),
+        (["--data_root", str(tmp_path / "nowhere")], "nowhere"),
+        (["--resume_from_checkpoint", "last"], "no checkpoint"),
+        (["--reset_optimizer", "true"], "reset_optimizer"),
+        (["--tokenizer", str(tmp_path / "tok")], "tok"),
+        (["--bogus_flag", "1"], "bogus_flag"),
+    ]
+    for extra, message in cases:
+        args = _full_args(root, tmp_path / "o", steps=1)
+        for i in range(0, len(extra), 2):
+            if extra[i] in args:
+                args[args.index(extra[i]) + 1] = extra[i + 1]
+            else:
+                args += extra[i:i + 2]
+        assert train.cli(args) == 2, extra
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("train.py: error:") and message in err, err
+
+
+@pytest.mark.slow
+def test_full_training_under_ddp_saves_and_resumes(root, tmp_path):
+    """--lora_r 0 with two processes (gloo): trains, saves an atomic checkpoint, resumes from it."""
+    def run(*extra):
+        env = {k: v for k, v in os.environ.items() if k not in DIST_ENV}
+        env.update({"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"})
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+               "train.py", *_full_args(root, tmp_path / "ddp", "--per_device_train_batch_size", "1", "--ddp_backend", "gloo",
+                                       "--train_vision", "true", *extra, steps=3)]
+        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=420)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+        return proc
+
+    run("--save_strategy", "steps", "--save_steps", "2")
+    assert train.checkpoint_problems(tmp_path / "ddp" / "checkpoint-2") == []
+    state = json.loads((tmp_path / "ddp" / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3
+    import shutil
+
+    shutil.rmtree(tmp_path / "ddp" / "checkpoint-3")
+    proc = run("--resume_from_checkpoint", "last", "--save_strategy", "no")
+    assert "resumed" in proc.stderr and "checkpoint-2" in proc.stderr

@@ -7,10 +7,12 @@ digit 1-5; a reply without one scores 1, the reference's fallback, and is counte
 ``stats["unparsable"]``).
 
 - ``OpenAIChatJudge``: any OpenAI-compatible ``/chat/completions`` endpoint (OpenAI, Groq, vLLM,
-  llama.cpp server ...) over the standard library's urllib; configured from
+  llama.cpp server ...) over httpx with tenacity's retries; configured from
   ``AHA_JUDGE_BASE_URL`` / ``AHA_JUDGE_MODEL`` / ``AHA_JUDGE_API_KEY``. Timeouts, bounded retries
-  with exponential back-off on network errors, 408/409/429 and 5xx; the API key is sent only in
-  the Authorization header and never appears in ``describe()``, the cache or log messages.
+  with exponential back-off on network errors, 408/409/429, 5xx and malformed replies; a failure
+  is reported as a sanitised status line (``HTTP 503 Service Unavailable``), never the server's
+  words; the API key is sent only in the Authorization header and never appears in
+  ``describe()``, the cache, exceptions or log messages.
 - ``HFCausalLMJudge``: a local transformers causal LM, chat template, greedy decoding.
 
 Any judge can keep an on-disk cache (JSONL, one line per judgement, keyed by the SHA-256 of the
@@ -21,19 +23,19 @@ from __future__ import annotations
 import abc
 
 import hashlib
-import http.client
 import json
 import logging
+import math
 import os
 import re
-import socket
-import time
-import urllib.error
-import urllib.request
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from utils.io import JsonlWriter, iter_jsonl
+import httpx
+import tenacity
+
+from utils.io import JsonlWriter, read_own_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +88,8 @@ class JudgeCache:
         self.path = Path(path)
         self._table: dict[str, dict] = {}
         if self.path.exists():
-            for rec in iter_jsonl(self.path):
-                if isinstance(rec, dict) and "key" in rec and "score" in rec:
+            for _, rec in read_own_jsonl(self.path, "judge cache", log=log):
+                if "key" in rec and "score" in rec:
                     self._table[rec["key"]] = rec
         self._writer: JsonlWriter | None = None
 
@@ -169,25 +171,62 @@ class Judge(abc.ABC):
         self.close()
 
 
+class _Transient(Exception):
+    """A failure worth retrying (network, timeout, 408/409/429, 5xx, a malformed reply)."""
+
+    def __init__(self, status: str, retry_after: float | None = None):
+        super().__init__(status)
+        self.status, self.retry_after = status, retry_after
+
+
+def status_line(code: int) -> str:
+    """``HTTP 503 Service Unavailable``: the code and its standard phrase; nothing the server sent
+    (its body or reason text may echo the request, API key included) ever reaches a message."""
+    try:
+        phrase = HTTPStatus(code).phrase
+    except ValueError:
+        phrase = "non-standard status"
+    return f"HTTP {code} {phrase}"
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: keep the exponential delay
+
+
 class OpenAIChatJudge(Judge):
-    """An OpenAI-compatible chat-completions endpoint (``{base_url}/chat/completions``)."""
+    """An OpenAI-compatible chat-completions endpoint (``{base_url}/chat/completions``) over httpx,
+    with tenacity's retries: exponential back-off (``backoff`` * 2^attempt, at most ``max_backoff``,
+    longer when the server sends Retry-After) on network errors, timeouts, 408/409/429, 5xx and
+    malformed replies, at most ``max_retries`` retries; any other 4xx is final. Failures raise
+    ``JudgeError`` with a sanitised status line only; the key travels in the Authorization header
+    and is scrubbed from every message, log line and cached reply."""
 
     kind = "openai-chat"
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, *, timeout: float = 60.0,
                  max_retries: int = 5, backoff: float = 1.0, max_backoff: float = 60.0,
                  temperature: float = 0.0, max_tokens: int = 8,
-                 cache_path: str | os.PathLike | None = None):
+                 cache_path: str | os.PathLike | None = None, transport=None):
         if not base_url or not model:
             raise ValueError("OpenAIChatJudge needs a base_url and a model")
-        if max_retries < 0 or timeout <= 0:
-            raise ValueError("max_retries must be >= 0 and timeout > 0")
+        for name, v in (("timeout", timeout), ("backoff", backoff), ("max_backoff", max_backoff)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (name == "timeout" and v == 0):
+                raise ValueError(f"{name} must be a finite number {'> 0' if name == 'timeout' else '>= 0'}, got {v!r}")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
         super().__init__(model, cache_path)
         self.url = base_url.rstrip("/") + "/chat/completions"
         self._api_key = api_key
         self.timeout, self.max_retries = float(timeout), int(max_retries)
         self.backoff, self.max_backoff = float(backoff), float(max_backoff)
         self.temperature, self.max_tokens = float(temperature), int(max_tokens)
+        self._transport = transport
+        self._client = None
 
     @classmethod
     def from_env(cls, **kwargs) -> "OpenAIChatJudge":
@@ -197,64 +236,105 @@ class OpenAIChatJudge(Judge):
         return cls(base_url, model, os.environ.get(ENV_API_KEY) or None, **kwargs)
 
     def __repr__(self) -> str:  # never print the key
-        return f"OpenAIChatJudge(url={self.url!r}, model={self.model_id!r})"
+        return f"OpenAIChatJudge(url={public_url(self.url)!r}, model={self.model_id!r})"
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
-        d.update(url=self.url, temperature=self.temperature, max_tokens=self.max_tokens,
-                 timeout_s=self.timeout, max_retries=self.max_retries)
+        d.update(url=public_url(self.url), temperature=self.temperature, max_tokens=self.max_tokens,
+                 timeout_s=self.timeout, max_retries=self.max_retries, client=f"httpx {httpx.__version__}")
         return d
 
-    def _request(self, body: bytes) -> urllib.request.Request:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        return urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+    def scrub(self, text: str) -> str:
+        """``text`` with the API key (and the URL's credentials) taken out."""
+        for secret in (self._api_key, *url_secrets(self.url)):
+            if secret:
+                text = text.replace(secret, "[redacted]")
+        return text
 
-    def _delay(self, attempt: int, retry_after: str | None) -> float:
-        delay = self.backoff * (2 ** attempt)
-        if retry_after:
-            try:
-                delay = max(delay, float(retry_after))
-            except ValueError:
-                pass  # an HTTP date: keep the exponential delay
+    def _http(self):
+        if self._client is None:
+            # httpx logs every response's status line at INFO and httpcore its headers at DEBUG, the
+            # server's reason phrase and headers verbatim: a server echoing the request would put the
+            # key on stderr of any command that logs at INFO
+            for name in ("httpx", "httpcore"):
+                logging.getLogger(name).setLevel(logging.WARNING)
+            headers = {"Content-Type": "application/json", "Accept": "application/json"}
+            if self._api_key:
+                headers["Authorization"] = f"Bearer {self._api_key}"
+            self._client = httpx.Client(timeout=httpx.Timeout(self.timeout), headers=headers, transport=self._transport,
+                                        follow_redirects=False)
+        return self._client
+
+    def _post(self, body: dict) -> str:
+        try:
+            r = self._http().post(self.url, json=body)
+        except httpx.TimeoutException:
+            raise _Transient(f"no reply within {self.timeout:g} s") from None
+        except httpx.TransportError as e:
+            raise _Transient(f"network error ({type(e).__name__})") from None
+        if r.status_code in RETRY_STATUS or r.status_code >= 500:
+            raise _Transient(status_line(r.status_code), _retry_after_seconds(r.headers.get("Retry-After")))
+        if r.status_code >= 300:
+            raise JudgeError(f"judge request rejected ({status_line(r.status_code)})")
+        try:
+            payload = r.json()
+        except (ValueError, UnicodeDecodeError):
+            raise _Transient(f"{status_line(r.status_code)} with a reply that is not JSON") from None
+        return _reply_text(payload)
+
+    def _wait(self, state) -> float:
+        delay = self.backoff * (2 ** (state.attempt_number - 1))
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, _Transient) and exc.retry_after is not None:
+            delay = max(delay, exc.retry_after)
         return min(delay, self.max_backoff)
 
     def _complete(self, system: str, user: str) -> str:
-        body = json.dumps({"model": self.model_id, "temperature": self.temperature, "max_tokens": self.max_tokens,
-                           "messages": [{"role": "system", "content": system},
-                                        {"role": "user", "content": user}]}).encode()
-        last = "no attempt"
-        for attempt in range(self.max_retries + 1):
-            retry_after = None
-            try:
-                with urllib.request.urlopen(self._request(body), timeout=self.timeout) as resp:
-                    payload = json.loads(resp.read().decode("utf-8"))
-                return _reply_text(payload)
-            except urllib.error.HTTPError as e:
-                detail = e.read(300).decode("utf-8", "replace") if e.fp else ""
-                last = f"HTTP {e.code}: {detail}"
-                if e.code not in RETRY_STATUS and e.code < 500:
-                    raise JudgeError(f"judge request rejected ({last})") from None
-                retry_after = e.headers.get("Retry-After") if e.headers else None
-            except (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError,
-                    http.client.HTTPException) as e:
-                last = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                last = f"malformed reply: {e}"
-            if attempt < self.max_retries:
-                delay = self._delay(attempt, retry_after)
-                log.warning("judge request failed (%s); retry %d/%d in %.2f s", last, attempt + 1,
-                            self.max_retries, delay)
-                time.sleep(delay)
-        raise JudgeError(f"judge request failed after {self.max_retries + 1} attempts ({last})")
+        body = {"model": self.model_id, "temperature": self.temperature, "max_tokens": self.max_tokens,
+                "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
+
+        def before_sleep(state) -> None:
+            log.warning("judge request failed (%s); retry %d/%d in %.2f s", state.outcome.exception().status,
+                        state.attempt_number, self.max_retries, state.next_action.sleep)
+
+        retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(self.max_retries + 1), wait=self._wait,
+                                     retry=tenacity.retry_if_exception_type(_Transient), reraise=True,
+                                     before_sleep=before_sleep)
+        try:
+            return self.scrub(retrying(self._post, body))
+        except _Transient as e:
+            raise JudgeError(f"judge request failed after {self.max_retries + 1} attempts ({e.status})") from None
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        super().close()
+
+
+def public_url(url: str) -> str:
+    """The URL without user:password and query string (an Azure-style ?api-key= stays out of records)."""
+    try:
+        u = httpx.URL(url)
+        return str(u.copy_with(username=None, password=None, query=None))
+    except Exception:  # not a URL at all: say nothing of it
+        return "<invalid url>"
+
+
+def url_secrets(url: str) -> list[str]:
+    try:
+        u = httpx.URL(url)
+    except Exception:
+        return []
+    return [x for x in (u.password, u.query.decode(errors="replace") if u.query else "") if x]
 
 
 def _reply_text(payload: Any) -> str:
     try:
         content = payload["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError):
-        raise JudgeError(f"unexpected chat-completions reply: {str(payload)[:200]}") from None
+        # the body is not quoted: a server that echoes the request would put the key in the message
+        raise _Transient("a reply without choices[0].message.content") from None
     return content if isinstance(content, str) else ""
 
 

@@ -25,7 +25,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from data.benchmarks import items as it
-from data.benchmarks.judges import RUBRIC, Judge, make_judge
+from data.benchmarks.judges import RUBRIC, Judge, JudgeError, make_judge
 from data.benchmarks.validate import (InputError, UniqueIds, as_bool, as_int, choice, item_id, match_ids, number,
                                       read_json_or_jsonl, resolve_protocol, span)
 
@@ -55,6 +55,24 @@ def resolve(protocol: str | None, options: Mapping | None) -> tuple[str, dict]:
     if opts["judge_options"] is not None and not isinstance(opts["judge_options"], dict):
         raise ValueError(f"judge_options must be an object of judge keyword arguments, got {opts['judge_options']!r}")
     return name, opts
+
+
+class JudgeIncomplete(RuntimeError):
+    """The judge failed on some examples (after its retries): no score is reported. ``failed`` maps
+    each such example to its (sanitised) reason; what was judged is in the cache, if any, so the
+    same command resumes."""
+
+    def __init__(self, failed: Mapping[str, str], judged: Mapping[str, dict], judge: dict, stats: dict, cache: str | None):
+        self.failed, self.judged, self.judge, self.stats, self.cache = dict(failed), dict(judged), judge, stats, cache
+        first = next(iter(self.failed.items()))
+        resume = (f"the judgements made are cached in {cache}: rerun the same command to resume" if cache else
+                  "pass --opt judge_cache=PATH to keep the judgements made and resume")
+        super().__init__(f"the judge failed on {len(self.failed)} of {len(self.failed) + len(self.judged)} examples "
+                         f"(e.g. {first[0]}: {first[1]}); no score is reported; {resume}")
+
+    def record(self) -> dict:
+        return {"status": "incomplete", "metrics": None, "error": str(self), "failed_items": self.failed,
+                "judged_items": self.judged, "judge": self.judge, "judge_stats": self.stats}
 
 
 def tunable(protocol: str, opts: Mapping) -> bool:
@@ -191,6 +209,7 @@ def score(preds: Mapping[str, Sequence[Response]], gold: Mapping[str, MagqaExamp
     owned = not isinstance(opts["judge"], Judge)
     untimed = opts["untimed_matches_all"]
     per_item: dict[str, dict] = {}
+    failed: dict[str, str] = {}
     n_without_answers = n_pairs = 0
     try:
         for qid in keys:
@@ -200,8 +219,13 @@ def score(preds: Mapping[str, Sequence[Response]], gold: Mapping[str, MagqaExamp
                 continue
             responses = preds.get(qid, [])
             pairs = in_span_pairs(ex, responses, untimed)
-            scores = {(g, p): float(judge.score(ex.question, ex.answers[g].content, responses[p].content))
-                      for g, p in pairs}
+            try:
+                scores = {(g, p): float(judge.score(ex.question, ex.answers[g].content, responses[p].content))
+                          for g, p in pairs}
+            except JudgeError as e:  # this example only; the others are judged (and cached) all the same
+                failed[qid] = str(e)
+                log.warning("MAGQA %s: %s", qid, e)
+                continue
             n_pairs += len(pairs)
             per_item[qid] = {"score": example_score(ex, responses, scores, untimed), "turns": len(responses),
                              "turns_dedup": len({r.content for r in responses}),
@@ -213,6 +237,8 @@ def score(preds: Mapping[str, Sequence[Response]], gold: Mapping[str, MagqaExamp
     finally:
         if owned:
             judge.close()
+    if failed:
+        raise JudgeIncomplete(failed, per_item, description, stats, opts["judge_cache"])
     vals = [v["score"] for v in per_item.values()]
     turns = [v["turns"] for v in per_item.values()]
     dedup = [v["turns_dedup"] for v in per_item.values()]

@@ -416,10 +416,11 @@ def convert(input_path, *, seed: int = 0, template: str = DEFAULT_TEMPLATE, vide
             raise InputError(f"query {qid}: empty query", input_path, line)
         query, template_id = render_query(rec["query"].strip(), template, seed, qid)
         gold: dict[str, Any] = {"vid": vid, "youtube_id": youtube_id, "source_start": clip_start, "source_end": clip_end}
-        if "saliency_scores" in rec:
+        labels = [k for k in ("relevant_windows", "relevant_clip_ids", "saliency_scores") if k in rec]
+        if labels:  # all three or none (the test split): a partial label set is never dropped silently
             for key in ("relevant_windows", "relevant_clip_ids", "saliency_scores"):
                 if key not in rec:
-                    raise InputError(f"record has saliency_scores but no {key}", input_path, line)
+                    raise InputError(f"record has {', '.join(labels)} but no {key}", input_path, line)
             gt_saliency_matrix(dur, rec["relevant_clip_ids"], rec["saliency_scores"], input_path, line)
             gold["relevant_windows"] = [list(span(w, "relevant window", input_path, line, dur, beyond="clip")[:2])
                                         for w in rec["relevant_windows"]]

@@ -24,16 +24,15 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from utils.io import LineError
+from utils.io import read_text as io_read_text
+
 # the span policies a caller may choose for a span that ends after the video does
 SPAN_POLICIES = ("clip", "refuse")
 
 
-class InputError(ValueError):
+class InputError(LineError):
     """Invalid benchmark input; ``str()`` reads ``path:line: reason`` (or ``path: reason``)."""
-
-    def __init__(self, reason: str, path: str | Path | None = None, line: int | None = None):
-        self.reason, self.path, self.line = reason, None if path is None else str(path), line
-        super().__init__(f"{where(path, line)}: {reason}" if path is not None else reason)
 
 
 def where(path: str | Path | None, line: int | None = None) -> str:
@@ -54,11 +53,15 @@ def require_file(path: str | Path, what: str) -> Path:
 
 
 def read_text(path: str | Path, what: str) -> str:
+    """UTF-8 text (a byte-order mark is dropped); empty or not UTF-8 -> InputError."""
     path = require_file(path, what)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"{what} is not UTF-8 text", path) from None
+        text = io_read_text(path, what)
+    except LineError as e:
+        raise InputError(e.reason, e.path, e.line) from None
+    if "\x00" in text:
+        raise InputError(f"{what} holds NUL bytes (a file cut or overwritten by a crash?)", path,
+                         text[: text.index("\x00")].count("\n") + 1)
     if not text.strip():
         raise InputError(f"{what} is empty", path)
     return text
@@ -66,7 +69,8 @@ def read_text(path: str | Path, what: str) -> str:
 
 def _jsonl_records(text: str, path: Path, what: str) -> list[tuple[int, dict]]:
     out = []
-    lines = text.splitlines()
+    # "\n" only: str.splitlines would also split at U+2028 and other separators valid inside a JSON string
+    lines = text.rstrip("\n").split("\n")
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue

@@ -9,6 +9,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from test.postprocess.smoothing import _as_series
+from utils.io import apply_umask
 
 
 SPAN_STYLES = ("tab:green", "tab:gray", "tab:purple", "tab:brown")  # span sets, in order (segments: orange)
@@ -93,6 +94,7 @@ def plot_scores(path_png, times, series: Mapping[str, Sequence[float]], peaks=No
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")  # the legend sits outside the axes
+        apply_umask(tmp)  # mkstemp made it private
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

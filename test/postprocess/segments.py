@@ -107,7 +107,8 @@ def select_reel_segments(segments: Sequence[Sequence[float]], budget_s: float) -
 
     Greedy by score (ties: earlier first); a segment that does not fit is skipped and shorter,
     lower-scoring ones may still fill the remaining budget. Overlapping inputs are merged first so
-    no second is counted twice.
+    no second is counted twice. When no segment fits, the best one is cut to the budget around its
+    centre (a reel is never empty while there is a highlight).
     """
     if not budget_s >= 0:
         raise ValueError(f"budget_s must be >= 0, got {budget_s}")
@@ -117,6 +118,10 @@ def select_reel_segments(segments: Sequence[Sequence[float]], budget_s: float) -
         if used + g.duration <= budget_s + 1e-9:
             chosen.append(g)
             used += g.duration
+    if not chosen and merged and budget_s > 0:
+        best = min(merged, key=lambda g: (-g.score, g.start))
+        start = (best.start + best.end - budget_s) / 2
+        chosen = [Segment(start, start + budget_s, best.score)]
     return sorted(chosen, key=lambda g: g.start)
 
 
