@@ -14,15 +14,17 @@ Two annotation formats are read (detected from the file):
 Per item, narrations are sorted by time; a caption equal to the previous one is skipped (the
 reference's duplicate rule); turn placement, informative labels and clipping follow
 ``data/stream.py``. The user instruction is one of ``data.prompts.DVC_INSTRUCTIONS``, chosen per
-item from the dataset seed. No relevance labels.
+item from the dataset seed. No relevance labels. With ``clip_stride`` (``data/stream.py``) an item
+gives one window per stride: the instruction right before the window's first frame, then the
+captions answered inside the window (answer frame at or after its first frame).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from data.prompts import DVC_INSTRUCTIONS
-from data.stream import (SkipLog, StreamDataset, StreamSample, Turn, clip_messages, resolve_video, seconds, time_span,
-                         timeline_messages)
+from data.stream import (SkipLog, StreamDataset, StreamSample, Turn, clip_messages, frame_at_or_after, resolve_video,
+                         seconds, time_span, timeline_messages, window_starts)
 from utils.io import read_json
 
 
@@ -32,6 +34,7 @@ class DVCRecord:
     video: str
     n_frames: int
     narrations: tuple[Turn, ...]
+    start_frame: int = 0
 
 
 def parse_narration(n: dict, where: str) -> Turn:
@@ -101,12 +104,22 @@ class DenseVideoCaptioningDataset(StreamDataset):
                 skips.skip(why)
                 continue
             sid = vid if aid is None else f"{vid}#{aid}"
-            records.append(DVCRecord(sid, rel, self.video_frames(rel), tuple(turns)))
+            n = self.video_frames(rel)
+            if self.clip_stride is None:
+                records.append(DVCRecord(sid, rel, n, tuple(turns)))
+                continue
+            for start in window_starts(n, self.max_frames, self.clip_stride):
+                # captions answered inside the window (an answer follows frame ceil(time * fps))
+                inside = tuple(t for t in turns if frame_at_or_after(t.time, self.fps) >= start)
+                if inside:
+                    records.append(DVCRecord(f"{sid}@{start}", rel, n, inside, start))
+                else:
+                    skips.skip("window without a caption to come")
         return records
 
     def sample(self, index: int) -> StreamSample:
         r: DVCRecord = self.records[index]
         instruction = DVC_INSTRUCTIONS[self.rng(r.sample_id, "instruction").randrange(len(DVC_INSTRUCTIONS))]
-        turns = [Turn("user", 0.0, instruction), *r.narrations]
-        msgs = clip_messages(timeline_messages(turns, self.fps, r.n_frames), self.max_frames)
-        return StreamSample(r.sample_id, r.video, self.fps, 0, msgs)
+        turns = [Turn("user", r.start_frame / self.fps, instruction), *r.narrations]
+        msgs = clip_messages(timeline_messages(turns, self.fps, r.n_frames, r.start_frame), self.max_frames)
+        return StreamSample(r.sample_id, r.video, self.fps, r.start_frame, msgs)

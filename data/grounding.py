@@ -6,13 +6,16 @@ seed; the first two templates are the bare query), then ONE stream turn over the
 ``max_frames`` frames) whose frames are relevant (1.0) when their time ``i / fps`` lies in some
 span ``[s, e]`` (closed: a span shorter than a frame interval still marks the frame at its start
 if it falls on one), else 0.0. No informative labels. Not part of the reference mixture.
+With ``clip_stride`` (``data/stream.py``) every item gives one window per stride, each with the
+same query and its own frames' labels.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from data.prompts import render_query
-from data.stream import SkipLog, StreamDataset, StreamSample, TIME_EPS, relevance_messages, resolve_video, time_span
+from data.stream import (SkipLog, StreamDataset, StreamSample, TIME_EPS, relevance_messages, resolve_video, time_span,
+                         window_starts)
 from utils.io import read_json
 
 
@@ -23,11 +26,13 @@ class GroundingRecord:
     n_frames: int
     query: str
     spans: tuple[tuple[float, float], ...]
+    start_frame: int = 0
 
 
-def span_relevance(spans, n_frames: int, fps: float) -> list[float]:
+def span_relevance(spans, n_frames: int, fps: float, start_frame: int = 0) -> list[float]:
+    """Relevance of frames ``start_frame .. start_frame + n_frames - 1`` (frame i at time i / fps)."""
     out = []
-    for i in range(n_frames):
+    for i in range(start_frame, start_frame + n_frames):
         t = i / fps
         out.append(1.0 if any(s - TIME_EPS <= t <= e + TIME_EPS for s, e in spans) else 0.0)
     return out
@@ -55,14 +60,17 @@ class GroundingDataset(StreamDataset):
             if rel is None:
                 skips.skip(why)
                 continue
-            n = self.video_frames(rel)
-            if self.max_frames is not None:
-                n = min(n, self.max_frames)
-            records.append(GroundingRecord(f"{item['video_uid']}#{i}", rel, n, query, spans))
+            total = self.video_frames(rel)
+            n = total if self.max_frames is None else min(total, self.max_frames)
+            if self.clip_stride is None:
+                records.append(GroundingRecord(f"{item['video_uid']}#{i}", rel, n, query, spans))
+                continue
+            for start in window_starts(total, self.max_frames, self.clip_stride):
+                records.append(GroundingRecord(f"{item['video_uid']}#{i}@{start}", rel, n, query, spans, start))
         return records
 
     def sample(self, index: int) -> StreamSample:
         r: GroundingRecord = self.records[index]
         query, _ = render_query(r.query, self.template_spec, self.seed, f"{self.name}:{r.sample_id}")
-        msgs = relevance_messages(query, span_relevance(r.spans, r.n_frames, self.fps))
-        return StreamSample(r.sample_id, r.video, self.fps, 0, msgs)
+        msgs = relevance_messages(query, span_relevance(r.spans, r.n_frames, self.fps, r.start_frame))
+        return StreamSample(r.sample_id, r.video, self.fps, r.start_frame, msgs)

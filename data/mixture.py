@@ -35,9 +35,9 @@ log = logging.getLogger(__name__)
 TYPES = {"dvc": DenseVideoCaptioningDataset, "magqa": MAGQADataset, "grounding": GroundingDataset, "hihd": HIHDDataset}
 REQUIRED = ("name", "type", "video_root", "anno_file", "metadata", "fps", "max_frames")
 OPTIONS = {
-    "dvc": {"coin_subset"},
+    "dvc": {"coin_subset", "clip_stride"},
     "magqa": {"max_pre_question_frames"},
-    "grounding": {"template_spec"},
+    "grounding": {"template_spec", "clip_stride"},
     "hihd": {"split", "quality_dropout"},
 }
 

@@ -28,6 +28,15 @@ Informative labels (one per frame of a learned stream turn)
     [1, frames of this stream turn]** (the reference did not clamp for dense captioning, so labels
     could spill into earlier turns). Frames before a user turn are negative.
 
+``clip_stride`` (dense captioning and grounding)
+    Without it an item covers its video from frame 0 (at most ``max_frames`` frames). With it,
+    every annotation gives one item per window of ``max_frames`` frames starting at frames
+    0, ``clip_stride``, 2 ``clip_stride``, ... (whole windows only; a video shorter than one window
+    gives its one item from frame 0), so a short-clip budget still sees whole videos, and clips
+    start at any time, as the online engine's sliding cache window does. A window's conversation
+    starts at its first frame (the instruction or query comes right before it) and holds only
+    what is said inside it (``window_starts``).
+
 ``max_frames`` (``clip_messages``)
     Keeps the first ``max_frames`` loaded frames. A stream turn that crosses the limit is cut and
     the conversation ends there; its frames keep the labels they had in the full conversation.
@@ -222,6 +231,13 @@ def clip_messages(messages: Sequence[dict], max_frames: int | None) -> list[dict
     return _drop_trailing_users(out)
 
 
+def window_starts(n_frames: int, max_frames: int | None, clip_stride: int | None) -> list[int]:
+    """First frames of an annotation's clips (module doc, ``clip_stride``): [0] without a stride."""
+    if clip_stride is None or max_frames is None or n_frames <= max_frames:
+        return [0]
+    return list(range(0, n_frames - max_frames + 1, clip_stride))
+
+
 def _drop_trailing_users(msgs: list[dict]) -> list[dict]:
     while msgs and msgs[-1]["role"] == "user":
         msgs.pop()
@@ -333,11 +349,17 @@ class StreamDataset(Dataset, abc.ABC):
         max_tries: int = 5,
         video_namespace: str | None = None,
         clip_memory: ClipMemory | None = None,
+        clip_stride: int | None = None,
     ):
         if not fps > 0:
             raise ValueError(f"fps must be positive, got {fps}")
         if max_frames is not None and max_frames < 1:
             raise ValueError(f"max_frames must be >= 1 or None, got {max_frames}")
+        if clip_stride is not None and (isinstance(clip_stride, bool) or not isinstance(clip_stride, int) or clip_stride < 1):
+            raise ValueError(f"clip_stride must be a positive number of frames or None, got {clip_stride!r}")
+        if clip_stride is not None and max_frames is None:
+            raise ValueError("clip_stride needs max_frames (the window length)")
+        self.clip_stride = clip_stride
         self.anno_file = Path(anno_file)
         self.video_root = Path(video_root)
         self.metadata_path = Path(metadata_path)

@@ -88,7 +88,8 @@ class AhaForStreaming(LlavaOnevisionForConditionalGeneration):
         return feats
 
     def project_frames(self, vision_features: torch.Tensor) -> torch.Tensor:
-        """The trained part: projector per patch, then the grid resize to tokens_per_frame."""
+        """The trained part: projector per patch, then the grid resize to tokens_per_frame (plus the
+        whole-frame summary token last, with ``frame_summary_token``)."""
         return self._pool(self.model.multi_modal_projector(vision_features))
 
     @property
@@ -108,7 +109,11 @@ class AhaForStreaming(LlavaOnevisionForConditionalGeneration):
             x = F.avg_pool2d(x, kernel_size=s, stride=s, ceil_mode=self.config.frame_pool_ceil)
         else:
             x = F.max_pool2d(x, kernel_size=s, stride=s, ceil_mode=self.config.frame_pool_ceil)
-        return x.permute(0, 2, 3, 1).reshape(n, out_g * out_g, d)
+        tokens = x.permute(0, 2, 3, 1).reshape(n, out_g * out_g, d)
+        if self.config.frame_summary_token:
+            whole = feats.amax(dim=1, keepdim=True) if mode == "max" else feats.mean(dim=1, keepdim=True)
+            tokens = torch.cat([tokens, whole], dim=1)
+        return tokens
 
     def embed_inputs(
         self,

@@ -44,6 +44,10 @@ class AhaConfig(LlavaOnevisionConfig):
     # average / max pooling: False floors the grid as the reference does (27/4 -> 6x6, the border
     # patches are dropped); True keeps partial border windows (ceil: 7/4 -> 2x2 over the whole grid)
     frame_pool_ceil: bool = False
+    # one more token per frame after the pooled grid: the whole grid reduced to one token (max with
+    # frame_pool_mode max, else the mean). The heads read a frame's LAST token, which then holds the
+    # whole frame's evidence while the grid tokens keep where things are (instructions/tiny_model.md)
+    frame_summary_token: bool = False
     frame_placeholder: str = "<image>"
     # detach the hidden state before the three heads (reference option, off by default)
     head_stop_grad: bool = False
@@ -83,7 +87,7 @@ class AhaConfig(LlavaOnevisionConfig):
 
     @property
     def tokens_per_frame(self) -> int:
-        return self.frame_grid**2
+        return self.frame_grid**2 + int(self.frame_summary_token)
 
     @property
     def frame_size(self) -> int:

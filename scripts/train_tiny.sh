@@ -7,9 +7,11 @@
 # Steps (instructions/tiny_model.md):
 #   1. the synthetic set (format 2), seed 0, with a larger train split (480 videos; val and test are
 #      the same 20 + 20 videos as the default set, whatever --n_train) and its videos_metadata.json;
-#   2. a mixture over the train split: grounding (binary query relevance, the raw query text; the
-#      video's query plus one query per distinct event shape) and dense captioning three times
-#      (LM + informative labels), 2 fps, the first 12 frames (6 s) of each video;
+#   2. a mixture over the train split (scripts/tiny_mixture.py): grounding (binary query relevance,
+#      the raw query text; the video's query plus one query per distinct event shape, optionally
+#      COUNTERFACTUAL one-attribute-changed queries) and dense captioning DVC_COPIES times (LM +
+#      informative labels, said mid-event or at its end: DVC_AT), 2 fps, 12-frame clips: the first
+#      of each video (CLIP_STRIDE=0) or one every CLIP_STRIDE frames;
 #   3. full training (--lora_r 0 --train_vision true: every parameter, vision tower included) of a
 #      random-init aha-tiny-synth (its preset's empty system prompt) with the shipped tokenizer,
 #      seeded, 5000 steps of 8 samples, LM loss weight 1 (captions carry the word-to-pixel
@@ -23,10 +25,16 @@ DATA=${DATA:-outputs/synthetic}
 OUT=${OUT:-outputs/aha-tiny-synth}
 N_TRAIN=${N_TRAIN:-480}
 STEPS=${STEPS:-5000}
+CLIP_STRIDE=${CLIP_STRIDE:-0}
+DVC_COPIES=${DVC_COPIES:-3}
+COUNTERFACTUAL=${COUNTERFACTUAL:-}
+DVC_AT=${DVC_AT:-mid}
 SEED=${SEED:-0}
 SHIP=${SHIP:-0}
 PY=${PYTHON:-python}
-export TOKENIZERS_PARALLELISM=false
+# passive OpenMP waits: on a busy CPU a spinning thread waiting for a descheduled one burns ~7x the
+# CPU time of the work itself (measured: 2.3 vs 0.35 CPU-s per step); the numbers are unchanged
+export TOKENIZERS_PARALLELISM=false OMP_WAIT_POLICY=PASSIVE
 
 # 1. data (skipped when the folder already holds this exact set)
 if ! $PY -c "import sys; from data.synthetic import is_default_set; \
@@ -36,37 +44,16 @@ sys.exit(0 if is_default_set(sys.argv[1], 0, {'train': int(sys.argv[2]), 'val': 
     $PY -m data.metadata "$DATA/videos" "$DATA/videos_metadata.json" --workers 2
 fi
 
-# 2. the training mixture. Label design: besides the query's own spans (grounding.json), every
-# distinct shape of a video becomes a query of its own, "a <colour> <kind> <motion>", whose spans
-# are that shape's events: the same frames then carry relevance 1 for one query and 0 for the
-# others, which forces the model to read the query (with one query per video it can settle for
-# "an event is on"; the first run of this recipe did exactly that). Queries are the raw text
-# (template_spec none): query templates slowed binding (instructions/tiny_model.md, session 4);
-# the benchmark's templated queries are still read (probe AUC with random templates: the same).
-$PY - "$DATA" <<'EOF'
-import json, sys
-from pathlib import Path
-root = Path(sys.argv[1])
-items = []
-for v in json.loads((root / "train" / "ground_truth.json").read_text()):
-    spans = {}
-    for e in v["events"]:
-        spans.setdefault(f"a {e['colour']} {e['kind']} {e['motion']}", []).append([e["start"], e["end"]])
-    items += [{"video_uid": v["video"], "query": q, "timestamps": t} for q, t in sorted(spans.items())]
-(root / "train" / "grounding_contrast.json").write_text(json.dumps(items))
-EOF
-cat > "$DATA/mixture_tiny.json" <<'EOF'
-{
-  "description": "aha-tiny-synth recipe (scripts/train_tiny.sh): synthetic train split; the query's spans and one query per event shape (raw query text), dense captioning x3; 2 fps, first 12 frames",
-  "datasets": [
-    {"name": "grounding", "type": "grounding", "video_root": "videos", "anno_file": "train/grounding.json", "metadata": "videos_metadata.json", "fps": 2, "max_frames": 12, "template_spec": "none"},
-    {"name": "grounding_contrast", "type": "grounding", "video_root": "videos", "anno_file": "train/grounding_contrast.json", "metadata": "videos_metadata.json", "fps": 2, "max_frames": 12, "template_spec": "none"},
-    {"name": "dvc_0", "type": "dvc", "video_root": "videos", "anno_file": "train/shot2story_dvc.json", "metadata": "videos_metadata.json", "fps": 2, "max_frames": 12},
-    {"name": "dvc_1", "type": "dvc", "video_root": "videos", "anno_file": "train/shot2story_dvc.json", "metadata": "videos_metadata.json", "fps": 2, "max_frames": 12},
-    {"name": "dvc_2", "type": "dvc", "video_root": "videos", "anno_file": "train/shot2story_dvc.json", "metadata": "videos_metadata.json", "fps": 2, "max_frames": 12}
-  ]
-}
-EOF
+# 2. the training mixture. Label design: every distinct shape of a video becomes a query of its
+# own, "a <colour> <kind> <motion>", whose spans are that shape's events: the same frames then carry
+# relevance 1 for one query and 0 for the others, which forces the model to read the query (with one
+# query per video it settles for "an event is on"). Queries are the raw text (template_spec none):
+# query templates slowed binding (instructions/tiny_model.md, session 4); the benchmark's templated
+# queries are still read. Clips: 12 frames at 2 fps; with CLIP_STRIDE > 0 one every CLIP_STRIDE
+# frames over the WHOLE video (clip_stride), so every event of every video is seen, clips start at
+# any time as the online engine's sliding window does, and a caption window can follow an earlier one.
+$PY scripts/tiny_mixture.py --data "$DATA" --clip_stride "$CLIP_STRIDE" --dvc_copies "$DVC_COPIES" \
+    --counterfactual "$COUNTERFACTUAL" --dvc_at "$DVC_AT" --seed "$SEED"
 
 # 3. training
 start=$(date +%s)

@@ -115,7 +115,9 @@ def main(argv=None) -> int:
         if not args.query and not args.query_at:
             args.query = [query]
         spans = [[e.start, e.end] for e in scene.events if e.match]
-        (out / "gt_spans.json").write_text(json.dumps(spans))
+        # both kinds of event shaded on the plot, each named in its legend
+        (out / "gt_spans.json").write_text(json.dumps({"matching events (the query)": spans, "distractor events": [
+            [e.start, e.end] for e in scene.events if not e.match]}))
         args.gt_spans = str(out / "gt_spans.json")
         print(f"generated {args.video}: {scene.duration} s, query {args.query[0]!r}, "
               f"matching events at {', '.join(f'{s:.1f}-{e:.1f} s' for s, e in spans)}", flush=True)

@@ -210,19 +210,23 @@ def check_live_args(args) -> None:
             raise ValueError(f"--video {args.video}: the video has no duration")
 
 
-def read_gt_spans(path: str) -> list[list[float]]:
-    """``--gt_spans``: a JSON list of [start, end] pairs in seconds (finite, start <= end)."""
+def read_gt_spans(path: str) -> list[list[float]] | dict[str, list[list[float]]]:
+    """``--gt_spans``: a JSON list of [start, end] pairs in seconds (finite, start <= end), or
+    ``{label: [[start, end], ...]}`` (one shade and legend entry per set)."""
     from utils.cli import check_number
 
-    spans = read_json(path)
-    if not isinstance(spans, list) or not all(isinstance(x, list) and len(x) == 2 for x in spans):
-        raise ValueError(f"--gt_spans {path}: expected a JSON list of [start, end] pairs")
-    for s, e in spans:
-        check_number(s, f"--gt_spans {path}: start", minimum=0)
-        check_number(e, f"--gt_spans {path}: end", minimum=0)
-        if e < s:
-            raise ValueError(f"--gt_spans {path}: span [{s}, {e}] ends before it starts")
-    return spans
+    data = read_json(path)
+    sets = data if isinstance(data, dict) else {None: data}
+    for label, spans in sets.items():
+        where = f"--gt_spans {path}" + (f" [{label!r}]" if label is not None else "")
+        if not isinstance(spans, list) or not all(isinstance(x, list) and len(x) == 2 for x in spans):
+            raise ValueError(f"{where}: expected a JSON list of [start, end] pairs (or an object of such lists)")
+        for s, e in spans:
+            check_number(s, f"{where}: start", minimum=0)
+            check_number(e, f"{where}: end", minimum=0)
+            if e < s:
+                raise ValueError(f"{where}: span [{s}, {e}] ends before it starts")
+    return data
 
 
 def load_model(args, loader=None):
@@ -388,7 +392,8 @@ def main(argv=None) -> int:
     ap.add_argument("--degrade", default=None, help="random:SEED[:type,type] or a JSON list of [start, end, type]")
     ap.add_argument("--feature_key", default=None, help="the video's key in --features (default: its file name)")
     ap.add_argument("--reel_budget", type=float, default=30.0, help="seconds of highlight reel (0: no reel)")
-    ap.add_argument("--gt_spans", default=None, help="JSON list of [start, end] ground-truth spans, drawn on the plot")
+    ap.add_argument("--gt_spans", default=None, help="JSON list of [start, end] ground-truth spans, or {label: spans} (one shade and legend "
+                    "entry per set), drawn on the plot")
     ap.add_argument("--quiet", action="store_true")
     add_engine_args(ap)
     add_debug_flag(ap)
@@ -607,7 +612,8 @@ class LiveRun:
             gt = read_gt_spans(args.gt_spans) if args.gt_spans else None
             plot_scores(out / "scores.png", t, {"fused": y, "informative": np.asarray(self.info), "relevance": np.asarray(self.rel)},
                         peaks={"fused": hl.times}, gt_spans=gt, segments=segs,
-                        title=", ".join(q[1] for q in self.protocol["queries"]) or str(args.video), peak_label="offline peaks")
+                        title=", ".join(q[1] for q in self.protocol["queries"]) or str(args.video), peak_label="offline peaks",
+                        segment_label="highlight segments (offline peaks grown)")
             if args.reel_budget > 0 and self.kind == "file" and segs:
                 from test.reel import write_highlight_reel
 

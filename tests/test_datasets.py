@@ -22,7 +22,7 @@ from data.magqa import MAGQADataset
 from data.metadata import NoValidItemError, build_metadata
 from data.mixture import build_mixture, load_mixture_config
 from data.prompts import DVC_INSTRUCTIONS, SYSTEM_PROMPT
-from data.stream import Turn, clip_messages, frame_at_or_after, timeline_messages
+from data.stream import Turn, clip_messages, frame_at_or_after, timeline_messages, window_starts
 from models.chat import ChatTemplate
 from tests.videos import read_frame_index, write_test_video
 
@@ -291,6 +291,57 @@ def test_grounding_item(fixture_root, template, qwen2_tokenizer, tmp_path):
     assert _frame_labels(item, "informative_labels") == []
     assert (item["labels"] != -100).sum() == 0
     assert "a man slices an onion" in qwen2_tokenizer.decode(item["input_ids"])
+
+
+def test_window_starts():
+    assert window_starts(80, 12, None) == [0]          # no stride: one item from frame 0
+    assert window_starts(80, 12, 12) == [0, 12, 24, 36, 48, 60]
+    assert window_starts(30, 12, 6) == [0, 6, 12, 18]  # whole windows only (18 + 12 = 30)
+    assert window_starts(10, 12, 6) == [0]             # shorter than one window: its one item
+
+
+def test_clip_stride_is_checked(fixture_root, template):
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="clip_stride"):
+            _dataset(GroundingDataset, fixture_root, "shot2story", "dvc.json", template, clip_stride=bad)
+    with pytest.raises(ValueError, match="needs max_frames"):
+        _dataset(DenseVideoCaptioningDataset, fixture_root, "shot2story", "dvc.json", template, max_frames=None, clip_stride=2)
+
+
+def test_grounding_windows_cover_the_video_with_their_own_labels(fixture_root, template, tmp_path):
+    (tmp_path / "g" / "annotations").mkdir(parents=True)
+    (tmp_path / "g" / "annotations" / "g.json").write_text(json.dumps(GROUNDING_ANNO))
+    # 4 s at 2 fps = 8 frames; windows of 3 frames every 2: starts 0, 2, 4
+    ds = GroundingDataset(tmp_path / "g" / "annotations" / "g.json", fixture_root / "shot2story" / "videos",
+                          fixture_root / "shot2story" / "videos_metadata.json", template, fps=2, max_frames=3,
+                          clip_stride=2)
+    assert [ds.records[i].start_frame for i in range(len(ds))] == [0, 2, 4]
+    # the span [1, 2] s covers frames 2, 3, 4
+    expected = {0: [0, 0, 1], 2: [1, 1, 1], 4: [1, 0, 0]}
+    for i in range(len(ds)):
+        item, start = ds[i], ds.records[i].start_frame
+        assert _frame_labels(item, "relevance_labels") == expected[start]
+        assert _frame_indices(item["frames"]) == [5 * f for f in range(start, start + 3)]
+        assert item["sample_id"].endswith(f"@{start}")
+
+
+def test_dvc_windows_hold_the_captions_answered_inside_them(fixture_root, template, qwen2_tokenizer):
+    # captions answered after frame 3 (event [0, 1] s: positives from frame 1) and after frame 6
+    # (event [1.5, 3] s: positives from frame 5); windows of 4 frames every 2: starts 0, 2, 4
+    ds = _dataset(DenseVideoCaptioningDataset, fixture_root, "shot2story", "dvc.json", template, max_frames=4,
+                  clip_stride=2)
+    got = {}
+    for i in range(len(ds)):
+        item, s = ds[i], ds.sample(i)
+        text = qwen2_tokenizer.decode(item["input_ids"])
+        # the instruction comes right before the window's first frame
+        assert text.index("<|im_start|>user") < text.index("<|im_start|>stream")
+        got[s.start_frame] = (_frame_indices(item["frames"]), _frame_labels(item, "informative_labels"),
+                              _lm_text(item, qwen2_tokenizer))
+    one, two = "A man slices an onion.<|im_end|>", "He adds it to the pan.<|im_end|>"
+    assert got == {0: ([0, 5, 10, 15], [0, 1, 1, 1], one),
+                   2: ([10, 15, 20, 25], [1, 1, 0, 1], one),   # positives clamped to the window; cut in the 2nd turn
+                   4: ([20, 25, 30], [0, 1, 1], two)}          # the first caption was said before the window
 
 
 def test_hihd_item_one_stream_turn_and_immutable_dropout(fixture_root, template, qwen2_tokenizer, caplog):

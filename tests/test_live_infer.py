@@ -182,3 +182,23 @@ def test_features_from_extract_features_give_the_same_scores(shared_data, tmp_pa
     assert live_infer.main(["--video", str(video), "--output_dir", str(tmp_path / "c"), "--features",
                             str(tmp_path / "feats"), "--degrade", "random:0", "--quiet", *base]) == 2
     assert "--features" in capsys.readouterr().err
+
+
+def test_read_gt_spans_takes_a_list_or_labelled_sets_and_refuses_bad_spans(tmp_path):
+    import json
+
+    import pytest
+
+    from test.live_infer import read_gt_spans
+
+    f = tmp_path / "spans.json"
+    f.write_text(json.dumps([[1, 2.5]]))
+    assert read_gt_spans(str(f)) == [[1, 2.5]]
+    sets = {"matching events (the query)": [[1.5, 5.5]], "distractor events": [[9, 14], [16, 19.5]]}
+    f.write_text(json.dumps(sets))
+    assert read_gt_spans(str(f)) == sets  # one shade and legend entry per set (the demo writes these)
+    for bad, msg in (([[5, 1]], "ends before it starts"), ({"a": [[1, 2]], "b": [[3]]}, r"\['b'\]: expected"),
+                     ({"a": [[-1, 2]]}, "start")):
+        f.write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=msg):
+            read_gt_spans(str(f))

@@ -191,3 +191,24 @@ def test_ceil_pooling_covers_the_border_patches(mode):
     # the bottom-right window holds rows / columns 4..6 only: 3x3 patches
     want = torch.tensor([4.0, 2.0, 1.0]) / (9 if mode == "average" else 1)
     torch.testing.assert_close(got_ceil[0, 3], want)
+
+
+@pytest.mark.parametrize("mode", ["average", "max"])
+def test_summary_token_comes_last_and_reduces_the_whole_grid(mode):
+    """frame_summary_token: the pooled grid tokens unchanged, then one token over every patch (max or
+    mean), last, where the heads read a frame."""
+    from models.aha import AhaForStreaming
+
+    base = dict(frame_pool_stride=4, frame_pool_mode=mode, frame_pool_ceil=True)
+    plain = AhaForStreaming(load_preset("aha-tiny-synth", **base)).eval()
+    summ = AhaForStreaming(load_preset("aha-tiny-synth", frame_summary_token=True, **base)).eval()
+    assert (plain.config.tokens_per_frame, summ.config.tokens_per_frame) == (4, 5)
+    g = plain.config.patch_grid
+    feats = torch.randn(3, g * g, 8, generator=torch.Generator().manual_seed(0))
+    got = summ._pool(feats)
+    assert got.shape == (3, 5, 8)
+    torch.testing.assert_close(got[:, :4], plain._pool(feats), rtol=0, atol=0)
+    want = feats.amax(dim=1) if mode == "max" else feats.mean(dim=1)
+    torch.testing.assert_close(got[:, 4], want, rtol=0, atol=0)
+    # the flag travels with the config: a checkpoint of one cannot load as the other
+    assert AhaConfig(**summ.config.to_dict()).frame_summary_token is True

@@ -19,6 +19,7 @@ from test.postprocess import (
     merge_segments,
     parse_height,
     plot_scores,
+    score_figure,
     resolve_height,
     select_reel_segments,
     smooth,
@@ -306,6 +307,24 @@ def test_online_finish_judges_the_tail():
 
 
 # -------------------------------------------------------------------------------- plots
+
+
+def test_score_figure_legend_names_every_curve_marker_and_shaded_span_set():
+    t, x = bumps(60, [(30, 1.0)], sigma=3.0)
+    fig = score_figure(t, {"fused": x, "relevance": x / 2}, peaks={"fused": [30.0]},
+                       gt_spans={"matching events": [(25, 35), (40, 45)], "distractor events": [(5, 10)]},
+                       gt_curve=x / 3, segments=[(27, 33, 1.0), (41, 44, 0.5)], peak_label="offline peaks",
+                       segment_label="highlight segments")
+    ax = fig.axes[0]
+    labels = [txt.get_text() for txt in ax.get_legend().get_texts()]
+    # every shaded set once (not once per span), every curve, the peaks, the twin axis's curve
+    assert sorted(labels) == sorted(["matching events", "distractor events", "highlight segments", "fused",
+                                     "relevance", "fused offline peaks", "ground truth (right axis)"])
+    shaded = [p for p in ax.patches]
+    assert len(shaded) == 5  # 3 event spans + 2 segments, drawn although labelled once per set
+    # a plain list of spans is one set under gt_label
+    fig = score_figure(t, {"fused": x}, gt_spans=[(25, 35)], gt_label="query spans")
+    assert [txt.get_text() for txt in fig.axes[0].get_legend().get_texts()] == ["query spans", "fused"]
 
 
 def test_plot_scores_writes_png(tmp_path):

@@ -3,10 +3,10 @@ metrics, and the whole recipe end to end on a tiny synthetic set.
 
 * the checkpoint (``checkpoints/aha-tiny-synth``) is a full safetensors checkpoint under 20 MB that
   loads with the shipped tokenizer (``configs/tokenizers/aha-tiny-synth``), which rebuilds byte for byte;
-* streamed again over a subset of the synthetic TEST split (generated here, seed 0) with the
-  settings of ``test/synthetic_eval.py`` and fused with the val-tuned weights recorded in
-  ``results/synthetic_results.json``, it reproduces the recorded per-video TVSum (aha) top-5 AP
-  and per-query Charades IoU;
+* streamed again over the synthetic TEST split (generated here, seed 0) with the settings of
+  ``test/synthetic_eval.py`` and fused with the val-tuned weights recorded in
+  ``results/synthetic_results.json``, it reproduces the recorded per-video TVSum (aha) top-5 AP,
+  per-query Charades IoU and the query-binding relevance AUCs (matching event vs distractor);
 * end to end (a few seconds): generate a tiny set, train a few steps with ``train.py`` (full
   training), stream with the engine, post-process and score.
 """
@@ -22,9 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 CKPT = REPO / "checkpoints" / "aha-tiny-synth"
 TOK = REPO / "configs" / "tokenizers" / "aha-tiny-synth"
 RESULTS = REPO / "results" / "synthetic_results.json"
-N_TVSUM = 6          # test videos re-streamed for the TVSum check (of 20)
 AP_TOL = 1.0         # AP points per video (same machine: identical; another BLAS may round differently)
 IOU_TOL = 0.05
+AUC_TOL = 0.01
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -90,19 +90,21 @@ def test_shipped_checkpoint_reproduces_its_recorded_test_metrics(test_split, tmp
     recorded = json.loads(RESULTS.read_text())
     proto, trained = recorded["protocol"], recorded["systems"]["trained"]
     assert proto["tuned_on"] == "val" and not proto["tuned_on_test"]
-    # TVSum (aha protocol) on the first N_TVSUM test videos
-    items = [json.loads(line) for line in (test_split / "test" / "items" / "tvsum.jsonl").read_text().splitlines()]
-    subset = tmp_path / "tvsum.jsonl"
-    subset.write_text("".join(json.dumps(it) + "\n" for it in items[:N_TVSUM]))
-    pred = _stream(subset, test_split, tmp_path / "tvsum_pred.jsonl", proto)
-    videos = tmp_path / "videos.json"
-    videos.write_text(json.dumps([it["id"] for it in items[:N_TVSUM]]))
+    from data.synthetic.metrics import binding_aucs
+    from utils.io import iter_jsonl
+
+    # TVSum (aha protocol) on every test video (each asked its own query)
+    pred = _stream(test_split / "test" / "items" / "tvsum.jsonl", test_split, tmp_path / "tvsum_pred.jsonl", proto)
     rec = trained["tvsum_aha"]
     params = FusionParams(**rec["fusion"]["params"])
-    got = evaluate_files("tvsum", str(pred), str(test_split / "test" / "ydata-tvsum50-anno.tsv"), "aha", params,
-                         {"videos_file": str(videos)})["per_item"]
-    for vid in json.loads(videos.read_text()):
-        assert 100 * got[vid]["top5_mAP"] == pytest.approx(rec["per_video_top5_AP"][vid], abs=AP_TOL), vid
+    got = evaluate_files("tvsum", str(pred), str(test_split / "test" / "ydata-tvsum50-anno.tsv"), "aha", params)["per_item"]
+    assert set(got) == set(rec["per_video_top5_AP"])
+    for vid, ap in rec["per_video_top5_AP"].items():
+        assert 100 * got[vid]["top5_mAP"] == pytest.approx(ap, abs=AP_TOL), vid
+    # query binding: relevance on matching events vs distractors, by what the distractor changes
+    binding = binding_aucs(iter_jsonl(pred), json.loads((test_split / "test" / "ground_truth.json").read_text()))
+    for key in ("match_vs_distractor", "match_vs_colour", "match_vs_kind", "match_vs_motion", "event_vs_calm"):
+        assert binding[key] == pytest.approx(trained["binding"][key], abs=AUC_TOL), key
     # Charades (standard causal protocol): every query
     pred = _stream(test_split / "test" / "items" / "charades.jsonl", test_split, tmp_path / "charades_pred.jsonl", proto)
     rec = trained["charades"]
@@ -128,6 +130,28 @@ def test_recorded_results_show_the_trained_model_beating_every_baseline_on_query
                 assert ours > systems[base][bench][name] + 1.0, (bench, name, base)
     # Charades: clearly, not by one query of 11
     assert systems["trained"]["charades"]["R1@0.5"] >= 2 * systems["motion"]["charades"]["R1@0.5"]
+
+
+# Issue #18's targets on the synthetic TEST split, as recorded in results/synthetic_results.json.
+# MET: the targets the shipped checkpoint reaches (README, instructions/tiny_model.md). The others
+# are asserted NOT met, so the docs' "not met" stays true: a re-shipped model that meets one fails
+# here until the docs (and MET) say so.
+TARGETS = {
+    "relevance AUC match vs colour distractor >= 0.9": lambda s: s["trained"]["binding"]["match_vs_colour"] >= 0.9,
+    "relevance AUC match vs kind distractor >= 0.9": lambda s: s["trained"]["binding"]["match_vs_kind"] >= 0.9,
+    "relevance AUC match vs motion distractor >= 0.9": lambda s: s["trained"]["binding"]["match_vs_motion"] >= 0.9,
+    "Charades R1@0.5 >= 70": lambda s: s["trained"]["charades"]["R1@0.5"] >= 70,
+    "DVC F1 above every baseline": lambda s: all(s["trained"]["youcook2"]["F1_Score"] > s[b]["youcook2"]["F1_Score"]
+                                                 for b in ("random", "motion", "untrained")),
+    ">= 70% of responses name colour, kind and motion": lambda s: s["trained"]["responses"]["correct"]["all"] >= 0.7,
+}
+MET = {"relevance AUC match vs colour distractor >= 0.9"}
+
+
+def test_recorded_results_meet_exactly_the_targets_the_docs_claim():
+    systems = json.loads(RESULTS.read_text())["systems"]
+    got = {name: bool(check(systems)) for name, check in TARGETS.items()}
+    assert {n for n, ok in got.items() if ok} == MET, got
 
 
 def test_recipe_end_to_end_on_a_tiny_synthetic_set(tmp_path):

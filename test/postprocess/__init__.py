@@ -16,7 +16,7 @@ from test.postprocess.fusion import (LOGVAR_MAX, LOGVAR_MIN, FusionParams, fuse,
 from test.postprocess.peaks import (CONFIRM_DELAY_S, PEAK_DISTANCE_S, PEAK_HEIGHT, PEAK_PROMINENCE, Highlights,
                                     OnlinePeak, OnlinePeakDetector, OnlineStep, distance_frames, find_highlights,
                                     infer_fps, parse_height, resolve_height)
-from test.postprocess.plots import plot_scores
+from test.postprocess.plots import plot_scores, score_figure
 from test.postprocess.segments import (CAUSAL_ANCHOR, CAUSAL_THRESHOLD, CAUSAL_WINDOW, Segment, causal_interval,
                                        causal_normalised, frame_step, grow_segments, highlight_segments,
                                        merge_segments, online_segments, ranked_windows, select_reel_segments,
@@ -30,7 +30,7 @@ __all__ = [
     "LOGVAR_MAX", "LOGVAR_MIN", "FusionParams", "fuse", "fuse_prediction", "uncertainty_penalty", "uncertainty_value",
     "CONFIRM_DELAY_S", "PEAK_DISTANCE_S", "PEAK_HEIGHT", "PEAK_PROMINENCE", "Highlights", "OnlinePeak",
     "OnlinePeakDetector", "OnlineStep", "distance_frames", "find_highlights", "infer_fps", "parse_height",
-    "resolve_height", "plot_scores", "CAUSAL_ANCHOR", "CAUSAL_THRESHOLD", "CAUSAL_WINDOW", "Segment",
+    "resolve_height", "plot_scores", "score_figure", "CAUSAL_ANCHOR", "CAUSAL_THRESHOLD", "CAUSAL_WINDOW", "Segment",
     "causal_interval", "causal_normalised", "frame_step", "grow_segments", "highlight_segments", "merge_segments",
     "online_segments", "ranked_windows", "select_reel_segments", "true_runs", "CAUSAL_POLYORDER", "SAVGOL_POLYORDER",
     "SAVGOL_WINDOW", "CausalSmoother", "causal_smooth", "centred_mean", "effective_window", "minmax",

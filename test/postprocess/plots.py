@@ -12,15 +12,21 @@ from test.postprocess.smoothing import _as_series
 from utils.io import apply_umask
 
 
-def plot_scores(path_png, times, series: Mapping[str, Sequence[float]], peaks=None,
-                gt_spans: Sequence[Sequence[float]] | None = None, gt_curve=None,
-                segments: Sequence[Sequence[float]] | None = None, title: str | None = None,
-                dpi: int = 120, peak_label: str = "peaks") -> Path:
-    """Plot score curves with peaks, optional ground-truth spans/curve and highlight segments.
+SPAN_STYLES = ("tab:green", "tab:gray", "tab:purple", "tab:brown")  # span sets, in order (segments: orange)
 
-    ``peaks``: a sequence of peak times (drawn on the first series) or {series name: times}.
-    ``gt_curve``: per-frame ground truth aligned with ``times`` (drawn dashed, on a twin axis).
-    Uses matplotlib's Agg canvas directly (no pyplot, no global backend switch); written atomically.
+
+def score_figure(times, series: Mapping[str, Sequence[float]], peaks=None,
+                 gt_spans: Sequence[Sequence[float]] | Mapping[str, Sequence[Sequence[float]]] | None = None,
+                 gt_curve=None, segments: Sequence[Sequence[float]] | None = None, title: str | None = None,
+                 peak_label: str = "peaks", gt_label: str = "ground-truth spans",
+                 segment_label: str = "highlight segments"):
+    """The score figure (matplotlib ``Figure`` on an Agg canvas): curves, peaks, shaded spans.
+
+    ``gt_spans``: spans (shaded, labelled ``gt_label``) or ``{label: spans}``, one shade per set
+    (e.g. matching events and distractors). ``peaks``: a sequence of peak times (drawn on the first
+    series) or {series name: times}. ``gt_curve``: per-frame ground truth aligned with ``times``
+    (dashed, on a twin axis). The legend names every curve, marker and shaded span set, the twin
+    axis's curve included.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -28,13 +34,17 @@ def plot_scores(path_png, times, series: Mapping[str, Sequence[float]], peaks=No
     t = _as_series(times, "times")
     if not series:
         raise ValueError("plot_scores needs at least one series")
+    span_sets = dict(gt_spans) if isinstance(gt_spans, Mapping) else ({gt_label: gt_spans} if gt_spans else {})
+    if len(span_sets) > len(SPAN_STYLES):
+        raise ValueError(f"at most {len(SPAN_STYLES)} span sets, got {len(span_sets)}")
     fig = Figure(figsize=(12, 3.5))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    for a, b in gt_spans or []:
-        ax.axvspan(a, b, color="tab:green", alpha=0.15, lw=0)
-    for a, b, *_ in segments or []:
-        ax.axvspan(a, b, color="tab:orange", alpha=0.25, lw=0)
+    for color, (label, spans) in zip(SPAN_STYLES, span_sets.items()):
+        for i, (a, b, *_) in enumerate(spans or []):
+            ax.axvspan(a, b, color=color, alpha=0.15, lw=0, label=label if i == 0 else None)
+    for i, (a, b, *_) in enumerate(segments or []):
+        ax.axvspan(a, b, color="tab:orange", alpha=0.25, lw=0, label=segment_label if i == 0 else None)
     colors = {}
     for name, ys in series.items():
         y = _as_series(ys, name)
@@ -50,25 +60,40 @@ def plot_scores(path_png, times, series: Mapping[str, Sequence[float]], peaks=No
             color, y = colors[name]
             pt = np.asarray(pt, dtype=np.float64)
             ax.plot(pt, np.interp(pt, t, y), "v", color=color, ms=7, label=f"{name} {peak_label}")
+    handles, labels = ax.get_legend_handles_labels()
     if gt_curve is not None:
         g = _as_series(gt_curve, "gt_curve")
         if len(g) != len(t):
             raise ValueError(f"gt_curve has {len(g)} values for {len(t)} times")
         ax2 = ax.twinx()
-        ax2.plot(t, g, "--", color="gray", lw=1, label="ground truth")
+        ax2.plot(t, g, "--", color="gray", lw=1, label="ground truth (right axis)")
         ax2.set_ylabel("ground truth")
+        h2, l2 = ax2.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
     ax.set_xlabel("time (s)")
     ax.set_ylabel("score")
     if title:
         ax.set_title(title)
-    ax.legend(loc="upper right", fontsize=8)
+    # outside the plot: with many entries an inside legend hides the curves
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01 if gt_curve is None else 1.06, 1.0),
+              fontsize=8, frameon=False)
     fig.tight_layout()
+    return fig
+
+
+def plot_scores(path_png, times, series: Mapping[str, Sequence[float]], peaks=None,
+                gt_spans: Sequence[Sequence[float]] | Mapping[str, Sequence[Sequence[float]]] | None = None,
+                gt_curve=None, segments: Sequence[Sequence[float]] | None = None, title: str | None = None,
+                dpi: int = 120, peak_label: str = "peaks", gt_label: str = "ground-truth spans",
+                segment_label: str = "highlight segments") -> Path:
+    """``score_figure`` written to a PNG (no pyplot, no global backend switch; written atomically)."""
+    fig = score_figure(times, series, peaks, gt_spans, gt_curve, segments, title, peak_label, gt_label, segment_label)
     path = Path(path_png)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
     os.close(fd)
     try:
-        fig.savefig(tmp, dpi=dpi, format="png")
+        fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")  # the legend sits outside the axes
         apply_umask(tmp)  # mkstemp made it private
         os.replace(tmp, path)
     finally:

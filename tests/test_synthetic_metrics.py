@@ -1,0 +1,64 @@
+"""data.synthetic.metrics: query-binding AUCs by what a distractor changes, and what responses name."""
+import pytest
+
+from data.synthetic.metrics import binding_aucs, event_at, named, response_accuracy
+
+
+def _event(start, end, colour, kind, motion, query=("red", "circle", "bounces")):
+    shape = {"colour": colour, "kind": kind, "motion": motion}
+    differs = [a for a, q in zip(("colour", "kind", "motion"), query) if shape[a] != q]
+    return {"start": start, "end": end, **shape, "match": not differs, "differs": differs}
+
+
+GT = [{"video_id": "v1", "events": [
+    _event(1.0, 3.0, "red", "circle", "bounces"),     # match
+    _event(4.0, 6.0, "blue", "circle", "bounces"),    # colour
+    _event(7.0, 9.0, "red", "square", "bounces"),     # kind
+    _event(10.0, 12.0, "red", "circle", "spins"),     # motion
+    _event(13.0, 15.0, "green", "triangle", "grows"),  # several
+]}]
+
+
+def _pred(relevance_of, responses=()):
+    times = [i / 2 for i in range(32)]
+    return {"id": "q1", "video": "v1.mp4", "frames": {"time": times, "relevance": [relevance_of(t) for t in times]},
+            "responses": list(responses)}
+
+
+def test_event_at_and_named():
+    ev = GT[0]["events"]
+    assert event_at(ev, 1.0)["match"] and event_at(ev, 3.0) is None  # [start, end)
+    assert event_at(ev, 3.5, grace=1.0)["end"] == 3.0 and event_at(ev, 4.5, grace=1.0)["colour"] == "blue"
+    assert named("A blue square slides.") == {"colour": "blue", "kind": "square", "motion": "slides"}
+    assert named("a red or blue thing") == {"colour": None, "kind": None, "motion": None}
+
+
+def test_binding_aucs_split_by_what_the_distractor_changes():
+    # the score reads colour and kind but not motion
+    def rel(t):
+        e = event_at(GT[0]["events"], t)
+        if e is None:
+            return 0.0
+        return 0.2 if e["colour"] != "red" or e["kind"] != "circle" else 0.9
+
+    got = binding_aucs([_pred(rel)], GT)
+    assert got["n_videos"] == 1 and got["frames"]["match"] == 4 and got["frames"]["differs:motion"] == 4
+    assert got["match_vs_colour"] == got["match_vs_kind"] == got["match_vs_several"] == 1.0
+    assert got["match_vs_motion"] == 0.5  # ties: the motion distractor scores like the match
+    assert got["event_vs_calm"] == pytest.approx(1.0)
+    assert 0.5 < got["match_vs_distractor"] < 1.0
+    with pytest.raises(ValueError, match="not in the ground truth"):
+        binding_aucs([dict(_pred(rel), video="other.mp4")], GT)
+
+
+def test_response_accuracy_checks_each_word_against_the_event_on_screen():
+    responses = [
+        {"role": "assistant", "time": 2.0, "content": "A red circle bounces."},   # right
+        {"role": "assistant", "time": 5.0, "content": "A blue circle spins."},    # motion wrong
+        {"role": "assistant", "time": 9.5, "content": "A red square bounces."},   # ended 0.5 s ago: right
+        {"role": "assistant", "time": 16.5, "content": "A green triangle grows."},  # nothing on screen
+        {"role": "user", "time": 0.0, "content": "ignored"},
+    ]
+    got = response_accuracy([_pred(lambda t: 0.0, responses)], GT)
+    assert got["n_responses"] == 4 and got["during_calm"] == 1 and got["responses_per_video"] == 4
+    assert got["correct"] == {"colour": 0.75, "kind": 0.75, "motion": 0.5, "all": 0.5}

@@ -1,0 +1,65 @@
+"""scripts/tiny_mixture.py: the embedded default's training annotations, from the TRAIN split only."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from data.mixture import load_mixture_config
+from data.synthetic import COLOURS, KINDS, MOTIONS
+
+REPO = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("tiny_mixture", REPO / "scripts" / "tiny_mixture.py")
+tm = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tm)
+
+
+def _ev(start, end, colour, kind, motion):
+    return {"start": start, "end": end, "colour": colour, "kind": kind, "motion": motion,
+            "caption": f"A {colour} {kind} {motion}."}
+
+
+GT = [{"video": "a.mp4", "video_id": "a", "events": [
+    _ev(1.0, 3.0, "red", "circle", "bounces"), _ev(5.0, 7.0, "blue", "square", "spins"),
+    _ev(9.0, 11.0, "red", "circle", "bounces")]}]
+
+
+def test_contrast_items_one_query_per_shape_with_all_its_events():
+    items = tm.contrast_items(GT)
+    assert items == [{"video_uid": "a.mp4", "query": "a blue square spins", "timestamps": [[5.0, 7.0]]},
+                     {"video_uid": "a.mp4", "query": "a red circle bounces", "timestamps": [[1.0, 3.0], [9.0, 11.0]]}]
+
+
+def test_counterfactual_items_change_exactly_one_attribute_and_are_seeded():
+    items = tm.counterfactual_items(GT, ["colour", "kind", "motion"], seed=0)
+    assert len(items) == 2 * 3 and items == tm.counterfactual_items(GT, ["colour", "kind", "motion"], seed=0)
+    shapes = sorted(tm.shape_spans(GT[0]))
+    for i, it in enumerate(items):
+        shape, attr = shapes[i // 3], ("colour", "kind", "motion")[i % 3]
+        words = it["query"].split()[1:]
+        changed = [a for a, w, s in zip(("colour", "kind", "motion"), words, shape) if w != s]
+        assert changed == [attr]
+        assert words[0] in COLOURS and words[1] in KINDS and words[2] in MOTIONS
+        # positive only on the events of the changed shape, if the video has it
+        assert it["timestamps"] == tm.shape_spans(GT[0]).get(tuple(words), [])
+
+
+def test_main_writes_a_valid_mixture_from_the_train_split(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "ground_truth.json").write_text(json.dumps(GT))
+    (tmp_path / "train" / "shot2story_dvc.json").write_text(json.dumps({"a.mp4": {"0": []}}))
+    assert tm.main(["--data", str(tmp_path), "--clip_stride", "6", "--dvc_copies", "2", "--counterfactual", "kind",
+                    "--dvc_at", "end"]) == 0
+    mix = load_mixture_config(tmp_path / "mixture_tiny.json")
+    names = [d["name"] for d in mix["datasets"]]
+    assert names == ["grounding", "grounding_contrast", "grounding_counterfactual", "dvc_0", "dvc_1"]
+    assert all(d["clip_stride"] == 6 and d["max_frames"] == 12 for d in mix["datasets"])
+    dvc = json.loads((tmp_path / "train" / "dvc_tiny.json").read_text())
+    assert [n["time"] for n in dvc["a.mp4"]["0"]] == [3.0, 7.0, 11.0]  # said when each event ends
+    # clip_stride 0: the first clip of each video only (no clip_stride key); mid: the generator's own captions
+    assert tm.main(["--data", str(tmp_path), "--clip_stride", "0"]) == 0
+    mix = load_mixture_config(tmp_path / "mixture_tiny.json")
+    assert all("clip_stride" not in d for d in mix["datasets"]) and len(mix["datasets"]) == 5
+    assert json.loads((tmp_path / "train" / "dvc_tiny.json").read_text()) == {"a.mp4": {"0": []}}
+    with pytest.raises(SystemExit, match="unknown attributes"):
+        tm.main(["--data", str(tmp_path), "--counterfactual", "size"])
