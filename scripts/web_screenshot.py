@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     from PIL import Image
 
     from test import demo, web_demo
-    from test.live_infer import load_model
+    from test.engine_args import load_model
     from tests.browser import DemoPage, chrome
 
     with tempfile.TemporaryDirectory(prefix="aha-web-shot-") as tmp:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from test import live_infer
+from test.engine_args import add_engine_args
 from utils.io import atomic_write_json, read_jsonl
 from utils.log import setup_logging
 from utils.paths import REPO_ROOT
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 exposes the demo to the network)")
     g.add_argument("--port", type=int, default=None, help="default: 7860, or the next free port")
     g.add_argument("--max_streams", type=int, default=4, help="streams (engines) running at once, all pages together")
-    live_infer.add_engine_args(ap)
+    add_engine_args(ap)
     ap.set_defaults(cumulative_threshold=None, threshold=None, peak_distance=4.0, savgol_window=7, max_new_tokens=16)
     return ap
 

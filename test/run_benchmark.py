@@ -60,8 +60,8 @@ import traceback
 from pathlib import Path
 from typing import Iterator
 
-from test.live_infer import (add_engine_args, check_degrade_spec, check_engine_args, engine_config, feature_frames, load_model,
-                             make_degradation, open_features)
+from test.engine_args import (add_engine_args, check_degrade_spec, check_engine_args, engine_config, feature_frames, load_model,
+                              make_degradation, open_features)
 from test.scale_out import Shard, check_streams, merge, predictions
 from utils.cli import ArgumentParser, add_debug_flag, check_output_file, run_cli
 from utils.io import (JsonlWriter, LineError, atomic_write_json, atomic_write_text, cut_torn_tail, drop_bad_lines,

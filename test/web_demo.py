@@ -95,7 +95,7 @@ def offline_theme():
 
 
 def build_app(args, loaded, out_root: Path, example: tuple[str, str] | None = None, max_streams: int = 4):
-    """The page (a gr.Blocks) and the server's Streams, for a model ``loaded`` by live_infer.load_model(args)."""
+    """The page (a gr.Blocks) and the server's Streams, for a model ``loaded`` by test.engine_args.load_model(args)."""
     streams = Streams(args, loaded, out_root, max_streams)
     presses = itertools.count(1)
 
@@ -240,7 +240,7 @@ def launch(page, out_root: Path, host: str = "127.0.0.1", port: int | None = Non
 
 def serve(args, example: tuple[str, str] | None = None) -> int:
     """``python -m test.demo --web``: load the model once, then serve until interrupted."""
-    from test.live_infer import load_model
+    from test.engine_args import load_model
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up requests to itself
 

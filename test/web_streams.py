@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from test.live_infer import LiveRun, apply_settings
+from test.engine_args import apply_settings
+from test.live_infer import LiveRun
 
 BROWSER_CODECS = frozenset({"h264", "vp8", "vp9", "av1"})  # what every current browser plays in mp4 / webm
 

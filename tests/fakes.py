@@ -50,7 +50,7 @@ def fake_load_model(args, loader=None):
     """``test.live_infer.load_model`` without a model: resolves the settings as a run without a
     checkpoint does and returns (None, None)."""
     from models.inference_settings import resolve
-    from test.live_infer import SETTING_FLAGS
+    from test.engine_args import SETTING_FLAGS
 
     settings, sources = resolve({k: getattr(args, k) for k in SETTING_FLAGS}, None)
     for k in SETTING_FLAGS:

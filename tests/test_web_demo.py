@@ -15,7 +15,8 @@ import pytest
 from tests.browser import DemoPage, chrome, find_chromium
 from tests.videos import write_test_video
 from test import demo
-from test.live_infer import LiveRun, load_model
+from test.engine_args import load_model
+from test.live_infer import LiveRun
 from utils.io import read_jsonl
 
 
