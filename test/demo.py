@@ -109,6 +109,7 @@ def main(argv=None) -> int:
         return web(args)
     out = Path(args.output_dir or "outputs/demo")
     out.mkdir(parents=True, exist_ok=True)
+    args.output_dir = str(out)  # the live run writes there too
     scene = None
     if args.video is None:
         path, query, scene = generated_video(args, out)

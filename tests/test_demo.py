@@ -1,5 +1,6 @@
 """The demo entry on a generated video: every output file, printed highlights, metrics vs ground truth."""
 import json
+from pathlib import Path
 
 from test import demo
 from utils.io import read_jsonl
@@ -60,3 +61,18 @@ def test_default_demo_runs_the_shipped_model_without_shared_data(tmp_path, monke
     m = json.loads((out / "metrics.json").read_text())
     assert 0 <= m["top5_AP_aha"] <= 100
     assert (out / "scores.png").is_file() and read_jsonl(out / "scores.jsonl")
+
+
+def test_demo_runs_as_the_readme_runs_it_with_no_flag(tmp_path, monkeypatch, capsys):
+    """``bash scripts/demo.sh`` = ``python -m test.demo``: the shipped model, the generated video and
+    the default output folder (outputs/demo, relative to where it runs)."""
+    monkeypatch.chdir(tmp_path)
+    assert demo.main(["--quiet"]) == 0
+    out = tmp_path / "outputs" / "demo"
+    for name in ("input.mp4", "scores.jsonl", "highlights.json", "scores.png", "metrics.json", "run.json"):
+        assert (out / name).is_file(), name
+    run = json.loads((out / "run.json").read_text())
+    # the shipped checkpoint, with the inference settings it carries (2 fps as trained)
+    assert Path(run["model"]["checkpoint"]) == demo.DEFAULT_CHECKPOINT and run["model"]["load"]["loaded"] > 0
+    assert run["fps"] == 2.0 and run["settings_source"]["fps"] == "checkpoint"
+    assert "metrics against the generated video's ground truth" in capsys.readouterr().out
