@@ -1,6 +1,5 @@
 """The demo entry on a generated video: every output file, printed highlights, metrics vs ground truth."""
 import json
-from pathlib import Path
 
 from test import demo
 from utils.io import read_jsonl
@@ -39,12 +38,18 @@ def test_demo_needs_a_query_for_a_user_video(tmp_path):
         demo.main(["--model_config", "aha-tiny", "--video", str(tmp_path / "v.mp4"), "--output_dir", str(tmp_path)])
 
 
-def test_default_demo_runs_the_shipped_model_without_shared_data(tmp_path, monkeypatch):
+def test_default_demo_runs_the_shipped_model_without_shared_data(tmp_path, monkeypatch, capsys):
+    """As the README runs it (``bash scripts/demo.sh`` = ``python -m test.demo``, no flag): the shipped
+    model, the generated video, the default output folder (outputs/demo, relative to where it runs)."""
     import utils.paths
 
     monkeypatch.setattr(utils.paths, "shared_data_dir", lambda: None)  # nothing from ../shared is needed
-    out = tmp_path / "demo"
-    assert demo.main(["--output_dir", str(out), "--quiet"]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert demo.main(["--quiet"]) == 0
+    out = tmp_path / "outputs" / "demo"
+    for name in ("input.mp4", "scores.jsonl", "highlights.json", "scores.png", "metrics.json", "run.json"):
+        assert (out / name).is_file(), name
+    assert "metrics against the generated video's ground truth" in capsys.readouterr().out
     run = json.loads((out / "run.json").read_text())
     model = run["model"]
     assert model["checkpoint"].endswith("checkpoints/aha-tiny-synth") and len(model["checkpoint_sha256"]) == 64
@@ -62,17 +67,3 @@ def test_default_demo_runs_the_shipped_model_without_shared_data(tmp_path, monke
     assert 0 <= m["top5_AP_aha"] <= 100
     assert (out / "scores.png").is_file() and read_jsonl(out / "scores.jsonl")
 
-
-def test_demo_runs_as_the_readme_runs_it_with_no_flag(tmp_path, monkeypatch, capsys):
-    """``bash scripts/demo.sh`` = ``python -m test.demo``: the shipped model, the generated video and
-    the default output folder (outputs/demo, relative to where it runs)."""
-    monkeypatch.chdir(tmp_path)
-    assert demo.main(["--quiet"]) == 0
-    out = tmp_path / "outputs" / "demo"
-    for name in ("input.mp4", "scores.jsonl", "highlights.json", "scores.png", "metrics.json", "run.json"):
-        assert (out / name).is_file(), name
-    run = json.loads((out / "run.json").read_text())
-    # the shipped checkpoint, with the inference settings it carries (2 fps as trained)
-    assert Path(run["model"]["checkpoint"]) == demo.DEFAULT_CHECKPOINT and run["model"]["load"]["loaded"] > 0
-    assert run["fps"] == 2.0 and run["settings_source"]["fps"] == "checkpoint"
-    assert "metrics against the generated video's ground truth" in capsys.readouterr().out
