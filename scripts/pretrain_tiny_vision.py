@@ -33,8 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.synthetic.event_frames import EventFrames, render_event_frames  # noqa: E402
 from data.synthetic.scene import COLOURS, KINDS, MOTIONS  # noqa: E402
-from models.build import build_model, load_preset  # noqa: E402
+from models.build import build_model, load_preset, train_window_tokens  # noqa: E402
 from models.checkpoint import save_checkpoint  # noqa: E402
+from models.inference_settings import InferenceSettings  # noqa: E402
 from models.frames import to_pixel_values  # noqa: E402
 from utils.cli import check_number, check_output_dir, entry  # noqa: E402
 from utils.io import atomic_write_json  # noqa: E402
@@ -123,7 +124,7 @@ def main(args) -> int:
     for name in ("n_events", "n_heldout", "steps", "batch_size", "eval_every"):
         check_number(getattr(args, name), f"--{name}", minimum=1, integer=True)
     check_number(args.learning_rate, "--learning_rate", above=0)
-    check_number(args.gap_s, "--gap_s", minimum=0)
+    check_number(args.gap_s, "--gap_s", above=0)
     check_number(args.calm_fraction, "--calm_fraction", minimum=0, maximum=1)
     check_output_dir(args.out, "--out")
     out = Path(args.out)
@@ -176,7 +177,11 @@ def main(args) -> int:
             log.info("%s", json.dumps(row))
     model.eval()
     model.requires_grad_(False)
-    save_checkpoint(model, out)
+    # train.py --lora_pretrained carries these on (what stage 1 trains on: frames 1 / gap_s apart and the
+    # preset's training window), never the engine's real-model defaults (1 fps, a 2048-token window)
+    window = train_window_tokens(args.preset)
+    settings = {"fps": 1.0 / args.gap_s, **({"cache_policy": "dynamic_sink", "window": window} if window else {})}
+    save_checkpoint(model, out, inference=InferenceSettings.from_dict(settings))
     report = {"stage": "vision pretraining (scripts/pretrain_tiny_vision.py)", "preset": args.preset,
               "args": vars(args), "n_train_events": len(train), "n_heldout_events": len(heldout),
               "n_decoded_val_events": None if decoded is None else len(decoded),

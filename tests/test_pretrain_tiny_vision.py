@@ -84,7 +84,7 @@ def test_bad_arguments_are_refused(kwargs):
 
 
 def test_the_script_trains_only_the_tower_and_projector_and_writes_a_loadable_checkpoint(tmp_path, capsys):
-    from models.build import build_model, load_preset
+    from models.build import build_model, load_preset, train_window_tokens
     from models.checkpoint import load_checkpoint, read_meta
 
     mod = _script()
@@ -95,7 +95,11 @@ def test_the_script_trains_only_the_tower_and_projector_and_writes_a_loadable_ch
     report = json.loads((out / "pretrain_report.json").read_text())
     assert [r["step"] for r in report["history"]] == [2, 3]
     assert set(report["final"]["heldout"]) == {"kind", "colour", "motion"}
-    assert read_meta(out)["kind"] == "full"
+    meta = read_meta(out)
+    assert meta["kind"] == "full"
+    # what stage 1 (train.py --lora_pretrained) carries on: 2 fps and the preset's training window
+    assert {k: meta["inference"][k] for k in ("fps", "cache_policy", "window")} == \
+        {"fps": 2.0, "cache_policy": "dynamic_sink", "window": train_window_tokens("aha-tiny-synth")}
     assert len(load_file(str(out / "model.safetensors"))) > 0
     loaded = load_checkpoint(out).state_dict()
     fresh = build_model(load_preset("aha-tiny-synth"), seed=0).state_dict()
