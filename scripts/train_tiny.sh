@@ -35,6 +35,7 @@ SHIP=${SHIP:-0}
 # pretrained on rendered, labelled events), then this recipe continues from it with the tower frozen
 VISION_STAGE=${VISION_STAGE:-0}
 VISION_STEPS=${VISION_STEPS:-8000}
+VISION_CKPT=${VISION_CKPT:-}  # with VISION_STAGE=1: reuse this stage-0 checkpoint instead of training one
 PY=${PYTHON:-python}
 # passive OpenMP waits: on a busy CPU a spinning thread waiting for a descheduled one burns ~7x the
 # CPU time of the work itself (measured: 2.3 vs 0.35 CPU-s per step); the numbers are unchanged
@@ -62,7 +63,9 @@ $PY scripts/tiny_mixture.py --data "$DATA" --clip_stride "$CLIP_STRIDE" --dvc_co
 # 3. training (with VISION_STAGE=1: stage 0, then the language model on the pretrained tower)
 start=$(date +%s)
 INIT=(--preset aha-tiny-synth --train_vision true)
-if [ "$VISION_STAGE" = "1" ]; then
+if [ "$VISION_STAGE" = "1" ] && [ -n "$VISION_CKPT" ]; then
+    INIT=(--lora_pretrained "$VISION_CKPT" --train_vision false)
+elif [ "$VISION_STAGE" = "1" ]; then
     /usr/bin/time -v -o "$OUT.vision.time.txt" $PY scripts/pretrain_tiny_vision.py --out "$OUT.vision" --data "$DATA" \
         --steps "$VISION_STEPS" --seed "$SEED" --overwrite
     INIT=(--lora_pretrained "$OUT.vision" --train_vision false)
@@ -76,7 +79,7 @@ fi
     --logging_steps 250 --save_strategy no --report_to none --use_cpu true --dataloader_num_workers 1 "$@"
 end=$(date +%s)
 { echo "training took $((end - start)) s wall (steps: $STEPS; vision stage: $VISION_STAGE, $VISION_STEPS steps)"
-  [ "$VISION_STAGE" = "1" ] && grep -E "User time|System time|Elapsed|Percent of CPU" "$OUT.vision.time.txt"
+  [ "$VISION_STAGE" = "1" ] && [ -z "$VISION_CKPT" ] && grep -E "User time|System time|Elapsed|Percent of CPU" "$OUT.vision.time.txt"
   grep -E "User time|System time|Elapsed|Percent of CPU" "$OUT.time.txt"; } \
     | tee "$OUT/train_time.txt"
 
