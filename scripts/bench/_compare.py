@@ -9,6 +9,7 @@ the new one.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -28,8 +29,15 @@ def export_revision(rev: str) -> Path:
 
 
 def head_revision() -> str:
-    sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"], check=True, capture_output=True, text=True).stdout.strip()
+    """This checkout's commit (+dirty); ``AHA_REVISION`` where the tree travels without git (a GPU machine)."""
+    if os.environ.get("AHA_REVISION"):
+        return os.environ["AHA_REVISION"]
+    try:
+        sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"], check=True, capture_output=True,
+                               text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (no git)"
     return sha + ("+dirty" if dirty else "")
 
 

@@ -66,7 +66,7 @@ def worker(args) -> None:
     model = build_model(args.preset, seed=0, dtype=dtype, device=torch.device(args.device)).eval()
     tok = load_tokenizer(args.tokenizer)
     cfg = EngineConfig(generate=False, frames_per_step=args.frames_per_step, cache_policy=args.cache_policy,
-                       window=args.window)
+                       window=args.window, compile=args.compile)
     engine = (StreamingEngine(model, tok, cfg) if args.lanes == 1
               else MultiStreamEngine(model, tok, cfg, streams=args.lanes))
     tpf = engine.tpf
@@ -113,7 +113,7 @@ def measure(args, procs: int, n: int) -> dict:
     common = ["--worker", "--lanes", str(n), "--preset", args.preset, "--device", args.device, "--dtype", args.dtype,
               "--tokenizer", args.tokenizer, "--items", str(args.items), "--frames", str(args.frames),
               "--frames_per_step", str(args.frames_per_step), "--cache_policy", args.cache_policy,
-              "--window", str(args.window), "--threads", str(args.threads)]
+              "--window", str(args.window), "--threads", str(args.threads)] + (["--compile"] if args.compile else [])
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false",
            "PYTHONPATH": str(REPO)}
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
@@ -159,9 +159,22 @@ def table(rows: list[dict]) -> str:
 
 
 def git_revision() -> str:
+    """This checkout's commit (+dirty); ``AHA_REVISION`` where the tree travels without git (a GPU machine)."""
+    if os.environ.get("AHA_REVISION"):
+        return os.environ["AHA_REVISION"]
+
     def git(*a):
         return subprocess.run(["git", "-C", str(REPO), *a], capture_output=True, text=True).stdout.strip()
-    return git("rev-parse", "HEAD") + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    try:
+        return git("rev-parse", "HEAD") + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except OSError:
+        return "unknown (no git)"
+
+
+def _torch_version() -> str:
+    import torch
+    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return torch.__version__ + (f" on {cuda}" if cuda else "")
 
 
 def main(argv=None) -> int:
@@ -178,6 +191,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cache_policy", default="sink")
     ap.add_argument("--window", type=int, default=2048)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the frame-only step (CUDA graphs on CUDA)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--out", default="outputs/bench/scale_out.json")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -204,7 +218,8 @@ def main(argv=None) -> int:
         "what": "aggregate frames/s of test.run_benchmark's scale-out (score-only), streams per process x processes",
         "protocol": {"preset": args.preset, "weights": "random init (seed 0)", "device": args.device, "dtype": args.dtype,
                      "tokens_per_frame": 49, "frames_from": "frame tokens (no vision tower)", "generate": False,
-                     "frames_per_step": args.frames_per_step,
+                     "frames_per_step": args.frames_per_step, "compiled": args.compile,
+                     "torch": _torch_version(),
                      "cache": {"policy": args.cache_policy, "window": args.window, "sink_tokens": 32},
                      "items": args.items, "frames_per_item": f"{args.frames} mean (0.5x .. 1.5x)",
                      "threads_per_process": args.threads, "launcher": "torchrun --standalone (gloo) for P > 1",

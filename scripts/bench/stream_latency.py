@@ -201,7 +201,12 @@ def main(argv=None):
             "cache_len_end": rs[0]["cache_len_end"], "late_over_early": statistics.median(r["late_over_early"] for r in rs),
             "memory_mb_first_last": [rs[0]["memory_mb_by_frame"][0][1], rs[0]["memory_mb_by_frame"][-1][1]],
         }
-    result = {"machine": {"platform": platform.platform(), "processor": platform.processor(), "python": platform.python_version()},
+    import torch
+    import transformers
+
+    gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") and torch.cuda.is_available() else None
+    result = {"machine": {"platform": platform.platform(), "processor": platform.processor(), "python": platform.python_version(),
+                          "torch": torch.__version__, "transformers": transformers.__version__, "gpu": gpu},
               "args": vars(args), "table": table, "runs": runs}
     if args.naive_frames:
         nv = _compare.run_worker(Path(__file__), trees["new"], common + ["--frames", str(args.naive_frames), "--naive"], args.threads)

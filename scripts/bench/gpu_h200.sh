@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The GPU rows of instructions/performance.md in one run (one lease of a GPU machine):
+#   1. stream_latency: the 7B (random init, bf16), one stream, compiled, frame and file (K = 8) mode;
+#   2. scale_out: the 7B, N = 1..32 streams in one process, score-only (frame tokens, no vision).
+# Each stage has its own time limit and writes its JSON and log under $OUT, so a stage that fails or
+# runs out of time leaves the other's numbers. On CPU it runs the same path at toy size:
+#   PRESET=aha-tiny DEVICE=cpu DTYPE=fp32 FRAMES=120 ITEMS=8 STREAMS=1,2 OUT=/tmp/g bash scripts/bench/gpu_h200.sh
+# The GPU machine's image has its own torch; the project's locked transformers & co. travel as wheels
+# in .whl (see instructions/performance.md) and are put first on PYTHONPATH when present.
+set -u
+OUT=${OUT:-outputs/bench/gpu}
+PRESET=${PRESET:-aha-7b}; DEVICE=${DEVICE:-cuda}; DTYPE=${DTYPE:-bf16}
+FRAMES=${FRAMES:-1200}; STREAMS=${STREAMS:-1,2,4,8,16,32}; ITEMS=${ITEMS:-64}
+TOK=${TOK:-.devcarry/qwen2}
+T_STREAM=${T_STREAM:-300}; T_SCALE=${T_SCALE:-240}
+PY=${PY:-python3}
+export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+mkdir -p "$OUT"
+if [ "${WHEELS:-1}" = 1 ] && ls .whl/*.whl >/dev/null 2>&1; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 3
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+{
+  date -u; echo "revision ${AHA_REVISION:-?}"
+  $PY -c "import torch, transformers, platform; print('python', platform.python_version(), 'torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no gpu')"
+  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+} 2>&1 | tee "$OUT/env.txt"
+t0=$(date +%s)
+timeout "$T_STREAM" $PY scripts/bench/stream_latency.py --preset "$PRESET" --device "$DEVICE" --dtype "$DTYPE" --compile \
+  --tokenizer "$TOK" --policies sink --modes frame,file --frames "$FRAMES" --out "$OUT/stream_7b.json" 2>&1 | tee "$OUT/stream.log"
+echo "stage 1: rc ${PIPESTATUS[0]} in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/env.txt"
+t0=$(date +%s)
+timeout "$T_SCALE" $PY scripts/bench/scale_out.py --preset "$PRESET" --device "$DEVICE" --dtype "$DTYPE" --tokenizer "$TOK" \
+  --streams "$STREAMS" --procs 1 --reps 1 --items "$ITEMS" --out "$OUT/scale_7b.json" 2>&1 | tee "$OUT/scale.log"
+echo "stage 2: rc ${PIPESTATUS[0]} in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/env.txt"
