@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The GPU rows of instructions/performance.md in one run (one lease of a GPU machine):
 #   1. stream_latency: the 7B (random init, bf16), one stream, compiled, frame and file (K = 8) mode;
-#   2. scale_out: the 7B, N = 1..32 streams in one process, score-only (frame tokens, no vision).
+#   2. scale_out: the 7B, N = 1..32 streams in one process, score-only (frame tokens, no vision);
+#   3. frame_breakdown: vision alone, LM step alone (compiled, eager), whole step, and a cProfile.
+# STAGES (default 1,2,3) picks the stages.
 # Each stage has its own time limit and writes its JSON and log under $OUT, so a stage that fails or
 # runs out of time leaves the other's numbers. On CPU it runs the same path at toy size:
 #   PRESET=aha-tiny DEVICE=cpu DTYPE=fp32 FRAMES=120 ITEMS=8 STREAMS=1,2 OUT=/tmp/g bash scripts/bench/gpu_h200.sh
@@ -12,7 +14,7 @@ OUT=${OUT:-outputs/bench/gpu}
 PRESET=${PRESET:-aha-7b}; DEVICE=${DEVICE:-cuda}; DTYPE=${DTYPE:-bf16}
 FRAMES=${FRAMES:-1200}; STREAMS=${STREAMS:-1,2,4,8,16,32}; ITEMS=${ITEMS:-64}
 TOK=${TOK:-.devcarry/qwen2}
-T_STREAM=${T_STREAM:-300}; T_SCALE=${T_SCALE:-240}
+T_STREAM=${T_STREAM:-300}; T_SCALE=${T_SCALE:-240}; T_BREAK=${T_BREAK:-150}; STAGES=${STAGES:-1,2,3}
 PY=${PY:-python3}
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 mkdir -p "$OUT"
@@ -25,11 +27,16 @@ fi
   $PY -c "import torch, transformers, platform; print('python', platform.python_version(), 'torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no gpu')"
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
 } 2>&1 | tee "$OUT/env.txt"
-t0=$(date +%s)
-timeout "$T_STREAM" $PY scripts/bench/stream_latency.py --preset "$PRESET" --device "$DEVICE" --dtype "$DTYPE" --compile \
-  --tokenizer "$TOK" --policies sink --modes frame,file --frames "$FRAMES" --out "$OUT/stream_7b.json" 2>&1 | tee "$OUT/stream.log"
-echo "stage 1: rc ${PIPESTATUS[0]} in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/env.txt"
-t0=$(date +%s)
-timeout "$T_SCALE" $PY scripts/bench/scale_out.py --preset "$PRESET" --device "$DEVICE" --dtype "$DTYPE" --tokenizer "$TOK" \
-  --streams "$STREAMS" --procs 1 --reps 1 --items "$ITEMS" --out "$OUT/scale_7b.json" 2>&1 | tee "$OUT/scale.log"
-echo "stage 2: rc ${PIPESTATUS[0]} in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/env.txt"
+stage() {  # stage N LIMIT LOG cmd...: run cmd under a time limit if N is in STAGES, log its status
+  local n=$1 limit=$2 log=$3; shift 3
+  [[ ,$STAGES, == *,$n,* ]] || return 0
+  local t0=$(date +%s)
+  timeout "$limit" "$@" 2>&1 | tee "$OUT/$log"
+  echo "stage $n: rc ${PIPESTATUS[0]} in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/env.txt"
+}
+stage 1 "$T_STREAM" stream.log $PY scripts/bench/stream_latency.py --preset "$PRESET" --device "$DEVICE" --dtype "$DTYPE" \
+  --compile --tokenizer "$TOK" --policies sink --modes frame,file --frames "$FRAMES" --out "$OUT/stream_7b.json"
+stage 2 "$T_SCALE" scale.log $PY scripts/bench/scale_out.py --preset "$PRESET" --device "$DEVICE" --dtype "$DTYPE" \
+  --tokenizer "$TOK" --streams "$STREAMS" --procs 1 --reps 1 --items "$ITEMS" --out "$OUT/scale_7b.json"
+stage 3 "$T_BREAK" breakdown.log $PY scripts/bench/frame_breakdown.py --preset "$PRESET" --device "$DEVICE" \
+  --dtype "$DTYPE" --tokenizer "$TOK" --out "$OUT/breakdown_7b.json"

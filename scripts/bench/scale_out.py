@@ -115,7 +115,7 @@ def measure(args, procs: int, n: int) -> dict:
               "--frames_per_step", str(args.frames_per_step), "--cache_policy", args.cache_policy,
               "--window", str(args.window), "--threads", str(args.threads)] + (["--compile"] if args.compile else [])
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONPATH": str(REPO)}
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}  # keep the caller's
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(k, None)
     launch = [sys.executable] if procs == 1 else \
