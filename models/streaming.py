@@ -24,6 +24,7 @@ Token order (``prompt_order``):
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Iterator
@@ -172,6 +173,7 @@ class StreamingEngine:
         self.frame_uploader = Uploader(self.device)  # pixels (possibly the vision worker's thread)
         self.rule = DecisionRule(self.cfg.decision)
         self._compiled = None
+        self._vision_compiled = None
         if self.cfg.compile:
             self.compile()
         self.reset()
@@ -206,6 +208,11 @@ class StreamingEngine:
             mode = "reduce-overhead"  # CUDA graphs: one launch per step
         self.store.static = True
         self._compiled = torch.compile(self._frame_step, fullgraph=True, dynamic=False, backend=backend or "inductor", mode=mode)
+        # The vision tower of a live frame too: eager, SigLIP-so400m costs ~11 ms of kernel launches per
+        # frame on an H200, more than the compiled LM step (instructions/performance.md). Only single
+        # frames on the caller's thread use it (one static shape; CUDA graphs are not for worker threads).
+        self._vision_compiled = torch.compile(self.model.encode_frames, fullgraph=True, dynamic=False,
+                                              backend=backend or "inductor", mode=mode)
 
     # ------------------------------------------------------------------ device step
     def _step(self, x, slots, row_seq, row_group, pos, group_lo, shift, first_row: int, n_frames: int, logits: bool):
@@ -268,11 +275,17 @@ class StreamingEngine:
         return heads, lg
 
     @torch.inference_mode()
-    def encode_images(self, images) -> torch.Tensor:
+    def encode_images(self, images, compiled: bool = True) -> torch.Tensor:
         """uint8 frames [F, H, W, 3] (letterboxed) -> frame tokens [F, tokens_per_frame, D]. The uint8
-        pixels go to the device and are normalised there (4x fewer bytes than fp32)."""
+        pixels go to the device and are normalised there (4x fewer bytes than fp32). ``compiled``: a
+        single frame goes through the compiled tower when the engine is compiled (False on a worker
+        thread)."""
         px = self.frame_uploader.frames(images)
-        return self.model.encode_frames(to_pixel_values(px, self.frame_size, dtype=self.model.vision_dtype, device=self.device))
+        px = to_pixel_values(px, self.frame_size, dtype=self.model.vision_dtype, device=self.device)
+        if compiled and self._vision_compiled is not None and px.shape[0] == 1:
+            # a copy: a CUDA graph's output buffer is rewritten by its next replay
+            return self._vision_compiled(px).clone()
+        return self.model.encode_frames(px)
 
     # ------------------------------------------------------------------ events
     def add_query(self, text: str, time: float | None = None) -> None:
@@ -412,7 +425,8 @@ class StreamingEngine:
             block.clear()
 
         try:
-            for ev in encoded_frames(events(), self.encode_images, vision_batch, background, self.device):
+            encode = functools.partial(self.encode_images, compiled=not background)
+            for ev in encoded_frames(events(), encode, vision_batch, background, self.device):
                 if qi < len(queue) and queue[qi].time <= ev.time:
                     yield from flush()
                     while qi < len(queue) and queue[qi].time <= ev.time:

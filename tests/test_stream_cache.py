@@ -272,3 +272,31 @@ def test_vision_features_keep_one_hidden_state_and_equal_the_towers(model):
     with torch.no_grad():
         want = model.model.vision_tower(px, output_hidden_states=True).hidden_states[model.config.vision_feature_layer]
         assert torch.equal(model.vision_features(px), want)
+
+
+def test_a_compiled_engine_compiles_the_vision_of_single_frames_once(model, qwen2_tokenizer):
+    """Live frames (one at a time, the caller's thread) go through one compiled vision graph, the
+    LM step through another, with no recompiles; a file's batches on the background worker stay
+    eager. Scores equal the eager engine's."""
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    size = model.config.frame_size
+    imgs = np.random.default_rng(3).integers(0, 256, (4, size, size, 3), dtype=np.uint8)
+    src = [(float(i), imgs[i % 4]) for i in range(12)]
+    q = [QueryEvent(0.0, "a dog jumps")]
+    torch._dynamo.reset()
+    eng = engine(model, qwen2_tokenizer, cache_policy="sink", window=300)
+    eng.compile(backend=backend)
+    live = scores(eng.run(src, q))
+    assert len(graphs) == 2  # the LM step and the vision tower, each once
+    eng.reset()
+    batched = scores(eng.run(src, q, vision_batch=3))
+    assert len(graphs) == 2  # the background worker's batches of 3 ran eagerly
+    want = scores(engine(model, qwen2_tokenizer, cache_policy="sink", window=300).run(src, q))
+    np.testing.assert_allclose(live, want, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(batched, want, rtol=0, atol=1e-5)
+    torch._dynamo.reset()

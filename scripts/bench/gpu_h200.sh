@@ -3,7 +3,7 @@
 #   1. stream_latency: the 7B (random init, bf16), one stream, compiled, frame and file (K = 8) mode;
 #   2. scale_out: the 7B, N = 1..32 streams in one process, score-only (frame tokens, no vision);
 #   3. frame_breakdown: vision alone, LM step alone (compiled, eager), whole step, and a cProfile.
-# STAGES (default 1,2,3) picks the stages.
+# STAGES (default 1,2,3) picks the stages; MODES the stage-1 modes; SCALE_COMPILE=1 compiles stage 2's step.
 # Each stage has its own time limit and writes its JSON and log under $OUT, so a stage that fails or
 # runs out of time leaves the other's numbers. On CPU it runs the same path at toy size:
 #   PRESET=aha-tiny DEVICE=cpu DTYPE=fp32 FRAMES=120 ITEMS=8 STREAMS=1,2 OUT=/tmp/g bash scripts/bench/gpu_h200.sh
@@ -35,8 +35,8 @@ stage() {  # stage N LIMIT LOG cmd...: run cmd under a time limit if N is in STA
   echo "stage $n: rc ${PIPESTATUS[0]} in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/env.txt"
 }
 stage 1 "$T_STREAM" stream.log $PY scripts/bench/stream_latency.py --preset "$PRESET" --device "$DEVICE" --dtype "$DTYPE" \
-  --compile --tokenizer "$TOK" --policies sink --modes frame,file --frames "$FRAMES" --out "$OUT/stream_7b.json"
+  --compile --tokenizer "$TOK" --policies sink --modes "${MODES:-frame,file}" --frames "$FRAMES" --out "$OUT/stream_7b.json"
 stage 2 "$T_SCALE" scale.log $PY scripts/bench/scale_out.py --preset "$PRESET" --device "$DEVICE" --dtype "$DTYPE" \
-  --tokenizer "$TOK" --streams "$STREAMS" --procs 1 --reps 1 --items "$ITEMS" --out "$OUT/scale_7b.json"
+  --tokenizer "$TOK" --streams "$STREAMS" --procs 1 --reps 1 --items "$ITEMS" ${SCALE_COMPILE:+--compile} --out "$OUT/scale_7b${SCALE_COMPILE:+_compiled}.json"
 stage 3 "$T_BREAK" breakdown.log $PY scripts/bench/frame_breakdown.py --preset "$PRESET" --device "$DEVICE" \
   --dtype "$DTYPE" --tokenizer "$TOK" --out "$OUT/breakdown_7b.json"
