@@ -211,7 +211,9 @@ class StreamingEngine:
         # The vision tower of a live frame too: eager, SigLIP-so400m costs ~11 ms of kernel launches per
         # frame on an H200, more than the compiled LM step (instructions/performance.md). Only single
         # frames on the caller's thread use it (one static shape; CUDA graphs are not for worker threads).
-        self._vision_compiled = torch.compile(self.model.encode_frames, fullgraph=True, dynamic=False,
+        # Not fullgraph: once anything has asked the tower for output_hidden_states, transformers leaves
+        # capture hooks on its layers that dynamo cannot trace; they cost graph breaks, not a crash.
+        self._vision_compiled = torch.compile(self.model.encode_frames, fullgraph=False, dynamic=False,
                                               backend=backend or "inductor", mode=mode)
 
     # ------------------------------------------------------------------ device step

@@ -64,7 +64,7 @@ def main(argv=None) -> int:
         return {"wall_ms_median": statistics.median(walls), "wall_ms_min": min(walls),
                 "cpu_ms_median": statistics.median(cpus), "cpu_ms_min": min(cpus)}
 
-    for compiled in (True, False):
+    def measure(compiled: bool) -> None:
         eng = StreamingEngine(model, tok, EngineConfig(cache_policy="sink", window=2048, generate=False, compile=compiled))
         eng.add_query("a red circle bounces off the left wall", 0.0)
         emb = eng.encode_images(images[:1])[0]
@@ -75,23 +75,26 @@ def main(argv=None) -> int:
         label = "compiled" if compiled else "eager"
         out[f"warmup_s_{label}"] = time.perf_counter() - t
         out[f"lm_step_{label}"] = timed(lambda i: eng.process_frame(float(args.warmup + i), emb), args.frames)
-        if compiled:
-            out["vision_one_frame"] = timed(lambda i: eng.encode_images(images[i % 16: i % 16 + 1]), args.frames)
-            base = args.warmup + args.frames
+        if not compiled:
+            return
+        out["vision_one_frame"] = timed(lambda i: eng.encode_images(images[i % 16: i % 16 + 1]), args.frames)
+        base = args.warmup + args.frames
 
-            def whole(i):
-                eng.process_frame(float(base + i), eng.encode_images(images[i % 16: i % 16 + 1])[0])
-            out["whole_step_compiled"] = timed(whole, args.frames)
-            prof = cProfile.Profile()
-            prof.enable()
-            for i in range(args.frames // 2):
-                whole(args.frames + i)
-            sync()
-            prof.disable()
-            s = io.StringIO()
-            pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(25)
-            out["cprofile_whole_step_tottime"] = s.getvalue().splitlines()[:60]
-        del eng
+        def whole(i):
+            eng.process_frame(float(base + i), eng.encode_images(images[i % 16: i % 16 + 1])[0])
+        out["whole_step_compiled"] = timed(whole, args.frames)
+        prof = cProfile.Profile()
+        prof.enable()
+        for i in range(args.frames // 2):
+            whole(args.frames + i)
+        sync()
+        prof.disable()
+        s = io.StringIO()
+        pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(25)
+        out["cprofile_whole_step_tottime"] = s.getvalue().splitlines()[:60]
+
+    measure(compiled=True)
+    measure(compiled=False)
     print(json.dumps({k: v for k, v in out.items() if not k.startswith("cprofile")}, indent=1))
     print("\n".join(out["cprofile_whole_step_tottime"]))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
