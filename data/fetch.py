@@ -241,6 +241,12 @@ def ytdlp_options(settings: FetchSettings, stage: Path, hook: Callable[[dict], N
         "cachedir": False,        # nothing written to ~/.cache
         "ffmpeg_location": ffmpeg_exe(settings),
         "progress_hooks": [hook],
+        # Ctrl-C and max_time are checked between reads, so a read must stay short on a slow link.
+        # yt-dlp's adaptive buffer grows (up to 4 MiB) whenever reads return at once from the socket
+        # buffer (after a burst, or a stall of this thread under load); one read of it then blocks
+        # for as long as that many bytes take. 16 KiB: 3 s at 5 KB/s, a trifle of overhead at MB/s.
+        "buffersize": 16 * 1024,
+        "noresizebuffer": True,
     }
     if settings.limit_rate:
         opts["ratelimit"] = yt_dlp.parse_bytes(settings.limit_rate)

@@ -7,7 +7,8 @@ through as a forward-proxy request, its Cookie and Range headers). Behaviours:
 * ``("page", html)``: an HTML page (yt-dlp's generic extractor reads its ``<video>`` tags);
 * ``("cut", bytes, fraction)``: announces the whole file, sends ``fraction`` of it, hangs up;
 * ``("stall", bytes, seconds)``: headers, then silence;
-* ``("trickle", bytes, chunk, pause)``: the file, ``chunk`` bytes every ``pause`` seconds;
+* ``("trickle", bytes, chunk, pause[, burst])``: the file, ``chunk`` bytes every ``pause`` seconds
+  (after its first ``burst`` bytes at once);
 * ``("cookie", "name=value", bytes)``: the file only with that Cookie header, else 403;
 * ``("status", code)``: that HTTP status.
 
@@ -92,13 +93,16 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             if kind == "trickle":  # keeps sending, too slowly to finish in time
-                data, chunk, pause = rest
+                data, chunk, pause, burst = (*rest, 0) if len(rest) == 3 else rest
                 self.send_response(200)
                 self.send_header("Content-Type", "video/mp4")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if not head:
-                    for i in range(0, len(data), chunk):
+                    if burst:
+                        self.wfile.write(data[:burst])
+                        self.wfile.flush()
+                    for i in range(burst, len(data), chunk):
                         self.wfile.write(data[i:i + chunk])
                         self.wfile.flush()
                         time.sleep(pause)

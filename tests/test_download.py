@@ -210,7 +210,9 @@ def test_run_killed_and_resumed(server, clips, tmp_path):
 
 def test_ctrl_c_stops_running_downloads_and_keeps_what_finished(server, clips, tmp_path):
     server.routes["/v/a.mp4"] = ("file", clips["a"])
-    server.routes["/v/slow.mp4"] = ("trickle", clips["long"], 1000, 0.2)   # ~30 s: interrupted long before
+    # 1 MB at once, then a trickle (~3,000 s): yt-dlp's adaptive buffer grows on the burst's instant
+    # reads, and one read of the grown buffer would block through the Ctrl-C (a flake under load)
+    server.routes["/v/slow.mp4"] = ("trickle", clips["long"] * 100, 1000, 0.2, 1 << 20)
     urls = write_lines(tmp_path / "urls.txt", [f"{server.base}/v/a.mp4", f"{server.base}/v/slow.mp4"])
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, str(SCRIPT), "--urls", str(urls), "--out", str(out), "--workers", "2",
