@@ -215,8 +215,11 @@ def test_ctrl_c_stops_running_downloads_and_keeps_what_finished(server, clips, t
     server.routes["/v/slow.mp4"] = ("trickle", clips["long"] * 100, 1000, 0.2, 1 << 20)
     urls = write_lines(tmp_path / "urls.txt", [f"{server.base}/v/a.mp4", f"{server.base}/v/slow.mp4"])
     out = tmp_path / "out"
+    # the default SIGINT disposition: a test run started in the background (`cmd &` in a script)
+    # ignores SIGINT, which its children inherit, and Python then never raises KeyboardInterrupt
     proc = subprocess.Popen([sys.executable, str(SCRIPT), "--urls", str(urls), "--out", str(out), "--workers", "2",
-                             "--backoff", "30"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--backoff", "30"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while not (out / MANIFEST_NAME).exists() or "a.mp4" not in manifest_of(out) \
