@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _compare  # noqa: E402
 QUERY = "when does the person open the door?"
 
 
@@ -158,19 +160,6 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def git_revision() -> str:
-    """This checkout's commit (+dirty); ``AHA_REVISION`` where the tree travels without git (a GPU machine)."""
-    if os.environ.get("AHA_REVISION"):
-        return os.environ["AHA_REVISION"]
-
-    def git(*a):
-        return subprocess.run(["git", "-C", str(REPO), *a], capture_output=True, text=True).stdout.strip()
-    try:
-        return git("rev-parse", "HEAD") + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
-    except OSError:
-        return "unknown (no git)"
-
-
 def _torch_version() -> str:
     import torch
     cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
@@ -227,7 +216,7 @@ def main(argv=None) -> int:
                      "repetitions": args.reps, "order": "interleaved"},
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
                     "loadavg_before_after": load},
-        "revision": git_revision(), "command": ["python", "scripts/bench/scale_out.py", *(argv or sys.argv[1:])],
+        "revision": _compare.head_revision(), "command": ["python", "scripts/bench/scale_out.py", *(argv or sys.argv[1:])],
         "rows": rows, "runs": runs,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
