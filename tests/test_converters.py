@@ -6,7 +6,6 @@ small fixture in its documented format.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import random
@@ -20,6 +19,7 @@ import pytest
 from data import prompts
 from data.prompts import DVC_INSTRUCTIONS, QUERY_TEMPLATES, SYSTEM_PROMPT, choose_template
 from utils.io import read_jsonl
+from tests.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "datasets" / "convert.py"
@@ -30,9 +30,7 @@ def conv():
     """The converters under short names, and the command line's main()."""
     from data.benchmarks import charades, hisum, magqa, qvh, tvsum, youcook2
 
-    spec = importlib.util.spec_from_file_location("aha_convert", SCRIPT)
-    cli = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cli)
+    cli = load_script("datasets/convert.py")
     return SimpleNamespace(
         convert_charades=lambda *a, **kw: charades.convert(*a, **kw)[0], convert_youcook2=youcook2.convert,
         convert_qvh=qvh.convert, convert_tvsum=tvsum.convert, convert_hisum=hisum.convert, convert_magqa=magqa.convert,

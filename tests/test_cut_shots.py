@@ -1,7 +1,6 @@
 """datasets/cut_shots.py: cut files, content-change detection, frame-accurate ffmpeg cuts."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,20 +10,14 @@ import numpy as np
 import pytest
 
 from data.video import load_clip, probe
+from tests.scripts import load_script
 from tests.videos import solid_pattern, switch_pattern, write_test_video
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "datasets" / "cut_shots.py"
 
 
-def _load_module():
-    spec = importlib.util.spec_from_file_location("cut_shots", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cs = _load_module()
+cs = load_script("datasets/cut_shots.py")
 
 RED, BLUE = (200, 30, 30), (30, 30, 200)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import fcntl
 import hashlib
-import importlib.util
 import json
 import os
 import signal
@@ -27,6 +26,7 @@ import pytest
 from data.download_manifest import MANIFEST_NAME, Manifest
 from data.metadata import inspect_video
 from data.video import iter_frames, probe
+from tests.scripts import load_script
 from tests.videos import read_frame_index, write_test_video
 from utils.io import read_jsonl
 
@@ -36,15 +36,7 @@ SCRIPT = REPO / "datasets" / "download.py"
 FAST = ["--backoff", "0", "--timeout", "2", "--retries", "1", "--workers", "2"]
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-dl = _load("aha_datasets_download", SCRIPT)
+dl = load_script("datasets/download.py", "aha_datasets_download", register=True)
 
 
 # --------------------------------------------------------------------------------- the server

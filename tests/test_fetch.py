@@ -5,7 +5,6 @@ The end-to-end runs of ``datasets/download.py`` are in tests/test_download.py.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -23,15 +22,6 @@ from data.download_manifest import Manifest
 from tests.videos import write_test_video
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _load(name: str, path: Path):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ checks the total is at least 500 when the whole module ran. The large part is ma
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from collections import Counter
@@ -30,7 +29,7 @@ from tests import fakes
 from tests.fuzzing import FILE_DAMAGE, NEUTRAL, clean_error, damage_jsonl, mutate_records
 from tests.videos import write_test_video
 from utils import io as uio
-from utils.paths import REPO_ROOT
+from tests.scripts import load_script
 
 COUNTS: Counter = Counter()
 FAST = settings(max_examples=60, derandomize=True, deadline=None, database=None,
@@ -141,10 +140,7 @@ def test_evaluate_damaged_files(evaluation, capsys, name, which, kind):
 
 
 def _convert_module():
-    spec = importlib.util.spec_from_file_location("aha_convert_fuzz", REPO_ROOT / "datasets" / "convert.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("datasets/convert.py")
 
 
 CONVERT = {

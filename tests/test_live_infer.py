@@ -145,14 +145,9 @@ def test_model_flags_that_cannot_work_are_refused_in_one_line(shared_data, tmp_p
 
 
 def _extract(argv):
-    import importlib.util
-    from pathlib import Path
+    from tests.scripts import load_script
 
-    spec = importlib.util.spec_from_file_location("aha_extract_features",
-                                                  Path(__file__).resolve().parents[1] / "scripts" / "extract_features.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.main(argv)
+    return load_script("scripts/extract_features.py").main(argv)
 
 
 @pytest.mark.slow

@@ -1,7 +1,6 @@
 """Stage 0 of the tiny default's recipe: labelled event frames and the vision pretraining script."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,15 +11,13 @@ from safetensors.torch import load_file
 
 from data.synthetic.event_frames import pretrain_scene_seed, render_event_frames
 from data.synthetic.scene import COLOURS, KINDS, MOTIONS, SPLITS, sample_scene, video_seed
+from tests.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("pretrain_tiny_vision", REPO / "scripts" / "pretrain_tiny_vision.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("scripts/pretrain_tiny_vision.py")
 
 
 def test_samples_are_the_pretraining_scenes_events_in_order_with_their_labels():

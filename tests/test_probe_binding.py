@@ -1,21 +1,18 @@
 """scripts/probe_binding.py: the query-binding diagnostic used to choose the tiny model's recipe."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from tests.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _probe():
-    spec = importlib.util.spec_from_file_location("probe_binding", REPO / "scripts" / "probe_binding.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("scripts/probe_binding.py")
 
 
 def _event(start, end, colour, kind, motion):

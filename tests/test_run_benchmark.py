@@ -8,7 +8,6 @@ predictions, and one shell script run end to end.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -26,16 +25,14 @@ from utils.io import read_json, read_jsonl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from videos import write_test_video  # noqa: E402
+from tests.scripts import load_script  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 NATIVE_FPS = 10
 
 
 def _convert_module():
-    spec = importlib.util.spec_from_file_location("aha_convert_rb", REPO / "datasets" / "convert.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("datasets/convert.py")
 
 
 @pytest.fixture(scope="module")
@@ -184,9 +181,7 @@ def test_tvsum_items_native_frames_and_degradation(data, tvsum_pred):
 @pytest.mark.slow
 def test_features_replace_the_videos(data, charades_run, loads, shared_data, tmp_path):
     """--features FEATS (scripts/extract_features.py --items): the same predictions without decoding."""
-    spec = importlib.util.spec_from_file_location("aha_extract_rb", REPO / "scripts" / "extract_features.py")
-    extract = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(extract)
+    extract = load_script("scripts/extract_features.py")
     feats = tmp_path / "feats"
     stats = extract.main(["--items", str(data / "charades_items.jsonl"), "--video_root", str(data / "videos"), "--fps", "1",
                           "--cache_dir", str(feats), "--tokenizer", str(shared_data / "tokenizers" / "qwen2")])

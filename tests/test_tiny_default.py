@@ -52,12 +52,9 @@ def test_shipped_checkpoint_is_a_small_full_checkpoint_that_loads_with_the_shipp
 
 
 def test_tokenizer_rebuilds_byte_for_byte(tmp_path):
-    import importlib.util
+    from tests.scripts import load_script
 
-    spec = importlib.util.spec_from_file_location("build_tiny_tokenizer", REPO / "scripts" / "build_tiny_tokenizer.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    mod.write(tmp_path)
+    load_script("scripts/build_tiny_tokenizer.py").write(tmp_path)
     for name in ("tokenizer.json", "tokenizer_config.json"):
         assert (tmp_path / name).read_bytes() == (TOK / name).read_bytes(), name
 

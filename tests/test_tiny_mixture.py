@@ -1,5 +1,4 @@
 """scripts/tiny_mixture.py: the embedded default's training annotations, from the TRAIN split only."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -7,11 +6,10 @@ import pytest
 
 from data.mixture import load_mixture_config
 from data.synthetic import COLOURS, KINDS, MOTIONS
+from tests.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("tiny_mixture", REPO / "scripts" / "tiny_mixture.py")
-tm = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(tm)
+tm = load_script("scripts/tiny_mixture.py")
 
 
 def _ev(start, end, colour, kind, motion):
