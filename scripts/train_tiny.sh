@@ -10,14 +10,17 @@
 #   2. a mixture over the train split (scripts/tiny_mixture.py): grounding (binary query relevance,
 #      the raw query text; the video's query plus one query per distinct event shape, optionally
 #      COUNTERFACTUAL one-attribute-changed queries) and dense captioning DVC_COPIES times (LM +
-#      informative labels, said mid-event or at its end: DVC_AT), 2 fps, 12-frame clips: the first
-#      of each video (CLIP_STRIDE=0) or one every CLIP_STRIDE frames;
-#   3. full training (--lora_r 0 --train_vision true: every parameter, vision tower included) of a
-#      random-init aha-tiny-synth (its preset's empty system prompt) with the shipped tokenizer,
-#      seeded, 5000 steps of 8 samples, LM loss weight 1 (captions carry the word-to-pixel
-#      alignment that query binding needs), decoded clips kept in memory;
-#   4. SHIP=1: copy the final checkpoint to checkpoints/aha-tiny-synth.
-# Budget: at most 20 minutes of training on a 2-core CPU (measured: see instructions/tiny_model.md).
+#      informative labels, said when the event ends (DVC_AT=end) or mid-event (mid)), 2 fps,
+#      12-frame clips, one every CLIP_STRIDE frames over the whole video (0: the first of each video);
+#   3. stage 0 (VISION_STAGE=1, scripts/pretrain_tiny_vision.py): the vision tower and projector
+#      pretrained from random init on rendered, labelled events (kind, colour, motion, "nothing"),
+#      VISION_STEPS steps; VISION_CKPT reuses a stage-0 checkpoint instead;
+#   4. stage 1: full training (--lora_r 0: the language model, projector and heads; the tower frozen
+#      after stage 0, trained too with VISION_STAGE=0) with the shipped tokenizer and the preset's
+#      empty system prompt, seeded, 5000 steps of 8 samples, LM loss weight 1 (captions carry the
+#      word-to-pixel alignment that query binding needs), decoded clips kept in memory;
+#   5. SHIP=1: copy the final checkpoint to checkpoints/aha-tiny-synth.
+# Budget: at most 30 minutes for stages 0 + 1 on a 2-core CPU (measured: instructions/tiny_model.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,16 +28,16 @@ DATA=${DATA:-outputs/synthetic}
 OUT=${OUT:-outputs/aha-tiny-synth}
 N_TRAIN=${N_TRAIN:-480}
 STEPS=${STEPS:-5000}
-CLIP_STRIDE=${CLIP_STRIDE:-0}
+CLIP_STRIDE=${CLIP_STRIDE:-12}
 DVC_COPIES=${DVC_COPIES:-3}
 COUNTERFACTUAL=${COUNTERFACTUAL:-}
-DVC_AT=${DVC_AT:-mid}
+DVC_AT=${DVC_AT:-end}
 SEED=${SEED:-0}
 SHIP=${SHIP:-0}
 # VISION_STAGE=1: stage 0 first (scripts/pretrain_tiny_vision.py: the vision tower and projector
 # pretrained on rendered, labelled events), then this recipe continues from it with the tower frozen
-VISION_STAGE=${VISION_STAGE:-0}
-VISION_STEPS=${VISION_STEPS:-8000}
+VISION_STAGE=${VISION_STAGE:-1}
+VISION_STEPS=${VISION_STEPS:-6000}
 VISION_CKPT=${VISION_CKPT:-}  # with VISION_STAGE=1: reuse this stage-0 checkpoint instead of training one
 PY=${PYTHON:-python}
 # passive OpenMP waits: on a busy CPU a spinning thread waiting for a descheduled one burns ~7x the
@@ -75,7 +78,7 @@ fi
     --dataset_config "$DATA/mixture_tiny.json" --data_root "$DATA" --output_dir "$OUT" \
     --lora_r 0 --seed "$SEED" \
     --max_steps "$STEPS" --per_device_train_batch_size 8 --learning_rate 1e-3 --warmup_steps 50 \
-    --lr_scheduler_type cosine --weight_decay 0.01 --loss_weights '{"lm": 1.0}' --clip_memory_mb 1024 \
+    --lr_scheduler_type cosine --weight_decay 0.01 --loss_weights '{"lm": 1.0}' --clip_memory_mb 3000 \
     --logging_steps 250 --save_strategy no --report_to none --use_cpu true --dataloader_num_workers 1 "$@"
 end=$(date +%s)
 { echo "training took $((end - start)) s wall (steps: $STEPS; vision stage: $VISION_STAGE, $VISION_STEPS steps)"

@@ -30,6 +30,10 @@ DEFAULT_PRESET = "aha-tiny-synth"
 DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "aha-tiny-synth"
 DEFAULT_TOKENIZER = REPO_ROOT / "configs" / "tokenizers" / "aha-tiny-synth"
 DEMO_SEED = 20251121  # the generated demo video; not one of the synthetic benchmark's videos
+# the default model's fusion weights, as tuned on the synthetic VAL split by test/synthetic_eval.py
+# (scripts/eval_tiny.sh), for the TVSum/Aha-style protocol whose top-5 AP the demo prints
+DEFAULT_RESULTS = REPO_ROOT / "results" / "synthetic_results.json"
+FUSION_FLAGS = ("alpha", "beta", "epsilon", "tau", "uncertainty_kind")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,8 +71,34 @@ def resolve_model(args) -> None:
                              "or pass --model_config/--checkpoint")
         args.checkpoint = str(DEFAULT_CHECKPOINT)
         args.tokenizer = args.tokenizer or str(DEFAULT_TOKENIZER)
+        if args.params_file is None and all(getattr(args, k) is None for k in FUSION_FLAGS):
+            tuned = tuned_fusion(DEFAULT_RESULTS)
+            if tuned is not None:
+                for k in FUSION_FLAGS:
+                    setattr(args, k, tuned[k])
+                args.fusion_source = f"{DEFAULT_RESULTS.relative_to(REPO_ROOT)} (trained, tvsum_aha: tuned on val)"
     if args.threshold is None and args.cumulative_threshold is None and not args.no_generate:
         args.threshold = 1.2  # respond when informative + relevance is high
+
+
+def tuned_fusion(results: Path) -> dict | None:
+    """The fusion weights recorded for the shipped checkpoint, tuned on val (None, with a warning, when
+    the file is missing or records another checkpoint: the engine's defaults are used then)."""
+    import logging
+
+    log = logging.getLogger("demo")
+    try:
+        rec = json.loads(results.read_text())
+        proto = rec["protocol"]
+        params = rec["systems"]["trained"]["tvsum_aha"]["fusion"]["params"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        log.warning("no val-tuned fusion weights in %s (%s): the defaults are used", results, e)
+        return None
+    if Path(proto.get("checkpoint", "")) != DEFAULT_CHECKPOINT.relative_to(REPO_ROOT) or proto.get("tuned_on") != "val" \
+            or proto.get("tuned_on_test", True) or set(params) != set(FUSION_FLAGS):
+        log.warning("%s does not hold val-tuned fusion weights of %s: the defaults are used", results, DEFAULT_CHECKPOINT)
+        return None
+    return params
 
 
 def generated_video(args, out: Path):

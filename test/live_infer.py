@@ -200,7 +200,7 @@ class LiveRun:
                          "min_interval_s": args.min_interval, "uncertainty_gate": args.uncertainty_gate,
                          "max_wait_frames": args.max_wait_frames, "generate": not args.no_generate,
                          "remove_assistant_turns": args.remove_assistant_turns},
-            "fusion": self.fusion.to_dict(), "fusion_source": args.params_file or "defaults/flags",
+            "fusion": self.fusion.to_dict(), "fusion_source": getattr(args, "fusion_source", None) or args.params_file or "defaults/flags",
             "tuned_on_this_video": False,
             "smoothing": {"savgol_window": args.savgol_window, "savgol_polyorder": args.savgol_polyorder},
             "peaks": {"height": "mean+0.5std", "prominence": args.peak_prominence, "distance_s": args.peak_distance,

@@ -63,7 +63,27 @@ def test_default_demo_runs_the_shipped_model_without_shared_data(tmp_path, monke
     assert train_window_tokens("aha-tiny-synth") == 12 + WINDOW_TEXT_TOKENS and train_window_tokens("aha-tiny") is None
     assert run["cache"] == {"policy": "dynamic_sink", "window": 12 + WINDOW_TEXT_TOKENS, "sink_tokens": 32}
     assert run["fps"] == 2.0 and set(run["settings_source"].values()) == {"checkpoint"}
+    # and the fusion weights recorded for it, tuned on the synthetic val split (results/synthetic_results.json)
+    recorded = json.loads(demo.DEFAULT_RESULTS.read_text())["systems"]["trained"]["tvsum_aha"]["fusion"]["params"]
+    assert run["fusion"] == recorded and run["fusion_source"].startswith("results/synthetic_results.json")
     m = json.loads((out / "metrics.json").read_text())
     assert 0 <= m["top5_AP_aha"] <= 100
     assert (out / "scores.png").is_file() and read_jsonl(out / "scores.jsonl")
+
+
+def test_demo_fusion_weights_come_from_the_results_of_the_shipped_checkpoint_only(tmp_path):
+    results = json.loads(demo.DEFAULT_RESULTS.read_text())
+    assert demo.tuned_fusion(demo.DEFAULT_RESULTS) == results["systems"]["trained"]["tvsum_aha"]["fusion"]["params"]
+    for change in ({"checkpoint": "outputs/other"}, {"tuned_on_test": True}, {"tuned_on": "test"}):
+        f = tmp_path / "r.json"
+        f.write_text(json.dumps({**results, "protocol": {**results["protocol"], **change}}))
+        assert demo.tuned_fusion(f) is None, change
+    assert demo.tuned_fusion(tmp_path / "missing.json") is None
+    # a fusion flag or a params file: nothing is taken from the results
+    args = demo.build_parser().parse_args(["--alpha", "0.3"])
+    demo.resolve_model(args)
+    assert (args.alpha, args.beta, getattr(args, "fusion_source", None)) == (0.3, None, None)
+    args = demo.build_parser().parse_args([])
+    demo.resolve_model(args)
+    assert args.beta == results["systems"]["trained"]["tvsum_aha"]["fusion"]["params"]["beta"]
 
