@@ -19,7 +19,7 @@ import pytest
 from data import prompts
 from data.prompts import DVC_INSTRUCTIONS, QUERY_TEMPLATES, SYSTEM_PROMPT, choose_template
 from utils.io import read_jsonl
-from tests.scripts import load_script
+from tests.script_loader import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "datasets" / "convert.py"

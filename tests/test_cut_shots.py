@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from data.video import load_clip, probe
-from tests.scripts import load_script
+from tests.script_loader import load_script
 from tests.videos import solid_pattern, switch_pattern, write_test_video
 
 REPO = Path(__file__).resolve().parents[1]

@@ -26,7 +26,7 @@ import pytest
 from data.download_manifest import MANIFEST_NAME, Manifest
 from data.metadata import inspect_video
 from data.video import iter_frames, probe
-from tests.scripts import load_script
+from tests.script_loader import load_script
 from tests.videos import read_frame_index, write_test_video
 from utils.io import read_jsonl
 

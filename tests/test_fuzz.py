@@ -29,7 +29,7 @@ from tests import fakes
 from tests.fuzzing import FILE_DAMAGE, NEUTRAL, clean_error, damage_jsonl, mutate_records
 from tests.videos import write_test_video
 from utils import io as uio
-from tests.scripts import load_script
+from tests.script_loader import load_script
 
 COUNTS: Counter = Counter()
 FAST = settings(max_examples=60, derandomize=True, deadline=None, database=None,

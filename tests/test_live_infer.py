@@ -145,7 +145,7 @@ def test_model_flags_that_cannot_work_are_refused_in_one_line(shared_data, tmp_p
 
 
 def _extract(argv):
-    from tests.scripts import load_script
+    from tests.script_loader import load_script
 
     return load_script("scripts/extract_features.py").main(argv)
 

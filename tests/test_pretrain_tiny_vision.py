@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from data.synthetic.event_frames import pretrain_scene_seed, render_event_frames
 from data.synthetic.scene import COLOURS, KINDS, MOTIONS, SPLITS, sample_scene, video_seed
-from tests.scripts import load_script
+from tests.script_loader import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.scripts import load_script
+from tests.script_loader import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 

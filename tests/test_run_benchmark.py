@@ -25,7 +25,7 @@ from utils.io import read_json, read_jsonl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from videos import write_test_video  # noqa: E402
-from tests.scripts import load_script  # noqa: E402
+from tests.script_loader import load_script  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 NATIVE_FPS = 10

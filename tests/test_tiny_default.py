@@ -52,7 +52,7 @@ def test_shipped_checkpoint_is_a_small_full_checkpoint_that_loads_with_the_shipp
 
 
 def test_tokenizer_rebuilds_byte_for_byte(tmp_path):
-    from tests.scripts import load_script
+    from tests.script_loader import load_script
 
     load_script("scripts/build_tiny_tokenizer.py").write(tmp_path)
     for name in ("tokenizer.json", "tokenizer_config.json"):

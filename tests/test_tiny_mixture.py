@@ -6,7 +6,7 @@ import pytest
 
 from data.mixture import load_mixture_config
 from data.synthetic import COLOURS, KINDS, MOTIONS
-from tests.scripts import load_script
+from tests.script_loader import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 tm = load_script("scripts/tiny_mixture.py")

@@ -1,5 +1,6 @@
 """Load a command-line script (``scripts/``, ``datasets/``) as a module: scripts are not packages,
-so the tests import them by path, through this one loader."""
+so the tests import them by path, through this one loader. (Not named ``scripts.py``: tests/ is on
+sys.path, and that name would shadow the repository's ``scripts`` folder.)"""
 from __future__ import annotations
 
 import importlib.util
