@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from utils.paths import REPO_ROOT
 DEFAULT_PRESET = "aha-tiny-synth"
 DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "aha-tiny-synth"
 DEFAULT_TOKENIZER = REPO_ROOT / "configs" / "tokenizers" / "aha-tiny-synth"
+log = logging.getLogger(__name__)
 DEMO_SEED = 20251121  # the generated demo video; not one of the synthetic benchmark's videos
 # the default model's fusion weights, as tuned on the synthetic VAL split by test/synthetic_eval.py
 # (scripts/eval_tiny.sh), for the TVSum/Aha-style protocol whose top-5 AP the demo prints
@@ -84,9 +86,6 @@ def resolve_model(args) -> None:
 def tuned_fusion(results: Path) -> dict | None:
     """The fusion weights recorded for the shipped checkpoint, tuned on val (None, with a warning, when
     the file is missing or records another checkpoint: the engine's defaults are used then)."""
-    import logging
-
-    log = logging.getLogger("demo")
     try:
         rec = json.loads(results.read_text())
         proto = rec["protocol"]
