@@ -79,7 +79,7 @@ fi
     --lora_r 0 --seed "$SEED" \
     --max_steps "$STEPS" --per_device_train_batch_size 8 --learning_rate 1e-3 --warmup_steps 50 \
     --lr_scheduler_type cosine --weight_decay 0.01 --loss_weights '{"lm": 1.0}' --clip_memory_mb 3000 \
-    --logging_steps 250 --save_strategy no --report_to none --use_cpu true --dataloader_num_workers 1 "$@"
+    --logging_steps 250 --save_strategy no --report_to none --use_cpu true --dataloader_num_workers 2 "$@"
 end=$(date +%s)
 { echo "training took $((end - start)) s wall (steps: $STEPS; vision stage: $VISION_STAGE, $VISION_STEPS steps)"
   [ "$VISION_STAGE" = "1" ] && [ -z "$VISION_CKPT" ] && grep -E "User time|System time|Elapsed|Percent of CPU" "$OUT.vision.time.txt"
