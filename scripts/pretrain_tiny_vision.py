@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.synthetic.event_frames import EventFrames, render_event_frames  # noqa: E402
+from data.synthetic.event_frames import POSE_DIM, EventFrames, render_event_frames  # noqa: E402
 from data.synthetic.scene import COLOURS, KINDS, MOTIONS  # noqa: E402
 from models.build import build_model, load_preset, train_window_tokens  # noqa: E402
 from models.checkpoint import save_checkpoint  # noqa: E402
@@ -44,41 +44,80 @@ log = logging.getLogger("pretrain_tiny_vision")
 
 
 class Probes(torch.nn.Module):
-    def __init__(self, dim: int):
+    """Heads on the frame tokens, thrown away after the stage. ``motion_probe``: ``linear`` over the
+    concatenated tokens of the sample's frames (the first recipe), or ``mlp`` (one hidden layer): a
+    linear map of two tokens can tell how a pose changed but not by how much in any direction (|dx|,
+    the angle turned), so a linear motion probe asks the tower for features that are motion-specific
+    rather than for the pose the language model can compare across frames itself."""
+
+    def __init__(self, dim: int, frames: int = 2, motion_probe: str = "linear", pose: bool = False):
         super().__init__()
         # one more class each: "nothing on screen" (calm samples, --calm_fraction)
         self.kind = torch.nn.Linear(dim, len(KINDS) + 1)
         self.colour = torch.nn.Linear(dim, len(COLOURS) + 1)
-        self.motion = torch.nn.Linear(2 * dim, len(MOTIONS) + 1)
+        n_motion = len(MOTIONS) + 1
+        if motion_probe == "linear":
+            self.motion = torch.nn.Linear(frames * dim, n_motion)
+        elif motion_probe == "mlp":
+            self.motion = torch.nn.Sequential(torch.nn.Linear(frames * dim, 2 * dim), torch.nn.GELU(),
+                                              torch.nn.Linear(2 * dim, n_motion))
+        else:
+            raise ValueError(f"motion_probe must be 'linear' or 'mlp', got {motion_probe!r}")
+        # per frame, only with --pose_weight > 0 (made last: the other probes' initialisation is unchanged)
+        self.pose = torch.nn.Linear(dim, POSE_DIM) if pose else None
 
 
 def frame_tokens(model, frames: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 [B, 2, S, S, 3] -> the last (summary) token the LM sees for each frame, [B, 2, D]."""
+    """uint8 [B, T, S, S, 3] -> the last (summary) token the LM sees for each frame, [B, T, D]."""
     b, t = frames.shape[:2]
     px = to_pixel_values(frames.reshape(b * t, size, size, 3), size)
     return model.encode_frames(px)[:, -1].reshape(b, t, -1)
 
 
-def losses(model, probes: Probes, frames, kind, colour, motion, size: int) -> dict[str, torch.Tensor]:
+def pose_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the frames that show an event (calm frames' targets are NaN)."""
+    seen = torch.isfinite(target)
+    if not seen.any():
+        return pred.sum() * 0.0
+    return F.mse_loss(pred[seen], target[seen])
+
+
+def losses(model, probes: Probes, frames, kind, colour, motion, size: int, pose=None,
+           pose_weight: float = 0.0) -> dict[str, torch.Tensor]:
     z = frame_tokens(model, frames, size)
-    return {"kind": F.cross_entropy(probes.kind(z[:, 0]), kind),
-            "colour": F.cross_entropy(probes.colour(z[:, 0]), colour),
-            "motion": F.cross_entropy(probes.motion(z.flatten(1)), motion)}
+    out = {"kind": F.cross_entropy(probes.kind(z[:, 0]), kind),
+           "colour": F.cross_entropy(probes.colour(z[:, 0]), colour),
+           "motion": F.cross_entropy(probes.motion(z.flatten(1)), motion)}
+    if pose_weight > 0:
+        out["pose"] = pose_weight * pose_loss(probes.pose(z), pose)
+    return out
 
 
 @torch.no_grad()
 def accuracy(model, probes: Probes, data: EventFrames, size: int, batch: int = 128) -> dict[str, float]:
+    """Held-out accuracy of each class probe; with poses, the pose probe's R^2 over event frames."""
     hits = {"kind": 0, "colour": 0, "motion": 0}
+    pred, true = [], []
     for i in range(0, len(data), batch):
         z = frame_tokens(model, torch.from_numpy(data.frames[i: i + batch]), size)
         for name, logits in (("kind", probes.kind(z[:, 0])), ("colour", probes.colour(z[:, 0])),
                              ("motion", probes.motion(z.flatten(1)))):
             hits[name] += int((logits.argmax(-1).numpy() == getattr(data, name)[i: i + batch]).sum())
-    return {k: round(v / len(data), 4) for k, v in hits.items()}
+        if data.pose is not None and probes.pose is not None:
+            pred.append(probes.pose(z).numpy())
+            true.append(data.pose[i: i + batch])
+    out = {k: round(v / len(data), 4) for k, v in hits.items()}
+    if pred:
+        p, t = np.concatenate(pred), np.concatenate(true)
+        seen = np.isfinite(t).all(-1)
+        if seen.any():
+            p, t = p[seen], t[seen]
+            out["pose_r2"] = round(float(1 - ((p - t) ** 2).sum() / ((t - t.mean(0)) ** 2).sum()), 4)
+    return out
 
 
-def decoded_val_events(data_dir: Path, size: int, fps: float = 2.0) -> EventFrames:
-    """Two frames 1 / fps apart from the start of every val event of a synthetic set, decoded from its videos."""
+def decoded_val_events(data_dir: Path, size: int, fps: float = 2.0, n_frames: int = 2) -> EventFrames:
+    """``n_frames`` frames 1 / fps apart from the start of every val event of a synthetic set, decoded from its videos."""
     from data.video import load_clip
 
     gt_path = data_dir / "val" / "ground_truth.json"
@@ -88,10 +127,10 @@ def decoded_val_events(data_dir: Path, size: int, fps: float = 2.0) -> EventFram
     for video in json.loads(gt_path.read_text()):
         for e in video["events"]:
             f = int(math.ceil(e["start"] * fps))
-            if (f + 1) / fps >= e["end"]:
+            if (f + n_frames - 1) / fps >= e["end"]:
                 continue
-            clip = load_clip(data_dir / "videos" / video["video"], fps, f, f + 2, size=size)
-            if len(clip) == 2:
+            clip = load_clip(data_dir / "videos" / video["video"], fps, f, f + n_frames, size=size)
+            if len(clip) == n_frames:
                 frames.append(clip)
                 labels.append((KINDS.index(e["kind"]), list(COLOURS).index(e["colour"]), MOTIONS.index(e["motion"])))
     if not frames:
@@ -110,7 +149,12 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=8000)
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--learning_rate", type=float, default=1e-3)
-    p.add_argument("--gap_s", type=float, default=0.5, help="time between the two frames of a sample (2 fps: 0.5)")
+    p.add_argument("--gap_s", type=float, default=0.5, help="time between the frames of a sample (2 fps: 0.5)")
+    p.add_argument("--frames", type=int, default=2, help="frames per sample (motion is read from all of them)")
+    p.add_argument("--motion_probe", choices=("linear", "mlp"), default="linear",
+                   help="the motion head over the frames' tokens (see Probes)")
+    p.add_argument("--pose_weight", type=float, default=0.0,
+                   help="weight of a per-frame pose regression (centre, size, cap direction; 0: off)")
     p.add_argument("--calm_fraction", type=float, default=0.5,
                    help="a calm sample (no event on screen, class 'nothing') after each event with this probability")
     p.add_argument("--eval_every", type=int, default=1000)
@@ -121,11 +165,12 @@ def parse_args(argv=None):
 
 
 def main(args) -> int:
-    for name in ("n_events", "n_heldout", "steps", "batch_size", "eval_every"):
+    for name in ("n_events", "n_heldout", "steps", "batch_size", "eval_every", "frames"):
         check_number(getattr(args, name), f"--{name}", minimum=1, integer=True)
     check_number(args.learning_rate, "--learning_rate", above=0)
     check_number(args.gap_s, "--gap_s", above=0)
     check_number(args.calm_fraction, "--calm_fraction", minimum=0, maximum=1)
+    check_number(args.pose_weight, "--pose_weight", minimum=0)
     check_output_dir(args.out, "--out")
     out = Path(args.out)
     if (out / "model.safetensors").exists() and not args.overwrite:
@@ -137,16 +182,17 @@ def main(args) -> int:
     cfg = load_preset(args.preset)
     size = cfg.vision_config.image_size
     t0, c0 = time.time(), time.process_time()
-    train = render_event_frames(args.n_events, seed=args.seed, size=size, gap_s=args.gap_s, calm_fraction=args.calm_fraction)
-    heldout = render_event_frames(args.n_heldout, seed=args.seed + 1, size=size, gap_s=args.gap_s,
+    train = render_event_frames(args.n_events, seed=args.seed, size=size, frames=args.frames, gap_s=args.gap_s,
+                                calm_fraction=args.calm_fraction)
+    heldout = render_event_frames(args.n_heldout, seed=args.seed + 1, size=size, frames=args.frames, gap_s=args.gap_s,
                                   calm_fraction=args.calm_fraction)
-    decoded = decoded_val_events(Path(args.data), size) if args.data else None
+    decoded = decoded_val_events(Path(args.data), size, 1.0 / args.gap_s, args.frames) if args.data else None
     render_s = time.time() - t0
     log.info("rendered %d + %d events in %.0f s", len(train), len(heldout), render_s)
 
     model = build_model(cfg, seed=args.seed)
     torch.manual_seed(args.seed)
-    probes = Probes(cfg.text_config.hidden_size)
+    probes = Probes(cfg.text_config.hidden_size, args.frames, args.motion_probe, pose=args.pose_weight > 0)
     trained = list(model.model.vision_tower.parameters()) + list(model.model.multi_modal_projector.parameters())
     model.requires_grad_(False)
     for p in trained:
@@ -158,7 +204,8 @@ def main(args) -> int:
     for step in range(1, args.steps + 1):
         idx = torch.randint(0, len(train), (args.batch_size,), generator=gen).numpy()
         parts = losses(model, probes, torch.from_numpy(train.frames[idx]), torch.from_numpy(train.kind[idx]),
-                       torch.from_numpy(train.colour[idx]), torch.from_numpy(train.motion[idx]), size)
+                       torch.from_numpy(train.colour[idx]), torch.from_numpy(train.motion[idx]), size,
+                       torch.from_numpy(train.pose[idx]), args.pose_weight)
         loss = sum(parts.values())
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss at step {step}: {({k: float(v) for k, v in parts.items()})}")

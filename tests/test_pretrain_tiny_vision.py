@@ -109,3 +109,54 @@ def test_the_script_trains_only_the_tower_and_projector_and_writes_a_loadable_ch
     rc = mod.entry("pretrain_tiny_vision", lambda argv: mod.main(mod.parse_args(argv)),
                    ["--out", str(out), "--steps", "1", "--n_events", "4"])
     assert rc == 2 and "already holds a checkpoint" in capsys.readouterr().err
+
+
+def test_pose_labels_follow_the_shape_on_screen_and_are_nan_on_calm_frames():
+    from data.synthetic.event_frames import POSE_DIM
+
+    data = render_event_frames(24, seed=0, size=112, frames=3, calm_fraction=1.0)
+    assert data.pose.shape == (len(data), 3, POSE_DIM) and data.pose.dtype == np.float32
+    calm = data.kind == len(KINDS)
+    assert calm.any() and np.isnan(data.pose[calm]).all() and np.isfinite(data.pose[~calm]).all()
+    palette = np.array(list(COLOURS.values()), dtype=np.float32)
+    for i in np.flatnonzero(~calm):
+        for f in range(3):
+            px = data.frames[i, f].astype(np.float32)
+            mask = np.linalg.norm(px - palette[data.colour[i]], axis=-1) < 40  # the shape's (uncapped) pixels
+            ys, xs = np.nonzero(mask)
+            # the scene is square (128 px) and letterboxed to 112 px: pose (-1..1) -> pixel centre
+            x, y = (data.pose[i, f, :2] + 1) / 2 * 112
+            # the darker cap shifts the coloured pixels' centroid off the centre by under a radius
+            radius = data.pose[i, f, 2] / 5 * 112
+            assert abs(xs.mean() - x) < radius and abs(ys.mean() - y) < radius, (i, f)
+            assert abs(np.hypot(*data.pose[i, f, 3:]) - 1) < 1e-5  # a direction (cos, sin)
+    # a growing shape's radius grows, a spinning one's position stays and its cap turns
+    grows, spins = MOTIONS.index("grows"), MOTIONS.index("spins")
+    big = render_event_frames(60, seed=1, size=112, frames=3)
+    for i in np.flatnonzero(big.motion == grows):
+        assert (np.diff(big.pose[i, :, 2]) > 0).all()
+    for i in np.flatnonzero(big.motion == spins):
+        assert np.allclose(big.pose[i, :, :3], big.pose[i, :1, :3], atol=1e-6)
+        assert not np.allclose(big.pose[i, 0, 3:], big.pose[i, 1, 3:], atol=1e-2)
+
+
+def test_the_mlp_motion_probe_and_the_pose_regression_train_and_report(tmp_path):
+    mod = _script()
+    out = tmp_path / "vision"
+    args = mod.parse_args(["--out", str(out), "--n_events", "24", "--n_heldout", "8", "--steps", "2",
+                           "--batch_size", "4", "--eval_every", "2", "--threads", "1", "--frames", "3",
+                           "--motion_probe", "mlp", "--pose_weight", "1"])
+    assert mod.main(args) == 0
+    report = json.loads((out / "pretrain_report.json").read_text())
+    assert set(report["final"]["heldout"]) == {"kind", "colour", "motion", "pose_r2"}
+    assert set(report["final"]["loss"]) == {"kind", "colour", "motion", "pose"}
+    assert report["final"]["loss"]["pose"] > 0
+    probes = mod.Probes(8, frames=3, motion_probe="mlp", pose=True)
+    assert isinstance(probes.motion, torch.nn.Sequential) and probes.motion[0].in_features == 24
+    assert mod.Probes(8).pose is None  # the default probes (and their initialisation) are the first recipe's
+    with pytest.raises(ValueError, match="motion_probe"):
+        mod.Probes(8, motion_probe="deep")
+    # calm frames carry no pose: their NaN targets are skipped, never turned into a NaN loss
+    target = torch.tensor([[float("nan")] * 5, [0.5] * 5])
+    assert torch.isclose(mod.pose_loss(torch.zeros(2, 5), target), torch.tensor(0.25))
+    assert mod.pose_loss(torch.zeros(1, 5), target[:1]) == 0

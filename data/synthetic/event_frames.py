@@ -12,7 +12,8 @@ is ever seen.
 A sample is ``frames`` frames of one event, ``gap_s`` apart, starting at a random time inside it,
 rendered at the scene size and letterboxed to the vision size exactly as ``data.video`` does for
 decoded videos, with the event's kind / colour / motion as class indices (``KINDS``, ``COLOURS``,
-``MOTIONS``). With ``calm_fraction`` > 0, calm samples (no event on screen in any of their frames,
+``MOTIONS``) and the shape's pose in every frame (``pose``: where it is, how large, which way its
+darker cap points; motion is how the pose changes, which one frame's token can only carry as pose). With ``calm_fraction`` > 0, calm samples (no event on screen in any of their frames,
 clutter and background only) are added, labelled with the extra class ``len(KINDS)`` /
 ``len(COLOURS)`` / ``len(MOTIONS)`` ("nothing"): a tower that has only ever seen events gives calm
 frames an arbitrary token, and the language model then cannot tell an event from calm (session 7).
@@ -20,12 +21,13 @@ Pixels skip the video codec: held-out accuracy is measured on decoded frames too
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from data.synthetic.render import Renderer
-from data.synthetic.scene import COLOURS, KINDS, MOTIONS, SynthConfig, sample_scene
+from data.synthetic.scene import COLOURS, KINDS, MOTIONS, SynthConfig, event_pose, sample_scene
 from data.video import letterbox
 
 # never one of SPLIT_CODE's values (0, 1, 2): a seed stream no benchmark split draws from
@@ -38,9 +40,21 @@ class EventFrames:
     kind: np.ndarray    # int64 [n], index into KINDS
     colour: np.ndarray  # int64 [n], index into COLOURS
     motion: np.ndarray  # int64 [n], index into MOTIONS
+    # float32 [n, frames, POSE_DIM] (pose_features), NaN where no event is on screen (calm samples)
+    pose: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.kind)
+
+
+POSE_DIM = 5
+
+
+def pose_features(x: float, y: float, radius: float, angle: float, width: int, height: int) -> tuple[float, ...]:
+    """The event shape's pose as five numbers of order 1: centre (x, y) in [-1, 1] of the frame, radius
+    relative to the frame's short side (x 5: 0.6-1.4 for the benchmark's shapes, up to ~2.7 grown), and
+    the direction of its darker cap (cos, sin: the cap makes every kind's rotation visible)."""
+    return (2 * x / width - 1, 2 * y / height - 1, 5 * radius / min(width, height), math.cos(angle), math.sin(angle))
 
 
 def pretrain_scene_seed(seed: int, index: int) -> int:
@@ -70,6 +84,7 @@ def render_event_frames(n: int, seed: int = 0, size: int = 112, frames: int = 2,
         raise ValueError(f"gap_s {gap_s} is not a whole number of frames at {cfg.fps} fps")
     out = np.empty((n, frames, size, size, 3), dtype=np.uint8)
     labels = np.empty((3, n), dtype=np.int64)
+    pose = np.full((n, frames, POSE_DIM), np.nan, dtype=np.float32)
     i = scene_index = 0
     while i < n:
         seed_i = pretrain_scene_seed(seed, scene_index)
@@ -85,6 +100,8 @@ def render_event_frames(n: int, seed: int = 0, size: int = 112, frames: int = 2,
             f0 = int(rng.integers(first, last + 1))
             for k in range(frames):
                 out[i, k] = letterbox(renderer.frame(f0 + k * step), size)
+                pose[i, k] = pose_features(*event_pose(e, (f0 + k * step) / scene.fps, scene.width, scene.height),
+                                           scene.width, scene.height)
             labels[:, i] = (KINDS.index(e.shape.kind), list(COLOURS).index(e.shape.colour),
                             MOTIONS.index(e.shape.motion))
             i += 1
@@ -95,4 +112,4 @@ def render_event_frames(n: int, seed: int = 0, size: int = 112, frames: int = 2,
                         out[i, k] = letterbox(renderer.frame(c0 + k * step), size)
                     labels[:, i] = (len(KINDS), len(COLOURS), len(MOTIONS))
                     i += 1
-    return EventFrames(out, labels[0], labels[1], labels[2])
+    return EventFrames(out, labels[0], labels[1], labels[2], pose)
