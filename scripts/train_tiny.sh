@@ -37,7 +37,11 @@ SHIP=${SHIP:-0}
 # VISION_STAGE=1: stage 0 first (scripts/pretrain_tiny_vision.py: the vision tower and projector
 # pretrained on rendered, labelled events), then this recipe continues from it with the tower frozen
 VISION_STAGE=${VISION_STAGE:-1}
-VISION_STEPS=${VISION_STEPS:-6000}
+VISION_STEPS=${VISION_STEPS:-5000}
+# stage 0's motion head and pose regression (scripts/pretrain_tiny_vision.py: the tower learns where the
+# shape is, how large and which way it points in every frame, the raw material of motion)
+MOTION_PROBE=${MOTION_PROBE:-mlp}
+POSE_WEIGHT=${POSE_WEIGHT:-1}
 VISION_CKPT=${VISION_CKPT:-}  # with VISION_STAGE=1: reuse this stage-0 checkpoint instead of training one
 PY=${PYTHON:-python}
 # passive OpenMP waits: on a busy CPU a spinning thread waiting for a descheduled one burns ~7x the
@@ -70,7 +74,7 @@ if [ "$VISION_STAGE" = "1" ] && [ -n "$VISION_CKPT" ]; then
     INIT=(--lora_pretrained "$VISION_CKPT" --train_vision false)
 elif [ "$VISION_STAGE" = "1" ]; then
     /usr/bin/time -v -o "$OUT.vision.time.txt" $PY scripts/pretrain_tiny_vision.py --out "$OUT.vision" --data "$DATA" \
-        --steps "$VISION_STEPS" --seed "$SEED" --overwrite
+        --steps "$VISION_STEPS" --motion_probe "$MOTION_PROBE" --pose_weight "$POSE_WEIGHT" --seed "$SEED" --overwrite
     INIT=(--lora_pretrained "$OUT.vision" --train_vision false)
 fi
 # wall time and CPU time (the CPU may be shared: CPU seconds / 2 is the time on two free cores)
