@@ -36,6 +36,7 @@ DEMO_SEED = 20251121  # the generated demo video; not one of the synthetic bench
 # (scripts/eval_tiny.sh), for the TVSum/Aha-style protocol whose top-5 AP the demo prints
 DEFAULT_RESULTS = REPO_ROOT / "results" / "synthetic_results.json"
 FUSION_FLAGS = ("alpha", "beta", "epsilon", "tau", "uncertainty_kind")
+DEFAULT_SCORE_HEADS = "informative,relevance"  # test.engine_args' --score_heads default
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,39 +66,75 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_model(args) -> None:
     """The shipped tiny model unless the user names a model. Its checkpoint carries the settings it
     was trained with (2 fps, a dynamic_sink cache of 12 frames + a text turn): the live CLI uses them
-    unless a flag says otherwise."""
+    unless a flag says otherwise. For it, fusion weights and the response rule are those tuned on the
+    synthetic VAL split for this checkpoint (results/synthetic_results.json), unless flags give them."""
     default_model = args.model_config is None and args.checkpoint is None and args.weights is None
+    trained = None
     if default_model:
         if not (DEFAULT_CHECKPOINT / "aha_model.json").is_file():
             raise SystemExit(f"the default checkpoint {DEFAULT_CHECKPOINT} is missing; train it with scripts/train_tiny.sh "
                              "or pass --model_config/--checkpoint")
         args.checkpoint = str(DEFAULT_CHECKPOINT)
         args.tokenizer = args.tokenizer or str(DEFAULT_TOKENIZER)
+        trained = tuned_record(DEFAULT_RESULTS)
+        source = f"{DEFAULT_RESULTS.relative_to(REPO_ROOT)} (trained, %s: tuned on val)"
         if args.params_file is None and all(getattr(args, k) is None for k in FUSION_FLAGS):
-            tuned = tuned_fusion(DEFAULT_RESULTS)
+            tuned = tuned_fusion(DEFAULT_RESULTS, trained)
             if tuned is not None:
                 for k in FUSION_FLAGS:
                     setattr(args, k, tuned[k])
-                args.fusion_source = f"{DEFAULT_RESULTS.relative_to(REPO_ROOT)} (trained, tvsum_aha: tuned on val)"
+                args.fusion_source = source % "tvsum_aha"
     if args.threshold is None and args.cumulative_threshold is None and not args.no_generate:
-        args.threshold = 1.2  # respond when informative + relevance is high
+        # a rule of the user's own (--score_heads without a threshold) is not replaced by the tuned one
+        own_heads = args.score_heads != DEFAULT_SCORE_HEADS
+        rule = tuned_response(DEFAULT_RESULTS, trained) if default_model and not own_heads else None
+        if rule is not None:
+            # the dense-captioning rule of the benchmark: respond when the informative probability passes it
+            args.score_heads, args.threshold = rule["score_heads"], rule["threshold"]
+            args.decision_source = source % "youcook2"
+        else:
+            args.threshold = 1.2  # respond when informative + relevance is high (hand-set)
+            args.decision_source = "demo default (hand-set)"
 
 
-def tuned_fusion(results: Path) -> dict | None:
-    """The fusion weights recorded for the shipped checkpoint, tuned on val (None, with a warning, when
-    the file is missing or records another checkpoint: the engine's defaults are used then)."""
+def tuned_record(results: Path) -> dict | None:
+    """The trained system's record in ``results`` when it was tuned on val for the shipped checkpoint
+    (None, with a warning, when the file is missing or records another checkpoint or tuning)."""
     try:
         rec = json.loads(results.read_text())
-        proto = rec["protocol"]
-        params = rec["systems"]["trained"]["tvsum_aha"]["fusion"]["params"]
+        proto, trained = rec["protocol"], rec["systems"]["trained"]
     except (OSError, ValueError, KeyError, TypeError) as e:
-        log.warning("no val-tuned fusion weights in %s (%s): the defaults are used", results, e)
+        log.warning("no val-tuned settings in %s (%s): the defaults are used", results, e)
         return None
     if Path(proto.get("checkpoint", "")) != DEFAULT_CHECKPOINT.relative_to(REPO_ROOT) or proto.get("tuned_on") != "val" \
-            or proto.get("tuned_on_test", True) or set(params) != set(FUSION_FLAGS):
-        log.warning("%s does not hold val-tuned fusion weights of %s: the defaults are used", results, DEFAULT_CHECKPOINT)
+            or proto.get("tuned_on_test", True):
+        log.warning("%s does not hold val-tuned settings of %s: the defaults are used", results, DEFAULT_CHECKPOINT)
+        return None
+    return trained
+
+
+def tuned_fusion(results: Path, trained: dict | None = None) -> dict | None:
+    """The fusion weights recorded for the shipped checkpoint (TVSum/Aha protocol), tuned on val."""
+    trained = trained if trained is not None else tuned_record(results)
+    params = ((trained or {}).get("tvsum_aha") or {}).get("fusion", {}).get("params")
+    if not isinstance(params, dict) or set(params) != set(FUSION_FLAGS):
+        if trained is not None:
+            log.warning("%s holds no fusion weights: the defaults are used", results)
         return None
     return params
+
+
+def tuned_response(results: Path, trained: dict | None = None) -> dict | None:
+    """The dense-captioning response threshold recorded for the shipped checkpoint, tuned on val: the
+    engine's per-frame threshold rule on the informative head's probability (test/synthetic_eval.py)."""
+    trained = trained if trained is not None else tuned_record(results)
+    th = ((trained or {}).get("youcook2") or {}).get("threshold")
+    if not isinstance(th, dict) or th.get("tuned_on") != "val" or th.get("score") != "informative head probability" \
+            or not isinstance(th.get("value"), (int, float)) or not 0 < th["value"] < 1:
+        if trained is not None:
+            log.warning("%s holds no val-tuned response threshold: the demo's hand-set rule is used", results)
+        return None
+    return {"score_heads": "informative", "threshold": float(th["value"])}
 
 
 def generated_video(args, out: Path):

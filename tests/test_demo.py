@@ -66,6 +66,10 @@ def test_default_demo_runs_the_shipped_model_without_shared_data(tmp_path, monke
     # and the fusion weights recorded for it, tuned on the synthetic val split (results/synthetic_results.json)
     recorded = json.loads(demo.DEFAULT_RESULTS.read_text())["systems"]["trained"]["tvsum_aha"]["fusion"]["params"]
     assert run["fusion"] == recorded and run["fusion_source"].startswith("results/synthetic_results.json")
+    # and it responds by the dense-captioning rule tuned on val: the informative probability's threshold
+    th = json.loads(demo.DEFAULT_RESULTS.read_text())["systems"]["trained"]["youcook2"]["threshold"]["value"]
+    assert (run["decision"]["score_heads"], run["decision"]["threshold"]) == ("informative", th)
+    assert run["decision"]["source"].startswith("results/synthetic_results.json")
     m = json.loads((out / "metrics.json").read_text())
     assert 0 <= m["top5_AP_aha"] <= 100
     assert (out / "scores.png").is_file() and read_jsonl(out / "scores.jsonl")
@@ -87,3 +91,33 @@ def test_demo_fusion_weights_come_from_the_results_of_the_shipped_checkpoint_onl
     demo.resolve_model(args)
     assert args.beta == results["systems"]["trained"]["tvsum_aha"]["fusion"]["params"]["beta"]
 
+
+
+def test_demo_response_rule_is_the_val_tuned_one_unless_flags_give_another(tmp_path):
+    results = json.loads(demo.DEFAULT_RESULTS.read_text())
+    th = results["systems"]["trained"]["youcook2"]["threshold"]
+    assert th["tuned_on"] == "val"
+    assert demo.tuned_response(demo.DEFAULT_RESULTS) == {"score_heads": "informative", "threshold": th["value"]}
+    f = tmp_path / "r.json"
+    for change in ({"tuned_on": "test"}, {"score": "relevance"}, {"value": 1.5}, {"value": None}):
+        bad = json.loads(json.dumps(results))
+        bad["systems"]["trained"]["youcook2"]["threshold"].update(change)
+        f.write_text(json.dumps(bad))
+        assert demo.tuned_response(f) is None, change
+        assert demo.tuned_fusion(f) is not None  # the fusion weights are judged on their own
+    f.write_text(json.dumps({**results, "protocol": {**results["protocol"], "checkpoint": "outputs/other"}}))
+    assert demo.tuned_response(f) is None
+    # no flag: the tuned rule; a threshold flag, or score heads of the user's own, keep the user's rule
+    args = demo.build_parser().parse_args([])
+    demo.resolve_model(args)
+    assert (args.score_heads, args.threshold) == ("informative", th["value"])
+    args = demo.build_parser().parse_args(["--threshold", "0.9"])
+    demo.resolve_model(args)
+    assert (args.score_heads, args.threshold) == ("informative,relevance", 0.9)
+    args = demo.build_parser().parse_args(["--score_heads", "relevance"])
+    demo.resolve_model(args)
+    assert (args.score_heads, args.threshold, args.decision_source) == ("relevance", 1.2, "demo default (hand-set)")
+    # a user's model never takes the shipped model's settings
+    args = demo.build_parser().parse_args(["--model_config", "aha-tiny", "--checkpoint", str(tmp_path)])
+    demo.resolve_model(args)
+    assert (args.score_heads, args.threshold) == ("informative,relevance", 1.2)
