@@ -45,8 +45,8 @@ import numpy as np
 
 from data import benchmarks
 from data.benchmarks.validate import InputError, UniqueIds
-from test.evaluate import params_from_file, parse_opt, read_prediction_records
-from test.postprocess import FusionParams, ProcessedStream, fuse_prediction
+from test.evaluate import parse_opt, read_prediction_records
+from test.postprocess import FusionParams, ProcessedStream, fuse_prediction, read_fusion_file
 from test.predictions import StreamPrediction
 from test.tuning import TUNED_ON_TEST, apply_params, default_grid, grid_search, reference_grid, save_params
 from data.benchmarks.magqa import JudgeIncomplete
@@ -91,23 +91,14 @@ def fixed_fusion(args) -> tuple[FusionParams, dict]:
     base: dict[str, Any] = {}
     source: dict[str, Any] = {"defaults": "paper zero-shot (alpha 0.7, beta 1.0, epsilon -2.9, tau 0.3)"}
     if args.params_file:
-        data = read_json(args.params_file)
-        entry = data.get(args.params_key) if args.params_key else data
-        if not isinstance(entry, dict):
-            raise ValueError(f"{args.params_file}: no parameters under {args.params_key!r}")
-        if "params" in entry and "protocol" in entry:  # a test.tuning.save_params record
-            if entry.get("tuned_on_test") and not args.tune_on_test:
-                raise ValueError(f"{args.params_file}[{args.params_key}] was tuned on the reported data; "
-                                 "pass --tune_on_test to use it (the results are then stamped as such)")
-            if entry["params"] is None:
-                raise ValueError(f"{args.params_file}[{args.params_key}] holds per-fold parameters (k-fold); "
-                                 "tune with --tune kfold instead")
-            source["params_file_tuned_on"] = entry["protocol"].get("tuned_on")
-            source["params_file_tuned_on_test"] = bool(entry.get("tuned_on_test"))
-            entry = entry["params"]
-        else:
-            entry = params_from_file(args.params_file, args.params_key)
-        base.update({k: entry[k] for k in ("alpha", "beta", "epsilon", "tau", "uncertainty_kind") if entry.get(k) is not None})
+        entry, tuning = read_fusion_file(args.params_file, args.params_key)
+        if tuning.get("tuned_on_test") and not args.tune_on_test:
+            raise ValueError(f"{args.params_file}[{args.params_key}] was tuned on the reported data; "
+                             "pass --tune_on_test to use it (the results are then stamped as such)")
+        if tuning:
+            source["params_file_tuned_on"] = tuning["tuned_on"]
+            source["params_file_tuned_on_test"] = tuning["tuned_on_test"]
+        base.update(entry)
         source["params_file"] = f"{args.params_file}" + (f"[{args.params_key}]" if args.params_key else "")
     flags = {k: getattr(args, k) for k in ("alpha", "beta", "epsilon", "tau") if getattr(args, k) is not None}
     base.update(flags)

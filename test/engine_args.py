@@ -231,24 +231,12 @@ def engine_config(args):
 
 
 def fusion_params(args):
-    from test.postprocess import FusionParams
-
-    from utils.cli import check_number
+    # lazily, as the other post-processor imports here: the engine flags module stays light
+    from test.postprocess import FusionParams, read_fusion_file
 
     base = {}
     if args.params_file:
-        table = read_json(args.params_file)
-        if not isinstance(table, dict):
-            raise ValueError(f"--params_file {args.params_file}: expected a JSON object of fusion parameters")
-        if args.params_key is not None and args.params_key not in table:
-            raise ValueError(f"--params_file {args.params_file} has no key {args.params_key!r} (has {sorted(table)})")
-        entry = table[args.params_key] if args.params_key else table
-        entry = entry.get("params", entry) if isinstance(entry, dict) else entry
-        if not isinstance(entry, dict):
-            raise ValueError(f"--params_file {args.params_file}: the fusion parameters must be a JSON object")
-        base = {k: entry[k] for k in ("alpha", "beta", "epsilon", "tau", "uncertainty_kind") if k in entry and entry[k] is not None}
-        for k in ("alpha", "beta", "epsilon", "tau"):
-            check_number(base.get(k), f"--params_file {args.params_file}: {k}")
+        base, _ = read_fusion_file(args.params_file, args.params_key)
     for k in ("alpha", "beta", "epsilon", "tau", "uncertainty_kind"):
         if getattr(args, k) is not None:
             base[k] = getattr(args, k)

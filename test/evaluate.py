@@ -28,13 +28,12 @@ from typing import Any, Mapping, Sequence
 
 from data import benchmarks
 from data.benchmarks.validate import InputError, UniqueIds, read_json_or_jsonl
-from test.postprocess import FusionParams, ProcessedStream
+from test.postprocess import FUSION_KEYS, FusionParams, ProcessedStream, read_fusion_file
 from test.predictions import StreamPrediction
 from data.benchmarks.magqa import JudgeIncomplete
 from utils.cli import ArgumentParser, add_debug_flag, check_output_file, run_cli
-from utils.io import atomic_write_json, dumps, read_json
+from utils.io import atomic_write_json, dumps
 
-FUSION_KEYS = ("alpha", "beta", "epsilon", "tau", "uncertainty_kind")
 
 
 # ------------------------------------------------------------------------------ predictions
@@ -142,33 +141,13 @@ def parse_opt(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def params_from_file(path: str, key: str | None) -> dict[str, Any]:
-    """Fusion parameters from a grid-search JSON (a flat dict, a dict of dataset -> dict, or a saved
-    tuning record with "params")."""
-    data = read_json(path)
-    if key is not None:
-        if not isinstance(data, dict) or key not in data:
-            raise ValueError(f"{path}: no key {key!r} (has {sorted(data) if isinstance(data, dict) else type(data)})")
-        data = data[key]
-    if isinstance(data, dict) and isinstance(data.get("params"), dict):
-        data = data["params"]
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: fusion parameters must be a JSON object")
-    out: dict[str, Any] = {k: data[k] for k in FUSION_KEYS if data.get(k) is not None}
-    if "tau" not in out and data.get("uncertainty_threshold") is not None:
-        out["tau"] = data["uncertainty_threshold"]
-    if "epsilon" not in out and data.get("uncertainty_penalty") is not None:
-        out["epsilon"] = data["uncertainty_penalty"]
-    return out
-
-
 def build_fusion(args: argparse.Namespace) -> tuple[FusionParams, dict[str, str]]:
     """FusionParams from defaults < params file < flags, and where each value came from."""
     fusion = FusionParams()
     source = {k: "default" for k in FUSION_KEYS}
     if args.params_file:
-        from_file = params_from_file(args.params_file, args.params_key)
-        fusion = replace(fusion, **{k: (v if k == "uncertainty_kind" else float(v)) for k, v in from_file.items()})
+        from_file, _ = read_fusion_file(args.params_file, args.params_key)
+        fusion = replace(fusion, **from_file)
         source.update({k: f"params_file[{args.params_key}]" if args.params_key else "params_file" for k in from_file})
     flags = {k: getattr(args, k) for k in FUSION_KEYS if getattr(args, k) is not None}
     fusion = replace(fusion, **flags)

@@ -1,6 +1,7 @@
 """``python -m test.evaluate``: registry, option parsing, fusion precedence, summary on stdout, output files."""
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import pytest
 
 from data import benchmarks
 from test import evaluate
+from test.postprocess import read_fusion_file
 from utils.io import JsonlWriter
 from utils.paths import REPO_ROOT
 
@@ -47,11 +49,48 @@ def test_params_file_reference_layout(tmp_path):
         "qvh": {"alpha": 2.0, "beta": 1.5556, "epsilon": None, "uncertainty_threshold": 0.1011,
                 "uncertainty_penalty": 0.7143},
     }))
-    assert evaluate.params_from_file(str(path), "tvsum") == {"alpha": 0.0, "beta": -1.0, "epsilon": -5.0, "tau": 0.04}
-    assert evaluate.params_from_file(str(path), "qvh") == {"alpha": 2.0, "beta": 1.5556, "tau": 0.1011,
-                                                          "epsilon": 0.7143}
+    assert read_fusion_file(str(path), "tvsum") == ({"alpha": 0.0, "beta": -1.0, "epsilon": -5.0, "tau": 0.04}, {})
+    assert read_fusion_file(str(path), "qvh")[0] == {"alpha": 2.0, "beta": 1.5556, "tau": 0.1011, "epsilon": 0.7143}
     with pytest.raises(ValueError, match="no key 'hisum'"):
-        evaluate.params_from_file(str(path), "hisum")
+        read_fusion_file(str(path), "hisum")
+
+
+def test_one_fusion_file_reader_for_the_scorer_the_benchmark_driver_and_the_live_engine(tmp_path):
+    """The same file gives the same weights to test.evaluate, test.benchmark and test.live_infer (until
+    session 10 the engine had a reader of its own that ignored the reference's uncertainty_threshold)."""
+    from test.benchmark import fixed_fusion
+    from test.engine_args import fusion_params
+
+    ref = tmp_path / "grid.json"
+    ref.write_text(json.dumps({"tvsum": {"alpha": 0.0, "beta": -1.0, "epsilon": -5.0, "uncertainty_threshold": 0.04}}))
+    args = evaluate.build_parser().parse_args(["--func", "tvsum", "--pred_file", "p", "--gold_file", "g",
+                                               "--params_file", str(ref), "--params_key", "tvsum"])
+    want = {"alpha": 0.0, "beta": -1.0, "epsilon": -5.0, "tau": 0.04, "uncertainty_kind": "logvar"}
+    assert evaluate.build_fusion(args)[0].to_dict() == want
+    engine = argparse.Namespace(params_file=str(ref), params_key="tvsum", alpha=None, beta=None, epsilon=None,
+                                tau=None, uncertainty_kind=None)
+    assert fusion_params(engine).to_dict() == want
+    bench = argparse.Namespace(params_file=str(ref), params_key="tvsum", alpha=None, beta=None, epsilon=None, tau=None,
+                               uncertainty_kind=None, tune_on_test=False)
+    assert fixed_fusion(bench)[0].to_dict() == want
+    # a tuning record: its tuning travels with it; tuned on the reported data, the driver refuses it
+    rec = tmp_path / "rec.json"
+    rec.write_text(json.dumps({"params": {"alpha": 0.5, "beta": 1.0, "epsilon": 0.0, "tau": 0.2},
+                               "protocol": {"tuned_on": "test"}, "tuned_on_test": True}))
+    assert read_fusion_file(rec) == ({"alpha": 0.5, "beta": 1.0, "epsilon": 0.0, "tau": 0.2},
+                                     {"tuned_on": "test", "tuned_on_test": True})
+    with pytest.raises(ValueError, match="tuned on the reported data"):
+        fixed_fusion(argparse.Namespace(**{**vars(bench), "params_file": str(rec), "params_key": None}))
+    # what no reader accepts
+    for bad, match in (({"params": None, "protocol": {}}, "per-fold"), ({"alpha": "high"}, "finite number"),
+                       ({"tau": float("nan")}, "finite number"), ({"uncertainty_kind": "std"}, "logvar or variance"),
+                       ([0.7, 1.0], "JSON object")):
+        f = tmp_path / "bad.json"
+        f.write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=match):
+            read_fusion_file(f)
+        with pytest.raises(ValueError, match=match):
+            fusion_params(argparse.Namespace(**{**vars(engine), "params_file": str(f), "params_key": None}))
 
 
 def test_fusion_precedence_default_file_flag(tmp_path):

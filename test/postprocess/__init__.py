@@ -11,8 +11,8 @@ output and online results never look ahead.
 Frame-time convention: a sampled frame at time ``t`` stands for ``[t, t + 1/fps)``, so a segment
 built from frames ``lo..hi`` spans ``[time[lo], time[hi] + 1/fps)``.
 """
-from test.postprocess.fusion import (LOGVAR_MAX, LOGVAR_MIN, FusionParams, fuse, fuse_prediction, uncertainty_penalty,
-                                     uncertainty_value)
+from test.postprocess.fusion import (FUSION_KEYS, LOGVAR_MAX, LOGVAR_MIN, FusionParams, fuse, fuse_prediction,
+                                     read_fusion_file, uncertainty_penalty, uncertainty_value)
 from test.postprocess.peaks import (CONFIRM_DELAY_S, PEAK_DISTANCE_S, PEAK_HEIGHT, PEAK_PROMINENCE, Highlights,
                                     OnlinePeak, OnlinePeakDetector, OnlineStep, distance_frames, find_highlights,
                                     infer_fps, parse_height, resolve_height)
@@ -27,7 +27,8 @@ from test.postprocess.smoothing import (CAUSAL_POLYORDER, SAVGOL_POLYORDER, SAVG
 from test.postprocess.stream import SCORE_SOURCES, WINDOW_MODES, ProcessedStream
 
 __all__ = [
-    "LOGVAR_MAX", "LOGVAR_MIN", "FusionParams", "fuse", "fuse_prediction", "uncertainty_penalty", "uncertainty_value",
+    "FUSION_KEYS", "LOGVAR_MAX", "LOGVAR_MIN", "FusionParams", "fuse", "fuse_prediction", "read_fusion_file",
+    "uncertainty_penalty", "uncertainty_value",
     "CONFIRM_DELAY_S", "PEAK_DISTANCE_S", "PEAK_HEIGHT", "PEAK_PROMINENCE", "Highlights", "OnlinePeak",
     "OnlinePeakDetector", "OnlineStep", "distance_frames", "find_highlights", "infer_fps", "parse_height",
     "resolve_height", "plot_scores", "score_figure", "CAUSAL_ANCHOR", "CAUSAL_THRESHOLD", "CAUSAL_WINDOW", "Segment",

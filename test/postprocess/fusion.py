@@ -1,15 +1,19 @@
 """Fusion of the three heads into one per-frame score (the first step of the post-processor)."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from utils.io import read_json
 
 if TYPE_CHECKING:  # only for annotations
     from test.predictions import StreamPrediction
 
 LOGVAR_MIN, LOGVAR_MAX = -4.0, 1.5  # the clamp the uncertainty loss trains with
+FUSION_KEYS = ("alpha", "beta", "epsilon", "tau", "uncertainty_kind")
 
 @dataclass(frozen=True)
 class FusionParams:
@@ -56,3 +60,45 @@ def fuse(informative, relevance, uncertainty, params: FusionParams = FusionParam
 def fuse_prediction(pred: "StreamPrediction", params: FusionParams = FusionParams()) -> np.ndarray:
     """Fused per-frame score of one streaming prediction (aligned with ``pred.time``)."""
     return fuse(pred.informative, pred.relevance, pred.uncertainty, params)
+
+
+def read_fusion_file(path, key: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fusion parameters from a JSON file, and what the file says of their tuning: the one reader of
+    ``--params_file`` for the benchmark driver, the offline scorer and the live engine.
+
+    Accepted layouts: a flat object of parameters; an object of ``key`` -> parameters (the
+    reference's ``grid_search_params.json``: its ``uncertainty_threshold`` / ``uncertainty_penalty``
+    are ``tau`` / ``epsilon``); a saved tuning record (``test.tuning.save_params``: ``params`` +
+    ``protocol`` + ``tuned_on_test``). Null values are left to the defaults. Returns ``(params,
+    tuning)``, ``tuning`` = ``{"tuned_on", "tuned_on_test"}`` for a tuning record, else ``{}``.
+    Anything else (a missing key, per-fold parameters, a non-number) is a ValueError."""
+    data = read_json(path)
+    if key is not None:
+        if not isinstance(data, dict) or key not in data:
+            raise ValueError(f"{path}: no key {key!r} (has {sorted(data) if isinstance(data, dict) else type(data).__name__})")
+        data = data[key]
+    where = f"{path}" + (f"[{key}]" if key is not None else "")
+    tuning: dict[str, Any] = {}
+    if isinstance(data, dict) and "params" in data and "protocol" in data:
+        if data["params"] is None:
+            raise ValueError(f"{where} holds per-fold parameters (k-fold tuning): there is no single set to apply")
+        proto = data["protocol"] if isinstance(data["protocol"], dict) else {}
+        tuning = {"tuned_on": proto.get("tuned_on"), "tuned_on_test": bool(data.get("tuned_on_test"))}
+        data = data["params"]
+    elif isinstance(data, dict) and isinstance(data.get("params"), dict):
+        data = data["params"]
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: fusion parameters must be a JSON object, got {type(data).__name__}")
+    out: dict[str, Any] = {k: data[k] for k in FUSION_KEYS if data.get(k) is not None}
+    for ours, theirs in (("tau", "uncertainty_threshold"), ("epsilon", "uncertainty_penalty")):
+        if ours not in out and data.get(theirs) is not None:
+            out[ours] = data[theirs]
+    for k in ("alpha", "beta", "epsilon", "tau"):
+        v = out.get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+            raise ValueError(f"{where}: {k} must be a finite number, got {v!r}")
+        if v is not None:
+            out[k] = float(v)
+    if out.get("uncertainty_kind", "logvar") not in ("logvar", "variance"):
+        raise ValueError(f"{where}: uncertainty_kind must be logvar or variance, got {out['uncertainty_kind']!r}")
+    return out, tuning
