@@ -37,7 +37,7 @@ SHIP=${SHIP:-0}
 # VISION_STAGE=1: stage 0 first (scripts/pretrain_tiny_vision.py: the vision tower and projector
 # pretrained on rendered, labelled events), then this recipe continues from it with the tower frozen
 VISION_STAGE=${VISION_STAGE:-1}
-VISION_STEPS=${VISION_STEPS:-5000}
+VISION_STEPS=${VISION_STEPS:-8000}
 # stage 0's motion head and pose regression (scripts/pretrain_tiny_vision.py: the tower learns where the
 # shape is, how large and which way it points in every frame, the raw material of motion)
 MOTION_PROBE=${MOTION_PROBE:-mlp}
