@@ -13,8 +13,9 @@
 #      informative labels, said when the event ends (DVC_AT=end) or mid-event (mid)), 2 fps,
 #      12-frame clips, one every CLIP_STRIDE frames over the whole video (0: the first of each video);
 #   3. stage 0 (VISION_STAGE=1, scripts/pretrain_tiny_vision.py): the vision tower and projector
-#      pretrained from random init on rendered, labelled events (kind, colour, motion, "nothing"),
-#      VISION_STEPS steps; VISION_CKPT reuses a stage-0 checkpoint instead;
+#      pretrained from random init on rendered, labelled events (kind, colour, motion, "nothing", and
+#      every frame's pose: MOTION_PROBE, POSE_WEIGHT), VISION_STEPS steps; VISION_CKPT reuses a
+#      stage-0 checkpoint instead;
 #   4. stage 1: full training (--lora_r 0: the language model, projector and heads; the tower frozen
 #      after stage 0, trained too with VISION_STAGE=0) with the shipped tokenizer and the preset's
 #      empty system prompt, seeded, 5000 steps of 8 samples, LM loss weight 1 (captions carry the
