@@ -77,7 +77,8 @@ def resolve_model(args) -> None:
         args.checkpoint = str(DEFAULT_CHECKPOINT)
         args.tokenizer = args.tokenizer or str(DEFAULT_TOKENIZER)
         trained = tuned_record(DEFAULT_RESULTS)
-        source = f"{DEFAULT_RESULTS.relative_to(REPO_ROOT)} (trained, %s: tuned on val)"
+        shown = DEFAULT_RESULTS.relative_to(REPO_ROOT) if DEFAULT_RESULTS.is_relative_to(REPO_ROOT) else DEFAULT_RESULTS
+        source = f"{shown} (trained, %s: tuned on val)"
         if args.params_file is None and all(getattr(args, k) is None for k in FUSION_FLAGS):
             tuned = tuned_fusion(DEFAULT_RESULTS, trained)
             if tuned is not None:
@@ -113,9 +114,12 @@ def tuned_record(results: Path) -> dict | None:
     return trained
 
 
-def tuned_fusion(results: Path, trained: dict | None = None) -> dict | None:
+_READ = object()  # "read the results file" (None: it was read and holds nothing usable)
+
+
+def tuned_fusion(results: Path, trained=_READ) -> dict | None:
     """The fusion weights recorded for the shipped checkpoint (TVSum/Aha protocol), tuned on val."""
-    trained = trained if trained is not None else tuned_record(results)
+    trained = tuned_record(results) if trained is _READ else trained
     params = ((trained or {}).get("tvsum_aha") or {}).get("fusion", {}).get("params")
     if not isinstance(params, dict) or set(params) != set(FUSION_FLAGS):
         if trained is not None:
@@ -124,10 +128,10 @@ def tuned_fusion(results: Path, trained: dict | None = None) -> dict | None:
     return params
 
 
-def tuned_response(results: Path, trained: dict | None = None) -> dict | None:
+def tuned_response(results: Path, trained=_READ) -> dict | None:
     """The dense-captioning response threshold recorded for the shipped checkpoint, tuned on val: the
     engine's per-frame threshold rule on the informative head's probability (test/synthetic_eval.py)."""
-    trained = trained if trained is not None else tuned_record(results)
+    trained = tuned_record(results) if trained is _READ else trained
     th = ((trained or {}).get("youcook2") or {}).get("threshold")
     if not isinstance(th, dict) or th.get("tuned_on") != "val" or th.get("score") != "informative head probability" \
             or not isinstance(th.get("value"), (int, float)) or not 0 < th["value"] < 1:

@@ -121,3 +121,13 @@ def test_demo_response_rule_is_the_val_tuned_one_unless_flags_give_another(tmp_p
     args = demo.build_parser().parse_args(["--model_config", "aha-tiny", "--checkpoint", str(tmp_path)])
     demo.resolve_model(args)
     assert (args.score_heads, args.threshold) == ("informative,relevance", 1.2)
+
+
+def test_without_a_usable_results_file_the_demo_warns_once_and_uses_its_defaults(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(demo, "DEFAULT_RESULTS", tmp_path / "missing.json")
+    args = demo.build_parser().parse_args([])
+    with caplog.at_level("WARNING", logger=demo.log.name):
+        demo.resolve_model(args)
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1
+    assert (args.alpha, args.threshold, args.decision_source) == (None, 1.2, "demo default (hand-set)")
+    assert getattr(args, "fusion_source", None) is None
