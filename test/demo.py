@@ -80,7 +80,7 @@ def resolve_model(args) -> None:
         shown = DEFAULT_RESULTS.relative_to(REPO_ROOT) if DEFAULT_RESULTS.is_relative_to(REPO_ROOT) else DEFAULT_RESULTS
         source = f"{shown} (trained, %s: tuned on val)"
         if args.params_file is None and all(getattr(args, k) is None for k in FUSION_FLAGS):
-            tuned = tuned_fusion(DEFAULT_RESULTS, trained)
+            tuned = tuned_fusion(trained)
             if tuned is not None:
                 for k in FUSION_FLAGS:
                     setattr(args, k, tuned[k])
@@ -88,7 +88,7 @@ def resolve_model(args) -> None:
     if args.threshold is None and args.cumulative_threshold is None and not args.no_generate:
         # a rule of the user's own (--score_heads without a threshold) is not replaced by the tuned one
         own_heads = args.score_heads != DEFAULT_SCORE_HEADS
-        rule = tuned_response(DEFAULT_RESULTS, trained) if default_model and not own_heads else None
+        rule = tuned_response(trained) if default_model and not own_heads else None
         if rule is not None:
             # the dense-captioning rule of the benchmark: respond when the informative probability passes it
             args.score_heads, args.threshold = rule["score_heads"], rule["threshold"]
@@ -114,29 +114,24 @@ def tuned_record(results: Path) -> dict | None:
     return trained
 
 
-_READ = object()  # "read the results file" (None: it was read and holds nothing usable)
-
-
-def tuned_fusion(results: Path, trained=_READ) -> dict | None:
-    """The fusion weights recorded for the shipped checkpoint (TVSum/Aha protocol), tuned on val."""
-    trained = tuned_record(results) if trained is _READ else trained
+def tuned_fusion(trained: dict | None) -> dict | None:
+    """The fusion weights in the trained system's record (``tuned_record``), TVSum/Aha protocol."""
     params = ((trained or {}).get("tvsum_aha") or {}).get("fusion", {}).get("params")
     if not isinstance(params, dict) or set(params) != set(FUSION_FLAGS):
-        if trained is not None:
-            log.warning("%s holds no fusion weights: the defaults are used", results)
+        if trained is not None:  # (None: tuned_record has said why)
+            log.warning("the results record holds no fusion weights: the defaults are used")
         return None
     return params
 
 
-def tuned_response(results: Path, trained=_READ) -> dict | None:
-    """The dense-captioning response threshold recorded for the shipped checkpoint, tuned on val: the
+def tuned_response(trained: dict | None) -> dict | None:
+    """The dense-captioning response threshold in the trained system's record, tuned on val: the
     engine's per-frame threshold rule on the informative head's probability (test/synthetic_eval.py)."""
-    trained = tuned_record(results) if trained is _READ else trained
     th = ((trained or {}).get("youcook2") or {}).get("threshold")
     if not isinstance(th, dict) or th.get("tuned_on") != "val" or th.get("score") != "informative head probability" \
             or not isinstance(th.get("value"), (int, float)) or not 0 < th["value"] < 1:
         if trained is not None:
-            log.warning("%s holds no val-tuned response threshold: the demo's hand-set rule is used", results)
+            log.warning("the results record holds no val-tuned response threshold: the demo's hand-set rule is used")
         return None
     return {"score_heads": "informative", "threshold": float(th["value"])}
 

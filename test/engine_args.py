@@ -232,12 +232,12 @@ def engine_config(args):
 
 def fusion_params(args):
     # lazily, as the other post-processor imports here: the engine flags module stays light
-    from test.postprocess import FusionParams, read_fusion_file
+    from test.postprocess import FUSION_KEYS, FusionParams, read_fusion_file
 
     base = {}
     if args.params_file:
         base, _ = read_fusion_file(args.params_file, args.params_key)
-    for k in ("alpha", "beta", "epsilon", "tau", "uncertainty_kind"):
+    for k in FUSION_KEYS:
         if getattr(args, k) is not None:
             base[k] = getattr(args, k)
     if base.get("uncertainty_kind", "logvar") not in ("logvar", "variance"):

@@ -35,7 +35,6 @@ from utils.cli import ArgumentParser, add_debug_flag, check_output_file, run_cli
 from utils.io import atomic_write_json, dumps
 
 
-
 # ------------------------------------------------------------------------------ predictions
 
 

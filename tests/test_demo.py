@@ -77,12 +77,12 @@ def test_default_demo_runs_the_shipped_model_without_shared_data(tmp_path, monke
 
 def test_demo_fusion_weights_come_from_the_results_of_the_shipped_checkpoint_only(tmp_path):
     results = json.loads(demo.DEFAULT_RESULTS.read_text())
-    assert demo.tuned_fusion(demo.DEFAULT_RESULTS) == results["systems"]["trained"]["tvsum_aha"]["fusion"]["params"]
+    assert demo.tuned_fusion(demo.tuned_record(demo.DEFAULT_RESULTS)) == results["systems"]["trained"]["tvsum_aha"]["fusion"]["params"]
     for change in ({"checkpoint": "outputs/other"}, {"tuned_on_test": True}, {"tuned_on": "test"}):
         f = tmp_path / "r.json"
         f.write_text(json.dumps({**results, "protocol": {**results["protocol"], **change}}))
-        assert demo.tuned_fusion(f) is None, change
-    assert demo.tuned_fusion(tmp_path / "missing.json") is None
+        assert demo.tuned_fusion(demo.tuned_record(f)) is None, change
+    assert demo.tuned_fusion(demo.tuned_record(tmp_path / "missing.json")) is None
     # a fusion flag or a params file: nothing is taken from the results
     args = demo.build_parser().parse_args(["--alpha", "0.3"])
     demo.resolve_model(args)
@@ -97,16 +97,16 @@ def test_demo_response_rule_is_the_val_tuned_one_unless_flags_give_another(tmp_p
     results = json.loads(demo.DEFAULT_RESULTS.read_text())
     th = results["systems"]["trained"]["youcook2"]["threshold"]
     assert th["tuned_on"] == "val"
-    assert demo.tuned_response(demo.DEFAULT_RESULTS) == {"score_heads": "informative", "threshold": th["value"]}
+    assert demo.tuned_response(demo.tuned_record(demo.DEFAULT_RESULTS)) == {"score_heads": "informative", "threshold": th["value"]}
     f = tmp_path / "r.json"
     for change in ({"tuned_on": "test"}, {"score": "relevance"}, {"value": 1.5}, {"value": None}):
         bad = json.loads(json.dumps(results))
         bad["systems"]["trained"]["youcook2"]["threshold"].update(change)
         f.write_text(json.dumps(bad))
-        assert demo.tuned_response(f) is None, change
-        assert demo.tuned_fusion(f) is not None  # the fusion weights are judged on their own
+        assert demo.tuned_response(demo.tuned_record(f)) is None, change
+        assert demo.tuned_fusion(demo.tuned_record(f)) is not None  # the fusion weights are judged on their own
     f.write_text(json.dumps({**results, "protocol": {**results["protocol"], "checkpoint": "outputs/other"}}))
-    assert demo.tuned_response(f) is None
+    assert demo.tuned_response(demo.tuned_record(f)) is None
     # no flag: the tuned rule; a threshold flag, or score heads of the user's own, keep the user's rule
     args = demo.build_parser().parse_args([])
     demo.resolve_model(args)

@@ -13,8 +13,9 @@ A sample is ``frames`` frames of one event, ``gap_s`` apart, starting at a rando
 rendered at the scene size and letterboxed to the vision size exactly as ``data.video`` does for
 decoded videos, with the event's kind / colour / motion as class indices (``KINDS``, ``COLOURS``,
 ``MOTIONS``) and the shape's pose in every frame (``pose``: where it is, how large, which way its
-darker cap points; motion is how the pose changes, which one frame's token can only carry as pose). With ``calm_fraction`` > 0, calm samples (no event on screen in any of their frames,
-clutter and background only) are added, labelled with the extra class ``len(KINDS)`` /
+darker cap points; motion is how the pose changes, which one frame's token can only carry as pose).
+With ``calm_fraction`` > 0, calm samples (no event on screen in any of their frames, clutter and
+background only) are added, labelled with the extra class ``len(KINDS)`` /
 ``len(COLOURS)`` / ``len(MOTIONS)`` ("nothing"): a tower that has only ever seen events gives calm
 frames an arbitrary token, and the language model then cannot tell an event from calm (session 7).
 Pixels skip the video codec: held-out accuracy is measured on decoded frames too.
