@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 import sys
 import time
@@ -46,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data.synthetic import SynthConfig
 from data.synthetic.metrics import binding_aucs, response_accuracy
 from models.build import load_preset, train_window_tokens
 from utils.io import JsonlWriter, atomic_write_json, atomic_write_text, iter_jsonl, read_json
@@ -379,6 +381,16 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def generator_command(data: Path, manifest: dict) -> str:
+    """The command that regenerates the evaluated set: its own seed and split sizes (from its manifest)."""
+    counts = manifest.get("counts") or {}
+    sizes = "".join(f" --n_{split} {counts[split]}" for split in ("train", "val", "test") if split in counts)
+    cmd = f"python -m data.synthetic --out {data} --seed {manifest.get('seed')}{sizes}"
+    if manifest.get("config") != json.loads(json.dumps(SynthConfig().to_dict())):
+        cmd += "  # with the non-default generator options recorded in protocol.data_config"
+    return cmd
+
+
 def main(argv: list[str] | None = None) -> int:
     from utils.log import setup_logging
 
@@ -425,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         "fusion": "alpha, beta, epsilon, tau grid-searched (test.tuning default grid, objective: the benchmark's "
                   "headline metric) on the val predictions of each system; the random baseline's scores are used as "
                   "they are; see each system's fusion record",
-        "commands": [f"python -m data.synthetic --out {data} --seed 0",
+        "commands": [generator_command(data, manifest),
                      "python -m test.synthetic_eval " + " ".join(argv)],
     }
     atomic_write_json(args.results, out)

@@ -1,4 +1,7 @@
 """data.synthetic.metrics: query-binding AUCs by what a distractor changes, and what responses name."""
+import json
+from pathlib import Path
+
 import pytest
 
 from data.synthetic.metrics import binding_aucs, event_at, named, response_accuracy
@@ -62,3 +65,15 @@ def test_response_accuracy_checks_each_word_against_the_event_on_screen():
     got = response_accuracy([_pred(lambda t: 0.0, responses)], GT)
     assert got["n_responses"] == 4 and got["during_calm"] == 1 and got["responses_per_video"] == 4
     assert got["correct"] == {"colour": 0.75, "kind": 0.75, "motion": 0.5, "all": 0.5}
+
+
+def test_synthetic_eval_records_the_command_of_the_set_it_read():
+    # the results' reproduce command must regenerate THIS set (its seed and sizes), not the default one
+    from data.synthetic import SynthConfig
+    from test.synthetic_eval import generator_command
+
+    default = json.loads(json.dumps(SynthConfig().to_dict()))
+    cmd = generator_command(Path("/d/sel"), {"seed": 1, "counts": {"train": 0, "val": 60, "test": 2}, "config": default})
+    assert cmd == "python -m data.synthetic --out /d/sel --seed 1 --n_train 0 --n_val 60 --n_test 2"
+    other = dict(default, clutter_palette="colours")
+    assert "non-default generator options" in generator_command(Path("/d"), {"seed": 0, "counts": {}, "config": other})
