@@ -16,15 +16,16 @@ reference's duplicate rule); turn placement, informative labels and clipping fol
 ``data/stream.py``. The user instruction is one of ``data.prompts.DVC_INSTRUCTIONS``, chosen per
 item from the dataset seed. No relevance labels. With ``clip_stride`` (``data/stream.py``) an item
 gives one window per stride: the instruction right before the window's first frame, then the
-captions answered inside the window (answer frame at or after its first frame).
+captions answered inside the window (answer frame at or after its first frame) whose event does not
+end at or before that frame (``answered_in_window``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from data.prompts import DVC_INSTRUCTIONS
-from data.stream import (SkipLog, StreamDataset, StreamSample, Turn, clip_messages, frame_at_or_after, resolve_video,
-                         seconds, time_span, timeline_messages, window_starts)
+from data.stream import (TIME_EPS, SkipLog, StreamDataset, StreamSample, Turn, clip_messages, frame_at_or_after,
+                         resolve_video, seconds, time_span, timeline_messages, window_starts)
 from utils.io import read_json
 
 
@@ -68,6 +69,17 @@ def dedupe_narrations(turns: list[Turn]) -> list[Turn]:
     return out
 
 
+def answered_in_window(turn: Turn, start: int, fps: float) -> bool:
+    """Whether a window starting at frame ``start`` teaches this caption: it is answered inside the
+    window (an answer follows frame ceil(time * fps)) and its event (``timespan``) does not end at or
+    before the window's first frame. A caption of an event the window never shows (a caption said
+    when its event ends, on the window's first frame) is a label no model can predict from the
+    window: it taught the informative head to fire on the first frame of every stream."""
+    if frame_at_or_after(turn.time, fps) < start:
+        return False
+    return turn.span is None or turn.span[1] * fps > start + TIME_EPS
+
+
 class DenseVideoCaptioningDataset(StreamDataset):
     kind = "dvc"
 
@@ -109,8 +121,7 @@ class DenseVideoCaptioningDataset(StreamDataset):
                 records.append(DVCRecord(sid, rel, n, tuple(turns)))
                 continue
             for start in window_starts(n, self.max_frames, self.clip_stride):
-                # captions answered inside the window (an answer follows frame ceil(time * fps))
-                inside = tuple(t for t in turns if frame_at_or_after(t.time, self.fps) >= start)
+                inside = tuple(t for t in turns if answered_in_window(t, start, self.fps))
                 if inside:
                     records.append(DVCRecord(f"{sid}@{start}", rel, n, inside, start))
                 else:

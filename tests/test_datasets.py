@@ -340,8 +340,26 @@ def test_dvc_windows_hold_the_captions_answered_inside_them(fixture_root, templa
                               _lm_text(item, qwen2_tokenizer))
     one, two = "A man slices an onion.<|im_end|>", "He adds it to the pan.<|im_end|>"
     assert got == {0: ([0, 5, 10, 15], [0, 1, 1, 1], one),
-                   2: ([10, 15, 20, 25], [1, 1, 0, 1], one),   # positives clamped to the window; cut in the 2nd turn
+                   # the first caption's event [0, 1] s ends at frame 2: this window never shows it, so it
+                   # is not taught here (answered_in_window); the second one's positives start at frame 5
+                   2: ([10, 15, 20, 25], [0, 0, 0, 1], ""),
                    4: ([20, 25, 30], [0, 1, 1], two)}          # the first caption was said before the window
+
+
+def test_dvc_window_drops_a_caption_of_an_event_it_never_shows():
+    from data.dvc import answered_in_window
+    from data.stream import Turn
+
+    # said when its event [2.5, 3] s ends: answered after frame 6 (2 fps), the first frame AFTER the event
+    at_end = Turn("assistant", 3.0, "a red circle spins", span=(2.5, 3.0))
+    assert answered_in_window(at_end, 4, 2.0)          # frames 4, 5 show the event
+    assert not answered_in_window(at_end, 6, 2.0)      # a window from frame 6 never shows it
+    # said mid-event [2, 4] s at 3.2 s (frame 7): a window from frame 6 shows frames 6, 7 of it
+    mid = Turn("assistant", 3.2, "he stirs", span=(2.0, 4.0))
+    assert answered_in_window(mid, 6, 2.0) and not answered_in_window(mid, 8, 2.0)
+    # no timespan: only the answer time counts
+    assert answered_in_window(Turn("assistant", 3.0, "x"), 6, 2.0)
+    assert not answered_in_window(Turn("assistant", 3.0, "x"), 7, 2.0)
 
 
 def test_hihd_item_one_stream_turn_and_immutable_dropout(fixture_root, template, qwen2_tokenizer, caplog):
