@@ -1,7 +1,7 @@
 """The training annotations and mixture of the embedded default model (scripts/train_tiny.sh).
 
     python scripts/tiny_mixture.py --data DATA [--clip_stride 12] [--dvc_copies 3] [--counterfactual kind,motion]
-        [--dvc_at end]
+        [--attribute_queries motion,kind] [--dvc_at end]
 
 Everything comes from the synthetic TRAIN split's ``ground_truth.json`` (never val or test) and is
 written under ``DATA/train/`` plus ``DATA/mixture_tiny.json``:
@@ -14,6 +14,12 @@ written under ``DATA/train/`` plus ``DATA/mixture_tiny.json``:
   generator), relevance 1 on the events of that changed shape if the video has any (usually none).
   Without them a query can be refused on its colour alone most of the time; with them kind and
   motion must be read too (instructions/tiny_model.md, session 5).
+* ``grounding_attribute.json`` (``--attribute_queries``): for every video and every value of the named
+  attributes that one of its events has, a query naming that value ALONE (``ATTRIBUTE_QUERY``: motion
+  "it slides", kind "a square", colour "a red one"), relevance 1 on every event with that value. A
+  full query can be told from its distractors by one attribute at a time; these make each attribute's
+  reading a task of its own, frame by frame (motion has to be read across frames: which way the shape
+  moved, whether it turned).
 * ``dvc_tiny.json`` (``--dvc_at``): the dense-captioning narrations, one caption per event, said
   ``mid`` (the generator's own times: between the midpoint and three quarters of the event, as in
   ``train/shot2story_dvc.json``) or at the event's ``end`` (the first frame after it; one informative
@@ -71,6 +77,21 @@ def counterfactual_items(ground_truth: list[dict], attrs: list[str], seed: int =
     return items
 
 
+ATTRIBUTE_QUERY = {"motion": "it {}", "kind": "a {}", "colour": "a {} one"}
+
+
+def attribute_items(ground_truth: list[dict], attrs: list[str]) -> list[dict]:
+    items = []
+    for v in ground_truth:
+        for attr in attrs:
+            spans: dict[str, list[list[float]]] = {}
+            for e in v["events"]:
+                spans.setdefault(e[attr], []).append([e["start"], e["end"]])
+            items += [{"video_uid": v["video"], "query": ATTRIBUTE_QUERY[attr].format(value), "timestamps": t}
+                      for value, t in sorted(spans.items())]
+    return items
+
+
 def dvc_items(ground_truth: list[dict], at: str, generator_file: Path) -> dict:
     if at == "mid":
         return json.loads(generator_file.read_text())
@@ -87,16 +108,19 @@ def main(argv=None) -> int:
     ap.add_argument("--fps", type=float, default=2.0)
     ap.add_argument("--dvc_copies", type=int, default=3)
     ap.add_argument("--counterfactual", default="", help="attributes to change one at a time: any of colour,kind,motion")
+    ap.add_argument("--attribute_queries", default="",
+                    help="one-attribute queries (module doc) for any of colour,kind,motion")
     ap.add_argument("--dvc_at", choices=("mid", "end"), default="mid")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     root = Path(args.data)
     attrs = [a.strip() for a in args.counterfactual.split(",") if a.strip()]
-    bad = [a for a in attrs if a not in VALUES]
+    single = [a.strip() for a in args.attribute_queries.split(",") if a.strip()]
+    bad = [a for a in attrs + single if a not in VALUES]
     if args.clip_stride < 0 or args.max_frames < 1 or args.dvc_copies < 0:
         raise SystemExit("--clip_stride must be >= 0, --max_frames >= 1, --dvc_copies >= 0")
     if bad:
-        raise SystemExit(f"--counterfactual: unknown attributes {bad}; choose from {list(VALUES)}")
+        raise SystemExit(f"--counterfactual / --attribute_queries: unknown attributes {bad}; choose from {list(VALUES)}")
     gt = json.loads((root / "train" / "ground_truth.json").read_text())
     train = root / "train"
     (train / "grounding_contrast.json").write_text(json.dumps(contrast_items(gt)))
@@ -104,6 +128,9 @@ def main(argv=None) -> int:
     if attrs:
         (train / "grounding_counterfactual.json").write_text(json.dumps(counterfactual_items(gt, attrs, args.seed)))
         names.append("grounding_counterfactual")
+    if single:
+        (train / "grounding_attribute.json").write_text(json.dumps(attribute_items(gt, single)))
+        names.append("grounding_attribute")
     (train / "dvc_tiny.json").write_text(json.dumps(dvc_items(gt, args.dvc_at, train / "shot2story_dvc.json")))
     common = {"video_root": "videos", "metadata": "videos_metadata.json", "fps": args.fps, "max_frames": args.max_frames}
     if args.clip_stride:
@@ -113,7 +140,8 @@ def main(argv=None) -> int:
     datasets += [{"name": f"dvc_{i}", "type": "dvc", "anno_file": "train/dvc_tiny.json", **common}
                  for i in range(args.dvc_copies)]
     desc = (f"aha-tiny-synth recipe (scripts/train_tiny.sh): synthetic train split; {', '.join(names)} (raw query "
-            f"text{', counterfactual ' + '/'.join(attrs) if attrs else ''}), dense captioning said at the event "
+            f"text{', counterfactual ' + '/'.join(attrs) if attrs else ''}"
+            f"{', one-attribute queries ' + '/'.join(single) if single else ''}), dense captioning said at the event "
             f"{args.dvc_at} x{args.dvc_copies}; {args.fps:g} fps, {args.max_frames}-frame clips "
             + (f"every {args.clip_stride} frames" if args.clip_stride else "(the first of each video)"))
     (root / "mixture_tiny.json").write_text(json.dumps({"description": desc, "datasets": datasets}, indent=1) + "\n")

@@ -9,7 +9,7 @@
 #      the same 20 + 20 videos as the default set, whatever --n_train) and its videos_metadata.json;
 #   2. a mixture over the train split (scripts/tiny_mixture.py): grounding (binary query relevance,
 #      the raw query text; the video's query plus one query per distinct event shape, optionally
-#      COUNTERFACTUAL one-attribute-changed queries) and dense captioning DVC_COPIES times (LM +
+#      COUNTERFACTUAL one-attribute-changed queries, ATTRIBUTE_QUERIES one-attribute queries) and dense captioning DVC_COPIES times (LM +
 #      informative labels, said when the event ends (DVC_AT=end) or mid-event (mid)), 2 fps,
 #      12-frame clips, one every CLIP_STRIDE frames over the whole video (0: the first of each video);
 #   3. stage 0 (VISION_STAGE=1, scripts/pretrain_tiny_vision.py): the vision tower and projector
@@ -32,6 +32,7 @@ STEPS=${STEPS:-5000}
 CLIP_STRIDE=${CLIP_STRIDE:-12}
 DVC_COPIES=${DVC_COPIES:-3}
 COUNTERFACTUAL=${COUNTERFACTUAL:-}
+ATTRIBUTE_QUERIES=${ATTRIBUTE_QUERIES:-}  # one-attribute queries (scripts/tiny_mixture.py), e.g. motion,kind
 DVC_AT=${DVC_AT:-end}
 SEED=${SEED:-0}
 SHIP=${SHIP:-0}
@@ -66,7 +67,7 @@ fi
 # frames over the WHOLE video (clip_stride), so every event of every video is seen, clips start at
 # any time as the online engine's sliding window does, and a caption window can follow an earlier one.
 $PY scripts/tiny_mixture.py --data "$DATA" --clip_stride "$CLIP_STRIDE" --dvc_copies "$DVC_COPIES" \
-    --counterfactual "$COUNTERFACTUAL" --dvc_at "$DVC_AT" --seed "$SEED"
+    --counterfactual "$COUNTERFACTUAL" --attribute_queries "$ATTRIBUTE_QUERIES" --dvc_at "$DVC_AT" --seed "$SEED"
 
 # 3. training (with VISION_STAGE=1: stage 0, then the language model on the pretrained tower)
 start=$(date +%s)

@@ -42,6 +42,15 @@ def test_counterfactual_items_change_exactly_one_attribute_and_are_seeded():
         assert it["timestamps"] == tm.shape_spans(GT[0]).get(tuple(words), [])
 
 
+def test_attribute_items_name_one_value_and_cover_every_event_with_it():
+    items = tm.attribute_items(GT, ["motion", "kind"])
+    assert items == [{"video_uid": "a.mp4", "query": "it bounces", "timestamps": [[1.0, 3.0], [9.0, 11.0]]},
+                     {"video_uid": "a.mp4", "query": "it spins", "timestamps": [[5.0, 7.0]]},
+                     {"video_uid": "a.mp4", "query": "a circle", "timestamps": [[1.0, 3.0], [9.0, 11.0]]},
+                     {"video_uid": "a.mp4", "query": "a square", "timestamps": [[5.0, 7.0]]}]
+    assert tm.attribute_items(GT, ["colour"])[0]["query"] == "a blue one"
+
+
 def test_main_writes_a_valid_mixture_from_the_train_split(tmp_path):
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "ground_truth.json").write_text(json.dumps(GT))
@@ -61,3 +70,9 @@ def test_main_writes_a_valid_mixture_from_the_train_split(tmp_path):
     assert json.loads((tmp_path / "train" / "dvc_tiny.json").read_text()) == {"a.mp4": {"0": []}}
     with pytest.raises(SystemExit, match="unknown attributes"):
         tm.main(["--data", str(tmp_path), "--counterfactual", "size"])
+    with pytest.raises(SystemExit, match="unknown attributes"):
+        tm.main(["--data", str(tmp_path), "--attribute_queries", "motion,speed"])
+    assert tm.main(["--data", str(tmp_path), "--attribute_queries", "motion"]) == 0
+    names = [d["name"] for d in load_mixture_config(tmp_path / "mixture_tiny.json")["datasets"]]
+    assert names[:3] == ["grounding", "grounding_contrast", "grounding_attribute"]
+    assert json.loads((tmp_path / "train" / "grounding_attribute.json").read_text())[0]["query"] == "it bounces"
