@@ -16,6 +16,10 @@
 #      pretrained from random init on rendered, labelled events (kind, colour, motion, "nothing", and
 #      every frame's pose: MOTION_PROBE, POSE_WEIGHT), VISION_STEPS steps; VISION_CKPT reuses a
 #      stage-0 checkpoint instead;
+#   3b. stage 0b (STREAM_STEPS > 0, scripts/pretrain_tiny_stream.py): the language model and projector
+#      learn to read the motion, kind and colour of the event on screen from the train videos' frame
+#      streams (per-frame probes on the hidden state the heads read), STREAM_STEPS steps; skipped
+#      when VISION_CKPT is given (it is then the starting point, as is);
 #   4. stage 1: full training (--lora_r 0: the language model, projector and heads; the tower frozen
 #      after stage 0, trained too with VISION_STAGE=0) with the shipped tokenizer and the preset's
 #      empty system prompt, seeded, 5000 steps of 8 samples, LM loss weight 1 (captions carry the
@@ -44,7 +48,10 @@ VISION_STEPS=${VISION_STEPS:-8000}
 # shape is, how large and which way it points in every frame, the raw material of motion)
 MOTION_PROBE=${MOTION_PROBE:-mlp}
 POSE_WEIGHT=${POSE_WEIGHT:-1}
-VISION_CKPT=${VISION_CKPT:-}  # with VISION_STAGE=1: reuse this stage-0 checkpoint instead of training one
+VISION_CKPT=${VISION_CKPT:-}  # with VISION_STAGE=1: reuse this stage-0 (or 0b) checkpoint instead of training one
+# stage 0b (scripts/pretrain_tiny_stream.py): motion is a change of pose across frames, which stage 1's
+# signals did not teach the language model to read (instructions/tiny_model.md, session 11); 0: off
+STREAM_STEPS=${STREAM_STEPS:-0}
 PY=${PYTHON:-python}
 # passive OpenMP waits: on a busy CPU a spinning thread waiting for a descheduled one burns ~7x the
 # CPU time of the work itself (measured: 2.3 vs 0.35 CPU-s per step); the numbers are unchanged
@@ -78,6 +85,11 @@ elif [ "$VISION_STAGE" = "1" ]; then
     /usr/bin/time -v -o "$OUT.vision.time.txt" $PY scripts/pretrain_tiny_vision.py --out "$OUT.vision" --data "$DATA" \
         --steps "$VISION_STEPS" --motion_probe "$MOTION_PROBE" --pose_weight "$POSE_WEIGHT" --seed "$SEED" --overwrite
     INIT=(--lora_pretrained "$OUT.vision" --train_vision false)
+    if [ "$STREAM_STEPS" != "0" ]; then
+        /usr/bin/time -v -o "$OUT.stream.time.txt" $PY scripts/pretrain_tiny_stream.py --init "$OUT.vision" \
+            --data "$DATA" --out "$OUT.stream" --steps "$STREAM_STEPS" --seed "$SEED" --overwrite
+        INIT=(--lora_pretrained "$OUT.stream" --train_vision false)
+    fi
 fi
 # wall time and CPU time (the CPU may be shared: CPU seconds / 2 is the time on two free cores)
 /usr/bin/time -v -o "$OUT.time.txt" $PY train.py "${INIT[@]}" --tokenizer configs/tokenizers/aha-tiny-synth \
@@ -87,8 +99,10 @@ fi
     --lr_scheduler_type cosine --weight_decay 0.01 --loss_weights '{"lm": 1.0}' --clip_memory_mb 3000 \
     --logging_steps 250 --save_strategy no --report_to none --use_cpu true --dataloader_num_workers 2 "$@"
 end=$(date +%s)
-{ echo "training took $((end - start)) s wall (steps: $STEPS; vision stage: $VISION_STAGE, $VISION_STEPS steps)"
+{ echo "training took $((end - start)) s wall (steps: $STEPS; vision stage: $VISION_STAGE, $VISION_STEPS steps; stream stage: $STREAM_STEPS steps)"
   [ "$VISION_STAGE" = "1" ] && [ -z "$VISION_CKPT" ] && grep -E "User time|System time|Elapsed|Percent of CPU" "$OUT.vision.time.txt"
+  [ "$VISION_STAGE" = "1" ] && [ -z "$VISION_CKPT" ] && [ "$STREAM_STEPS" != "0" ] \
+      && grep -E "User time|System time|Elapsed|Percent of CPU" "$OUT.stream.time.txt"
   grep -E "User time|System time|Elapsed|Percent of CPU" "$OUT.time.txt"; } \
     | tee "$OUT/train_time.txt"
 
