@@ -52,6 +52,7 @@ VISION_CKPT=${VISION_CKPT:-}  # with VISION_STAGE=1: reuse this stage-0 (or 0b) 
 # stage 0b (scripts/pretrain_tiny_stream.py): motion is a change of pose across frames, which stage 1's
 # signals did not teach the language model to read (instructions/tiny_model.md, session 11); 0: off
 STREAM_STEPS=${STREAM_STEPS:-0}
+STREAM_PROBE_LAYER=${STREAM_PROBE_LAYER:-}  # stage 0b trains (and probes) only this many LM layers; empty: all
 PY=${PYTHON:-python}
 # passive OpenMP waits: on a busy CPU a spinning thread waiting for a descheduled one burns ~7x the
 # CPU time of the work itself (measured: 2.3 vs 0.35 CPU-s per step); the numbers are unchanged
@@ -87,7 +88,8 @@ elif [ "$VISION_STAGE" = "1" ]; then
     INIT=(--lora_pretrained "$OUT.vision" --train_vision false)
     if [ "$STREAM_STEPS" != "0" ]; then
         /usr/bin/time -v -o "$OUT.stream.time.txt" $PY scripts/pretrain_tiny_stream.py --init "$OUT.vision" \
-            --data "$DATA" --out "$OUT.stream" --steps "$STREAM_STEPS" --seed "$SEED" --overwrite
+            --data "$DATA" --out "$OUT.stream" --steps "$STREAM_STEPS" --seed "$SEED" --overwrite \
+            ${STREAM_PROBE_LAYER:+--probe_layer "$STREAM_PROBE_LAYER"}
         INIT=(--lora_pretrained "$OUT.stream" --train_vision false)
     fi
 fi
