@@ -17,7 +17,7 @@ reference's duplicate rule); turn placement, informative labels and clipping fol
 item from the dataset seed. No relevance labels. With ``clip_stride`` (``data/stream.py``) an item
 gives one window per stride: the instruction right before the window's first frame, then the
 captions answered inside the window (answer frame at or after its first frame) whose event does not
-end at or before that frame (``answered_in_window``).
+end at or before that frame (``answered_in_window``; ``unseen_captions="keep"`` keeps those too).
 """
 from __future__ import annotations
 
@@ -83,8 +83,13 @@ def answered_in_window(turn: Turn, start: int, fps: float) -> bool:
 class DenseVideoCaptioningDataset(StreamDataset):
     kind = "dvc"
 
-    def __init__(self, *args, coin_subset: str = "training", **kwargs):
+    def __init__(self, *args, coin_subset: str = "training", unseen_captions: str = "drop", **kwargs):
+        # "keep": also teach a window the captions of events it never shows (before session 11; the
+        # shipped aha-tiny-synth v7 was trained so, and scripts/train_tiny.sh reproduces it with it)
+        if unseen_captions not in ("drop", "keep"):
+            raise ValueError(f"unseen_captions must be 'drop' or 'keep', got {unseen_captions!r}")
         self.coin_subset = coin_subset
+        self.unseen_captions = unseen_captions
         super().__init__(*args, **kwargs)
 
     def _annotation_groups(self):
@@ -121,7 +126,10 @@ class DenseVideoCaptioningDataset(StreamDataset):
                 records.append(DVCRecord(sid, rel, n, tuple(turns)))
                 continue
             for start in window_starts(n, self.max_frames, self.clip_stride):
-                inside = tuple(t for t in turns if answered_in_window(t, start, self.fps))
+                if self.unseen_captions == "keep":
+                    inside = tuple(t for t in turns if frame_at_or_after(t.time, self.fps) >= start)
+                else:
+                    inside = tuple(t for t in turns if answered_in_window(t, start, self.fps))
                 if inside:
                     records.append(DVCRecord(f"{sid}@{start}", rel, n, inside, start))
                 else:

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 TYPES = {"dvc": DenseVideoCaptioningDataset, "magqa": MAGQADataset, "grounding": GroundingDataset, "hihd": HIHDDataset}
 REQUIRED = ("name", "type", "video_root", "anno_file", "metadata", "fps", "max_frames")
 OPTIONS = {
-    "dvc": {"coin_subset", "clip_stride"},
+    "dvc": {"coin_subset", "clip_stride", "unseen_captions"},
     "magqa": {"max_pre_question_frames"},
     "grounding": {"template_spec", "clip_stride"},
     "hihd": {"split", "quality_dropout"},

@@ -110,6 +110,9 @@ def main(argv=None) -> int:
     ap.add_argument("--counterfactual", default="", help="attributes to change one at a time: any of colour,kind,motion")
     ap.add_argument("--attribute_queries", default="",
                     help="one-attribute queries (module doc) for any of colour,kind,motion")
+    ap.add_argument("--dvc_unseen", choices=("drop", "keep"), default="drop",
+                    help="captions of events a window never shows (data/dvc.py answered_in_window): dropped, or "
+                         "kept as before session 11 (the shipped checkpoint's recipe)")
     ap.add_argument("--dvc_at", choices=("mid", "end"), default="mid")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -137,7 +140,8 @@ def main(argv=None) -> int:
         common["clip_stride"] = args.clip_stride
     datasets = [{"name": n, "type": "grounding", "anno_file": f"train/{n}.json", "template_spec": "none", **common}
                 for n in names]
-    datasets += [{"name": f"dvc_{i}", "type": "dvc", "anno_file": "train/dvc_tiny.json", **common}
+    datasets += [{"name": f"dvc_{i}", "type": "dvc", "anno_file": "train/dvc_tiny.json", **common,
+                  **({"unseen_captions": "keep"} if args.dvc_unseen == "keep" else {})}
                  for i in range(args.dvc_copies)]
     desc = (f"aha-tiny-synth recipe (scripts/train_tiny.sh): synthetic train split; {', '.join(names)} (raw query "
             f"text{', counterfactual ' + '/'.join(attrs) if attrs else ''}"

@@ -38,6 +38,10 @@ DVC_COPIES=${DVC_COPIES:-3}
 COUNTERFACTUAL=${COUNTERFACTUAL:-}
 ATTRIBUTE_QUERIES=${ATTRIBUTE_QUERIES:-}  # one-attribute queries (scripts/tiny_mixture.py), e.g. motion,kind
 DVC_AT=${DVC_AT:-end}
+# captions of events a window never shows (one said when its event ends, on the window's first frame):
+# "keep" reproduces the shipped checkpoint (v7, trained before data/dvc.py dropped them); "drop" is
+# the dataset's default (instructions/tiny_model.md, session 11)
+DVC_UNSEEN=${DVC_UNSEEN:-keep}
 SEED=${SEED:-0}
 SHIP=${SHIP:-0}
 # VISION_STAGE=1: stage 0 first (scripts/pretrain_tiny_vision.py: the vision tower and projector
@@ -75,7 +79,7 @@ fi
 # frames over the WHOLE video (clip_stride), so every event of every video is seen, clips start at
 # any time as the online engine's sliding window does, and a caption window can follow an earlier one.
 $PY scripts/tiny_mixture.py --data "$DATA" --clip_stride "$CLIP_STRIDE" --dvc_copies "$DVC_COPIES" \
-    --counterfactual "$COUNTERFACTUAL" --attribute_queries "$ATTRIBUTE_QUERIES" --dvc_at "$DVC_AT" --seed "$SEED"
+    --counterfactual "$COUNTERFACTUAL" --attribute_queries "$ATTRIBUTE_QUERIES" --dvc_at "$DVC_AT" --dvc_unseen "$DVC_UNSEEN" --seed "$SEED"
 
 # 3. training (with VISION_STAGE=1: stage 0, then the language model on the pretrained tower)
 start=$(date +%s)

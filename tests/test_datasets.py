@@ -344,6 +344,14 @@ def test_dvc_windows_hold_the_captions_answered_inside_them(fixture_root, templa
                    # is not taught here (answered_in_window); the second one's positives start at frame 5
                    2: ([10, 15, 20, 25], [0, 0, 0, 1], ""),
                    4: ([20, 25, 30], [0, 1, 1], two)}          # the first caption was said before the window
+    # unseen_captions="keep" (before session 11): the window from frame 2 is also taught the first
+    # caption, with positives from its event's midpoint clamped to the window
+    keep = _dataset(DenseVideoCaptioningDataset, fixture_root, "shot2story", "dvc.json", template, max_frames=4,
+                    clip_stride=2, unseen_captions="keep")
+    at2 = next(i for i in range(len(keep)) if keep.sample(i).start_frame == 2)
+    assert _frame_labels(keep[at2], "informative_labels") == [1, 1, 0, 1] and _lm_text(keep[at2], qwen2_tokenizer) == one
+    with pytest.raises(ValueError, match="unseen_captions"):
+        _dataset(DenseVideoCaptioningDataset, fixture_root, "shot2story", "dvc.json", template, unseen_captions="x")
 
 
 def test_dvc_window_drops_a_caption_of_an_event_it_never_shows():

@@ -72,6 +72,9 @@ def test_main_writes_a_valid_mixture_from_the_train_split(tmp_path):
         tm.main(["--data", str(tmp_path), "--counterfactual", "size"])
     with pytest.raises(SystemExit, match="unknown attributes"):
         tm.main(["--data", str(tmp_path), "--attribute_queries", "motion,speed"])
+    assert tm.main(["--data", str(tmp_path), "--dvc_unseen", "keep", "--clip_stride", "6"]) == 0
+    dvc = [d for d in load_mixture_config(tmp_path / "mixture_tiny.json")["datasets"] if d["type"] == "dvc"]
+    assert dvc and all(d["unseen_captions"] == "keep" for d in dvc)
     assert tm.main(["--data", str(tmp_path), "--attribute_queries", "motion"]) == 0
     names = [d["name"] for d in load_mixture_config(tmp_path / "mixture_tiny.json")["datasets"]]
     assert names[:3] == ["grounding", "grounding_contrast", "grounding_attribute"]
