@@ -69,15 +69,15 @@ def dedupe_narrations(turns: list[Turn]) -> list[Turn]:
     return out
 
 
-def answered_in_window(turn: Turn, start: int, fps: float) -> bool:
+def answered_in_window(turn: Turn, start: int, fps: float, keep_unseen: bool = False) -> bool:
     """Whether a window starting at frame ``start`` teaches this caption: it is answered inside the
     window (an answer follows frame ceil(time * fps)) and its event (``timespan``) does not end at or
-    before the window's first frame. A caption of an event the window never shows (a caption said
-    when its event ends, on the window's first frame) is a label no model can predict from the
-    window: it taught the informative head to fire on the first frame of every stream."""
+    before the window's first frame (unless ``keep_unseen``). A caption of an event the window never
+    shows (one said when its event ends, on the window's first frame) is a label no model can
+    predict from the window: a response on a first frame, with a caption guessed from nothing."""
     if frame_at_or_after(turn.time, fps) < start:
         return False
-    return turn.span is None or turn.span[1] * fps > start + TIME_EPS
+    return keep_unseen or turn.span is None or turn.span[1] * fps > start + TIME_EPS
 
 
 class DenseVideoCaptioningDataset(StreamDataset):
@@ -126,10 +126,8 @@ class DenseVideoCaptioningDataset(StreamDataset):
                 records.append(DVCRecord(sid, rel, n, tuple(turns)))
                 continue
             for start in window_starts(n, self.max_frames, self.clip_stride):
-                if self.unseen_captions == "keep":
-                    inside = tuple(t for t in turns if frame_at_or_after(t.time, self.fps) >= start)
-                else:
-                    inside = tuple(t for t in turns if answered_in_window(t, start, self.fps))
+                keep = self.unseen_captions == "keep"
+                inside = tuple(t for t in turns if answered_in_window(t, start, self.fps, keep))
                 if inside:
                     records.append(DVCRecord(f"{sid}@{start}", rel, n, inside, start))
                 else:

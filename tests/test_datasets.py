@@ -362,6 +362,7 @@ def test_dvc_window_drops_a_caption_of_an_event_it_never_shows():
     at_end = Turn("assistant", 3.0, "a red circle spins", span=(2.5, 3.0))
     assert answered_in_window(at_end, 4, 2.0)          # frames 4, 5 show the event
     assert not answered_in_window(at_end, 6, 2.0)      # a window from frame 6 never shows it
+    assert answered_in_window(at_end, 6, 2.0, keep_unseen=True) and not answered_in_window(at_end, 8, 2.0, True)
     # said mid-event [2, 4] s at 3.2 s (frame 7): a window from frame 6 shows frames 6, 7 of it
     mid = Turn("assistant", 3.2, "he stirs", span=(2.0, 4.0))
     assert answered_in_window(mid, 6, 2.0) and not answered_in_window(mid, 8, 2.0)
