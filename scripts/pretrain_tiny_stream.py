@@ -183,6 +183,11 @@ def main(args) -> int:
     model = load_checkpoint(args.init)
     if model.tokens_per_frame != 1:
         raise ValueError("this stage reads one token per frame (the aha-tiny-synth preset)")
+    lm = model.model.language_model
+    n_layers = len(lm.layers)
+    # refused before the videos are decoded (the slow part)
+    if args.probe_layer is not None and not 1 <= args.probe_layer <= n_layers:
+        raise ValueError(f"--probe_layer must be in [1, {n_layers}], got {args.probe_layer}")
     size = model.config.vision_config.image_size
     model.eval()
     train = load_split(model, data_dir, "train", args.fps, size, args.n_train_videos)
@@ -198,10 +203,6 @@ def main(args) -> int:
     prompts = [prompt(template, system, text, args.window) for text in DVC_INSTRUCTIONS]
     torch.manual_seed(args.seed)
     probes = Probes(model.config.text_config.hidden_size)
-    lm = model.model.language_model
-    n_layers = len(lm.layers)
-    if args.probe_layer is not None and not 1 <= args.probe_layer <= n_layers:
-        raise ValueError(f"--probe_layer must be in [1, {n_layers}], got {args.probe_layer}")
     layer = None if args.probe_layer in (None, n_layers) else args.probe_layer
     model.requires_grad_(False)
     trained = ([p for n, p in lm.named_parameters() if not n.startswith("embed_tokens")] if layer is None
