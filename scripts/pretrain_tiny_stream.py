@@ -18,6 +18,15 @@ them). The probes are thrown away; the result is a full Aha! checkpoint that ``t
 separately on the frames after an event's first (the ones where motion can be seen). Seeded and
 single-process: the same command on the same machine gives the same weights.
 
+``--query_fraction F`` (session 12) prompts that fraction of the samples with a shape query instead of
+the captioning instruction (stage 1's grounding prompt: the raw query "a red circle slides" as the
+user turn, drawn from the video's own shapes) and adds per-frame *match* probes for them: is the
+shape on screen of the query's colour, kind, motion, all three (or is nothing on screen). With the
+instruction only, the language model learned to read the frames and stage 1's relevance then
+stopped reading the query (session 11, runs E-I); the match probes make the comparison with the
+query part of what this stage teaches. With the default 0 the stage draws exactly what it drew
+before (session 11's runs are reproduced).
+
     python scripts/pretrain_tiny_stream.py --init outputs/tiny_vision --data outputs/synthetic --out outputs/tiny_stream
 """
 from __future__ import annotations
@@ -37,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.prompts import DVC_INSTRUCTIONS  # noqa: E402
 from data.synthetic.metrics import event_at  # noqa: E402
-from data.synthetic.scene import COLOURS, KINDS, MOTIONS  # noqa: E402
+from data.synthetic.scene import COLOURS, KINDS, MOTIONS, Shape  # noqa: E402
 from models.chat import ChatTemplate, load_tokenizer, system_prompt_of  # noqa: E402
 from models.checkpoint import inference_settings, load_checkpoint, save_checkpoint  # noqa: E402
 from models.frames import to_pixel_values  # noqa: E402
@@ -48,15 +57,48 @@ log = logging.getLogger("pretrain_tiny_stream")
 
 # label name -> its values; the last class of each is "nothing on screen"
 ATTRIBUTES = {"motion": tuple(MOTIONS), "kind": tuple(KINDS), "colour": tuple(COLOURS)}
+# match probes (query-prompted samples): does the shape on screen agree with the query in this attribute
+# (or in all three)? classes: 0 differs, 1 same, 2 nothing on screen
+MATCHES = ("motion", "kind", "colour", "all")
 
 
 class VideoFrames:
     """One split's videos at ``fps``: frozen SigLIP features per frame and per-frame labels."""
 
-    def __init__(self, features: list[torch.Tensor], labels: list[np.ndarray], moving: list[np.ndarray]):
+    def __init__(self, features: list[torch.Tensor], labels: list[np.ndarray], moving: list[np.ndarray],
+                 shapes: list[list[np.ndarray]] | None = None):
         self.features = features  # per video [T, patches, vision_dim]
         self.labels = labels  # per video int64 [T, 3]: motion, kind, colour class ("nothing" last)
         self.moving = moving  # per video bool [T]: an event frame after its event's first sampled frame
+        self.shapes = shapes  # per video: its distinct shapes (query first) as class triples, like labels
+
+
+def shape_classes(shape: dict) -> np.ndarray:
+    return np.array([values.index(shape[name]) for name, values in ATTRIBUTES.items()], dtype=np.int64)
+
+
+def shape_of(classes: np.ndarray) -> str:
+    """Class triple -> the query text stage 1 and the engine use ("a red circle slides")."""
+    named = {name: values[int(c)] for (name, values), c in zip(ATTRIBUTES.items(), classes)}
+    return Shape(**named).text
+
+
+def video_shapes(video: dict) -> list[np.ndarray]:
+    """The video's own query, then every other distinct shape among its events."""
+    out: list[np.ndarray] = []
+    for shape in [video["query_shape"], *video["events"]]:
+        c = shape_classes(shape)
+        if not any((c == o).all() for o in out):
+            out.append(c)
+    return out
+
+
+def match_targets(labels: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Per-frame attribute labels [T, 3] and a query's classes [3] -> match classes [T, 4] (MATCHES)."""
+    nothing = labels[:, :1] == len(ATTRIBUTES["motion"])  # no event on screen: every attribute is "nothing"
+    same = labels == query[None]
+    out = np.concatenate([same, same.all(1, keepdims=True)], 1).astype(np.int64)
+    return np.where(nothing, 2, out)
 
 
 def frame_labels(events: list[dict], n_frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +117,7 @@ def load_split(model, data_dir: Path, split: str, fps: float, size: int, limit: 
     from data.video import load_clip
 
     gt = json.loads((data_dir / split / "ground_truth.json").read_text())[:limit]
-    feats, labels, moving = [], [], []
+    feats, labels, moving, shapes = [], [], [], []
     for video in gt:
         frames = load_clip(data_dir / "videos" / video["video"], fps, 0, None, size=size)
         if len(frames) == 0:
@@ -85,27 +127,44 @@ def load_split(model, data_dir: Path, split: str, fps: float, size: int, limit: 
         lab, mov = frame_labels(video["events"], len(frames), fps)
         labels.append(lab)
         moving.append(mov)
-    return VideoFrames(feats, labels, moving)
+        shapes.append(video_shapes(video))
+    return VideoFrames(feats, labels, moving, shapes)
 
 
 class Probes(torch.nn.Module):
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, match: bool = False):
         super().__init__()
         self.heads = torch.nn.ModuleDict({k: torch.nn.Linear(dim, len(v) + 1) for k, v in ATTRIBUTES.items()})
+        # built only when asked, after the attribute probes: the default run's initialisation is unchanged
+        self.match = torch.nn.ModuleDict({k: torch.nn.Linear(dim, 3) for k in MATCHES}) if match else None
 
     def forward(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
         return {k: head(h) for k, head in self.heads.items()}
+
+    def matches(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {k: head(h) for k, head in self.match.items()}
 
 
 def frame_states(model, ids: torch.Tensor, feats: torch.Tensor, frame_pos: torch.Tensor,
                  layer: int | None = None) -> torch.Tensor:
     """ids [B, S] with the window's placeholders, feats [B * window, patches, dim] -> hidden states at
     each frame's last token [B, window, D]: the last hidden state (where the Aha! heads read), or with
-    ``layer`` the output of that many decoder layers."""
+    ``layer`` the output of that many decoder layers. ``frame_pos`` is [window] (one prompt for the
+    batch) or [B, window] (per row: prompts of different lengths, right-padded; causal attention keeps
+    the padding out of every earlier position)."""
     embeds = model.embed_inputs(ids, vision_features=feats)
     out = model.model.language_model(inputs_embeds=embeds, return_dict=True, output_hidden_states=layer is not None)
     h = out.last_hidden_state if layer is None else out.hidden_states[layer]
+    if frame_pos.dim() == 2:
+        return h[torch.arange(h.shape[0])[:, None], frame_pos]
     return h[:, frame_pos]
+
+
+def padded(prompts: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompts of different lengths -> right-padded ids [B, S] and frame positions [B, window]."""
+    width = max(len(ids) for ids, _ in prompts)
+    ids = torch.tensor([ids + [pad_id] * (width - len(ids)) for ids, _ in prompts])
+    return ids, torch.tensor([pos for _, pos in prompts])
 
 
 def prompt(template: ChatTemplate, system: str, instruction: str, window: int) -> tuple[list[int], list[int]]:
@@ -139,6 +198,73 @@ def evaluate(model, probes: Probes, data: VideoFrames, template, system: str, wi
     return out
 
 
+@torch.no_grad()
+def evaluate_match(model, probes: Probes, data: VideoFrames, template, system: str, window: int,
+                   layer: int | None = None) -> dict[str, float]:
+    """Query-prompted windows of the split's videos (every distinct shape of a video as the query, every
+    frame once per query): accuracy of each match probe, and the AUC of the "all" probe's P(same) for
+    frames of a matching event against frames of another shape, overall and by the attribute that differs."""
+    from sklearn.metrics import roc_auc_score
+
+    hits = {k: 0 for k in MATCHES}
+    n = 0
+    scores, truth, differs = [], [], []
+    for feats, labels, shapes in zip(data.features, data.labels, data.shapes):
+        for query in shapes:
+            ids, pos = prompt(template, system, shape_of(query), window)
+            ids_t, pos_t = torch.tensor([ids]), torch.tensor(pos)
+            target = match_targets(labels, query)
+            for s in range(0, len(feats) - window + 1, window):
+                logits = probes.matches(frame_states(model, ids_t, feats[s: s + window], pos_t, layer)[0])
+                t = target[s: s + window]
+                for j, k in enumerate(MATCHES):
+                    hits[k] += int((logits[k].argmax(-1).numpy() == t[:, j]).sum())
+                event = t[:, -1] != 2
+                scores.extend(logits["all"].softmax(-1)[:, 1].numpy()[event].tolist())
+                truth.extend(t[event, -1].tolist())
+                differs.extend((t[event, :-1] == 0).tolist())
+                n += window
+    out = {f"match_{k}": round(v / max(n, 1), 4) for k, v in hits.items()}
+    scores, truth, differs = np.array(scores), np.array(truth), np.array(differs, dtype=bool).reshape(-1, 3)
+    if 0 < truth.sum() < len(truth):
+        out["match_auc"] = round(float(roc_auc_score(truth, scores)), 4)
+    for j, k in enumerate(ATTRIBUTES):
+        keep = (truth == 1) | differs[:, j]
+        if 0 < truth[keep].sum() < keep.sum():
+            out[f"match_auc_vs_{k}"] = round(float(roc_auc_score(truth[keep], scores[keep])), 4)
+    return out
+
+
+def draw_batch(rng: np.random.Generator, data: VideoFrames, usable: list[int], batch_size: int, window: int,
+               prompts: list, query_fraction: float, template, system: str, pad_id: int):
+    """One training batch: (ids, frame positions, features, attribute targets, match targets or None, which
+    rows are query-prompted). With ``query_fraction`` 0, one instruction for the whole batch, drawn first
+    (session 11's draws, so its runs are reproduced); otherwise each row draws its own prompt."""
+    if query_fraction == 0:
+        ids, pos = prompts[int(rng.integers(len(prompts)))]
+    feats, labels, rows, queried, matched = [], [], [], [], []
+    for v in rng.choice(usable, size=batch_size):
+        s = int(rng.integers(len(data.features[v]) - window + 1))
+        feats.append(data.features[v][s: s + window])
+        labels.append(data.labels[v][s: s + window])
+        if query_fraction == 0:
+            continue
+        if rng.random() < query_fraction:
+            query = data.shapes[v][int(rng.integers(len(data.shapes[v])))]
+            rows.append(prompt(template, system, shape_of(query), window))
+            matched.append(match_targets(labels[-1], query))
+            queried.append(True)
+        else:
+            rows.append(prompts[int(rng.integers(len(prompts)))])
+            matched.append(np.zeros((window, len(MATCHES)), dtype=np.int64))
+            queried.append(False)
+    target = torch.from_numpy(np.stack(labels))
+    if query_fraction == 0:
+        return torch.tensor([ids] * batch_size), torch.tensor(pos), torch.cat(feats), target, None, None
+    ids_t, pos_t = padded(rows, pad_id)
+    return ids_t, pos_t, torch.cat(feats), target, torch.from_numpy(np.stack(matched)), torch.tensor(queried)
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--init", required=True, help="a full Aha! checkpoint (stage 0's)")
@@ -153,6 +279,9 @@ def parse_args(argv=None):
     p.add_argument("--probe_layer", type=int, default=None,
                    help="probe the output of this many decoder layers and train only those (default: all, the "
                         "last hidden state); the layers above are left to stage 1 (comparing with the query)")
+    p.add_argument("--query_fraction", type=float, default=0.0,
+                   help="fraction of samples prompted with one of the video's shape queries instead of a captioning "
+                        "instruction, with per-frame match probes (module doc); 0: instructions only")
     p.add_argument("--n_train_videos", type=int, default=None, help="the first N train videos (default: all)")
     p.add_argument("--n_val_videos", type=int, default=None, help="the first N val videos (default: all)")
     p.add_argument("--eval_every", type=int, default=500)
@@ -170,6 +299,7 @@ def main(args) -> int:
             check_number(getattr(args, name), f"--{name}", minimum=1, integer=True)
     check_number(args.learning_rate, "--learning_rate", above=0)
     check_number(args.fps, "--fps", above=0)
+    check_number(args.query_fraction, "--query_fraction", minimum=0, maximum=1)
     check_output_dir(args.out, "--out")
     out, data_dir = Path(args.out), Path(args.data)
     if (out / "model.safetensors").exists() and not args.overwrite:
@@ -202,7 +332,8 @@ def main(args) -> int:
     system = system_prompt_of(model.config)
     prompts = [prompt(template, system, text, args.window) for text in DVC_INSTRUCTIONS]
     torch.manual_seed(args.seed)
-    probes = Probes(model.config.text_config.hidden_size)
+    probes = Probes(model.config.text_config.hidden_size, match=args.query_fraction > 0)
+    pad_id = template.tok.pad_token_id
     layer = None if args.probe_layer in (None, n_layers) else args.probe_layer
     model.requires_grad_(False)
     trained = ([p for n, p in lm.named_parameters() if not n.startswith("embed_tokens")] if layer is None
@@ -215,17 +346,16 @@ def main(args) -> int:
     history = []
     for step in range(1, args.steps + 1):
         model.train()
-        ids, pos = prompts[int(rng.integers(len(prompts)))]
-        feats, labels = [], []
-        for v in rng.choice(usable, size=args.batch_size):
-            s = int(rng.integers(len(train.features[v]) - args.window + 1))
-            feats.append(train.features[v][s: s + args.window])
-            labels.append(train.labels[v][s: s + args.window])
-        h = frame_states(model, torch.tensor([ids] * args.batch_size), torch.cat(feats), torch.tensor(pos), layer)
-        target = torch.from_numpy(np.stack(labels))
+        ids, pos, feats, target, matched, queried = draw_batch(
+            rng, train, usable, args.batch_size, args.window, prompts, args.query_fraction, template, system, pad_id)
+        h = frame_states(model, ids, feats, pos, layer)
         logits = probes(h)
         parts = {k: F.cross_entropy(logits[k].flatten(0, 1), target[..., j].flatten())
                  for j, k in enumerate(ATTRIBUTES)}
+        if queried is not None and queried.any():
+            m = probes.matches(h[queried])
+            parts.update({f"match_{k}": F.cross_entropy(m[k].flatten(0, 1), matched[queried][..., j].flatten())
+                          for j, k in enumerate(MATCHES)})
         loss = sum(parts.values())
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss at step {step}: {({k: float(v) for k, v in parts.items()})}")
@@ -234,8 +364,10 @@ def main(args) -> int:
         opt.zero_grad(set_to_none=True)
         if step % args.eval_every == 0 or step == args.steps:
             model.eval()
-            row = {"step": step, "loss": {k: round(v.item(), 4) for k, v in parts.items()},
-                   "val": evaluate(model, probes, val, template, system, args.window, layer),
+            scores = evaluate(model, probes, val, template, system, args.window, layer)
+            if probes.match is not None:
+                scores.update(evaluate_match(model, probes, val, template, system, args.window, layer))
+            row = {"step": step, "loss": {k: round(v.item(), 4) for k, v in parts.items()}, "val": scores,
                    "cpu_s": round(time.process_time() - c0, 1), "wall_s": round(time.time() - t0, 1)}
             history.append(row)
             log.info("%s", json.dumps(row))
@@ -245,6 +377,7 @@ def main(args) -> int:
     report = {"stage": "stream pretraining (scripts/pretrain_tiny_stream.py)", "init": str(args.init),
               "args": vars(args), "n_train_videos": len(train.features), "n_val_videos": len(val.features),
               "classes": {k: [*v, "nothing"] for k, v in ATTRIBUTES.items()},
+              "match_classes": ["differs", "same", "nothing"] if probes.match is not None else None,
               "history": history, "final": history[-1], "load_s": round(load_s, 1),
               "wall_s": round(time.time() - t0, 1), "cpu_s": round(time.process_time() - c0, 1),
               "torch_threads": torch.get_num_threads()}

@@ -18,8 +18,9 @@
 #      stage-0 checkpoint instead;
 #   3b. stage 0b (STREAM_STEPS > 0, scripts/pretrain_tiny_stream.py): the language model and projector
 #      learn to read the motion, kind and colour of the event on screen from the train videos' frame
-#      streams (per-frame probes on the hidden state the heads read), STREAM_STEPS steps; skipped
-#      when VISION_CKPT is given (it is then the starting point, as is);
+#      streams (per-frame probes on the hidden state the heads read), STREAM_STEPS steps;
+#      STREAM_QUERY_FRACTION of the samples prompted with a shape query, with per-frame match probes
+#      (session 12); skipped when VISION_CKPT is given (it is then the starting point, as is);
 #   4. stage 1: full training (--lora_r 0: the language model, projector and heads; the tower frozen
 #      after stage 0, trained too with VISION_STAGE=0) with the shipped tokenizer and the preset's
 #      empty system prompt, seeded, 5000 steps of 8 samples, LM loss weight 1 (captions carry the
@@ -57,6 +58,7 @@ VISION_CKPT=${VISION_CKPT:-}  # with VISION_STAGE=1: reuse this stage-0 (or 0b) 
 # signals did not teach the language model to read (instructions/tiny_model.md, session 11); 0: off
 STREAM_STEPS=${STREAM_STEPS:-0}
 STREAM_PROBE_LAYER=${STREAM_PROBE_LAYER:-}  # stage 0b trains (and probes) only this many LM layers; empty: all
+STREAM_QUERY_FRACTION=${STREAM_QUERY_FRACTION:-0}  # stage 0b: share of samples prompted with a shape query + match probes
 PY=${PYTHON:-python}
 # passive OpenMP waits: on a busy CPU a spinning thread waiting for a descheduled one burns ~7x the
 # CPU time of the work itself (measured: 2.3 vs 0.35 CPU-s per step); the numbers are unchanged
@@ -93,7 +95,7 @@ elif [ "$VISION_STAGE" = "1" ]; then
     if [ "$STREAM_STEPS" != "0" ]; then
         /usr/bin/time -v -o "$OUT.stream.time.txt" $PY scripts/pretrain_tiny_stream.py --init "$OUT.vision" \
             --data "$DATA" --out "$OUT.stream" --steps "$STREAM_STEPS" --seed "$SEED" --overwrite \
-            ${STREAM_PROBE_LAYER:+--probe_layer "$STREAM_PROBE_LAYER"}
+            --query_fraction "$STREAM_QUERY_FRACTION" ${STREAM_PROBE_LAYER:+--probe_layer "$STREAM_PROBE_LAYER"}
         INIT=(--lora_pretrained "$OUT.stream" --train_vision false)
     fi
 fi

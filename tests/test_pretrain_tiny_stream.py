@@ -94,3 +94,66 @@ def test_windows_longer_than_every_video_and_bad_numbers_are_refused(tiny_set, t
         mod.main(_args(tiny_set, tmp_path / "b", "--steps", "0"))
     with pytest.raises(ValueError, match="no train/ground_truth.json"):
         mod.main(mod.parse_args(["--init", str(tiny_set / "init"), "--data", str(tmp_path), "--out", str(tmp_path / "c")]))
+
+
+# ------------------------------------------------------------------ query-prompted samples (session 12)
+
+def test_match_targets_compare_the_shape_on_screen_with_the_query_attribute_by_attribute():
+    events = [{"start": 0.5, "end": 1.5, "colour": "blue", "kind": "square", "motion": "slides"},
+              {"start": 1.5, "end": 2.5, "colour": "red", "kind": "square", "motion": "spins"}]
+    labels, _ = mod.frame_labels(events, 6, 2.0)
+    query = mod.shape_classes({"colour": "blue", "kind": "square", "motion": "spins"})
+    # columns: motion, kind, colour, all; 0 differs, 1 same, 2 nothing on screen
+    assert mod.match_targets(labels, query).tolist() == [
+        [2, 2, 2, 2],
+        [0, 1, 1, 0], [0, 1, 1, 0],  # the blue square that slides: motion differs
+        [1, 1, 0, 0], [1, 1, 0, 0],  # the red square that spins: colour differs
+        [2, 2, 2, 2]]
+    assert mod.match_targets(labels, mod.shape_classes(events[0]))[1:3, -1].tolist() == [1, 1]
+
+
+def test_video_shapes_put_the_query_first_and_name_each_shape_once_in_stage_1s_words():
+    tiny_mixture = load_script("scripts/tiny_mixture.py")
+    video = {"query_shape": {"colour": "red", "kind": "circle", "motion": "bounces"},
+             "events": [{"colour": "red", "kind": "circle", "motion": "bounces"},
+                        {"colour": "red", "kind": "circle", "motion": "grows"},
+                        {"colour": "red", "kind": "circle", "motion": "grows"}]}
+    shapes = mod.video_shapes(video)
+    assert [mod.shape_of(s) for s in shapes] == ["a red circle bounces", "a red circle grows"]
+    # the text stage 1's grounding items use for the same shape
+    assert mod.shape_of(shapes[1]) == tiny_mixture.shape_text("red", "circle", "grows")
+
+
+def test_right_padded_prompts_of_different_lengths_give_each_row_its_own_states():
+    from models.build import build_model, load_preset
+    from models.chat import ChatTemplate, load_tokenizer
+
+    model = build_model(load_preset("aha-tiny-synth"), seed=0).eval()
+    template = ChatTemplate(load_tokenizer(str(REPO / "configs/tokenizers/aha-tiny-synth")), 1)
+    short = mod.prompt(template, "", "a red circle grows", 4)
+    long = mod.prompt(template, "", mod.DVC_INSTRUCTIONS[2], 4)
+    assert len(short[0]) < len(long[0])
+    torch.manual_seed(0)
+    feats = torch.randn(8, model.config.patch_grid ** 2, model.config.vision_config.hidden_size)
+    ids, pos = mod.padded([short, long], template.tok.pad_token_id)
+    with torch.no_grad():
+        both = mod.frame_states(model, ids, feats, pos)
+        alone = [mod.frame_states(model, torch.tensor([p[0]]), feats[4 * i: 4 * i + 4], torch.tensor(p[1]))[0]
+                 for i, p in enumerate([short, long])]
+    assert both.shape == (2, 4, model.config.text_config.hidden_size)
+    for i in range(2):
+        torch.testing.assert_close(both[i], alone[i], rtol=1e-5, atol=1e-5)
+
+
+def test_query_fraction_adds_match_probes_and_reports_their_val_scores(tiny_set, tmp_path):
+    out = tmp_path / "q"
+    assert mod.main(_args(tiny_set, out, "--query_fraction", "0.5", "--steps", "4", "--batch_size", "4")) == 0
+    report = json.loads((out / "pretrain_report.json").read_text())
+    val = report["final"]["val"]
+    assert {"match_motion", "match_kind", "match_colour", "match_all"} <= set(val)
+    assert all(0.0 <= v <= 1.0 for v in val.values())
+    assert report["match_classes"] == ["differs", "same", "nothing"]
+    # some step drew a query-prompted row: its match losses are in the log
+    assert any("match_all" in r["loss"] for r in report["history"])
+    with pytest.raises(ValueError, match="--query_fraction"):
+        mod.main(_args(tiny_set, tmp_path / "bad", "--query_fraction", "1.5"))
