@@ -44,7 +44,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.prompts import DVC_INSTRUCTIONS  # noqa: E402
+from data.prompts import DVC_INSTRUCTIONS, QUERY_TEMPLATES, apply_template  # noqa: E402
 from data.synthetic.metrics import event_at  # noqa: E402
 from data.synthetic.scene import COLOURS, KINDS, MOTIONS, Shape  # noqa: E402
 from models.chat import ChatTemplate, load_tokenizer, system_prompt_of  # noqa: E402
@@ -236,7 +236,8 @@ def evaluate_match(model, probes: Probes, data: VideoFrames, template, system: s
 
 
 def draw_batch(rng: np.random.Generator, data: VideoFrames, usable: list[int], batch_size: int, window: int,
-               prompts: list, query_fraction: float, template, system: str, pad_id: int):
+               prompts: list, query_fraction: float, template, system: str, pad_id: int,
+               query_template: str = "none"):
     """One training batch: (ids, frame positions, features, attribute targets, match targets or None, which
     rows are query-prompted). With ``query_fraction`` 0, one instruction for the whole batch, drawn first
     (session 11's draws, so its runs are reproduced); otherwise each row draws its own prompt."""
@@ -251,7 +252,10 @@ def draw_batch(rng: np.random.Generator, data: VideoFrames, usable: list[int], b
             continue
         if rng.random() < query_fraction:
             query = data.shapes[v][int(rng.integers(len(data.shapes[v])))]
-            rows.append(prompt(template, system, shape_of(query), window))
+            text = shape_of(query)
+            if query_template == "random":
+                text = apply_template(int(rng.integers(len(QUERY_TEMPLATES))), text)
+            rows.append(prompt(template, system, text, window))
             matched.append(match_targets(labels[-1], query))
             queried.append(True)
         else:
@@ -282,6 +286,8 @@ def parse_args(argv=None):
     p.add_argument("--query_fraction", type=float, default=0.0,
                    help="fraction of samples prompted with one of the video's shape queries instead of a captioning "
                         "instruction, with per-frame match probes (module doc); 0: instructions only")
+    p.add_argument("--query_template", choices=("none", "random"), default="none",
+                   help="the queries as raw text, or each wrapped in a random benchmark query template (data.prompts)")
     p.add_argument("--n_train_videos", type=int, default=None, help="the first N train videos (default: all)")
     p.add_argument("--n_val_videos", type=int, default=None, help="the first N val videos (default: all)")
     p.add_argument("--eval_every", type=int, default=500)
@@ -347,7 +353,8 @@ def main(args) -> int:
     for step in range(1, args.steps + 1):
         model.train()
         ids, pos, feats, target, matched, queried = draw_batch(
-            rng, train, usable, args.batch_size, args.window, prompts, args.query_fraction, template, system, pad_id)
+            rng, train, usable, args.batch_size, args.window, prompts, args.query_fraction, template, system, pad_id,
+            args.query_template)
         h = frame_states(model, ids, feats, pos, layer)
         logits = probes(h)
         parts = {k: F.cross_entropy(logits[k].flatten(0, 1), target[..., j].flatten())

@@ -114,6 +114,9 @@ def main(argv=None) -> int:
                     help="captions of events a window never shows (data/dvc.py answered_in_window): dropped, or "
                          "kept as before session 11 (the shipped checkpoint's recipe)")
     ap.add_argument("--dvc_at", choices=("mid", "end"), default="mid")
+    ap.add_argument("--query_template", choices=("none", "random"), default="none",
+                    help="grounding queries as raw text (the shipped recipe), or each item wrapped in a seeded random "
+                         "query template (data.prompts), as the benchmark items ask them")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     root = Path(args.data)
@@ -138,13 +141,14 @@ def main(argv=None) -> int:
     common = {"video_root": "videos", "metadata": "videos_metadata.json", "fps": args.fps, "max_frames": args.max_frames}
     if args.clip_stride:
         common["clip_stride"] = args.clip_stride
-    datasets = [{"name": n, "type": "grounding", "anno_file": f"train/{n}.json", "template_spec": "none", **common}
+    datasets = [{"name": n, "type": "grounding", "anno_file": f"train/{n}.json", "template_spec": args.query_template, **common}
                 for n in names]
     datasets += [{"name": f"dvc_{i}", "type": "dvc", "anno_file": "train/dvc_tiny.json", **common,
                   **({"unseen_captions": "keep"} if args.dvc_unseen == "keep" else {})}
                  for i in range(args.dvc_copies)]
-    desc = (f"aha-tiny-synth recipe (scripts/train_tiny.sh): synthetic train split; {', '.join(names)} (raw query "
-            f"text{', counterfactual ' + '/'.join(attrs) if attrs else ''}"
+    wording = "raw query text" if args.query_template == "none" else "queries in random templates"
+    desc = (f"aha-tiny-synth recipe (scripts/train_tiny.sh): synthetic train split; {', '.join(names)} ({wording}"
+            f"{', counterfactual ' + '/'.join(attrs) if attrs else ''}"
             f"{', one-attribute queries ' + '/'.join(single) if single else ''}), dense captioning said at the event "
             f"{args.dvc_at} x{args.dvc_copies}; {args.fps:g} fps, {args.max_frames}-frame clips "
             + (f"every {args.clip_stride} frames" if args.clip_stride else "(the first of each video)"))

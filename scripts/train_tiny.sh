@@ -58,6 +58,7 @@ VISION_CKPT=${VISION_CKPT:-}  # with VISION_STAGE=1: reuse this stage-0 (or 0b) 
 # signals did not teach the language model to read (instructions/tiny_model.md, session 11); 0: off
 STREAM_STEPS=${STREAM_STEPS:-0}
 STREAM_PROBE_LAYER=${STREAM_PROBE_LAYER:-}  # stage 0b trains (and probes) only this many LM layers; empty: all
+QUERY_TEMPLATE=${QUERY_TEMPLATE:-none}  # grounding queries (stage 1 and 0b): raw text, or "random" benchmark templates
 STREAM_QUERY_FRACTION=${STREAM_QUERY_FRACTION:-0}  # stage 0b: share of samples prompted with a shape query + match probes
 PY=${PYTHON:-python}
 # passive OpenMP waits: on a busy CPU a spinning thread waiting for a descheduled one burns ~7x the
@@ -81,7 +82,7 @@ fi
 # frames over the WHOLE video (clip_stride), so every event of every video is seen, clips start at
 # any time as the online engine's sliding window does, and a caption window can follow an earlier one.
 $PY scripts/tiny_mixture.py --data "$DATA" --clip_stride "$CLIP_STRIDE" --dvc_copies "$DVC_COPIES" \
-    --counterfactual "$COUNTERFACTUAL" --attribute_queries "$ATTRIBUTE_QUERIES" --dvc_at "$DVC_AT" --dvc_unseen "$DVC_UNSEEN" --seed "$SEED"
+    --counterfactual "$COUNTERFACTUAL" --attribute_queries "$ATTRIBUTE_QUERIES" --dvc_at "$DVC_AT" --dvc_unseen "$DVC_UNSEEN" --query_template "$QUERY_TEMPLATE" --seed "$SEED"
 
 # 3. training (with VISION_STAGE=1: stage 0, then the language model on the pretrained tower)
 start=$(date +%s)
@@ -95,7 +96,7 @@ elif [ "$VISION_STAGE" = "1" ]; then
     if [ "$STREAM_STEPS" != "0" ]; then
         /usr/bin/time -v -o "$OUT.stream.time.txt" $PY scripts/pretrain_tiny_stream.py --init "$OUT.vision" \
             --data "$DATA" --out "$OUT.stream" --steps "$STREAM_STEPS" --seed "$SEED" --overwrite \
-            --query_fraction "$STREAM_QUERY_FRACTION" ${STREAM_PROBE_LAYER:+--probe_layer "$STREAM_PROBE_LAYER"}
+            --query_fraction "$STREAM_QUERY_FRACTION" --query_template "$QUERY_TEMPLATE" ${STREAM_PROBE_LAYER:+--probe_layer "$STREAM_PROBE_LAYER"}
         INIT=(--lora_pretrained "$OUT.stream" --train_vision false)
     fi
 fi

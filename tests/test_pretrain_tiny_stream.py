@@ -157,3 +157,29 @@ def test_query_fraction_adds_match_probes_and_reports_their_val_scores(tiny_set,
     assert any("match_all" in r["loss"] for r in report["history"])
     with pytest.raises(ValueError, match="--query_fraction"):
         mod.main(_args(tiny_set, tmp_path / "bad", "--query_fraction", "1.5"))
+
+
+def test_query_template_random_wraps_the_queries_in_the_benchmarks_templates():
+    import numpy as np
+
+    from data.prompts import QUERY_TEMPLATES
+    from models.chat import ChatTemplate, load_tokenizer
+
+    template = ChatTemplate(load_tokenizer(str(REPO / "configs/tokenizers/aha-tiny-synth")), 1)
+    labels, _ = mod.frame_labels([{"start": 0.0, "end": 9.0, "colour": "red", "kind": "circle", "motion": "grows"}], 8, 2.0)
+    data = mod.VideoFrames([torch.zeros(8, 1, 4)], [labels], [np.zeros(8, bool)],
+                           [[mod.shape_classes({"colour": "red", "kind": "circle", "motion": "grows"})]])
+    prompts = [mod.prompt(template, "", mod.DVC_INSTRUCTIONS[0], 4)]
+    texts = {}
+    for spec in ("none", "random"):
+        rng = np.random.default_rng(0)
+        ids, pos, feats, target, matched, queried = mod.draw_batch(
+            rng, data, [0], 32, 4, prompts, 1.0, template, "", template.tok.pad_token_id, spec)
+        assert bool(queried.all()) and (matched[..., -1] == 1).all()  # every frame shows the query's shape
+        texts[spec] = {template.tok.decode(row[: p[0]]) for row, p in zip(ids.tolist(), pos.tolist())}
+    assert all("a red circle grows" in t for t in texts["none"] | texts["random"])
+    assert not any("Find the moments" in t for t in texts["none"])
+    # several templates drawn (32 rows over 12 templates), every one a benchmark template
+    wrapped = {t for t in texts["random"] if any(q.split("{query}")[0] and q.split("{query}")[0] in t
+                                                  for q in QUERY_TEMPLATES)}
+    assert len(wrapped) >= 3

@@ -79,3 +79,17 @@ def test_main_writes_a_valid_mixture_from_the_train_split(tmp_path):
     names = [d["name"] for d in load_mixture_config(tmp_path / "mixture_tiny.json")["datasets"]]
     assert names[:3] == ["grounding", "grounding_contrast", "grounding_attribute"]
     assert json.loads((tmp_path / "train" / "grounding_attribute.json").read_text())[0]["query"] == "it bounces"
+
+
+def test_query_template_random_asks_the_grounding_queries_as_the_benchmark_items_do(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "ground_truth.json").write_text(json.dumps(GT))
+    (tmp_path / "train" / "shot2story_dvc.json").write_text(json.dumps({"a.mp4": {"0": []}}))
+    assert tm.main(["--data", str(tmp_path)]) == 0
+    grounding = [d for d in load_mixture_config(tmp_path / "mixture_tiny.json")["datasets"] if d["type"] == "grounding"]
+    assert grounding and all(d["template_spec"] == "none" for d in grounding)  # the shipped recipe: raw text
+    assert tm.main(["--data", str(tmp_path), "--query_template", "random"]) == 0
+    mix = load_mixture_config(tmp_path / "mixture_tiny.json")
+    grounding = [d for d in mix["datasets"] if d["type"] == "grounding"]
+    assert grounding and all(d["template_spec"] == "random" for d in grounding)
+    assert "queries in random templates" in mix["description"]
