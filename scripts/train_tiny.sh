@@ -8,7 +8,8 @@
 #   1. the synthetic set (format 2), seed 0, with a larger train split (480 videos; val and test are
 #      the same 20 + 20 videos as the default set, whatever --n_train) and its videos_metadata.json;
 #   2. a mixture over the train split (scripts/tiny_mixture.py): grounding (binary query relevance,
-#      the raw query text; the video's query plus one query per distinct event shape, optionally
+#      each query in a seeded random benchmark template (QUERY_TEMPLATE=random; none: the raw text, the
+#      recipe until session 12); the video's query plus one query per distinct event shape, optionally
 #      COUNTERFACTUAL one-attribute-changed queries, ATTRIBUTE_QUERIES one-attribute queries) and dense captioning DVC_COPIES times (LM +
 #      informative labels, said when the event ends (DVC_AT=end) or mid-event (mid)), 2 fps,
 #      12-frame clips, one every CLIP_STRIDE frames over the whole video (0: the first of each video);
@@ -40,9 +41,9 @@ COUNTERFACTUAL=${COUNTERFACTUAL:-}
 ATTRIBUTE_QUERIES=${ATTRIBUTE_QUERIES:-}  # one-attribute queries (scripts/tiny_mixture.py), e.g. motion,kind
 DVC_AT=${DVC_AT:-end}
 # captions of events a window never shows (one said when its event ends, on the window's first frame):
-# "keep" reproduces the shipped checkpoint (v7, trained before data/dvc.py dropped them); "drop" is
-# the dataset's default (instructions/tiny_model.md, session 11)
-DVC_UNSEEN=${DVC_UNSEEN:-keep}
+# dropped, the dataset's default since session 11; "keep" (with STREAM_STEPS=0 QUERY_TEMPLATE=none)
+# reproduces session 10's v7 (instructions/tiny_model.md)
+DVC_UNSEEN=${DVC_UNSEEN:-drop}
 SEED=${SEED:-0}
 SHIP=${SHIP:-0}
 # VISION_STAGE=1: stage 0 first (scripts/pretrain_tiny_vision.py: the vision tower and projector
@@ -55,11 +56,11 @@ MOTION_PROBE=${MOTION_PROBE:-mlp}
 POSE_WEIGHT=${POSE_WEIGHT:-1}
 VISION_CKPT=${VISION_CKPT:-}  # with VISION_STAGE=1: reuse this stage-0 (or 0b) checkpoint instead of training one
 # stage 0b (scripts/pretrain_tiny_stream.py): motion is a change of pose across frames, which stage 1's
-# signals did not teach the language model to read (instructions/tiny_model.md, session 11); 0: off
-STREAM_STEPS=${STREAM_STEPS:-0}
+# signals did not teach the language model to read (instructions/tiny_model.md, sessions 11-12); 0: off
+STREAM_STEPS=${STREAM_STEPS:-3000}
 STREAM_PROBE_LAYER=${STREAM_PROBE_LAYER:-}  # stage 0b trains (and probes) only this many LM layers; empty: all
-QUERY_TEMPLATE=${QUERY_TEMPLATE:-none}  # grounding queries (stage 1 and 0b): raw text, or "random" benchmark templates
-STREAM_QUERY_FRACTION=${STREAM_QUERY_FRACTION:-0}  # stage 0b: share of samples prompted with a shape query + match probes
+QUERY_TEMPLATE=${QUERY_TEMPLATE:-random}  # grounding queries (stage 1 and 0b): raw text, or "random" benchmark templates
+STREAM_QUERY_FRACTION=${STREAM_QUERY_FRACTION:-0.5}  # stage 0b: share of samples prompted with a shape query + match probes
 PY=${PYTHON:-python}
 # passive OpenMP waits: on a busy CPU a spinning thread waiting for a descheduled one burns ~7x the
 # CPU time of the work itself (measured: 2.3 vs 0.35 CPU-s per step); the numbers are unchanged
