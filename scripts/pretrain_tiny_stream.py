@@ -201,8 +201,8 @@ def evaluate(model, probes: Probes, data: VideoFrames, template, system: str, wi
 @torch.no_grad()
 def evaluate_match(model, probes: Probes, data: VideoFrames, template, system: str, window: int,
                    layer: int | None = None) -> dict[str, float]:
-    """Query-prompted windows of the split's videos (every distinct shape of a video as the query, every
-    frame once per query): accuracy of each match probe, and the AUC of the "all" probe's P(same) for
+    """Query-prompted windows of the split's videos (every distinct shape of a video as the query, in raw
+    text whatever ``--query_template``; every frame once per query): accuracy of each match probe, and the AUC of the "all" probe's P(same) for
     frames of a matching event against frames of another shape, overall and by the attribute that differs."""
     from sklearn.metrics import roc_auc_score
 
