@@ -66,7 +66,7 @@ class VideoFrames:
     """One split's videos at ``fps``: frozen SigLIP features per frame and per-frame labels."""
 
     def __init__(self, features: list[torch.Tensor], labels: list[np.ndarray], moving: list[np.ndarray],
-                 shapes: list[list[np.ndarray]] | None = None):
+                 shapes: list[list[np.ndarray]]):
         self.features = features  # per video [T, patches, vision_dim]
         self.labels = labels  # per video int64 [T, 3]: motion, kind, colour class ("nothing" last)
         self.moving = moving  # per video bool [T]: an event frame after its event's first sampled frame

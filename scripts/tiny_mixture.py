@@ -111,12 +111,12 @@ def main(argv=None) -> int:
     ap.add_argument("--attribute_queries", default="",
                     help="one-attribute queries (module doc) for any of colour,kind,motion")
     ap.add_argument("--dvc_unseen", choices=("drop", "keep"), default="drop",
-                    help="captions of events a window never shows (data/dvc.py answered_in_window): dropped, or "
-                         "kept as before session 11 (the shipped checkpoint's recipe)")
+                    help="captions of events a window never shows (data/dvc.py answered_in_window): dropped (the "
+                         "shipped v9 recipe), or kept as before session 11 (session 10's v7)")
     ap.add_argument("--dvc_at", choices=("mid", "end"), default="mid")
     ap.add_argument("--query_template", choices=("none", "random"), default="none",
-                    help="grounding queries as raw text (the shipped recipe), or each item wrapped in a seeded random "
-                         "query template (data.prompts), as the benchmark items ask them")
+                    help="grounding queries as raw text (v7's recipe), or each item wrapped in a seeded random query "
+                         "template (data.prompts), as the benchmark items ask them (the shipped v9 recipe)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     root = Path(args.data)
