@@ -190,6 +190,7 @@ class LiveRun:
         read_ahead = kind in ("file", "frames", "features") and not args.realtime and not interactive
         self.vision_batch = args.vision_batch if read_ahead and kind != "features" else 1
         self.frames_per_step = engine.cfg.frames_per_step if read_ahead else 1
+        self.detector = OnlinePeakDetector(fps=args.fps, distance_s=args.peak_distance, prominence=args.peak_prominence)
         self.protocol = {
             "video": str(args.video), "source_kind": kind, "queries": [[q.time, q.text] for q in self.queries],
             "fps": args.fps, "tokens_per_frame": engine.tpf, "frame_size": engine.frame_size,
@@ -206,7 +207,7 @@ class LiveRun:
             "smoothing": {"savgol_window": args.savgol_window, "savgol_polyorder": args.savgol_polyorder},
             "peaks": {"height": "mean+0.5std", "prominence": args.peak_prominence, "distance_s": args.peak_distance,
                       "online": {"smoothing": f"causal Savitzky-Golay (window {SAVGOL_WINDOW}, order {CAUSAL_POLYORDER})",
-                                 "confirm_delay_s": CONFIRM_DELAY_S},
+                                 "confirm_delay_s": CONFIRM_DELAY_S, "warmup_frames": self.detector.warmup},
                       "offline": "centred Savitzky-Golay (savgol_window, savgol_polyorder) + find_peaks, after the stream"},
             "degradation": None if degradation is None else degradation.to_list(),
             "realtime": args.realtime, "vision_batch": self.vision_batch, "frames_per_step": self.frames_per_step,
@@ -214,7 +215,6 @@ class LiveRun:
             "features": None if features is None else {"cache": str(features.directory), "key": key, "kind": "frame_embeds"},
         }
         atomic_write_json(out / "run.json", self.protocol)
-        self.detector = OnlinePeakDetector(fps=args.fps, distance_s=args.peak_distance, prominence=args.peak_prominence)
         self.times, self.info, self.rel, self.unc, self.fused = [], [], [], [], []
         self.responses, self.online_peaks = [], []
         self.error: str | None = None

@@ -292,10 +292,20 @@ def test_online_distance_keeps_the_earlier_peak_and_warmup():
     det, _ = run_online(x, window=5, confirm_delay_s=2.0)
     assert [p.index for p in det.peaks] == [40]
     assert list(find_highlights(np.arange(100.0), x, 1.0, window=5).indices) == [46]
-    # a bump inside the warm-up (first window-1 frames) is never reported
+    # warm-up: no peak before frame polyorder + 1 (3 with the causal order 2); an event in a stream's
+    # first seconds is announced (until session 13 the warm-up was window - 1 = 14 frames: 7 s at 2 fps)
     _, early = bumps(60, [(5, 1.0), (40, 1.0)], sigma=1.5)
     det, _ = run_online(early, window=15)
+    assert det.warmup == 3
+    assert near([p.index for p in det.peaks], [5, 40], tol=1)
+    det, _ = run_online(early, window=15, warmup=14)  # the old rule, by flag
     assert near([p.index for p in det.peaks], [40], tol=2)
+    _, first = bumps(60, [(1, 1.0), (40, 1.0)], sigma=1.0)  # inside the warm-up: never reported
+    det, _ = run_online(first, window=15)
+    assert near([p.index for p in det.peaks], [40], tol=2)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError):
+            OnlinePeakDetector(1.0, warmup=bad)
 
 
 def test_online_finish_judges_the_tail():

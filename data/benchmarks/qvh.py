@@ -351,7 +351,7 @@ def score(preds: Mapping[str, dict], gold: Mapping[str, dict], protocol: str | N
             clip_pool_fill="2-s clip c = frames with time in [2c, 2c+2); clips without a frame: interior ones "
                            "linearly interpolated, leading/trailing ones = the video's lowest clip score",
             mr_windows={"online": "post-processor segments of the fused score: causal Savitzky-Golay smoothing, "
-                                  "online-confirmed peaks, ranked by peak score",
+                                  "online-confirmed peaks (none before frame polyorder + 1 = 3), ranked by peak score",
                         "offline": "post-processor segments of the fused score over the whole video (centred "
                                    "Savitzky-Golay, find_peaks), ranked by peak score",
                         "none": "not computed (HD only)"}[opts["mr_windows"]])
