@@ -45,19 +45,21 @@ def load_preset(name_or_path: str | Path, **overrides) -> AhaConfig:
     return AhaConfig(**kwargs)
 
 
-# room for one text turn (a templated query or a short response) beside the frames: one forward
-# must fit the cache window whole
-WINDOW_TEXT_TOKENS = 32
-
-
 def train_window_tokens(name_or_path: str | Path) -> int | None:
     """Cache window (recent tokens) matching the clips a preset was trained on: its top-level
-    ``train_window_frames`` times its tokens per frame, plus WINDOW_TEXT_TOKENS; None when the
-    preset does not say."""
+    ``train_window_frames`` times its tokens per frame; None when the preset does not say.
+
+    Exactly the frames a training clip shows after its prompt, no room added for text: a response
+    is generated one token at a time and is evicted like a frame. Until session 13 the window had
+    32 more tokens "for one text turn", so a score-only stream held 44 frames after the query where
+    training never showed more than 12, and the tiny model lost the query on later frames: on the
+    synthetic selection split (v9, 60 val videos) relevance AUC match vs distractor 0.90 with 44,
+    0.97 with 20, 0.98 with 16 / 14, 0.99 with 12; mean relevance on matching events starting after
+    15 s 0.64 with 44, 0.93 with 12 (instructions/tiny_model.md, session 13)."""
     frames = json.loads(preset_path(name_or_path).read_text()).get("train_window_frames")
     if frames is None:
         return None
-    return int(frames) * load_preset(name_or_path).tokens_per_frame + WINDOW_TEXT_TOKENS
+    return int(frames) * load_preset(name_or_path).tokens_per_frame
 
 
 def config_from_weights(weights_dir: str | Path, preset: AhaConfig | None = None,

@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resolve_model(args) -> None:
     """The shipped tiny model unless the user names a model. Its checkpoint carries the settings it
-    was trained with (2 fps, a dynamic_sink cache of 12 frames + a text turn): the live CLI uses them
+    was trained with (2 fps, a dynamic_sink cache of the 12 frames of a training clip): the live CLI uses them
     unless a flag says otherwise. For it, fusion weights and the response rule are those tuned on the
     synthetic VAL split for this checkpoint (results/synthetic_results.json), unless flags give them."""
     default_model = args.model_config is None and args.checkpoint is None and args.weights is None

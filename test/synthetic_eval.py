@@ -369,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--fps", type=float, default=2.0)
     ap.add_argument("--window", type=int, default=None,
                     help="recent tokens kept by the dynamic_sink cache (default: models.build.train_window_tokens, "
-                         "the training clips' frames plus room for one text turn)")
+                         "the frames of a training clip)")
     ap.add_argument("--frame_size", type=int, default=112, help="baselines: the model's letter-box size")
     ap.add_argument("--thresholds", default=",".join(map(str, DEFAULT_MODEL_THRESHOLDS)),
                     help="candidate response thresholds of the models (informative probability), chosen on val")

@@ -56,12 +56,12 @@ def test_default_demo_runs_the_shipped_model_without_shared_data(tmp_path, monke
     assert model["dtype"] == "float32" and model["dtype_source"] == "default for cpu"
     assert model["config"]["tokens_per_frame"] == 1 and model["load"]["heads"] == "from the weights"
     # the checkpoint carries the settings it was trained with: 2 fps, and a cache of the 12 frames
-    # the tiny model was trained on (its preset's train_window_frames, one token per frame) plus
-    # room for one text turn; no flag overrode them
-    from models.build import WINDOW_TEXT_TOKENS, train_window_tokens
+    # the tiny model was trained on after its prompt (its preset's train_window_frames, one token per
+    # frame); no flag overrode them
+    from models.build import train_window_tokens
 
-    assert train_window_tokens("aha-tiny-synth") == 12 + WINDOW_TEXT_TOKENS and train_window_tokens("aha-tiny") is None
-    assert run["cache"] == {"policy": "dynamic_sink", "window": 12 + WINDOW_TEXT_TOKENS, "sink_tokens": 32}
+    assert train_window_tokens("aha-tiny-synth") == 12 and train_window_tokens("aha-tiny") is None
+    assert run["cache"] == {"policy": "dynamic_sink", "window": 12, "sink_tokens": 32}
     assert run["fps"] == 2.0 and set(run["settings_source"].values()) == {"checkpoint"}
     # and the fusion weights recorded for it, tuned on the synthetic val split (results/synthetic_results.json)
     recorded = json.loads(demo.DEFAULT_RESULTS.read_text())["systems"]["trained"]["tvsum_aha"]["fusion"]["params"]

@@ -203,8 +203,8 @@ def test_full_training_trains_every_parameter_and_saves_a_full_checkpoint(root, 
     meta = json.loads((out / "aha_model.json").read_text())
     assert meta["kind"] == "full" and (out / "model.safetensors").is_file()
     # the checkpoint carries how to stream it: the preset's 12-frame training window (1 token per
-    # frame + a text turn) in a dynamic_sink cache; the mixture mixes frame rates, so the default fps
-    assert meta["inference"] == {"fps": 1.0, "cache_policy": "dynamic_sink", "window": 44, "sink_tokens": 8,
+    # frame) in a dynamic_sink cache; the mixture mixes frame rates, so the default fps
+    assert meta["inference"] == {"fps": 1.0, "cache_policy": "dynamic_sink", "window": 12, "sink_tokens": 8,
                                  "prompt_order": "training", "system_prompt": None, "tokens_per_frame": 1}
     assert not (out / "adapter_model.safetensors").exists()
     reloaded, tok = load_for_inference(checkpoint=str(out))  # the tokenizer saved beside it
