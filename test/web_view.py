@@ -98,7 +98,8 @@ class View:
         if fps is not None and self.state == "running":
             parts.append(f"{fps:.1f} frames/s")
         if self.state == "done" and self.result is not None:
-            parts.append(f"{len(self.result.get('peaks', []))} offline peaks, {len(self.result.get('segments', []))} segments")
+            n_pk, n_seg = len(self.result.get("offline_peaks", [])), len(self.result.get("offline_segments", []))
+            parts.append(f"{n_pk} offline peak{'s' * (n_pk != 1)}, {n_seg} segment{'s' * (n_seg != 1)}")
         attrs = (f'data-run="{self.run}" data-state="{self.state}" data-frames="{self.n_frames}" '
                  f'data-t="{"" if t is None else t}" data-follow="{int(self.follow)}"')
         body = f'<div class="aha-status" {attrs}>{" · ".join(parts)}</div>'

@@ -74,6 +74,17 @@ def test_a_query_asked_while_streaming_lands_where_the_cli_query_at_puts_it(tmp_
     assert result["online_highlights"] == cli["online_highlights"]
 
 
+def test_the_finished_status_line_counts_the_offline_peaks_and_segments_of_the_result():
+    from test.web_view import View
+
+    # the keys live_infer's finish() writes (highlights.json); the line read stale ones until session 13
+    result = {"error": None, "online_highlights": [], "offline_peaks": [{"time": 2.5, "height": 0.5}, {"time": 25.0, "height": 0.5}],
+              "offline_segments": [[1.5, 6.0, 0.5]]}
+    view = View(["a blue square slides"])
+    view.apply([("done", result)])
+    assert "2 offline peaks, 1 segment<" in view.status_html()
+
+
 def test_stop_ends_the_stream_keeps_what_was_scored_and_frees_the_engine(tmp_path, default_model):
     import weakref
 
