@@ -74,6 +74,26 @@ def test_default_demo_runs_the_shipped_model_without_shared_data(tmp_path, monke
     assert 0 <= m["top5_AP_aha"] <= 100
     assert (out / "scores.png").is_file() and read_jsonl(out / "scores.jsonl")
 
+    # issue #18's demo targets (README): every printed (online) highlight on a matching event, one
+    # on each; every response names the shape on screen when it is said (the caption of the event
+    # that ends there: the rule is the dense-captioning one), and the matches are answered with the query
+    from data.synthetic import sample_scene
+
+    scene = sample_scene(demo.build_parser().parse_args([]).seed)  # the demo video's scene, not rendered
+    matches = [(e.start, e.end) for e in scene.events if e.match]
+    assert [list(x) for x in matches] == m["matching_events"]
+    online = [p["time"] for p in json.loads((out / "highlights.json").read_text())["online_highlights"]]
+    assert online and all(any(a <= t <= b for a, b in matches) for t in online), online
+    assert all(any(a <= t <= b for t in online) for a, b in matches), online
+    responses = read_jsonl(out / "responses.jsonl")
+    assert responses
+    for r in responses:
+        on_screen = [e for e in scene.events if e.start <= r["time"] <= e.end]
+        assert on_screen and r["content"] in [e.caption for e in on_screen], r
+    answered = [r for r in responses if any(a <= r["time"] <= b for a, b in matches)]
+    assert len(answered) >= len(matches)
+    assert all(r["content"] == scene.query.caption for r in answered), answered
+
 
 def test_demo_fusion_weights_come_from_the_results_of_the_shipped_checkpoint_only(tmp_path):
     results = json.loads(demo.DEFAULT_RESULTS.read_text())
