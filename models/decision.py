@@ -10,11 +10,20 @@ s_t = sum of the selected heads at frame t (``informative`` = probability of the
   postponed, at most ``max_wait_frames`` frames; then it fires anyway. (The reference's version
   never counted its wait and so suppressed responses indefinitely.) Uncertainty here is the
   clamped log-variance, as in the paper.
+- relevance gate (query prompts): a frame may make a response due only while the mean relevance
+  of the last ``relevance_gate_frames`` frames (this one included) is at least ``relevance_gate``;
+  frames with the gate closed neither trigger nor add to the cumulative sum, and a due response is
+  dropped when the gate closes. The informative head says *that* something just happened, not
+  whether it is what the query asks for: without the gate, a model trained to caption every event
+  (the tiny default) also speaks after every distractor (instructions/tiny_model.md, session 13).
+  Off by default; it only means something when the prompt is a query.
 A postponed or interval-blocked response stays due; the cumulative sum is reset only when a
 response actually fires.
 """
 from __future__ import annotations
 
+import math
+from collections import deque
 from dataclasses import dataclass, field
 
 HEADS = ("informative", "relevance")
@@ -30,6 +39,8 @@ class DecisionConfig:
     max_wait_frames: int = 3
     logvar_min: float = -4.0
     logvar_max: float = 1.5
+    relevance_gate: float | None = None
+    relevance_gate_frames: int = 4
 
     def __post_init__(self):
         if isinstance(self.score_heads, str):
@@ -39,6 +50,11 @@ class DecisionConfig:
             raise ValueError(f"score_heads must be a non-empty subset of {HEADS}, got {self.score_heads}")
         if self.max_wait_frames < 0:
             raise ValueError("max_wait_frames must be >= 0")
+        if self.relevance_gate is not None and not math.isfinite(self.relevance_gate):
+            raise ValueError(f"relevance_gate must be a finite number, got {self.relevance_gate}")
+        n = self.relevance_gate_frames
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"relevance_gate_frames must be a whole number of frames >= 1, got {n!r}")
 
     @property
     def enabled(self) -> bool:
@@ -52,9 +68,22 @@ class DecisionRule:
     last_fire_time: float | None = None
     due: bool = False
     waited: int = 0
+    recent_relevance: deque = field(default_factory=deque)
 
     def reset(self) -> None:
         self.running_sum, self.last_fire_time, self.due, self.waited = 0.0, None, False, 0
+        self.recent_relevance.clear()
+
+    def gate_open(self, heads: dict) -> bool:
+        """Feed this frame's relevance to the gate; whether it is open (always, without a gate)."""
+        c = self.cfg
+        if c.relevance_gate is None:
+            return True
+        r = self.recent_relevance
+        r.append(float(heads["relevance"]))
+        while len(r) > c.relevance_gate_frames:
+            r.popleft()
+        return sum(r) / len(r) >= c.relevance_gate
 
     def score(self, heads: dict) -> float:
         return float(sum(heads[h] for h in self.cfg.score_heads))
@@ -63,6 +92,9 @@ class DecisionRule:
         """Feed one frame's head values (informative, relevance, uncertainty=raw log-variance)."""
         c = self.cfg
         s = self.score(heads)
+        if not self.gate_open(heads):
+            self.due, self.waited = False, 0
+            return False
         if c.threshold is not None and s > c.threshold:
             self.due = True
         if c.cumulative_threshold is not None:

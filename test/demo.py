@@ -90,9 +90,13 @@ def resolve_model(args) -> None:
         own_heads = args.score_heads != DEFAULT_SCORE_HEADS
         rule = tuned_response(trained) if default_model and not own_heads else None
         if rule is not None:
-            # the dense-captioning rule of the benchmark: respond when the informative probability passes it
+            # the dense-captioning rule of the benchmark: respond when the informative probability passes it,
+            # behind the relevance gate tuned for query prompts (the demo always asks a query), unless given
             args.score_heads, args.threshold = rule["score_heads"], rule["threshold"]
             args.decision_source = source % "youcook2"
+            if rule.get("relevance_gate") is not None and args.relevance_gate is None:
+                args.relevance_gate, args.relevance_gate_frames = rule["relevance_gate"], rule["relevance_gate_frames"]
+                args.decision_source = source % "youcook2 threshold, query_responses gate"
         else:
             args.threshold = 1.2  # respond when informative + relevance is high (hand-set)
             args.decision_source = "demo default (hand-set)"
@@ -126,14 +130,20 @@ def tuned_fusion(trained: dict | None) -> dict | None:
 
 def tuned_response(trained: dict | None) -> dict | None:
     """The dense-captioning response threshold in the trained system's record, tuned on val: the
-    engine's per-frame threshold rule on the informative head's probability (test/synthetic_eval.py)."""
+    engine's per-frame threshold rule on the informative head's probability (test/synthetic_eval.py),
+    with the relevance gate tuned on val for query prompts when the record has one (for that threshold)."""
     th = ((trained or {}).get("youcook2") or {}).get("threshold")
     if not isinstance(th, dict) or th.get("tuned_on") != "val" or th.get("score") != "informative head probability" \
             or not isinstance(th.get("value"), (int, float)) or not 0 < th["value"] < 1:
         if trained is not None:
             log.warning("the results record holds no val-tuned response threshold: the demo's hand-set rule is used")
         return None
-    return {"score_heads": "informative", "threshold": float(th["value"])}
+    rule = {"score_heads": "informative", "threshold": float(th["value"])}
+    gate = ((trained or {}).get("query_responses") or {}).get("gate")
+    if isinstance(gate, dict) and gate.get("tuned_on") == "val" and isinstance(gate.get("value"), (int, float)) \
+            and gate.get("threshold") == rule["threshold"] and isinstance(gate.get("frames"), int) and gate["frames"] >= 1:
+        rule.update(relevance_gate=float(gate["value"]), relevance_gate_frames=gate["frames"])
+    return rule
 
 
 def generated_video(args, out: Path):

@@ -53,6 +53,10 @@ def add_engine_args(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--min_interval", type=float, default=0.0, help="seconds between responses")
     g.add_argument("--uncertainty_gate", type=float, default=None, help="postpone while clamped log-variance exceeds this")
     g.add_argument("--max_wait_frames", type=int, default=3)
+    g.add_argument("--relevance_gate", type=float, default=None,
+                   help="query prompts: respond only while the mean relevance of the last --relevance_gate_frames "
+                        "frames is at least this (models/decision.py)")
+    g.add_argument("--relevance_gate_frames", type=int, default=4)
     g.add_argument("--no_generate", action="store_true", help="scores only, never generate text")
     g.add_argument("--respond_before_query", action="store_true", help="allow responses before the first query (the reference did)")
     g.add_argument("--remove_assistant_turns", action="store_true")
@@ -84,7 +88,8 @@ def check_engine_args(args) -> None:
     for flag, kw in (("fps", {"above": 0}), ("max_frames", {"minimum": 1, "integer": True}),
                      ("window", {"minimum": 1, "integer": True}), ("sink_tokens", {"minimum": 0, "integer": True}),
                      ("vision_batch", {"minimum": 1, "integer": True}), ("threshold", {}), ("cumulative_threshold", {}),
-                     ("min_interval", {"minimum": 0}), ("uncertainty_gate", {}),
+                     ("min_interval", {"minimum": 0}), ("uncertainty_gate", {}), ("relevance_gate", {}),
+                     ("relevance_gate_frames", {"minimum": 1, "integer": True}),
                      ("max_wait_frames", {"minimum": 0, "integer": True}), ("max_new_tokens", {"minimum": 1, "integer": True}),
                      ("repetition_penalty", {"above": 0}), ("alpha", {}), ("beta", {}), ("epsilon", {}), ("tau", {}),
                      ("savgol_window", {"minimum": 1, "integer": True}), ("savgol_polyorder", {"minimum": 0, "integer": True}),
@@ -223,7 +228,9 @@ def engine_config(args):
         compile=getattr(args, "compile", False), merge_lora=not getattr(args, "no_merge_lora", False),
         decision=DecisionConfig(score_heads=args.score_heads, threshold=args.threshold,
                                 cumulative_threshold=args.cumulative_threshold, min_interval_s=args.min_interval,
-                                uncertainty_gate=args.uncertainty_gate, max_wait_frames=args.max_wait_frames),
+                                uncertainty_gate=args.uncertainty_gate, max_wait_frames=args.max_wait_frames,
+                                relevance_gate=getattr(args, "relevance_gate", None),
+                                relevance_gate_frames=getattr(args, "relevance_gate_frames", 4)),
         generate=not args.no_generate, remove_assistant_turns=args.remove_assistant_turns,
         max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty,
         respond_before_query=getattr(args, "respond_before_query", False),

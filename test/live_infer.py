@@ -199,6 +199,7 @@ class LiveRun:
             "cache": {"policy": args.cache_policy, "window": args.window, "sink_tokens": args.sink_tokens},
             "decision": {"score_heads": args.score_heads, "threshold": args.threshold, "cumulative_threshold": args.cumulative_threshold,
                          "min_interval_s": args.min_interval, "uncertainty_gate": args.uncertainty_gate,
+                         "relevance_gate": args.relevance_gate, "relevance_gate_frames": args.relevance_gate_frames,
                          "max_wait_frames": args.max_wait_frames, "generate": not args.no_generate,
                          "remove_assistant_turns": args.remove_assistant_turns,
                          "source": getattr(args, "decision_source", None) or "flags/defaults"},

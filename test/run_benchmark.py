@@ -74,8 +74,8 @@ log = logging.getLogger("run_benchmark")
 SETTING_KEYS = (
     "model_config", "weights", "checkpoint", "dtype", "fps", "max_frames", "prompt_order", "cache_policy",
     "window", "sink_tokens", "score_heads", "threshold", "cumulative_threshold", "min_interval",
-    "uncertainty_gate", "max_wait_frames", "no_generate", "remove_assistant_turns", "max_new_tokens",
-    "repetition_penalty", "degrade", "features",
+    "uncertainty_gate", "max_wait_frames", "relevance_gate", "relevance_gate_frames", "no_generate",
+    "remove_assistant_turns", "max_new_tokens", "repetition_penalty", "degrade", "features",
 )
 
 
@@ -315,7 +315,8 @@ def engine_record(engine, args) -> dict:
         "decision": {"score_heads": list(cfg.decision.score_heads), "threshold": cfg.decision.threshold,
                      "cumulative_threshold": cfg.decision.cumulative_threshold,
                      "min_interval_s": cfg.decision.min_interval_s, "uncertainty_gate": cfg.decision.uncertainty_gate,
-                     "max_wait_frames": cfg.decision.max_wait_frames},
+                     "max_wait_frames": cfg.decision.max_wait_frames, "relevance_gate": cfg.decision.relevance_gate,
+                     "relevance_gate_frames": cfg.decision.relevance_gate_frames},
         "generate": cfg.generate, "remove_assistant_turns": cfg.remove_assistant_turns,
         "max_new_tokens": cfg.max_new_tokens, "repetition_penalty": cfg.repetition_penalty,
         "model": {**getattr(args, "model_record", {}), "dtype": str(engine.dtype).replace("torch.", ""),

@@ -26,13 +26,18 @@ JSONs with their full protocol records are kept under ``--work``):
   engine's per-frame threshold rule (``models.decision.DecisionRule``) on the informative score
   (the model's informative head; the baselines' own score). Baselines cannot speak: their k-th
   response says ``"event k"`` (distinct texts, so consecutive responses are not merged into one
-  caption); F1 only looks at the timing, CIDEr / METEOR are reported for the models only.
+  caption); F1 only looks at the timing, CIDEr / METEOR are reported for the models only;
+* responses to a query (trained model only): the TVSum-style items streamed with text, by the
+  dense-captioning threshold behind a relevance gate (``--relevance_gate``, candidates
+  ``DEFAULT_GATES``, none included); precision / recall / F1 of answering the query's events
+  (``data.synthetic.metrics.query_responses``).
 
 Held-out choices, all on the VAL split: the fusion weights (alpha, beta, epsilon, tau) of the
 score-based benchmarks are grid-searched on the val predictions (``test.benchmark --tune
 pred:VAL --tune_gold VAL_GOLD``), and every system's response threshold is the one of
 ``--thresholds`` (model: the informative probability; baselines: quantiles of their val scores)
-with the best val F1. The results JSON records the chosen values, where they came from and
+with the best val F1, and the trained model's relevance gate the one with the best val F1 of
+answering the query. The results JSON records the chosen values, where they came from and
 ``"tuned_on": "val"``.
 """
 from __future__ import annotations
@@ -48,7 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from data.synthetic import SynthConfig
-from data.synthetic.metrics import binding_aucs, response_accuracy
+from data.synthetic.metrics import binding_aucs, query_responses, response_accuracy
 from models.build import load_preset, train_window_tokens
 from utils.io import JsonlWriter, atomic_write_json, atomic_write_text, iter_jsonl, read_json
 
@@ -60,6 +65,10 @@ SCORE_BENCHMARKS = ("tvsum", "charades")
 IDENTITY_FLAGS = ("--alpha", "0", "--beta", "1", "--epsilon", "0", "--tau", "0")
 DEFAULT_MODEL_THRESHOLDS = (0.1, 0.2, 0.3, 0.5, 0.7)  # 0.1 and 0.2 since session 10: 0.3, the lowest before, was chosen
 BASELINE_QUANTILES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+# query responses (session 13): candidate relevance gates (None: no gate) over the last GATE_FRAMES
+# frames (2 s at 2 fps: about half an event), chosen on val by the F1 of answering the query's events
+DEFAULT_GATES = (None, 0.3, 0.5, 0.7)
+GATE_FRAMES = 4
 PRESET = "aha-tiny-synth"
 REPO = Path(__file__).resolve().parents[1]
 TOKENIZER = REPO / "configs" / "tokenizers" / PRESET
@@ -168,8 +177,9 @@ def with_responses(pred_file: Path, out: Path, threshold: float) -> Path:
 
 
 def stream_model(items_file: Path, video_root: Path, out: Path, checkpoint: str | None, args,
-                 threshold: float | None = None) -> Path:
-    """``test.run_benchmark`` for one items file (scores only, or with responses at ``threshold``)."""
+                 threshold: float | None = None, gate: float | None = None) -> Path:
+    """``test.run_benchmark`` for one items file (scores only, or with responses at ``threshold``,
+    behind a relevance gate of ``gate`` over ``GATE_FRAMES`` frames)."""
     from test.run_benchmark import main as run_benchmark
 
     argv = ["--items", str(items_file), "--video_root", str(video_root), "--output", str(out), "--quiet",
@@ -181,6 +191,8 @@ def stream_model(items_file: Path, video_root: Path, out: Path, checkpoint: str 
         argv += ["--no_generate"]
     else:
         argv += ["--score_heads", "informative", "--threshold", str(threshold), "--max_new_tokens", str(args.max_new_tokens)]
+        if gate is not None:
+            argv += ["--relevance_gate", str(gate), "--relevance_gate_frames", str(GATE_FRAMES)]
     if args.limit:
         argv += ["--limit", str(args.limit)]
     if out.exists():  # a finished file from an earlier call of this script is reused (resumable)
@@ -308,8 +320,28 @@ def evaluate_system(system: str, args, work: Path) -> dict:
     if system in MODEL_SYSTEMS:
         res["responses"] = response_accuracy(iter_jsonl(test_pred), gt_test)
         res["responses_val"] = response_accuracy(iter_jsonl(sw / f"val_youcook2_th{best:g}.jsonl"), gt_val)
+    if system == "trained":
+        res["query_responses"] = query_response_eval(data, sw, checkpoint, args, best, gt_val, gt_test)
     res["elapsed_s"] = round(time.perf_counter() - t0, 1)
     return res
+
+
+def query_response_eval(data: Path, sw: Path, checkpoint: str | None, args, threshold: float,
+                        gt_val: list, gt_test: list) -> dict:
+    """Responses to a query (the TVSum-style items, each video asked its own query, with text): the
+    dense-captioning threshold, behind the relevance gate of ``DEFAULT_GATES`` with the best val F1
+    of answering the query's events (``data.synthetic.metrics.query_responses``); test reported."""
+    videos, items = data / "videos", lambda split: data / split / "items" / "tvsum.jsonl"
+    name = lambda split, g: sw / f"{split}_tvsum_responses_gate{'none' if g is None else f'{g:g}'}.jsonl"
+    val = {g: query_responses(iter_jsonl(stream_model(items("val"), videos, name("val", g), checkpoint, args, threshold, g)),
+                              gt_val) for g in DEFAULT_GATES}
+    best = max(DEFAULT_GATES, key=lambda g: (val[g]["F1"] or 0.0, -DEFAULT_GATES.index(g)))  # ties: the earlier
+    test = query_responses(iter_jsonl(stream_model(items("test"), videos, name("test", best), checkpoint, args, threshold, best)),
+                           gt_test)
+    return {"gate": {"value": best, "frames": GATE_FRAMES, "tuned_on": "val", "threshold": threshold,
+                     "val_F1_by_gate": {str(g): val[g]["F1"] for g in DEFAULT_GATES},
+                     "score": "mean relevance of the last frames (models.decision, relevance_gate)"},
+            "test": test, "val": val[best], "val_without_gate": val[None]}
 
 
 SYSTEM_LABEL = {"trained": "Aha! tiny (trained, this checkpoint)", "random": "(a) random scores (seeded)",
@@ -337,6 +369,16 @@ def markdown(results: dict) -> str:
         rows.append(f"| {SYSTEM_LABEL.get(s, s)} | {f(b.get('match_vs_distractor'), 2)} | {f(b.get('match_vs_colour'), 2)} | "
                     f"{f(b.get('match_vs_kind'), 2)} | {f(b.get('match_vs_motion'), 2)} | {f(b.get('match_vs_several'), 2)} | "
                     + (" | ".join(said) if resp else "– | –") + " |")
+    q = (results["systems"].get("trained") or {}).get("query_responses")
+    if q:
+        t, g = q["test"], q["gate"]
+        gate = "none" if g["value"] is None else f"mean relevance of the last {g['frames']} frames >= {g['value']:g}"
+        rows += ["", "| responses to the query (TVSum-style items, trained model) | per video | on the query's events (precision) | "
+                 "query's events answered (recall) | F1 | on a distractor | naming the query (on its events) | relevance gate (val) |",
+                 "|---|---|---|---|---|---|---|---|",
+                 f"| test | {f(t['responses_per_video'], 2)} | {f(None if t['precision'] is None else 100 * t['precision'])} | "
+                 f"{f(None if t['recall'] is None else 100 * t['recall'])} | {f(None if t['F1'] is None else 100 * t['F1'])} | "
+                 f"{t['on_distractor']} | {f(None if t['names_query'] is None else 100 * t['names_query'], 0)} % | {gate} |"]
     p = results["protocol"]
     notes = [
         "",

@@ -50,3 +50,45 @@ def test_bad_configuration_is_rejected():
     with pytest.raises(ValueError):
         DecisionConfig(score_heads="loudness")
     assert not DecisionConfig().enabled
+
+
+def run_rel(rule, informative, relevance):
+    return [t for t, (s, r) in enumerate(zip(informative, relevance))
+            if rule.update(float(t), {"informative": s, "relevance": r, "uncertainty": 0.0})]
+
+
+def test_relevance_gate_reads_the_trailing_mean_of_the_relevance():
+    cfg = DecisionConfig(score_heads="informative", threshold=0.5, relevance_gate=0.5, relevance_gate_frames=3)
+    rule = DecisionRule(cfg)
+    # an event that matches (relevance high for 3 frames) ends at 3; one that does not ends at 7,
+    # with a one-frame relevance spike on its last frame (mean of the last 3: 0.3 < 0.5): only 3 speaks
+    informative = [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    relevance = [0.0, 0.9, 0.9, 0.8, 0.0, 0.0, 0.0, 0.9]
+    assert run_rel(rule, informative, relevance) == [3]
+    # no gate: both events are answered (the informative head does not read the query)
+    assert run_rel(DecisionRule(DecisionConfig(score_heads="informative", threshold=0.5)), informative, relevance) == [3, 7]
+    # a one-frame window is the frame's own relevance: the spike opens it
+    one = DecisionRule(DecisionConfig(score_heads="informative", threshold=0.5, relevance_gate=0.5, relevance_gate_frames=1))
+    assert run_rel(one, informative, relevance) == [3, 7]
+    # the window starts empty after reset (the mean is over the frames seen so far)
+    rule.reset()
+    assert run_rel(rule, [1.0], [0.6]) == [0]
+
+
+def test_relevance_gate_drops_a_due_response_and_keeps_the_cumulative_sum_still():
+    # due at 0 but the minimum interval holds it; the gate closes at 1: dropped, never fires
+    rule = DecisionRule(DecisionConfig(score_heads="informative", threshold=0.5, min_interval_s=5.0,
+                                       relevance_gate=0.5, relevance_gate_frames=1))
+    rule.last_fire_time = -1.0
+    assert run_rel(rule, [0.9, 0.0, 0.0], [0.9, 0.0, 0.9]) == []
+    # cumulative: frames with the gate closed add nothing
+    cum = DecisionRule(DecisionConfig(score_heads="informative", cumulative_threshold=1.0, relevance_gate=0.5,
+                                      relevance_gate_frames=1))
+    assert run_rel(cum, [0.6, 0.6, 0.6, 0.6], [0.9, 0.0, 0.0, 0.9]) == [3]
+
+
+@pytest.mark.parametrize("bad", [{"relevance_gate": float("nan")}, {"relevance_gate_frames": 0},
+                                 {"relevance_gate_frames": 2.5}, {"relevance_gate_frames": True}])
+def test_bad_relevance_gate_is_rejected(bad):
+    with pytest.raises(ValueError):
+        DecisionConfig(score_heads="informative", threshold=0.5, **bad)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from data.synthetic.metrics import binding_aucs, event_at, named, response_accuracy
+from data.synthetic.metrics import binding_aucs, event_at, named, query_responses, response_accuracy
 
 
 def _event(start, end, colour, kind, motion, query=("red", "circle", "bounces")):
@@ -65,6 +65,25 @@ def test_response_accuracy_checks_each_word_against_the_event_on_screen():
     got = response_accuracy([_pred(lambda t: 0.0, responses)], GT)
     assert got["n_responses"] == 4 and got["during_calm"] == 1 and got["responses_per_video"] == 4
     assert got["correct"] == {"colour": 0.75, "kind": 0.75, "motion": 0.5, "all": 0.5}
+
+
+def test_query_responses_count_answers_on_the_queries_events_and_elsewhere():
+    gt = [{**GT[0], "query_shape": {"colour": "red", "kind": "circle", "motion": "bounces"},
+           "events": GT[0]["events"] + [_event(20.0, 22.0, "red", "circle", "bounces")]}]  # a second match
+    said = [{"role": "assistant", "time": 3.0, "content": "A red circle bounces."},   # the first match's end (grace)
+            {"role": "assistant", "time": 2.0, "content": "A blue circle bounces."},  # on the match, wrong words
+            {"role": "assistant", "time": 6.5, "content": "A blue circle bounces."},  # the colour distractor
+            {"role": "assistant", "time": 17.0, "content": "A red circle bounces."},  # calm
+            {"role": "user", "time": 18.0, "content": "a question"}]                  # not a response
+    m = query_responses([_pred(lambda t: 0.0, said)], gt)
+    assert (m["n_responses"], m["on_match"], m["on_distractor"], m["during_calm"]) == (4, 2, 1, 1)
+    assert (m["n_matching_events"], m["matching_events_answered"]) == (2, 1)
+    assert m["precision"] == 0.5 and m["recall"] == 0.5 and m["F1"] == pytest.approx(0.5)
+    assert m["names_query"] == 0.5
+    silent = query_responses([_pred(lambda t: 0.0)], gt)
+    assert silent["precision"] is None and silent["recall"] == 0.0 and silent["F1"] is None
+    with pytest.raises(ValueError, match="not in the ground truth"):
+        query_responses([{**_pred(lambda t: 0.0), "video": "other.mp4"}], gt)
 
 
 def test_synthetic_eval_records_the_command_of_the_set_it_read():

@@ -11,6 +11,11 @@ Pure functions of (stream predictions, the split's ``ground_truth.json`` records
   the event on screen when it was made (or one that ended at most ``RESPONSE_GRACE_S`` earlier:
   the engine answers after reading a frame): its colour, kind and motion words must be the
   event's. A response made when no event is on screen names nothing correctly.
+* ``query_responses``: does a stream asked a query speak when the query's event happens, and only
+  then? Each response is placed on the event on screen as above; precision = responses on a
+  matching event / responses, recall = matching events with a response (during the event or
+  within the grace after it) / matching events, F1 of the two; ``names_query`` = responses on a
+  matching event that name the query's colour, kind and motion / those responses.
 """
 from __future__ import annotations
 
@@ -122,3 +127,41 @@ def response_accuracy(records: Iterable[Mapping], ground_truth: Sequence[Mapping
     frac = {a: (right[a] / n if n else None) for a in right}
     return {"n_responses": n, "n_videos": n_videos, "responses_per_video": n / n_videos if n_videos else None,
             "during_calm": calm, "correct": frac, "examples": examples, "grace_s": grace}
+
+
+def query_responses(records: Iterable[Mapping], ground_truth: Sequence[Mapping],
+                    grace: float = RESPONSE_GRACE_S) -> dict:
+    """Responses of streams asked their video's own query, against its matching events (module doc)."""
+    by_video = {v["video_id"]: v for v in ground_truth}
+    n = on_match = on_distractor = n_videos = n_matches = answered = naming = 0
+    for rec in records:
+        gt = by_video.get(_video_key(rec))
+        if gt is None:
+            raise ValueError(f"prediction {rec.get('id')!r}: video {rec['video']!r} is not in the ground truth")
+        n_videos += 1
+        times = [float(r["time"]) for r in rec.get("responses") or []
+                 if r.get("role", "assistant") != "user" and str(r.get("content") or "").strip()]
+        said = [str(r["content"]) for r in rec.get("responses") or []
+                if r.get("role", "assistant") != "user" and str(r.get("content") or "").strip()]
+        query = gt["query_shape"]
+        for t, text in zip(times, said):
+            n += 1
+            e = event_at(gt["events"], t, grace)
+            if e is not None and e["match"]:
+                on_match += 1
+                naming += all(named(text)[a] == query[a] for a in ATTRS)
+            elif e is not None:
+                on_distractor += 1
+        for e in gt["events"]:
+            if e["match"]:
+                n_matches += 1
+                answered += any(e["start"] <= t <= e["end"] + grace for t in times)
+    precision = on_match / n if n else None
+    recall = answered / n_matches if n_matches else None
+    f1 = (2 * precision * recall / (precision + recall) if precision and recall else
+          (0.0 if precision is not None and recall is not None else None))
+    return {"n_videos": n_videos, "n_responses": n, "responses_per_video": n / n_videos if n_videos else None,
+            "on_match": on_match, "on_distractor": on_distractor, "during_calm": n - on_match - on_distractor,
+            "n_matching_events": n_matches, "matching_events_answered": answered,
+            "precision": precision, "recall": recall, "F1": f1,
+            "names_query": naming / on_match if on_match else None, "grace_s": grace}
