@@ -344,7 +344,9 @@ class LiveRun:
             plot_scores(out / "scores.png", t, {"fused": y, "informative": np.asarray(self.info), "relevance": np.asarray(self.rel)},
                         peaks={"fused": hl.times}, gt_spans=gt, segments=segs,
                         title=", ".join(q[1] for q in self.protocol["queries"]) or str(args.video), peak_label="offline peaks",
-                        segment_label="highlight segments (offline peaks grown)")
+                        segment_label="highlight segments (offline peaks grown)",
+                        markers={"online highlights (printed live)": [p.time for p in self.online_peaks],
+                                 "responses": [r.time for r in self.responses]})
             if args.reel_budget > 0 and self.kind == "file" and segs:
                 from test.reel import write_highlight_reel
 

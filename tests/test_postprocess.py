@@ -332,6 +332,15 @@ def test_score_figure_legend_names_every_curve_marker_and_shaded_span_set():
                                      "relevance", "fused offline peaks", "ground truth (right axis)"])
     shaded = [p for p in ax.patches]
     assert len(shaded) == 5  # 3 event spans + 2 segments, drawn although labelled once per set
+    # labelled instants (online highlights, responses) on the first series; an empty set is not named
+    fig = score_figure(t, {"fused": x}, markers={"online highlights": [30.0], "responses": [31.0, 40.0], "none": []})
+    ax = fig.axes[0]
+    assert [txt.get_text() for txt in ax.get_legend().get_texts()] == ["fused", "online highlights", "responses"]
+    drawn = {ln.get_label(): ln for ln in ax.get_lines()}
+    assert list(drawn["responses"].get_xdata()) == [31.0, 40.0]
+    assert drawn["online highlights"].get_ydata()[0] == pytest.approx(x[30])
+    with pytest.raises(ValueError, match="marker sets"):
+        score_figure(t, {"fused": x}, markers={str(i): [1.0] for i in range(5)})
     # a plain list of spans is one set under gt_label
     fig = score_figure(t, {"fused": x}, gt_spans=[(25, 35)], gt_label="query spans")
     assert [txt.get_text() for txt in fig.axes[0].get_legend().get_texts()] == ["query spans", "fused"]

@@ -13,20 +13,22 @@ from utils.io import apply_umask
 
 
 SPAN_STYLES = ("tab:green", "tab:gray", "tab:purple", "tab:brown")  # span sets, in order (segments: orange)
+MARKER_SHAPES = ("o", "s", "D", "P")  # marker sets, in order (hollow, black)
 
 
 def score_figure(times, series: Mapping[str, Sequence[float]], peaks=None,
                  gt_spans: Sequence[Sequence[float]] | Mapping[str, Sequence[Sequence[float]]] | None = None,
                  gt_curve=None, segments: Sequence[Sequence[float]] | None = None, title: str | None = None,
                  peak_label: str = "peaks", gt_label: str = "ground-truth spans",
-                 segment_label: str = "highlight segments"):
+                 segment_label: str = "highlight segments", markers: Mapping[str, Sequence[float]] | None = None):
     """The score figure (matplotlib ``Figure`` on an Agg canvas): curves, peaks, shaded spans.
 
     ``gt_spans``: spans (shaded, labelled ``gt_label``) or ``{label: spans}``, one shade per set
     (e.g. matching events and distractors). ``peaks``: a sequence of peak times (drawn on the first
     series) or {series name: times}. ``gt_curve``: per-frame ground truth aligned with ``times``
-    (dashed, on a twin axis). The legend names every curve, marker and shaded span set, the twin
-    axis's curve included.
+    (dashed, on a twin axis). ``markers``: ``{label: times}``, more labelled instants drawn on the
+    first series (e.g. the online highlights printed live, the responses), one marker shape per set.
+    The legend names every curve, marker and shaded span set, the twin axis's curve included.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -60,6 +62,13 @@ def score_figure(times, series: Mapping[str, Sequence[float]], peaks=None,
             color, y = colors[name]
             pt = np.asarray(pt, dtype=np.float64)
             ax.plot(pt, np.interp(pt, t, y), "v", color=color, ms=7, label=f"{name} {peak_label}")
+    if markers and len(markers) > len(MARKER_SHAPES):
+        raise ValueError(f"at most {len(MARKER_SHAPES)} marker sets, got {len(markers)}")
+    first = next(iter(series))
+    for shape, (label, mt) in zip(MARKER_SHAPES, (markers or {}).items()):
+        mt = np.asarray(mt, dtype=np.float64)
+        if mt.size:  # an empty set has nothing to name
+            ax.plot(mt, np.interp(mt, t, colors[first][1]), shape, color="black", mfc="none", ms=9, mew=1.3, label=label)
     handles, labels = ax.get_legend_handles_labels()
     if gt_curve is not None:
         g = _as_series(gt_curve, "gt_curve")
@@ -85,9 +94,10 @@ def plot_scores(path_png, times, series: Mapping[str, Sequence[float]], peaks=No
                 gt_spans: Sequence[Sequence[float]] | Mapping[str, Sequence[Sequence[float]]] | None = None,
                 gt_curve=None, segments: Sequence[Sequence[float]] | None = None, title: str | None = None,
                 dpi: int = 120, peak_label: str = "peaks", gt_label: str = "ground-truth spans",
-                segment_label: str = "highlight segments") -> Path:
+                segment_label: str = "highlight segments", markers: Mapping[str, Sequence[float]] | None = None) -> Path:
     """``score_figure`` written to a PNG (no pyplot, no global backend switch; written atomically)."""
-    fig = score_figure(times, series, peaks, gt_spans, gt_curve, segments, title, peak_label, gt_label, segment_label)
+    fig = score_figure(times, series, peaks, gt_spans, gt_curve, segments, title, peak_label, gt_label, segment_label,
+                       markers)
     path = Path(path_png)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
