@@ -139,12 +139,11 @@ def query_responses(records: Iterable[Mapping], ground_truth: Sequence[Mapping],
         if gt is None:
             raise ValueError(f"prediction {rec.get('id')!r}: video {rec['video']!r} is not in the ground truth")
         n_videos += 1
-        times = [float(r["time"]) for r in rec.get("responses") or []
-                 if r.get("role", "assistant") != "user" and str(r.get("content") or "").strip()]
-        said = [str(r["content"]) for r in rec.get("responses") or []
+        said = [(float(r["time"]), str(r["content"])) for r in rec.get("responses") or []
                 if r.get("role", "assistant") != "user" and str(r.get("content") or "").strip()]
+        times = [t for t, _ in said]
         query = gt["query_shape"]
-        for t, text in zip(times, said):
+        for t, text in said:
             n += 1
             e = event_at(gt["events"], t, grace)
             if e is not None and e["match"]:
