@@ -7,6 +7,8 @@ metrics, and the whole recipe end to end on a tiny synthetic set.
   ``test/synthetic_eval.py`` and fused with the val-tuned weights recorded in
   ``results/synthetic_results.json``, it reproduces the recorded per-video TVSum (aha) top-5 AP,
   per-query Charades IoU and the query-binding relevance AUCs (matching event vs distractor);
+  streamed with text, its dense-captioning F1, the words of its captions and its answers to a query
+  (behind the recorded relevance gate);
 * end to end (a few seconds): generate a tiny set, train a few steps with ``train.py`` (full
   training), stream with the engine, post-process and score.
 """
@@ -112,6 +114,47 @@ def test_shipped_checkpoint_reproduces_its_recorded_test_metrics(test_split, tmp
     for qid, iou in ious.items():
         assert iou == pytest.approx(rec["per_item_iou"][qid], abs=IOU_TOL), qid
     assert 100 * np.mean(list(ious.values())) == pytest.approx(rec["mIoU"], abs=100 * IOU_TOL)
+
+
+def _stream_with_text(items: Path, root: Path, out: Path, settings: dict, threshold: float, gate: dict | None = None) -> Path:
+    from test.run_benchmark import main as run_benchmark
+
+    argv = ["--items", str(items), "--video_root", str(root / "videos"), "--output", str(out), "--quiet",
+            "--model_config", "aha-tiny-synth", "--checkpoint", str(CKPT), "--tokenizer", str(TOK),
+            "--fps", str(settings["fps"]), "--cache_policy", settings["cache_policy"], "--window", str(settings["window"]),
+            "--score_heads", "informative", "--threshold", str(threshold), "--max_new_tokens", "16", "--fail_fast"]
+    if gate is not None:
+        argv += ["--relevance_gate", str(gate["value"]), "--relevance_gate_frames", str(gate["frames"])]
+    assert run_benchmark(argv) == 0
+    return out
+
+
+def test_shipped_checkpoint_reproduces_its_recorded_responses(test_split, tmp_path):
+    """The targets on what it says: dense-captioning F1 and the words of its captions (the
+    captioning items, val-tuned threshold), and its answers to a query (the TVSum items, behind the
+    val-tuned relevance gate), streamed again with text."""
+    from data.synthetic.metrics import query_responses, response_accuracy
+    from test.evaluate import evaluate_files
+    from utils.io import iter_jsonl
+
+    recorded = json.loads(RESULTS.read_text())
+    proto, trained = recorded["protocol"], recorded["systems"]["trained"]
+    gt = json.loads((test_split / "test" / "ground_truth.json").read_text())
+    th = trained["youcook2"]["threshold"]["value"]
+    pred = _stream_with_text(test_split / "test" / "items" / "youcook2.jsonl", test_split, tmp_path / "yc.jsonl", proto, th)
+    f1 = evaluate_files("youcook2", str(pred), str(test_split / "test" / "yc2_test.json"), options={"captions": False})
+    assert f1["metrics"]["F1_Score"] == pytest.approx(trained["youcook2"]["F1_Score"], abs=1.0)
+    said = response_accuracy(iter_jsonl(pred), gt)
+    assert abs(said["n_responses"] - trained["responses"]["n_responses"]) <= 1  # (another BLAS may round a head)
+    for attr in ("colour", "kind", "motion", "all"):
+        assert said["correct"][attr] == pytest.approx(trained["responses"]["correct"][attr], abs=0.03), attr
+    q = trained["query_responses"]
+    assert q["gate"]["threshold"] == th
+    pred = _stream_with_text(test_split / "test" / "items" / "tvsum.jsonl", test_split, tmp_path / "q.jsonl", proto, th, q["gate"])
+    got = query_responses(iter_jsonl(pred), gt)
+    for key in ("n_responses", "on_match", "on_distractor", "matching_events_answered"):
+        assert abs(got[key] - q["test"][key]) <= 1, key
+    assert got["names_query"] == pytest.approx(q["test"]["names_query"], abs=0.05)
 
 
 def test_recorded_results_show_the_trained_model_beating_every_baseline_on_query_conditioned_metrics():
