@@ -68,7 +68,10 @@ class DecisionRule:
     last_fire_time: float | None = None
     due: bool = False
     waited: int = 0
-    recent_relevance: deque = field(default_factory=deque)
+    recent_relevance: deque = field(init=False)  # the gate's window: the last relevance_gate_frames values
+
+    def __post_init__(self):
+        self.recent_relevance = deque(maxlen=self.cfg.relevance_gate_frames)
 
     def reset(self) -> None:
         self.running_sum, self.last_fire_time, self.due, self.waited = 0.0, None, False, 0
@@ -81,8 +84,6 @@ class DecisionRule:
             return True
         r = self.recent_relevance
         r.append(float(heads["relevance"]))
-        while len(r) > c.relevance_gate_frames:
-            r.popleft()
         return sum(r) / len(r) >= c.relevance_gate
 
     def score(self, heads: dict) -> float:

@@ -353,6 +353,9 @@ def markdown(results: dict) -> str:
     def f(x, d=1):
         return "–" if x is None else f"{x:.{d}f}"
 
+    def pct(x, d=1):  # a fraction, in percent
+        return f(None if x is None else 100 * x, d)
+
     rows = ["| system | TVSum top-5 mAP (umt) | TVSum top-5 mAP (aha) | Charades R1@0.5 | Charades mIoU | Charades R1@0.3 / 0.7 | DVC F1 |",
             "|---|---|---|---|---|---|---|"]
     for s, r in results["systems"].items():
@@ -364,8 +367,7 @@ def markdown(results: dict) -> str:
     for s, r in results["systems"].items():
         b, resp = r.get("binding") or {}, r.get("responses")
         said = "–" if not resp else (f"{resp['responses_per_video']:.1f}",
-                                     " / ".join(f(None if resp["correct"][a] is None else 100 * resp["correct"][a], 0)
-                                                for a in ("colour", "kind", "motion", "all")))
+                                     " / ".join(pct(resp["correct"][a], 0) for a in ("colour", "kind", "motion", "all")))
         rows.append(f"| {SYSTEM_LABEL.get(s, s)} | {f(b.get('match_vs_distractor'), 2)} | {f(b.get('match_vs_colour'), 2)} | "
                     f"{f(b.get('match_vs_kind'), 2)} | {f(b.get('match_vs_motion'), 2)} | {f(b.get('match_vs_several'), 2)} | "
                     + (" | ".join(said) if resp else "– | –") + " |")
@@ -376,9 +378,8 @@ def markdown(results: dict) -> str:
         rows += ["", "| responses to the query (TVSum-style items, trained model) | per video | on the query's events (precision) | "
                  "query's events answered (recall) | F1 | on a distractor | naming the query (on its events) | relevance gate (val) |",
                  "|---|---|---|---|---|---|---|---|",
-                 f"| test | {f(t['responses_per_video'], 2)} | {f(None if t['precision'] is None else 100 * t['precision'])} | "
-                 f"{f(None if t['recall'] is None else 100 * t['recall'])} | {f(None if t['F1'] is None else 100 * t['F1'])} | "
-                 f"{t['on_distractor']} | {f(None if t['names_query'] is None else 100 * t['names_query'], 0)} % | {gate} |"]
+                 f"| test | {f(t['responses_per_video'], 2)} | {pct(t['precision'])} | {pct(t['recall'])} | {pct(t['F1'])} | "
+                 f"{t['on_distractor']} | {pct(t['names_query'], 0)} % | {gate} |"]
     p = results["protocol"]
     notes = [
         "",

@@ -71,13 +71,15 @@ def test_split(tmp_path_factory):
     return out
 
 
-def _stream(items: Path, root: Path, out: Path, settings: dict) -> Path:
+def _stream(items: Path, root: Path, out: Path, settings: dict, *flags: str) -> Path:
+    """The shipped checkpoint streamed over an items file with the recorded settings: scores only,
+    unless ``flags`` give a response rule."""
     from test.run_benchmark import main as run_benchmark
 
     argv = ["--items", str(items), "--video_root", str(root / "videos"), "--output", str(out), "--quiet",
             "--model_config", "aha-tiny-synth", "--checkpoint", str(CKPT), "--tokenizer", str(TOK),
             "--fps", str(settings["fps"]), "--cache_policy", settings["cache_policy"], "--window", str(settings["window"]),
-            "--no_generate", "--fail_fast"]
+            "--fail_fast", *(flags or ("--no_generate",))]
     assert run_benchmark(argv) == 0
     return out
 
@@ -117,16 +119,10 @@ def test_shipped_checkpoint_reproduces_its_recorded_test_metrics(test_split, tmp
 
 
 def _stream_with_text(items: Path, root: Path, out: Path, settings: dict, threshold: float, gate: dict | None = None) -> Path:
-    from test.run_benchmark import main as run_benchmark
-
-    argv = ["--items", str(items), "--video_root", str(root / "videos"), "--output", str(out), "--quiet",
-            "--model_config", "aha-tiny-synth", "--checkpoint", str(CKPT), "--tokenizer", str(TOK),
-            "--fps", str(settings["fps"]), "--cache_policy", settings["cache_policy"], "--window", str(settings["window"]),
-            "--score_heads", "informative", "--threshold", str(threshold), "--max_new_tokens", "16", "--fail_fast"]
+    flags = ["--score_heads", "informative", "--threshold", str(threshold), "--max_new_tokens", "16"]
     if gate is not None:
-        argv += ["--relevance_gate", str(gate["value"]), "--relevance_gate_frames", str(gate["frames"])]
-    assert run_benchmark(argv) == 0
-    return out
+        flags += ["--relevance_gate", str(gate["value"]), "--relevance_gate_frames", str(gate["frames"])]
+    return _stream(items, root, out, settings, *flags)
 
 
 def test_shipped_checkpoint_reproduces_its_recorded_responses(test_split, tmp_path):

@@ -94,6 +94,12 @@ def named(text: str) -> dict[str, str | None]:
     return out
 
 
+def _said(rec: Mapping) -> list[tuple[float, str]]:
+    """(time, text) of a stream's responses: assistant turns with some text."""
+    return [(float(r["time"]), str(r["content"])) for r in rec.get("responses") or []
+            if r.get("role", "assistant") != "user" and str(r.get("content") or "").strip()]
+
+
 def response_accuracy(records: Iterable[Mapping], ground_truth: Sequence[Mapping],
                       grace: float = RESPONSE_GRACE_S) -> dict:
     """Fractions of responses naming the on-screen event's colour, kind, motion, and all three (module doc)."""
@@ -107,12 +113,10 @@ def response_accuracy(records: Iterable[Mapping], ground_truth: Sequence[Mapping
         if gt is None:
             raise ValueError(f"prediction {rec.get('id')!r}: video {rec['video']!r} is not in the ground truth")
         n_videos += 1
-        for r in rec.get("responses") or []:
-            if r.get("role", "assistant") == "user" or not str(r.get("content") or "").strip():
-                continue
+        for t, text in _said(rec):
             n += 1
-            e = event_at(gt["events"], float(r["time"]), grace)
-            said = named(str(r["content"]))
+            e = event_at(gt["events"], t, grace)
+            said = named(text)
             if e is None:
                 calm += 1
                 ok = {a: False for a in ATTRS}
@@ -122,7 +126,7 @@ def response_accuracy(records: Iterable[Mapping], ground_truth: Sequence[Mapping
                 right[a] += ok[a]
             right["all"] += all(ok.values())
             if len(examples) < 5:
-                examples.append({"video": gt["video_id"], "time": r["time"], "said": r["content"],
+                examples.append({"video": gt["video_id"], "time": t, "said": text,
                                  "on_screen": None if e is None else f"a {e['colour']} {e['kind']} {e['motion']}"})
     frac = {a: (right[a] / n if n else None) for a in right}
     return {"n_responses": n, "n_videos": n_videos, "responses_per_video": n / n_videos if n_videos else None,
@@ -139,8 +143,7 @@ def query_responses(records: Iterable[Mapping], ground_truth: Sequence[Mapping],
         if gt is None:
             raise ValueError(f"prediction {rec.get('id')!r}: video {rec['video']!r} is not in the ground truth")
         n_videos += 1
-        said = [(float(r["time"]), str(r["content"])) for r in rec.get("responses") or []
-                if r.get("role", "assistant") != "user" and str(r.get("content") or "").strip()]
+        said = _said(rec)
         times = [t for t, _ in said]
         query = gt["query_shape"]
         for t, text in said:
