@@ -12,6 +12,7 @@ the query online). Rendered text, e.g. for a dense-captioning sample::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable, Sequence
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
@@ -51,10 +52,15 @@ def assistant_header() -> str:
 
 
 def load_tokenizer(path: str, placeholder: str = PLACEHOLDER, padding_side: str = "left"):
-    """AutoTokenizer with the frame placeholder added as a special token (Qwen2: id 151646)."""
+    """AutoTokenizer from a local folder, with the frame placeholder added as a special token (Qwen2:
+    id 151646). Nothing is downloaded: a hub name or a missing folder is a clear error (without this
+    transformers would try the hub, retrying for half a minute before failing)."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(path, padding_side=padding_side)
+    if path is None or not Path(path).is_dir():
+        raise FileNotFoundError(f"tokenizer folder {path!r} does not exist (a local folder with tokenizer.json / "
+                                "tokenizer_config.json is needed; nothing is downloaded)")
+    tok = AutoTokenizer.from_pretrained(path, padding_side=padding_side, local_files_only=True)
     return prepare_tokenizer(tok, placeholder)
 
 

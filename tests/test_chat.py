@@ -85,3 +85,13 @@ def test_any_hf_tokenizer_gets_the_placeholder(qwen2_tokenizer, tmp_path):
     t = ChatTemplate(tok, tokens_per_frame=4)
     enc = t.encode(t.pieces([{"role": "user", "content": "hi"}, {"role": "stream", "num_frames": 1}]))
     assert enc.input_ids.count(t.placeholder_id) == 4
+
+
+def test_load_tokenizer_never_goes_to_the_hub(tmp_path, monkeypatch):
+    """A hub name, None or a missing folder fails at once with the path named (no download attempt)."""
+    from models.chat import load_tokenizer
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # the guard must not rely on the test env
+    for bad in (None, "Qwen/Qwen2-7B-Instruct", str(tmp_path / "missing")):
+        with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
+            load_tokenizer(bad)
