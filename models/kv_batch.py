@@ -134,6 +134,14 @@ class BatchKVStore:
             t[:, dst] = t[:, src]
         self.slot_seq[dst] = self.slot_seq[src]
 
+    def swap(self, a: int, b: int) -> None:
+        """Exchange lanes ``a`` and ``b`` (both streams in flight, in the two forwards of a split tick)."""
+        if self.K is None or a == b:
+            return
+        for t in (self.K, self.V, self.Kp, self.Kp_rot):
+            t[:, [a, b]] = t[:, [b, a]]
+        self.slot_seq[[a, b]] = self.slot_seq[[b, a]]
+
     def kept(self, lane: int, lo: int, layer: int = 0, copy: int = 0):
         """(seq, keys, values) of one lane's kept tokens in stream order (as ``KVStore.kept``)."""
         seq, g = self.slot_seq[lane], self.slot_group

@@ -95,11 +95,22 @@ class _Lane(StreamingEngine):
         return self.hub._submit(self, _Request(self, plan, ids, frame_embeds, logits))
 
 
+def check_split_rows(split_rows) -> None:
+    if not (split_rows is None or split_rows == "block" or (isinstance(split_rows, int) and not isinstance(split_rows, bool)
+                                                             and split_rows >= 0)):
+        raise ValueError(f"split_rows must be None, 'block' or an integer >= 0, got {split_rows!r}")
+
+
 class MultiStreamEngine:
-    def __init__(self, model, tokenizer, cfg: EngineConfig | None = None, streams: int = 4):
+    def __init__(self, model, tokenizer, cfg: EngineConfig | None = None, streams: int = 4, split_rows: int | str | None = "block"):
         if not isinstance(streams, int) or streams < 1:
             raise ValueError(f"streams must be an integer >= 1, got {streams!r}")
+        check_split_rows(split_rows)
         self.cfg = cfg or EngineConfig()
+        # a tick whose lanes ask for forwards of very different lengths (a query turn or a stream's last
+        # partial block beside full K-frame blocks) runs as two forwards when that computes more than
+        # ``split_rows`` fewer padding rows; "block": one lane's K-frame block; None: always one forward
+        self.split_rows = split_rows
         self.model = inference_model(model, self.cfg.merge_lora).eval()  # merged once, shared by the lanes
         lane_cfg = dataclasses.replace(self.cfg, compile=False, merge_lora=False)
         self.lanes = [_Lane(self, i, self.model, tokenizer, lane_cfg) for i in range(streams)]
@@ -110,6 +121,9 @@ class MultiStreamEngine:
         self.pool = BatchKVStore(streams, tc.num_hidden_layers, tc.num_key_value_heads, head_dim, self.dtype, self.device,
                                  model_inv_freq(self.model))
         self.uploader = Uploader(self.device)
+        # how well the lanes filled the batched forwards (scripts/bench/scale_out.py records it): rows
+        # = new tokens of the lanes in flight, padded_rows = the rows computed (lanes x the longest)
+        self.stats = dict.fromkeys(("ticks", "forwards", "compiled_forwards", "lanes", "rows", "padded_rows"), 0)
         self._compiled = None
         self._cond = threading.Condition()
         self._running = False
@@ -256,25 +270,41 @@ class MultiStreamEngine:
         return out
 
     # ------------------------------------------------------------------ the batched forward
-    def _compact(self, reqs: list[_Request]) -> list[_Request]:
-        """Move the lanes in flight to indices 0..m-1 (a finished stream's lane left a hole); sorted by index."""
+    def _compact(self, reqs: list[_Request], active: set) -> list[_Request]:
+        """Bring the lanes of this forward to indices 0..m-1; sorted by index. A lane in the way is swapped
+        out when it is ``active`` (in the tick's other forward), else overwritten (a finished stream's)."""
         m = len(reqs)
         flying = {r.lane for r in reqs}
-        holes = sorted(i for i in range(m) if not any(lane.lane == i for lane in flying))
+        at = {lane.lane: lane for lane in self.lanes}
+        holes = sorted(i for i in range(m) if at[i] not in flying)
         movers = sorted((lane for lane in flying if lane.lane >= m), key=lambda lane: lane.lane)
         for lane, dst in zip(movers, holes):
-            other = next(x for x in self.lanes if x.lane == dst)
-            self.pool.move(lane.lane, dst)
+            other = at[dst]
+            (self.pool.swap if other in active else self.pool.move)(lane.lane, dst)
             other.lane, lane.lane = lane.lane, dst
         return sorted(reqs, key=lambda r: r.lane.lane)
+
+    def _groups(self, reqs: list[_Request]) -> list[list[_Request]]:
+        """The tick's requests as one forward, or as two (the longest ones, then the others) when that
+        computes more than ``split_rows`` fewer rows (each forward pads its lanes to its longest)."""
+        if self.split_rows is None or len(reqs) < 2:
+            return [reqs]
+        rows = sorted(reqs, key=lambda r: -len(r.plan.slots))
+        n = [len(r.plan.slots) for r in rows]
+        extra = self.cfg.frames_per_step * self.tpf if self.split_rows == "block" else self.split_rows
+        saved, cut = max((len(n) * n[0] - (c * n[0] + (len(n) - c) * n[c]), c) for c in range(1, len(n)))
+        return [rows[:cut], rows[cut:]] if saved > extra else [reqs]
 
     def _attend(self, policy) -> int:
         return self.pool.ring_size + policy.n_protected * policy.copies if policy.n_protected else policy.ring_high
 
     def _step(self, reqs: list[_Request]) -> list[tuple]:
-        """One batched forward for these requests; (heads, logits) per request, in their order."""
-        order = self._compact(reqs)
-        out = dict(zip(map(id, order), self._step_sorted(order)))
+        """One tick: a batched forward for these requests (two when split); (heads, logits) per request, in their order."""
+        self.stats["ticks"] += 1
+        active, out = {r.lane for r in reqs}, {}
+        for group in self._groups(reqs):
+            order = self._compact(group, active)
+            out.update(zip(map(id, order), self._step_sorted(order)))
         return [out[id(r)] for r in reqs]
 
     @torch.inference_mode()
@@ -287,6 +317,12 @@ class MultiStreamEngine:
         compiled = self._compiled is not None and all(not r.ids and not r.logits and r.n_frames == pols[0].copies for r in reqs)
         m = pool.lanes if compiled else len(reqs)  # the compiled step has static shapes: every lane
         q = max(len(r.plan.slots) for r in reqs)
+        st = self.stats
+        st["forwards"] += 1
+        st["compiled_forwards"] += compiled
+        st["lanes"] += len(reqs)
+        st["rows"] += sum(len(r.plan.slots) for r in reqs)
+        st["padded_rows"] += m * q
         c = pool.copies
         idx = np.zeros((4, m, q), np.int64)
         idx[0], idx[1] = pool.scratch, BIG  # padding rows: the scratch slot, never visible to a real row

@@ -62,7 +62,7 @@ from typing import Iterator
 
 from test.engine_args import (add_engine_args, check_degrade_spec, check_engine_args, engine_config, feature_frames, load_model,
                               make_degradation, open_features)
-from test.scale_out import Shard, check_streams, merge, predictions
+from test.scale_out import Shard, check_streams, merge, predictions, split_rows_arg
 from utils.cli import ArgumentParser, add_debug_flag, check_output_file, run_cli
 from utils.io import (JsonlWriter, LineError, atomic_write_json, atomic_write_text, cut_torn_tail, drop_bad_lines,
                       read_json, read_jsonl_lines, read_own_jsonl, sha256_file)
@@ -345,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     ap.add_argument("--streams", type=int, default=1, help="items streamed together, one batched LM forward per step "
                     "(models/multistream.py); under torchrun: per process")
+    ap.add_argument("--split_rows", type=split_rows_arg, default="block",
+                    help="with --streams > 1: run a step whose lanes ask for very different lengths (query turns, last "
+                         "partial blocks beside full frame blocks) as two forwards when that computes more than this many "
+                         "fewer padding rows; 'block' (default): one lane's frame block; 'none': always one forward. "
+                         "Records do not depend on it")
     add_engine_args(ap)
     add_debug_flag(ap)
     return ap
@@ -393,6 +398,7 @@ def run(args, argv: list[str]) -> int:
     finalise_unfinished(record)
     invocation = {"command": ["python", "-m", "test.run_benchmark", *argv], "started": _now(), "status": "running",
                   "n_items": len(items), "n_already_done": len(items) - len(todo), "streams": args.streams,
+                  "split_rows": args.split_rows if args.streams > 1 else None,
                   **(shard.describe() if shard.active else {})}
     if repair is not None:
         invocation["repaired"] = repair
@@ -530,7 +536,7 @@ def _make_engine(args):
     if args.streams > 1:
         from models.multistream import MultiStreamEngine
 
-        return MultiStreamEngine(model, tok, engine_config(args), streams=args.streams)
+        return MultiStreamEngine(model, tok, engine_config(args), streams=args.streams, split_rows=args.split_rows)
     return StreamingEngine(model, tok, engine_config(args))
 
 

@@ -22,6 +22,8 @@ means ``cuda:LOCAL_RANK``.
 """
 from __future__ import annotations
 
+import argparse
+
 import datetime as _dt
 import json
 import os
@@ -90,6 +92,15 @@ def predictions(todo: list[dict], root: Path, streams: int, start_engine: Callab
 def check_streams(streams) -> None:
     if not isinstance(streams, int) or streams < 1:
         raise ValueError(f"--streams must be an integer >= 1, got {streams!r}")
+
+
+def split_rows_arg(text: str):
+    """``--split_rows``: 'block' (default), 'none' or a number of rows (models.multistream.MultiStreamEngine)."""
+    if text in ("block", "none"):
+        return None if text == "none" else text
+    if text.isdigit():
+        return int(text)
+    raise argparse.ArgumentTypeError(f"--split_rows must be 'block', 'none' or an integer >= 0, got {text!r}")
 
 
 # ------------------------------------------------------------------------------ processes

@@ -191,9 +191,9 @@ def test_a_failing_batched_forward_stops_every_lane(model, qwen2_tokenizer):
     assert len(dict(eng.run_streams(streams(2)))) == 2  # nothing left hanging
 
 
-def test_the_batched_frame_step_compiles_once_without_graph_breaks(model, qwen2_tokenizer):
-    """fullgraph=True; one graph serves every full K-frame block of every lane, evictions and
-    re-bases included (text steps and the last partial blocks run eagerly)."""
+def test_the_batched_frame_step_compiles_once_per_cache_layout(model, qwen2_tokenizer):
+    """fullgraph=True; one graph per cache layout serves every full K-frame block of every lane, evictions
+    and re-bases included (text steps and the last partial blocks run eagerly, in a forward of their own)."""
     graphs = []
 
     def backend(gm, example_inputs):
@@ -203,9 +203,57 @@ def test_the_batched_frame_step_compiles_once_without_graph_breaks(model, qwen2_
     torch._dynamo.reset()
     cfg = EngineConfig(generate=False, frames_per_step=4, cache_policy="sink", window=300)
     specs = streams(3, [30, 22, 41])
-    eng = MultiStreamEngine(model, qwen2_tokenizer, cfg, streams=3)
+    eng = MultiStreamEngine(model, qwen2_tokenizer, cfg, streams=3, split_rows=0)
     eng.compile(backend=backend)
+    layouts, compiled = set(), eng._compiled
+
+    def step(*a):
+        layouts.add(eng.pool.K.shape)
+        return compiled(*a)
+    eng._compiled = step
     got = dict(eng.run_streams(specs))
-    assert len(graphs) == 1
+    # one graph per cache layout: the protected region grows (64 tokens at a time) when a longer query
+    # turn arrives in some lane, which changes the buffers' shapes; frames and evictions never do
+    assert len(graphs) == len(layouts) == 2
     check_equal(alone(model, qwen2_tokenizer, cfg, specs), got)
+    # ticks that mix full blocks with query turns or partial blocks are split, so the full blocks still
+    # take the compiled step (one padded forward per tick would have run them eagerly)
+    assert eng.stats["compiled_forwards"] > eng.stats["ticks"] - eng.stats["compiled_forwards"] > 0
     torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("generate", [False, True])
+def test_split_ticks_equal_each_alone_and_pad_less(model, qwen2_tokenizer, generate):
+    """split_rows=0: every tick whose lanes ask for different lengths (query turns, last partial blocks,
+    generated tokens beside frame blocks) runs as two forwards, lanes swapped between them; every
+    stream's records still equal streaming it alone, and fewer padding rows are computed than with
+    one padded forward per tick (split_rows=None), over the same ticks."""
+    extra = dict(generate=True, max_new_tokens=3, decision=DecisionConfig(score_heads="informative", threshold=0.45)) \
+        if generate else dict(generate=False, frames_per_step=4)
+    cfg = EngineConfig(cache_policy="sink", window=300, **extra)
+    specs = streams(5)
+    stats, swaps = {}, {}
+    for split in (None, 0):
+        eng = MultiStreamEngine(model, qwen2_tokenizer, cfg, streams=3, split_rows=split)
+        swaps[split] = 0
+        orig_swap = eng.pool.swap
+
+        def swap(a, b, orig_swap=orig_swap, split=split):
+            swaps[split] += 1
+            orig_swap(a, b)
+        eng.pool.swap = swap
+        got = dict(eng.run_streams(specs))
+        check_equal(alone(model, qwen2_tokenizer, cfg, specs), got)
+        stats[split] = dict(eng.stats)
+    one, two = stats[None], stats[0]
+    assert one["forwards"] == one["ticks"] and swaps[None] == 0
+    assert two["ticks"] == one["ticks"] and two["forwards"] > two["ticks"] and swaps[0] > 0
+    assert two["rows"] == one["rows"] and two["padded_rows"] < one["padded_rows"]
+    if generate:
+        assert any(isinstance(r, ResponseRecord) for recs in got.values() for r in recs)
+
+
+def test_bad_split_rows_is_refused(model, qwen2_tokenizer):
+    for bad in (-1, "auto", 1.5, True):
+        with pytest.raises(ValueError, match="split_rows"):
+            MultiStreamEngine(model, qwen2_tokenizer, EngineConfig(generate=False), streams=2, split_rows=bad)

@@ -141,16 +141,20 @@ def single(bench, shared_data):
     return out
 
 
-def test_streams_in_one_process_equal_one_stream(bench, single, shared_data, tmp_path):
-    """3 lanes for 5 items: they join as others finish; lines are written as items finish."""
+@pytest.mark.parametrize("split", ["block", "0"])
+def test_streams_in_one_process_equal_one_stream(bench, single, shared_data, tmp_path, split):
+    """3 lanes for 5 items: they join as others finish; lines are written as items finish; steps split in
+    two forwards (--split_rows 0: whenever lanes ask for different lengths) change no record."""
     out = tmp_path / "pred.jsonl"
-    assert run_benchmark.main(rb_args(bench, out, "--streams", "3", tokenizer=shared_data / "tokenizers" / "qwen2")) == 0
+    assert run_benchmark.main(rb_args(bench, out, "--streams", "3", "--split_rows", split,
+                                      tokenizer=shared_data / "tokenizers" / "qwen2")) == 0
     ordered = tmp_path / "ordered.jsonl"  # completion order: compare in the items' order
     by_id = {r["id"]: r for r in read_jsonl(out)}
     ordered.write_text("".join(json.dumps(by_id[f"q{i}"]) + "\n" for i in range(len(SECONDS))))
     check_same(single, ordered)
     run = read_json(out.with_name("pred.run.json"))
     assert run["runs"][-1]["streams"] == 3 and run["runs"][-1]["status"] == "done"
+    assert run["runs"][-1]["split_rows"] == (0 if split == "0" else "block")
 
 
 @pytest.mark.slow
@@ -198,6 +202,9 @@ def test_bad_streams_is_refused_before_any_work(bench, tmp_path, capsys, shared_
     out = tmp_path / "pred.jsonl"
     assert run_benchmark.main(rb_args(bench, out, "--streams", "0", tokenizer=shared_data / "tokenizers" / "qwen2")) == 2
     assert "--streams must be an integer >= 1" in capsys.readouterr().err and not out.exists()
+    with pytest.raises(SystemExit):
+        run_benchmark.main(rb_args(bench, out, "--streams", "2", "--split_rows", "-3", tokenizer=shared_data / "tokenizers" / "qwen2"))
+    assert "--split_rows must be 'block', 'none' or an integer >= 0" in capsys.readouterr().err and not out.exists()
 
 
 def torchrun(args: list[str], nproc: int = 2) -> subprocess.Popen:

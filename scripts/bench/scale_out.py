@@ -60,7 +60,7 @@ def worker(args) -> None:
     from models.chat import load_tokenizer
     from models.multistream import MultiStreamEngine
     from models.streaming import EngineConfig, FrameEvent, FrameRecord, QueryEvent, StreamingEngine
-    from test.scale_out import Shard
+    from test.scale_out import Shard, split_rows_arg
 
     torch.set_num_threads(args.threads)
     shard = Shard.from_env()
@@ -70,7 +70,7 @@ def worker(args) -> None:
     cfg = EngineConfig(generate=False, frames_per_step=args.frames_per_step, cache_policy=args.cache_policy,
                        window=args.window, compile=args.compile)
     engine = (StreamingEngine(model, tok, cfg) if args.lanes == 1
-              else MultiStreamEngine(model, tok, cfg, streams=args.lanes))
+              else MultiStreamEngine(model, tok, cfg, streams=args.lanes, split_rows=split_rows_arg(args.split_rows)))
     tpf = engine.tpf
     d = model.config.text_config.hidden_size
     g = torch.Generator().manual_seed(1234)
@@ -98,10 +98,14 @@ def worker(args) -> None:
     run([(f"warm{i}", args.frames_per_step * 3, 0.0) for i in range(args.lanes)])  # allocations, lazy inits
     shard.init()
     shard.barrier()  # every rank starts together
+    if args.lanes > 1:
+        engine.stats = dict.fromkeys(engine.stats, 0)
     w0, c0 = time.perf_counter(), time.process_time()
     frames = run(share)
     res = {"rank": shard.rank, "frames": frames, "items": len(share), "wall_s": time.perf_counter() - w0,
            "cpu_s": time.process_time() - c0}
+    if args.lanes > 1:  # how full the batched forwards were (padding rows, forwards the compiled step could take)
+        res["forwards"] = dict(engine.stats)
     ranks = shard.gather(res)
     shard.close()
     if ranks is not None:
@@ -111,11 +115,12 @@ def worker(args) -> None:
 # ------------------------------------------------------------------------------ driver
 
 
-def measure(args, procs: int, n: int) -> dict:
+def measure(args, procs: int, n: int, split: str) -> dict:
     common = ["--worker", "--lanes", str(n), "--preset", args.preset, "--device", args.device, "--dtype", args.dtype,
               "--tokenizer", args.tokenizer, "--items", str(args.items), "--frames", str(args.frames),
               "--frames_per_step", str(args.frames_per_step), "--cache_policy", args.cache_policy,
-              "--window", str(args.window), "--threads", str(args.threads)] + (["--compile"] if args.compile else [])
+              "--window", str(args.window), "--threads", str(args.threads), "--split_rows", split] \
+        + (["--compile"] if args.compile else [])
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false",
            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}  # keep the caller's
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
@@ -130,19 +135,27 @@ def measure(args, procs: int, n: int) -> dict:
     frames = sum(r["frames"] for r in ranks)
     wall = max(r["wall_s"] for r in ranks)
     cpu = sum(r["cpu_s"] for r in ranks)
-    return {"procs": procs, "streams": n, "frames": frames, "wall_s": round(wall, 4), "cpu_s": round(cpu, 4),
-            "fps_wall": frames / wall, "fps_cpu": frames / cpu, "ranks": ranks}
+    out = {"procs": procs, "streams": n, "split_rows": split if n > 1 else "-", "frames": frames, "wall_s": round(wall, 4), "cpu_s": round(cpu, 4),
+           "fps_wall": frames / wall, "fps_cpu": frames / cpu, "ranks": ranks}
+    if all("forwards" in r for r in ranks):
+        fw = {k: sum(r["forwards"][k] for r in ranks) for k in ranks[0]["forwards"]}
+        out["forwards"] = {**fw, "real_row_share": fw["rows"] / max(1, fw["padded_rows"]),
+                           "compiled_share": fw["compiled_forwards"] / max(1, fw["forwards"]),
+                           "mean_lanes": fw["lanes"] / max(1, fw["forwards"])}
+    return out
 
 
-def summarise(runs: list[dict], configs: list[tuple[int, int]], reps: int) -> list[dict]:
+def summarise(runs: list[dict], configs: list[tuple[int, int, str]], reps: int) -> list[dict]:
     base = [r for r in runs if (r["procs"], r["streams"]) == (1, 1)]
     rows = []
-    for p, n in configs:
-        mine = [r for r in runs if (r["procs"], r["streams"]) == (p, n)]
-        row = {"procs": p, "streams": n, "reps": len(mine), "frames": mine[0]["frames"]}
+    for p, n, split in configs:
+        mine = [r for r in runs if (r["procs"], r["streams"], r["split_rows"]) == (p, n, split)]
+        row = {"procs": p, "streams": n, "split_rows": split, "reps": len(mine), "frames": mine[0]["frames"]}
         for k in ("fps_wall", "fps_cpu"):
             vals = [r[k] for r in mine]
             row[f"{k}_min"], row[f"{k}_median"], row[f"{k}_max"] = min(vals), statistics.median(vals), max(vals)
+        if "forwards" in mine[0]:  # the same in every repetition (the batching is deterministic)
+            row["forwards"] = mine[0]["forwards"]
         if len(base) == len(mine):  # speed-up within each repetition (the same load), then the median
             row["speedup_wall_median"] = statistics.median(r["fps_wall"] / b["fps_wall"] for r, b in zip(mine, base))
             row["speedup_cpu_median"] = statistics.median(r["fps_cpu"] / b["fps_cpu"] for r, b in zip(mine, base))
@@ -151,12 +164,15 @@ def summarise(runs: list[dict], configs: list[tuple[int, int]], reps: int) -> li
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| processes | streams per process | aggregate frames/s (wall) min / median | frames per CPU-s min / median "
-           "| speed-up vs 1x1 (wall / CPU, median of per-rep ratios) |", "|---|---|---|---|---|"]
+    out = ["| processes | streams per process | split_rows | aggregate frames/s (wall) min / median | frames per CPU-s min / median "
+           "| speed-up vs 1x1 (wall / CPU, median of per-rep ratios) | forwards (per step of the lanes) | real rows / rows computed |",
+           "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         sp = (f"{r['speedup_wall_median']:.2f}x / {r['speedup_cpu_median']:.2f}x" if "speedup_wall_median" in r else "-")
-        out.append(f"| {r['procs']} | {r['streams']} | {r['fps_wall_min']:.0f} / {r['fps_wall_median']:.0f} "
-                   f"| {r['fps_cpu_min']:.0f} / {r['fps_cpu_median']:.0f} | {sp} |")
+        fw = r.get("forwards")
+        batching = (f"{fw['forwards']} ({fw['forwards'] / fw['ticks']:.2f}) | {fw['real_row_share']:.0%}" if fw else "- | -")
+        out.append(f"| {r['procs']} | {r['streams']} | {r['split_rows']} | {r['fps_wall_min']:.0f} / {r['fps_wall_median']:.0f} "
+                   f"| {r['fps_cpu_min']:.0f} / {r['fps_cpu_median']:.0f} | {sp} | {batching} |")
     return "\n".join(out)
 
 
@@ -181,6 +197,8 @@ def main(argv=None) -> int:
     ap.add_argument("--window", type=int, default=2048)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
     ap.add_argument("--compile", action="store_true", help="torch.compile the frame-only step (CUDA graphs on CUDA)")
+    ap.add_argument("--split_rows", default="block",
+                    help="MultiStreamEngine's split_rows for N > 1: 'block', 'none' or rows; comma-separated to compare")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--out", default="outputs/bench/scale_out.json")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -191,16 +209,26 @@ def main(argv=None) -> int:
         return 0
     streams = [int(x) for x in args.streams.split(",")]
     procs = [int(x) for x in args.procs.split(",")]
-    configs = [(1, 1)] + [(p, n) for p in procs for n in streams if (p, n) != (1, 1)]
+    sys.path.insert(0, str(REPO))
+    from test.scale_out import split_rows_arg
+
+    splits = [x for x in args.split_rows.split(",") if x]
+    for x in splits:
+        split_rows_arg(x)  # a bad value fails here, not in a worker
+    configs = [(1, 1, "-")] + [(p, n, sp) if n > 1 else (p, n, "-") for p in procs for n in streams
+                               for sp in (splits if n > 1 else splits[:1]) if (p, n) != (1, 1)]
     load = [os.getloadavg()]
     runs = []
     for rep in range(args.reps):  # interleaved: every configuration once per repetition
-        for p, n in configs:
-            r = measure(args, p, n)
+        for p, n, split in configs:
+            r = measure(args, p, n, split)
             r["rep"] = rep
             runs.append(r)
-            print(f"rep {rep} P={p} N={n}: {r['fps_wall']:.0f} frames/s wall, {r['fps_cpu']:.0f} per CPU-s "
-                  f"({r['frames']} frames, {r['wall_s']:.2f} s)", flush=True)
+            fw = r.get("forwards")
+            batching = (f"; {fw['forwards']} forwards, {fw['mean_lanes']:.1f} lanes each, real rows "
+                        f"{fw['real_row_share']:.0%} of those computed, compiled {fw['compiled_forwards']}") if fw else ""
+            print(f"rep {rep} P={p} N={n} split_rows={split}: {r['fps_wall']:.0f} frames/s wall, {r['fps_cpu']:.0f} per CPU-s "
+                  f"({r['frames']} frames, {r['wall_s']:.2f} s){batching}", flush=True)
     load.append(os.getloadavg())
     rows = summarise(runs, configs, args.reps)
     record = {
@@ -213,6 +241,7 @@ def main(argv=None) -> int:
                      "items": args.items, "frames_per_item": f"{args.frames} mean (0.5x .. 1.5x)",
                      "threads_per_process": args.threads, "launcher": "torchrun --standalone (gloo) for P > 1",
                      "single_stream": "StreamingEngine (N=1); MultiStreamEngine for N > 1",
+                     "split_rows": args.split_rows,
                      "repetitions": args.reps, "order": "interleaved"},
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
                     "loadavg_before_after": load},
