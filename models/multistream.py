@@ -15,7 +15,10 @@ has handed in its next forward, the engine runs them as one batched forward over
 (``models.kv_batch.BatchKVStore``: one lane per stream, each with its own slots, positions, mask and
 protected copies), and gives each lane its heads and logits. Lanes whose forward is shorter (a query
 turn, a stream's last partial block, one generated token) are padded; padding rows write to a scratch
-slot no real row sees.
+slot no real row sees. A step whose short requests would cost more than ``split_rows`` padding rows
+runs as two forwards instead (the longest requests, then the others; lanes swapped into place between
+them): every item starts with a text-only query turn and ends with a partial block, so with one padded
+forward per step a quarter of the rows computed were padding (instructions/performance.md).
 
 Streams of any length join and finish at any time: a finished lane takes the next job at once, and
 the streams in flight are kept at the front of the lane axis, so a forward costs the streams in
@@ -25,7 +28,9 @@ along with their next forward. Every stream's records equal running it alone (th
 same arithmetic per row; batched matrix products only change the summation blocking: fp32 within 1e-5).
 
 ``compile``: the frame-only batched step (every lane a full K-frame block, static shapes: all lanes,
-all slots) is compiled as the single-stream step is; other forwards run eagerly.
+all slots) is compiled as the single-stream step is; other forwards run eagerly. A split step's
+forward of full blocks takes the compiled step; with one padded forward per step, hardly any step of a
+benchmark has every lane in a full block. ``stats`` counts forwards, rows and padding.
 """
 from __future__ import annotations
 
@@ -123,7 +128,8 @@ class MultiStreamEngine:
         self.uploader = Uploader(self.device)
         # how well the lanes filled the batched forwards (scripts/bench/scale_out.py records it): rows
         # = new tokens of the lanes in flight, padded_rows = the rows computed (lanes x the longest)
-        self.stats = dict.fromkeys(("ticks", "forwards", "compiled_forwards", "lanes", "rows", "padded_rows"), 0)
+        self.stats = dict.fromkeys(("ticks", "forwards", "full_block_forwards", "compiled_forwards", "lanes", "rows",
+                                    "padded_rows"), 0)
         self._compiled = None
         self._cond = threading.Condition()
         self._running = False
@@ -314,12 +320,14 @@ class MultiStreamEngine:
         pool.ensure(max(p.protected_size for p in pols), pols[0].copies, max(p.ring_size for p in pols))
         for r in reqs:
             pool.rotate_ring(r.lane.lane, r.plan.rotate_ring)
-        compiled = self._compiled is not None and all(not r.ids and not r.logits and r.n_frames == pols[0].copies for r in reqs)
+        full = all(not r.ids and not r.logits and r.n_frames == pols[0].copies for r in reqs)  # frame blocks only
+        compiled = self._compiled is not None and full
         m = pool.lanes if compiled else len(reqs)  # the compiled step has static shapes: every lane
         q = max(len(r.plan.slots) for r in reqs)
         st = self.stats
         st["forwards"] += 1
         st["compiled_forwards"] += compiled
+        st["full_block_forwards"] += full  # what a compiled engine would run compiled
         st["lanes"] += len(reqs)
         st["rows"] += sum(len(r.plan.slots) for r in reqs)
         st["padded_rows"] += m * q

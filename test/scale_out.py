@@ -5,6 +5,8 @@ forward per step over the frames of all N, each item on its own lane (its own ca
 query, decision rule, responses). A finished item's lane takes the next item at once. Predictions are
 written as items finish (completion order, one flushed line each, so a crash loses at most the items
 in flight); each item's record equals streaming it alone (fp32: 1e-5; ``elapsed_s`` aside).
+``--split_rows`` (``split_rows_arg``) says when a step of lanes asking for very different lengths runs
+as two forwards instead of one padded one (``models.multistream.MultiStreamEngine``).
 
 **Processes** (``torchrun --nproc_per_node G [--nnodes M ...] -m test.run_benchmark ...``): rank r of
 W streams items r, r + W, r + 2W, ... of the items file (a deterministic share: the same on every

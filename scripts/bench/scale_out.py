@@ -226,7 +226,8 @@ def main(argv=None) -> int:
             runs.append(r)
             fw = r.get("forwards")
             batching = (f"; {fw['forwards']} forwards, {fw['mean_lanes']:.1f} lanes each, real rows "
-                        f"{fw['real_row_share']:.0%} of those computed, compiled {fw['compiled_forwards']}") if fw else ""
+                        f"{fw['real_row_share']:.0%} of those computed, all lanes in full blocks {fw['full_block_forwards']}, compiled "
+                        f"{fw['compiled_forwards']}") if fw else ""
             print(f"rep {rep} P={p} N={n} split_rows={split}: {r['fps_wall']:.0f} frames/s wall, {r['fps_cpu']:.0f} per CPU-s "
                   f"({r['frames']} frames, {r['wall_s']:.2f} s){batching}", flush=True)
     load.append(os.getloadavg())
