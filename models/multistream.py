@@ -100,21 +100,28 @@ class _Lane(StreamingEngine):
         return self.hub._submit(self, _Request(self, plan, ids, frame_embeds, logits))
 
 
+AUTO_SPLIT_FRAMES = 8  # split_rows="auto": a step splits when that saves more than this many frames' rows
+
+
 def check_split_rows(split_rows) -> None:
-    if not (split_rows is None or split_rows == "block" or (isinstance(split_rows, int) and not isinstance(split_rows, bool)
+    if not (split_rows is None or split_rows == "auto" or (isinstance(split_rows, int) and not isinstance(split_rows, bool)
                                                              and split_rows >= 0)):
-        raise ValueError(f"split_rows must be None, 'block' or an integer >= 0, got {split_rows!r}")
+        raise ValueError(f"split_rows must be None, 'auto' or an integer >= 0, got {split_rows!r}")
 
 
 class MultiStreamEngine:
-    def __init__(self, model, tokenizer, cfg: EngineConfig | None = None, streams: int = 4, split_rows: int | str | None = "block"):
+    def __init__(self, model, tokenizer, cfg: EngineConfig | None = None, streams: int = 4, split_rows: int | str | None = "auto"):
         if not isinstance(streams, int) or streams < 1:
             raise ValueError(f"streams must be an integer >= 1, got {streams!r}")
         check_split_rows(split_rows)
         self.cfg = cfg or EngineConfig()
         # a tick whose lanes ask for forwards of very different lengths (a query turn or a stream's last
         # partial block beside full K-frame blocks) runs as two forwards when that computes more than
-        # ``split_rows`` fewer padding rows; "block": one lane's K-frame block; None: always one forward
+        # ``split_rows`` fewer padding rows; None: always one forward; "auto": 8 frames' rows (392 at 49
+        # tokens per frame), whatever frames_per_step is: an extra forward of the 7B on a GPU costs about
+        # what a few hundred rows do (reading the weights once more; more when eager), so a generated
+        # token (1 row) beside 1-frame requests is not worth a forward of its own. On a CPU with aha-tiny
+        # a forward is cheap and 0 is faster still (instructions/performance.md).
         self.split_rows = split_rows
         self.model = inference_model(model, self.cfg.merge_lora).eval()  # merged once, shared by the lanes
         lane_cfg = dataclasses.replace(self.cfg, compile=False, merge_lora=False)
@@ -297,7 +304,7 @@ class MultiStreamEngine:
             return [reqs]
         rows = sorted(reqs, key=lambda r: -len(r.plan.slots))
         n = [len(r.plan.slots) for r in rows]
-        extra = self.cfg.frames_per_step * self.tpf if self.split_rows == "block" else self.split_rows
+        extra = AUTO_SPLIT_FRAMES * self.tpf if self.split_rows == "auto" else self.split_rows
         saved, cut = max((len(n) * n[0] - (c * n[0] + (len(n) - c) * n[c]), c) for c in range(1, len(n)))
         return [rows[:cut], rows[cut:]] if saved > extra else [reqs]
 

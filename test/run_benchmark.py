@@ -345,10 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     ap.add_argument("--streams", type=int, default=1, help="items streamed together, one batched LM forward per step "
                     "(models/multistream.py); under torchrun: per process")
-    ap.add_argument("--split_rows", type=split_rows_arg, default="block",
+    ap.add_argument("--split_rows", type=split_rows_arg, default="auto",
                     help="with --streams > 1: run a step whose lanes ask for very different lengths (query turns, last "
                          "partial blocks beside full frame blocks) as two forwards when that computes more than this many "
-                         "fewer padding rows; 'block' (default): one lane's frame block; 'none': always one forward. "
+                         "fewer padding rows; 'auto' (default): 8 frames' rows; 'none': always one forward. "
                          "Records do not depend on it")
     add_engine_args(ap)
     add_debug_flag(ap)

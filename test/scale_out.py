@@ -97,12 +97,12 @@ def check_streams(streams) -> None:
 
 
 def split_rows_arg(text: str):
-    """``--split_rows``: 'block' (default), 'none' or a number of rows (models.multistream.MultiStreamEngine)."""
-    if text in ("block", "none"):
+    """``--split_rows``: 'auto' (default), 'none' or a number of rows (models.multistream.MultiStreamEngine)."""
+    if text in ("auto", "none"):
         return None if text == "none" else text
     if text.isdigit():
         return int(text)
-    raise argparse.ArgumentTypeError(f"--split_rows must be 'block', 'none' or an integer >= 0, got {text!r}")
+    raise argparse.ArgumentTypeError(f"--split_rows must be 'auto', 'none' or an integer >= 0, got {text!r}")
 
 
 # ------------------------------------------------------------------------------ processes

@@ -256,6 +256,25 @@ def test_split_ticks_equal_each_alone_and_pad_less(model, qwen2_tokenizer, gener
 
 
 def test_bad_split_rows_is_refused(model, qwen2_tokenizer):
-    for bad in (-1, "auto", 1.5, True):
+    for bad in (-1, "block", 1.5, True):
         with pytest.raises(ValueError, match="split_rows"):
             MultiStreamEngine(model, qwen2_tokenizer, EngineConfig(generate=False), streams=2, split_rows=bad)
+
+
+@pytest.mark.parametrize("split_rows, lengths, want", [
+    ("auto", [392] * 12 + [70] * 4, [[392] * 12, [70] * 4]),  # 4 query turns padded to full blocks: 1,288 rows
+    ("auto", [392] * 15 + [70], None),  # one query turn: 322 padding rows, less than 8 frames' (392)
+    ("auto", [49] * 8 + [1] * 8, None),  # generated tokens beside single frames: 384 rows, not worth a forward
+    ("auto", [392] * 8 + [200] * 4 + [1] * 4, [[392] * 8 + [200] * 4, [1] * 4]),  # the best of the cuts (1,564 rows)
+    (0, [392] * 15 + [70], [[392] * 15, [70]]),
+    (0, [392] * 4, None),  # nothing to save
+    (None, [392] * 4 + [1] * 12, None),
+])
+def test_a_step_splits_where_it_saves_more_rows_than_split_rows(model, qwen2_tokenizer, split_rows, lengths, want):
+    from types import SimpleNamespace
+
+    eng = MultiStreamEngine(model, qwen2_tokenizer, EngineConfig(generate=False), streams=2, split_rows=split_rows)
+    reqs = [SimpleNamespace(plan=SimpleNamespace(slots=[0] * n)) for n in lengths]
+    groups = eng._groups(reqs)
+    got = [[len(r.plan.slots) for r in g] for g in groups]
+    assert got == ([lengths] if want is None else want)

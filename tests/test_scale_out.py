@@ -141,7 +141,7 @@ def single(bench, shared_data):
     return out
 
 
-@pytest.mark.parametrize("split", ["block", "0"])
+@pytest.mark.parametrize("split", ["auto", "0"])
 def test_streams_in_one_process_equal_one_stream(bench, single, shared_data, tmp_path, split):
     """3 lanes for 5 items: they join as others finish; lines are written as items finish; steps split in
     two forwards (--split_rows 0: whenever lanes ask for different lengths) change no record."""
@@ -154,7 +154,7 @@ def test_streams_in_one_process_equal_one_stream(bench, single, shared_data, tmp
     check_same(single, ordered)
     run = read_json(out.with_name("pred.run.json"))
     assert run["runs"][-1]["streams"] == 3 and run["runs"][-1]["status"] == "done"
-    assert run["runs"][-1]["split_rows"] == (0 if split == "0" else "block")
+    assert run["runs"][-1]["split_rows"] == (0 if split == "0" else "auto")
 
 
 @pytest.mark.slow
@@ -204,7 +204,7 @@ def test_bad_streams_is_refused_before_any_work(bench, tmp_path, capsys, shared_
     assert "--streams must be an integer >= 1" in capsys.readouterr().err and not out.exists()
     with pytest.raises(SystemExit):
         run_benchmark.main(rb_args(bench, out, "--streams", "2", "--split_rows", "-3", tokenizer=shared_data / "tokenizers" / "qwen2"))
-    assert "--split_rows must be 'block', 'none' or an integer >= 0" in capsys.readouterr().err and not out.exists()
+    assert "--split_rows must be 'auto', 'none' or an integer >= 0" in capsys.readouterr().err and not out.exists()
 
 
 def torchrun(args: list[str], nproc: int = 2) -> subprocess.Popen:

@@ -6,9 +6,9 @@
 #   4. kernel_profile: a torch.profiler trace per mode (live frame, K-frame block, vision, N-lane batch),
 #      kernels by kind and the device's busy / idle time per step (compiled; PROFILE_EAGER=1 adds eager).
 # STAGES (default 1,2,3,4) picks the stages; MODES the stage-1 modes; SCALE_COMPILE=1 compiles stage 2's step;
-# SPLIT_ROWS (default block) the multi-stream split rule(s) of stage 2, e.g. none,block,0 to compare.
+# SPLIT_ROWS (default auto) the multi-stream split rule(s) of stage 2, e.g. none,auto,0 to compare.
 # Carry .whl and .devcarry (bash scripts/bench/prepare_gpu_carry.sh makes them). The next lease (15 min):
-#   STAGES=4,2 STREAMS=1,16 SPLIT_ROWS=none,block,0 AHA_REVISION=<commit> OUT=$OUT bash scripts/bench/gpu_h200.sh
+#   STAGES=4,2 STREAMS=1,16 SPLIT_ROWS=none,auto,0 AHA_REVISION=<commit> OUT=$OUT bash scripts/bench/gpu_h200.sh
 # Each stage has its own time limit and writes its JSON and log under $OUT, so a stage that fails or
 # runs out of time leaves the other's numbers. On CPU it runs the same path at toy size:
 #   PRESET=aha-tiny DEVICE=cpu DTYPE=fp32 FRAMES=120 ITEMS=8 STREAMS=1,2 PROF_STREAMS=2 OUT=/tmp/g bash scripts/bench/gpu_h200.sh
@@ -42,7 +42,7 @@ stage() {  # stage N LIMIT LOG cmd...: run cmd under a time limit if N is in STA
 stage 1 "$T_STREAM" stream.log $PY scripts/bench/stream_latency.py --preset "$PRESET" --device "$DEVICE" --dtype "$DTYPE" \
   --compile --tokenizer "$TOK" --policies sink --modes "${MODES:-frame,file}" --frames "$FRAMES" --out "$OUT/stream_7b.json"
 stage 2 "$T_SCALE" scale.log $PY scripts/bench/scale_out.py --preset "$PRESET" --device "$DEVICE" --dtype "$DTYPE" \
-  --tokenizer "$TOK" --streams "$STREAMS" --procs 1 --reps 1 --items "$ITEMS" --split_rows "${SPLIT_ROWS:-block}" \
+  --tokenizer "$TOK" --streams "$STREAMS" --procs 1 --reps 1 --items "$ITEMS" --split_rows "${SPLIT_ROWS:-auto}" \
   ${SCALE_COMPILE:+--compile} --out "$OUT/scale_7b${SCALE_COMPILE:+_compiled}.json"
 stage 3 "$T_BREAK" breakdown.log $PY scripts/bench/frame_breakdown.py --preset "$PRESET" --device "$DEVICE" \
   --dtype "$DTYPE" --tokenizer "$TOK" --out "$OUT/breakdown_7b.json"

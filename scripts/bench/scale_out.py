@@ -197,8 +197,8 @@ def main(argv=None) -> int:
     ap.add_argument("--window", type=int, default=2048)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
     ap.add_argument("--compile", action="store_true", help="torch.compile the frame-only step (CUDA graphs on CUDA)")
-    ap.add_argument("--split_rows", default="block",
-                    help="MultiStreamEngine's split_rows for N > 1: 'block', 'none' or rows; comma-separated to compare")
+    ap.add_argument("--split_rows", default="auto",
+                    help="MultiStreamEngine's split_rows for N > 1: 'auto', 'none' or rows; comma-separated to compare")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--out", default="outputs/bench/scale_out.json")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
