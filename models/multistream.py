@@ -354,9 +354,13 @@ class MultiStreamEngine:
         shift = None
         if pool.protected_size and (compiled or any(r.plan.shift is not None for r in reqs)):
             sh = np.zeros((m, c, pool.protected_size), np.int64)
-            for i, p in enumerate(pols):
-                if p.last_shift is not None:
-                    sh[i, :, : p.last_shift.shape[1]] = p.last_shift
+            # the compiled step refreshes every lane's protected copies: those of lanes outside this forward
+            # (the other forward of a split step, idle lanes) are rewritten with their own shift, unchanged
+            for lane in (self.lanes if compiled else [r.lane for r in reqs]):
+                ls = lane.policy.last_shift
+                if ls is not None:
+                    k = min(ls.shape[1], pool.protected_size)  # a lane outside may have booked more (grown later)
+                    sh[lane.lane, :, :k] = ls[:, :k]
             shift = self.uploader.array(sh)
         x = self._inputs(reqs, m, q)
         if compiled:

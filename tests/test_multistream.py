@@ -278,3 +278,48 @@ def test_a_step_splits_where_it_saves_more_rows_than_split_rows(model, qwen2_tok
     groups = eng._groups(reqs)
     got = [[len(r.plan.slots) for r in g] for g in groups]
     assert got == ([lengths] if want is None else want)
+
+
+def test_a_compiled_split_step_leaves_the_other_lanes_protected_keys_alone(model, qwen2_tokenizer):
+    """Generation with the compiled frame step and split steps (split_rows=0): the frames of some lanes take
+    the compiled step (static shapes: it refreshes every lane's protected copies) while other lanes feed
+    generated tokens in a forward of their own, under a window that evicts (protected keys rotated). Every
+    stream's records, responses included, still equal streaming it alone."""
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    cfg = EngineConfig(generate=True, cache_policy="sink", window=300, max_new_tokens=4,
+                       decision=DecisionConfig(score_heads="informative", threshold=0.3))
+    specs = streams(4, [26, 18, 30, 22])
+    eng = MultiStreamEngine(model, qwen2_tokenizer, cfg, streams=3, split_rows=0)
+    eng.compile(backend=backend)
+    orig, checked = eng._step, []
+
+    def step(reqs):  # after every step: each lane's protected copies are its pristine keys rotated by its own shift
+        out = orig(reqs)
+        pool = eng.pool
+        for r in reqs:
+            shift = r.lane.policy.last_shift
+            if pool.protected_size and shift is not None:
+                full = np.zeros((pool.copies, pool.protected_size), np.int64)
+                full[:, : shift.shape[1]] = shift
+                ang = torch.from_numpy(full).float()[..., None] * pool.inv_freq2
+                cos, sin = ang.cos().transpose(0, 1), ang.sin().transpose(0, 1)  # [P, copies, d]
+                lane, (rs, p, c) = r.lane.lane, (pool.ring_size, pool.protected_size, pool.copies)
+                want = pool.Kp[:, lane, ..., None, :] * cos + pool.Kp_rot[:, lane, ..., None, :] * sin
+                region = pool.K[:, lane, :, rs: rs + p * c, :].reshape(want.shape)
+                used = r.lane.policy.n_protected
+                torch.testing.assert_close(region[:, :, :used], want[:, :, :used], rtol=0, atol=1e-5)
+                checked.append(lane)
+        return out
+    eng._step = step
+    got = dict(eng.run_streams(specs))
+    check_equal(alone(model, qwen2_tokenizer, cfg, specs), got)
+    assert len(checked) > 100
+    assert eng.stats["compiled_forwards"] > 0 and eng.stats["forwards"] > eng.stats["ticks"]
+    assert sum(isinstance(r, ResponseRecord) for recs in got.values() for r in recs) >= 4
+    torch._dynamo.reset()
