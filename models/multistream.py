@@ -30,7 +30,12 @@ same arithmetic per row; batched matrix products only change the summation block
 ``compile``: the frame-only batched step (every lane a full K-frame block, static shapes: all lanes,
 all slots) is compiled as the single-stream step is; other forwards run eagerly. A split step's
 forward of full blocks takes the compiled step; with one padded forward per step, hardly any step of a
-benchmark has every lane in a full block. ``stats`` counts forwards, rows and padding.
+benchmark has every lane in a full block. The split rule counts rows as eager forwards compute them: a
+compiled forward computes every lane (the others as padding), so with ``compile`` a split can compute
+more rows than one padded forward; whether the compiled step repays that is a GPU measurement
+(instructions/performance.md). Between the two forwards of a split step lanes are swapped into place
+(two lanes' K/V copied each), typically about two swaps per split step. ``stats`` counts forwards,
+rows and padding.
 """
 from __future__ import annotations
 

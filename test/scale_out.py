@@ -100,7 +100,7 @@ def split_rows_arg(text: str):
     """``--split_rows``: 'auto' (default), 'none' or a number of rows (models.multistream.MultiStreamEngine)."""
     if text in ("auto", "none"):
         return None if text == "none" else text
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text)
     raise argparse.ArgumentTypeError(f"--split_rows must be 'auto', 'none' or an integer >= 0, got {text!r}")
 

@@ -280,11 +280,15 @@ def test_a_step_splits_where_it_saves_more_rows_than_split_rows(model, qwen2_tok
     assert got == ([lengths] if want is None else want)
 
 
-def test_a_compiled_split_step_leaves_the_other_lanes_protected_keys_alone(model, qwen2_tokenizer):
+@pytest.mark.parametrize("extra", [{}, {"remove_assistant_turns": True}])
+def test_a_compiled_split_step_leaves_the_other_lanes_protected_keys_alone(model, qwen2_tokenizer, extra):
     """Generation with the compiled frame step and split steps (split_rows=0): the frames of some lanes take
     the compiled step (static shapes: it refreshes every lane's protected copies) while other lanes feed
     generated tokens in a forward of their own, under a window that evicts (protected keys rotated). Every
-    stream's records, responses included, still equal streaming it alone."""
+    stream's records, responses included, still equal streaming it alone, and after every step each
+    lane's protected copies are its own keys rotated by its own shift. (With remove_assistant_turns a
+    lane's token forwards need not evict, so they read copies no later eviction has refreshed: an
+    unrotated copy would change its responses.)"""
     graphs = []
 
     def backend(gm, example_inputs):
@@ -293,7 +297,7 @@ def test_a_compiled_split_step_leaves_the_other_lanes_protected_keys_alone(model
 
     torch._dynamo.reset()
     cfg = EngineConfig(generate=True, cache_policy="sink", window=300, max_new_tokens=4,
-                       decision=DecisionConfig(score_heads="informative", threshold=0.3))
+                       decision=DecisionConfig(score_heads="informative", threshold=0.3), **extra)
     specs = streams(4, [26, 18, 30, 22])
     eng = MultiStreamEngine(model, qwen2_tokenizer, cfg, streams=3, split_rows=0)
     eng.compile(backend=backend)
