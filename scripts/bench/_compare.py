@@ -55,3 +55,12 @@ def import_tree(src: str) -> None:
     sys.path.insert(0, str(Path(src).resolve()))
     for name in [m for m in sys.modules if m == "models" or m.startswith("models.")]:
         del sys.modules[name]
+
+
+def add_model_args(ap) -> None:
+    """The model flags every bench script takes: a preset at random init, where, in what precision, and
+    the real Qwen2 tokenizer (a local folder; ../shared/data by default)."""
+    ap.add_argument("--preset", default="aha-tiny")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
+    ap.add_argument("--tokenizer", default=str(REPO.parent / "shared" / "data" / "tokenizers" / "qwen2"))

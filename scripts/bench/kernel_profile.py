@@ -115,10 +115,7 @@ def weight_bytes(module, skip=()) -> int:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="aha-tiny")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
-    ap.add_argument("--tokenizer", default=str(REPO.parent / "shared" / "data" / "tokenizers" / "qwen2"))
+    _compare.add_model_args(ap)
     ap.add_argument("--compile", action="store_true", help="the engines' compiled steps (CUDA graphs on CUDA)")
     ap.add_argument("--modes", default="frame,block,vision,batch")
     ap.add_argument("--steps", type=int, default=24, help="steps profiled per mode")

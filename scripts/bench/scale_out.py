@@ -184,10 +184,7 @@ def _torch_version() -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="aha-tiny")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
-    ap.add_argument("--tokenizer", default=str(REPO.parent / "shared" / "data" / "tokenizers" / "qwen2"))
+    _compare.add_model_args(ap)
     ap.add_argument("--streams", default="1,4,16", help="streams per process to measure (comma-separated)")
     ap.add_argument("--procs", default="1,2", help="processes (torchrun ranks) to measure (comma-separated)")
     ap.add_argument("--items", type=int, default=32, help="items of the benchmark, shared among the ranks")
