@@ -25,7 +25,6 @@ means ``cuda:LOCAL_RANK``.
 from __future__ import annotations
 
 import argparse
-
 import datetime as _dt
 import json
 import os

@@ -44,3 +44,18 @@ def test_kernel_names_fall_in_their_kind(name, kind):
     import kernel_profile
 
     assert kernel_profile.kind_of(name) == kind
+
+
+def test_scale_out_compares_split_rules_and_records_the_batching(shared_data, tmp_path):
+    import scale_out
+
+    out = tmp_path / "scale.json"
+    assert scale_out.main(["--tokenizer", str(shared_data / "tokenizers" / "qwen2"), "--streams", "1,2", "--procs", "1",
+                           "--reps", "1", "--items", "3", "--frames", "10", "--split_rows", "none,0", "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    rows = {(r["streams"], r["split_rows"]): r for r in rec["rows"]}
+    assert set(rows) == {(1, "-"), (2, "none"), (2, "0")} and rec["protocol"]["split_rows"] == "none,0"
+    none, split = rows[(2, "none")]["forwards"], rows[(2, "0")]["forwards"]
+    assert none["forwards"] == none["ticks"] and split["forwards"] >= split["ticks"]  # only split steps add forwards
+    assert none["rows"] == split["rows"] and split["padded_rows"] <= none["padded_rows"]
+    assert rows[(2, "none")]["frames"] == rows[(1, "-")]["frames"] == rows[(2, "0")]["frames"]

@@ -135,8 +135,8 @@ def measure(args, procs: int, n: int, split: str) -> dict:
     frames = sum(r["frames"] for r in ranks)
     wall = max(r["wall_s"] for r in ranks)
     cpu = sum(r["cpu_s"] for r in ranks)
-    out = {"procs": procs, "streams": n, "split_rows": split if n > 1 else "-", "frames": frames, "wall_s": round(wall, 4), "cpu_s": round(cpu, 4),
-           "fps_wall": frames / wall, "fps_cpu": frames / cpu, "ranks": ranks}
+    out = {"procs": procs, "streams": n, "split_rows": split, "frames": frames, "wall_s": round(wall, 4),
+           "cpu_s": round(cpu, 4), "fps_wall": frames / wall, "fps_cpu": frames / cpu, "ranks": ranks}
     if all("forwards" in r for r in ranks):
         fw = {k: sum(r["forwards"][k] for r in ranks) for k in ranks[0]["forwards"]}
         out["forwards"] = {**fw, "real_row_share": fw["rows"] / max(1, fw["padded_rows"]),
@@ -212,8 +212,8 @@ def main(argv=None) -> int:
     splits = [x for x in args.split_rows.split(",") if x]
     for x in splits:
         split_rows_arg(x)  # a bad value fails here, not in a worker
-    configs = [(1, 1, "-")] + [(p, n, sp) if n > 1 else (p, n, "-") for p in procs for n in streams
-                               for sp in (splits if n > 1 else splits[:1]) if (p, n) != (1, 1)]
+    configs = [(1, 1, "-")] + [(p, n, sp) for p in procs for n in streams for sp in (splits if n > 1 else ["-"])
+                               if (p, n) != (1, 1)]
     load = [os.getloadavg()]
     runs = []
     for rep in range(args.reps):  # interleaved: every configuration once per repetition
