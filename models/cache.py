@@ -60,7 +60,21 @@ DEFAULT_SINK_TOKENS = 32
 # protected tokens (system turn + queries) one stream may hold; the region grows on demand up to this
 DEFAULT_MAX_PROTECTED = 1024
 PROTECTED_KINDS = ("system", "query")
-_GROW = 64  # protected-region growth step (tokens)
+# The protected region's slots: 64 tokens, doubled whenever a query turn does not fit (64, 128, 256,
+# ...). Each size is a cache layout, and a compiled step (static shapes) compiles once per layout:
+# doubling keeps a whole run to a handful (5 up to the default 1024; 64-token steps took 9 layouts
+# for 14 queries of ~40 tokens, past dynamo's recompile limit of 8, after which the step silently
+# ran eagerly). Unused slots cost nothing in eager steps (attention reads the used prefix) and are
+# masked reads in compiled ones.
+_GROW = 64
+
+
+def protected_layouts(max_protected: int) -> list[int]:
+    """Every size the protected region can take, in order (the cache layouts a compiled step meets)."""
+    sizes = []
+    while max_protected > 0 and (not sizes or sizes[-1] < max_protected):
+        sizes.append(min(max_protected, _GROW << len(sizes)))
+    return sizes
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -316,7 +330,7 @@ class CachePolicy:
             raise ValueError(f"the query turn does not fit a {self.window}-token cache: the system turn and queries would take "
                              f"{need} tokens, leaving less than the {self.min_room} a frame step needs; raise --window or use dynamic_sink")
         if need > self.protected_size:
-            self.protected_size = min(self.max_protected, -(-need // _GROW) * _GROW)
+            self.protected_size = next(n for n in protected_layouts(self.max_protected) if n >= need)
             self.last_shift = None
 
     def _make_room(self, n_ring: int, n_prot: int, n_total: int, l_before: int) -> int:

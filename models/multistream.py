@@ -52,7 +52,7 @@ from models.cache import Plan, model_inv_freq
 from models.kv_batch import BatchKVStore
 from models.kv_store import BIG
 from models.stream_io import Uploader
-from models.streaming import EngineConfig, StreamingEngine, inference_model
+from models.streaming import EngineConfig, StreamingEngine, compiled_step, inference_model
 
 
 class Stopped(RuntimeError):
@@ -167,7 +167,7 @@ class MultiStreamEngine:
         if mode is None and backend is None and self.device.type == "cuda":
             mode = "reduce-overhead"
         self.pool.static = True
-        self._compiled = torch.compile(self._frame_step, fullgraph=True, dynamic=False, backend=backend or "inductor", mode=mode)
+        self._compiled = compiled_step(self._frame_step, self.lanes[0].policy, backend, mode)
 
     # ------------------------------------------------------------------ scheduling
     def run_streams(self, streams: Iterable[tuple[Any, Iterable, Iterable]], **run_kw) -> Iterator[tuple[Any, list]]:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from transformers import RepetitionPenaltyLogitsProcessor, SuppressTokensLogitsProcessor
 
-from models.cache import DEFAULT_MAX_PROTECTED, DEFAULT_POLICY, DEFAULT_SINK_TOKENS, DEFAULT_WINDOW, CachePolicy, Segment, model_inv_freq
+from models.cache import DEFAULT_MAX_PROTECTED, DEFAULT_POLICY, DEFAULT_SINK_TOKENS, DEFAULT_WINDOW, CachePolicy, Segment, model_inv_freq, protected_layouts
 from models.chat import IM_END, STREAM_GENERATION_PROMPT, STREAM_PROMPT, ChatTemplate, system_prompt_of, system_turn, user_turn
 from models.decision import DecisionConfig, DecisionRule
 from models.frames import to_pixel_values
@@ -143,6 +143,19 @@ def inference_model(model, merge_lora: bool = True):
     return base
 
 
+def compiled_step(fn, policy: CachePolicy, backend: str | None, mode: str | None):
+    """``torch.compile`` a frame step: fullgraph, static shapes, one graph per cache layout. The layouts
+    a run can meet are the protected region's sizes; dynamo's recompile limit is raised to cover them
+    (past it, dynamo would run the step eagerly without saying so in the results)."""
+    layouts = len(protected_layouts(policy.max_protected)) or 1
+    dyn = torch._dynamo.config
+    if dyn.recompile_limit < layouts:
+        log.info("raising torch._dynamo.config.recompile_limit %d -> %d (protected-region layouts up to max_protected=%d)",
+                 dyn.recompile_limit, layouts, policy.max_protected)
+        dyn.recompile_limit = layouts
+    return torch.compile(fn, fullgraph=True, dynamic=False, backend=backend or "inductor", mode=mode)
+
+
 class StreamingEngine:
     def __init__(self, model, tokenizer, cfg: EngineConfig | None = None):
         self.cfg = cfg or EngineConfig()
@@ -207,7 +220,7 @@ class StreamingEngine:
         if mode is None and backend is None and self.device.type == "cuda":
             mode = "reduce-overhead"  # CUDA graphs: one launch per step
         self.store.static = True
-        self._compiled = torch.compile(self._frame_step, fullgraph=True, dynamic=False, backend=backend or "inductor", mode=mode)
+        self._compiled = compiled_step(self._frame_step, self.policy, backend, mode)
         # The vision tower of a live frame too: eager, SigLIP-so400m costs ~11 ms of kernel launches per
         # frame on an H200, more than the compiled LM step (instructions/performance.md). Only single
         # frames on the caller's thread use it (one static shape; CUDA graphs are not for worker threads).

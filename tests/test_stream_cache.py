@@ -10,6 +10,7 @@ import torch
 from transformers.models.qwen2.modeling_qwen2 import apply_rotary_pos_emb
 
 from models.build import build_model
+from models.cache import protected_layouts
 from models.chat import ChatTemplate, system_turn, user_turn
 from models.streaming import EngineConfig, FrameEvent, FrameRecord, QueryEvent, StreamingEngine
 
@@ -263,6 +264,56 @@ def test_the_frame_step_compiles_once_without_graph_breaks(model, qwen2_tokenize
     want = scores(engine(model, qwen2_tokenizer, cache_policy="sink", window=300, frames_per_step=k).run(frames(40, cycle=5), q))
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
     torch._dynamo.reset()
+
+
+def test_a_stream_with_many_queries_compiles_a_handful_of_layouts(model, qwen2_tokenizer):
+    """Each query turn that does not fit grows the protected region, a new cache layout and so a new
+    graph. The region doubles (64, 128, ...), so 14 queries of ~40 tokens (a MAGQA-like stream) make 4
+    layouts, not 9: in 64-token steps the 9th layout passed dynamo's recompile limit (8) and its
+    frames silently ran eagerly. Every layout the step meets is compiled once and serves its frames;
+    scores equal the eager engine's."""
+    graphs, layouts = [], []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    text = "find the moment when " + " ".join(["the red car overtakes the blue truck on the left lane"] * 2)
+    q = [QueryEvent(5.0 * i, f"{i}: {text}") for i in range(14)]
+    torch._dynamo.reset()
+    eng = engine(model, qwen2_tokenizer, cache_policy="sink", window=1500)
+    eng.compile(backend=backend)
+    compiled = eng._compiled
+
+    def step(*a):
+        layouts.append(eng.policy.protected_size)
+        return compiled(*a)
+    eng._compiled = step
+    got = scores(eng.run(frames(80, cycle=5), q))
+    sizes = sorted(set(layouts))
+    assert sizes == [n for n in protected_layouts(eng.policy.max_protected) if n >= sizes[0]][: len(sizes)]
+    assert eng.policy.n_protected > 512 and len(sizes) == len(graphs) == 4  # 128 .. 1024, each compiled once
+    assert layouts.count(1024) >= 80 - 5 * 13 - 1  # the frames after the last growth took the compiled step
+    want = scores(engine(model, qwen2_tokenizer, cache_policy="sink", window=1500).run(frames(80, cycle=5), q))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    torch._dynamo.reset()
+
+
+def test_compiling_allows_every_protected_layout(model, qwen2_tokenizer):
+    """A max_protected with more layouts than dynamo's recompile limit raises the limit to cover them."""
+    dyn = torch._dynamo.config
+    before = dyn.recompile_limit
+    try:
+        dyn.recompile_limit = 8
+        eng = engine(model, qwen2_tokenizer, cache_policy="sink", window=20000, max_protected=16384)
+        assert protected_layouts(16384) == [64 << i for i in range(9)]
+        eng.compile(backend="eager")
+        assert dyn.recompile_limit == 9
+        engine(model, qwen2_tokenizer, cache_policy="sink", window=300).compile(backend="eager")
+        assert dyn.recompile_limit == 9  # never lowered
+    finally:
+        dyn.recompile_limit = before
+        torch._dynamo.reset()
 
 
 def test_vision_features_keep_one_hidden_state_and_equal_the_towers(model):
