@@ -550,7 +550,8 @@ def decode_clip(
         cap = start_frame + max_frames
         end_frame = cap if end_frame is None else min(end_frame, cap)
     if backend == "decord":
-        samples = _decord_samples(path, fps, size, start_frame, end_frame, degradation)
+        from data.video_decord import decord_samples  # optional backend, imported only when asked for
+        samples = decord_samples(path, fps, size, start_frame, end_frame, degradation)
     elif backend == "pyav":
         samples = list(iter_sampled(path, fps, size, start_frame, end_frame, degradation, **open_kwargs))
     else:
@@ -564,51 +565,6 @@ def decode_clip(
         np.array([s.frame_time for s in samples], dtype=np.float64),
         np.array([s.native_index for s in samples], dtype=np.int64),
     )
-
-
-def decord_available() -> bool:
-    try:
-        import decord  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _decord_samples(path: Any, fps: float, size: int | None, start_frame: int, end_frame: int | None,
-                    degradation: Degradation | None) -> list[SampledFrame]:
-    try:
-        import decord
-    except ImportError as e:
-        raise ImportError("backend='decord' needs the optional package decord (pip install decord)") from e
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"video not found: {p}")
-    if p.stat().st_size == 0:
-        raise VideoDecodeError(p, "empty file (0 bytes)")
-    try:
-        reader = decord.VideoReader(str(p), num_threads=1)
-        n = len(reader)
-        spans = np.asarray(reader.get_frame_timestamp(list(range(n))), dtype=np.float64)
-        avg_fps = float(reader.get_avg_fps())
-    except Exception as e:  # decord raises its own DECORDError (a RuntimeError) and others
-        raise VideoDecodeError(p, f"decord cannot read the video ({e})") from e
-    if n == 0:
-        raise VideoDecodeError(p, "the video stream has no decodable frames")
-    starts, ends = spans[:, 0], spans[:, 1]
-    if (starts < 0).any() or (np.diff(starts) <= 0).any():  # AVI & co: no usable timestamps
-        starts = np.arange(n) / avg_fps
-        ends = starts + 1.0 / avg_fps
-    origin = starts[0]
-    picks = list(select_at_or_after(((t - origin, k) for k, t in enumerate(starts)), fps,
-                                    start_frame, end_frame, lambda: float(ends[-1] - origin)))
-    wanted = sorted({k for _, _, k in picks})
-    try:
-        batch = reader.get_batch(wanted).asnumpy() if wanted else np.zeros((0,))
-    except Exception as e:
-        raise VideoDecodeError(p, f"decord failed while decoding ({e})") from e
-    rgb = {k: batch[j] for j, k in enumerate(wanted)}
-    return [SampledFrame(i, t, float(starts[k] - origin), k, prepare_frame(rgb[k], t, size, degradation))
-            for i, t, k in picks]
 
 
 def load_clip(

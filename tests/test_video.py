@@ -12,7 +12,6 @@ from data.video import (
     VideoDecodeError,
     VideoTruncatedError,
     decode_clip,
-    decord_available,
     iter_frames,
     iter_sampled,
     letterbox,
@@ -22,6 +21,7 @@ from data.video import (
     probe,
     sample_times,
 )
+from data.video_decord import decord_available
 from tests.videos import read_frame_index, write_test_video
 
 W, H = 64, 48
