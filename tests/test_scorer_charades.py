@@ -251,15 +251,29 @@ def test_real_gold_perfect_scores_reference(shared_data, tmp_path):
 
 
 def test_plain_intervals_are_a_prediction_format(tiny_gold, tmp_path):
+    """Plain intervals are scored as given, as the official compute_mr_r1 does (it clips only the gold):
+    one running past its 30-s video keeps its length, one starting after the video scores IoU 0; both
+    are counted. ``pred_beyond=clip`` cuts them to the video first."""
     recs = [{"id": "AAA#0", "pred": [2.0, 6.0]},                 # IoU 1
-            {"id": "AAA#1", "pred": [25.0, 45.0]},               # clipped to the 30-s video: [25, 30] vs [20, 30]
+            {"id": "AAA#1", "pred": [25.0, 45.0]},               # vs [20, 30]: IoU 5 / 25 (clipped: 5 / 10)
             {"id": "BBB#2", "timestamp": [0.0, 2.5]}]            # IoU 0.5
-    r = score_file(_write_jsonl(tmp_path / "p.jsonl", recs), str(tiny_gold))
-    assert r["per_item"]["AAA#1"] == {"pred": [25.0, 30.0], "iou": pytest.approx(0.5)}
-    assert r["metrics"]["mIoU"] == pytest.approx(100 * (1 + 0.5 + 0.5) / 3)
+    pred = _write_jsonl(tmp_path / "p.jsonl", recs)
+    r = score_file(pred, str(tiny_gold))
+    assert r["per_item"]["AAA#1"] == {"pred": [25.0, 45.0], "iou": pytest.approx(0.2)}
+    assert r["metrics"]["mIoU"] == pytest.approx(100 * (1 + 0.2 + 0.5) / 3)
+    assert (r["metrics"]["n_pred_end_past_video"], r["metrics"]["n_pred_start_past_video"]) == (1, 0)
+    clipped = score_file(pred, str(tiny_gold), options={"pred_beyond": "clip"})
+    assert clipped["per_item"]["AAA#1"] == {"pred": [25.0, 30.0], "iou": pytest.approx(0.5)}
+    assert clipped["metrics"]["mIoU"] == pytest.approx(100 * (1 + 0.5 + 0.5) / 3)
+    assert clipped["record"]["plain_intervals"] == "clipped to [0, duration]"
+    late = _write_jsonl(tmp_path / "late.jsonl", [{"id": "AAA#0", "pred": [35.0, 40.0]}, *recs[1:]])
+    r = score_file(late, str(tiny_gold))
+    assert r["per_item"]["AAA#0"]["iou"] == 0 and r["metrics"]["n_pred_start_past_video"] == 1
     for bad, match in (([6.0, 2.0], "reversed"), ([-1.0, 2.0], "before 0"), ([float("nan"), 2.0], "not finite"),
-                       ([35.0, 40.0], "after the video's end"), ([True, 3.0], "must be a number")):
+                       ([True, 3.0], "must be a number")):
         path = tmp_path / "bad.jsonl"
         path.write_text(json.dumps({"id": "AAA#0", "pred": bad}) + "\n")
         with pytest.raises(ValueError, match=match):
             score_file(str(path), str(tiny_gold))
+    with pytest.raises(ValueError, match="pred_beyond"):
+        score_file(pred, str(tiny_gold), options={"pred_beyond": "drop"})

@@ -46,11 +46,15 @@ REFERENCE_THRESHOLDS = np.arange(0.30, 0.71, 0.02)
 SCORE_SOURCES = ("fused", "relevance", "informative")
 UNITLESS_MODES = ("percent", "seconds")
 PROTOCOLS: dict[str, dict[str, Any]] = {
-    "standard": {"durations_csv": None, "score_source": "fused", "threshold": 0.5, "window": 0, "anchor": 0.0},
+    "standard": {"durations_csv": None, "score_source": "fused", "threshold": 0.5, "window": 0, "anchor": 0.0,
+                 "pred_beyond": "keep"},
     "reference": {"durations_csv": None, "score_source": "fused", "window": REFERENCE_WINDOW},
     "text": {"durations_csv": None, "unitless": "percent"},
 }
 HEADLINE = "R1@0.5"
+# A plain predicted interval past the video: "keep" scores it as given (Moment-DETR's compute_mr_r1,
+# the official scorer, clips only the gold), "clip" cuts it to [0, duration] first.
+PRED_BEYOND = ("keep", "clip")
 
 
 def resolve(protocol: str | None, options: Mapping | None) -> tuple[str, dict]:
@@ -60,6 +64,7 @@ def resolve(protocol: str | None, options: Mapping | None) -> tuple[str, dict]:
         as_int(opts["window"], "option window (one integer for the standard protocol)", 0)
         if opts["anchor"] is not None:
             number(opts["anchor"], "option anchor")
+        choice(opts["pred_beyond"], PRED_BEYOND, "pred_beyond")
     if name == "reference":
         windows(opts["window"])
     if name != "text":
@@ -287,7 +292,7 @@ def from_record(rec: Mapping, gold_item: GroundingQuery, protocol: str, opts: Ma
     raw = rec[key]
     if isinstance(raw, list) and raw and isinstance(raw[0], list):  # [[s, e]] or [[s, e, score], ...]: the first
         raw = raw[0][:2]
-    s, e, _ = span(raw, f"query {qid} '{key}'", path, line, gold_item.duration, beyond="clip")
+    s, e, _ = span(raw, f"query {qid} '{key}'", path, line)  # as given; the scorer applies pred_beyond
     return {"interval": (s, e), "source": "interval"}
 
 
@@ -337,15 +342,25 @@ def score(preds: Mapping[str, dict], gold: Mapping[str, GroundingQuery], protoco
         return {"metrics": metrics, "per_item": per_item, "record": record}
     ious = []
     kinds: dict[str, int] = {}
+    beyond = {"end": 0, "start": 0}  # plain intervals ending / starting past their video
     for qid in qids:
         p = preds.get(qid) or {"interval": None}
-        iou = interval_iou(p["interval"], (gold[qid].start, gold[qid].end))
+        interval = p["interval"]
+        if interval is not None and p.get("source") == "interval":
+            dur = gold[qid].duration
+            beyond["end"] += interval[1] > dur
+            beyond["start"] += interval[0] >= dur
+            if opts.get("pred_beyond") == "clip":
+                interval = (min(interval[0], dur), min(interval[1], dur))
+        iou = interval_iou(interval, (gold[qid].start, gold[qid].end))
         ious.append(iou)
-        per_item[qid] = {"pred": None if p["interval"] is None else list(p["interval"]), "iou": iou}
+        per_item[qid] = {"pred": None if interval is None else list(interval), "iou": iou}
         if name == "text" and qid in preds:
             per_item[qid]["parsed_as"] = p["parsed_as"]
             kinds[p["parsed_as"] or "unparsable"] = kinds.get(p["parsed_as"] or "unparsable", 0) + 1
     metrics = {**summarize_ious(ious), "n_no_interval": sum(1 for v in per_item.values() if v["pred"] is None)}
+    if any(p.get("source") == "interval" for p in preds.values()):
+        metrics.update(n_pred_end_past_video=beyond["end"], n_pred_start_past_video=beyond["start"])
     record.update(iou="interval")
     if name == "text":
         metrics["n_unparsable"] = kinds.get("unparsable", 0)
@@ -357,7 +372,8 @@ def score(preds: Mapping[str, dict], gold: Mapping[str, GroundingQuery], protoco
                       stream_rule="test.postprocess.causal_interval: trailing mean, running min-max over past frames "
                                   "and the anchor, frames >= threshold, longest run",
                       frame_time_convention="frame at t covers [t, t + 1/fps)",
-                      plain_intervals="clipped to [0, duration]")
+                      plain_intervals={"keep": "scored as given (official: only the gold end is clipped)",
+                                       "clip": "clipped to [0, duration]"}[opts["pred_beyond"]])
     return {"metrics": metrics, "per_item": per_item, "record": record}
 
 
