@@ -199,9 +199,26 @@ def run(argv: list[str] | None = None) -> list[dict]:
     return results
 
 
+def adjustments(record: Mapping) -> dict:
+    """The non-zero counts of how predictions were fitted to the gold's time bins (bins filled where a
+    prediction stops early, frames past the end dropped): they change the numbers, so the summary
+    shows them, not only --output_file."""
+    out = {}
+    for key, counts in record.items():
+        if key.endswith("pooling_counts") and isinstance(counts, Mapping):
+            nonzero = {k: v for k, v in counts.items() if v}
+            if nonzero:
+                out[key] = nonzero
+    return out
+
+
 def summary(result: Mapping, pred_file: str) -> dict:
-    return {"pred_file": pred_file, "headline": result["headline"], "metrics": result["metrics"],
-            "n_items": len(result.get("per_item") or {})}
+    out = {"pred_file": pred_file, "headline": result["headline"], "metrics": result["metrics"],
+           "n_items": len(result.get("per_item") or {})}
+    adjusted = adjustments(result.get("record") or {})
+    if adjusted:
+        out["adjusted"] = adjusted
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,7 +230,11 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args_list: list[str], pred_files: list[str]) -> int:
     results = run(args_list)
     for res, p in zip(results, pred_files):
-        print(dumps(summary(res, str(Path(p))), indent=2))
+        brief = summary(res, str(Path(p)))
+        print(dumps(brief, indent=2))
+        if "adjusted" in brief:
+            print(f"note: {p}: predictions were fitted to the gold's time bins ({dumps(brief['adjusted'])}); "
+                  "the per-item counts are in --output_file", file=sys.stderr)
     if not any(a == "--output_file" or a.startswith("--output_file=") for a in args_list):
         print("(per-item results: pass --output_file)", file=sys.stderr)
     return 0

@@ -163,3 +163,20 @@ def test_command_line_prints_and_writes_atomically(shared_data, tmp_path):
                           "--gold_file", str(d / "highlight_val_release.jsonl")],
                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("evaluate: error:")
+
+
+def test_the_summary_shows_how_predictions_were_fitted_to_the_gold(tmp_path, capsys):
+    """A stream that stops early has its last bins filled (a documented rule that changes the number):
+    the printed summary and a note on stderr say so, not only --output_file."""
+    pred, gold = tvsum_toy(tmp_path)
+    assert evaluate.main(["--func", "tvsum", "--pred_file", pred, "--gold_file", gold]) == 0
+    out, err = capsys.readouterr()
+    assert "adjusted" not in json.loads(out) and "fitted" not in err
+    rec = json.loads(Path(pred).read_text())
+    rec["frames"] = {k: v[:4] for k, v in rec["frames"].items()}  # 4 of the video's 8 s
+    short = write_jsonl(tmp_path / "short.jsonl", [rec])
+    assert evaluate.main(["--func", "tvsum", "--pred_file", short, "--gold_file", gold]) == 0
+    out, err = capsys.readouterr()
+    adjusted = json.loads(out)["adjusted"]
+    assert list(adjusted) == ["clip_pooling_counts"] and adjusted["clip_pooling_counts"]["edge_filled_bins"] > 0
+    assert f"note: {short}: predictions were fitted to the gold's time bins" in err

@@ -61,6 +61,10 @@ def test_knapsack_hand_examples():
     assert hisum.knapsack_01([6, 10, 12], [1, 2, 3], 5) == [1, 2]  # 22 beats 16 and 18
     assert hisum.knapsack_01([5, 5], [1, 1], 1) == [0]  # a tie keeps the earlier item
     assert hisum.knapsack_01([3, 1], [0, 2], 1) == [0]  # weight 0 is free
+    # ... except at capacity 0: the official table keeps that column 0, so a zero-weight item that would
+    # fill the budget's last unit beside a full item is not taken, and a worth-more pair loses to it
+    assert hisum.knapsack_01([5, 4, 1], [0, 6, 31], 6) == [0]  # the optimum is [0, 1] (9)
+    assert hisum.knapsack_01([3, 5], [0, 2], 2) == [1]  # the optimum is [0, 1] (8)
     assert hisum.knapsack_01([4.0], [3], 2) == []
 
 

@@ -140,8 +140,11 @@ def load_gold(h5_path, protocol: str = DEFAULT_PROTOCOL, opts: Mapping | None = 
 
 
 def knapsack_01(values, weights, capacity: int) -> list[int]:
-    """Indices maximising sum(values) with sum(weights) <= capacity (0/1 knapsack DP). Backtracking
-    takes an item only when it changes the optimum (the vsumm/Mr.HiSum ``knapSack`` convention)."""
+    """Indices maximising sum(values) with sum(weights) <= capacity (0/1 knapsack DP), as the
+    vsumm/Mr.HiSum ``knapSack``: backtracking takes an item only when it changes the optimum, and the
+    table's capacity-0 column stays 0 (``if i == 0 or w == 0: K[i][w] = 0``). With the official shot
+    weights (end - start) a one-frame shot weighs 0, and that column rule can then leave it out or
+    change the others' choice (not the optimum); with weights >= 1 the rule changes nothing."""
     v = np.asarray(values, dtype=np.float64)
     w = np.asarray(weights, dtype=np.int64)
     if len(v) != len(w) or np.any(w < 0) or capacity < 0:
@@ -152,6 +155,7 @@ def knapsack_01(values, weights, capacity: int) -> list[int]:
         row = prev.copy()
         if wi <= capacity:
             row[wi:] = np.maximum(prev[wi:], prev[: capacity + 1 - wi] + v[i - 1])
+        row[0] = 0.0  # the official table's w == 0 column
         table[i] = row
     picks, c = [], capacity
     for i in range(len(v), 0, -1):
