@@ -38,9 +38,9 @@ def gold_file(tmp_path):
 
 
 def test_responses_to_segments_keeps_first_caption():
-    responses = [{"time": 6, "content": "b"}, {"time": 2, "content": "a"}, {"time": 4, "content": "a"},
-                 {"time": 5, "role": "user", "content": "what now?"},
-                 {"time": 8, "content": "c"}, {"time": 10, "content": "c"}, {"time": 11, "content": "  "}]
+    responses = [{"time": 2, "content": "a"}, {"time": 4, "content": "a"}, {"time": 5, "role": "user", "content": "what now?"},
+                 {"time": 6, "content": "b"}, {"time": 8, "content": "c"}, {"time": 10, "content": "c"},
+                 {"time": 11, "content": "  "}]
     d = yc.responses_to_segments(responses)
     assert d.captions == ["a", "b", "c"]
     np.testing.assert_array_equal(d.segments, [[0, 4], [4, 6], [6, 10]])
@@ -48,6 +48,18 @@ def test_responses_to_segments_keeps_first_caption():
     assert ref.captions == ["b", "c"]
     np.testing.assert_array_equal(ref.segments, [[4, 6], [6, 10]])
     assert len(yc.responses_to_segments([])) == 0
+
+
+def test_responses_out_of_order_or_past_the_video_are_refused():
+    """Segments are built from the responses' order: a stream whose times go back, or run past its
+    video (milliseconds, another video's responses), is refused rather than re-sorted or scored."""
+    responses = [{"time": 6, "content": "b"}, {"time": 2, "content": "a"}]
+    with pytest.raises(ValueError, match=r"item v: responses are not in time order \(2 s after 6 s\)"):
+        yc.responses_to_segments(responses, qid="v")
+    ok = [{"time": 2, "content": "a"}, {"time": 2, "content": "b"}, {"time": 10.5, "content": "c"}]
+    assert yc.responses_to_segments(ok, duration=10.0).captions == ["a", "b", "c"]  # equal times; within 1 s
+    with pytest.raises(ValueError, match="a response at 12 s, past the video's 10 s"):
+        yc.responses_to_segments([*ok, {"time": 12, "content": "d"}], qid="v", duration=10.0)
 
 
 def test_load_predictions_densevid_json(tmp_path):

@@ -95,6 +95,7 @@ def headline(metrics: Mapping, protocol: str) -> tuple[str, float | None]:
 class DenseCaptions:
     segments: np.ndarray  # [K, 2] seconds
     captions: list[str] = field(default_factory=list)
+    duration: float | None = None  # the video's (gold), when known: response times are checked against it
 
     def __post_init__(self):
         self.segments = np.asarray(self.segments, dtype=np.float64).reshape(-1, 2)
@@ -129,17 +130,20 @@ def load_gold(gold_file, protocol: str = DEFAULT_PROTOCOL, opts: Mapping | None 
         dur = number(v["duration"], f"video {vid} duration", gold_file, positive=True) if "duration" in v else None
         segs = [span(s, f"video {vid} segment", gold_file, None, dur, beyond="clip")[:2] for s in v["timestamps"]]
         caps = [_sentence(s, f"video {vid} sentence", gold_file) for s in v["sentences"]]
-        out[str(vid)] = DenseCaptions(segs, caps)
+        out[str(vid)] = DenseCaptions(segs, caps, dur)
     return out
 
 
 def responses_to_segments(responses: Iterable[Mapping], drop_first_caption: bool = False, qid: str = "",
-                          path=None, line=None) -> DenseCaptions:
+                          path=None, line=None, duration: float | None = None) -> DenseCaptions:
     """Streaming responses -> captioned segments.
 
     Responses in time order (user turns and empty texts ignored); consecutive identical texts are
     one caption whose segment runs from the previous caption's last emission (0 for the first)
-    to its own last emission. ``drop_first_caption`` reproduces the reference, which lost it."""
+    to its own last emission. ``drop_first_caption`` reproduces the reference, which lost it.
+    Times that go back, or run past ``duration`` by more than a second, are refused: a stream
+    writes its responses in time order within its video, and the segments are built from that
+    order (re-sorting or keeping them would score another stream than the one written)."""
     turns = []
     for r in responses:
         if not isinstance(r, dict):
@@ -149,7 +153,12 @@ def responses_to_segments(responses: Iterable[Mapping], drop_first_caption: bool
         text = str(r.get("content") or "").strip()
         if text:
             turns.append((number(r.get("time"), f"item {qid} response time", path, line, min_value=0.0), text))
-    turns.sort(key=lambda x: x[0])  # stable: equal times keep their order
+    for (t0, _), (t1, _) in zip(turns, turns[1:]):
+        if t1 < t0:
+            raise InputError(f"item {qid}: responses are not in time order ({t1:g} s after {t0:g} s)", path, line)
+    if turns and duration is not None and turns[-1][0] > duration + 1.0:
+        raise InputError(f"item {qid}: a response at {turns[-1][0]:g} s, past the video's {duration:g} s "
+                         "(times in milliseconds? another video's predictions?)", path, line)
     segs: list[tuple[float, float]] = []
     caps: list[str] = []
     prev_end, cur_text, cur_last = 0.0, None, None
@@ -171,6 +180,7 @@ def responses_to_segments(responses: Iterable[Mapping], drop_first_caption: bool
 
 
 def from_stream(stream, gold_item, protocol: str, opts: Mapping) -> DenseCaptions:
+    # its frame times were checked against the video (validate.frame_times); responses come at frame times
     return responses_to_segments(stream.responses, opts["drop_first_caption"], stream.id)
 
 
@@ -178,7 +188,8 @@ def from_record(rec: Mapping, gold_item, protocol: str, opts: Mapping, path=None
     """A JSONL record with ``responses`` (scores not needed)."""
     if "responses" not in rec:
         raise InputError(f"item {rec.get('id')}: expected 'responses' (streaming predictions)", path, line)
-    return responses_to_segments(rec["responses"] or [], opts["drop_first_caption"], str(rec.get("id")), path, line)
+    return responses_to_segments(rec["responses"] or [], opts["drop_first_caption"], str(rec.get("id")), path, line,
+                                 gold_item.duration)
 
 
 def record_id(rec: Mapping, path=None, line=None) -> str:
