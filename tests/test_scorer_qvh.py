@@ -114,6 +114,13 @@ def test_toy_submission_hand_computed(tmp_path):
     assert m["middle"]["MR-mAP"]["average"] is None and m["brief"]["MR-long-mAP"] is None
     assert m["protocol"]["mr_queries_per_range"] == {"short": 2, "middle": 0, "long": 0, "full": 2}
     assert m["brief"]["HL-min-VeryGood-mAP"] == 25.0 and m["brief"]["MR-full-mAP"] == 77.5
+    assert m["protocol"]["n_empty_pred_windows"] == 0
+    # a query without windows (the official evaluator crashes on it): AP 0 and an R1 miss, counted
+    sub = toy_submission()
+    sub[1]["pred_relevant_windows"] = []
+    e = score_file(write_jsonl(tmp_path / "empty.jsonl", sub), gold)
+    assert e["protocol"]["n_empty_pred_windows"] == 1
+    assert e["full"]["MR-mAP"]["average"] == 50.0 and e["full"]["MR-R1"]["0.5"] == 50.0
 
 
 def test_hd_only_when_no_windows(tmp_path):

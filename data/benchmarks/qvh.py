@@ -343,6 +343,7 @@ def score(preds: Mapping[str, dict], gold: Mapping[str, dict], protocol: str | N
         "mr_r1": "first listed window vs the GT window with the highest IoU with it",
         "mr_length_ranges_s": {n: (None if lo is None else [lo, hi]) for n, lo, hi in MR_RANGES},
         "mr_queries_per_range": counts or None, "empty_pred_windows": "AP 0 and an R1 miss",
+        "n_empty_pred_windows": sum(1 for q in qids if preds[q]["windows"] is not None and len(preds[q]["windows"]) == 0),
         "round_digits": digits, "prediction_format": "+".join(sources),
         "n_gt_windows_clipped": sum(gold[q]["n_clipped"] for q in qids), "ids": id_record}
     if "stream" in sources:
