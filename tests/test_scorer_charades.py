@@ -209,6 +209,33 @@ def test_text_protocol_counts_unparsable_as_miss(tiny_gold, tmp_path):
     assert json.loads(dumps(r))["protocol"]["unitless"] == "percent"  # JSON-able, no NaN
 
 
+def test_text_protocol_with_the_reference_rules(tiny_gold, tmp_path):
+    """--opt rules=reference: the reference's offline-baseline scoring. Exactly two numbers or the query
+    is skipped (left out of the mean, counted), "from" + "to" means percentages of the record's
+    video_duration (else the gold's), IoU with +1 on both lengths, the gold end as annotated."""
+    recs = [{"id": "AAA#0", "model_response": ["It happens at 2.0 - 6.0 seconds."]},  # (6-2+1)/(6-2+1) = 1
+            {"id": "AAA#1", "answer": "From 50 to 100"},         # [15, 30] vs [20, 40]: 11 / 26
+            {"id": "BBB#2", "answer": "at 1, 2 or 3 seconds"}]   # three numbers: skipped
+    pred = _write_jsonl(tmp_path / "p.jsonl", recs)
+    r = score_file(pred, str(tiny_gold), "text", options={"rules": "reference"})
+    assert r["per_item"]["AAA#0"]["iou"] == pytest.approx(1.0)
+    assert r["per_item"]["AAA#1"] == {"pred": [15.0, 30.0], "iou": pytest.approx(11 / 26)}
+    assert r["per_item"]["BBB#2"]["skipped"] == "not two numbers"
+    assert r["metrics"]["mIoU"] == pytest.approx(100 * (1 + 11 / 26) / 2)
+    assert (r["metrics"]["n_scored"], r["metrics"]["n_skipped"]) == (2, 1)
+    assert r["record"]["duration_from"] == {"gold": 2} and r["record"]["gt_end"] == "as annotated (not clipped)"
+    recs[1]["video_duration"] = 20.0  # the reference scales by the prediction record's duration
+    r = score_file(_write_jsonl(tmp_path / "d.jsonl", recs), str(tiny_gold), "text", options={"rules": "reference"})
+    assert r["per_item"]["AAA#1"] == {"pred": [10.0, 20.0], "iou": pytest.approx(1 / 31)}
+    assert r["record"]["duration_from"] == {"gold": 1, "record": 1}
+    # the project's rules on the same answers: the three-number answer is a counted miss (IoU 0)
+    own = score_file(pred, str(tiny_gold), "text")
+    assert own["metrics"]["n_unparsable"] == 1 and own["per_item"]["BBB#2"]["iou"] == 0
+    none = _write_jsonl(tmp_path / "n.jsonl", [{"id": "AAA#0", "answer": "no idea"}])
+    with pytest.raises(ValueError, match="skipped every query"):
+        score_file(none, str(tiny_gold), "text", options={"rules": "reference"})
+
+
 # ------------------------------------------------------------------------------- real files
 
 

@@ -45,11 +45,14 @@ REFERENCE_WINDOW = 8  # the paper's "AHA (w=8)" row
 REFERENCE_THRESHOLDS = np.arange(0.30, 0.71, 0.02)
 SCORE_SOURCES = ("fused", "relevance", "informative")
 UNITLESS_MODES = ("percent", "seconds")
+# text answers: "project" = parse_time_span (units, clock times, ranges; unparsable = IoU 0) and interval
+# IoU; "reference" = the reference's offline-baseline rules (reference_text_span, span_iou_plus_one)
+TEXT_RULES = ("project", "reference")
 PROTOCOLS: dict[str, dict[str, Any]] = {
     "standard": {"durations_csv": None, "score_source": "fused", "threshold": 0.5, "window": 0, "anchor": 0.0,
                  "pred_beyond": "keep"},
     "reference": {"durations_csv": None, "score_source": "fused", "window": REFERENCE_WINDOW},
-    "text": {"durations_csv": None, "unitless": "percent"},
+    "text": {"durations_csv": None, "unitless": "percent", "rules": "project"},
 }
 HEADLINE = "R1@0.5"
 # A plain predicted interval past the video: "keep" scores it as given (Moment-DETR's compute_mr_r1,
@@ -71,6 +74,7 @@ def resolve(protocol: str | None, options: Mapping | None) -> tuple[str, dict]:
         choice(opts["score_source"], SCORE_SOURCES, "score_source")
     else:
         choice(opts["unitless"], UNITLESS_MODES, "unitless")
+        choice(opts["rules"], TEXT_RULES, "rules")
     return name, opts
 
 
@@ -244,6 +248,34 @@ def parse_time_span(text: str | None, duration: float, unitless: str = "percent"
     return min(max(lo, 0.0), duration), min(max(hi, 0.0), duration), kind
 
 
+_REFERENCE_NUMBER = re.compile(r"\d+\.?\d*")
+
+
+def reference_text_span(text: str | None, duration: float) -> tuple[float, float] | None:
+    """The reference's parse of an offline baseline's answer (Aha/MMDuet ``test/evaluate.py``, grounding
+    without ``--is_online_model``): exactly two unsigned numbers, else the query is skipped (None); when
+    the lower-cased text contains "from" and "to" anywhere (VTimeLLM's "From xx to yy"), they are
+    percentages of the duration. Nothing is sorted or clipped."""
+    if not text:
+        return None
+    nums = _REFERENCE_NUMBER.findall(text)
+    if len(nums) != 2:
+        return None
+    start, end = float(nums[0]), float(nums[1])
+    low = text.lower()
+    if "from" in low and "to" in low:
+        start, end = start / 100 * duration, end / 100 * duration
+    return start, end
+
+
+def span_iou_plus_one(pred: Sequence[float], gold: Sequence[float]) -> float:
+    """The reference's ``calculate_iou_span``: inclusive-integer convention (+1 on both lengths)."""
+    (ps, pe), (gs, ge) = pred, gold
+    inter = max(0.0, min(pe, ge) - max(ps, gs) + 1)
+    union = max(pe, ge) - min(ps, gs) + 1
+    return 0.0 if union == 0 else inter / union
+
+
 def answer_text(rec: Mapping) -> str | None:
     """The free-text answer of an offline model's record: ``answer``, ``model_response`` or the
     first response's ``content``."""
@@ -280,6 +312,11 @@ def from_record(rec: Mapping, gold_item: GroundingQuery, protocol: str, opts: Ma
     qid = gold_item.id
     if protocol == "text":
         text = answer_text(rec)
+        if opts["rules"] == "reference":  # the reference scales by the record's own video_duration
+            given = rec.get("video_duration")
+            dur = gold_item.duration if given is None else number(given, f"query {qid} video_duration", path, line,
+                                                                  positive=True)
+            return {"interval": reference_text_span(text, dur), "duration_from": "gold" if given is None else "record"}
         parsed = parse_time_span(text, gold_item.duration, opts["unitless"])
         return {"interval": None if parsed is None else parsed[:2], "parsed_as": None if parsed is None else parsed[2],
                 "unparsable": parsed is None}
@@ -340,6 +377,8 @@ def score(preds: Mapping[str, dict], gold: Mapping[str, GroundingQuery], protoco
                       thresholds=[round(float(t), 2) for t in REFERENCE_THRESHOLDS],
                       headline="per-query best-threshold oracle of the first window", score_source=opts["score_source"])
         return {"metrics": metrics, "per_item": per_item, "record": record}
+    if name == "text" and opts["rules"] == "reference":
+        return _score_reference_text(preds, gold, qids, record)
     ious = []
     kinds: dict[str, int] = {}
     beyond = {"end": 0, "start": 0}  # plain intervals ending / starting past their video
@@ -374,6 +413,33 @@ def score(preds: Mapping[str, dict], gold: Mapping[str, GroundingQuery], protoco
                       frame_time_convention="frame at t covers [t, t + 1/fps)",
                       plain_intervals={"keep": "scored as given (official: only the gold end is clipped)",
                                        "clip": "clipped to [0, duration]"}[opts["pred_beyond"]])
+    return {"metrics": metrics, "per_item": per_item, "record": record}
+
+
+def _score_reference_text(preds, gold, qids, record) -> dict:
+    """Offline baselines under the reference's rules: only the queries whose answer holds exactly two
+    numbers are scored (the others, and missing ones, are skipped: counted, not in the mean), IoU +1
+    against the gold span as annotated (end not clipped)."""
+    ious, per_item, scored_from = [], {}, {}
+    for qid in qids:
+        p = preds.get(qid)
+        interval = None if p is None else p["interval"]
+        if interval is None:
+            per_item[qid] = {"pred": None, "iou": None, "skipped": "missing" if p is None else "not two numbers"}
+            continue
+        iou = span_iou_plus_one(interval, (gold[qid].start, gold[qid].raw_end))
+        ious.append(iou)
+        per_item[qid] = {"pred": list(interval), "iou": iou}
+        scored_from[p["duration_from"]] = scored_from.get(p["duration_from"], 0) + 1
+    if not ious:
+        raise InputError("the reference text rules skipped every query (no answer holds exactly two numbers)")
+    metrics = {**summarize_ious(ious), "n_scored": len(ious), "n_skipped": len(qids) - len(ious)}
+    record.update(causal=None, rules="reference", iou="interval, +1 on both lengths (calculate_iou_span)",
+                  missing_prediction="skipped",
+                  gt_end="as annotated (not clipped)", skipped="queries without exactly two numbers, and missing "
+                  "ones, are left out of the mean (the reference's `continue`; this inflates baselines)",
+                  percent_rule="'from' and 'to' anywhere in the lower-cased answer: percentages of video_duration",
+                  duration_from=scored_from)
     return {"metrics": metrics, "per_item": per_item, "record": record}
 
 
