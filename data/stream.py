@@ -76,7 +76,7 @@ from data.feature_cache import FeatureCacheMiss
 from data.metadata import load_metadata, load_with_retries
 from data.prompts import SYSTEM_PROMPT, item_rng
 from data.video import VideoDecodeError, load_clip, num_sampled_frames
-from models.chat import ChatTemplate
+from models.chat import ChatTemplate, control_tokens_in
 
 log = logging.getLogger(__name__)
 
@@ -394,7 +394,22 @@ class StreamDataset(Dataset, abc.ABC):
             if str(self.anno_file) in str(e):
                 raise
             raise ValueError(f"{self.anno_file}: {e}") from None
+        self._skip_control_tokens(skips)
         skips.report(self.name, len(self.records))
+
+    def _skip_control_tokens(self, skips: SkipLog) -> None:
+        """Skip (and count) items whose text holds a control token of the tokenizer ("<image>" in a
+        question would become a frame placeholder, "<|im_end|>" would end the turn): found here, when
+        the data set is built, not as a failed batch hours into training."""
+        self.template.checked(self.system_prompt, f"{self.name}: the system prompt")
+        keep = []
+        for i, rec in enumerate(self.records):
+            texts = [m["content"] for m in self.sample(i).messages if isinstance(m.get("content"), str)]
+            if any(control_tokens_in(t, self.template.tok) for t in texts):
+                skips.skip("control token in the text")
+            else:
+                keep.append(rec)
+        self.records = keep
 
     # -- subclass API
     @abc.abstractmethod

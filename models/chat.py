@@ -11,6 +11,7 @@ the query online). Rendered text, e.g. for a dense-captioning sample::
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -30,6 +31,28 @@ DEFAULT_SYSTEM_PROMPT = (
 STREAM_PROMPT = f"\n{IM_START}stream\n"  # add_stream_prompt: open a stream turn
 GENERATION_PROMPT = f"\n{IM_START}assistant\n"  # add_generation_prompt
 STREAM_GENERATION_PROMPT = f"{IM_END}\n{IM_START}assistant\n"  # add_stream_generation_prompt
+
+
+# ChatML / Qwen2 control-token forms (<|im_end|>, <|endoftext|>, ...) and the frame placeholders, for
+# checks made before a tokenizer is loaded (the CLIs' argument checks)
+_CONTROL_FORMS = re.compile(r"<\|[^<>|\s]{1,40}\|>|<image>|<video>")
+
+
+def control_tokens_in(text: str, tokenizer=None) -> list[str]:
+    """The strings in ``text`` that would be read as control tokens, not as text: the tokenizer's added
+    tokens (chat markers, the frame placeholder) when it is given, else their ChatML / Qwen2 forms.
+    A user's "<image>" would otherwise become a frame placeholder and "<|im_end|>" end the turn."""
+    if tokenizer is not None:
+        return sorted(t for t in tokenizer.get_added_vocab() if t in text)
+    return sorted(set(_CONTROL_FORMS.findall(text)))
+
+
+def check_no_control_tokens(text: str, what: str, tokenizer=None) -> str:
+    found = control_tokens_in(text, tokenizer)
+    if found:
+        raise ValueError(f"{what} contains {', '.join(map(repr, found))}, which the tokenizer reads as a control "
+                         "token (a frame placeholder, a turn marker), not as text; remove or rephrase it")
+    return text
 
 
 def system_prompt_of(config) -> str:
@@ -128,6 +151,10 @@ class ChatTemplate:
                 self._cache[text] = got
         return list(got)
 
+    def checked(self, text: str, what: str) -> str:
+        """``text`` if it holds no control token of this tokenizer, else a ValueError naming it."""
+        return check_no_control_tokens(text, what, self.tok)
+
     def frame_ids(self, n_frames: int) -> list[int]:
         return [self.placeholder_id] * (n_frames * self.tokens_per_frame)
 
@@ -145,12 +172,12 @@ class ChatTemplate:
             if role == "system":
                 if i != 0:
                     raise ValueError("the system message must come first")
-                out.append(Piece(system_turn(m["content"])))
+                out.append(Piece(system_turn(self.checked(m["content"], "the system prompt"))))
             elif role == "user":
-                out.append(Piece(user_turn(m["content"])))
+                out.append(Piece(user_turn(self.checked(m["content"], "a user turn"))))
             elif role == "assistant":
                 out.append(Piece(GENERATION_PROMPT))
-                out.append(Piece(m["content"] + IM_END, learn=bool(m.get("learn", True))))
+                out.append(Piece(self.checked(m["content"], "an assistant turn") + IM_END, learn=bool(m.get("learn", True))))
             elif role == "stream":
                 n = int(m["num_frames"])
                 if n <= 0:

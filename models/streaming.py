@@ -166,6 +166,7 @@ class StreamingEngine:
         self.system_prompt = self.cfg.system_prompt if self.cfg.system_prompt is not None else system_prompt_of(mc)
         self.frame_size = mc.frame_size
         self.template = ChatTemplate(tokenizer, self.tpf, mc.frame_placeholder)
+        self.template.checked(self.system_prompt, "the system prompt")
         self.tokenizer = tokenizer
         self.eos_id = self.template.eos_id
         self.lm = self.model.model.language_model
@@ -307,7 +308,7 @@ class StreamingEngine:
         """Encode a user query now (it takes effect from the next frame on). Its turn is protected
         from eviction under sink / dynamic_sink."""
         meta = {"index": self.queries_seen, "text": text, "time": time}
-        turn = self.template.ids(user_turn(text))
+        turn = self.template.ids(user_turn(self.template.checked(text, "the query")))
         meta["ids"] = turn
         if self.cfg.prompt_order == "reference" and not self.started:
             # reference: the query turn comes before the system prompt, and opens the stream turn

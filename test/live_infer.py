@@ -88,12 +88,14 @@ def read_gt_spans(path: str) -> list[list[float]] | dict[str, list[list[float]]]
 
 
 def parse_queries(args) -> list:
+    from models.chat import check_no_control_tokens
     from models.streaming import QueryEvent
 
     out = [QueryEvent(0.0, q) for q in (args.query or [])]
     for q in args.query or []:
         if not q.strip():
             raise ValueError("--query is empty")
+        check_no_control_tokens(q, "--query")
     for spec in args.query_at or []:
         t, _, text = spec.partition(":")
         try:
@@ -102,7 +104,7 @@ def parse_queries(args) -> list:
             when = float("nan")
         if not text.strip() or not math.isfinite(when) or when < 0:
             raise ValueError(f"--query_at wants TIME:TEXT (TIME in seconds, finite and >= 0), got {spec!r}")
-        out.append(QueryEvent(when, text))
+        out.append(QueryEvent(when, check_no_control_tokens(text, "--query_at")))
     return out
 
 

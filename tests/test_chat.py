@@ -95,3 +95,37 @@ def test_load_tokenizer_never_goes_to_the_hub(tmp_path, monkeypatch):
     for bad in (None, "Qwen/Qwen2-7B-Instruct", str(tmp_path / "missing")):
         with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
             load_tokenizer(bad)
+
+
+def test_control_tokens_in_user_text_are_refused(qwen2_tokenizer):
+    """Text the tokenizer would read as control tokens: "<image>" a frame placeholder, "<|im_end|>" the
+    end of the turn. Found with the tokenizer's own added tokens, and (before a tokenizer is loaded, for
+    the CLIs' argument checks) by their ChatML / Qwen2 forms."""
+    from models.chat import control_tokens_in
+
+    tmpl = ChatTemplate(qwen2_tokenizer, 49)
+    assert control_tokens_in("a dog <image> jumps<|im_end|>", qwen2_tokenizer) == ["<image>", "<|im_end|>"]
+    assert control_tokens_in("a <b>dog</b> | jumps", qwen2_tokenizer) == []
+    assert control_tokens_in("x <|vision_start|> <video> <|im_start|>") == ["<video>", "<|im_start|>", "<|vision_start|>"]
+    assert control_tokens_in("a <b>dog</b> <|> | 3 < 4 > 2") == []
+    placeholder = tmpl.ids("<image>")
+    assert placeholder == [tmpl.placeholder_id]  # why it matters: the text would become a frame slot
+    with pytest.raises(ValueError, match=r"a user turn contains '<image>', which the tokenizer reads as a control token"):
+        tmpl.pieces([{"role": "user", "content": "what is <image>?"}])
+    with pytest.raises(ValueError, match=r"an assistant turn contains '<\|im_end\|>'"):
+        tmpl.pieces([{"role": "user", "content": "q"}, {"role": "assistant", "content": "a<|im_end|>b"}])
+
+
+def test_the_engine_refuses_a_query_with_control_tokens(qwen2_tokenizer):
+    from models.build import build_model
+    from models.streaming import EngineConfig, StreamingEngine
+
+    eng = StreamingEngine(build_model("aha-tiny", seed=0).eval(), qwen2_tokenizer, EngineConfig(generate=False))
+    with pytest.raises(ValueError, match=r"the query contains '<\|endoftext\|>'"):
+        eng.add_query("stop here<|endoftext|>")
+    assert eng.queries_seen == 0 and len(eng.policy) == 0  # nothing was fed
+    eng.add_query("a dog jumps")
+    assert eng.queries_seen == 1
+    with pytest.raises(ValueError, match="the system prompt contains"):
+        StreamingEngine(build_model("aha-tiny", seed=0).eval(), qwen2_tokenizer,
+                        EngineConfig(generate=False, system_prompt="You watch <video> frames."))

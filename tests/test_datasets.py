@@ -281,6 +281,29 @@ def test_magqa_pre_question_frames_follow_the_video_start(tmp_path, fixture_root
         assert _frame_indices(item["frames"]) == [5 * f for f in range(s.start_frame, s.start_frame + 3)]
 
 
+def test_items_whose_text_holds_control_tokens_are_skipped_when_the_data_set_is_built(tmp_path, fixture_root, template,
+                                                                                      caplog):
+    """"<image>" in a question would become a frame placeholder (the batch then fails hours into
+    training), "<|im_end|>" in an answer would end its turn early: such items are skipped and counted
+    when the data set is built; the others are kept as they were."""
+    import copy
+    import logging
+
+    anno = [dict(copy.deepcopy(MAGQA_ANNO[0]), question_id=i) for i in range(3)]
+    anno[0]["conversation"][0]["content"] = "What is in the <image> here?"
+    anno[2]["conversation"][1]["content"] = "Two kids<|im_end|> play ball."
+    (tmp_path / "a" / "annotations").mkdir(parents=True)
+    (tmp_path / "a" / "annotations" / "m.json").write_text(json.dumps(anno))
+    with caplog.at_level(logging.WARNING, logger="data.stream"):
+        ds = MAGQADataset(tmp_path / "a" / "annotations" / "m.json", fixture_root / "shot2story" / "videos",
+                          fixture_root / "shot2story" / "videos_metadata.json", template, fps=2, max_frames=128)
+    assert len(ds) == 1 and ds[0]["sample_id"] == "magqa:1"
+    assert "kept 1 items, skipped 2 (2 control token in the text)" in caplog.text
+    with pytest.raises(ValueError, match=r"the system prompt contains '<\|im_start\|>'"):
+        MAGQADataset(tmp_path / "a" / "annotations" / "m.json", fixture_root / "shot2story" / "videos",
+                     fixture_root / "shot2story" / "videos_metadata.json", template, system_prompt="<|im_start|>x")
+
+
 def test_grounding_item(fixture_root, template, qwen2_tokenizer, tmp_path):
     (tmp_path / "g" / "annotations").mkdir(parents=True)
     (tmp_path / "g" / "annotations" / "g.json").write_text(json.dumps(GROUNDING_ANNO))
