@@ -75,7 +75,7 @@ from models.resume import (STAGING_PREFIX, checkpoint_problems, fsync_dir, load_
                            reposition_schedule, resolve_resume, write_manifest)
 from models.inference_settings import InferenceSettings  # noqa: E402
 from models.lora import LoraSettings, apply_lora  # noqa: E402
-from utils.io import atomic_write_json, read_json  # noqa: E402
+from utils.io import DuplicateKeyError, atomic_write_json, loads_strict, read_json  # noqa: E402
 from utils.log import setup_logging  # noqa: E402
 
 log = logging.getLogger("train")
@@ -148,8 +148,8 @@ def json_object_flag(text: str | None, flag: str) -> dict:
     if not text:
         return {}
     try:
-        given = json.loads(text)
-    except json.JSONDecodeError as e:
+        given = loads_strict(text)
+    except (json.JSONDecodeError, DuplicateKeyError) as e:
         raise ValueError(f"{flag} must be a JSON object, got {text!r}: {e}") from None
     if not isinstance(given, dict):
         raise ValueError(f"{flag} must be a JSON object, got {text!r}")

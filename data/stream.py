@@ -76,7 +76,7 @@ from data.feature_cache import FeatureCacheMiss
 from data.metadata import load_metadata, load_with_retries
 from data.prompts import SYSTEM_PROMPT, item_rng
 from data.video import VideoDecodeError, load_clip, num_sampled_frames
-from models.chat import ChatTemplate, control_tokens_in
+from models.chat import ChatTemplate, check_no_control_tokens, control_tokens_in
 
 log = logging.getLogger(__name__)
 
@@ -400,12 +400,14 @@ class StreamDataset(Dataset, abc.ABC):
     def _skip_control_tokens(self, skips: SkipLog) -> None:
         """Skip (and count) items whose text holds a control token of the tokenizer ("<image>" in a
         question would become a frame placeholder, "<|im_end|>" would end the turn): found here, when
-        the data set is built, not as a failed batch hours into training."""
-        self.template.checked(self.system_prompt, f"{self.name}: the system prompt")
+        the data set is built, not as a failed batch hours into training. Without a template (train.py
+        parses the annotations before any tokenizer is loaded) by their ChatML / Qwen2 forms."""
+        tok = None if self.template is None else self.template.tok
+        check_no_control_tokens(self.system_prompt, f"{self.name}: the system prompt", tok)
         keep = []
         for i, rec in enumerate(self.records):
             texts = [m["content"] for m in self.sample(i).messages if isinstance(m.get("content"), str)]
-            if any(control_tokens_in(t, self.template.tok) for t in texts):
+            if any(control_tokens_in(t, tok) for t in texts):
                 skips.skip("control token in the text")
             else:
                 keep.append(rec)

@@ -30,14 +30,13 @@ if str(REPO_ROOT) not in sys.path:
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
-import json  # noqa: E402
 import subprocess  # noqa: E402
 from typing import Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from data.video import iter_frames, probe  # noqa: E402
-from utils.io import atomic_write_json  # noqa: E402
+from utils.io import atomic_write_json, read_json  # noqa: E402
 
 Shot = tuple[float, float]
 
@@ -54,7 +53,7 @@ def read_cut_file(path: str | Path, duration: float) -> list[Shot]:
     """
     path = Path(path)
     if path.suffix.lower() == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json(path)  # strict: a repeated key is an error naming the file
         if isinstance(data, dict):
             if "boundaries" in data:
                 data = data["boundaries"]

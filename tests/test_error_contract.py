@@ -12,6 +12,7 @@ import pytest
 
 from data.video import VideoDecodeError, VideoTruncatedError, iter_sampled, probe
 from tests import fakes
+from tests.script_loader import load_script
 from tests.videos import write_test_video
 from utils import io as uio
 
@@ -40,6 +41,26 @@ def test_inputs_are_read_strictly_with_file_and_line(tmp_path):
     assert uio.read_jsonl(_write(tmp_path / "f.jsonl", b""), allow_empty=True) == []
     with pytest.raises(FileNotFoundError):
         uio.read_jsonl(tmp_path / "missing.jsonl")
+
+
+def test_a_repeated_json_key_is_an_error_not_a_dropped_value(tmp_path):
+    """json.loads keeps the last of two equal keys and drops the first without a word (a densevid JSON
+    with a video twice lost one of them): every input reader refuses it, naming the file (and line)."""
+    from data.benchmarks.validate import read_json_or_jsonl
+
+    doc = _write(tmp_path / "doc.json", b'{"v_a": {"duration": 5},\n "v_b": 2,\n "v_a": {"duration": 7}}\n')
+    lines = _write(tmp_path / "l.jsonl", b'{"id": 1}\n{"id": 2, "q": "x", "id": 3}\n')
+    nested = _write(tmp_path / "n.json", b'[{"a": 1}, {"b": {"c": 1, "c": 2}}]')
+    for reader, path, where in ((uio.read_json, doc, "doc.json: "), (read_json_or_jsonl, doc, "doc.json: "),
+                                (uio.read_jsonl, lines, "l.jsonl:2: "), (read_json_or_jsonl, lines, "l.jsonl:2: "),
+                                (uio.read_json, nested, "n.json: ")):
+        with pytest.raises(ValueError, match=where + "a JSON object has the key '(v_a|id|c)' twice"):
+            reader(path)
+    assert uio.read_json(_write(tmp_path / "ok.json", b'{"a": {"c": 1}, "b": {"c": 2}}')) == {"a": {"c": 1}, "b": {"c": 2}}
+    conv = load_script("datasets/convert.py")
+    yc = _write(tmp_path / "yc.json", b'{"v_a": {"duration": 5, "timestamps": [[0, 1]], "sentences": ["x"]},'
+                                      b' "v_a": {"duration": 6, "timestamps": [[1, 2]], "sentences": ["y"]}}')
+    assert conv.main(["youcook2", "--input", str(yc), "--output", str(tmp_path / "o.jsonl")]) == 2
 
 
 def test_own_output_torn_tail_is_cut_and_said_but_nothing_else_is_repaired(tmp_path, caplog):

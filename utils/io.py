@@ -76,13 +76,38 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2)
     atomic_write_text(path, dumps(obj, indent=indent) + "\n")
 
 
+class DuplicateKeyError(ValueError):
+    """A JSON object names a key twice: json.loads would keep the last value and drop the first."""
+
+    def __init__(self, key: str):
+        self.key = key
+        super().__init__(f"a JSON object has the key {key!r} twice (the first value would be silently dropped)")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise DuplicateKeyError(k)
+        out[k] = v
+    return out
+
+
+def loads_strict(text: str) -> Any:
+    """``json.loads`` that refuses an object with a repeated key (DuplicateKeyError)."""
+    return json.loads(text, object_pairs_hook=_unique_keys)
+
+
 def read_json(path: str | os.PathLike) -> Any:
-    """A JSON document; a UTF-8 byte-order mark is accepted, a bad file is a ValueError naming it."""
+    """A JSON document; a UTF-8 byte-order mark is accepted, a bad file (a repeated key included) is a
+    ValueError naming it."""
     text = read_text(path, "JSON file")
     try:
-        return json.loads(text)
+        return loads_strict(text)
     except json.JSONDecodeError as e:
         raise LineError(f"invalid JSON ({e.msg}, column {e.colno})", path, e.lineno) from None
+    except DuplicateKeyError as e:
+        raise LineError(str(e), path) from None
 
 
 # ------------------------------------------------------------------------------------ JSONL
@@ -128,10 +153,12 @@ def _parse_lines(text: str, path, what: str, *, allow_empty: bool, objects: bool
         if "\x00" in line:
             raise LineError(f"NUL bytes in {what} (a file cut or overwritten by a crash?)", path, i + 1)
         try:
-            rec = json.loads(line)
+            rec = loads_strict(line)
         except json.JSONDecodeError as e:
             torn = " (a torn last line: was the run that wrote it interrupted?)" if i == last and i > 0 else ""
             raise LineError(f"invalid JSON in {what} ({e.msg}){torn}", path, i + 1) from None
+        except DuplicateKeyError as e:
+            raise LineError(str(e), path, i + 1) from None
         if objects and not isinstance(rec, dict):
             raise LineError(f"each line of {what} must be a JSON object, got {type(rec).__name__}", path, i + 1)
         out.append((i + 1, rec))

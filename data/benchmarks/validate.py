@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from utils.io import LineError
+from utils.io import DuplicateKeyError, LineError, loads_strict
 from utils.io import read_text as io_read_text
 
 # the span policies a caller may choose for a span that ends after the video does
@@ -75,10 +75,12 @@ def _jsonl_records(text: str, path: Path, what: str) -> list[tuple[int, dict]]:
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
+            rec = loads_strict(line)
         except json.JSONDecodeError as e:
             torn = " (a torn last line: was the run interrupted?)" if i == len(lines) else ""
             raise InputError(f"invalid JSON in {what} ({e.msg}){torn}", path, i) from None
+        except DuplicateKeyError as e:
+            raise InputError(str(e), path, i) from None
         if not isinstance(rec, dict):
             raise InputError(f"each line of {what} must be a JSON object, got {_kind(rec)}", path, i)
         out.append((i, rec))
@@ -101,7 +103,7 @@ def read_json_or_jsonl(path: str | Path, what: str = "JSON file", record_keys: S
     path = Path(path)
     text = read_text(path, what)
     try:
-        doc = json.loads(text)
+        doc = loads_strict(text)
         if not isinstance(doc, (dict, list)):
             raise InputError(f"{what} must be a JSON object (or lines of them), got {_kind(doc)}", path, 1)
         if isinstance(doc, dict) and len(text.strip().splitlines()) == 1 and any(k in doc for k in record_keys):
@@ -112,6 +114,11 @@ def read_json_or_jsonl(path: str | Path, what: str = "JSON file", record_keys: S
             n_lines = len(text.rstrip().splitlines())
             torn = " (a torn last line: was the run interrupted?)" if n_lines > 1 and e.lineno == n_lines else ""
             raise InputError(f"invalid JSON in {what} ({e.msg}){torn}", path, e.lineno) from None
+    except DuplicateKeyError as e:
+        lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
+        if len(lines) > 1 and all(ln.startswith("{") and ln.endswith("}") for ln in lines):
+            return "jsonl", _jsonl_records(text, path, what)  # JSON lines: the error names the line
+        raise InputError(str(e), path, 1 if len(lines) == 1 else None) from None
     return "jsonl", _jsonl_records(text, path, what)
 
 
