@@ -69,6 +69,12 @@ PROTECTED_KINDS = ("system", "query")
 _GROW = 64
 
 
+def effective_sink_tokens(policy: str, sink_tokens: int) -> int:
+    """The sink tokens a policy keeps: only ``sink`` and ``sink_reference`` have any (records say this
+    value, not a flag or checkpoint setting the policy ignores)."""
+    return sink_tokens if policy in ("sink", "sink_reference") else 0
+
+
 def protected_layouts(max_protected: int) -> list[int]:
     """Every size the protected region can take, in order (the cache layouts a compiled step meets)."""
     sizes = []
@@ -149,7 +155,7 @@ class CachePolicy:
         if copies > 1 and name == "sink_reference":
             raise ValueError("sink_reference reproduces one-frame-at-a-time streaming only (frames_per_step 1)")
         self.name, self.window, self.rotate = name, window, rotate
-        self.sink_tokens = sink_tokens if name in ("sink", "sink_reference") else 0
+        self.sink_tokens = effective_sink_tokens(name, sink_tokens)
         self.max_protected = self.sink_tokens if name == "sink_reference" else (0 if name in ("sliding", "unbounded") else max_protected)
         self.copies = copies
         self.min_room = min_room  # evictable tokens a frame step needs (sink: what protected spans must leave)

@@ -119,6 +119,7 @@ def check_engine_args(args) -> None:
         if not (Path(args.checkpoint, META).is_file() or is_released_adapter(args.checkpoint)):
             raise FileNotFoundError(f"--checkpoint {args.checkpoint} is not an Aha! checkpoint (no {META}) nor a released "
                                     "adapter (adapter_config.json + adapter_model.safetensors)")
+    _check_cache_flags_against_the_model(args)
     for flag in ("heads", "params_file"):
         value = getattr(args, flag, None)
         if value is not None and not Path(value).is_file():
@@ -139,6 +140,32 @@ def check_engine_args(args) -> None:
     resolve_tokenizer_dir(args.tokenizer, args.checkpoint, args.weights)  # the one a run would use exists
     if getattr(args, "features", None) and getattr(args, "degrade", None):
         raise ValueError("--features streams the cached (clean) frames: it cannot be combined with --degrade")
+
+
+def _check_cache_flags_against_the_model(args) -> None:
+    """Cache flags that cannot work with the policy / frame size the run will use, refused before the
+    model loads: --sink_tokens given for a policy without sink tokens (it would be recorded but
+    ignored), a --window that cannot hold one frame. The policy and tokens per frame come from the
+    flags, else the checkpoint's inference settings, else the preset."""
+    from models.cache import DEFAULT_POLICY
+
+    carried = None
+    if args.checkpoint is not None:
+        from models.checkpoint import inference_settings
+
+        carried = inference_settings(args.checkpoint)
+    policy = args.cache_policy or (carried.cache_policy if carried is not None else DEFAULT_POLICY)
+    if args.sink_tokens is not None and policy not in ("sink", "sink_reference"):
+        raise ValueError(f"--sink_tokens applies to the sink and sink_reference cache policies; this run uses "
+                         f"{policy} (from {'--cache_policy' if args.cache_policy else 'the checkpoint'}), which has no "
+                         "sink tokens")
+    tpf = carried.tokens_per_frame if carried is not None else None
+    if tpf is None and args.model_config is not None:
+        from models.build import load_preset
+
+        tpf = load_preset(args.model_config).tokens_per_frame
+    if args.window is not None and tpf and policy != "unbounded" and args.window <= tpf:
+        raise ValueError(f"--window {args.window} cannot hold one frame ({tpf} tokens) and its turn header")
 
 
 def check_degrade_spec(spec: str) -> tuple[int, str]:
@@ -272,3 +299,5 @@ def make_degradation(spec: str | None, video: str):
         return DegradationSchedule.from_list(items["segments"] if isinstance(items, dict) else items)
     except (KeyError, TypeError, IndexError) as e:
         raise ValueError(f"--degrade {spec}: expected a JSON list of [start, end, type] ({type(e).__name__}: {e})") from None
+    except ValueError as e:  # a segment's own check (its range, its type): name the file it came from
+        raise ValueError(f"--degrade {spec}: {e}") from None

@@ -120,7 +120,7 @@ def main(argv=None) -> int:
     ap.add_argument("--output_dir", required=True)
     ap.add_argument("--realtime", action="store_true", help="pace a file at its own rate (a stand-in for a live stream)")
     ap.add_argument("--source_fps", type=float, default=None, help="frame rate of a frame folder")
-    ap.add_argument("--degrade", default=None, help="random:SEED[:type,type] or a JSON list of [start, end, type]")
+    ap.add_argument("--degrade", default=None, help="random:SEED[:type,type] or a JSON file holding [[start, end, type], ...]")
     ap.add_argument("--feature_key", default=None, help="the video's key in --features (default: its file name)")
     ap.add_argument("--reel_budget", type=float, default=30.0, help="seconds of highlight reel (0: no reel)")
     ap.add_argument("--gt_spans", default=None, help="JSON list of [start, end] ground-truth spans, or {label: spans} (one shade and legend "
@@ -193,12 +193,15 @@ class LiveRun:
         self.vision_batch = args.vision_batch if read_ahead and kind != "features" else 1
         self.frames_per_step = engine.cfg.frames_per_step if read_ahead else 1
         self.detector = OnlinePeakDetector(fps=args.fps, distance_s=args.peak_distance, prominence=args.peak_prominence)
+        from models.cache import effective_sink_tokens
+
         self.protocol = {
             "video": str(args.video), "source_kind": kind, "queries": [[q.time, q.text] for q in self.queries],
             "fps": args.fps, "tokens_per_frame": engine.tpf, "frame_size": engine.frame_size,
             "model": args.model_record, "settings_source": args.settings_source,
             "prompt_order": args.prompt_order, "system_prompt": engine.system_prompt,
-            "cache": {"policy": args.cache_policy, "window": args.window, "sink_tokens": args.sink_tokens},
+            "cache": {"policy": args.cache_policy, "window": args.window,  # the sink the policy keeps (0: none)
+                      "sink_tokens": effective_sink_tokens(args.cache_policy, args.sink_tokens)},
             "decision": {"score_heads": args.score_heads, "threshold": args.threshold, "cumulative_threshold": args.cumulative_threshold,
                          "min_interval_s": args.min_interval, "uncertainty_gate": args.uncertainty_gate,
                          "relevance_gate": args.relevance_gate, "relevance_gate_frames": args.relevance_gate_frames,

@@ -61,7 +61,7 @@ def test_default_demo_runs_the_shipped_model_without_shared_data(tmp_path, monke
     from models.build import train_window_tokens
 
     assert train_window_tokens("aha-tiny-synth") == 12 and train_window_tokens("aha-tiny") is None
-    assert run["cache"] == {"policy": "dynamic_sink", "window": 12, "sink_tokens": 32}
+    assert run["cache"] == {"policy": "dynamic_sink", "window": 12, "sink_tokens": 0}  # the sink it keeps: none
     assert run["fps"] == 2.0 and set(run["settings_source"].values()) == {"checkpoint"}
     # and the fusion weights recorded for it, tuned on the synthetic val split (results/synthetic_results.json)
     recorded = json.loads(demo.DEFAULT_RESULTS.read_text())["systems"]["trained"]["tvsum_aha"]["fusion"]["params"]

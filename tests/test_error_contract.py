@@ -181,7 +181,11 @@ def test_live_cli_checks_before_the_model_and_reports_where_outputs_are(clean_vi
     for extra, message in ((["--fps", "nan"], "--fps"), (["--window", "0"], "--window"), (["--sink_tokens", "-1"], "--sink_tokens"),
                            (["--alpha", "inf"], "--alpha"), (["--query_at", "abc:x"], "--query_at"),
                            (["--degrade", "random:x"], "--degrade"), (["--device", "cuda"], "CUDA"),
-                           (["--tokenizer", "/nonexistent"], "/nonexistent"), (["--savgol_window", "3", "--savgol_polyorder", "3"], "polyorder")):
+                           (["--tokenizer", "/nonexistent"], "/nonexistent"), (["--savgol_window", "3", "--savgol_polyorder", "3"], "polyorder"),
+                           # flags the policy would ignore, a window without room for one 49-token frame
+                           (["--cache_policy", "dynamic_sink", "--sink_tokens", "5"], "--sink_tokens applies to the sink"),
+                           (["--model_config", "aha-tiny", "--cache_policy", "sliding", "--window", "48"],
+                            "--window 48 cannot hold one frame (49 tokens)")):
         assert live_infer.main(_live(video, tmp_path / "o", *extra)) == 2, extra
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0] and not (tmp_path / "o").exists(), (extra, err)
