@@ -152,6 +152,104 @@ def test_resume_with_other_settings_is_refused(data, charades_run, loads, capsys
     assert loads["n"] == 0
 
 
+def _change_a_tensor(path: Path) -> None:
+    """Rewrite a safetensors file with one value of its first tensor changed (same names and shapes)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(path))
+    name = sorted(tensors)[0]
+    tensors[name].view(-1)[0] += 1
+    save_file(tensors, str(path), metadata=meta)
+
+
+def _model_files(tmp_path: Path, flag: str) -> Path:
+    """A folder or file for --checkpoint (a copy of the shipped tiny checkpoint), --weights or --heads."""
+    import shutil
+
+    import torch
+    from safetensors.torch import save_file
+
+    if flag == "checkpoint":
+        return Path(shutil.copytree(REPO / "checkpoints" / "aha-tiny-synth", tmp_path / "ckpt"))
+    if flag == "weights":
+        (tmp_path / "weights").mkdir()
+        save_file({"w": torch.zeros(4)}, str(tmp_path / "weights" / "model.safetensors"))
+        (tmp_path / "weights" / "config.json").write_text("{}")
+        return tmp_path / "weights"
+    save_file({"informative_head.weight": torch.zeros(2, 4)}, str(tmp_path / "heads.safetensors"))
+    return tmp_path / "heads.safetensors"
+
+
+@pytest.mark.parametrize("flag", ["checkpoint", "weights", "heads"])
+def test_resume_with_changed_model_files_is_refused(data, loads, tmp_path, capsys, flag):
+    """Same path, other contents: the items of one file would come from two models."""
+    target = _model_files(tmp_path, flag)
+    out = tmp_path / "pred.jsonl"
+    args = rb_args(data, "charades_items.jsonl", out, f"--{flag}", str(target),
+                   "--tokenizer", str(REPO / "configs" / "tokenizers" / "aha-tiny-synth"))
+    assert run_benchmark.main([*args, "--limit", "1"]) == 0
+    from models.checkpoint import content_hash_of
+    from utils.io import sha256_file
+
+    recorded = content_hash_of(target) if target.is_dir() else sha256_file(target)
+    _change_a_tensor(target / "model.safetensors" if target.is_dir() else target)
+    assert run_benchmark.main(args) == 2
+    err = capsys.readouterr().err
+    assert f"--{flag} {target} changed since" in err and recorded[:12] in err
+    assert loads["n"] == 1 and len(read_jsonl(out)) == 1
+    if flag == "checkpoint":  # an older record: the hash only in the loaded model's record
+        rec = read_json(run_benchmark.run_record_path(out))
+        del rec["model_files"]
+        rec["engine"]["model"]["checkpoint_sha256"] = recorded
+        (run_benchmark.run_record_path(out)).write_text(json.dumps(rec))
+        assert run_benchmark.main(args) == 2 and "changed since" in capsys.readouterr().err
+
+
+def test_resume_with_another_video_root_is_refused(data, charades_run, loads, tmp_path, capsys):
+    import shutil
+
+    other = Path(shutil.copytree(data / "videos", tmp_path / "videos"))
+    args = rb_args(data, "charades_items.jsonl", charades_run["out"])
+    args[args.index("--video_root") + 1] = str(other)
+    assert run_benchmark.main(args) == 2
+    err = capsys.readouterr().err
+    assert f"--video_root {data / 'videos'}, not {other}" in err and loads["n"] == 0
+
+
+@pytest.mark.parametrize("extra, diff", [
+    (["--respond_before_query"], "respond_before_query: False -> True"),
+    (["--tokenizer", str(REPO / "configs" / "tokenizers" / "aha-tiny-synth")], "tokenizer: None -> "),
+    (["--max_protected", "64"], "max_protected: None -> 64"),
+    (["--attn", "eager"], "attn: None -> 'eager'"),
+])
+def test_resume_with_a_flag_that_changes_predictions_is_refused(data, charades_run, loads, capsys, extra, diff):
+    assert run_benchmark.main(rb_args(data, "charades_items.jsonl", charades_run["out"], *extra)) == 2
+    assert diff in capsys.readouterr().err and loads["n"] == 0
+
+
+def test_every_flag_is_a_setting_or_said_why_not():
+    dests = {a.dest for a in run_benchmark.build_parser()._actions if a.dest != "help"}
+    settings, others = set(run_benchmark.SETTING_KEYS), set(run_benchmark.NOT_SETTING_KEYS)
+    assert not settings & others
+    assert dests - others == settings - {"device_type"}  # device_type: derived from --device
+
+
+def test_an_older_record_without_the_new_settings_resumes(data, loads, tmp_path):
+    out = tmp_path / "pred.jsonl"
+    args = rb_args(data, "charades_items.jsonl", out)
+    assert run_benchmark.main([*args, "--limit", "1"]) == 0
+    rec = read_json(run_benchmark.run_record_path(out))
+    for k in ("respond_before_query", "tokenizer", "device_type", "max_protected"):
+        del rec["settings"][k]
+    del rec["model_files"]
+    run_benchmark.run_record_path(out).write_text(json.dumps(rec))
+    assert run_benchmark.main([*args, "--respond_before_query"]) == 0
+    assert [r["id"] for r in read_jsonl(out)] == ["A#0", "B#1"]
+
+
 @pytest.fixture(scope="module")
 def tvsum_pred(data, tiny):
     out = data / "tvsum_pred.jsonl"
