@@ -25,7 +25,10 @@ Outputs, next to ``PRED.jsonl``:
 
 ``--features FEATS`` streams frame tokens cached by ``scripts/extract_features.py --items ITEMS``
 (the same model, dtype and fps; key = the item's ``video``) instead of decoding and encoding each
-video: the videos are not needed, and the model's vision tower does not run.
+video: the videos are not needed, and the model's vision tower does not run. Where an item's video
+is there, the features must have been extracted from it (size, packet count and duration, recorded
+at extraction): another video under the same key, or a file that does not record its video (older
+extraction: re-extract), is a recorded skip naming both files.
 
 Scale-out (``test/scale_out.py``): ``--streams N`` streams N items at a time in one batched LM
 forward per step (each item's record equals streaming it alone); under ``torchrun --nproc_per_node G

@@ -294,6 +294,30 @@ def test_features_replace_the_videos(data, charades_run, loads, shared_data, tmp
     assert read_json(run_benchmark.run_record_path(out))["settings"]["features"] == str(feats)
 
 
+@pytest.mark.slow
+def test_features_of_another_video_under_the_same_key_are_refused(data, loads, shared_data, tmp_path):
+    """Features extracted under one --video_root, streamed for another whose A.mp4 is another
+    (shorter) video: A#0 is a recorded skip naming both files; B.mp4 (the same file, copied) is used."""
+    import shutil
+
+    extract = load_script("scripts/extract_features.py")
+    feats = tmp_path / "feats"
+    extract.main(["--items", str(data / "charades_items.jsonl"), "--video_root", str(data / "videos"), "--fps", "1",
+                  "--cache_dir", str(feats), "--tokenizer", str(shared_data / "tokenizers" / "qwen2"),
+                  "--num_workers", "0"])
+    root_b = tmp_path / "rootB"
+    write_test_video(root_b / "A.mp4", 3 * NATIVE_FPS, fps=NATIVE_FPS)
+    shutil.copy(data / "videos" / "B.mp4", root_b / "B.mp4")
+    out = tmp_path / "pred.jsonl"
+    args = rb_args(data, "charades_items.jsonl", out, "--features", str(feats))
+    args[args.index("--video_root") + 1] = str(root_b)
+    assert run_benchmark.main(args) == 0
+    assert [p["id"] for p in read_jsonl(out)] == ["B#1"]
+    errors = {e["id"]: e for e in read_jsonl(run_benchmark.errors_path(out))}
+    assert errors["A#0"]["error"] == "FeatureSourceMismatch"
+    assert str(data / "videos" / "A.mp4") in errors["A#0"]["message"] and str(root_b / "A.mp4") in errors["A#0"]["message"]
+
+
 def test_bad_degradation_spec_fails_before_any_work(data, loads, capsys):
     rc = run_benchmark.main(rb_args(data, "tvsum_items.jsonl", data / "x.jsonl", "--degrade", "random:1:fog"))
     assert rc == 2 and "fog" in capsys.readouterr().err and loads["n"] == 0
