@@ -46,7 +46,8 @@ or copy error) stops the run with ``file:line``;
 ``PRED.run.json``) and predicts their items again.
 
 Errors (instructions/errors.md): a bad argument or items file is one line and exit 2, before the
-model loads; a video that is missing, truncated or corrupt is a recorded skip (``PRED.errors.jsonl``),
+model loads; a video that is missing, truncated or corrupt, or an item whose query_time is at or after
+the end of its stream (the query would never be asked), is a recorded skip (``PRED.errors.jsonl``),
 and the run goes on (exit 0, or 1 when no item could be predicted). Every invocation records its end
 in ``PRED.run.json``: ``status`` done / failed / interrupted (Ctrl-C, SIGTERM); one killed outright
 (SIGKILL) is finalised as interrupted by the next run.
@@ -222,6 +223,16 @@ def _finite(x: float) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
 
 
+class QueryNotAsked(ValueError):
+    """The item's query time is at or after the end of the stream: the model never saw the query,
+    so its scores are no answer to it (a recorded skip, not a prediction)."""
+
+
+def _query_not_asked(item: dict, qtime: float, last_frame: float | None, duration: float | None) -> QueryNotAsked:
+    where = [f"last frame at {last_frame:g} s" if last_frame is not None else None,
+             f"video {duration:g} s long" if duration is not None else None]
+    return QueryNotAsked(f"item {item['id']!r}: query_time {qtime:g} s is at or after the end of the stream "
+                         f"({', '.join(w for w in where if w)}): the query is never asked, so there is nothing to predict")
 
 
 def stream_item(engine, item: dict, video: Path, fps: float, max_frames: int | None = None,
@@ -253,6 +264,8 @@ def stream_item(engine, item: dict, video: Path, fps: float, max_frames: int | N
 
     query, qtime = item.get("query"), float(item.get("query_time") or 0.0)
     queries = [] if query is None else [QueryEvent(qtime, str(query))]
+    if queries and info is not None and qtime >= info.duration:  # known before streaming: no model work
+        raise _query_not_asked(item, qtime, None, info.duration)
     cols: dict[str, list[float]] = {"time": [], "informative": [], "relevance": [], "uncertainty": []}
     responses: list[dict] = []
     max_cache = 0
@@ -270,12 +283,14 @@ def stream_item(engine, item: dict, video: Path, fps: float, max_frames: int | N
                               "n_tokens": rec.n_tokens, "trigger_score": _finite(rec.trigger_score)})
     if not cols["time"]:
         raise ValueError(f"{video}: no frame was decoded")
+    if queries and cols["time"][-1] < qtime:  # the engine asks a query before the first frame at or after it
+        raise _query_not_asked(item, qtime, cols["time"][-1], info.duration if info is not None else None)
     bad = [k for k, v in cols.items() if not all(math.isfinite(x) for x in v)]
     if bad:
         raise FloatingPointError(f"non-finite head scores in {bad} (model or dtype problem)")
     out = {
         "id": item["id"], "dataset": item.get("dataset"), "video": item["video"], "query": query,
-        "query_time": qtime, "query_asked": bool(queries) and cols["time"][-1] >= qtime,
+        "query_time": qtime, "query_asked": bool(queries),  # an item whose query is not asked is a skip
         "duration": info.duration if info is not None else None, "fps": fps,
         "frames": cols, "responses": responses,
         "native_frame_index": native if kind == "file" else None, "frames_from": "features" if kind == "features" else "video",

@@ -250,6 +250,25 @@ def test_an_older_record_without_the_new_settings_resumes(data, loads, tmp_path)
     assert [r["id"] for r in read_jsonl(out)] == ["A#0", "B#1"]
 
 
+def test_a_query_at_or_after_the_end_of_its_stream_is_a_recorded_skip(data, loads, tmp_path):
+    """A.mp4 is 6 s, streamed at 1 fps: frames at 0..5 s. A query at 6 s is past the video, one at
+    5.5 s past its last frame: neither is ever asked, so neither is a prediction."""
+    items = tmp_path / "items.jsonl"
+    base = {"dataset": "charades", "video": "A.mp4", "query": "person opens a door", "duration": 6.0}
+    items.write_text("".join(json.dumps({**base, "id": i, "query_time": t}) + "\n"
+                             for i, t in (("ok", 2.0), ("at_end", 6.0), ("after_last_frame", 5.5))))
+    out = tmp_path / "pred.jsonl"
+    assert run_benchmark.main(rb_args(data, items, out)) == 0
+    preds = read_jsonl(out)
+    assert [p["id"] for p in preds] == ["ok"] and preds[0]["query_asked"] is True
+    errors = {e["id"]: e for e in read_jsonl(run_benchmark.errors_path(out))}
+    assert sorted(errors) == ["after_last_frame", "at_end"]
+    assert all(e["error"] == "QueryNotAsked" and "never asked" in e["message"] for e in errors.values())
+    assert "query_time 6 s" in errors["at_end"]["message"] and "video 6 s long" in errors["at_end"]["message"]
+    assert "last frame at 5 s" in errors["after_last_frame"]["message"]
+    assert read_json(run_benchmark.run_record_path(out))["runs"][-1]["n_errors"] == 2
+
+
 @pytest.fixture(scope="module")
 def tvsum_pred(data, tiny):
     out = data / "tvsum_pred.jsonl"
