@@ -10,7 +10,8 @@ Two kinds (``KINDS``):
 Layout: one safetensors file per (video, fps, frame size, degradation) under
 ``ROOT/{kind}-{fingerprint}/fps{fps}_s{size}/{namespace}/{relpath}[.d{schedule hash}].safetensors``
 holding the frames ``[0, n)`` of that video (tensor ``features``) and, in the header, the video key,
-fps, size, frame count, kind and degradation. One file per video makes extraction safe to split
+fps, size, frame count, kind, degradation and the identity of the source file (``source``: its path,
+size in bytes, packet count and duration). One file per video makes extraction safe to split
 over processes / GPUs (``--shard i/n``) and every write atomic (temporary file + ``os.replace``);
 reads take only the frames an item needs (lazy slice).
 
@@ -18,6 +19,13 @@ The **fingerprint** hashes what the features depend on: the vision config, featu
 selection, dtype and the vision tower's weights (plus the projector weights and pooling for
 ``frame_embeds``). A cache made with other weights or another dtype is simply another folder; it
 is never read by mistake.
+
+The **source** identity guards the other way round: a key is a path relative to some video root,
+and another root may hold another video under the same name. ``check_source`` compares the
+recorded identity with the video a driver is about to stand the features in for (a stat and a
+packet scan, no decoding and no hashing of the file): a mismatch is an error naming both files.
+Files written before the identity was recorded are refused by ``check_source`` (re-extract:
+``scripts/extract_features.py`` extracts such files again instead of skipping them).
 
 Sizes: SigLIP-so400m features are 729 x 1152 values per frame (1.7 MB in bf16; 128 frames = 215 MB
 per video); frame embeddings of the 7B are 49 x 3584 (0.35 MB in bf16).
@@ -30,7 +38,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 
@@ -45,6 +53,30 @@ TENSOR = "features"
 
 class FeatureCacheMiss(LookupError):
     """The cache lacks a video or enough of its frames (run scripts/extract_features.py)."""
+
+
+class FeatureSourceMismatch(ValueError):
+    """A feature file was extracted from another video than the one it would stand in for (or does
+    not say from which)."""
+
+
+# what must agree between a feature file's source and the video it is used for; the path is kept
+# for the messages only (a copied or moved video is the same video)
+SOURCE_FIELDS = ("bytes", "frames", "duration")
+
+
+def source_identity(path: str | os.PathLike) -> dict:
+    """What a feature file records of its video, cheap enough to check at every use: the file's size
+    and its packet count and duration (``data.video.probe``: a packet scan, no decoding)."""
+    from data.video import probe
+
+    info = probe(path)
+    return {"path": str(Path(path).resolve()), "bytes": os.stat(path).st_size, "frames": int(info.n_frames),
+            "duration": round(float(info.duration), 6)}
+
+
+def _describe(source: dict) -> str:
+    return f"{source.get('path')} ({source.get('bytes')} bytes, {source.get('frames')} frames, {source.get('duration')} s)"
 
 
 def _base(model):
@@ -109,6 +141,8 @@ class FeatureCache:
         self.root = Path(root)
         self.fingerprint = fingerprint
         self.kind = kind
+        # key -> the video it stands for, set by a driver that knows (test.engine_args.open_features)
+        self.video_of: Callable[[str], Path] | None = None
 
     @classmethod
     def for_model(cls, root: str | Path, model, kind: str = "vision") -> "FeatureCache":
@@ -132,14 +166,45 @@ class FeatureCache:
         name = rel.name + (f".d{tag}" if tag else "") + ".safetensors"
         return self.directory / f"fps{fps:g}_s{int(size)}" / rel.parent / name
 
-    def frames_cached(self, key: str, fps: float, size: int, degradation: DegradationSchedule | None = None) -> int:
+    def metadata(self, key: str, fps: float, size: int, degradation: DegradationSchedule | None = None) -> dict | None:
+        """The header of a video's feature file (None when there is none)."""
         p = self.path(key, fps, size, degradation)
         if not p.is_file():
-            return 0
+            return None
         from safetensors import safe_open
 
         with safe_open(str(p), framework="pt") as f:
-            return int(f.metadata()["frames"])
+            return dict(f.metadata())
+
+    def frames_cached(self, key: str, fps: float, size: int, degradation: DegradationSchedule | None = None) -> int:
+        meta = self.metadata(key, fps, size, degradation)
+        return 0 if meta is None else int(meta["frames"])
+
+    def source(self, key: str, fps: float, size: int, degradation: DegradationSchedule | None = None) -> dict | None:
+        """The identity of the video a feature file was extracted from (None: absent, or a file
+        written before it was recorded)."""
+        meta = self.metadata(key, fps, size, degradation)
+        return None if meta is None or "source" not in meta else json.loads(meta["source"])
+
+    def check_source(self, key: str, fps: float, size: int, video: str | os.PathLike,
+                     degradation: DegradationSchedule | None = None) -> None:
+        """Refuse to let the features of ``key`` stand in for ``video`` unless they were extracted
+        from it (same size, packet count and duration): FeatureSourceMismatch naming both files.
+        A file that does not record its source is refused too. Nothing to check when absent."""
+        p = self.path(key, fps, size, degradation)
+        meta = self.metadata(key, fps, size, degradation)
+        if meta is None:
+            return
+        if "source" not in meta:
+            raise FeatureSourceMismatch(
+                f"{p} does not record which video it was extracted from (written by an older "
+                f"scripts/extract_features.py), so it cannot be checked against {video}; re-extract it: rerun "
+                "scripts/extract_features.py with the same flags (it extracts such files again)")
+        recorded, actual = json.loads(meta["source"]), source_identity(video)
+        if any(recorded.get(k) != actual[k] for k in SOURCE_FIELDS):
+            raise FeatureSourceMismatch(f"the features {p} of {key!r} were extracted from {_describe(recorded)}, "
+                                        f"not from {_describe(actual)}: another video under the same name; extract them for "
+                                        "this video (scripts/extract_features.py replaces them) or use another --features folder")
 
     def load(self, key: str, fps: float, start: int, end: int, size: int,
              degradation: DegradationSchedule | None = None) -> torch.Tensor:
@@ -157,8 +222,9 @@ class FeatureCache:
             return f.get_slice(TENSOR)[start:end]
 
     def save(self, key: str, fps: float, size: int, features: torch.Tensor,
-             degradation: DegradationSchedule | None = None) -> Path:
-        """Write the frames ``[0, n)`` of a video (atomically)."""
+             degradation: DegradationSchedule | None = None, source: dict | None = None) -> Path:
+        """Write the frames ``[0, n)`` of a video (atomically); ``source``: ``source_identity`` of the
+        video they were extracted from."""
         from safetensors.torch import save_file
 
         if features.dim() != 3:
@@ -171,6 +237,8 @@ class FeatureCache:
             "degradation": json.dumps(None if degradation is None else
                                       {"segments": degradation.to_list(), "seed": degradation.seed}),
         }
+        if source is not None:
+            meta["source"] = json.dumps(source, sort_keys=True)
         fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
         os.close(fd)
         try:
@@ -221,7 +289,9 @@ def extract_features(
 ) -> dict[str, int]:
     """Cache features for ``needs`` (``data.stream.VideoNeed``: key, path, fps, end_frame, degradation).
 
-    Videos already cached with enough frames are skipped unless ``overwrite``. A video that fails
+    Videos already cached with enough frames are skipped unless ``overwrite``; a file of another video
+    under the same key, or one that does not record its video (an older version), is extracted
+    again. Each file records its video's ``source_identity``. A video that fails
     to decode is logged and counted (its items will be skipped by the dataset's bounded retries);
     one that decodes fewer frames than needed is cached with what it has. ``shard=(i, n)`` takes
     every n-th video from the i-th (for several processes / GPUs).
@@ -237,12 +307,27 @@ def extract_features(
         raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
     ordered = sorted(needs, key=lambda n: (n.key, n.fps, schedule_tag(n.degradation)))[i_shard::n_shards]
     stats = {"videos": len(ordered), "extracted": 0, "skipped": 0, "failed": 0, "short": 0}
-    todo = []
+    todo, sources = [], []
+    from data.video import VideoDecodeError
+
     for need in ordered:
-        if not overwrite and cache.frames_cached(need.key, need.fps, frame_size, need.degradation) >= need.end_frame:
-            stats["skipped"] += 1
-        else:
-            todo.append(need)
+        try:
+            source = source_identity(need.path)
+        except (VideoDecodeError, FileNotFoundError) as e:
+            stats["failed"] += 1
+            log.warning("feature extraction: %s failed: %s", need.key, e)
+            continue
+        cached = cache.source(need.key, need.fps, frame_size, need.degradation)
+        if cached is not None and any(cached.get(k) != source[k] for k in SOURCE_FIELDS):
+            # the key now names another video (another root, a re-encoded file): its features are replaced
+            log.warning("feature extraction: %s: the cached features are of %s, not of %s; extracting them again",
+                        need.key, _describe(cached), _describe(source))
+        elif (not overwrite and cached is not None
+              and cache.frames_cached(need.key, need.fps, frame_size, need.degradation) >= need.end_frame):
+            stats["skipped"] += 1  # a file without its source (older version) is extracted again
+            continue
+        todo.append(need)
+        sources.append(source)
     base = _base(model)
     base.eval()
     dev = torch.device(device) if device is not None else next(base.parameters()).device
@@ -265,7 +350,7 @@ def extract_features(
                 chunks.append(encode(px).to("cpu"))
         feats = torch.cat(chunks) if chunks else torch.zeros(0)
         if feats.numel():
-            cache.save(need.key, need.fps, frame_size, feats, need.degradation)
+            cache.save(need.key, need.fps, frame_size, feats, need.degradation, source=sources[i])
             stats["extracted"] += 1
     cache.directory.mkdir(parents=True, exist_ok=True)
     return stats

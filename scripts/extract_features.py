@@ -13,6 +13,9 @@ Benchmark items and single videos: the model is loaded as the online drivers loa
 features are the final frame tokens (``frame_embeds``) and each video's key is the item's
 ``video`` (relative to --video_root), or the file name for --video, which is what
 ``test.run_benchmark --features`` / ``test.live_infer --features`` look up at the same --fps.
+Each feature file records its video's size, packet count and duration: the drivers refuse the
+features of another video under the same key (another --video_root, another folder's file of the
+same name), and a re-run here extracts such a key again for the video it now names.
 
 then train with ``--feature_cache FEATS`` (and ``--feature_kind`` as here). The cache folder is
 named by a fingerprint of the model's vision tower (and projector for ``frame_embeds``) and

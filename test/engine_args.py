@@ -224,11 +224,21 @@ def open_features(args, model):
         raise FileNotFoundError(f"--features {args.features}: no frame_embeds features of this model (fingerprint "
                                 f"{cache.fingerprint}); extract them with scripts/extract_features.py --kind frame_embeds "
                                 "and the same model, dtype and fps")
+    # where the video a key stands for is, to check its features against it before they are streamed:
+    # a benchmark item's key is its path under --video_root; a single --video is the video itself
+    if getattr(args, "video_root", None):
+        cache.video_of = lambda key: Path(args.video_root) / key
+    elif getattr(args, "video", None):
+        cache.video_of = lambda key: Path(args.video)
     return cache
 
 
 def feature_frames(cache, key: str, fps: float, size: int, device, dtype, max_frames: int | None = None):
-    """FrameEvents of the cached frame tokens of video ``key`` (frame i at i / fps, as the decoder samples)."""
+    """FrameEvents of the cached frame tokens of video ``key`` (frame i at i / fps, as the decoder samples).
+
+    When the video the key stands for is there (``open_features``), the features must have been
+    extracted from it (``FeatureCache.check_source``: FeatureSourceMismatch otherwise); without it
+    they are streamed as they are, and that is logged."""
     from models.streaming import FrameEvent
 
     n = cache.frames_cached(key, fps, size)
@@ -236,10 +246,22 @@ def feature_frames(cache, key: str, fps: float, size: int, device, dtype, max_fr
         from data.feature_cache import FeatureCacheMiss
 
         raise FeatureCacheMiss(f"{key} ({fps:g} fps, {size} px) is not in the feature cache {cache.directory}")
+    video = cache.video_of(key) if cache.video_of is not None else None
+    if video is not None and video.exists():
+        cache.check_source(key, fps, size, video)
+    elif video is not None:
+        import logging
+
+        logging.getLogger(__name__).warning("--features: %s is not there; the cached features of %r are streamed "
+                                            "unchecked", video, key)
     n = n if max_frames is None else min(n, max_frames)
     feats = cache.load(key, fps, 0, n, size)
-    for i in range(n):
-        yield FrameEvent(i / fps, None, feats[i].to(device=device, dtype=dtype))
+
+    def events():  # the checks above run when called, before a driver starts streaming
+        for i in range(n):
+            yield FrameEvent(i / fps, None, feats[i].to(device=device, dtype=dtype))
+
+    return events()
 
 
 def engine_config(args):

@@ -25,7 +25,10 @@ Outputs, next to ``PRED.jsonl``:
 
 ``--features FEATS`` streams frame tokens cached by ``scripts/extract_features.py --items ITEMS``
 (the same model, dtype and fps; key = the item's ``video``) instead of decoding and encoding each
-video: the videos are not needed, and the model's vision tower does not run.
+video: the videos are not needed, and the model's vision tower does not run. Where an item's video
+is there, the features must have been extracted from it (size, packet count and duration, recorded
+at extraction): another video under the same key, or a file that does not record its video (older
+extraction: re-extract), is a recorded skip naming both files.
 
 Scale-out (``test/scale_out.py``): ``--streams N`` streams N items at a time in one batched LM
 forward per step (each item's record equals streaming it alone); under ``torchrun --nproc_per_node G
@@ -34,14 +37,17 @@ forward per step (each item's record equals streaming it alone); under ``torchru
 items' order once all have finished; a dead rank is resumed by re-running the same command.
 
 Resuming: items whose id is already in ``PRED.jsonl`` are skipped (a torn last line left by a
-crash is cut off first, and said). Resuming with different model/engine settings is refused, so one
-file never mixes two configurations. The model is loaded only when some item still needs it. A bad
-line in the *middle* of ``PRED.jsonl`` (a disk or copy error) stops the run with ``file:line``;
+crash is cut off first, and said). Resuming with different model/engine settings (``SETTING_KEYS``),
+changed model files (the content sha256 of --checkpoint / --weights / --heads), another items file
+or another --video_root is refused (exit 2), so one file never mixes two configurations. The model
+is loaded only when some item still needs it. A bad line in the *middle* of ``PRED.jsonl`` (a disk
+or copy error) stops the run with ``file:line``;
 ``--repair_output`` drops such lines (kept verbatim in ``PRED.dropped_lines.txt``, recorded in
 ``PRED.run.json``) and predicts their items again.
 
 Errors (instructions/errors.md): a bad argument or items file is one line and exit 2, before the
-model loads; a video that is missing, truncated or corrupt is a recorded skip (``PRED.errors.jsonl``),
+model loads; a video that is missing, truncated or corrupt, or an item whose query_time is at or after
+the end of its stream (the query would never be asked), is a recorded skip (``PRED.errors.jsonl``),
 and the run goes on (exit 0, or 1 when no item could be predicted). Every invocation records its end
 in ``PRED.run.json``: ``status`` done / failed / interrupted (Ctrl-C, SIGTERM); one killed outright
 (SIGKILL) is finalised as interrupted by the next run.
@@ -70,13 +76,32 @@ from utils.log import setup_logging
 
 log = logging.getLogger("run_benchmark")
 
-# Settings that change the predictions: a resumed run must use the same ones.
+# Settings that change the predictions: a resumed run must use the same ones. A key missing from an
+# older run record is not compared (that record predates it). The model files' contents are checked
+# beside these (model_files), the items file and --video_root too (open_run_record).
 SETTING_KEYS = (
     "model_config", "weights", "checkpoint", "dtype", "fps", "max_frames", "prompt_order", "cache_policy",
     "window", "sink_tokens", "score_heads", "threshold", "cumulative_threshold", "min_interval",
     "uncertainty_gate", "max_wait_frames", "relevance_gate", "relevance_gate_frames", "no_generate",
     "remove_assistant_turns", "max_new_tokens", "repetition_penalty", "degrade", "features",
+    "heads", "tokenizer", "load_in_4bit", "attn", "max_protected", "respond_before_query",
+    # kernels that round differently: the same model gives other low bits, hence other decisions
+    "compile", "no_merge_lora",
+    "device_type",  # cpu / cuda: other kernels and another default dtype (the index is not: it differs per rank)
 )
+# The parser's other flags, and why a resumed run may change them:
+NOT_SETTING_KEYS = (
+    "items", "video_root",  # checked on their own (sha256 of the items file, the resolved folder)
+    "output", "limit", "fail_fast", "repair_output", "quiet", "debug",  # which items and how failures are handled
+    "device",  # only its type matters (device_type); under torchrun every rank has its own index
+    # speed only: records equal those of the plain run (tests/test_multistream.py, tests/test_stream_cache.py)
+    "vision_batch", "frames_per_step", "streams", "split_rows",
+    # post-processing of test.live_infer: this driver writes the raw head scores, test.benchmark fuses them
+    "alpha", "beta", "epsilon", "tau", "uncertainty_kind", "params_file", "params_key", "savgol_window",
+    "savgol_polyorder", "peak_distance", "peak_prominence",
+)
+# The model files whose contents a resumed run must share (what models.inference records of them)
+MODEL_FILE_FLAGS = {"checkpoint_sha256": "checkpoint", "weights_sha256": "weights", "heads_sha256": "heads"}
 
 
 # ------------------------------------------------------------------------------------ paths
@@ -198,6 +223,18 @@ def _finite(x: float) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
 
 
+class QueryNotAsked(ValueError):
+    """The item's query time is at or after the end of the stream: the model never saw the query,
+    so its scores are no answer to it (a recorded skip, not a prediction)."""
+
+
+def _query_not_asked(item: dict, qtime: float, last_frame: float | None, duration: float | None) -> QueryNotAsked:
+    where = [f"last frame at {last_frame:g} s" if last_frame is not None else None,
+             f"video {duration:g} s long" if duration is not None else None]
+    return QueryNotAsked(f"item {item['id']!r}: query_time {qtime:g} s is at or after the end of the stream "
+                         f"({', '.join(w for w in where if w)}): the query is never asked, so there is nothing to predict")
+
+
 def stream_item(engine, item: dict, video: Path, fps: float, max_frames: int | None = None,
                 degradation=None, vision_batch: int = 1, features=None) -> dict:
     """Stream one item's video (or its cached frame tokens: ``features``) through ``engine`` (reset
@@ -227,6 +264,8 @@ def stream_item(engine, item: dict, video: Path, fps: float, max_frames: int | N
 
     query, qtime = item.get("query"), float(item.get("query_time") or 0.0)
     queries = [] if query is None else [QueryEvent(qtime, str(query))]
+    if queries and info is not None and qtime >= info.duration:  # known before streaming: no model work
+        raise _query_not_asked(item, qtime, None, info.duration)
     cols: dict[str, list[float]] = {"time": [], "informative": [], "relevance": [], "uncertainty": []}
     responses: list[dict] = []
     max_cache = 0
@@ -244,12 +283,14 @@ def stream_item(engine, item: dict, video: Path, fps: float, max_frames: int | N
                               "n_tokens": rec.n_tokens, "trigger_score": _finite(rec.trigger_score)})
     if not cols["time"]:
         raise ValueError(f"{video}: no frame was decoded")
+    if queries and cols["time"][-1] < qtime:  # the engine asks a query before the first frame at or after it
+        raise _query_not_asked(item, qtime, cols["time"][-1], info.duration if info is not None else None)
     bad = [k for k, v in cols.items() if not all(math.isfinite(x) for x in v)]
     if bad:
         raise FloatingPointError(f"non-finite head scores in {bad} (model or dtype problem)")
     out = {
         "id": item["id"], "dataset": item.get("dataset"), "video": item["video"], "query": query,
-        "query_time": qtime, "query_asked": bool(queries) and cols["time"][-1] >= qtime,
+        "query_time": qtime, "query_asked": bool(queries),  # an item whose query is not asked is a skip
         "duration": info.duration if info is not None else None, "fps": fps,
         "frames": cols, "responses": responses,
         "native_frame_index": native if kind == "file" else None, "frames_from": "features" if kind == "features" else "video",
@@ -269,7 +310,19 @@ def stream_item(engine, item: dict, video: Path, fps: float, max_frames: int | N
 
 
 def settings_of(args) -> dict:
-    return {k: getattr(args, k) for k in SETTING_KEYS}
+    derived = {"device_type": str(args.device).split(":")[0]}
+    return {k: derived[k] if k in derived else getattr(args, k) for k in SETTING_KEYS}
+
+
+def model_files(args) -> dict:
+    """Content hashes of the model files the flags name (None: flag not given). Cached by path, size
+    and mtime (utils.io.folder_hash), so only a new or changed file is read; the model load hashes
+    the same files anyway."""
+    from models.checkpoint import content_hash_of
+
+    return {"checkpoint_sha256": content_hash_of(args.checkpoint) if args.checkpoint else None,
+            "weights_sha256": content_hash_of(args.weights) if args.weights else None,
+            "heads_sha256": sha256_file(args.heads) if getattr(args, "heads", None) else None}
 
 
 def _now() -> str:
@@ -281,6 +334,7 @@ def open_run_record(args, items_path: Path, argv: list[str]) -> dict:
     path = run_record_path(args.output)
     settings = settings_of(args)
     items_sha = sha256_file(items_path)
+    video_root = str(Path(args.video_root).resolve())
     if path.exists() and Path(args.output).exists():
         record = read_json(path)
         if not isinstance(record, dict) or not isinstance(record.get("runs"), list):
@@ -293,13 +347,27 @@ def open_run_record(args, items_path: Path, argv: list[str]) -> dict:
         if record.get("items", {}).get("sha256") not in (None, items_sha):
             raise ValueError(f"{args.output} was written for another items file (sha256 differs from {items_path}); "
                              "write to a new --output")
+        if record.get("video_root") not in (None, video_root):
+            raise ValueError(f"{args.output} was written with the videos of --video_root {record['video_root']}, not "
+                             f"{video_root}; write to a new --output")
+        files = model_files(args)
+        # older records hold the hashes only in the engine's model record (filled when the model loaded)
+        old_files = record.get("model_files") or ((record.get("engine") or {}).get("model") or {})
+        changed = [k for k in MODEL_FILE_FLAGS if old_files.get(k) and files[k] and old_files[k] != files[k]]
+        if changed:
+            raise ValueError(f"{args.output} was written with other model files: "
+                             + ", ".join(f"--{MODEL_FILE_FLAGS[k]} {getattr(args, MODEL_FILE_FLAGS[k])} changed since "
+                                         f"(content sha256 {old_files[k][:12]}... -> {files[k][:12]}...)" for k in changed)
+                             + "; write to a new --output, or delete the old one to start over")
+        record["model_files"] = files
         return record
     meta_path = items_path.with_name(items_path.name + ".meta.json")
     meta = read_json(meta_path) if meta_path.is_file() else None
     return {
         "settings": settings,
         "items": {"path": str(items_path.resolve()), "sha256": items_sha, "converter": meta},
-        "video_root": str(Path(args.video_root).resolve()),
+        "video_root": video_root,
+        "model_files": model_files(args),
         "engine": None,  # filled when the model is loaded
         "runs": [],
     }

@@ -6,12 +6,14 @@ import torch
 
 from data.collator import StreamCollator
 from data.degrade import DegradationSchedule
-from data.feature_cache import FeatureCache, FeatureCacheMiss, extract_features, model_fingerprint
+from data.feature_cache import (FeatureCache, FeatureCacheMiss, FeatureSourceMismatch, extract_features, model_fingerprint,
+                                source_identity)
 from data.mixture import build_mixture
 from models.build import build_model
 from models.chat import ChatTemplate
 from models.frames import to_pixel_values
 from tests.test_datasets import write_mixture_fixture
+from tests.videos import write_test_video
 
 SMALL = {"shot2story_dvc": (1, 3), "shot2story_magqa": (1, 3), "coin_dvc": (0.5, 2), "hihd": (1, 3)}
 
@@ -128,3 +130,68 @@ def test_shards_split_the_videos_and_the_cli_runs(root, model, template, tmp_pat
                   str(tmp_path / "cli"), "--preset", "aha-tiny", "--seed", "0", "--tokenizer",
                   str(shared_data / "tokenizers" / "qwen2"), "--num_workers", "0"])
     assert stats["extracted"] == 4 and stats["cache"].endswith(f"vision-{model_fingerprint(model)}")
+
+
+# ------------------------------------------------------- features stand for one video, checked
+
+
+@pytest.fixture()
+def two_roots(tmp_path):
+    """rootA/b.mp4 (3 s) and rootB/b.mp4 (2 s): another video under the same key."""
+    a = write_test_video(tmp_path / "rootA" / "b.mp4", n_frames=30, fps=10)
+    b = write_test_video(tmp_path / "rootB" / "b.mp4", n_frames=20, fps=10)
+    return a, b
+
+
+def test_a_feature_file_is_checked_against_its_video(tmp_path, two_roots):
+    a, b = two_roots
+    cache = FeatureCache(tmp_path / "feats", "abc", "frame_embeds")
+    cache.save("b.mp4", 1.0, 384, torch.zeros(3, 2, 2), source=source_identity(a))
+    cache.check_source("b.mp4", 1.0, 384, a)
+    cache.check_source("b.mp4", 1.0, 384, tmp_path / "rootA" / ".." / "rootA" / "b.mp4")  # the same file, named otherwise
+    with pytest.raises(FeatureSourceMismatch, match="rootA/b.mp4.*not from .*rootB/b.mp4"):
+        cache.check_source("b.mp4", 1.0, 384, b)
+    cache.save("b.mp4", 1.0, 384, torch.zeros(3, 2, 2))  # as an older version wrote it: no source
+    with pytest.raises(FeatureSourceMismatch, match="does not record which video.*re-extract"):
+        cache.check_source("b.mp4", 1.0, 384, a)
+    cache.check_source("other.mp4", 1.0, 384, a)  # nothing cached: the miss is the loader's to report
+
+
+def test_extraction_replaces_the_features_of_another_video_under_the_same_key(tmp_path, model, two_roots):
+    from data.stream import VideoNeed
+
+    a, b = two_roots
+    cache = FeatureCache.for_model(tmp_path / "feats", model, "frame_embeds")
+    assert extract_features(model, [VideoNeed("b.mp4", a, 1.0, 3)], cache, 384)["extracted"] == 1
+    assert extract_features(model, [VideoNeed("b.mp4", a, 1.0, 3)], cache, 384)["skipped"] == 1
+    # rootB's b.mp4 needs fewer frames than rootA's file holds: not a reason to skip it
+    stats = extract_features(model, [VideoNeed("b.mp4", b, 1.0, 2)], cache, 384)
+    assert stats["extracted"] == 1 and stats["skipped"] == 0
+    assert cache.source("b.mp4", 1.0, 384)["path"] == str(b.resolve()) and cache.frames_cached("b.mp4", 1.0, 384) == 2
+    cache.check_source("b.mp4", 1.0, 384, b)
+    # a file written without its source (older version) is extracted again, not skipped
+    cache.save("b.mp4", 1.0, 384, cache.load("b.mp4", 1.0, 0, 2, 384))
+    assert extract_features(model, [VideoNeed("b.mp4", b, 1.0, 2)], cache, 384)["extracted"] == 1
+    assert cache.source("b.mp4", 1.0, 384) is not None
+
+
+@pytest.mark.slow
+def test_live_infer_refuses_the_features_of_another_video_with_the_same_name(tmp_path, two_roots, shared_data, capsys):
+    """scripts/extract_features.py --video rootA/b.mp4, then test.live_infer --video rootB/b.mp4
+    --features: the key is the bare file name, so the check against the video itself refuses it."""
+    from test import live_infer
+    from tests.script_loader import load_script
+
+    a, b = two_roots
+    tok = str(shared_data / "tokenizers" / "qwen2")
+    feats = str(tmp_path / "feats")
+    stats = load_script("scripts/extract_features.py").main(["--video", str(a), "--fps", "1", "--cache_dir", feats,
+                                                            "--tokenizer", tok, "--num_workers", "0"])
+    assert stats["extracted"] == 1
+    base = ["--query", "q", "--tokenizer", tok, "--fps", "1", "--no_generate", "--reel_budget", "0", "--quiet",
+            "--features", feats]
+    assert live_infer.main(["--video", str(a), "--output_dir", str(tmp_path / "ok"), *base]) == 0
+    capsys.readouterr()
+    assert live_infer.main(["--video", str(b), "--output_dir", str(tmp_path / "bad"), *base]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("live_infer: error:") and "rootA/b.mp4" in err and "rootB/b.mp4" in err and "another video" in err

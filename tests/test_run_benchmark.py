@@ -152,6 +152,123 @@ def test_resume_with_other_settings_is_refused(data, charades_run, loads, capsys
     assert loads["n"] == 0
 
 
+def _change_a_tensor(path: Path) -> None:
+    """Rewrite a safetensors file with one value of its first tensor changed (same names and shapes)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(path))
+    name = sorted(tensors)[0]
+    tensors[name].view(-1)[0] += 1
+    save_file(tensors, str(path), metadata=meta)
+
+
+def _model_files(tmp_path: Path, flag: str) -> Path:
+    """A folder or file for --checkpoint (a copy of the shipped tiny checkpoint), --weights or --heads."""
+    import shutil
+
+    import torch
+    from safetensors.torch import save_file
+
+    if flag == "checkpoint":
+        return Path(shutil.copytree(REPO / "checkpoints" / "aha-tiny-synth", tmp_path / "ckpt"))
+    if flag == "weights":
+        (tmp_path / "weights").mkdir()
+        save_file({"w": torch.zeros(4)}, str(tmp_path / "weights" / "model.safetensors"))
+        (tmp_path / "weights" / "config.json").write_text("{}")
+        return tmp_path / "weights"
+    save_file({"informative_head.weight": torch.zeros(2, 4)}, str(tmp_path / "heads.safetensors"))
+    return tmp_path / "heads.safetensors"
+
+
+@pytest.mark.parametrize("flag", ["checkpoint", "weights", "heads"])
+def test_resume_with_changed_model_files_is_refused(data, loads, tmp_path, capsys, flag):
+    """Same path, other contents: the items of one file would come from two models."""
+    target = _model_files(tmp_path, flag)
+    out = tmp_path / "pred.jsonl"
+    args = rb_args(data, "charades_items.jsonl", out, f"--{flag}", str(target),
+                   "--tokenizer", str(REPO / "configs" / "tokenizers" / "aha-tiny-synth"))
+    assert run_benchmark.main([*args, "--limit", "1"]) == 0
+    from models.checkpoint import content_hash_of
+    from utils.io import sha256_file
+
+    recorded = content_hash_of(target) if target.is_dir() else sha256_file(target)
+    _change_a_tensor(target / "model.safetensors" if target.is_dir() else target)
+    assert run_benchmark.main(args) == 2
+    err = capsys.readouterr().err
+    assert f"--{flag} {target} changed since" in err and recorded[:12] in err
+    assert loads["n"] == 1 and len(read_jsonl(out)) == 1
+    if flag == "checkpoint":  # an older record: the hash only in the loaded model's record
+        rec = read_json(run_benchmark.run_record_path(out))
+        del rec["model_files"]
+        rec["engine"]["model"]["checkpoint_sha256"] = recorded
+        (run_benchmark.run_record_path(out)).write_text(json.dumps(rec))
+        assert run_benchmark.main(args) == 2 and "changed since" in capsys.readouterr().err
+
+
+def test_resume_with_another_video_root_is_refused(data, charades_run, loads, tmp_path, capsys):
+    import shutil
+
+    other = Path(shutil.copytree(data / "videos", tmp_path / "videos"))
+    args = rb_args(data, "charades_items.jsonl", charades_run["out"])
+    args[args.index("--video_root") + 1] = str(other)
+    assert run_benchmark.main(args) == 2
+    err = capsys.readouterr().err
+    assert f"--video_root {data / 'videos'}, not {other}" in err and loads["n"] == 0
+
+
+@pytest.mark.parametrize("extra, diff", [
+    (["--respond_before_query"], "respond_before_query: False -> True"),
+    (["--tokenizer", str(REPO / "configs" / "tokenizers" / "aha-tiny-synth")], "tokenizer: None -> "),
+    (["--max_protected", "64"], "max_protected: None -> 64"),
+    (["--attn", "eager"], "attn: None -> 'eager'"),
+])
+def test_resume_with_a_flag_that_changes_predictions_is_refused(data, charades_run, loads, capsys, extra, diff):
+    assert run_benchmark.main(rb_args(data, "charades_items.jsonl", charades_run["out"], *extra)) == 2
+    assert diff in capsys.readouterr().err and loads["n"] == 0
+
+
+def test_every_flag_is_a_setting_or_said_why_not():
+    dests = {a.dest for a in run_benchmark.build_parser()._actions if a.dest != "help"}
+    settings, others = set(run_benchmark.SETTING_KEYS), set(run_benchmark.NOT_SETTING_KEYS)
+    assert not settings & others
+    assert dests - others == settings - {"device_type"}  # device_type: derived from --device
+
+
+def test_an_older_record_without_the_new_settings_resumes(data, loads, tmp_path):
+    out = tmp_path / "pred.jsonl"
+    args = rb_args(data, "charades_items.jsonl", out)
+    assert run_benchmark.main([*args, "--limit", "1"]) == 0
+    rec = read_json(run_benchmark.run_record_path(out))
+    for k in ("respond_before_query", "tokenizer", "device_type", "max_protected"):
+        del rec["settings"][k]
+    del rec["model_files"]
+    run_benchmark.run_record_path(out).write_text(json.dumps(rec))
+    assert run_benchmark.main([*args, "--respond_before_query"]) == 0
+    assert [r["id"] for r in read_jsonl(out)] == ["A#0", "B#1"]
+
+
+def test_a_query_at_or_after_the_end_of_its_stream_is_a_recorded_skip(data, loads, tmp_path):
+    """A.mp4 is 6 s, streamed at 1 fps: frames at 0..5 s. A query at 6 s is past the video, one at
+    5.5 s past its last frame: neither is ever asked, so neither is a prediction."""
+    items = tmp_path / "items.jsonl"
+    base = {"dataset": "charades", "video": "A.mp4", "query": "person opens a door", "duration": 6.0}
+    items.write_text("".join(json.dumps({**base, "id": i, "query_time": t}) + "\n"
+                             for i, t in (("ok", 2.0), ("at_end", 6.0), ("after_last_frame", 5.5))))
+    out = tmp_path / "pred.jsonl"
+    assert run_benchmark.main(rb_args(data, items, out)) == 0
+    preds = read_jsonl(out)
+    assert [p["id"] for p in preds] == ["ok"] and preds[0]["query_asked"] is True
+    errors = {e["id"]: e for e in read_jsonl(run_benchmark.errors_path(out))}
+    assert sorted(errors) == ["after_last_frame", "at_end"]
+    assert all(e["error"] == "QueryNotAsked" and "never asked" in e["message"] for e in errors.values())
+    assert "query_time 6 s" in errors["at_end"]["message"] and "video 6 s long" in errors["at_end"]["message"]
+    assert "last frame at 5 s" in errors["after_last_frame"]["message"]
+    assert read_json(run_benchmark.run_record_path(out))["runs"][-1]["n_errors"] == 2
+
+
 @pytest.fixture(scope="module")
 def tvsum_pred(data, tiny):
     out = data / "tvsum_pred.jsonl"
@@ -194,6 +311,30 @@ def test_features_replace_the_videos(data, charades_run, loads, shared_data, tmp
         np.testing.assert_allclose(by_features[i].relevance, by_video[i].relevance, atol=1e-5)
         assert by_features[i].extra["frames_from"] == "features"
     assert read_json(run_benchmark.run_record_path(out))["settings"]["features"] == str(feats)
+
+
+@pytest.mark.slow
+def test_features_of_another_video_under_the_same_key_are_refused(data, loads, shared_data, tmp_path):
+    """Features extracted under one --video_root, streamed for another whose A.mp4 is another
+    (shorter) video: A#0 is a recorded skip naming both files; B.mp4 (the same file, copied) is used."""
+    import shutil
+
+    extract = load_script("scripts/extract_features.py")
+    feats = tmp_path / "feats"
+    extract.main(["--items", str(data / "charades_items.jsonl"), "--video_root", str(data / "videos"), "--fps", "1",
+                  "--cache_dir", str(feats), "--tokenizer", str(shared_data / "tokenizers" / "qwen2"),
+                  "--num_workers", "0"])
+    root_b = tmp_path / "rootB"
+    write_test_video(root_b / "A.mp4", 3 * NATIVE_FPS, fps=NATIVE_FPS)
+    shutil.copy(data / "videos" / "B.mp4", root_b / "B.mp4")
+    out = tmp_path / "pred.jsonl"
+    args = rb_args(data, "charades_items.jsonl", out, "--features", str(feats))
+    args[args.index("--video_root") + 1] = str(root_b)
+    assert run_benchmark.main(args) == 0
+    assert [p["id"] for p in read_jsonl(out)] == ["B#1"]
+    errors = {e["id"]: e for e in read_jsonl(run_benchmark.errors_path(out))}
+    assert errors["A#0"]["error"] == "FeatureSourceMismatch"
+    assert str(data / "videos" / "A.mp4") in errors["A#0"]["message"] and str(root_b / "A.mp4") in errors["A#0"]["message"]
 
 
 def test_bad_degradation_spec_fails_before_any_work(data, loads, capsys):
