@@ -374,11 +374,14 @@ def open_run_record(args, items_path: Path, argv: list[str]) -> dict:
 
 
 def engine_record(engine, args) -> dict:
+    from models.cache import effective_sink_tokens
+
     cfg = engine.cfg
     return {
         "fps": args.fps, "max_frames": args.max_frames, "tokens_per_frame": engine.tpf, "frame_size": engine.frame_size,
         "prompt_order": cfg.prompt_order, "system_prompt": engine.system_prompt,
-        "cache": {"policy": cfg.cache_policy, "window": cfg.window, "sink_tokens": cfg.sink_tokens},
+        "cache": {"policy": cfg.cache_policy, "window": cfg.window,  # the sink the policy keeps (0: none)
+                  "sink_tokens": effective_sink_tokens(cfg.cache_policy, cfg.sink_tokens)},
         "cache_layout": cfg.cache_record(),
         "decision": {"score_heads": list(cfg.decision.score_heads), "threshold": cfg.decision.threshold,
                      "cumulative_threshold": cfg.decision.cumulative_threshold,

@@ -1,0 +1,227 @@
+"""Benchmark tuning on synthetic predictions: k-fold, split and fixed weights, the reported items' stamps,
+and the tuning objectives equal to the scorers' numbers (no model: predictions are written directly)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test import benchmark
+from test.postprocess import FusionParams, fuse_prediction
+from utils.io import read_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+REPO = Path(__file__).resolve().parents[1]
+NATIVE_FPS = 10
+# ---------------------------------------------------------------------- synthetic predictions
+
+
+def _synthetic_charades(d: Path, n: int = 4) -> tuple[Path, Path]:
+    """n 10-s queries with gold [3, 6]: relevance is 1 exactly on frames 3-5, informative the opposite.
+
+    Hand-worked with the causal rule (threshold 0.5, anchor 0): relevance alone gives the run 3..5,
+    i.e. [3, 6], IoU 1; informative alone gives the longest run 6..9 = [6, 10], IoU 0; their sum is
+    constant -> every frame on -> [0, 10], IoU 0.3; all zero -> no interval, IoU 0.
+    """
+    d.mkdir(parents=True, exist_ok=True)
+    rel = [0, 0, 0, 1, 1, 1, 0, 0, 0, 0]
+    recs, lines, csv = [], [], ["id,length"]
+    for k in range(n):
+        vid = f"S{k}"
+        lines.append(f"{vid} 3.0 6.0##query {k}")
+        csv.append(f"{vid},10.0")
+        recs.append({"id": f"{vid}#{k}", "fps": 1.0, "duration": 10.0, "frames": {
+            "time": [float(t) for t in range(10)], "relevance": rel, "informative": [1 - x for x in rel],
+            "uncertainty": [0.0] * 10}, "responses": []})
+    (d / "charades_sta_test.txt").write_text("\n".join(lines) + "\n")
+    (d / "Charades_v1_test.csv").write_text("\n".join(csv) + "\n")
+    pred = d / "pred.jsonl"
+    pred.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    grid = d / "grid.json"
+    grid.write_text(json.dumps({"alpha": [0.0, 1.0], "beta": [0.0, 1.0], "epsilon": [0.0], "tau": [0.0]}))
+    return pred, grid
+
+
+def _bench(d, pred, grid, *extra):
+    out = d / f"res_{len(list(d.glob('res_*.json')))}.json"
+    rc = benchmark.main(["--dataset", "charades", "--pred", str(pred), "--gold", str(d / "charades_sta_test.txt"),
+                         "--out", str(out), "--grid", str(grid), *extra])
+    return rc, (read_json(out) if rc == 0 else None)
+
+
+def test_kfold_tuning_finds_the_relevance_head(tmp_path):
+    pred, grid = _synthetic_charades(tmp_path)
+    rc, res = _bench(tmp_path, pred, grid, "--folds", "2")
+    assert rc == 0
+    for f in res["protocol"]["fusion"]["folds"]:
+        assert (f["best_params"]["alpha"], f["best_params"]["beta"]) == (0.0, 1.0)
+        assert f["tune_score"] == 100.0
+    assert res["metrics"]["R1@0.5"] == 100.0 and res["metrics"]["mIoU"] == pytest.approx(100.0)
+
+
+def test_fixed_informative_only_misses_every_moment(tmp_path):
+    pred, grid = _synthetic_charades(tmp_path)
+    rc, res = _bench(tmp_path, pred, grid, "--tune", "none", "--alpha", "1", "--beta", "0", "--epsilon", "0")
+    assert rc == 0 and res["metrics"]["R1@0.3"] == 0.0
+    rc, res = _bench(tmp_path, pred, grid, "--tune", "none", "--alpha", "1", "--beta", "1", "--epsilon", "0")
+    assert res["metrics"]["mIoU"] == pytest.approx(30.0)  # [0, 10] vs [3, 6]
+
+
+def test_split_tuning_reports_only_the_other_items(tmp_path):
+    pred, grid = _synthetic_charades(tmp_path)
+    ids = tmp_path / "tune_ids.json"
+    ids.write_text(json.dumps(["S0#0", "S1#1"]))
+    rc, res = _bench(tmp_path, pred, grid, "--tune", f"split:{ids}")
+    assert rc == 0
+    p = res["protocol"]
+    assert p["tuned_on"] == "train split" and p["tuned_on_test"] is False
+    assert p["fusion"]["tune_ids"] == ["S0#0", "S1#1"]
+    assert p["coverage"]["n_scored"] == 2 and p["coverage"]["n_tuning_only"] == 2
+    assert sorted(res["per_item"]) == ["S2#2", "S3#3"]  # the scorer never saw the tuning queries
+
+
+def test_tuning_on_the_reported_items_is_stamped(tmp_path):
+    pred, grid = _synthetic_charades(tmp_path)
+    rc, res = _bench(tmp_path, pred, grid, "--tune_on_test")
+    assert rc == 0
+    assert res["protocol"]["tuned_on_test"] is True
+    assert res["protocol"]["tuned_on"] == "TEST (tuned on the reported data)"
+    assert res["protocol"]["fusion"]["mode"] == "tuned on the reported items"
+
+
+def test_weights_tuned_on_test_are_refused_unless_stamped(tmp_path, capsys):
+    pred, grid = _synthetic_charades(tmp_path)
+    params = tmp_path / "params.json"
+    rc, _ = _bench(tmp_path, pred, grid, "--tune_on_test", "--params_out", str(params))
+    assert rc == 0 and read_json(params)["charades"]["tuned_on_test"] is True
+    fixed = ["--tune", "none", "--params_file", str(params), "--params_key", "charades"]
+    rc, _ = _bench(tmp_path, pred, grid, *fixed)
+    assert rc == 2 and "tuned on the reported data" in capsys.readouterr().err
+    rc, res = _bench(tmp_path, pred, grid, *fixed, "--tune_on_test")
+    assert rc == 0 and res["protocol"]["tuned_on_test"] is True
+    assert res["protocol"]["fusion"]["params"]["beta"] == 1.0 and res["metrics"]["R1@0.5"] == 100.0
+
+
+def test_response_benchmarks_have_nothing_to_tune(tmp_path, capsys):
+    gold = {"v_a": {"duration": 20.0, "timestamps": [[0, 5], [5, 10]], "sentences": ["cut it", "fry it"]}}
+    (tmp_path / "yc2_val.json").write_text(json.dumps(gold))
+    pred = tmp_path / "pred.jsonl"
+    frames = {"time": [0.0, 2.0], "informative": [0.1, 0.9], "relevance": [0.2, 0.3], "uncertainty": [0.0, 0.0]}
+    responses = [{"time": 5.0, "content": "cut it"}, {"time": 10.0, "content": "fry it"}]
+    pred.write_text(json.dumps({"id": "v_a", "frames": frames, "responses": responses}) + "\n")
+    common = ["--dataset", "youcook2", "--pred", str(pred), "--gold", str(tmp_path / "yc2_val.json"),
+              "--opt", "captions=false"]
+    assert benchmark.main([*common, "--out", str(tmp_path / "r.json"), "--tune", "kfold"]) == 2
+    assert "nothing to tune" in capsys.readouterr().err
+    assert benchmark.main([*common, "--out", str(tmp_path / "r.json")]) == 0
+    res = read_json(tmp_path / "r.json")
+    assert res["protocol"]["tuned_on"].startswith("nothing to tune") and res["protocol"]["fusion"] is None
+    # segments [0, 5] and [5, 10] match the gold exactly: precision = recall = 1 at every tIoU
+    assert res["headline"] == {"name": "F1_Score", "value": pytest.approx(100.0)}
+
+
+# --------------------------------------------------- tuning objectives == the scorers' numbers
+
+
+def _synthetic_case(name: str, d: Path, rng) -> tuple[dict, str, str | None, dict]:
+    """(predictions, gold file, protocol, options) of a few random items for one scorer."""
+    from test.predictions import StreamPrediction
+
+    def pred(i, n, fps=1.0, **extra):
+        t = np.arange(n) / fps
+        return StreamPrediction(i, t, rng.random(n), rng.random(n), rng.normal(size=n), duration=n / fps, fps=fps,
+                                extra=extra)
+
+    if name == "tvsum_aha":
+        lines, preds = [], {}
+        for k in range(4):
+            vid, n_native = f"v{k}", 300 + 20 * k
+            for _ in range(3):
+                lines.append(f"{vid}\tVT\t" + ",".join(str(x) for x in rng.integers(1, 6, n_native)))
+            preds[vid] = pred(vid, n_native // 10, native_fps=10.0)
+        (d / "anno.tsv").write_text("\n".join(lines) + "\n")
+        return preds, str(d / "anno.tsv"), "aha", {}
+    if name == "hisum":
+        import h5py
+
+        preds = {}
+        with h5py.File(d / "gold.h5", "w") as f:
+            for k in range(4):
+                vid, n = f"h{k}", 60 + 7 * k
+                g = f.create_group(vid)
+                g["gtscore"] = rng.random(n)
+                g["change_points"] = np.array([[0, 19], [20, 39], [40, n - 1]])
+                g["gt_summary"] = (rng.random(n) > 0.8).astype(float)
+                preds[vid] = pred(vid, n)
+        return preds, str(d / "gold.h5"), "official", {}
+    if name == "qvh":
+        recs, preds = [], {}
+        for k in range(5):
+            qid, dur = str(100 + k), 30.0
+            clips = sorted(rng.choice(15, 6, replace=False).tolist())
+            recs.append({"qid": int(qid), "vid": f"x_{k}_0.0_30.0", "duration": dur, "relevant_clip_ids": clips,
+                         "saliency_scores": rng.integers(0, 5, (6, 3)).tolist(), "relevant_windows": [[0, 4]]})
+            preds[qid] = pred(qid, 30)
+        (d / "qvh.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+        return preds, str(d / "qvh.jsonl"), "official", {}
+    if name == "charades_reference":
+        lines, csv, preds = [], ["id,length"], {}
+        for k in range(5):
+            vid = f"C{k}"
+            s = float(rng.integers(0, 10))
+            lines.append(f"{vid} {s} {s + 6}##q")
+            csv.append(f"{vid},20.0")
+            preds[f"{vid}#{k}"] = pred(f"{vid}#{k}", 40, fps=2.0)
+        (d / "sta_test.txt").write_text("\n".join(lines) + "\n")
+        (d / "Charades_v1_test.csv").write_text("\n".join(csv) + "\n")
+        return preds, str(d / "sta_test.txt"), "reference", {"window": 3}
+    raise ValueError(name)
+
+
+@pytest.mark.parametrize("name", ["tvsum_aha", "hisum", "qvh", "charades_reference"])
+def test_tuning_objective_equals_the_reported_metric(tmp_path, name):
+    """The objective the tuner maximises is the headline the scoring path reports for the same items
+    and weights (one in-memory score() for both): compared here with ``test.evaluate`` on a file."""
+    from data import benchmarks
+    from test.evaluate import score_files
+
+    rng = np.random.default_rng(7)
+    preds, gold_file, protocol, options = _synthetic_case(name, tmp_path, rng)
+    dataset = name.split("_")[0]
+    bench = benchmarks.get(dataset)
+    proto, opts = bench.resolve(protocol, options)
+    gold = bench.load_gold(gold_file, proto, opts)
+    objective = benchmark.make_objective(bench, proto, opts, preds, gold)
+    params = FusionParams(0.3, 1.2, 0.5, 0.1)
+    fused = {i: fuse_prediction(p, params) for i, p in preds.items()}
+    pred_file = tmp_path / "pred.jsonl"
+    pred_file.write_text("".join(json.dumps(p.to_record()) + "\n" for p in preds.values()))
+    reported = score_files(dataset, [str(pred_file)], gold_file, protocol, params, options)[0]["headline"]["value"]
+    assert reported is not None
+    # QVHighlights reports 2-decimal percentages; the objective keeps full precision (no ties)
+    assert objective(fused) == pytest.approx(reported, abs=0.005 if name == "qvh" else 1e-9)
+
+
+def test_reported_metric_on_the_tuning_split_equals_the_tune_score(tmp_path):
+    """Tune on a split, then report the tuning items themselves with the tuned weights: the number
+    is the tuning objective's value (the mismatch the Mr.HiSum objective used to have cannot come back)."""
+    rng = np.random.default_rng(3)
+    preds, gold_file, _, _ = _synthetic_case("hisum", tmp_path, rng)
+    pred_file = tmp_path / "pred.jsonl"
+    pred_file.write_text("".join(json.dumps(p.to_record()) + "\n" for p in preds.values()))
+    ids = tmp_path / "tune.json"
+    ids.write_text(json.dumps(["h0", "h1"]))
+    params = tmp_path / "params.json"
+    common = ["--dataset", "hisum", "--gold", gold_file, "--opt", "zero_positive=zero"]
+    assert benchmark.main([*common, "--pred", str(pred_file), "--out", str(tmp_path / "r1.json"), "--tune", f"split:{ids}",
+                           "--params_out", str(params)]) == 0
+    tune_score = read_json(params)["hisum"]["tune_score"]
+    only_tuning = tmp_path / "tune_pred.jsonl"
+    only_tuning.write_text("".join(json.dumps(preds[i].to_record()) + "\n" for i in ("h0", "h1")))
+    assert benchmark.main([*common, "--pred", str(only_tuning), "--out", str(tmp_path / "r2.json"), "--tune", "none",
+                           "--params_file", str(params), "--params_key", "hisum"]) == 0
+    assert read_json(tmp_path / "r2.json")["headline"]["value"] == pytest.approx(tune_score, abs=1e-9)
