@@ -1,0 +1,128 @@
+"""Upright 8-bit RGB frames: a video frame's display matrix (used by ``data/video.py``).
+
+* **Video**: FFmpeg attaches the container's display matrix (MP4/MOV ``tkhd``, or an H.264/HEVC
+  display-orientation message) to every decoded frame; ``frame_transform`` reads it and
+  ``upright_rgb`` applies it as a player (and the ffmpeg program's autorotate) does: rotations by
+  multiples of 90 degrees and mirrorings. Any other matrix (an arbitrary angle, a shear) is refused.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+# ---------------------------------------------------------------------------------- video frames
+
+# 16.16 fixed point: an entry smaller than this fraction of the largest is a zero of the matrix
+_ZERO = 1e-3
+
+
+class Transform(NamedTuple):
+    """Stored picture -> displayed picture: transpose first, then mirror the result."""
+
+    transpose: bool
+    flip_h: bool   # mirror left-right
+    flip_v: bool   # mirror top-bottom
+
+
+IDENTITY = Transform(False, False, False)
+
+
+def matrix_transform(matrix) -> Transform:
+    """The transform of FFmpeg's 3x3 display matrix (9 int32, ``[a b u; c d v; x y w]``).
+
+    A stored pixel ``(p, q)`` (column, row) is shown at ``(a p + c q, b p + d q)`` plus an offset.
+    Raises ValueError unless the 2x2 part is a rotation by a multiple of 90 degrees, possibly mirrored.
+    """
+    m = [float(v) for v in matrix]
+    if len(m) != 9:
+        raise ValueError(f"a display matrix has 9 entries, got {len(m)}")
+    a, b, c, d = m[0], m[1], m[3], m[4]
+    big = max(abs(a), abs(b), abs(c), abs(d))
+    zero = lambda v: abs(v) <= _ZERO * big  # noqa: E731
+    if big > 0 and zero(b) and zero(c) and not zero(a) and not zero(d):
+        return Transform(False, a < 0, d < 0)
+    if big > 0 and zero(a) and zero(d) and not zero(b) and not zero(c):
+        return Transform(True, c < 0, b < 0)
+    raise ValueError(f"display matrix {[int(v) for v in matrix]} is not a rotation by a multiple of 90 "
+                     "degrees (with or without mirroring); such videos are not supported")
+
+
+def frame_transform(frame) -> Transform:
+    """The transform an ``av.VideoFrame``'s display matrix asks for (IDENTITY without one)."""
+    from av.sidedata.sidedata import Type
+
+    if not len(frame.side_data):
+        return IDENTITY
+    side = frame.side_data.get(Type.DISPLAYMATRIX)
+    if side is None:
+        return IDENTITY
+    return matrix_transform(np.frombuffer(bytes(side), dtype="<i4", count=9))
+
+
+def apply_transform(image: np.ndarray, t: Transform) -> np.ndarray:
+    """``image`` ([H, W, ...]) as displayed; the same array when ``t`` is the identity."""
+    if t == IDENTITY:
+        return image
+    out = image.swapaxes(0, 1) if t.transpose else image
+    if t.flip_h:
+        out = out[:, ::-1]
+    if t.flip_v:
+        out = out[::-1]
+    return np.ascontiguousarray(out)
+
+
+def displayed_size(width: int, height: int, t: Transform) -> tuple[int, int]:
+    return (height, width) if t.transpose else (width, height)
+
+
+def upright_rgb(frame) -> np.ndarray:
+    """uint8 ``[H, W, 3]`` RGB of an ``av.VideoFrame`` as a player shows it (ValueError: odd matrix)."""
+    return apply_transform(frame.to_ndarray(format="rgb24"), frame_transform(frame))
+
+
+class FirstFrameTransform:
+    """The display transform of a video, learnt by decoding its first frame from the packets fed
+    to ``see`` (the display matrix is attached to decoded frames only). ``finish`` returns it
+    (IDENTITY if no frame could be decoded) or raises the ValueError of an unsupported matrix."""
+
+    MAX_PACKETS = 64
+
+    def __init__(self, stream):
+        self.stream, self.value, self.error, self._fed = stream, None, None, 0
+
+    @property
+    def done(self) -> bool:
+        return self.value is not None or self.error is not None or self._fed >= self.MAX_PACKETS
+
+    def _learn(self, frames) -> None:
+        if frames:
+            try:
+                self.value = frame_transform(frames[0])
+            except ValueError as e:
+                self.error = e
+
+    def see(self, packet) -> bool:
+        """Decode ``packet`` if still needed; True once done (known, or given up after MAX_PACKETS)."""
+        import av
+
+        if not self.done and packet.stream.index == self.stream.index:
+            self._fed += 1
+            try:
+                self._learn(self.stream.decode(packet))
+            except av.error.FFmpegError:
+                pass  # a damaged first packet: the next ones may decode (the decoder reports damage)
+        return self.done
+
+    def finish(self) -> Transform:
+        """After the last packet: flush the decoder if no frame came out yet."""
+        import av
+
+        if self.value is None and self.error is None and self._fed:
+            try:
+                self._learn(self.stream.decode(None))
+            except av.error.FFmpegError:
+                pass
+        if self.error is not None:
+            raise self.error
+        return self.value or IDENTITY
