@@ -42,8 +42,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import av
 import numpy as np
-from PIL import Image
 
+from data.upright import load_rgb
 from data.video import Degradation, prepare_frame, iter_sampled, select_at_or_after
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
@@ -91,7 +91,8 @@ def list_frame_files(folder: str | os.PathLike) -> list[Path]:
 def iter_frame_folder(folder: str | os.PathLike, fps: float, source_fps: float, size: int | None = 384,
                       start_frame: int = 0, end_frame: int | None = None,
                       degradation: Degradation | None = None) -> Iterator[Frame]:
-    """Sample a folder of images (image k shown at ``k / source_fps``) at ``fps``."""
+    """Sample a folder of images (image k shown at ``k / source_fps``) at ``fps``; each is read
+    upright and 8-bit (``data.upright.load_rgb``: EXIF orientation, 16-bit ``>> 8``)."""
     if source_fps is None or source_fps <= 0:
         raise ValueError("a frame folder needs source_fps > 0 (the rate the images were taken at)")
     files = list_frame_files(folder)
@@ -102,8 +103,7 @@ def iter_frame_folder(folder: str | os.PathLike, fps: float, source_fps: float, 
     loaded: tuple[Path, np.ndarray] | None = None
     for _, t, p in select_at_or_after(timed, fps, start_frame, end_frame, end):
         if loaded is None or loaded[0] != p:
-            with Image.open(p) as im:
-                loaded = (p, np.asarray(im.convert("RGB")))
+            loaded = (p, load_rgb(p))  # upright (EXIF orientation), 16-bit scaled to 8
         yield t, prepare_frame(loaded[1], t, size, degradation)
 
 

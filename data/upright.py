@@ -1,15 +1,23 @@
-"""Upright 8-bit RGB frames: a video frame's display matrix (used by ``data/video.py``).
+"""Upright 8-bit RGB frames: a video frame's display matrix, a still image's EXIF orientation and
+bit depth (used by ``data/video.py`` and the frame-folder source of ``data/sources.py``).
 
 * **Video**: FFmpeg attaches the container's display matrix (MP4/MOV ``tkhd``, or an H.264/HEVC
   display-orientation message) to every decoded frame; ``frame_transform`` reads it and
   ``upright_rgb`` applies it as a player (and the ffmpeg program's autorotate) does: rotations by
   multiples of 90 degrees and mirrorings. Any other matrix (an arbitrary angle, a shear) is refused.
+* **Images**: the EXIF orientation is applied (``PIL.ImageOps.exif_transpose``); 16-bit images
+  (``I;16*``, and ``I`` as Pillow gives for 16-bit PNG/PGM/PPM) keep their top 8 bits (``v >> 8``,
+  so an 8-bit picture stored as 16 bits, ``v * 257``, gives back exactly ``v``); a 32-bit integer
+  or floating-point image has no defined white level and is refused with its file name.
 """
 from __future__ import annotations
 
+import functools
+import os
 from typing import NamedTuple
 
 import numpy as np
+from PIL import Image, ImageOps
 
 # ---------------------------------------------------------------------------------- video frames
 
@@ -79,6 +87,65 @@ def displayed_size(width: int, height: int, t: Transform) -> tuple[int, int]:
 def upright_rgb(frame) -> np.ndarray:
     """uint8 ``[H, W, 3]`` RGB of an ``av.VideoFrame`` as a player shows it (ValueError: odd matrix)."""
     return apply_transform(frame.to_ndarray(format="rgb24"), frame_transform(frame))
+
+
+# -------------------------------------------------------------------------------------- images
+
+SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+# Pillow opens these formats' 16-bit greyscale as mode "I" with values 0..65535 (PGM/PPM rescaled).
+SIXTEEN_BIT_I_FORMATS = frozenset({"PNG", "PPM"})
+
+
+class ImageFileError(ValueError):
+    """An image of a frame folder cannot be used; the message names the file."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
+
+
+@functools.lru_cache(maxsize=None)
+def _converts_to_rgb(mode: str) -> bool:
+    try:
+        Image.new(mode, (1, 1)).convert("RGB")
+    except (ValueError, OSError, KeyError):
+        return False
+    return True
+
+
+def _unsupported_mode(im: Image.Image) -> str | None:
+    """Why ``im`` (opened, not loaded) cannot be made 8-bit RGB faithfully, or None."""
+    if im.mode in SIXTEEN_BIT_MODES or (im.mode == "I" and im.format in SIXTEEN_BIT_I_FORMATS):
+        return None
+    if im.mode in ("I", "F"):
+        kind = "32-bit integer" if im.mode == "I" else "floating-point"
+        return (f"{kind} image ({im.format} mode {im.mode}) has no defined white level; "
+                "convert the frames to 8- or 16-bit images")
+    if im.mode.startswith("I;") or not _converts_to_rgb(im.mode):
+        return f"unsupported image mode {im.mode!r} ({im.format}); convert the frames to 8- or 16-bit RGB or greyscale"
+    return None
+
+
+def load_rgb(path: str | os.PathLike) -> np.ndarray:
+    """An image file as uint8 ``[H, W, 3]`` RGB, upright (EXIF orientation applied), 8-bit
+    (16-bit values ``>> 8``). Raises ImageFileError (a ValueError naming the file) when it cannot
+    be read or converted.
+    """
+    try:
+        with Image.open(path) as im:
+            reason = _unsupported_mode(im)
+            if reason:
+                raise ImageFileError(path, reason)
+            sixteen = im.mode in SIXTEEN_BIT_MODES or im.mode == "I"  # "I" passed: a 16-bit format
+            upright = ImageOps.exif_transpose(im)
+            if sixteen:
+                grey = (np.clip(np.asarray(upright, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8)
+                return np.repeat(grey[:, :, None], 3, axis=2)
+            return np.asarray(upright.convert("RGB"))
+    except ImageFileError:
+        raise
+    except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, struct.error ...
+        raise ImageFileError(path, f"cannot read the image ({type(e).__name__}: {e})") from e
 
 
 class FirstFrameTransform:

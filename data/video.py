@@ -24,7 +24,8 @@ Conventions (every dataset, the streaming engine and every benchmark use these):
   portrait MP4: ``tkhd`` rotation, or mirroring) is applied to the decoded frame, like the ffmpeg
   program's autorotate; a matrix that is not a multiple of 90 degrees is refused
   (``VideoDecodeError``; ``data/upright.py``). ``probe`` reports the displayed width and height.
-  A video without a display matrix is decoded exactly as before (same bytes).
+  A video without a display matrix is decoded exactly as before (same bytes). A frame folder's
+  images get their EXIF orientation, and 16-bit images keep their top 8 bits (``v >> 8``).
 * **Letterbox** (``letterbox``): the longer side is resized to ``size`` (PIL bilinear, which
   antialiases when shrinking), the other to ``floor(short * size / long)`` (at least 1), pasted
   centred on black: top/left offset ``(size - new) // 2`` (the extra pixel of an odd margin goes to
