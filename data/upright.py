@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -146,6 +147,56 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
         raise
     except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, struct.error ...
         raise ImageFileError(path, f"cannot read the image ({type(e).__name__}: {e})") from e
+
+
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the empty IEND chunk that closes every PNG
+
+
+def _tail(path: Path, n: int = 32) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - n))
+        return f.read()
+
+
+def _jpeg_complete(path: Path) -> bool:
+    """Whether a JPEG has an end-of-image marker (FF D9) after its first scan; a cut file has none.
+
+    Fast path: the file ends with it (zero padding allowed). Otherwise the whole file is searched:
+    0xFF inside entropy-coded data is always followed by 0x00 or a restart marker, so an FF D9
+    after the first start-of-scan is the end marker, and data appended after it (e.g. a motion
+    photo's video) is allowed.
+    """
+    if _tail(path).rstrip(b"\x00").endswith(b"\xff\xd9"):
+        return True
+    data = path.read_bytes()
+    sos = data.find(b"\xff\xda")
+    return sos >= 0 and data.find(b"\xff\xd9", sos + 2) >= 0
+
+
+def check_image(path: str | os.PathLike) -> None:
+    """Cheap check that ``path`` is a usable image: its header identifies an image whose mode
+    converts to 8-bit RGB, and a PNG or JPEG is whole (it ends with its end chunk / marker; if not,
+    a PNG's chunks are walked with their checksums by ``verify`` and a JPEG is searched for its
+    end marker after the scan data). Raises ImageFileError naming the file. Pixels are not
+    decoded: damage inside the compressed data is found when the frame is read (``load_rgb``
+    names the file then).
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            reason = _unsupported_mode(im)
+            if reason:
+                raise ImageFileError(path, reason)
+            fmt = im.format
+            if fmt == "PNG" and not _tail(path, len(PNG_END)) == PNG_END:
+                im.verify()  # trailing bytes after IEND are allowed; a cut file raises here
+    except ImageFileError:
+        raise
+    except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, struct.error ...
+        raise ImageFileError(path, f"not a readable image ({type(e).__name__}: {e})") from e
+    if fmt == "JPEG" and not _jpeg_complete(path):
+        raise ImageFileError(path, "truncated JPEG (no end-of-image marker after the scan data)")
 
 
 class FirstFrameTransform:

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from data.sources import (
+    check_frame_folder,
     detect_kind,
     device_input_args,
     list_frame_files,
@@ -124,6 +125,17 @@ def test_frame_folder_16_bit_images_scaled_to_8_bit(tmp_path):
     assert np.array_equal(load_rgb(pgm), ref[0])
 
 
+def test_frame_folder_refuses_images_without_a_white_level(tmp_path):
+    """32-bit float and integer TIFFs have no defined white level: an error naming the file."""
+    flt = _folder(tmp_path / "float", [Image.fromarray(_gradient(k).astype(np.float32) / 255) for k in range(3)], ext="tif")
+    i32 = _folder(tmp_path / "int32", [Image.fromarray(_gradient(k).astype(np.int32)) for k in range(3)], ext="tif")
+    for folder, mode in ((flt, "floating-point"), (i32, "32-bit integer")):
+        with pytest.raises(ValueError, match=f"f0000.tif: {mode}"):
+            check_frame_folder(folder)
+        with pytest.raises(ValueError, match="f0000.tif"):
+            list(open_source(folder, fps=2, size=64, source_fps=2))
+
+
 EXIF_ORIENTATION = 0x0112
 # EXIF orientation -> the stored picture turned upright (np.rot90: counter-clockwise)
 UPRIGHT = {1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: np.rot90(a, 2), 4: lambda a: a[::-1],
@@ -147,6 +159,63 @@ def test_frame_folder_applies_exif_orientation(tmp_path, orientation):
         assert f.shape == want.shape and np.abs(f.astype(int) - want).mean() < 8
     boxed = [f for _, f in open_source(folder, fps=4, size=64, source_fps=4)]
     assert np.abs(boxed[0].astype(int) - letterbox(np.ascontiguousarray(want), 64)).mean() < 8
+
+
+def test_frame_folder_skips_hidden_files(tmp_path):
+    """macOS metadata (``._NAME`` AppleDouble files, .DS_Store) is no frame: skipped, not counted."""
+    folder = _folder(tmp_path / "frames", [index_pattern(k, 0.0, 48, 64) for k in range(6)])
+    (folder / "._f0003.png").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(60))
+    (folder / ".DS_Store").write_bytes(bytes(64))
+    assert [p.name for p in check_frame_folder(folder)] == [f"f{k:04d}.png" for k in range(6)]
+    got = list(open_source(folder, fps=2, size=64, source_fps=2))
+    assert indices(got) == list(range(6))
+
+
+def _jpeg_bytes(img: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("damage", ["not_an_image", "cut_jpeg", "cut_png", "float"])
+def test_frame_folder_checked_before_the_first_frame(tmp_path, damage):
+    """A bad file anywhere in the folder is an error naming it, from check_frame_folder (what a
+    CLI calls before loading a model) and before the source yields its first frame (before:
+    UnidentifiedImageError after some frames, or never for a cut JPEG)."""
+    folder = _folder(tmp_path / "frames", [np.asarray(quadrant_pattern(k, 0.0, 48, 64)) for k in range(8)], ext="jpg")
+    bad = folder / "f0005.jpg"
+    if damage == "not_an_image":
+        bad.write_bytes(b"<html>404 not found</html>")
+    elif damage == "cut_jpeg":
+        bad.write_bytes(bad.read_bytes()[:-200])
+    elif damage == "cut_png":
+        bad.unlink()
+        bad = folder / "f0005.png"
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)).save(bad)
+        bad.write_bytes(bad.read_bytes()[:-40])
+    else:
+        bad.unlink()
+        bad = folder / "f0005.tif"
+        Image.fromarray(np.zeros((48, 64), np.float32)).save(bad)
+    with pytest.raises(ValueError, match=str(bad.name)):
+        check_frame_folder(folder)
+    src = iter(open_source(folder, fps=2, size=64, source_fps=2))
+    with pytest.raises(ValueError, match=str(bad.name)):
+        next(src)
+
+
+def test_frame_folder_check_accepts_data_after_the_end(tmp_path):
+    """Bytes after a JPEG's end marker (a motion photo's video) or after a PNG's IEND are no damage."""
+    folder = _folder(tmp_path / "frames", [index_pattern(k, 0.0, 48, 64) for k in range(3)], ext="jpg")
+    (folder / "f0001.jpg").write_bytes(_jpeg_bytes(index_pattern(1, 0.0, 48, 64)) + b"ftypmp42" + bytes(300))
+    (folder / "f0002.jpg").write_bytes(_jpeg_bytes(index_pattern(2, 0.0, 48, 64)) + bytes(16))  # zero padding
+    Image.fromarray(index_pattern(3, 0.0, 48, 64)).save(folder / "f0003.png")
+    with open(folder / "f0003.png", "ab") as f:
+        f.write(b"trailing junk")
+    assert len(check_frame_folder(folder)) == 4
+    assert indices(open_source(folder, fps=2, size=64, source_fps=2)) == [0, 1, 2, 3]
 
 
 # --------------------------------------------------------------------- live-like sources
