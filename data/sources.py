@@ -6,7 +6,8 @@
 kind               spec
 =================  ====================================================================
 ``file``           a path to a video file (decoded with ``data.video.iter_sampled``)
-``frames``         a directory of image files (natural sort order), ``source_fps`` given
+``frames``         a directory of image files (natural sort order, hidden files skipped),
+                   ``source_fps`` given; checked before the first frame (``check_frame_folder``)
 ``url``            ``rtsp://``, ``rtmp://``, ``http(s)://``, ``udp://``, ``srt://``, ... (live
                    or remote; ``rtsp_transport=tcp`` by default, ``timeout`` in seconds)
 ``webcam``         ``webcam``, ``webcam:N``, ``webcam:NAME`` or ``/dev/videoN`` (v4l2 on Linux,
@@ -42,8 +43,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import av
 import numpy as np
-from PIL import Image
 
+from data.upright import check_image, load_rgb
 from data.video import Degradation, prepare_frame, iter_sampled, select_at_or_after
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
@@ -83,27 +84,46 @@ def _natural_key(name: str) -> list:
 
 
 def list_frame_files(folder: str | os.PathLike) -> list[Path]:
+    """The frames of a folder in natural order: files with an image suffix, except hidden ones
+    (a name starting with "."; e.g. macOS's ``._NAME`` metadata files, which are no images)."""
     folder = Path(folder)
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    files = [p for p in folder.iterdir()
+             if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")]
     return sorted(files, key=lambda p: _natural_key(p.name))
+
+
+def check_frame_folder(folder: str | os.PathLike) -> list[Path]:
+    """Every frame of a folder checked before any is used (``data.upright.check_image``: the header
+    is an image of a usable mode, a PNG is whole, a JPEG has its end marker); returns the files.
+
+    Raises ValueError: no frames, or an ImageFileError naming the first bad file. Costs about
+    0.05 ms per PNG / JPEG frame in the page cache (header and tail read, no pixels decoded).
+    """
+    files = list_frame_files(folder)
+    if not files:
+        raise ValueError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {folder}")
+    for p in files:
+        check_image(p)
+    return files
 
 
 def iter_frame_folder(folder: str | os.PathLike, fps: float, source_fps: float, size: int | None = 384,
                       start_frame: int = 0, end_frame: int | None = None,
                       degradation: Degradation | None = None) -> Iterator[Frame]:
-    """Sample a folder of images (image k shown at ``k / source_fps``) at ``fps``."""
+    """Sample a folder of images (image k shown at ``k / source_fps``) at ``fps``.
+
+    Every image is checked first (``check_frame_folder``), so a bad file stops the stream before
+    its first frame; each is read upright and 8-bit (``data.upright.load_rgb``).
+    """
     if source_fps is None or source_fps <= 0:
         raise ValueError("a frame folder needs source_fps > 0 (the rate the images were taken at)")
-    files = list_frame_files(folder)
-    if not files:
-        raise ValueError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {folder}")
+    files = check_frame_folder(folder)
     timed = ((k / source_fps, p) for k, p in enumerate(files))
     end = lambda: len(files) / source_fps  # noqa: E731 - known once listed
     loaded: tuple[Path, np.ndarray] | None = None
     for _, t, p in select_at_or_after(timed, fps, start_frame, end_frame, end):
         if loaded is None or loaded[0] != p:
-            with Image.open(p) as im:
-                loaded = (p, np.asarray(im.convert("RGB")))
+            loaded = (p, load_rgb(p))
         yield t, prepare_frame(loaded[1], t, size, degradation)
 
 

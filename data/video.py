@@ -20,12 +20,18 @@ Conventions (every dataset, the streaming engine and every benchmark use these):
   (within half a millisecond, because containers round timestamps, e.g. MKV to 1 ms). A target
   after the last frame's start (but before the end of the video) takes the last frame, which is
   the one on screen then.
+* **Orientation**: frames are upright, as a player shows them. A video's display matrix (a phone's
+  portrait MP4: ``tkhd`` rotation, or mirroring) is applied to the decoded frame, like the ffmpeg
+  program's autorotate; a matrix that is not a multiple of 90 degrees is refused
+  (``VideoDecodeError``; ``data/upright.py``). ``probe`` reports the displayed width and height.
+  A video without a display matrix is decoded exactly as before (same bytes). A frame folder's
+  images get their EXIF orientation, and 16-bit images keep their top 8 bits (``v >> 8``).
 * **Letterbox** (``letterbox``): the longer side is resized to ``size`` (PIL bilinear, which
   antialiases when shrinking), the other to ``floor(short * size / long)`` (at least 1), pasted
   centred on black: top/left offset ``(size - new) // 2`` (the extra pixel of an odd margin goes to
   the bottom/right), as in the reference.
-* **Degradation** (optional, ``data/degrade.py``) is applied to the native-resolution RGB frame
-  before letter-boxing, keyed by the sample's target time.
+* **Degradation** (optional, ``data/degrade.py``) is applied to the native-resolution upright RGB
+  frame before letter-boxing, keyed by the sample's target time.
 
 Decoding is sequential and lazy: ``iter_sampled`` decodes frame by frame, converts only the
 selected frames to RGB and never holds more than one native frame, so it serves both the online
@@ -48,6 +54,8 @@ import av
 import numpy as np
 from PIL import Image
 
+from data.upright import IDENTITY, FirstFrameTransform, Transform, displayed_size, upright_rgb
+from data.video_clock import TIMESTAMP_LOOKAHEAD, _BestEffortClock, _last_frame_duration
 from data.video_integrity import NO_LENGTH_FORMATS, Integrity, nominal_interval
 
 VIDEO_EXTENSIONS = frozenset({
@@ -201,6 +209,7 @@ def probe(path: str | os.PathLike, method: str = "packets") -> VideoInfo:
         stream = container.streams.video[0]
         ctx = stream.codec_context
         width, height, codec = ctx.width, ctx.height, ctx.name
+        orient = FirstFrameTransform(stream)  # width and height as displayed (see "Orientation")
         if method == "header":
             duration = _seconds(stream.duration, stream.time_base)
             if duration is None and container.duration is not None:
@@ -208,6 +217,10 @@ def probe(path: str | os.PathLike, method: str = "packets") -> VideoInfo:
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             if duration and duration > 0 and rate:
                 n = stream.frames or int(round(duration * float(rate)))
+                for packet in container.demux(stream):  # only the first frame, for its display matrix
+                    if orient.see(packet):
+                        break
+                width, height = displayed_size(width, height, _transform(orient, path))
                 return VideoInfo(duration, float(rate), n, width, height, codec, "header")
         times: list[float] = []
         durations: list[float | None] = []
@@ -217,6 +230,7 @@ def probe(path: str | os.PathLike, method: str = "packets") -> VideoInfo:
                 check.see(packet)
                 if packet.stream.index != stream.index or packet.size == 0:  # flush packet
                     continue
+                orient.see(packet)
                 ts = packet.pts if packet.pts is not None else packet.dts
                 if ts is None:
                     continue
@@ -231,6 +245,7 @@ def probe(path: str | os.PathLike, method: str = "packets") -> VideoInfo:
             raise VideoDecodeError(path, truncation)
         # read while the container is open: the stream object points into FFmpeg memory freed on close
         nominal = nominal_interval(stream)
+        width, height = displayed_size(width, height, _transform(orient, path))
     if not times:
         raise VideoDecodeError(path, "no video packets")
     order = np.argsort(times, kind="stable")
@@ -242,61 +257,24 @@ def probe(path: str | os.PathLike, method: str = "packets") -> VideoInfo:
     return VideoInfo(duration, fps, len(times), width, height, codec, "packets")
 
 
+def display_transform(path: Any) -> Transform:
+    """How the first frame of a video must be turned to be upright (``IDENTITY``: as stored)."""
+    with _open_input(path) as container:
+        orient = FirstFrameTransform(container.streams.video[0])
+        for packet in container.demux(orient.stream):
+            if orient.see(packet):
+                break
+        return _transform(orient, path)
 
 
-def _last_frame_duration(own: float | None, prev_gap: float | None, nominal: float | None) -> float:
-    """How long the last frame lasts: its own duration, else the previous interval, else 1/rate."""
-    for d in (own, prev_gap, nominal):
-        if d is not None and d > 0:
-            return d
-    return 0.0
+def _transform(orient: FirstFrameTransform, path: Any) -> Transform:
+    try:
+        return orient.finish()
+    except ValueError as e:
+        raise VideoDecodeError(_name(path), str(e)) from None
 
 
 # ---------------------------------------------------------------------------- decoded frames
-
-# Frames looked at before choosing PTS or DTS as the time source (see _BestEffortClock.seed).
-# Costs a one-off delay of 8 native frames before the first frame of a live stream.
-TIMESTAMP_LOOKAHEAD = 8
-
-
-@dataclass
-class _BestEffortClock:
-    """FFmpeg's guess_correct_pts with a monotonic guard, in seconds.
-
-    Uses PTS unless they have gone backwards more often than DTS (AVI with B-frames gets PTS
-    attached to the wrong frames, while its DTS are right). ``seed`` pre-counts the faults of the
-    first frames so that the choice is already right for the first frame. A time that is missing
-    or not after the previous one becomes previous + one nominal frame interval.
-    """
-
-    nominal: float | None
-    faulty_pts: int = 0
-    faulty_dts: int = 0
-    last_pts: float | None = None
-    last_dts: float | None = None
-    last_time: float | None = None
-
-    def seed(self, stamps: list[tuple[float | None, float | None]]) -> None:
-        for seq, attr in ((([p for p, _ in stamps]), "faulty_pts"), (([d for _, d in stamps]), "faulty_dts")):
-            vals = [v for v in seq if v is not None]
-            setattr(self, attr, sum(b <= a for a, b in zip(vals, vals[1:])))
-
-    def __call__(self, pts: float | None, dts: float | None) -> float:
-        if dts is not None:
-            self.faulty_dts += self.last_dts is not None and dts <= self.last_dts
-            self.last_dts = dts
-        if pts is not None:
-            self.faulty_pts += self.last_pts is not None and pts <= self.last_pts
-            self.last_pts = pts
-        use_pts = pts is not None and (self.faulty_pts <= self.faulty_dts or dts is None)
-        t = pts if use_pts else dts
-        if self.last_time is not None and (t is None or t <= self.last_time):
-            t = self.last_time + (self.nominal or 1e-3)
-        if t is None:
-            t = 0.0
-        self.last_time = t
-        return t
-
 
 @dataclass
 class DecodedFrame:
@@ -466,8 +444,11 @@ class SampledFrame:
     image: np.ndarray      # uint8 [size, size, 3] (or native [H, W, 3] when size is None)
 
 
-def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    return frame.to_ndarray(format="rgb24")
+def _to_rgb(frame: av.VideoFrame, source: Any) -> np.ndarray:
+    try:
+        return upright_rgb(frame)  # the display matrix applied (see "Orientation")
+    except ValueError as e:
+        raise VideoDecodeError(_name(source), str(e)) from None
 
 
 def prepare_frame(image: np.ndarray, t: float, size: int | None, degradation: Degradation | None) -> np.ndarray:
@@ -503,7 +484,7 @@ def iter_sampled(
     rgb_of: tuple[int, np.ndarray] | None = None  # native frame converted last (reused for repeats)
     for i, t, decoded in select_at_or_after(timed, fps, start_frame, end_frame, lambda: stream.end_time):
         if rgb_of is None or rgb_of[0] != decoded.index:
-            rgb_of = (decoded.index, _to_rgb(decoded.frame))
+            rgb_of = (decoded.index, _to_rgb(decoded.frame, source))
         yield SampledFrame(i, t, decoded.time, decoded.index, prepare_frame(rgb_of[1], t, size, degradation))
 
 
@@ -544,13 +525,16 @@ def decode_clip(
 
     ``max_frames`` caps the number of frames returned (the first ones are kept). ``backend``:
     ``"pyav"`` (default, the streaming decoder) or ``"decord"`` (optional, only if installed:
-    random access, same sampling rule on decord's frame timestamps, no truncation detection).
+    random access, same sampling rule on decord's frame timestamps, no truncation detection; a
+    video with a display rotation is refused, since decord would give its frames as stored).
     """
     if max_frames is not None:
         cap = start_frame + max_frames
         end_frame = cap if end_frame is None else min(end_frame, cap)
     if backend == "decord":
         from data.video_decord import decord_samples  # optional backend, imported only when asked for
+        if display_transform(path) != IDENTITY:  # decord would give the frames as stored
+            raise VideoDecodeError(path, "has a display rotation, which backend='decord' ignores; use backend='pyav'")
         samples = decord_samples(path, fps, size, start_frame, end_frame, degradation)
     elif backend == "pyav":
         samples = list(iter_sampled(path, fps, size, start_frame, end_frame, degradation, **open_kwargs))

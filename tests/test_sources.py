@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from data.sources import (
+    check_frame_folder,
     detect_kind,
     device_input_args,
     list_frame_files,
@@ -19,8 +20,9 @@ from data.sources import (
     paced,
     webcam_open_args,
 )
-from data.video import VideoTruncatedError, iter_frames
-from tests.videos import index_pattern, read_frame_index, write_test_video
+from data.upright import load_rgb
+from data.video import VideoTruncatedError, iter_frames, letterbox
+from tests.videos import index_pattern, quadrant_pattern, read_frame_index, write_test_video
 
 BOX64 = (0, 8, 64, 48)  # 64x48 inside a 64x64 letterbox
 
@@ -87,6 +89,133 @@ def test_frame_folder_natural_order_and_sampling(tmp_path):
     assert indices(got) == [0, 2, 3, 5, 6, 8, 9, 11]
     with pytest.raises(ValueError, match="source_fps"):
         list(open_source(folder, fps=4))
+
+
+def _folder(path, images, name="f{k:04d}.{ext}", ext="png", **save):
+    path.mkdir()
+    for k, im in enumerate(images):
+        (im if isinstance(im, Image.Image) else Image.fromarray(im)).save(path / name.format(k=k, ext=ext), **save)
+    return path
+
+
+def _native(folder, fps=4, source_fps=4):
+    return [f for _, f in open_source(folder, fps=fps, size=None, source_fps=source_fps)]
+
+
+def _gradient(k: int) -> np.ndarray:  # 8-bit greyscale with every value, shifted per frame
+    return ((np.arange(48 * 64).reshape(48, 64) + 37 * k) % 256).astype(np.uint8)
+
+
+def test_frame_folder_16_bit_images_scaled_to_8_bit(tmp_path):
+    """16-bit greyscale (PNG and TIFF I;16, PGM read as I) gives the 8-bit picture it holds
+    (v * 257 -> v), not white (Pillow's convert("RGB") clipped every value above 255)."""
+    grey = [_gradient(k) for k in range(4)]
+    ref = _native(_folder(tmp_path / "8bit", grey))
+    assert [f.tolist() for f in ref] == [np.repeat(g[:, :, None], 3, 2).tolist() for g in grey]
+    wide = [g.astype(np.uint16) * 257 for g in grey]
+    png16 = _folder(tmp_path / "png16", [Image.fromarray(w) for w in wide])
+    assert Image.open(next(png16.iterdir())).mode == "I;16"
+    tif16 = _folder(tmp_path / "tif16", [Image.fromarray(w) for w in wide], ext="tif")
+    for folder in (png16, tif16):
+        got = _native(folder)
+        assert len(got) == 4 and all(np.array_equal(a, b) for a, b in zip(got, ref)), folder.name
+    pgm = tmp_path / "f.pgm"  # Pillow reads a 16-bit PGM as mode I, 0..65535
+    pgm.write_bytes(b"P5 64 48 65535\n" + wide[0].astype(">u2").tobytes())
+    assert Image.open(pgm).mode == "I"
+    assert np.array_equal(load_rgb(pgm), ref[0])
+
+
+def test_frame_folder_refuses_images_without_a_white_level(tmp_path):
+    """32-bit float and integer TIFFs have no defined white level: an error naming the file."""
+    flt = _folder(tmp_path / "float", [Image.fromarray(_gradient(k).astype(np.float32) / 255) for k in range(3)], ext="tif")
+    i32 = _folder(tmp_path / "int32", [Image.fromarray(_gradient(k).astype(np.int32)) for k in range(3)], ext="tif")
+    for folder, mode in ((flt, "floating-point"), (i32, "32-bit integer")):
+        with pytest.raises(ValueError, match=f"f0000.tif: {mode}"):
+            check_frame_folder(folder)
+        with pytest.raises(ValueError, match="f0000.tif"):
+            list(open_source(folder, fps=2, size=64, source_fps=2))
+
+
+EXIF_ORIENTATION = 0x0112
+# EXIF orientation -> the stored picture turned upright (np.rot90: counter-clockwise)
+UPRIGHT = {1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: np.rot90(a, 2), 4: lambda a: a[::-1],
+           6: lambda a: np.rot90(a, -1), 8: lambda a: np.rot90(a, 1), 5: lambda a: np.rot90(a, 1)[::-1],
+           7: lambda a: np.rot90(a, -1)[::-1]}
+
+
+@pytest.mark.parametrize("orientation", [1, 2, 3, 4, 5, 6, 7, 8])
+def test_frame_folder_applies_exif_orientation(tmp_path, orientation):
+    """A camera JPEG stored sideways with EXIF orientation (6: turn 90 degrees clockwise) is fed
+    upright, letter-boxed as displayed (before: fed as stored)."""
+    stored = quadrant_pattern(0, 0.0, 48, 64)
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = orientation
+    folder = _folder(tmp_path / "exif", [stored] * 3, ext="jpg", exif=exif.tobytes(), quality=95)
+    assert Image.open(folder / "f0000.jpg").getexif()[EXIF_ORIENTATION] == orientation
+    want = UPRIGHT[orientation](stored)
+    got = _native(folder)
+    assert len(got) == 3
+    for f in got:
+        assert f.shape == want.shape and np.abs(f.astype(int) - want).mean() < 8
+    boxed = [f for _, f in open_source(folder, fps=4, size=64, source_fps=4)]
+    assert np.abs(boxed[0].astype(int) - letterbox(np.ascontiguousarray(want), 64)).mean() < 8
+
+
+def test_frame_folder_skips_hidden_files(tmp_path):
+    """macOS metadata (``._NAME`` AppleDouble files, .DS_Store) is no frame: skipped, not counted."""
+    folder = _folder(tmp_path / "frames", [index_pattern(k, 0.0, 48, 64) for k in range(6)])
+    (folder / "._f0003.png").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(60))
+    (folder / ".DS_Store").write_bytes(bytes(64))
+    assert [p.name for p in check_frame_folder(folder)] == [f"f{k:04d}.png" for k in range(6)]
+    got = list(open_source(folder, fps=2, size=64, source_fps=2))
+    assert indices(got) == list(range(6))
+
+
+def _jpeg_bytes(img: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("damage", ["not_an_image", "cut_jpeg", "cut_png", "float"])
+def test_frame_folder_checked_before_the_first_frame(tmp_path, damage):
+    """A bad file anywhere in the folder is an error naming it, from check_frame_folder (what a
+    CLI calls before loading a model) and before the source yields its first frame (before:
+    UnidentifiedImageError after some frames, or never for a cut JPEG)."""
+    folder = _folder(tmp_path / "frames", [np.asarray(quadrant_pattern(k, 0.0, 48, 64)) for k in range(8)], ext="jpg")
+    bad = folder / "f0005.jpg"
+    if damage == "not_an_image":
+        bad.write_bytes(b"<html>404 not found</html>")
+    elif damage == "cut_jpeg":
+        bad.write_bytes(bad.read_bytes()[:-200])
+    elif damage == "cut_png":
+        bad.unlink()
+        bad = folder / "f0005.png"
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)).save(bad)
+        bad.write_bytes(bad.read_bytes()[:-40])
+    else:
+        bad.unlink()
+        bad = folder / "f0005.tif"
+        Image.fromarray(np.zeros((48, 64), np.float32)).save(bad)
+    with pytest.raises(ValueError, match=str(bad.name)):
+        check_frame_folder(folder)
+    src = iter(open_source(folder, fps=2, size=64, source_fps=2))
+    with pytest.raises(ValueError, match=str(bad.name)):
+        next(src)
+
+
+def test_frame_folder_check_accepts_data_after_the_end(tmp_path):
+    """Bytes after a JPEG's end marker (a motion photo's video) or after a PNG's IEND are no damage."""
+    folder = _folder(tmp_path / "frames", [index_pattern(k, 0.0, 48, 64) for k in range(3)], ext="jpg")
+    (folder / "f0001.jpg").write_bytes(_jpeg_bytes(index_pattern(1, 0.0, 48, 64)) + b"ftypmp42" + bytes(300))
+    (folder / "f0002.jpg").write_bytes(_jpeg_bytes(index_pattern(2, 0.0, 48, 64)) + bytes(16))  # zero padding
+    Image.fromarray(index_pattern(3, 0.0, 48, 64)).save(folder / "f0003.png")
+    with open(folder / "f0003.png", "ab") as f:
+        f.write(b"trailing junk")
+    assert len(check_frame_folder(folder)) == 4
+    assert indices(open_source(folder, fps=2, size=64, source_fps=2)) == [0, 1, 2, 3]
 
 
 # --------------------------------------------------------------------- live-like sources

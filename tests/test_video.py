@@ -1,4 +1,5 @@
-"""data/video.py: frame count rule, letterbox, probe, at-or-after sampling (CFR, VFR), errors."""
+"""data/video.py: frame count rule, letterbox, probe, at-or-after sampling (CFR, VFR), errors,
+orientation (display matrix)."""
 from __future__ import annotations
 
 import math
@@ -12,6 +13,7 @@ from data.video import (
     VideoDecodeError,
     VideoTruncatedError,
     decode_clip,
+    display_transform,
     iter_frames,
     iter_sampled,
     letterbox,
@@ -22,7 +24,8 @@ from data.video import (
     sample_times,
 )
 from data.video_decord import decord_available
-from tests.videos import read_frame_index, write_test_video
+from data.upright import IDENTITY, matrix_transform
+from tests.videos import quadrant_pattern, read_frame_index, set_tkhd_matrix, write_test_video
 
 W, H = 64, 48
 BOX64 = (0, 8, 64, 48)  # 64x48 letter-boxed into 64x64: bars of 8 rows above and below
@@ -300,3 +303,87 @@ def test_decord_backend_matches_pyav(tmp_path, name, codec, vfr):
     assert alt.native_indices.tolist() == ref.native_indices.tolist()
     np.testing.assert_allclose(alt.times, ref.times)
     assert indices_of(alt.frames) == indices_of(ref.frames)
+
+
+# ------------------------------------------------------------------------- orientation
+
+QUADRANTS = quadrant_pattern(0, 0.0, H, W)  # stored picture; every rotation / mirroring differs
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> bool:  # mpeg4 + yuv420p: near, not exact, colours
+    return a.shape == b.shape and float(np.abs(a.astype(int) - b).mean()) < 12
+
+
+@pytest.mark.parametrize("degrees", [0, 90, 180, -90])
+@pytest.mark.parametrize("hflip", [False, True])
+def test_display_matrix_is_applied(tmp_path, degrees, hflip):
+    """A display matrix (rotation counter-clockwise, then a mirroring) turns the decoded frames
+    as a player shows them; probe reports the displayed size. (Before: frames as stored.)"""
+    path = write_test_video(tmp_path / "r.mp4", 4, 10, pattern="quadrants", display=(degrees, hflip, False))
+    want = np.rot90(QUADRANTS, k=degrees // 90)
+    if hflip:
+        want = want[:, ::-1]
+    frames = [s.image for s in iter_sampled(path, fps=10, size=None)]
+    assert len(frames) == 4 and all(_close(f, want) for f in frames)
+    stored = next(av.open(str(path)).decode(video=0)).to_ndarray(format="rgb24")
+    assert _close(stored, QUADRANTS)  # the file itself stores the picture unturned
+    size = want.shape[1], want.shape[0]
+    assert (probe(path).width, probe(path).height) == size
+    assert (probe(path, method="header").width, probe(path, method="header").height) == size
+    boxed = load_clip(path, fps=10, size=64)[0]  # letter-boxed after turning: 48x64 portrait in 64x64
+    x0, y0, nw, nh = letterbox_geometry(*size, 64)
+    assert boxed[y0:y0 + nh, :x0].max(initial=0) == 0 and _close(boxed[y0:y0 + nh, x0:x0 + nw],
+                                                                  letterbox(want, 64)[y0:y0 + nh, x0:x0 + nw])
+
+
+def test_tkhd_rotation_of_a_phone_video(tmp_path):
+    """The track-header matrix of a portrait phone video (90 degrees clockwise), patched into the file."""
+    path = write_test_video(tmp_path / "r.mp4", 3, 10, pattern="quadrants")
+    set_tkhd_matrix(path, [0, 0x10000, 0, -0x10000, 0, 0, H << 16, 0, 0x40000000])
+    assert display_transform(path) != IDENTITY
+    frames = [s.image for s in iter_sampled(path, fps=10, size=None)]
+    assert all(_close(f, np.rot90(QUADRANTS, k=-1)) for f in frames)
+    assert (probe(path).width, probe(path).height) == (H, W)
+
+
+def test_unrotated_video_frames_are_byte_identical(tmp_path):
+    """No display matrix, or the identity one: exactly PyAV's own RGB conversion, letter-boxed."""
+    plain = write_test_video(tmp_path / "plain.mp4", 6, 10, pattern="noisy_index")
+    identity = write_test_video(tmp_path / "identity.mp4", 6, 10, pattern="noisy_index", display=(0, False, False))
+    with av.open(str(plain)) as c:
+        raw = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    for path in (plain, identity):
+        assert display_transform(path) == IDENTITY
+        native = [s.image for s in iter_sampled(path, fps=10, size=None)]
+        boxed = [s.image for s in iter_sampled(path, fps=10, size=64)]
+        assert len(native) == len(raw) == 6
+        for a, b, r in zip(native, boxed, raw):
+            assert a.tobytes() == r.tobytes()
+            assert b.tobytes() == letterbox(r, 64).tobytes()
+    assert (probe(plain).width, probe(plain).height) == (W, H)
+
+
+def test_odd_display_matrix_is_refused(tmp_path):
+    path = write_test_video(tmp_path / "r.mp4", 3, 10, display=(30, False, False))
+    with pytest.raises(VideoDecodeError, match="multiple of 90"):
+        list(iter_sampled(path, fps=10, size=64))
+    with pytest.raises(VideoDecodeError, match="multiple of 90"):
+        probe(path)
+
+
+def test_matrix_transform():
+    one = 0x10000
+    assert matrix_transform([one, 0, 0, 0, one, 0, 0, 0, 1 << 30]) == IDENTITY
+    assert matrix_transform([0, one, 0, -one, 0, 0, 0, 0, 1 << 30]) == (True, True, False)   # 90 clockwise
+    assert matrix_transform([-one, 0, 0, 0, -one, 0, 0, 0, 1 << 30]) == (False, True, True)  # 180
+    with pytest.raises(ValueError, match="multiple of 90"):
+        matrix_transform([46341, 46341, 0, -46341, 46341, 0, 0, 0, 1 << 30])  # 45 degrees
+    with pytest.raises(ValueError):
+        matrix_transform([0] * 9)
+
+
+def test_decord_backend_refuses_a_rotated_video(tmp_path):
+    """decord ignores the display matrix: refused instead of sideways frames (whether or not installed)."""
+    path = write_test_video(tmp_path / "r.mp4", 3, 10, display=(90, False, False))
+    with pytest.raises(VideoDecodeError, match="backend='decord' ignores"):
+        load_clip(path, fps=2, backend="decord")

@@ -12,13 +12,21 @@ Patterns:
   "noisy_index"  stripes in the top half, per-frame random noise in the bottom half (every frame
                  then costs many bytes, so truncating the file at x % of its bytes cuts the video at
                  roughly x % of its frames);
+  "quadrants"    four colours (red, green / blue, white) and a yellow top-left corner: every
+                 rotation and mirroring of it differs (orientation tests);
   a callable     ``pattern(index, time_s, height, width) -> uint8 [height, width, 3]``.
+
+``display=(degrees, hflip, vflip)`` writes a display matrix (PyAV's ``set_display_rotation``:
+degrees counter-clockwise, then the mirrorings), as a phone's portrait video has;
+``set_tkhd_matrix`` patches the matrix of an MP4 written without one (older PyAV).
 """
 from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Sequence
+
+import struct
 
 import av
 import numpy as np
@@ -70,7 +78,17 @@ def switch_pattern(switch_index: int, before: Pattern, after: Pattern) -> Patter
     return pattern
 
 
-_NAMED_PATTERNS: dict[str, Pattern] = {"index": index_pattern, "noisy_index": noisy_index_pattern}
+def quadrant_pattern(index: int, time_s: float, height: int, width: int) -> np.ndarray:
+    img = np.zeros((height, width, 3), np.uint8)
+    h2, w2 = height // 2, width // 2
+    img[:h2, :w2], img[:h2, w2:] = (255, 0, 0), (0, 255, 0)
+    img[h2:, :w2], img[h2:, w2:] = (0, 0, 255), (255, 255, 255)
+    img[: max(1, height // 6), : max(1, width // 6)] = (255, 255, 0)
+    return img
+
+
+_NAMED_PATTERNS: dict[str, Pattern] = {"index": index_pattern, "noisy_index": noisy_index_pattern,
+                                       "quadrants": quadrant_pattern}
 
 # Container chosen from the file extension (PyAV's own guess misses a few of these).
 _FORMAT_BY_SUFFIX = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
@@ -87,6 +105,7 @@ def write_test_video(
     pattern: str | Pattern = "index",
     container_format: str | None = None,
     container_options: dict[str, str] | None = None,
+    display: tuple[float, bool, bool] | None = None,
 ) -> Path:
     """Write a small video and return its path.
 
@@ -113,6 +132,9 @@ def write_test_video(
     with av.open(str(path), "w", format=fmt, options=container_options or {}) as out:
         stream = out.add_stream(codec, rate=rate, options=codec_options)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if display is not None:
+            degrees, hflip, vflip = display
+            stream.set_display_rotation(degrees, hflip=hflip, vflip=vflip)
         if codec not in ("libx264", "h264"):
             stream.bit_rate = 8_000_000  # near-lossless for these tiny frames
         millis = Fraction(1, 1000)
@@ -129,6 +151,44 @@ def write_test_video(
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
+    return path
+
+
+def _boxes(data: bytes | bytearray, start: int, end: int):
+    """(type, payload start, box end) of the ISO-BMFF boxes in data[start:end]."""
+    while start + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[start:start + 8])
+        header = 8
+        if size == 1:
+            size, header = struct.unpack(">Q", data[start + 8:start + 16])[0], 16
+        elif size == 0:
+            size = end - start
+        yield kind, start + header, start + size
+        start += size
+
+
+def set_tkhd_matrix(path: str | Path, matrix: Sequence[int]) -> Path:
+    """Overwrite the display matrix (9 x int32: a, b, u, c, d, v, x, y, w; a-d, x, y in 16.16,
+    u, v, w in 2.30) of every track header of an MP4/MOV file in place."""
+    path = Path(path)
+    data = bytearray(path.read_bytes())
+    found = 0
+    for kind, body, end in _boxes(data, 0, len(data)):
+        if kind != b"moov":
+            continue
+        for tkind, tbody, tend in _boxes(data, body, end):
+            if tkind != b"trak":
+                continue
+            for hkind, hbody, _ in _boxes(data, tbody, tend):
+                if hkind == b"tkhd":
+                    version = data[hbody]
+                    # version/flags, times and ids, duration, reserved, layer, group, volume, reserved
+                    offset = hbody + 4 + (20 if version == 0 else 32) + 8 + 2 + 2 + 2 + 2
+                    data[offset:offset + 36] = struct.pack(">9i", *matrix)
+                    found += 1
+    if not found:
+        raise ValueError(f"no track header (tkhd) in {path}")
+    path.write_bytes(bytes(data))
     return path
 
 
