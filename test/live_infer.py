@@ -52,6 +52,10 @@ def check_live_args(args) -> None:
     kind = detect_kind(args.video)
     if kind == "frames" and args.source_fps is None:
         raise ValueError(f"--video {args.video} is a frame folder: give --source_fps (the rate the images were taken at)")
+    if kind == "frames":
+        from data.sources import check_frame_folder
+
+        check_frame_folder(args.video)  # a file that is no usable image, named before the model loads
     if args.degrade:
         if args.degrade.startswith("random:"):
             check_degrade_spec(args.degrade)

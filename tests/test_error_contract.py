@@ -191,6 +191,17 @@ def test_live_cli_checks_before_the_model_and_reports_where_outputs_are(clean_vi
         assert len(err) == 1 and message in err[0] and not (tmp_path / "o").exists(), (extra, err)
     assert live_infer.main(_live(video, file_as_dir)) == 2
     assert "not a folder" in capsys.readouterr().err
+    # a frame folder with a file that is no image (a cut download, a renamed text file): named up front
+    from PIL import Image
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(3):
+        Image.new("RGB", (32, 24), (40 * i, 0, 0)).save(frames / f"f{i:04d}.png")
+    (frames / "f0003.png").write_text("not a picture")
+    assert live_infer.main(_live(frames, tmp_path / "o", "--source_fps", "4")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "f0003.png" in err[0] and not (tmp_path / "o").exists(), err
     assert count["loads"] == 1  # none of the bad ones loaded a model
 
     # an unexpected failure mid-stream: one line naming the output folder, no traceback; --debug shows it
