@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import math
 import sys
 import time
@@ -32,6 +33,9 @@ from test.engine_args import (add_engine_args, apply_settings, check_degrade_spe
 from utils.io import JsonlWriter, atomic_write_json, read_json
 from utils.cli import ArgumentParser, add_debug_flag, run_cli
 from utils.log import setup_logging
+
+log = logging.getLogger("live_infer")
+
 
 def check_live_args(args) -> None:
     """Everything ``run`` needs, checked before the model is loaded: the engine flags, the video
@@ -70,6 +74,25 @@ def check_live_args(args) -> None:
             raise ValueError(f"--video {e}") from None
         if not info.duration > 0:
             raise ValueError(f"--video {args.video}: the video has no duration")
+        check_against_duration(args, info)
+
+
+def check_against_duration(args, info) -> None:
+    """Times a file cannot reach: a query at or after its end would never be asked (the highlights
+    would answer no query), a degradation segment past it would change nothing. A --fps above the
+    file's rate repeats frames: allowed (the sampling rule), but said."""
+    late = [q for q in parse_queries(args) if q.time >= info.duration]
+    if late:
+        raise ValueError(f"--query_at {late[0].time:g}:{late[0].text}: the video ends at {info.duration:g} s, so the "
+                         "query would never be asked")
+    if args.degrade and not args.degrade.startswith("random:"):
+        past = [seg for seg in make_degradation(args.degrade, args.video).segments if seg.start >= info.duration]
+        if past:
+            raise ValueError(f"--degrade {args.degrade}: the segment [{past[0].start:g}, {past[0].end:g}] starts at or "
+                             f"after the video's end ({info.duration:g} s)")
+    if info.fps > 0 and args.fps is not None and args.fps > info.fps * 1.01:
+        log.warning("--fps %g is above the video's %g frames/s: each frame is streamed about %.0f times",
+                    args.fps, info.fps, args.fps / info.fps)
 
 
 def read_gt_spans(path: str) -> list[list[float]] | dict[str, list[list[float]]]:
@@ -314,6 +337,11 @@ class LiveRun:
         self.engine = None  # the stream is over: free the engine and its KV cache now
         while not self._inbox.empty():  # asked after the last frame: never fed to the model
             self.unused_queries.append(self._inbox.get_nowait())
+        # scheduled (--query_at) after the last frame of a stream whose length was not known up front
+        last = self.times[-1] if self.times else float("-inf")
+        self.unused_queries += [q.text for q in self.queries if q.time > last]
+        if self.unused_queries:
+            log.warning("never asked (the stream ended first): %s", "; ".join(map(repr, self.unused_queries)))
         found = self.detector.finish()
         self.online_peaks.extend(found)
         return found
@@ -326,6 +354,8 @@ class LiveRun:
         from test.postprocess import find_highlights, highlight_segments, plot_scores, select_reel_segments
 
         args, out = self.args, self.out
+        for stale in ("scores.png", "highlights.mp4"):  # a previous run's, which this one may not rewrite
+            (out / stale).unlink(missing_ok=True)
         if len(self.protocol["queries"]) > len(self.queries):  # queries were asked while streaming
             atomic_write_json(out / "run.json", self.protocol)
         result = {"protocol": self.protocol, "n_frames": len(self.times), "error": self.error,
@@ -391,14 +421,14 @@ def run(args) -> int:
     bar.close()
     for p in live.close_stream():
         _say(f"[{fmt_time(p.time)}] online highlight  score {p.height:.3f}  (confirmed at the end of the stream)", None)
-    if live.error:
-        print(f"error: the stream ended early after {len(live.times)} frames: {live.error}. Records so far are kept in {live.out}.",
-              file=sys.stderr)
     result = live.finish()
     if not args.quiet:
         print(f"{len(live.times)} frames, {len(live.responses)} responses, {len(live.online_peaks)} online highlights (confirmed "
               f"live, printed above), {len(result['offline_peaks'])} offline peaks and {len(result['offline_segments'])} "
               f"segments (whole-video smoothing after the stream) -> {live.out}")
+    if live.error:  # the error contract's exit-1 line, last on stderr (the records so far are post-processed above)
+        print(f"live_infer: failed: the stream ended early after {len(live.times)} frames: {live.error}; "
+              f"partial outputs are in {live.out}", file=sys.stderr)
     return 1 if live.error else 0
 
 

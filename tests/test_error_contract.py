@@ -168,6 +168,35 @@ def _live(video, out, *extra):
     return ["--video", str(video), "--query", "q", "--output_dir", str(out), "--quiet", "--reel_budget", "0", *extra]
 
 
+def test_a_live_run_says_what_it_could_not_do_and_leaves_no_stale_outputs(clean_videos, tmp_path, monkeypatch, capsys, caplog):
+    """A scheduled query after the last frame of a stream (here a frame folder: no duration known up
+    front) is listed as never asked and said; a --fps above the file's rate is said; a previous run's
+    reel and plot in the output folder do not survive a run that writes none."""
+    import logging
+
+    from PIL import Image
+
+    from test import live_infer
+
+    fakes.install(monkeypatch)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(6):
+        Image.new("RGB", (32, 24), (40 * i, 0, 0)).save(frames / f"f{i:04d}.png")
+    out = tmp_path / "o"
+    with caplog.at_level(logging.WARNING):
+        assert live_infer.main(_live(frames, out, "--source_fps", "2", "--fps", "2", "--query_at", "9:too late")) == 0
+    assert uio.read_json(out / "highlights.json")["unused_queries"] == ["too late"]
+    assert "never asked (the stream ended first): 'too late'" in caplog.text
+    (out / "highlights.mp4").write_bytes(b"an old reel")
+    caplog.clear()
+    video = clean_videos[("mkv", "mpeg4")]
+    with caplog.at_level(logging.WARNING):
+        assert live_infer.main(_live(video, out, "--fps", "100")) == 0
+    assert "--fps 100 is above the video's" in caplog.text
+    assert not (out / "highlights.mp4").exists()  # --reel_budget 0: no reel, and not the old one
+
+
 def test_live_cli_checks_before_the_model_and_reports_where_outputs_are(clean_videos, tmp_path, monkeypatch, capsys):
     from test import live_infer
 
@@ -178,6 +207,8 @@ def test_live_cli_checks_before_the_model_and_reports_where_outputs_are(clean_vi
     capsys.readouterr()
     file_as_dir = tmp_path / "afile"
     file_as_dir.write_text("x")
+    late_schedule = tmp_path / "late.json"
+    late_schedule.write_text('[[50, 60, "blackout"]]')
     for extra, message in ((["--fps", "nan"], "--fps"), (["--window", "0"], "--window"), (["--sink_tokens", "-1"], "--sink_tokens"),
                            (["--alpha", "inf"], "--alpha"), (["--query_at", "abc:x"], "--query_at"),
                            (["--degrade", "random:x"], "--degrade"), (["--device", "cuda"], "CUDA"),
@@ -185,7 +216,10 @@ def test_live_cli_checks_before_the_model_and_reports_where_outputs_are(clean_vi
                            # flags the policy would ignore, a window without room for one 49-token frame
                            (["--cache_policy", "dynamic_sink", "--sink_tokens", "5"], "--sink_tokens applies to the sink"),
                            (["--model_config", "aha-tiny", "--cache_policy", "sliding", "--window", "48"],
-                            "--window 48 cannot hold one frame (49 tokens)")):
+                            "--window 48 cannot hold one frame (49 tokens)"),
+                           # times the file never reaches: the query would never be asked, the segment change nothing
+                           (["--query_at", "100:a late question"], "the video ends at"),
+                           (["--degrade", str(late_schedule)], "starts at or after the video's end")):
         assert live_infer.main(_live(video, tmp_path / "o", *extra)) == 2, extra
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0] and not (tmp_path / "o").exists(), (extra, err)
