@@ -89,6 +89,10 @@ SETTING_KEYS = (
     "compile", "no_merge_lora",
     "device_type",  # cpu / cuda: other kernels and another default dtype (the index is not: it differs per rank)
 )
+# Post-processing flags (shared with test.live_infer): this driver writes the raw head scores and
+# test.benchmark fuses them, so here they are refused when given (they would do nothing)
+FUSION_FLAGS = ("alpha", "beta", "epsilon", "tau", "uncertainty_kind", "params_file", "params_key",
+                "savgol_window", "savgol_polyorder", "peak_distance", "peak_prominence")
 # The parser's other flags, and why a resumed run may change them:
 NOT_SETTING_KEYS = (
     "items", "video_root",  # checked on their own (sha256 of the items file, the resolved folder)
@@ -96,9 +100,7 @@ NOT_SETTING_KEYS = (
     "device",  # only its type matters (device_type); under torchrun every rank has its own index
     # speed only: records equal those of the plain run (tests/test_multistream.py, tests/test_stream_cache.py)
     "vision_batch", "frames_per_step", "streams", "split_rows",
-    # post-processing of test.live_infer: this driver writes the raw head scores, test.benchmark fuses them
-    "alpha", "beta", "epsilon", "tau", "uncertainty_kind", "params_file", "params_key", "savgol_window",
-    "savgol_polyorder", "peak_distance", "peak_prominence",
+    *FUSION_FLAGS,
 )
 # The model files whose contents a resumed run must share (what models.inference records of them)
 MODEL_FILE_FLAGS = {"checkpoint_sha256": "checkpoint", "weights_sha256": "weights", "heads_sha256": "heads"}
@@ -444,6 +446,11 @@ def run(args, argv: list[str]) -> int:
     from tqdm import tqdm
 
     # every input checked before anything is written or loaded
+    defaults = build_parser()
+    fused = [k for k in FUSION_FLAGS if getattr(args, k) != defaults.get_default(k)]
+    if fused:  # they would be accepted and do nothing: the records hold the raw head scores
+        raise ValueError(f"--{fused[0]}: this driver writes the raw head scores; fusion, smoothing and peaks are "
+                         "chosen when scoring (python -m test.benchmark / test.evaluate take these flags)")
     check_engine_args(args)
     items_path = Path(args.items)
     items = load_items(items_path, args.limit)

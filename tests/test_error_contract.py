@@ -317,6 +317,16 @@ def test_interrupted_and_failed_runs_record_their_end(bench, monkeypatch, capsys
     assert last["status"] == "failed" and "out of memory" in last["error"]
 
 
+def test_fusion_flags_are_refused_by_the_driver_that_writes_raw_scores(bench, capsys):
+    """--alpha & co. belong to the scorers; the driver would accept them and do nothing."""
+    rb, args, d, count = bench
+    for extra in (["--alpha", "0.5"], ["--savgol_window", "9"], ["--params_file", str(d / "items.jsonl")]):
+        assert rb.main([*args, *extra]) == 2, extra
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{extra[0]}: this driver writes the raw head scores" in err[0], err
+    assert count["loads"] == 0 and not (d / "pred.jsonl").exists()
+
+
 def test_a_corrupted_middle_line_is_an_error_until_repaired(bench, capsys):
     rb, args, d, count = bench
     assert rb.main(args) == 0
