@@ -268,6 +268,12 @@ def stream_item(engine, item: dict, video: Path, fps: float, max_frames: int | N
     queries = [] if query is None else [QueryEvent(qtime, str(query))]
     if queries and info is not None and qtime >= info.duration:  # known before streaming: no model work
         raise _query_not_asked(item, qtime, None, info.duration)
+    annotated = item.get("duration")
+    if info is not None and isinstance(annotated, (int, float)) and annotated > 0 \
+            and abs(info.duration - annotated) > max(2.0, 0.05 * annotated):
+        # another cut of the video than the one annotated: the scorer places the gold by the annotation
+        log.warning("%s: %s lasts %.1f s, its annotation says %.1f s (another cut of the video?)",
+                    item["id"], video, info.duration, annotated)
     cols: dict[str, list[float]] = {"time": [], "informative": [], "relevance": [], "uncertainty": []}
     responses: list[dict] = []
     max_cache = 0
@@ -293,7 +299,7 @@ def stream_item(engine, item: dict, video: Path, fps: float, max_frames: int | N
     out = {
         "id": item["id"], "dataset": item.get("dataset"), "video": item["video"], "query": query,
         "query_time": qtime, "query_asked": bool(queries),  # an item whose query is not asked is a skip
-        "duration": info.duration if info is not None else None, "fps": fps,
+        "duration": info.duration if info is not None else None, "annotated_duration": annotated, "fps": fps,
         "frames": cols, "responses": responses,
         "native_frame_index": native if kind == "file" else None, "frames_from": "features" if kind == "features" else "video",
         "native_fps": info.fps if info is not None else None,

@@ -317,6 +317,23 @@ def test_interrupted_and_failed_runs_record_their_end(bench, monkeypatch, capsys
     assert last["status"] == "failed" and "out of memory" in last["error"]
 
 
+def test_a_video_of_another_length_than_annotated_is_said_and_recorded(bench, caplog):
+    """The gold is placed by the annotation's clock: a video file of another cut (here 4 s against an
+    annotated 500 s) is streamed, said, and both durations are in its record."""
+    import logging
+
+    rb, args, d, count = bench
+    items = uio.read_jsonl(d / "items.jsonl")[:2]
+    items[0]["duration"], items[1]["duration"] = 500.0, 4.5
+    (d / "items.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    with caplog.at_level(logging.WARNING, logger="run_benchmark"):
+        assert rb.main(args) == 0
+    pred = uio.read_jsonl(d / "pred.jsonl")[0]
+    assert pred["annotated_duration"] == 500.0 and pred["duration"] < 10
+    assert "its annotation says 500.0 s (another cut of the video?)" in caplog.text
+    assert caplog.text.count("another cut") == 1  # 4.5 s against the 4-s video is within tolerance
+
+
 def test_fusion_flags_are_refused_by_the_driver_that_writes_raw_scores(bench, capsys):
     """--alpha & co. belong to the scorers; the driver would accept them and do nothing."""
     rb, args, d, count = bench
