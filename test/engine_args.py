@@ -5,11 +5,13 @@ source of pre-extracted features and a degradation schedule."""
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from models.inference_settings import InferenceSettings
 from utils.io import read_json
 
+log = logging.getLogger("engine_args")
 DEFAULTS = InferenceSettings()  # the project defaults, shown in --help
 
 
@@ -143,10 +145,10 @@ def check_engine_args(args) -> None:
 
 
 def _check_cache_flags_against_the_model(args) -> None:
-    """Cache flags that cannot work with the policy / frame size the run will use, refused before the
-    model loads: --sink_tokens given for a policy without sink tokens (it would be recorded but
-    ignored), a --window that cannot hold one frame. The policy and tokens per frame come from the
-    flags, else the checkpoint's inference settings, else the preset."""
+    """Cache flags against the policy / frame size the run will use, before the model loads: a
+    --window that cannot hold one frame is refused, --sink_tokens for a policy without sink tokens
+    is said (it does nothing). The policy and tokens per frame come from the flags, else the
+    checkpoint's inference settings, else the preset."""
     from models.cache import DEFAULT_POLICY
 
     carried = None
@@ -156,9 +158,10 @@ def _check_cache_flags_against_the_model(args) -> None:
         carried = inference_settings(args.checkpoint)
     policy = args.cache_policy or (carried.cache_policy if carried is not None else DEFAULT_POLICY)
     if args.sink_tokens is not None and policy not in ("sink", "sink_reference"):
-        raise ValueError(f"--sink_tokens applies to the sink and sink_reference cache policies; this run uses "
-                         f"{policy} (from {'--cache_policy' if args.cache_policy else 'the checkpoint'}), which has no "
-                         "sink tokens")
+        # said, not refused: the benchmark scripts pass SINK_TOKENS whatever CACHE_POLICY is, and a
+        # run written that way must stay resumable; the records give the sink the policy keeps (0)
+        log.warning("--sink_tokens %d does nothing under the %s cache policy (from %s), which has no sink tokens; "
+                    "recorded as 0", args.sink_tokens, policy, "--cache_policy" if args.cache_policy else "the checkpoint")
     tpf = carried.tokens_per_frame if carried is not None else None
     if tpf is None and args.model_config is not None:
         from models.build import load_preset

@@ -262,6 +262,11 @@ class LiveRun:
         """Ask a query now: it is fed to the engine right before the next frame."""
         if self.vision_batch != 1 or self.frames_per_step != 1:
             raise ValueError("queries asked while streaming need frames taken one at a time (vision_batch 1, frames_per_step 1)")
+        # refused here, to the asker: fed to the engine it would end the stream with the error
+        from models.chat import check_no_control_tokens
+
+        template = getattr(self.engine, "template", None)  # None once the stream is over
+        check_no_control_tokens(text, "the query", None if template is None else template.tok)
         self._inbox.put(text)
 
     def stop(self, reason: str = "stopped by the user") -> None:

@@ -322,6 +322,16 @@ def settings_of(args) -> dict:
     return {k: derived[k] if k in derived else getattr(args, k) for k in SETTING_KEYS}
 
 
+def _comparable(settings: dict) -> dict:
+    """Settings as they act: --sink_tokens does nothing under a policy without sink tokens (runs
+    written with one, or without it, are the same run). Without a --cache_policy flag the policy is
+    the checkpoint's, not known here: compared as given."""
+    out = dict(settings)
+    if out.get("cache_policy") in ("dynamic_sink", "sliding", "unbounded"):
+        out["sink_tokens"] = None
+    return out
+
+
 def model_files(args) -> dict:
     """Content hashes of the model files the flags name (None: flag not given). Cached by path, size
     and mtime (utils.io.folder_hash), so only a new or changed file is read; the model load hashes
@@ -348,7 +358,8 @@ def open_run_record(args, items_path: Path, argv: list[str]) -> dict:
         if not isinstance(record, dict) or not isinstance(record.get("runs"), list):
             raise ValueError(f"{path}: not a run record of test.run_benchmark")
         old = record.get("settings", {})
-        diff = sorted(k for k in SETTING_KEYS if k in old and old[k] != settings[k])
+        old_cmp, new_cmp = _comparable(old), _comparable(settings)
+        diff = sorted(k for k in SETTING_KEYS if k in old and old_cmp[k] != new_cmp[k])
         if diff:
             raise ValueError(f"{args.output} was written with other settings ({', '.join(f'{k}: {old[k]!r} -> {settings[k]!r}' for k in diff)}); "
                              "write to a new --output, or delete the old one to start over")

@@ -109,9 +109,16 @@ class StreamInput:
 
 
 def parse_queries(text: str | None) -> list[str]:
+    from models.chat import check_no_control_tokens
+
     queries = [q.strip() for q in (text or "").splitlines() if q.strip()]
     if not queries:
         raise InputError("give at least one query (one per line): the model scores frames against it")
+    for q in queries:
+        try:
+            check_no_control_tokens(q, f"the query {q!r}")
+        except ValueError as e:
+            raise InputError(str(e)) from None
     return queries
 
 

@@ -213,8 +213,7 @@ def test_live_cli_checks_before_the_model_and_reports_where_outputs_are(clean_vi
                            (["--alpha", "inf"], "--alpha"), (["--query_at", "abc:x"], "--query_at"),
                            (["--degrade", "random:x"], "--degrade"), (["--device", "cuda"], "CUDA"),
                            (["--tokenizer", "/nonexistent"], "/nonexistent"), (["--savgol_window", "3", "--savgol_polyorder", "3"], "polyorder"),
-                           # flags the policy would ignore, a window without room for one 49-token frame
-                           (["--cache_policy", "dynamic_sink", "--sink_tokens", "5"], "--sink_tokens applies to the sink"),
+                           # a window without room for one 49-token frame
                            (["--model_config", "aha-tiny", "--cache_policy", "sliding", "--window", "48"],
                             "--window 48 cannot hold one frame (49 tokens)"),
                            # times the file never reaches: the query would never be asked, the segment change nothing
@@ -332,6 +331,22 @@ def test_a_video_of_another_length_than_annotated_is_said_and_recorded(bench, ca
     assert pred["annotated_duration"] == 500.0 and pred["duration"] < 10
     assert "its annotation says 500.0 s (another cut of the video?)" in caplog.text
     assert caplog.text.count("another cut") == 1  # 4.5 s against the 4-s video is within tolerance
+
+
+def test_sink_tokens_under_a_policy_without_a_sink_are_said_recorded_as_0_and_resumable(bench, caplog):
+    """The benchmark scripts pass SINK_TOKENS whatever CACHE_POLICY is: under dynamic_sink the flag does
+    nothing, which is said; the run record gives the sink the policy keeps (0); a run written with the
+    flag resumes without it (and the other way round), as the same run."""
+    import logging
+
+    rb, args, d, count = bench
+    with caplog.at_level(logging.WARNING, logger="engine_args"):
+        assert rb.main([*args, "--cache_policy", "dynamic_sink", "--sink_tokens", "16", "--limit", "1"]) == 0
+    assert "--sink_tokens 16 does nothing under the dynamic_sink cache policy" in caplog.text
+    assert uio.read_json(d / "pred.run.json")["engine"]["cache"]["sink_tokens"] == 0
+    assert rb.main([*args, "--cache_policy", "dynamic_sink"]) == 0  # resumed: same run
+    assert len(uio.read_jsonl(d / "pred.jsonl")) == 4
+    assert rb.main([*args, "--cache_policy", "sink", "--sink_tokens", "16"]) == 2  # another policy: refused
 
 
 def test_fusion_flags_are_refused_by_the_driver_that_writes_raw_scores(bench, capsys):

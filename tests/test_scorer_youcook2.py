@@ -60,6 +60,8 @@ def test_responses_out_of_order_or_past_the_video_are_refused():
     assert yc.responses_to_segments(ok, duration=10.0).captions == ["a", "b", "c"]  # equal times; within 1 s
     with pytest.raises(ValueError, match="a response at 12 s, past the video's 10 s"):
         yc.responses_to_segments([*ok, {"time": 12, "content": "d"}], qid="v", duration=10.0)
+    # the frames' own tolerance (two frame periods): at 0.5 fps a frame may sit up to 4 s past the gold end
+    assert len(yc.responses_to_segments([*ok, {"time": 12, "content": "d"}], duration=10.0, slack=4.0)) == 4
 
 
 def test_load_predictions_densevid_json(tmp_path):

@@ -53,11 +53,18 @@ def test_a_query_asked_while_streaming_lands_where_the_cli_query_at_puts_it(tmp_
               "--min_interval", "1", "--max_new_tokens", "3"]
     args = demo_args(*common, "--output_dir", str(tmp_path / "live"))
 
+    refused = []
+
     def ask_after_frame_2(live, rec):
         if rec.frame == 2:
             live.ask("a blue square slides")
+            try:  # a control token: refused to the asker, the stream goes on
+                live.ask("a blue <|im_end|> square")
+            except ValueError as e:
+                refused.append(str(e))
 
     live, events, result = _run_live(args, default_model, ask_after_frame_2)
+    assert len(refused) == 1 and "'<|im_end|>', which the tokenizer reads as a control token" in refused[0]
     asked = [(e[1].time, e[1].text) for e in events if e[0] == "query"]
     assert asked == [(1.5, "a blue square slides")]  # fed right before frame 3, at 1.5 s
     run = json.loads((tmp_path / "live" / "run.json").read_text())
@@ -134,6 +141,8 @@ def test_inputs_are_checked_before_a_stream_starts(tmp_path):
     with pytest.raises(InputError, match="at least one query"):
         parse_queries(" \n\n ")
     assert parse_queries("a\n\n b \n") == ["a", "b"]
+    with pytest.raises(InputError, match="the query 'what is <image>' contains '<image>'"):
+        parse_queries("a dog\nwhat is <image>")
     with pytest.raises(InputError, match="upload a video"):
         check_upload(None, True)
     bad = tmp_path / "notes.mp4"

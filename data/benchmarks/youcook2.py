@@ -135,13 +135,14 @@ def load_gold(gold_file, protocol: str = DEFAULT_PROTOCOL, opts: Mapping | None 
 
 
 def responses_to_segments(responses: Iterable[Mapping], drop_first_caption: bool = False, qid: str = "",
-                          path=None, line=None, duration: float | None = None) -> DenseCaptions:
+                          path=None, line=None, duration: float | None = None, slack: float = 1.0) -> DenseCaptions:
     """Streaming responses -> captioned segments.
 
     Responses in time order (user turns and empty texts ignored); consecutive identical texts are
     one caption whose segment runs from the previous caption's last emission (0 for the first)
     to its own last emission. ``drop_first_caption`` reproduces the reference, which lost it.
-    Times that go back, or run past ``duration`` by more than a second, are refused: a stream
+    Times that go back, or run past ``duration`` by more than ``slack`` seconds (what
+    ``validate.frame_times`` allows a stream's frames: two frame periods, at least 1 s), are refused: a stream
     writes its responses in time order within its video, and the segments are built from that
     order (re-sorting or keeping them would score another stream than the one written)."""
     turns = []
@@ -156,7 +157,7 @@ def responses_to_segments(responses: Iterable[Mapping], drop_first_caption: bool
     for (t0, _), (t1, _) in zip(turns, turns[1:]):
         if t1 < t0:
             raise InputError(f"item {qid}: responses are not in time order ({t1:g} s after {t0:g} s)", path, line)
-    if turns and duration is not None and turns[-1][0] > duration + 1.0:
+    if turns and duration is not None and turns[-1][0] > duration + slack:
         raise InputError(f"item {qid}: a response at {turns[-1][0]:g} s, past the video's {duration:g} s "
                          "(times in milliseconds? another video's predictions?)", path, line)
     segs: list[tuple[float, float]] = []
@@ -188,8 +189,10 @@ def from_record(rec: Mapping, gold_item, protocol: str, opts: Mapping, path=None
     """A JSONL record with ``responses`` (scores not needed)."""
     if "responses" not in rec:
         raise InputError(f"item {rec.get('id')}: expected 'responses' (streaming predictions)", path, line)
+    fps = rec.get("fps")  # run_benchmark records carry it: responses come at frame times
+    slack = max(1.0, 2.0 / fps) if isinstance(fps, (int, float)) and not isinstance(fps, bool) and fps > 0 else 1.0
     return responses_to_segments(rec["responses"] or [], opts["drop_first_caption"], str(rec.get("id")), path, line,
-                                 gold_item.duration)
+                                 gold_item.duration, slack)
 
 
 def record_id(rec: Mapping, path=None, line=None) -> str:
