@@ -102,6 +102,7 @@ NOT_SETTING_KEYS = (
     "vision_batch", "frames_per_step", "streams", "split_rows",
     *FUSION_FLAGS,
 )
+PATH_SETTINGS = ("weights", "checkpoint", "heads", "tokenizer", "features")
 # The model files whose contents a resumed run must share (what models.inference records of them)
 MODEL_FILE_FLAGS = {"checkpoint_sha256": "checkpoint", "weights_sha256": "weights", "heads_sha256": "heads"}
 
@@ -324,11 +325,14 @@ def settings_of(args) -> dict:
 
 def _comparable(settings: dict) -> dict:
     """Settings as they act: --sink_tokens does nothing under a policy without sink tokens (runs
-    written with one, or without it, are the same run). Without a --cache_policy flag the policy is
-    the checkpoint's, not known here: compared as given."""
+    written with one, or without it, are the same run; without a --cache_policy flag the policy is
+    the checkpoint's, not known here: compared as given); paths compared resolved."""
     out = dict(settings)
     if out.get("cache_policy") in ("dynamic_sink", "sliding", "unbounded"):
         out["sink_tokens"] = None
+    for k in PATH_SETTINGS:  # the same folder named relatively or absolutely (from where the run is started)
+        if isinstance(out.get(k), str):
+            out[k] = str(Path(out[k]).resolve())
     return out
 
 

@@ -349,6 +349,21 @@ def test_sink_tokens_under_a_policy_without_a_sink_are_said_recorded_as_0_and_re
     assert rb.main([*args, "--cache_policy", "sink", "--sink_tokens", "16"]) == 2  # another policy: refused
 
 
+def test_a_path_named_relatively_or_absolutely_resumes_as_the_same_run(bench, monkeypatch):
+    from utils.paths import REPO_ROOT
+
+    rb, args, d, count = bench
+    monkeypatch.chdir(REPO_ROOT)
+    rel = "configs/tokenizers/aha-tiny-synth"
+    assert rb.main([*args, "--tokenizer", rel, "--limit", "1"]) == 0
+    assert rb.main([*args, "--tokenizer", str(REPO_ROOT / rel)]) == 0  # resumed
+    assert len(uio.read_jsonl(d / "pred.jsonl")) == 4
+    import shutil
+
+    other = shutil.copytree(REPO_ROOT / rel, d / "tok2")
+    assert rb.main([*args, "--tokenizer", str(other)]) == 2  # another folder
+
+
 def test_fusion_flags_are_refused_by_the_driver_that_writes_raw_scores(bench, capsys):
     """--alpha & co. belong to the scorers; the driver would accept them and do nothing."""
     rb, args, d, count = bench
