@@ -199,9 +199,10 @@ def probe(path: str | os.PathLike, method: str = "packets") -> VideoInfo:
     ``method="packets"`` demuxes every video packet (no decoding: milliseconds per minute of
     video) and measures first frame start to last frame end; that is the duration the decoder
     will reproduce, also for variable frame rate and containers without a duration header.
-    ``method="header"`` only reads container metadata (instant, but may be missing or estimated,
-    e.g. from the bitrate for MPEG-TS); it falls back to the packet scan when the header has no
-    duration.
+    ``method="header"`` only reads container metadata (may be missing or estimated, e.g. from the
+    bitrate for MPEG-TS); it falls back to the packet scan when the header has no duration. Both
+    decode the first frame, whose display matrix gives the displayed width and height (PyAV does not
+    expose the stream's): 2-11 ms more per call for 720p-1080p (measured on this project's CPU VM).
     """
     if method not in ("packets", "header"):
         raise ValueError(f"method must be 'packets' or 'header', got {method!r}")
