@@ -48,7 +48,7 @@ from data.benchmarks.validate import InputError, UniqueIds
 from test.evaluate import parse_opt, read_prediction_records
 from test.postprocess import FusionParams, ProcessedStream, fuse_prediction, read_fusion_file
 from test.predictions import StreamPrediction
-from test.tuning import TUNED_ON_TEST, apply_params, default_grid, grid_search, reference_grid, save_params
+from test.tuning import SMOOTH_KEY, TUNED_ON_TEST, apply_params, default_grid, grid_search, reference_grid, save_params
 from data.benchmarks.magqa import JudgeIncomplete
 from utils.cli import ArgumentParser, add_debug_flag, check_output_file, run_cli
 from utils.io import atomic_write_json, iter_jsonl, read_json
@@ -95,9 +95,11 @@ def fixed_fusion(args) -> tuple[FusionParams, dict]:
         if tuning.get("tuned_on_test") and not args.tune_on_test:
             raise ValueError(f"{args.params_file}[{args.params_key}] was tuned on the reported data; "
                              "pass --tune_on_test to use it (the results are then stamped as such)")
-        if tuning:
+        if "tuned_on" in tuning:
             source["params_file_tuned_on"] = tuning["tuned_on"]
             source["params_file_tuned_on_test"] = tuning["tuned_on_test"]
+        if tuning.get("smooth_window"):  # tuned on the causally smoothed fused score: applied the same way
+            source["smooth_window"] = tuning["smooth_window"]
         base.update(entry)
         source["params_file"] = f"{args.params_file}" + (f"[{args.params_key}]" if args.params_key else "")
     flags = {k: getattr(args, k) for k in ("alpha", "beta", "epsilon", "tau") if getattr(args, k) is not None}
@@ -172,11 +174,13 @@ def make_objective(bench, protocol: str, opts: Mapping, streams: Mapping, gold: 
 # ------------------------------------------------------------------------------- steps
 
 
-def tune(args, bench, protocol, opts, streams, gold, report_ids, fixed: FusionParams) -> tuple[dict, dict[str, np.ndarray]]:
+def tune(args, bench, protocol, opts, streams, gold, report_ids, fixed: FusionParams,
+         fixed_smooth: int | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     """(tuning result or fixed record, fused scores of the reported items)."""
     mode = args.tune
     if mode == "none":
-        return {"mode": "fixed", "params": fixed.to_dict()}, {i: fuse_prediction(streams[i], fixed) for i in report_ids}
+        fixed_params = {**fixed.to_dict(), **({SMOOTH_KEY: fixed_smooth} if fixed_smooth else {})}
+        return {"mode": "fixed", "params": fixed_params}, apply_params(streams, {"params": fixed_params}, report_ids)
     pool, tune_gold = dict(streams), gold
     tune_ids = None
     if mode.startswith("split:"):
@@ -364,7 +368,7 @@ def run(args, argv: list[str]) -> dict:
 
     # 1. tuning (or fixed weights) -> one fused series per reported stream
     if tunable:
-        result, fused = tune(args, bench, protocol, opts, streams, gold, report_ids, fixed)
+        result, fused = tune(args, bench, protocol, opts, streams, gold, report_ids, fixed, fixed_source.get("smooth_window"))
         if result.get("mode") == "fixed":
             result["source"] = fixed_source
     else:

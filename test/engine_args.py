@@ -295,7 +295,13 @@ def fusion_params(args):
 
     base = {}
     if args.params_file:
-        base, _ = read_fusion_file(args.params_file, args.params_key)
+        base, tuning = read_fusion_file(args.params_file, args.params_key)
+        if tuning.get("smooth_window"):
+            # the scorers smooth the fused score with it (test.benchmark, test.evaluate); the live
+            # score stays raw (its peaks have their own smoothing: --savgol_window, the online detector)
+            log.warning("%s was tuned on the fused score smoothed causally (smooth_window %d): the live fused score "
+                        "is written unsmoothed; score the run with test.evaluate --params_file to apply it",
+                        args.params_file, tuning["smooth_window"])
     for k in FUSION_KEYS:
         if getattr(args, k) is not None:
             base[k] = getattr(args, k)

@@ -145,9 +145,12 @@ def build_fusion(args: argparse.Namespace) -> tuple[FusionParams, dict[str, str]
     fusion = FusionParams()
     source = {k: "default" for k in FUSION_KEYS}
     if args.params_file:
-        from_file, _ = read_fusion_file(args.params_file, args.params_key)
+        from_file, tuning = read_fusion_file(args.params_file, args.params_key)
         fusion = replace(fusion, **from_file)
         source.update({k: f"params_file[{args.params_key}]" if args.params_key else "params_file" for k in from_file})
+        if tuning.get("smooth_window") and args.smooth_window is None:  # tuned smoothed: scored smoothed
+            args.smooth_window = tuning["smooth_window"]
+            source["smooth_window"] = "params_file"
     flags = {k: getattr(args, k) for k in FUSION_KEYS if getattr(args, k) is not None}
     fusion = replace(fusion, **flags)
     source.update({k: "flag" for k in flags})

@@ -225,3 +225,54 @@ def test_reported_metric_on_the_tuning_split_equals_the_tune_score(tmp_path):
     assert benchmark.main([*common, "--pred", str(only_tuning), "--out", str(tmp_path / "r2.json"), "--tune", "none",
                            "--params_file", str(params), "--params_key", "hisum"]) == 0
     assert read_json(tmp_path / "r2.json")["headline"]["value"] == pytest.approx(tune_score, abs=1e-9)
+
+
+def test_a_params_file_tuned_with_smoothing_is_applied_with_it(tmp_path):
+    """A grid over smooth_window tunes the weights on the causally smoothed fused score; reusing the
+    saved parameters (test.benchmark --tune none --params_file, test.evaluate --params_file) must smooth
+    the same way, not drop the window silently. TVSum-like random scores: smoothing changes the ranking."""
+    from test import evaluate
+    from test.postprocess import read_fusion_file
+
+    rng = np.random.default_rng(0)
+    n = 40
+    gold, pred = tmp_path / "gold.jsonl", tmp_path / "pred.jsonl"
+    gold.write_text(json.dumps({"vid": "v1", "domain": "BK", "label": rng.integers(1, 6, (n // 2, 20)).tolist()}) + "\n")
+    pred.write_text(json.dumps({"id": "v1", "fps": 1.0, "frames": {
+        "time": list(range(n)), "relevance": rng.random(n).tolist(), "informative": rng.random(n).tolist(),
+        "uncertainty": [0.0] * n}}) + "\n")
+    weights = {"alpha": 0.0, "beta": 1.0, "epsilon": 0.0, "tau": 0.0}
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps({"plain": weights, "smoothed": {**weights, "smooth_window": 5}}))
+    assert read_fusion_file(params, "smoothed")[1] == {"smooth_window": 5}
+
+    def ev(*extra):
+        return evaluate.run(["--func", "tvsum", "--pred_file", str(pred), "--gold_file", str(gold), *extra])[0]["metrics"]
+
+    by_file = ev("--params_file", str(params), "--params_key", "smoothed")
+    by_flag = ev("--params_file", str(params), "--params_key", "plain", "--smooth_window", "5")
+    unsmoothed = ev("--params_file", str(params), "--params_key", "plain")
+    assert by_file == by_flag and by_file["top5_mAP"] != pytest.approx(unsmoothed["top5_mAP"])
+    out = tmp_path / "res.json"
+    assert benchmark.main(["--dataset", "tvsum", "--protocol", "umt", "--pred", str(pred), "--gold", str(gold),
+                           "--out", str(out), "--tune", "none", "--params_file", str(params),
+                           "--params_key", "smoothed"]) == 0
+    res = read_json(out)
+    assert res["protocol"]["fusion"]["params"]["smooth_window"] == 5
+    assert res["metrics"]["top5_mAP"] == pytest.approx(by_file["top5_mAP"])
+
+
+def test_live_inference_says_it_does_not_apply_a_tuned_smoothing(tmp_path, caplog):
+    import argparse
+    import logging
+
+    from test.engine_args import fusion_params
+
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps({"alpha": 0.5, "beta": 1.0, "epsilon": 0.0, "tau": 0.0, "smooth_window": 9}))
+    args = argparse.Namespace(params_file=str(params), params_key=None, alpha=None, beta=None, epsilon=None, tau=None,
+                              uncertainty_kind=None)
+    with caplog.at_level(logging.WARNING, logger="engine_args"):
+        assert fusion_params(args).alpha == 0.5
+    assert "smooth_window 9): the live fused score is written unsmoothed" in caplog.text
+

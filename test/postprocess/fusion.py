@@ -70,7 +70,9 @@ def read_fusion_file(path, key: str | None = None) -> tuple[dict[str, Any], dict
     reference's ``grid_search_params.json``: its ``uncertainty_threshold`` / ``uncertainty_penalty``
     are ``tau`` / ``epsilon``); a saved tuning record (``test.tuning.save_params``: ``params`` +
     ``protocol`` + ``tuned_on_test``). Null values are left to the defaults. Returns ``(params,
-    tuning)``, ``tuning`` = ``{"tuned_on", "tuned_on_test"}`` for a tuning record, else ``{}``.
+    tuning)``, ``tuning`` = ``{"tuned_on", "tuned_on_test"}`` for a tuning record, else ``{}``, plus
+    ``smooth_window`` when the parameters were tuned with the fused score smoothed (every reader must
+    apply it, or say it cannot).
     Anything else (a missing key, per-fold parameters, a non-number) is a ValueError."""
     data = read_json(path)
     if key is not None:
@@ -101,4 +103,9 @@ def read_fusion_file(path, key: str | None = None) -> tuple[dict[str, Any], dict
             out[k] = float(v)
     if out.get("uncertainty_kind", "logvar") not in ("logvar", "variance"):
         raise ValueError(f"{where}: uncertainty_kind must be logvar or variance, got {out['uncertainty_kind']!r}")
+    sw = data.get("smooth_window")  # tuned with a grid over it: the fused score was smoothed causally
+    if sw is not None and sw != 0:
+        if isinstance(sw, bool) or not isinstance(sw, int) or sw < 0:
+            raise ValueError(f"{where}: smooth_window must be a non-negative integer, got {sw!r}")
+        tuning["smooth_window"] = sw
     return out, tuning
