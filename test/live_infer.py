@@ -187,7 +187,7 @@ class LiveRun:
 
         from data.sources import detect_kind, open_source
         from models.streaming import StreamingEngine
-        from test.postprocess import CAUSAL_POLYORDER, CONFIRM_DELAY_S, SAVGOL_WINDOW, OnlinePeakDetector
+        from test.postprocess import CAUSAL_POLYORDER, SAVGOL_WINDOW, OnlinePeakDetector
 
         self.args = args
         self.out = out = Path(args.output_dir)
@@ -240,7 +240,9 @@ class LiveRun:
             "smoothing": {"savgol_window": args.savgol_window, "savgol_polyorder": args.savgol_polyorder},
             "peaks": {"height": "mean+0.5std", "prominence": args.peak_prominence, "distance_s": args.peak_distance,
                       "online": {"smoothing": f"causal Savitzky-Golay (window {SAVGOL_WINDOW}, order {CAUSAL_POLYORDER})",
-                                 "confirm_delay_s": CONFIRM_DELAY_S, "warmup_frames": self.detector.warmup},
+                                 # the detector waits a whole number of frames: round(3 s * fps), at least 1
+                                 "confirm_delay_frames": self.detector.delay,
+                                 "confirm_delay_s": self.detector.delay / args.fps, "warmup_frames": self.detector.warmup},
                       "offline": "centred Savitzky-Golay (savgol_window, savgol_polyorder) + find_peaks, after the stream"},
             "degradation": None if degradation is None else degradation.to_list(),
             "realtime": args.realtime, "vision_batch": self.vision_batch, "frames_per_step": self.frames_per_step,
@@ -414,7 +416,7 @@ def run(args) -> int:
             if ev[0] == "frame":
                 _, rec, _, step = ev
                 if step.peak is not None:
-                    _say(f"[{fmt_time(step.peak.time)}] online highlight  score {step.peak.height:.3f}  "
+                    _say(f"[{fmt_time(step.peak.time)}] online highlight  smoothed score {step.peak.height:.3f}  "
                          f"(confirmed at {fmt_time(step.time)})", bar)
                 bar.update(1)
                 bar.set_postfix(fps=f"{bar.n / max(1e-9, time.perf_counter() - t0):.1f}", cache=rec.cache_len)
@@ -425,7 +427,7 @@ def run(args) -> int:
         live.stop("interrupted by the user")
     bar.close()
     for p in live.close_stream():
-        _say(f"[{fmt_time(p.time)}] online highlight  score {p.height:.3f}  (confirmed at the end of the stream)", None)
+        _say(f"[{fmt_time(p.time)}] online highlight  smoothed score {p.height:.3f}  (confirmed at the end of the stream)", None)
     result = live.finish()
     if not args.quiet:
         print(f"{len(live.times)} frames, {len(live.responses)} responses, {len(live.online_peaks)} online highlights (confirmed "

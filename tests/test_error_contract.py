@@ -185,8 +185,10 @@ def test_a_live_run_says_what_it_could_not_do_and_leaves_no_stale_outputs(clean_
         Image.new("RGB", (32, 24), (40 * i, 0, 0)).save(frames / f"f{i:04d}.png")
     out = tmp_path / "o"
     with caplog.at_level(logging.WARNING):
-        assert live_infer.main(_live(frames, out, "--source_fps", "2", "--fps", "2", "--query_at", "9:too late")) == 0
+        assert live_infer.main(_live(frames, out, "--source_fps", "2", "--fps", "0.5", "--query_at", "9:too late")) == 0
     assert uio.read_json(out / "highlights.json")["unused_queries"] == ["too late"]
+    online = uio.read_json(out / "run.json")["peaks"]["online"]  # 3 s at 0.5 fps: round(1.5) = 2 frames = 4 s
+    assert (online["confirm_delay_frames"], online["confirm_delay_s"]) == (2, 4.0)
     assert "never asked (the stream ended first): 'too late'" in caplog.text
     (out / "highlights.mp4").write_bytes(b"an old reel")
     caplog.clear()

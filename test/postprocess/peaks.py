@@ -131,7 +131,8 @@ class OnlinePeakDetector:
 
     Smoothing is ``CausalSmoother``. A frame c becomes a peak when it is confirmed at frame
     c + D, D = max(1, round(confirm_delay_s * fps)) frames, i.e. **every peak is reported D frames
-    (confirm_delay_s seconds) after it happened**, plus whatever lag the causal filter adds. At
+    (D / fps seconds: confirm_delay_s rounded to whole frames) after it happened**, plus whatever lag
+    the causal filter adds. At
     confirmation, with s the smoothed series:
       * s[c] >= s[k] for the D frames before c and s[c] > s[k] for the D frames after it;
       * s[c] >= height ("mean+K std" uses the mean/std of every smoothed value seen so far);
