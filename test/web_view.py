@@ -117,13 +117,13 @@ class View:
         for p, at_end in self.online:
             when = "at the end of the stream" if at_end else f"at {fmt_time(p.confirmed_time)}"
             rows.append(f"<li><button class='aha-seek aha-online' data-seek='{p.time}' data-time='{p.time}' "
-                        f"data-height='{p.height}'>{fmt_time(p.time)} · score {p.height:.3f} · confirmed {when}</button></li>")
+                        f"data-height='{p.height}'>{fmt_time(p.time)} · smoothed score {p.height:.3f} · confirmed {when}</button></li>")
         rows.append("</ol>")
         if self.result is not None:
             rows.append("<h4>Offline peaks (whole stream, smoothed)</h4><ol>")
             for pk in self.result.get("offline_peaks", []):
                 rows.append(f"<li><button class='aha-seek aha-peak' data-seek='{pk['time']}' data-time='{pk['time']}' "
-                            f"data-height='{pk['height']}'>{fmt_time(pk['time'])} · score {pk['height']:.3f}</button></li>")
+                            f"data-height='{pk['height']}'>{fmt_time(pk['time'])} · smoothed score {pk['height']:.3f}</button></li>")
             rows.append("</ol><h4>Segments</h4><ol>")
             for a, b, score in self.result.get("offline_segments", []):
                 rows.append(f"<li><button class='aha-seek aha-segment' data-seek='{a}' data-start='{a}' data-end='{b}' "
