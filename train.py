@@ -70,9 +70,10 @@ from data.mixture import build_mixture  # noqa: E402
 from models.build import PRESET_DIR, build_model, load_preset, train_window_tokens  # noqa: E402
 from models.config import merge_loss_weights  # noqa: E402
 from models.chat import ChatTemplate, load_tokenizer, system_prompt_of  # noqa: E402
-from models.checkpoint import META, checkpoint_meta, inference_settings, load_checkpoint, save_checkpoint  # noqa: E402
+from models.checkpoint import (BASE, META, checkpoint_meta, inference_settings, load_checkpoint,  # noqa: E402
+                               load_saved_base, save_checkpoint)
 from models.resume import (STAGING_PREFIX, checkpoint_problems, fsync_dir, load_full_weights,  # noqa: E402,F401 (re-exported)
-                           reposition_schedule, resolve_resume, write_manifest)
+                           reposition_schedule, resolve_resume, training_checkpoints, write_manifest)
 from models.inference_settings import InferenceSettings  # noqa: E402
 from models.lora import LoraSettings, apply_lora  # noqa: E402
 from utils.io import DuplicateKeyError, atomic_write_json, loads_strict, read_json  # noqa: E402
@@ -362,7 +363,8 @@ def set_full_training(model, model_args: ModelArguments) -> None:
         model.lm_head.requires_grad_(False)
 
 
-def build_trainable_model(model_args: ModelArguments, args: AhaTrainingArguments, frozen_projector: bool):
+def build_trainable_model(model_args: ModelArguments, args: AhaTrainingArguments, frozen_projector: bool,
+                          resume: str | None = None):
     dtype = resolve_dtype(model_args.model_dtype, args)
     if model_args.lora_r < 0:
         raise ValueError(f"--lora_r must be >= 0 (0 = full training), got {model_args.lora_r}")
@@ -384,6 +386,11 @@ def build_trainable_model(model_args: ModelArguments, args: AhaTrainingArguments
                              **({"loss_weights": parse_loss_weights(model_args.loss_weights)} if model_args.loss_weights else {}))
         base = build_model(preset, weights=model_args.weights, dtype=dtype,
                            attn_implementation=model_args.attn_implementation, seed=seed)
+        if not full and model_args.weights is None and resume is not None and Path(resume, BASE).is_file():
+            # a LoRA run on a randomly initialised base resumes on the base it saved, not on one drawn
+            # again from this run's seed (the Trainer restores the adapter only)
+            load_saved_base(base, Path(resume, BASE))
+            log.info("resuming on the base saved in %s", Path(resume, BASE))
         if full:
             model = base
             set_full_training(model, model_args)
@@ -419,6 +426,16 @@ def check_inputs(model_args: ModelArguments, data_args: DataArguments, args: Aha
 
     if data_args.feature_kind not in ("vision", "frame_embeds"):
         raise ValueError(f"--feature_kind must be vision or frame_embeds, got {data_args.feature_kind!r}")
+    # flags the Trainer accepts that would do nothing here (said, not silently ignored)
+    if data_args.feature_kind != "vision" and not data_args.feature_cache:
+        raise ValueError("--feature_kind frame_embeds reads --feature_cache; without one, frames are decoded and "
+                         "encoded (and the projector trains): drop --feature_kind or give --feature_cache")
+    if args.label_smoothing_factor:
+        raise ValueError("--label_smoothing_factor is not applied: the Aha! loss (models/losses.py) replaces the "
+                         "Trainer's; leave it at 0")
+    if args.reset_optimizer and args.deepspeed:
+        raise ValueError("--reset_optimizer cannot be honoured with --deepspeed: DeepSpeed restores its optimizer "
+                         "state with the weights; resume without DeepSpeed, or drop the flag")
     check_number(model_args.lora_r, "--lora_r", minimum=0, integer=True)
     check_number(model_args.lora_alpha, "--lora_alpha", above=0)
     check_number(model_args.lora_dropout, "--lora_dropout", minimum=0, maximum=0.999)
@@ -438,6 +455,17 @@ def check_inputs(model_args: ModelArguments, data_args: DataArguments, args: Aha
             raise FileNotFoundError(f"{flag} {value}: no such folder")
     if model_args.lora_pretrained is None:
         load_preset(model_args.preset)  # a typo is an error
+    else:  # what the checkpoint is decides how training continues: flags that say otherwise are refused
+        from models.checkpoint import is_released_adapter, read_meta
+
+        ckpt = model_args.lora_pretrained
+        kind = "adapter" if is_released_adapter(ckpt) else read_meta(ckpt).get("kind")
+        if kind == "full" and model_args.lora_r != 0:
+            raise ValueError(f"--lora_pretrained {ckpt} is a full checkpoint: it continues as full training; "
+                             "say so with --lora_r 0")
+        if kind != "full" and model_args.train_vision:
+            raise ValueError(f"--lora_pretrained {ckpt} is a LoRA adapter: it continues as LoRA, whose adapters cover the "
+                             "language model only, so --train_vision true cannot be honoured")
     parse_loss_weights(model_args.loss_weights)
     json_object_flag(data_args.inference_settings, "--inference_settings")
     check_output_dir(args.output_dir, "--output_dir")
@@ -449,7 +477,14 @@ def check_inputs(model_args: ModelArguments, data_args: DataArguments, args: Aha
     build_mixture(cfg, data_root, None, max_tries=data_args.max_item_tries)
     if args.reset_optimizer and not args.resume_from_checkpoint:
         raise ValueError("--reset_optimizer only applies with --resume_from_checkpoint")
-    return resolve_resume(args.resume_from_checkpoint, args.output_dir, need_optimizer=not args.reset_optimizer)
+    resume = resolve_resume(args.resume_from_checkpoint, args.output_dir, need_optimizer=not args.reset_optimizer)
+    if resume is None and training_checkpoints(args.output_dir):
+        # a fresh run here would mix its checkpoints with the earlier run's, and a later
+        # --resume_from_checkpoint last would pick whichever has the highest step
+        raise ValueError(f"--output_dir {args.output_dir} holds checkpoints of an earlier run "
+                         f"({', '.join(p.name for p in training_checkpoints(args.output_dir)[:3])}): resume it with "
+                         "--resume_from_checkpoint last, or write to a new --output_dir")
+    return resume
 
 
 def parse_args(argv: list[str] | None = None):
@@ -499,7 +534,7 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> AhaTra
     frozen_projector = bool(data_args.feature_cache) and data_args.feature_kind == "frame_embeds"
     inference = training_inference_settings(data_args.inference_settings, model_args.preset, data_args.dataset_config,
                                             continued_from=model_args.lora_pretrained)
-    model = build_trainable_model(model_args, args, frozen_projector)
+    model = build_trainable_model(model_args, args, frozen_projector, resume)
     base = unwrap(model)
     cfg = base.config
     if tokenizer.convert_tokens_to_ids(cfg.frame_placeholder) != cfg.image_token_index:

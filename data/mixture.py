@@ -119,8 +119,9 @@ def build_mixture(
             feature_cache=feature_cache, max_tries=max_tries, video_namespace=str(d["video_root"]),
             clip_memory=clip_memory, **options,
         )
-        if len(ds) == 0:
-            log.warning("dataset %s is empty (no valid item)", d["name"])
+        if len(ds) == 0:  # a wrong metadata / video root, not a choice: training without it would exit 0
+            raise ValueError(f"dataset {d['name']} of the mixture has no usable item ({ds.anno_file}; its skip log "
+                             "above says why): fix data_root, its metadata or video_root, or remove it from the mixture")
         members.append(ds)
     mix = Mixture(members)
     if len(mix) == 0:

@@ -31,9 +31,11 @@ Informative labels (one per frame of a learned stream turn)
 ``clip_stride`` (dense captioning and grounding)
     Without it an item covers its video from frame 0 (at most ``max_frames`` frames). With it,
     every annotation gives one item per window of ``max_frames`` frames starting at frames
-    0, ``clip_stride``, 2 ``clip_stride``, ... (whole windows only; a video shorter than one window
-    gives its one item from frame 0), so a short-clip budget still sees whole videos, and clips
-    start at any time, as the online engine's sliding cache window does. A window's conversation
+    0, ``clip_stride``, 2 ``clip_stride``, ... (whole windows only: the last ``(n - max_frames) %
+    clip_stride`` frames of a video are in no window, and a caption answered after its window's end
+    is not taught there; a video shorter than one window gives its one item from frame 0), so a
+    short-clip budget sees (nearly) whole videos, and clips start at any time, as the online
+    engine's sliding cache window does. A window's conversation
     starts at its first frame (the instruction or query comes right before it) and holds only
     what is said inside it (``window_starts``).
 

@@ -105,6 +105,17 @@ def check_preset_agrees(preset: str | Path | AhaConfig, cfg: AhaConfig, what: st
                          + "; ".join(bad) + " (leave the preset out to use the checkpoint's own)")
 
 
+def load_saved_base(base, path: str | Path) -> None:
+    """Load a saved random-init base (``BASE``) into ``base``: every tensor, or a ValueError."""
+    from safetensors.torch import load_file
+
+    missing, unexpected = base.load_state_dict(load_file(str(path)), strict=False)
+    if unexpected or missing:
+        raise ValueError(f"{path} does not fit the config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    base.heads_to_fp32()
+    base.load_report.source, base.load_report.layout = str(path), "project base"
+
+
 def load_checkpoint(ckpt_dir: str | Path, weights: str | Path | None = None, is_trainable: bool = False,
                     dtype=None, device=None, attn_implementation: str | None = None,
                     preset: str | Path | AhaConfig | None = None, load_in_4bit: bool = False):
@@ -113,7 +124,6 @@ def load_checkpoint(ckpt_dir: str | Path, weights: str | Path | None = None, is_
     ``preset``, if given, must agree with the checkpoint's config. ``dtype`` None: fp32 on CPU, bf16 on CUDA.
     """
     from peft import PeftModel
-    from safetensors.torch import load_file
 
     ckpt = Path(ckpt_dir)
     if is_released_adapter(ckpt):
@@ -132,11 +142,7 @@ def load_checkpoint(ckpt_dir: str | Path, weights: str | Path | None = None, is_
     weights = weights or meta.get("weights")
     if meta.get("base_saved"):
         base = build_model(cfg, dtype=dtype, attn_implementation=attn_implementation)
-        missing, unexpected = base.load_state_dict(load_file(str(ckpt / BASE)), strict=False)
-        if unexpected or missing:
-            raise ValueError(f"{ckpt / BASE} does not fit the config: missing {missing[:5]}, unexpected {unexpected[:5]}")
-        base.heads_to_fp32()
-        base.load_report.source, base.load_report.layout = str(ckpt / BASE), "project base"
+        load_saved_base(base, ckpt / BASE)
     elif weights is not None:
         base = build_model(cfg, weights=weights, dtype=dtype, attn_implementation=attn_implementation, device=device,
                            load_in_4bit=load_in_4bit)

@@ -453,6 +453,12 @@ def test_mixture_honours_per_dataset_fps_and_max_frames(fixture_root, template):
         build_mixture(bad, fixture_root, template)
     needs = {n.key: n.end_frame for n in mix.frame_needs()}
     assert needs["shot2story/videos/v_001.mp4"] == 3 and needs["HIHD/videos/abc123.mp4"] == 8
+    # a member with no usable item (here HIHD pointed at another folder's metadata) is an error: the
+    # run would train without it (HIHD is the mixture's only source of relevance labels) and exit 0
+    wrong = load_mixture_config(fixture_root / "mixture.json")
+    wrong["datasets"][3]["metadata"] = "shot2story/videos_metadata.json"
+    with pytest.raises(ValueError, match="dataset hihd of the mixture has no usable item"):
+        build_mixture(wrong, fixture_root, template)
 
 
 def test_clip_memory_gives_the_decoded_frames_once_per_clip(fixture_root, template, monkeypatch):

@@ -131,6 +131,19 @@ def test_resume_continues_exactly(baseline, root, tmp_path, shared_data):
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
 
 
+def test_a_lora_run_on_a_random_base_resumes_on_the_base_it_saved(root, tmp_path, shared_data):
+    """The Trainer restores the adapter only; the random-init base is rebuilt from the seed. Resumed
+    with another --seed it must still be the saved base, not a new draw."""
+    out = tmp_path / "run"
+    train.main(_args(root, out, shared_data, "--save_strategy", "steps", "--save_steps", "2", steps=2))
+    saved = load_file(str(out / "checkpoint-2" / "base_model.safetensors"))
+    resumed = train.main(_args(root, out, shared_data, "--seed", "1", "--resume_from_checkpoint", "last", steps=3))
+    base = resumed.model.get_base_model().state_dict()
+    frozen = [k for k in saved if k in base]  # the others are wrapped by peft (LoRA layers, trained copies)
+    assert len(frozen) > 40 and any("embed_tokens" in k for k in frozen) and any("vision" in k for k in frozen)
+    assert all(torch.equal(base[k].to(saved[k].dtype), saved[k]) for k in frozen)
+
+
 def test_lora_pretrained_continues_from_the_saved_adapter(baseline, root, tmp_path, shared_data):
     full, out = baseline
     grab = GrabTrainable()
@@ -441,6 +454,12 @@ def test_every_trainable_parameter_gets_a_gradient_in_full_training(root, tmp_pa
 
 def test_bad_training_inputs_are_one_line_before_any_model(root, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(train, "build_trainable_model", lambda *a, **k: pytest.fail("a model was built"))
+    earlier = tmp_path / "earlier"
+    (earlier / "checkpoint-4").mkdir(parents=True)
+    full_ckpt, adapter_ckpt = tmp_path / "full_ckpt", tmp_path / "adapter_ckpt"
+    for d, kind in ((full_ckpt, "full"), (adapter_ckpt, "adapter")):  # only their kind is read up front
+        d.mkdir()
+        (d / "aha_model.json").write_text(json.dumps({"kind": kind}))
     cases = [
         (["--lora_r", "-1"], "--lora_r"),
         (["--learning_rate", "nan"], "--learning_rate"),
@@ -450,6 +469,14 @@ def test_bad_training_inputs_are_one_line_before_any_model(root, tmp_path, capsy
         (["--reset_optimizer", "true"], "reset_optimizer"),
         (["--tokenizer", str(tmp_path / "tok")], "tok"),
         (["--bogus_flag", "1"], "bogus_flag"),
+        # accepted by the Trainer's parser, but they would do nothing here
+        (["--label_smoothing_factor", "0.1"], "--label_smoothing_factor is not applied"),
+        (["--feature_kind", "frame_embeds"], "--feature_kind frame_embeds reads --feature_cache"),
+        # another run's checkpoints: a later --resume_from_checkpoint last would take the highest step
+        (["--output_dir", str(earlier)], "holds checkpoints of an earlier run (checkpoint-4)"),
+        # continuing a checkpoint: its kind decides how training goes on, flags saying otherwise are refused
+        (["--lora_pretrained", str(full_ckpt), "--lora_r", "16"], "is a full checkpoint: it continues as full training"),
+        (["--lora_pretrained", str(adapter_ckpt), "--train_vision", "true"], "--train_vision true cannot be honoured"),
     ]
     for extra, message in cases:
         args = _full_args(root, tmp_path / "o", steps=1)
