@@ -19,7 +19,9 @@ Conventions (every dataset, the streaming engine and every benchmark use these):
 * **Sampling rule**: target time ``t`` takes the first decoded frame whose time is ``>= t``
   (within half a millisecond, because containers round timestamps, e.g. MKV to 1 ms). A target
   after the last frame's start (but before the end of the video) takes the last frame, which is
-  the one on screen then.
+  the one on screen then. Downsampling keeps a sample within one native frame of its time; where
+  the source has fewer frames than ``fps`` asks for (``fps`` above the native rate, variable frame
+  rate, live frames dropped), a sample shows the next frame, up to one source interval later.
 * **Orientation**: frames are upright, as a player shows them. A video's display matrix (a phone's
   portrait MP4: ``tkhd`` rotation, or mirroring) is applied to the decoded frame, like the ffmpeg
   program's autorotate; a matrix that is not a multiple of 90 degrees is refused
