@@ -32,6 +32,7 @@ per video); frame embeddings of the 7B are 49 x 3584 (0.35 MB in bf16).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -65,12 +66,24 @@ class FeatureSourceMismatch(ValueError):
 SOURCE_FIELDS = ("bytes", "frames", "duration")
 
 
+def probe_once(path: str | os.PathLike):
+    """``data.video.probe`` of a file, scanned once per process while the file is unchanged (size and
+    mtime): extraction plans a video's frame count and then records its source identity."""
+    st = os.stat(path)
+    return _probe_cached(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _probe_cached(path: str, size: int, mtime_ns: int):
+    from data.video import probe
+
+    return probe(path)
+
+
 def source_identity(path: str | os.PathLike) -> dict:
     """What a feature file records of its video, cheap enough to check at every use: the file's size
     and its packet count and duration (``data.video.probe``: a packet scan, no decoding)."""
-    from data.video import probe
-
-    info = probe(path)
+    info = probe_once(path)
     return {"path": str(Path(path).resolve()), "bytes": os.stat(path).st_size, "frames": int(info.n_frames),
             "duration": round(float(info.duration), 6)}
 

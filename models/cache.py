@@ -69,10 +69,13 @@ PROTECTED_KINDS = ("system", "query")
 _GROW = 64
 
 
-def effective_sink_tokens(policy: str, sink_tokens: int) -> int:
-    """The sink tokens a policy keeps: only ``sink`` and ``sink_reference`` have any (records say this
-    value, not a flag or checkpoint setting the policy ignores)."""
-    return sink_tokens if policy in ("sink", "sink_reference") else 0
+SINK_POLICIES = ("sink", "sink_reference")  # the policies that keep the stream's first tokens
+
+
+def effective_sink_tokens(policy: str, sink_tokens: int | None) -> int | None:
+    """The sink tokens a policy keeps: only ``SINK_POLICIES`` have any (records say this value, not a
+    flag or checkpoint setting the policy ignores)."""
+    return sink_tokens if policy in SINK_POLICIES else 0
 
 
 def protected_layouts(max_protected: int) -> list[int]:
@@ -147,7 +150,7 @@ class CachePolicy:
             raise ValueError(f"cache policy must be one of {POLICIES}, got {name!r}")
         if name != "unbounded" and window <= 0:
             raise ValueError("window must be positive")
-        if name in ("sink", "sink_reference") and sink_tokens >= window:
+        if name in SINK_POLICIES and sink_tokens >= window:
             raise ValueError(f"sink_tokens ({sink_tokens}) must be smaller than the window ({window})")
         if rotate not in ("protected", "window", "none"):
             raise ValueError("rotate must be 'protected' (O(sink)), 'window' (full re-rotation) or 'none' (the reference's "

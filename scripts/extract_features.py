@@ -78,7 +78,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def stream_needs(args) -> list:
     """VideoNeeds of benchmark items or one video: key, path, fps, frames to cache."""
     from data.stream import VideoNeed
-    from data.video import num_sampled_frames, probe
+    from data.feature_cache import probe_once  # the scan extraction repeats for the source identity
+    from data.video import num_sampled_frames
 
     if args.fps is None or not 0 < args.fps < float("inf"):
         raise SystemExit("--items / --video need --fps (the fps the drivers will stream at)")
@@ -101,7 +102,7 @@ def stream_needs(args) -> list:
         if not path.is_file():
             log.warning("feature extraction: %s is missing; skipped", path)
             continue
-        needs.append(VideoNeed(key, path, args.fps, num_sampled_frames(probe(path).duration, args.fps, args.max_frames)))
+        needs.append(VideoNeed(key, path, args.fps, num_sampled_frames(probe_once(path).duration, args.fps, args.max_frames)))
     return needs
 
 

@@ -149,7 +149,7 @@ def _check_cache_flags_against_the_model(args) -> None:
     --window that cannot hold one frame is refused, --sink_tokens for a policy without sink tokens
     is said (it does nothing). The policy and tokens per frame come from the flags, else the
     checkpoint's inference settings, else the preset."""
-    from models.cache import DEFAULT_POLICY
+    from models.cache import DEFAULT_POLICY, SINK_POLICIES
 
     carried = None
     if args.checkpoint is not None:
@@ -157,7 +157,7 @@ def _check_cache_flags_against_the_model(args) -> None:
 
         carried = inference_settings(args.checkpoint)
     policy = args.cache_policy or (carried.cache_policy if carried is not None else DEFAULT_POLICY)
-    if args.sink_tokens is not None and policy not in ("sink", "sink_reference"):
+    if args.sink_tokens is not None and policy not in SINK_POLICIES:
         # said, not refused: the benchmark scripts pass SINK_TOKENS whatever CACHE_POLICY is, and a
         # run written that way must stay resumable; the records give the sink the policy keeps (0)
         log.warning("--sink_tokens %d does nothing under the %s cache policy (from %s), which has no sink tokens; "

@@ -327,9 +327,11 @@ def _comparable(settings: dict) -> dict:
     """Settings as they act: --sink_tokens does nothing under a policy without sink tokens (runs
     written with one, or without it, are the same run; without a --cache_policy flag the policy is
     the checkpoint's, not known here: compared as given); paths compared resolved."""
+    from models.cache import effective_sink_tokens
+
     out = dict(settings)
-    if out.get("cache_policy") in ("dynamic_sink", "sliding", "unbounded"):
-        out["sink_tokens"] = None
+    if out.get("cache_policy") is not None:
+        out["sink_tokens"] = effective_sink_tokens(out["cache_policy"], out.get("sink_tokens"))
     for k in PATH_SETTINGS:  # the same folder named relatively or absolutely (from where the run is started)
         if isinstance(out.get(k), str):
             out[k] = str(Path(out[k]).resolve())
