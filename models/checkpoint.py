@@ -195,7 +195,7 @@ def merge_and_save(peft_model, out_dir: str | Path, inference: InferenceSettings
 
 
 def content_hash_of(model_dir: str | Path) -> str:
-    """sha256 over the weight and config files of a folder (cached by path, size and mtime)."""
+    """sha256 over the weight and config files of a folder (cached by path, size, mtime, inode and ctime)."""
     from utils.io import folder_hash
 
     return folder_hash(model_dir, patterns=("*.safetensors", "*.json"))

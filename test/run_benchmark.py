@@ -339,8 +339,8 @@ def _comparable(settings: dict) -> dict:
 
 
 def model_files(args) -> dict:
-    """Content hashes of the model files the flags name (None: flag not given). Cached by path, size
-    and mtime (utils.io.folder_hash), so only a new or changed file is read; the model load hashes
+    """Content hashes of the model files the flags name (None: flag not given). Cached by path, size,
+    mtime, inode and ctime (utils.io.folder_hash), so only a new or changed file is read; the model load hashes
     the same files anyway."""
     from models.checkpoint import content_hash_of
 

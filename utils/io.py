@@ -285,12 +285,22 @@ def _hash_cache_file() -> Path:
     return Path(root) / "file_hashes.json"
 
 
+def _is_key_of(key: str, path: str) -> bool:
+    """``key`` is a hash-cache key of ``path``: the path, then 2 (older keys) or 4 numeric fields."""
+    if not key.startswith(path + "|"):
+        return False
+    fields = key[len(path) + 1:].split("|")
+    return len(fields) in (2, 4) and all(f.isdigit() for f in fields)
+
+
 def folder_hash(folder: str | os.PathLike, patterns: tuple[str, ...] = ("*",)) -> str:
     """sha256 over (relative name, sha256) of the files in ``folder`` matching ``patterns``.
 
-    A 7B backbone is ~15 GB: each file's hash is cached by (absolute path, size, mtime) in
-    ``$AHA_CACHE/file_hashes.json`` (default ``~/.cache/aha``), so only the first run reads it all.
-    A cache that cannot be written is simply not used.
+    A 7B backbone is ~15 GB: each file's hash is cached by (absolute path, size, mtime, inode,
+    ctime) in ``$AHA_CACHE/file_hashes.json`` (default ``~/.cache/aha``), so only the first run reads
+    it all. The inode and ctime are in the key because mtime alone can be set back: a same-size file
+    copied over with ``cp -p`` (or ``rsync -t``) keeps the old mtime, but gets a new ctime. A cache
+    that cannot be written is simply not used.
     """
     import hashlib
 
@@ -307,10 +317,15 @@ def folder_hash(folder: str | os.PathLike, patterns: tuple[str, ...] = ("*",)) -
     h = hashlib.sha256()
     for p in files:
         st = p.stat()
-        key = f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        where = str(p.resolve())
+        key = f"{where}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}"
         digest = cache.get(key)
         if digest is None:
             digest = sha256_file(p)
+            # one entry per path: earlier versions of this file (and the keys of older releases,
+            # without inode and ctime) are dropped, so the cache does not grow with every change
+            for stale in [k for k in cache if _is_key_of(k, where)]:
+                del cache[stale]
             cache[key] = digest
             changed = True
         h.update(f"{p.relative_to(folder)}\0{digest}\n".encode())
