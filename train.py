@@ -557,6 +557,11 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> AhaTra
     dataset = build_mixture(data_args.dataset_config, data_root, template, frame_size=cfg.frame_size, seed=data_seed,
                             feature_cache=cache, max_tries=data_args.max_item_tries, system_prompt=cfg.system_prompt,
                             clip_memory=ClipMemory(data_args.clip_memory_mb) if data_args.clip_memory_mb > 0 else None)
+    if cache is not None:
+        # a feature folder made from another video root holds other videos under the same keys
+        checked = cache.check_sources_by_size(dataset.frame_needs(), cfg.frame_size)
+        log.info("feature sources: %d checked against their videos (by size), %d videos absent (not checked), "
+                 "%d without features", checked["checked"], checked["video_absent"], checked["features_absent"])
     collator = StreamCollator(pad_token_id=tokenizer.pad_token_id, frame_size=cfg.frame_size)
 
     trainer = AhaTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator,

@@ -219,6 +219,43 @@ class FeatureCache:
                                         f"not from {_describe(actual)}: another video under the same name; extract them for "
                                         "this video (scripts/extract_features.py replaces them) or use another --features folder")
 
+    def check_sources_by_size(self, needs: Sequence, size: int) -> dict[str, int]:
+        """Training's check that the cached features are of the videos the data set names: for every
+        video (``data.stream.VideoNeed``) whose file is present, the feature file must record a source
+        of the file's size in bytes. A stat per video (no packet scan: a mixture of tens of thousands
+        of videos checks in seconds); another video under the same key has another size in all but
+        contrived cases, and ``check_source`` (used by the benchmarks) compares packets and duration
+        too. A video that is absent is not checked (features make the videos optional for training)
+        and counted; a feature file that is absent is the loader's miss. FeatureSourceMismatch names
+        the first mismatches (and files written before sources were recorded)."""
+        stats = {"checked": 0, "video_absent": 0, "features_absent": 0}
+        bad: list[str] = []
+        for need in needs:
+            meta = self.metadata(need.key, need.fps, size, need.degradation)
+            if meta is None:
+                stats["features_absent"] += 1
+                continue
+            try:
+                actual = os.stat(need.path).st_size
+            except FileNotFoundError:
+                stats["video_absent"] += 1
+                continue
+            stats["checked"] += 1
+            if "source" not in meta:
+                bad.append(f"{self.path(need.key, need.fps, size, need.degradation)} does not record its video (an older "
+                           "scripts/extract_features.py wrote it)")
+                continue
+            recorded = json.loads(meta["source"])
+            if recorded.get("bytes") != actual:
+                bad.append(f"the features of {need.key!r} were extracted from {_describe(recorded)}, not from "
+                           f"{Path(need.path).resolve()} ({actual} bytes)")
+        if bad:
+            raise FeatureSourceMismatch(
+                f"{len(bad)} of {stats['checked']} feature files do not match the data set's videos; first: "
+                + "; ".join(bad[:3]) + ". Re-extract them (scripts/extract_features.py with the training flags "
+                "replaces them) or point --feature_cache at the features of these videos")
+        return stats
+
     def load(self, key: str, fps: float, start: int, end: int, size: int,
              degradation: DegradationSchedule | None = None) -> torch.Tensor:
         """Frames ``[start, end)`` of a video; FeatureCacheMiss when absent or too short."""

@@ -195,3 +195,22 @@ def test_live_infer_refuses_the_features_of_another_video_with_the_same_name(tmp
     assert live_infer.main(["--video", str(b), "--output_dir", str(tmp_path / "bad"), *base]) == 2
     err = capsys.readouterr().err
     assert err.startswith("live_infer: error:") and "rootA/b.mp4" in err and "rootB/b.mp4" in err and "another video" in err
+
+
+def test_training_checks_feature_sources_by_size(tmp_path, two_roots):
+    from data.stream import VideoNeed
+
+    a, b = two_roots
+    cache = FeatureCache(tmp_path / "feats", "abc", "vision")
+    cache.save("b.mp4", 1.0, 384, torch.zeros(3, 2, 2), source=source_identity(a))
+    assert cache.check_sources_by_size([VideoNeed("b.mp4", a, 1.0, 3)], 384) == {"checked": 1, "video_absent": 0,
+                                                                                  "features_absent": 0}
+    with pytest.raises(FeatureSourceMismatch, match=r"1 of 1 feature files.*rootA/b.mp4.*not from .*rootB/b.mp4"):
+        cache.check_sources_by_size([VideoNeed("b.mp4", b, 1.0, 2)], 384)
+    # videos deleted after extraction (training from features only) and videos never extracted: counted
+    stats = cache.check_sources_by_size([VideoNeed("b.mp4", tmp_path / "gone" / "b.mp4", 1.0, 3),
+                                         VideoNeed("c.mp4", a, 1.0, 3)], 384)
+    assert stats == {"checked": 0, "video_absent": 1, "features_absent": 1}
+    cache.save("b.mp4", 1.0, 384, torch.zeros(3, 2, 2))  # written before sources were recorded
+    with pytest.raises(FeatureSourceMismatch, match="does not record its video"):
+        cache.check_sources_by_size([VideoNeed("b.mp4", a, 1.0, 3)], 384)

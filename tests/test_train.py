@@ -183,6 +183,23 @@ def test_cached_features_and_gradient_checkpointing_reproduce_the_baseline(basel
                          "--feature_kind", "frame_embeds", steps=1))
 
 
+def test_features_extracted_from_other_videos_are_refused(root, tmp_path, shared_data, qwen2_tokenizer):
+    # a feature folder made from another video root (same relative names, other files)
+    from data.feature_cache import FeatureSourceMismatch
+
+    model = build_model("aha-tiny", seed=0)
+    cache = FeatureCache.for_model(tmp_path / "feats", model, "vision")
+    needs = build_mixture(root / "mixture.json", root, ChatTemplate(qwen2_tokenizer, 49)).frame_needs()
+    extract_features(model, needs, cache, 384)
+    first = needs[0]
+    source = dict(cache.source(first.key, first.fps, 384, first.degradation), bytes=12345)
+    cache.save(first.key, first.fps, 384, cache.load(first.key, first.fps, 0, first.end_frame, 384, first.degradation),
+               first.degradation, source=source)
+    with pytest.raises(FeatureSourceMismatch, match=r"1 of \d+ feature files .*12345 bytes.*not from"):
+        train.main(_args(root, tmp_path / "run", shared_data, "--feature_cache", str(tmp_path / "feats"), steps=1))
+    assert not (tmp_path / "run" / "checkpoint-1").exists()
+
+
 TINY_TOKENIZER = REPO / "configs" / "tokenizers" / "aha-tiny-synth"
 
 
