@@ -30,6 +30,7 @@ if str(REPO_ROOT) not in sys.path:
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
+import logging  # noqa: E402
 import subprocess  # noqa: E402
 from typing import Sequence  # noqa: E402
 
@@ -37,6 +38,8 @@ import numpy as np  # noqa: E402
 
 from data.video import iter_frames, probe  # noqa: E402
 from utils.io import atomic_write_json, read_json  # noqa: E402
+
+log = logging.getLogger("cut_shots")
 
 Shot = tuple[float, float]
 
@@ -74,12 +77,21 @@ def read_cut_file(path: str | Path, duration: float) -> list[Shot]:
         raise ValueError(f"{path}: non-numeric cut time ({e})") from e
     widths = {len(r) for r in values}
     if widths == {1}:
+        outside = [r[0] for r in values if not 0 <= r[0] <= duration]
+        if outside:  # a cut that cuts nothing: another video's times, or not seconds
+            raise ValueError(f"{path}: cut time(s) {outside} outside the video (0 - {duration:g} s)")
         return shots_from_boundaries([r[0] for r in values], duration)
     if widths == {2}:
-        shots = [(s, e) for s, e in values]
-        for s, e in shots:
+        shots = []
+        for s, e in values:
             if not 0 <= s < e:
                 raise ValueError(f"{path}: invalid shot [{s}, {e}]")
+            if s >= duration:
+                raise ValueError(f"{path}: shot [{s:g}, {e:g}] starts at or after the video's end ({duration:g} s)")
+            if e > duration:
+                log.warning("%s: shot [%g, %g] ends after the video; clipped to %g s", path, s, e, duration)
+                e = float(duration)
+            shots.append((s, e))
         return sorted(shots)
     raise ValueError(f"{path}: rows must all hold one cut time or a start,end pair")
 

@@ -195,6 +195,40 @@ def test_youcook2_mismatched_sentences(conv, tmp_path):
         conv.convert_youcook2(bad)
 
 
+def test_youcook2_test_split_has_no_labels_and_is_not_scored(conv, paths, tmp_path, caplog):
+    # yc2_test.json gives every video the placeholder "None" / [0, 1]: a prediction "None" at 1 s
+    # scored F1 100 against it
+    from data.benchmarks import youcook2
+
+    test_file = paths["yc2"].with_name("yc2_test.json")
+    with caplog.at_level("WARNING"):
+        items = conv.convert_youcook2(test_file)
+    assert len(items) == 210 and all("gold" not in item for item in items)
+    assert "labels not public" in caplog.text
+    with pytest.raises(ValueError, match="placeholder.*score the val split"):
+        youcook2.load_gold(test_file)
+    # one real video among placeholders is a labelled file (val / train are never all placeholders)
+    raw = json.loads(test_file.read_text())
+    first = next(iter(raw))
+    raw[first] = {"duration": 30.0, "timestamps": [[1, 5]], "sentences": ["crack the eggs"]}
+    mixed = tmp_path / "mixed.json"
+    mixed.write_text(json.dumps(raw))
+    assert len(youcook2.load_gold(mixed)) == 210
+
+
+def test_youcook2_gold_clipped_at_the_video_end_is_counted(tmp_path):
+    from data.benchmarks import youcook2
+
+    gold_file = tmp_path / "yc.json"
+    gold_file.write_text(json.dumps({"v_a": {"duration": 10.0, "timestamps": [[0, 4], [5, 12.5]], "sentences": ["a", "b"]},
+                                     "v_b": {"duration": 10.0, "timestamps": [[0, 4]], "sentences": ["c"]}}))
+    gold = youcook2.load_gold(gold_file)
+    assert gold["v_a"].segments.tolist() == [[0, 4], [5, 10]] and gold["v_a"].n_clipped == 1
+    preds = {"v_a": youcook2.DenseCaptions([[0, 4]], ["a"]), "v_b": youcook2.DenseCaptions([[0, 4]], ["c"])}
+    record = youcook2.score(preds, gold, options={"captions": False})["record"]
+    assert record["n_gt_segments_clipped"] == 1
+
+
 # --------------------------------------------------------------------------------- QVHighlights
 
 def test_qvh_real_files(conv, paths):
@@ -352,6 +386,28 @@ def test_magqa_fixture(conv, tmp_path):
                                  "conversation": [{"role": "assistant", "content": "hi", "time": 1}]}]))
     with pytest.raises(ValueError, match="no user turn"):
         conv.convert_magqa(path)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"answer": [{"content": "late", "time": [41.0, 45.0]}]}, r"\[41, 45\] starts at or after the video's end \(40 s\)"),
+    ({"answer": [{"time": [4.0, 9.0]}]}, "an answer without content"),
+    ({"answer": [{"content": "  ", "time": [4.0, 9.0]}]}, "an answer without content"),
+    ({"conversation": [{"role": "user", "content": "Q?", "time": 40.0}]}, "asked at 40 s, at or after the video's end"),
+])
+def test_magqa_spans_and_query_times_are_checked_against_the_video(conv, tmp_path, change, message):
+    path = tmp_path / "magqa.json"
+    path.write_text(json.dumps([{**MAGQA_FIXTURE[0], **change}]))
+    with pytest.raises(ValueError, match=message):
+        conv.convert_magqa(path)
+
+
+def test_magqa_answer_past_the_video_is_clipped_and_counted(conv, tmp_path):
+    from data.benchmarks import magqa
+
+    path = tmp_path / "magqa.json"
+    path.write_text(json.dumps([{**MAGQA_FIXTURE[0], "answer": [{"content": "A red umbrella.", "time": [4.0, 50.0]}]}]))
+    assert conv.convert_magqa(path)[0]["gold"]["answer"] == [{"content": "A red umbrella.", "time": [4.0, 40.0]}]
+    assert magqa.load_gold(path)["17"].n_clipped == 1
 
 
 # --------------------------------------------------------------------------------- command line

@@ -65,6 +65,22 @@ def test_read_cut_file_formats(tmp_path):
         cs.read_cut_file(tmp_path / "mixed.json", 5.0)
 
 
+def test_cut_files_past_the_video_are_refused_or_clipped(tmp_path, caplog):
+    # a 5.28 s video: a cut at 9 s cut nothing (silently), spans past the end made empty shot files
+    (tmp_path / "late_point.json").write_text("[2.0, 9.0]")
+    (tmp_path / "late_start.json").write_text("[[0, 2], [7, 8]]")
+    (tmp_path / "late_end.json").write_text("[[0, 2], [4, 9]]")
+    with pytest.raises(ValueError, match=r"cut time\(s\) \[9.0\] outside the video"):
+        cs.read_cut_file(tmp_path / "late_point.json", 5.28)
+    with pytest.raises(ValueError, match=r"\[7, 8\] starts at or after the video's end"):
+        cs.read_cut_file(tmp_path / "late_start.json", 5.28)
+    with caplog.at_level("WARNING"):
+        assert cs.read_cut_file(tmp_path / "late_end.json", 5.28) == [(0.0, 2.0), (4.0, 5.28)]
+    assert "clipped to 5.28 s" in caplog.text
+    (tmp_path / "edges.json").write_text("[0, 2.0, 5.28]")  # the video's own edges are harmless
+    assert cs.read_cut_file(tmp_path / "edges.json", 5.28) == [(0.0, 2.0), (2.0, 5.28)]
+
+
 def test_detect_boundaries_strongest_first_and_min_length():
     times = np.arange(0, 10, 0.5)
     diffs = np.zeros_like(times)

@@ -98,6 +98,7 @@ class MagqaExample:
     id: str
     question: str
     answers: tuple[GoldTurn, ...]
+    n_clipped: int = 0  # answer spans whose end ran past the video's duration (clipped to it)
 
 
 @dataclass(frozen=True)
@@ -127,13 +128,22 @@ def load_gold(gold_file, protocol: str = DEFAULT_PROTOCOL, opts: Mapping | None 
                          if isinstance(t, dict) and t.get("role") == "user"), None)
         if not isinstance(question, str) or not question.strip():
             raise InputError(f"example {qid} has no user turn in 'conversation'", gold_file, line)
-        turns = []
+        duration = rec.get("duration")
+        if duration is not None:
+            duration = number(duration, f"example {qid} duration", gold_file, line, positive=True)
+        turns, clipped = [], 0
         for a in rec.get("answer") or []:
             if not isinstance(a, dict):
                 raise InputError(f"example {qid}: an answer must be an object", gold_file, line)
-            s, e, _ = span(a.get("time"), f"example {qid} answer time", gold_file, line)
-            turns.append(GoldTurn(str(a.get("content", "")), s, e))
-        out[qid] = MagqaExample(qid, question, tuple(turns))
+            # inside the video when its duration is known: a span after its end refused, one past it clipped
+            s, e, c = span(a.get("time"), f"example {qid} answer time", gold_file, line, duration, beyond="clip")
+            content = a.get("content")
+            if not isinstance(content, str) or not content.strip():
+                # the judge would compare responses with an empty gold answer
+                raise InputError(f"example {qid}: an answer without content ({content!r})", gold_file, line)
+            turns.append(GoldTurn(content, s, e))
+            clipped += c
+        out[qid] = MagqaExample(qid, question, tuple(turns), clipped)
     return out
 
 
@@ -249,7 +259,8 @@ def score(preds: Mapping[str, Sequence[Response]], gold: Mapping[str, MagqaExamp
         raise InputError("no MAGQA example with gold answers to score")
     metrics = {"in_span_score": float(np.mean(vals)), "turns": float(np.mean(turns)), "turns_dedup": float(np.mean(dedup)),
                "n_examples": len(vals), "n_scored": len(per_item), "n_padded": n_pad,
-               "n_gold_without_answers": n_without_answers, "n_pairs_judged": n_pairs}
+               "n_gold_without_answers": n_without_answers, "n_pairs_judged": n_pairs,
+               "n_gold_answers_clipped": sum(gold[q].n_clipped for q in keys)}
     record = {"dataset": DATASET, "protocol": name, "judge": description, "judge_stats": stats, "rubric": RUBRIC,
               "score_range": [1, 5], "judged_when": "response time in [start, end] of the gold turn",
               "untimed_matches_all": untimed, "no_match_score": NO_MATCH_SCORE, "missing": opts["missing"],
@@ -281,10 +292,15 @@ def convert(input_path, *, seed: int = 0, template: str = DEFAULT_TEMPLATE,
         duration = rec.get("duration")
         if duration is not None:
             duration = number(duration, f"question {qid} duration", input_path, line, positive=True)
+        if duration is not None and query_time >= duration:
+            raise InputError(f"question {qid}: asked at {query_time:g} s, at or after the video's end ({duration:g} s)",
+                             input_path, line)
         video = item_id(rec["video"], "video", input_path, line)
         query, template_id = render_query(gold[qid].question.strip(), template, seed, qid)
+        # the gold as load_gold validated it (spans clipped to the video)
+        answer = [{"content": t.content, "time": [t.start, t.end]} for t in gold[qid].answers]
         out.append(it.make_item(qid, "magqa", it.format_video(video_template, "magqa", VIDEO_FIELDS, video=video,
                                                               stem=Path(video).stem),
                                 query, query_time=query_time, template_id=template_id, duration=duration,
-                                gold={"answer": rec.get("answer", [])}))
+                                gold={"answer": answer}))
     return out

@@ -96,6 +96,7 @@ class DenseCaptions:
     segments: np.ndarray  # [K, 2] seconds
     captions: list[str] = field(default_factory=list)
     duration: float | None = None  # the video's (gold), when known: response times are checked against it
+    n_clipped: int = 0  # gold segments whose end ran past ``duration`` (clipped to it)
 
     def __post_init__(self):
         self.segments = np.asarray(self.segments, dtype=np.float64).reshape(-1, 2)
@@ -128,10 +129,24 @@ def load_gold(gold_file, protocol: str = DEFAULT_PROTOCOL, opts: Mapping | None 
                 or len(v["timestamps"]) != len(v["sentences"]):
             raise InputError(f"video {vid!r}: timestamps and sentences must be equal, non-empty lists", gold_file)
         dur = number(v["duration"], f"video {vid} duration", gold_file, positive=True) if "duration" in v else None
-        segs = [span(s, f"video {vid} segment", gold_file, None, dur, beyond="clip")[:2] for s in v["timestamps"]]
+        spans = [span(s, f"video {vid} segment", gold_file, None, dur, beyond="clip") for s in v["timestamps"]]
         caps = [_sentence(s, f"video {vid} sentence", gold_file) for s in v["sentences"]]
-        out[str(vid)] = DenseCaptions(segs, caps, dur)
+        out[str(vid)] = DenseCaptions([sp[:2] for sp in spans], caps, dur, n_clipped=sum(sp[2] for sp in spans))
+    if all(is_placeholder(v) for v in data.values()):
+        raise InputError(f"every video's gold is the placeholder {PLACEHOLDER_SENTENCES} / {PLACEHOLDER_TIMESTAMPS} "
+                         "(the test split: its labels are not public); score the val split", gold_file)
     return out
+
+
+# yc2_test.json (as shipped with PDVC and the reference) gives every video this in place of labels
+PLACEHOLDER_SENTENCES = ["None"]
+PLACEHOLDER_TIMESTAMPS = [[0, 1]]
+
+
+def is_placeholder(record: Any) -> bool:
+    """A video record of a split without public labels (yc2_test.json)."""
+    return (isinstance(record, dict) and record.get("sentences") == PLACEHOLDER_SENTENCES
+            and record.get("timestamps") == PLACEHOLDER_TIMESTAMPS)
 
 
 def responses_to_segments(responses: Iterable[Mapping], drop_first_caption: bool = False, qid: str = "",
@@ -382,6 +397,8 @@ def score(preds: Mapping[str, DenseCaptions], gold: Mapping[str, DenseCaptions],
         "iou_thresholds": list(thresholds), "iou": "intersection / (union + 1e-8)", "detection_match": "iou > threshold",
         "caption_match": "iou >= threshold", "unmatched_prediction": "paired with a random string (scores 0)",
         "seed": int(opts["seed"]), "captions": opts["captions"],
+        "gt_end": "clipped to the video duration (no real YouCook2 segment runs past it)",
+        "n_gt_segments_clipped": int(sum(sub[v].n_clipped for v in keys)),
         "cider": "pycocoevalcap Cider(n=4, sigma=6), IDF per video",
         "meteor": "METEOR 1.5 (pycocoevalcap jar, -l en -norm), corpus score per video",
         "tokenizer": "pycocoevalcap PTBTokenizer (stanford-corenlp-3.4.1)",
@@ -429,6 +446,11 @@ def convert(input_path, *, seed: int = 0, template: str = DEFAULT_TEMPLATE,
     if kind != "json" or not isinstance(data, dict) or not data:
         raise InputError("expected a non-empty object {video key: {duration, timestamps, sentences}}", input_path)
     out = []
+    unlabelled = all(is_placeholder(rec) for rec in data.values())
+    if unlabelled:
+        log.warning("%s: every video's gold is the placeholder %s / %s (the test split: labels not public); "
+                    "the items carry no gold (they can be streamed, not scored)", input_path, PLACEHOLDER_SENTENCES,
+                    PLACEHOLDER_TIMESTAMPS)
     for key, rec in data.items():
         if not isinstance(rec, dict) or not {"duration", "timestamps", "sentences"} <= rec.keys():
             raise InputError(f"video {key!r} lacks duration/timestamps/sentences", input_path)
@@ -443,7 +465,7 @@ def convert(input_path, *, seed: int = 0, template: str = DEFAULT_TEMPLATE,
         query, index = pick_instruction(template, seed, key)
         video = it.format_video(video_template, "youcook2", VIDEO_FIELDS, key=key, youtube_id=youtube_id)
         out.append(it.make_item(key, "youcook2", video, query, duration=dur, template_id=index,
-                                gold={"answer": answer}))
+                                gold=None if unlabelled else {"answer": answer}))
     return out
 
 
