@@ -50,6 +50,48 @@ DVC_INSTRUCTIONS: tuple[str, ...] = (
     "Watch the video and narrate the key events in real time.",
 )
 
+# The reference's wording (aiden200/Aha- test/inference.py ``query_templates``, the same 12 as MMDuet's
+# data/grounding.py; data/dvc.py ``instructions``), which the released weights were trained and
+# evaluated with: the HIHD queries are titles in these templates, the dense-captioning turns these
+# instructions. Kept verbatim (typos included) because they are the model's input distribution;
+# ``%s`` is written ``{query}`` here.
+REFERENCE_QUERY_TEMPLATES: tuple[str, ...] = (
+    "{query}",
+    "{query}",
+    "What segment of the video addresses the topic '{query}'?",
+    "At what timestamp can I find information about '{query}' in the video?",
+    "Can you highlight the section of the video that pertains to '{query}'?",
+    "Which moments in the video discuss '{query}' in detail?",
+    "Identify the parts that mention '{query}'.",
+    "Where in the video is '{query}' demonstrated or explained?",
+    "What parts are relevant to the concept of '{query}'?",
+    "Which clips in the video relate to the query '{query}'?",
+    "Can you point out the video segments that cover '{query}'?",
+    "What are the key timestamps in the video for the topic '{query}'?",
+)
+
+REFERENCE_DVC_INSTRUCTIONS: tuple[str, ...] = (
+    "Please concisely narrate the video in real time.",
+    "Help me to illustrate my view in short.",
+    "Please simply describe what do you see.",
+    "Continuously answer what you observed with simple text.",
+    "Do concise real-time narration.",
+    "Hey assistant, do you know the current video content? Reply me concisely.",
+    "Simply interpret the scene for me.",
+    "What can you tell me about? Be concise.",
+    "Use simple text to explain what is shown in front of me.",
+    "What is the action now? Please response in short.",
+)
+
+# Template sets a spec may name (``reference:random``, ``project:fixed:3``); a spec without a set
+# (``random``, ``fixed:N``) means ``project``, the wording this project's tiny model and training
+# data use. The benchmark converter's command line defaults to ``reference`` (the released weights').
+TEMPLATE_SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "project": (QUERY_TEMPLATES, DVC_INSTRUCTIONS),
+    "reference": (REFERENCE_QUERY_TEMPLATES, REFERENCE_DVC_INSTRUCTIONS),
+}
+DEFAULT_TEMPLATE_SET = "project"
+
 # TVSum category codes -> the dataset's official category names.
 TVSUM_CATEGORY_NAMES: dict[str, str] = {
     "VT": "Changing Vehicle Tire",
@@ -153,22 +195,39 @@ def choose_template(seed: int, item_id: str, n_templates: int = len(QUERY_TEMPLA
     return item_rng(seed, item_id, "template").randrange(n_templates)
 
 
-def choose_instruction(seed: int, item_id: str) -> int:
-    """Index into DVC_INSTRUCTIONS for ``item_id`` under ``seed``."""
-    return item_rng(seed, item_id, "instruction").randrange(len(DVC_INSTRUCTIONS))
+def choose_instruction(seed: int, item_id: str, n_instructions: int = len(DVC_INSTRUCTIONS)) -> int:
+    """Index into the dense-captioning instructions for ``item_id`` under ``seed``."""
+    return item_rng(seed, item_id, "instruction").randrange(n_instructions)
+
+
+def parse_template_spec(spec: str) -> tuple[str, str, int | None]:
+    """``[SET:]random`` / ``[SET:]fixed:N`` / ``none`` -> (set, mode, N or None); SET is one of
+    TEMPLATE_SETS (default ``project``)."""
+    spec = spec.strip()
+    name, rest = DEFAULT_TEMPLATE_SET, spec
+    head, sep, tail = spec.partition(":")
+    if sep and head in TEMPLATE_SETS:
+        name, rest = head, tail
+    if rest in ("random", "none"):
+        return name, rest, None
+    if rest.startswith("fixed:"):
+        try:
+            return name, "fixed", int(rest[len("fixed:"):])
+        except ValueError:
+            pass
+    raise ValueError(f"template spec must be [SET:]random, [SET:]fixed:N or none (SET: {' | '.join(TEMPLATE_SETS)}), "
+                     f"got {spec!r}")
 
 
 def parse_template_mode(spec: str) -> tuple[str, int | None]:
-    """``"random"`` / ``"none"`` / ``"fixed:N"`` -> (mode, N or None)."""
-    spec = spec.strip()
-    if spec in ("random", "none"):
-        return spec, None
-    if spec.startswith("fixed:"):
-        try:
-            return "fixed", int(spec[len("fixed:"):])
-        except ValueError:
-            pass
-    raise ValueError(f"template spec must be 'random', 'none' or 'fixed:N', got {spec!r}")
+    """``"random"`` / ``"none"`` / ``"fixed:N"`` (optionally ``SET:``-prefixed) -> (mode, N or None)."""
+    _, mode, fixed = parse_template_spec(spec)
+    return mode, fixed
+
+
+def template_set_of(spec: str) -> str:
+    """The template set a spec draws from (``project`` when it names none)."""
+    return parse_template_spec(spec)[0]
 
 
 def apply_template(template_id: int, text: str, templates: tuple[str, ...] = QUERY_TEMPLATES) -> str:
@@ -179,10 +238,13 @@ def apply_template(template_id: int, text: str, templates: tuple[str, ...] = QUE
 
 
 def render_query(
-    text: str, spec: str, seed: int, item_id: str, templates: tuple[str, ...] = QUERY_TEMPLATES
+    text: str, spec: str, seed: int, item_id: str, templates: tuple[str, ...] | None = None
 ) -> tuple[str, int | None]:
-    """Wrap ``text`` according to a template spec; returns (query, template_id or None)."""
-    mode, fixed = parse_template_mode(spec)
+    """Wrap ``text`` according to a template spec; returns (query, template_id or None). The
+    templates are the spec's set unless given."""
+    name, mode, fixed = parse_template_spec(spec)
+    if templates is None:
+        templates = TEMPLATE_SETS[name][0]
     if mode == "none":
         return text, None
     if mode == "fixed":
@@ -194,10 +256,11 @@ def render_query(
 
 def pick_instruction(spec: str, seed: int, item_id: str) -> tuple[str, int]:
     """The dense-captioning instruction for an item: seeded random, or ``fixed:N``."""
-    mode, fixed = parse_template_mode(spec)
+    name, mode, fixed = parse_template_spec(spec)
+    instructions = TEMPLATE_SETS[name][1]
     if mode == "none":
         raise ValueError("dense captioning needs an instruction: use --template random or fixed:N")
-    index = fixed if mode == "fixed" else choose_instruction(seed, item_id)
-    if not 0 <= index < len(DVC_INSTRUCTIONS):
-        raise ValueError(f"instruction id {index} out of range 0..{len(DVC_INSTRUCTIONS) - 1}")
-    return DVC_INSTRUCTIONS[index], index
+    index = fixed if mode == "fixed" else choose_instruction(seed, item_id, len(instructions))
+    if not 0 <= index < len(instructions):
+        raise ValueError(f"instruction id {index} out of range 0..{len(instructions) - 1}")
+    return instructions[index], index

@@ -35,7 +35,7 @@ import argparse  # noqa: E402
 
 from data import benchmarks  # noqa: E402
 from data.benchmarks import items as it  # noqa: E402
-from data.prompts import DVC_INSTRUCTIONS, QUERY_TEMPLATES  # noqa: E402
+from data.prompts import TEMPLATE_SETS, template_set_of  # noqa: E402
 from utils.cli import ArgumentParser, add_debug_flag, check_output_file, run_cli  # noqa: E402
 from utils.io import sha256_file  # noqa: E402
 
@@ -47,6 +47,10 @@ def _add_common(p: argparse.ArgumentParser, dataset: str) -> None:
     p.add_argument("--output", required=True, help="items JSONL to write")
     p.add_argument("--seed", type=int, default=0, help="seed of the per-item template choice")
     p.add_argument("--template", default=mod.DEFAULT_TEMPLATE, help="random | fixed:N | none (default %(default)s)")
+    p.add_argument("--template_set", default="reference", choices=sorted(TEMPLATE_SETS),
+                   help="wording of the query templates / captioning instructions: reference (default: the reference's, "
+                        "which the released weights were trained and evaluated with) or project (this project's own, "
+                        "which its tiny model was trained with)")
     fields = ", ".join("{" + f + "}" for f in mod.VIDEO_FIELDS)
     p.add_argument("--video_template", default=mod.DEFAULT_VIDEO_TEMPLATE,
                    help=f"video file name relative to the video root; placeholders {fields} (default %(default)s)")
@@ -98,9 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def template_spec(args: argparse.Namespace) -> str:
+    """``--template`` in ``--template_set`` (a spec that names its own set keeps it)."""
+    if args.template.strip() == "none" or args.template.partition(":")[0] in TEMPLATE_SETS:
+        return args.template
+    return f"{args.template_set}:{args.template}"
+
+
 def convert_from_args(args: argparse.Namespace) -> tuple[list[dict], dict[str, str], list[str]]:
     """Run one sub-command's converter; returns (items, {input name: path}, skipped invalid lines)."""
-    common = {"seed": args.seed, "template": args.template, "video_template": args.video_template}
+    common = {"seed": args.seed, "template": template_spec(args), "video_template": args.video_template}
     d, mod, skipped = args.dataset, benchmarks.get(args.dataset), []
     inputs = {"input": args.input}
     if d == "charades":
@@ -147,8 +158,10 @@ def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
         "n_converted": n_source,
         "skipped_invalid": skipped,
         "dropped_missing_video": dropped,
-        "query_templates": list(QUERY_TEMPLATES),
-        "dvc_instructions": list(DVC_INSTRUCTIONS),
+        "template_spec": template_spec(args),
+        "template_set": template_set_of(template_spec(args)),
+        "query_templates": list(TEMPLATE_SETS[template_set_of(template_spec(args))][0]),
+        "dvc_instructions": list(TEMPLATE_SETS[template_set_of(template_spec(args))][1]),
     }
     meta_path = it.write_items(items, args.output, meta)
     print(f"{args.dataset}: wrote {len(items)} items to {args.output} (meta {meta_path.name})"

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from data import prompts
-from data.prompts import DVC_INSTRUCTIONS, QUERY_TEMPLATES, SYSTEM_PROMPT, choose_template
+from data.prompts import DVC_INSTRUCTIONS, QUERY_TEMPLATES, REFERENCE_QUERY_TEMPLATES, SYSTEM_PROMPT, choose_template
 from utils.io import read_jsonl
 from tests.script_loader import load_script
 
@@ -425,7 +425,43 @@ def test_cli_writes_items_and_meta_from_any_cwd(paths, tmp_path):
     meta = json.loads(out.with_name("charades.jsonl.meta.json").read_text())
     assert meta["n_items"] == 3720 and meta["options"]["seed"] == 3 and meta["options"]["template"] == "random"
     assert meta["inputs"]["input"]["sha256"] == "fab341679c20b0917173dcffffde367a71113fe63f3a645558cef2ebfbfefb55"
-    assert meta["query_templates"] == list(QUERY_TEMPLATES)
+    # the command line's default wording is the reference's (the released weights were trained with it)
+    assert meta["template_set"] == "reference" and meta["template_spec"] == "reference:random"
+    assert meta["query_templates"] == list(REFERENCE_QUERY_TEMPLATES)
+    first = items[0]["query"]
+    assert first == REFERENCE_QUERY_TEMPLATES[items[0]["template_id"]].replace("{query}", "person turn a light on.")
+
+
+def test_template_sets():
+    from data.prompts import (DVC_INSTRUCTIONS, REFERENCE_DVC_INSTRUCTIONS, parse_template_spec, pick_instruction,
+                              render_query)
+
+    # the same seeded draw indexes either set; a spec without a set is the project's (training, tiny model)
+    assert render_query("a dog", "reference:fixed:2", 0, "x") == ("What segment of the video addresses the topic 'a dog'?", 2)
+    assert render_query("a dog", "fixed:2", 0, "x") == (QUERY_TEMPLATES[2].replace("{query}", "a dog"), 2)
+    assert render_query("a dog", "random", 5, "id")[1] == render_query("a dog", "reference:random", 5, "id")[1]
+    assert render_query("a dog", "none", 0, "x") == ("a dog", None)
+    assert pick_instruction("reference:fixed:1", 0, "v") == ("Help me to illustrate my view in short.", 1)
+    assert pick_instruction("project:fixed:1", 0, "v") == (DVC_INSTRUCTIONS[1], 1)
+    drawn = {pick_instruction("reference:random", 0, f"v{i}")[0] for i in range(200)}
+    assert drawn == set(REFERENCE_DVC_INSTRUCTIONS)
+    assert parse_template_spec("reference:fixed:3") == ("reference", "fixed", 3)
+    with pytest.raises(ValueError, match="SET: project | reference"):
+        parse_template_spec("other:random")
+
+
+def test_cli_template_set_project_and_explicit_specs(paths, tmp_path, conv):
+    out = tmp_path / "yc.jsonl"
+    assert conv.main(["youcook2", "--input", str(paths["yc2"]), "--output", str(out), "--template_set", "project"]) == 0
+    meta = json.loads(out.with_name("yc.jsonl.meta.json").read_text())
+    from data.prompts import DVC_INSTRUCTIONS
+
+    assert meta["template_set"] == "project" and meta["dvc_instructions"] == list(DVC_INSTRUCTIONS)
+    assert {item["query"] for item in read_jsonl(out)} <= set(DVC_INSTRUCTIONS)
+    out2 = tmp_path / "yc2.jsonl"  # a spec naming its set wins over --template_set
+    assert conv.main(["youcook2", "--input", str(paths["yc2"]), "--output", str(out2), "--template", "reference:fixed:4",
+                      "--template_set", "project"]) == 0
+    assert {item["query"] for item in read_jsonl(out2)} == {"Do concise real-time narration."}
 
 
 def test_cli_bad_input_is_a_clear_error(paths, tmp_path):

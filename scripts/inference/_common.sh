@@ -7,7 +7,8 @@
 #   DEVICE         cuda | cpu | cuda:N (default: cuda when torch sees one); DTYPE bf16 | fp16 | fp32
 #                  (default bf16 on cuda); ATTN sdpa | flash_attention_2 | eager
 #   PROMPT_ORDER   training (default) | reference (the released weights' token order: query turn first)
-#   CACHE_POLICY   sink (default, the reference's standard SinkCache 2048/32) | dynamic_sink | sliding | unbounded
+#   CACHE_POLICY   sink (default: the standard SinkCache's 2048/32 budget, system turn and queries protected) |
+#                  sink_reference (the reference's SinkCache as it ran) | dynamic_sink | sliding | unbounded
 #   TUNE FOLDS GRID UNCERTAINTY_KIND MISSING   held-out tuning and scoring (test.benchmark)
 #   COVERAGE_CHECK auto (default) | probe | exists | none: the coverage summary printed before a run
 #   PLOTS          items to plot (default 5; 0 = none)
