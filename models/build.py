@@ -79,7 +79,10 @@ def config_from_weights(weights_dir: str | Path, preset: AhaConfig | None = None
     aha = {k: getattr(preset, k) for k in AHA_FIELDS} if preset is not None else {}
     if "image_token_index" not in backbone and preset is not None:
         backbone["image_token_index"] = preset.image_token_index
-    cfg = AhaConfig(**{**backbone, **aha})
+    try:
+        cfg = AhaConfig(**{**backbone, **aha})
+    except ValueError as e:
+        raise ValueError(f"{Path(weights_dir) / 'config.json'}: {e}") from None
     if preset is not None:
         bad = size_disagreements(preset, cfg)
         if bad:

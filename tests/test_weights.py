@@ -250,3 +250,19 @@ def test_a_truncated_shard_is_refused_with_its_name(source, tmp_path, cut):
     f.write_bytes(f.read_bytes()[:cut])
     with pytest.raises(ValueError, match="model.safetensors: not a readable safetensors file"):
         build_model(None, weights=tmp_path / "hf")
+
+
+def test_a_cls_dropping_feature_strategy_is_refused_at_load_naming_the_field(source, tmp_path):
+    """SigLIP has no CLS token: 'default' would drop a patch and fail only at the first frame
+    ("expected 729 patch tokens per frame, got 728")."""
+    import json
+
+    from models.config import AhaConfig
+
+    write_llava_hf(source, tmp_path / "hf")
+    cfg_file = tmp_path / "hf" / "config.json"
+    cfg_file.write_text(json.dumps({**json.loads(cfg_file.read_text()), "vision_feature_select_strategy": "default"}))
+    with pytest.raises(ValueError, match=r"hf/config\.json: vision_feature_select_strategy must be 'full' for a SigLIP tower"):
+        build_model("aha-tiny", weights=tmp_path / "hf")
+    with pytest.raises(ValueError, match="vision_feature_select_strategy must be 'full'"):
+        AhaConfig(vision_feature_select_strategy="default")
