@@ -7,7 +7,7 @@ meant to be streamed with (``models.inference_settings``). Besides it:
   and the fully trained modules), plus ``base_model.safetensors`` when the base was randomly
   initialised (aha-tiny), so that a reload is exact;
 - full checkpoints: the model's own safetensors and config.json (a llava-hf layout with heads).
-Released Aha! / MMDuet adapters (LLaVA-NeXT key names, no ``aha_model.json``) load directly too,
+The released Aha! adapter (LLaVA-NeXT key names, no ``aha_model.json``) loads directly too,
 converted in memory (``models.convert`` writes the same conversion to disk).
 """
 from __future__ import annotations
