@@ -70,7 +70,7 @@ from data.mixture import build_mixture  # noqa: E402
 from models.build import PRESET_DIR, build_model, load_preset, train_window_tokens  # noqa: E402
 from models.config import merge_loss_weights  # noqa: E402
 from models.chat import ChatTemplate, load_tokenizer, system_prompt_of  # noqa: E402
-from models.checkpoint import (BASE, META, checkpoint_meta, inference_settings, load_checkpoint,  # noqa: E402
+from models.checkpoint import (BASE, META, checkpoint_meta, inference_settings, is_released_adapter, load_checkpoint,  # noqa: E402
                                load_saved_base, save_checkpoint)
 from models.resume import (STAGING_PREFIX, checkpoint_problems, fsync_dir, load_full_weights,  # noqa: E402,F401 (re-exported)
                            reposition_schedule, resolve_resume, training_checkpoints, write_manifest)
@@ -373,8 +373,12 @@ def build_trainable_model(model_args: ModelArguments, args: AhaTrainingArguments
         raise ValueError("--train_vision true needs full training (--lora_r 0): LoRA adapters cover the language model only")
     if model_args.lora_pretrained:
         log.info("continuing from checkpoint %s (its LoRA settings and trained modules are used)", model_args.lora_pretrained)
+        # a released adapter carries no config of its own: it is built on --preset (a project
+        # checkpoint brings its config, and --preset defaults to aha-7b, so it is not passed there)
+        released = is_released_adapter(model_args.lora_pretrained)
         model = load_checkpoint(model_args.lora_pretrained, weights=model_args.weights, is_trainable=True,
-                                dtype=dtype, attn_implementation=model_args.attn_implementation)
+                                dtype=dtype, attn_implementation=model_args.attn_implementation,
+                                preset=load_preset(model_args.preset, loss_protocol=model_args.loss_protocol) if released else None)
         if not hasattr(model, "peft_config"):  # a full checkpoint continues as full training
             set_full_training(model, model_args)
         if model_args.loss_weights:
@@ -413,6 +417,11 @@ def build_trainable_model(model_args: ModelArguments, args: AhaTrainingArguments
                 p.data = p.data.float()
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     n_all = sum(p.numel() for p in model.parameters())
+    if n_train == 0:
+        raise ValueError("no parameter would be trained: " + (
+            f"every parameter of --lora_pretrained {model_args.lora_pretrained} was loaded frozen"
+            if model_args.lora_pretrained else "every parameter is frozen by the flags given")
+            + " (the optimizer would step nothing and the loss would have no gradient)")
     log.info("%s: trainable parameters: %d of %d (%.2f%%)", "full training" if not hasattr(model, "peft_config") else "LoRA",
              n_train, n_all, 100.0 * n_train / max(n_all, 1))
     return model

@@ -8,6 +8,7 @@ has accounted for every tensor. Nothing is downloaded: the folder must exist loc
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import re
@@ -17,8 +18,8 @@ import torch
 
 from models.aha import AhaForStreaming
 from models.config import AhaConfig
-from models.weights import (HEAD_KEYS, KEY_MAPPINGS, LoadReport, count_reasons, detect_layout, map_key, plan_load, read_index,
-                            size_disagreements, weights_backbone_config)
+from models.weights import (HEAD_KEYS, KEY_MAPPINGS, LoadReport, conversion_padding_rows, count_reasons, detect_layout, map_key,
+                            plan_load, read_index, size_disagreements, weights_backbone_config, weights_vocab_size)
 from utils.paths import REPO_ROOT
 
 log = logging.getLogger(__name__)
@@ -65,12 +66,23 @@ def train_window_tokens(name_or_path: str | Path) -> int | None:
 def config_from_weights(weights_dir: str | Path, preset: AhaConfig | None = None,
                         index: dict | None = None) -> AhaConfig:
     """The weights' own backbone sizes plus the preset's Aha fields (AhaConfig defaults without a
-    preset). A preset whose backbone sizes disagree with the weights is refused, naming both."""
+    preset). A preset whose backbone sizes disagree with the weights is refused, naming both.
+
+    One difference is not a disagreement: a llava-hf folder whose vocab is the preset's plus the
+    conversion's padding rows (``models.weights.conversion_padding_rows``: 152128 for 152064, 152000
+    for 151936). The config then keeps the preset's vocab and the load drops those rows, saying so."""
     backbone = weights_backbone_config(weights_dir, index, preset)
+    if preset is not None and detect_layout(weights_dir) == "llava-hf":
+        pv, text = preset.text_config.vocab_size, backbone.get("text_config") or {}
+        if conversion_padding_rows(pv, text.get("vocab_size")):
+            backbone["text_config"] = {**text, "vocab_size": pv}
     aha = {k: getattr(preset, k) for k in AHA_FIELDS} if preset is not None else {}
     if "image_token_index" not in backbone and preset is not None:
         backbone["image_token_index"] = preset.image_token_index
-    cfg = AhaConfig(**{**backbone, **aha})
+    try:
+        cfg = AhaConfig(**{**backbone, **aha})
+    except ValueError as e:
+        raise ValueError(f"{Path(weights_dir) / 'config.json'}: {e}") from None
     if preset is not None:
         bad = size_disagreements(preset, cfg)
         if bad:
@@ -156,7 +168,17 @@ def _load_weights(weights: Path, preset: AhaConfig | None, dtype: torch.dtype, a
     index = read_index(weights)
     cfg = config_from_weights(weights, preset, index)
     cfg._attn_implementation = attn
-    plan = plan_load(_meta_model(cfg), index, layout, str(weights))
+    # a llava-hf folder padded by its conversion loads at its own vocab; the padding rows are cut after
+    file_vocab = weights_vocab_size(weights)
+    pad = conversion_padding_rows(cfg.text_config.vocab_size, file_vocab) if layout == "llava-hf" else 0
+    load_cfg = cfg
+    if pad:
+        load_cfg = copy.deepcopy(cfg)
+        load_cfg.text_config.vocab_size = file_vocab
+    elif layout == "llava-hf" and file_vocab is not None and file_vocab != cfg.text_config.vocab_size:
+        raise ValueError(f"{weights}: text_config.vocab_size is {file_vocab}, the model's {cfg.text_config.vocab_size}: "
+                         "only the llava-hf conversion's padding rows (ceil((vocab + 2) / 64) * 64) can be dropped")
+    plan = plan_load(_meta_model(load_cfg), index, layout, str(weights))
     plan.raise_if_bad()
     quant = _bnb_config() if load_in_4bit else None
     # missing heads are initialised by transformers from the global RNG: seed it, so that a bare
@@ -165,7 +187,7 @@ def _load_weights(weights: Path, preset: AhaConfig | None, dtype: torch.dtype, a
     device_map = None if device is None else {"": torch.device(device)}
     with _transformers_quiet():
         model, info = AhaForStreaming.from_pretrained(
-            str(weights), config=cfg, dtype=dtype, attn_implementation=attn, quantization_config=quant,
+            str(weights), config=load_cfg, dtype=dtype, attn_implementation=attn, quantization_config=quant,
             key_mapping=KEY_MAPPINGS[layout], device_map=device_map if quant is None else (device_map or "auto"),  # bitsandbytes places it itself
             output_loading_info=True, local_files_only=True,
         )
@@ -173,6 +195,8 @@ def _load_weights(weights: Path, preset: AhaConfig | None, dtype: torch.dtype, a
     # save_pretrained would otherwise write the source's key names back (transformers reverts the
     # renaming it loaded with): the project writes its own names
     model._weight_conversions = None
+    if pad:
+        _drop_padding_rows(model, cfg.text_config.vocab_size)
     heads = "from the weights"
     if plan.missing_heads:
         heads = f"not in this backbone: initialised with seed {0 if seed is None else seed} (untrained)"
@@ -180,8 +204,21 @@ def _load_weights(weights: Path, preset: AhaConfig | None, dtype: torch.dtype, a
         source=str(weights), layout=layout, names=plan.names, tensors_in_files=len(index),
         loaded=len(plan.mapping), dtype=str(dtype).replace("torch.", "") + (" (4-bit)" if load_in_4bit else ""),
         device=str(device or "cpu"), dropped=count_reasons(plan.dropped), heads=heads,
+        vocab_rows_dropped=pad, weights_vocab=file_vocab if pad else None,
     )
     return model
+
+
+def _drop_padding_rows(model: AhaForStreaming, vocab: int) -> None:
+    """Keep the first ``vocab`` rows of embed_tokens and lm_head (transformers' resize: ties,
+    ZeRO-3 gathering and the config's vocab_size are its business), then check that it did."""
+    model.resize_token_embeddings(vocab, mean_resizing=False)
+    head = model.get_output_embeddings()
+    rows = {model.get_input_embeddings().num_embeddings, model.config.text_config.vocab_size}
+    if head is not None:
+        rows.add(head.out_features)
+    if rows != {vocab}:
+        raise RuntimeError(f"cutting the vocab to {vocab} rows left {sorted(rows)}")
 
 
 def _meta_model(cfg: AhaConfig) -> AhaForStreaming:

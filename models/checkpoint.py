@@ -7,7 +7,7 @@ meant to be streamed with (``models.inference_settings``). Besides it:
   and the fully trained modules), plus ``base_model.safetensors`` when the base was randomly
   initialised (aha-tiny), so that a reload is exact;
 - full checkpoints: the model's own safetensors and config.json (a llava-hf layout with heads).
-Released Aha! / MMDuet adapters (LLaVA-NeXT key names, no ``aha_model.json``) load directly too,
+The released Aha! adapter (LLaVA-NeXT key names, no ``aha_model.json``) loads directly too,
 converted in memory (``models.convert`` writes the same conversion to disk).
 """
 from __future__ import annotations
@@ -118,7 +118,8 @@ def load_saved_base(base, path: str | Path) -> None:
 
 def load_checkpoint(ckpt_dir: str | Path, weights: str | Path | None = None, is_trainable: bool = False,
                     dtype=None, device=None, attn_implementation: str | None = None,
-                    preset: str | Path | AhaConfig | None = None, load_in_4bit: bool = False):
+                    preset: str | Path | AhaConfig | None = None, load_in_4bit: bool = False,
+                    allow_untrained_heads: bool = False):
     """Rebuild the model a checkpoint was saved from. Returns a PeftModel or an AhaForStreaming.
 
     ``preset``, if given, must agree with the checkpoint's config. ``dtype`` None: fp32 on CPU, bf16 on CUDA.
@@ -128,7 +129,7 @@ def load_checkpoint(ckpt_dir: str | Path, weights: str | Path | None = None, is_
     ckpt = Path(ckpt_dir)
     if is_released_adapter(ckpt):
         return load_released_adapter(ckpt, weights, preset or "aha-7b", is_trainable, dtype, device, attn_implementation,
-                                     load_in_4bit)
+                                     load_in_4bit, allow_untrained_heads=allow_untrained_heads)
     meta = read_meta(ckpt)
     cfg = AhaConfig.from_dict(meta["config"])
     if preset is not None:
@@ -148,9 +149,14 @@ def load_checkpoint(ckpt_dir: str | Path, weights: str | Path | None = None, is_
                            load_in_4bit=load_in_4bit)
     else:
         raise ValueError(f"{ckpt} is an adapter for a base that was not saved: pass weights=<local backbone folder>")
+    before = base.load_report.heads
     model = PeftModel.from_pretrained(base, str(ckpt), is_trainable=is_trainable)
     base.heads_to_fp32()
-    base.load_report.heads = f"from the adapter {ckpt}"
+    saved = set(model.peft_config["default"].modules_to_save or [])
+    from models.lora import HEAD_MODULES
+
+    base.load_report.heads = _heads_source(before, [h for h in HEAD_MODULES if h in saved], f"the adapter {ckpt}",
+                                           allow_untrained_heads)
     if not is_trainable:
         model.requires_grad_(False)
     return model.to(device) if device is not None and not load_in_4bit else model
@@ -158,34 +164,79 @@ def load_checkpoint(ckpt_dir: str | Path, weights: str | Path | None = None, is_
 
 def load_released_adapter(adapter_dir: str | Path, weights: str | Path | None, preset: str | Path | AhaConfig = "aha-7b",
                           is_trainable: bool = False, dtype=None, device=None, attn_implementation: str | None = None,
-                          load_in_4bit: bool = False):
-    """A released Aha! / MMDuet adapter (reference key names) on a local backbone, converted in
-    memory; every adapter tensor must land in the model."""
+                          load_in_4bit: bool = False, heads: str | Path | None = None, allow_untrained_heads: bool = False):
+    """A released Aha! adapter (reference key names) on a local backbone, converted in memory;
+    every adapter tensor must land in the model, and each of the three heads must come from the
+    adapter, the weights folder or a ``heads`` file (else an error naming it, unless
+    ``allow_untrained_heads``: then the report says which heads are untrained)."""
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    from models.convert import convert_adapter_state, converted_lora_config
+    from models.convert import check_released_heads, convert_adapter_state, converted_lora_config
+    from models.lora import HEAD_MODULES
 
     src = Path(adapter_dir)
     if weights is None:
         raise ValueError(f"{src} is a released adapter: pass the local backbone folder it was trained on (--weights)")
     ref_cfg = json.loads((src / "adapter_config.json").read_text())
     state = convert_adapter_state(load_file(str(src / "adapter_model.safetensors")))
-    base = build_model(preset, weights=weights, dtype=dtype, attn_implementation=attn_implementation, device=device,
-                       load_in_4bit=load_in_4bit)
-    lcfg = converted_lora_config(ref_cfg, weights)
+    check_released_heads(state, src)
+    cfg = load_preset(preset) if isinstance(preset, (str, Path)) else preset
+    cfg = _vocab_of_adapter(cfg, state, src)
+    base = build_model(cfg, weights=weights, dtype=dtype, attn_implementation=attn_implementation, device=device,
+                       load_in_4bit=load_in_4bit, heads=heads)
+    lcfg = converted_lora_config(ref_cfg, weights, is_trainable=is_trainable)
     lcfg.pop("peft_type")
     model = get_peft_model(base, LoraConfig(**lcfg))
+    # shapes first: a wrong one is named here, not as a size mismatch deep in torch
+    expected = {k.replace(".modules_to_save.default.", ".").replace(".default.", "."): tuple(v.shape)
+                for k, v in model.state_dict().items()}
+    wrong = [f"{k} {list(v.shape)} (the model's {list(expected[k])})" for k, v in state.items()
+             if k in expected and tuple(v.shape) != expected[k]]
+    if wrong:
+        raise ValueError(f"{src} does not fit the model: shapes differ: {wrong[:8]}")
     result = set_peft_model_state_dict(model, state)
     unexpected = list(getattr(result, "unexpected_keys", []) or [])
     missing = [k for k in getattr(result, "missing_keys", []) or [] if "lora_" in k or "modules_to_save" in k]
     if unexpected or missing:
         raise ValueError(f"{src} does not fit the model: unexpected {unexpected[:8]}, missing {missing[:8]}")
     base.heads_to_fp32()
-    base.load_report.heads = f"from the released adapter {src}"
+    base.load_report.heads = _heads_source(base.load_report.heads, [h for h in HEAD_MODULES
+                                                                    if f"base_model.model.{h}.weight" in state],
+                                           f"the released adapter {src}", allow_untrained_heads)
     if not is_trainable:
         model.requires_grad_(False)
     return model.to(device) if device is not None and not load_in_4bit else model
+
+
+def _vocab_of_adapter(cfg: AhaConfig, state: dict, src: Path) -> AhaConfig:
+    """The adapter's lm_head says the vocab it was trained with: a config read from a llava-hf folder
+    (vocab padded by the conversion) takes it, so that the padding rows are dropped at load."""
+    from models.weights import conversion_padding_rows
+
+    w = state.get("base_model.model.lm_head.weight")
+    if w is None or w.shape[0] == cfg.text_config.vocab_size:
+        return cfg
+    if conversion_padding_rows(w.shape[0], cfg.text_config.vocab_size):
+        cfg = AhaConfig.from_dict(cfg.to_dict())
+        cfg.text_config.vocab_size = w.shape[0]
+        return cfg
+    raise ValueError(f"{src}: its lm_head has {w.shape[0]} rows, the model preset's vocab is {cfg.text_config.vocab_size}")
+
+
+def _heads_source(before: str, from_adapter: list[str], adapter: str, allow_untrained: bool) -> str:
+    """The load report's heads line after an adapter: each head from the adapter, else from where the
+    base took it (the weights, a heads file); an untrained head is an error unless allowed."""
+    from models.lora import HEAD_MODULES
+
+    rest = [h for h in HEAD_MODULES if h not in from_adapter]
+    if not rest:
+        return f"from {adapter}"
+    if "untrained" in before or before == "random":
+        if not allow_untrained:
+            raise ValueError(f"{adapter} holds no {rest} and the backbone has none: {', '.join(rest)} would stay at "
+                             "random init (give a heads file, or allow untrained heads explicitly)")
+    return f"{', '.join(from_adapter) or 'none'} from {adapter}; {', '.join(rest)} {before}"
 
 
 def merge_and_save(peft_model, out_dir: str | Path, inference: InferenceSettings | None = None) -> Path:

@@ -69,6 +69,12 @@ class AhaConfig(LlavaOnevisionConfig):
             raise ValueError(f"loss_protocol must be 'correct' or 'reference', got {self.loss_protocol!r}")
         if self.frame_pool_stride < 1:
             raise ValueError("frame_pool_stride must be >= 1")
+        # SigLIP has no CLS token: "default" (drop the first token, CLIP's CLS) would drop a patch
+        # and every frame would fail at the pooling (728 of 729 patches); said here, at load/build time
+        vt = getattr(self.vision_config, "model_type", None)
+        if vt == "siglip_vision_model" and self.vision_feature_select_strategy != "full":
+            raise ValueError(f"vision_feature_select_strategy must be 'full' for a SigLIP tower (it has no CLS token "
+                             f"to drop), got {self.vision_feature_select_strategy!r}")
 
     @property
     def frame_placeholder_id(self) -> int:

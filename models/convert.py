@@ -1,6 +1,6 @@
-"""Convert released Aha! / MMDuet adapters (LLaVA-NeXT module names) to this implementation.
+"""Convert the released Aha! adapter (LLaVA-NeXT module names) to this implementation.
 
-The released adapters were saved by peft from LLaVA-NeXT's ``LlavaQwenForCausalLM``; their keys::
+The released adapter was saved by peft from LLaVA-NeXT's ``LlavaQwenForCausalLM``; its keys::
 
     base_model.model.model.layers.N.{self_attn,mlp}.X.lora_{A,B}.weight
     base_model.model.model.mm_projector.{0,2}.{weight,bias}
@@ -10,7 +10,8 @@ The released adapters were saved by peft from LLaVA-NeXT's ``LlavaQwenForCausalL
 Here the language model lives at ``model.language_model`` and the projector at
 ``model.multi_modal_projector.linear_{1,2}``. The output folder is a regular checkpoint of this
 project (adapter + ``aha_model.json``) that ``models.checkpoint.load_checkpoint`` reads with the
-local backbone weights. Usage::
+local backbone weights. MMDuet adapters (same names) are refused: their relevance head has two
+outputs and they have no uncertainty head. Usage::
 
     python -m models.convert --adapter aha_weights/ --preset aha-7b --weights /models/llava-onevision-qwen2-7b-ov-hf --out ckpt/aha-7b
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 from models.build import config_from_weights, load_preset
 from models.checkpoint import META
 from models.inference_settings import InferenceSettings
-from models.lora import LORA_TARGET_REGEX
+from models.lora import HEAD_MODULES, LORA_TARGET_REGEX
 from utils.io import atomic_write_json
 
 _RULES = [
@@ -57,12 +58,30 @@ def convert_adapter_state(state: dict) -> dict:
     return out
 
 
-def converted_lora_config(ref_cfg: dict, weights: str | Path | None = None) -> dict:
+def check_released_heads(state: dict, source) -> None:
+    """The heads of a converted adapter state must be Aha!'s: informative 2 outputs, relevance 1,
+    uncertainty 1, bias-free. MMDuet's relevance head has 2 outputs and it has no uncertainty head:
+    said as such, not as a size mismatch deep in peft."""
+    want = {"informative_head": 2, "relevance_head": 1, "uncertainty_head": 1}
+    for head, rows in want.items():
+        w = state.get(f"base_model.model.{head}.weight")
+        if w is not None and w.shape[0] != rows:
+            mmduet = " (MMDuet's two-class relevance head: MMDuet adapters are not Aha! adapters and do not load here)" \
+                if head == "relevance_head" and w.shape[0] == 2 else ""
+            raise ValueError(f"{source}: {head} has {w.shape[0]} outputs, Aha!'s has {rows}{mmduet}")
+        if f"base_model.model.{head}.bias" in state:
+            raise ValueError(f"{source}: {head} has a bias; Aha!'s heads are bias-free")
+
+
+def converted_lora_config(ref_cfg: dict, weights: str | Path | None = None, is_trainable: bool = False) -> dict:
     """The reference's adapter_config.json for this implementation's module names (no-op names of
-    the reference, 'connector' and 'response_head', are dropped)."""
+    the reference, 'connector' and 'response_head', are dropped). ``inference_mode`` is
+    ``not is_trainable``: peft's save_pretrained writes true, and a wrap with it freezes every LoRA
+    matrix and trained module (fine-tuning from it would train nothing)."""
     modules = sorted({_MODULE_NAMES[m] for m in ref_cfg.get("modules_to_save") or [] if m in _MODULE_NAMES})
     return {
         **{k: v for k, v in ref_cfg.items() if k not in ("target_modules", "modules_to_save", "task_type", "base_model_name_or_path")},
+        "inference_mode": not is_trainable,
         "peft_type": "LORA",
         "target_modules": LORA_TARGET_REGEX,
         "modules_to_save": modules,
@@ -81,6 +100,11 @@ def convert_adapter(adapter_dir: str | Path, out_dir: str | Path, preset: str = 
         raise FileNotFoundError(f"{src} needs adapter_config.json and adapter_model.safetensors (pickled .bin adapters are not read)")
     ref_cfg = json.loads(cfg_file.read_text())
     state = convert_adapter_state(load_file(str(w_file)))
+    check_released_heads(state, src)
+    missing = [h for h in HEAD_MODULES if f"base_model.model.{h}.weight" not in state]
+    if missing:
+        raise ValueError(f"{src} holds no {missing}: a converted checkpoint must bring all three Aha! heads "
+                         "(load the released folder directly with --weights and --heads to take them from elsewhere)")
     cfg = load_preset(preset)
     if weights is not None:
         cfg = config_from_weights(weights, cfg)

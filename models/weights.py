@@ -66,6 +66,31 @@ SIGLIP_BY_NAME = {
                                          "num_hidden_layers": 27, "image_size": 384, "patch_size": 14},
 }
 
+# transformers' convert_llava_onevision_weights_to_hf.py (the script that wrote the llava-hf hub
+# folders) resizes the embeddings to vocab + 2 rows padded to a multiple of 64 and fills the new rows
+# with random samples: llava-onevision-qwen2-7b-ov-hf holds 152128 rows (Qwen2-7B's 152064 + 64),
+# 0.5b-ov-hf 152000 (151936 + 64). The rows are past the tokenizer (151648 ids), never produced by the
+# lmms-lab original the Aha! adapter was trained on (its lm_head has the original vocab).
+CONVERSION_VOCAB_PAD = 64
+
+
+def conversion_padding_rows(preset_vocab: int, weights_vocab: int) -> int:
+    """Rows a llava-hf folder holds past ``preset_vocab`` that are the conversion's padding: exactly
+    ``ceil((preset_vocab + 2) / 64) * 64 - preset_vocab`` of them, else 0 (not that padding)."""
+    if not isinstance(preset_vocab, int) or not isinstance(weights_vocab, int):
+        return 0
+    padded = -(-(preset_vocab + 2) // CONVERSION_VOCAB_PAD) * CONVERSION_VOCAB_PAD
+    return weights_vocab - preset_vocab if weights_vocab == padded and weights_vocab > preset_vocab else 0
+
+
+def weights_vocab_size(weights_dir: str | Path) -> int | None:
+    """``text_config.vocab_size`` of a llava-hf folder's config.json (None for other layouts)."""
+    if detect_layout(weights_dir) != "llava-hf":
+        return None
+    raw = json.loads((Path(weights_dir) / "config.json").read_text())
+    return (raw.get("text_config") or {}).get("vocab_size")
+
+
 # the backbone sizes a preset and a weights folder must agree on
 SIZE_FIELDS = {
     "text_config": ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
@@ -314,6 +339,10 @@ class LoadReport:
     names: str = ""
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> count
     heads: str = "from the weights"
+    # rows of embed_tokens and lm_head past the model's vocab that a llava-hf conversion padded with
+    # random samples (conversion_padding_rows): not loaded, said here
+    vocab_rows_dropped: int = 0
+    weights_vocab: int | None = None
 
     def line(self) -> str:
         names = f", {self.names}" if self.names and self.names != self.layout else ""
@@ -321,12 +350,17 @@ class LoadReport:
                f"{self.dtype} on {self.device}; heads {self.heads}")
         if self.dropped:
             out += "; dropped " + ", ".join(f"{n} ({r})" for r, n in self.dropped.items())
+        if self.vocab_rows_dropped:
+            out += (f"; dropped the last {self.vocab_rows_dropped} rows of embed_tokens and lm_head (vocab "
+                    f"{self.weights_vocab} -> {self.weights_vocab - self.vocab_rows_dropped}: the llava-hf conversion's "
+                    f"random padding rows, past the tokenizer)")
         return out
 
     def to_dict(self) -> dict:
         return {"source": self.source, "layout": self.layout, "names": self.names,
                 "tensors_in_files": self.tensors_in_files, "loaded": self.loaded, "dtype": self.dtype,
-                "device": self.device, "dropped": dict(self.dropped), "heads": self.heads}
+                "device": self.device, "dropped": dict(self.dropped), "heads": self.heads,
+                "vocab_rows_dropped": self.vocab_rows_dropped, "weights_vocab": self.weights_vocab}
 
 
 def count_reasons(dropped: dict[str, str]) -> dict[str, int]:

@@ -116,9 +116,18 @@ def test_converter_loads_adapters_written_in_the_reference_key_layout(tiny_model
         "base_model_name_or_path": "lmms-lab/llava-onevision-qwen2-7b-ov"}))
     out = convert_adapter(ref, tmp_path / "converted", preset="aha-tiny", weights=backbone)
     _assert_same(before, _scores(load_checkpoint(out)))
+    # the documented command, on a backbone with the hub's vocab (the conversion's 64 padding rows)
+    from models.convert import main as convert_main
+
+    assert json.loads((backbone / "config.json").read_text())["text_config"]["vocab_size"] == 151936 + 64
+    convert_main(["--adapter", str(ref), "--out", str(tmp_path / "cli"), "--preset", "aha-tiny", "--weights", str(backbone)])
+    via_cli = load_checkpoint(tmp_path / "cli")
+    _assert_same(before, _scores(via_cli))
+    assert via_cli.get_base_model().load_report.vocab_rows_dropped == 64
     # the released folder loads directly too (converted in memory): the same per-frame scores
     direct = load_checkpoint(ref, weights=backbone, preset="aha-tiny")
     _assert_same(before, _scores(direct))
+    assert "dropped the last 64 rows of embed_tokens and lm_head" in direct.get_base_model().load_report.line()
     assert "released adapter" in direct.get_base_model().load_report.heads
     # and a tensor the model has no place for is refused by name
     save_file({**state, "base_model.model.model.layers.0.self_attn.q_proj.lora_C.weight": torch.zeros(1)},
@@ -170,3 +179,97 @@ def test_a_preset_that_contradicts_the_checkpoint_is_refused(tiny_model, tmp_pat
     with pytest.raises(FileNotFoundError, match="no model preset 'aha-tnyi'"):
         load_checkpoint(tmp_path / "a", preset="aha-tnyi")
     load_checkpoint(tmp_path / "a", preset="aha-tiny")  # the same model: fine
+
+
+# ------------------------------------------------------------------- released adapters: training, heads, MMDuet
+REF_LORA_CONFIG = {  # adapter_config.json as peft's save_pretrained writes it for the reference's LoraConfig
+    "peft_type": "LORA", "r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "task_type": "CAUSAL_LM", "inference_mode": True,
+    "bias": "none", "target_modules": r"model\.layers.*(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$",
+    "modules_to_save": ["connector", "mm_projector", "response_head", "lm_head", "informative_head", "relevance_head", "uncertainty_head"],
+    "base_model_name_or_path": "lmms-lab/llava-onevision-qwen2-7b-ov"}
+
+
+def _released_adapter(tiny_model, tmp_path, drop_heads=(), relevance_rows=1):
+    """A hub-layout backbone (padded vocab) and a released adapter in the reference's key layout."""
+    from peft import get_peft_model_state_dict
+
+    backbone = tmp_path / "hf"
+    write_llava_hf(tiny_model, backbone)
+    pm = apply_lora(build_model("aha-tiny", weights=backbone))
+    _randomise_adapters(pm)
+    state = {_to_reference_adapter_key(k): v for k, v in get_peft_model_state_dict(pm).items()}
+    for h in drop_heads:
+        state.pop(f"base_model.model.{h}.weight")
+    if relevance_rows != 1:
+        state["base_model.model.relevance_head.weight"] = torch.randn(relevance_rows, state["base_model.model.relevance_head.weight"].shape[1])
+    ref = tmp_path / "released"
+    ref.mkdir()
+    save_file(state, str(ref / "adapter_model.safetensors"))
+    mods = [m for m in REF_LORA_CONFIG["modules_to_save"] if m not in drop_heads]
+    (ref / "adapter_config.json").write_text(json.dumps({**REF_LORA_CONFIG, "modules_to_save": mods}))
+    return ref, backbone, pm
+
+
+def test_a_released_adapter_loads_trainable_with_the_trainable_set_of_a_fresh_lora(tiny_model, tmp_path):
+    """peft writes inference_mode true; a wrap with it froze every LoRA matrix and trained module, so
+    fine-tuning from the released adapter trained nothing."""
+    ref, backbone, pm = _released_adapter(tiny_model, tmp_path)
+    model = load_checkpoint(ref, weights=backbone, preset="aha-tiny", is_trainable=True)
+    assert set(trainable_parameter_names(model)) == set(trainable_parameter_names(pm)) != set()
+    assert model.peft_config["default"].inference_mode is False
+    ids, px = _inputs()
+    out = model(input_ids=ids, pixel_values=px)
+    out.relevance.sum().backward()  # the error the frozen wrap gave: "element 0 of tensors does not require grad"
+    frozen = load_checkpoint(ref, weights=backbone, preset="aha-tiny")
+    assert trainable_parameter_names(frozen) == [] and frozen.peft_config["default"].inference_mode is True
+
+
+def test_train_builds_a_released_adapter_on_its_preset_and_refuses_nothing_to_train(tiny_model, tmp_path, monkeypatch):
+    import train
+
+    ref, backbone, _ = _released_adapter(tiny_model, tmp_path)
+    margs = train.ModelArguments(preset="aha-tiny", weights=str(backbone), lora_pretrained=str(ref), model_dtype="fp32")
+    args = train.AhaTrainingArguments(output_dir=str(tmp_path / "out"), report_to=[])
+    model = train.build_trainable_model(margs, args, frozen_projector=False)  # --preset aha-tiny, not aha-7b
+    assert model.get_base_model().config.text_config.hidden_size == 64
+    assert trainable_parameter_names(model)
+    real = train.load_checkpoint
+    monkeypatch.setattr(train, "load_checkpoint", lambda *a, **k: real(*a, **{**k, "is_trainable": False}))
+    with pytest.raises(ValueError, match=r"no parameter would be trained: every parameter of --lora_pretrained .* was loaded frozen"):
+        train.build_trainable_model(margs, args, frozen_projector=False)
+
+
+@pytest.mark.parametrize("convert", [False, True], ids=["direct", "converted"])
+def test_a_head_missing_from_a_released_adapter_is_an_error_naming_it(tiny_model, tmp_path, convert):
+    ref, backbone, _ = _released_adapter(tiny_model, tmp_path, drop_heads=("uncertainty_head",))
+    if convert:
+        with pytest.raises(ValueError, match=r"holds no \['uncertainty_head'\]"):
+            convert_adapter(ref, tmp_path / "c", preset="aha-tiny", weights=backbone)
+        return
+    with pytest.raises(ValueError, match=r"holds no \['uncertainty_head'\] and the backbone has none"):
+        load_checkpoint(ref, weights=backbone, preset="aha-tiny")
+    # allowed explicitly: the report says which head is untrained
+    m = load_checkpoint(ref, weights=backbone, preset="aha-tiny", allow_untrained_heads=True)
+    heads = m.get_base_model().load_report.heads
+    assert heads.startswith("informative_head, relevance_head from the released adapter") and "uncertainty_head not in this backbone" in heads
+    assert "untrained" in heads
+
+
+def test_an_mmduet_adapter_is_refused_as_such(tiny_model, tmp_path):
+    ref, backbone, _ = _released_adapter(tiny_model, tmp_path, drop_heads=("uncertainty_head",), relevance_rows=2)
+    for call in (lambda: load_checkpoint(ref, weights=backbone, preset="aha-tiny"),
+                 lambda: convert_adapter(ref, tmp_path / "c", preset="aha-tiny", weights=backbone)):
+        with pytest.raises(ValueError, match=r"relevance_head has 2 outputs, Aha!'s has 1 \(MMDuet's two-class relevance head"):
+            call()
+
+
+def test_a_released_adapter_on_a_config_read_from_the_padded_hub_folder(tiny_model, tmp_path):
+    """The config of the hub folder says 152000 (0.5b-like): the adapter's lm_head (151936 rows) decides."""
+    from models.build import config_from_weights
+
+    ref, backbone, pm = _released_adapter(tiny_model, tmp_path)
+    cfg = config_from_weights(backbone)
+    assert cfg.text_config.vocab_size == 151936 + 64
+    m = load_checkpoint(ref, weights=backbone, preset=cfg)
+    _assert_same(_scores(pm), _scores(m))
+    assert m.get_base_model().load_report.vocab_rows_dropped == 64

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from models.build import build_model
-from tests.weight_layouts import HEADS, llava_hf_hub_name, lmms_lab_name, write_llava_hf, write_lmms_lab
+from tests.weight_layouts import HEADS, hub_vocab, llava_hf_hub_name, lmms_lab_name, write_llava_hf, write_lmms_lab
 
 TOWER = "tests/tiny-siglip"  # a tower name the project does not know: its head count comes from the preset
 PH = 151646
@@ -37,7 +37,7 @@ def _assert_model_holds(model, file_state: dict, to_ours) -> None:
 
 @pytest.mark.parametrize("legacy", [True, False], ids=["hub-legacy-names", "current-names"])
 def test_llava_hf_every_tensor_equals_the_file(source, tmp_path, legacy, caplog):
-    state = write_llava_hf(source, tmp_path / "hf", legacy=legacy)
+    state = write_llava_hf(source, tmp_path / "hf", legacy=legacy, padded_vocab=False)
     if legacy:
         assert "language_model.lm_head.weight" in state and "vision_tower.vision_model.post_layernorm.weight" in state
     with caplog.at_level(logging.INFO, logger="models.build"):
@@ -51,6 +51,56 @@ def test_llava_hf_every_tensor_equals_the_file(source, tmp_path, legacy, caplog)
     assert r.names == ("hub legacy names" if legacy else "current names")
     lines = [rec.getMessage() for rec in caplog.records if rec.getMessage().startswith("loaded ")]
     assert len(lines) == 1 and f"{len(state)} of {len(state)} tensors" in lines[0] and "seed 0" in lines[0]
+
+
+def _tied_source():
+    from models.build import load_preset
+
+    cfg = load_preset("aha-tiny")
+    cfg.tie_word_embeddings = cfg.text_config.tie_word_embeddings = True  # as llava-onevision-qwen2-0.5b-ov
+    return build_model(cfg, seed=5).eval()
+
+
+@pytest.mark.parametrize("tied", [False, True], ids=["7b-like-untied", "0.5b-like-tied"])
+def test_hub_vocab_padding_rows_are_dropped_and_said(source, tmp_path, tied):
+    """The llava-hf hub folders hold the conversion's random padding rows (152128 rows for Qwen2-7B's
+    152064, 152000 for 0.5B's 151936): with the preset's vocab, the first rows load, the rest are
+    dropped and the report says so."""
+    src = _tied_source() if tied else source
+    vocab = src.config.text_config.vocab_size
+    assert hub_vocab(152064) == 152128 and hub_vocab(151936) == 152000
+    state = write_llava_hf(src, tmp_path / "hf")  # hub names, hub vocab
+    assert state["language_model.model.embed_tokens.weight"].shape[0] == hub_vocab(vocab) == vocab + 64
+    assert ("language_model.lm_head.weight" in state) is not tied
+    m = build_model("aha-tiny", weights=tmp_path / "hf") if not tied else build_model(src.config, weights=tmp_path / "hf")
+    assert m.config.text_config.vocab_size == vocab
+    assert m.get_input_embeddings().weight.shape[0] == m.lm_head.weight.shape[0] == vocab
+    assert (m.lm_head.weight is m.get_input_embeddings().weight) is tied
+    sd = m.state_dict()
+    inv = {llava_hf_hub_name(k): k for k in src.state_dict()}
+    for k, v in state.items():
+        kept = v[:vocab] if k in ("language_model.model.embed_tokens.weight", "language_model.lm_head.weight") else v
+        assert torch.equal(sd[inv[k]], kept), k
+    r = m.load_report
+    assert (r.vocab_rows_dropped, r.weights_vocab) == (64, vocab + 64)
+    assert f"dropped the last 64 rows of embed_tokens and lm_head (vocab {vocab + 64} -> {vocab}" in r.line()
+    assert r.to_dict()["vocab_rows_dropped"] == 64
+    # without a preset the folder's own vocab loads whole (nothing dropped)
+    whole = build_model(None, weights=tmp_path / "hf")
+    assert whole.config.text_config.vocab_size == vocab + 64 and whole.load_report.vocab_rows_dropped == 0
+
+
+def test_a_vocab_difference_other_than_the_padding_is_refused(source, tmp_path):
+    from models.build import load_preset
+
+    write_llava_hf(source, tmp_path / "hf")  # 151936 + 64 rows
+    cfg = load_preset("aha-tiny")
+    cfg.text_config.vocab_size = 151900  # padded, 151900 would give 151936, not 152000
+    with pytest.raises(ValueError, match=r"text_config\.vocab_size: preset 151900, weights 152000"):
+        build_model(cfg, weights=tmp_path / "hf")
+    cfg.text_config.vocab_size = 152064  # fewer rows in the file than the preset: never padding
+    with pytest.raises(ValueError, match=r"text_config\.vocab_size: preset 152064, weights 152000"):
+        build_model(cfg, weights=tmp_path / "hf")
 
 
 def test_bare_backbone_heads_are_seeded_once_and_said(source, tmp_path):
@@ -200,3 +250,19 @@ def test_a_truncated_shard_is_refused_with_its_name(source, tmp_path, cut):
     f.write_bytes(f.read_bytes()[:cut])
     with pytest.raises(ValueError, match="model.safetensors: not a readable safetensors file"):
         build_model(None, weights=tmp_path / "hf")
+
+
+def test_a_cls_dropping_feature_strategy_is_refused_at_load_naming_the_field(source, tmp_path):
+    """SigLIP has no CLS token: 'default' would drop a patch and fail only at the first frame
+    ("expected 729 patch tokens per frame, got 728")."""
+    import json
+
+    from models.config import AhaConfig
+
+    write_llava_hf(source, tmp_path / "hf")
+    cfg_file = tmp_path / "hf" / "config.json"
+    cfg_file.write_text(json.dumps({**json.loads(cfg_file.read_text()), "vision_feature_select_strategy": "default"}))
+    with pytest.raises(ValueError, match=r"hf/config\.json: vision_feature_select_strategy must be 'full' for a SigLIP tower"):
+        build_model("aha-tiny", weights=tmp_path / "hf")
+    with pytest.raises(ValueError, match="vision_feature_select_strategy must be 'full'"):
+        AhaConfig(vision_feature_select_strategy="default")

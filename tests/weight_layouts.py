@@ -71,16 +71,33 @@ def _write_shards(state: dict[str, torch.Tensor], d: Path, shards: int) -> None:
     (d / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
 
 
-def write_llava_hf(model, d: Path, legacy: bool = True, shards: int = 2, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+def hub_vocab(vocab: int) -> int:
+    """The vocab of a llava-hf hub folder converted from an lmms-lab model of ``vocab`` rows:
+    transformers' convert_llava_onevision_weights_to_hf.py (4.45, lines 170-186) resizes to vocab + 2
+    padded to a multiple of 64 (152064 -> 152128 for 7b-ov-hf, 151936 -> 152000 for 0.5b-ov-hf) and
+    fills the new rows with random samples."""
+    return -(-(vocab + 2) // 64) * 64
+
+
+def write_llava_hf(model, d: Path, legacy: bool = True, shards: int = 2, dtype: torch.dtype | None = None,
+                   padded_vocab: bool | None = None) -> dict[str, torch.Tensor]:
     """A llava-hf backbone folder (no heads): hub names when ``legacy``, else current names.
+    ``padded_vocab`` (default: as the hub files, i.e. when ``legacy``) writes embed_tokens and lm_head
+    with the conversion's random padding rows (``hub_vocab``) and that vocab in config.json.
     Returns the file's tensors by file name."""
+    padded_vocab = legacy if padded_vocab is None else padded_vocab
+    cfg = model.config
+    vocab = cfg.text_config.vocab_size
+    rows = hub_vocab(vocab) - vocab if padded_vocab else 0
+    g = torch.Generator().manual_seed(11)
     state = {}
     for k, v in _ours(model).items():
         if k in HEADS:
             continue
+        if rows and k in ("model.language_model.embed_tokens.weight", "lm_head.weight"):
+            v = torch.cat([v, torch.randn(rows, v.shape[1], generator=g).to(v.dtype)])
         state[llava_hf_hub_name(k) if legacy else k] = v if dtype is None else v.to(dtype)
     _write_shards(state, d, shards)
-    cfg = model.config
     (d / "config.json").write_text(json.dumps({
         "architectures": ["LlavaOnevisionForConditionalGeneration"], "model_type": "llava_onevision",
         "image_token_index": cfg.image_token_index, "projector_hidden_act": "gelu",
@@ -89,7 +106,7 @@ def write_llava_hf(model, d: Path, legacy: bool = True, shards: int = 2, dtype: 
         "transformers_version": "4.45.0.dev0",
         "text_config": {**{k: getattr(cfg.text_config, k) for k in (
             "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-            "vocab_size", "max_position_embeddings", "rms_norm_eps", "tie_word_embeddings")},
+            "max_position_embeddings", "rms_norm_eps", "tie_word_embeddings")}, "vocab_size": vocab + rows,
             "rope_theta": cfg.text_config.rope_parameters["rope_theta"],
             "model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "torch_dtype": "bfloat16"},
         "vision_config": {**{k: getattr(cfg.vision_config, k) for k in (
