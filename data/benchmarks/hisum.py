@@ -417,7 +417,8 @@ def convert(input_path, split_path, *, split: str = "test_keys", titles_path=Non
     parse_template_mode(template)
     rows = it.read_table(input_path, "Mr.HiSum metadata csv", ("video_id", "youtube_id", "duration", "labels"))
     meta = {}
-    for line, r in rows:
+    # video_id is the key (the same youtube_id under two video_ids is legitimate: 6 in the real file)
+    for line, r in it.rows_by_key(rows, "video_id", input_path, "Mr.HiSum metadata csv").values():
         vid = item_id(r["video_id"] or None, "video_id", input_path, line)
         item_id(r["youtube_id"] or None, "youtube_id", input_path, line)
         r["seconds"] = number(r["duration"], f"{vid} duration", input_path, line, positive=True)
