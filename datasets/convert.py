@@ -115,7 +115,7 @@ def convert_from_args(args: argparse.Namespace, report: dict | None = None) -> t
         items = mod.convert(args.input, highlight_min_score=args.highlight_min_score, **common)
     elif d == "tvsum":
         inputs.update({"anno": args.anno} if args.anno else {})
-        items = mod.convert(args.input, anno_path=args.anno, prompt=args.prompt, **common)
+        items = mod.convert(args.input, anno_path=args.anno, prompt=args.prompt, report=report, **common)
     elif d == "hisum":
         inputs.update({"split_file": args.split_file, **({"titles": args.titles} if args.titles else {})})
         items = mod.convert(args.input, args.split_file, split=args.split, titles_path=args.titles,

@@ -288,6 +288,43 @@ def test_tvsum_anno_mismatch(conv, paths, tmp_path):
         conv.convert_tvsum(info)
 
 
+@pytest.mark.parametrize("edit", ["duplicate_last", "drop_last"])
+def test_tvsum_anno_annotator_count_checked(conv, paths, tmp_path, edit):
+    """A duplicated or missing annotator line (21 or 19 rows for one video) would change the per-frame
+    mean the aha protocol scores against: the converter and the scorer's reader refuse it, naming the
+    line; the clean file records 20 annotators in the meta."""
+    from data.benchmarks import tvsum
+
+    lines = paths["tv_anno"].read_text().splitlines(keepends=True)
+    lines = lines + [lines[-1]] if edit == "duplicate_last" else lines[:-1]
+    bad = tmp_path / "anno.tsv"
+    bad.write_text("".join(lines))
+    n = len(lines)
+    expect = (f"anno.tsv:{n}: .*49 with 20, 1 with 21 rows.*line {n} repeats line {n - 1}" if edit == "duplicate_last"
+              else f"anno.tsv:{n}: .*1 with 19, 49 with 20 rows.*has 19 rows, fewer")
+    with pytest.raises(ValueError, match=expect):
+        conv.convert_tvsum(paths["tv_info"], anno_path=bad)
+    with pytest.raises(ValueError, match=expect):
+        tvsum.load_frame_gold(bad)
+    out = tmp_path / "tv.jsonl"
+    assert conv.main(["tvsum", "--input", str(paths["tv_info"]), "--anno", str(bad), "--output", str(out)]) == 2
+    assert conv.main(["tvsum", "--input", str(paths["tv_info"]), "--anno", str(paths["tv_anno"]),
+                      "--output", str(out)]) == 0
+    meta = json.loads(out.with_name("tv.jsonl.meta.json").read_text())
+    assert meta["n_annotators"] == 20 and meta["identical_annotator_rows"] == 0
+
+
+def test_tvsum_identical_annotator_rows_recorded_not_refused(tmp_path):
+    """Two annotators may agree exactly (short synthetic videos do): with equal counts it is recorded."""
+    from data.benchmarks import tvsum
+
+    anno = tmp_path / "anno.tsv"
+    anno.write_text("a\tVT\t1,2,3\na\tVT\t1,2,3\nb\tVT\t3,2,1\nb\tVT\t2,2,1\n")
+    gold = tvsum.load_frame_gold(anno)
+    assert gold["a"]["identical_annotator_rows"] == 1 and gold["b"]["identical_annotator_rows"] == 0
+    assert {g["n_annotators"] for g in gold.values()} == {2}
+
+
 # -------------------------------------------------------------------------------------- Mr.HiSum
 
 def test_hisum_real_files(conv, paths, tmp_path):

@@ -21,6 +21,7 @@ Ties in a ranking: the earlier clip/frame ranks first (a stable sort) in both pr
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from collections import defaultdict
 from pathlib import Path
@@ -101,11 +102,50 @@ def load_clip_gold(path) -> dict[str, dict]:
     return gold
 
 
+def check_annotator_rows(rows: Mapping[str, list[tuple[int, str]]], path) -> dict:
+    """The annotator rows of ydata-tvsum50-anno.tsv, ``{vid: [(line, digest of the scores text)]}``, checked:
+    every video must have the same number of rows (the real file: 20 for each of the 50 videos), else
+    a missing or duplicated line would silently change the per-frame mean. Returns ``{"n_annotators",
+    "identical_rows": {vid: [[line, first line], ...]}}``: rows identical to an earlier row of the same
+    video are named in the error when the counts differ, and otherwise recorded, not refused (two
+    annotators may agree exactly: the synthetic data's short clip-constant rows often do)."""
+    identical: dict[str, list[list[int]]] = {}
+    for vid, lines in rows.items():
+        first: dict[str, int] = {}
+        for line, digest in lines:
+            if digest in first:
+                identical.setdefault(vid, []).append([line, first[digest]])
+            else:
+                first[digest] = line
+    counts: dict[int, list[str]] = defaultdict(list)
+    for vid, lines in rows.items():
+        counts[len(lines)].append(vid)
+    if len(counts) > 1:
+        usual = max(counts, key=lambda c: len(counts[c]))
+        detail = ", ".join(f"{len(counts[c])} with {c}" for c in sorted(counts))
+        vid = next(v for v in rows if len(rows[v]) != usual)
+        n = len(rows[vid])
+        if identical.get(vid):
+            line, earlier = identical[vid][0]
+            why, at = f"its line {line} repeats line {earlier} (a duplicated line)", line
+        else:
+            why, at = f"{'more' if n > usual else 'fewer'} than the {usual} of most videos", rows[vid][-1][0]
+        raise InputError(f"videos have different annotator row counts ({detail} rows): video {vid} has {n} rows, "
+                         f"{why}; every video needs the same annotators (20 in ydata-tvsum50-anno.tsv)", path, at)
+    return {"n_annotators": next(iter(counts)) if counts else 0, "identical_rows": identical}
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.strip().encode()).hexdigest()
+
+
 def load_frame_gold(tsv_path) -> dict[str, dict]:
-    """vid -> {"scores": per-native-frame mean annotator score / 5, "category", "n_annotators"}."""
+    """vid -> {"scores": per-native-frame mean annotator score / 5, "category", "n_annotators",
+    "identical_annotator_rows"}; annotator row counts checked (``check_annotator_rows``)."""
     sums: dict[str, np.ndarray] = {}
     count: dict[str, int] = defaultdict(int)
     category: dict[str, str] = {}
+    rows: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for line_no, line in enumerate(read_text(tsv_path, "ydata-tvsum50-anno.tsv").splitlines(), 1):
         if not line.strip():
             continue
@@ -123,7 +163,10 @@ def load_frame_gold(tsv_path) -> dict[str, dict]:
         sums[vid] = s if vid not in sums else sums[vid] + s
         count[vid] += 1
         category[vid] = cat
-    return {vid: {"scores": sums[vid] / count[vid] / 5.0, "category": category[vid], "n_annotators": count[vid]}
+        rows[vid].append((line_no, _digest(values)))
+    identical = check_annotator_rows(rows, tsv_path)["identical_rows"]
+    return {vid: {"scores": sums[vid] / count[vid] / 5.0, "category": category[vid], "n_annotators": count[vid],
+                  "identical_annotator_rows": len(identical.get(vid, []))}
             for vid in sums}
 
 
@@ -384,9 +427,12 @@ def read_info(path) -> list[dict]:
     return rows
 
 
-def read_anno_index(path) -> dict[str, tuple[str, int]]:
-    """ydata-tvsum50-anno.tsv -> {video_id: (category, number of annotator rows)} (scores not parsed)."""
+def read_anno_index(path, report: dict | None = None) -> dict[str, tuple[str, int]]:
+    """ydata-tvsum50-anno.tsv -> {video_id: (category, number of annotator rows)} (scores not parsed);
+    the row counts checked as the scorer does (``check_annotator_rows``; ``report`` receives
+    ``n_annotators`` and ``identical_annotator_rows``)."""
     index: dict[str, tuple[str, int]] = {}
+    rows: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for i, line in enumerate(read_text(path, "TVSum anno tsv").splitlines(), 1):
         if not line.strip():
             continue
@@ -398,6 +444,11 @@ def read_anno_index(path) -> dict[str, tuple[str, int]]:
         if prev_cat != cat:
             raise InputError(f"video {vid} listed under categories {prev_cat} and {cat}", path, i)
         index[vid] = (cat, n + 1)
+        rows[vid].append((i, _digest(parts[2])))
+    checked = check_annotator_rows(rows, path)
+    if report is not None:
+        report.update(n_annotators=checked["n_annotators"],
+                      identical_annotator_rows=sum(len(v) for v in checked["identical_rows"].values()))
     return index
 
 
@@ -425,15 +476,16 @@ def _prompt_title(row: dict, rows: list[dict], variant: str, seed: int) -> tuple
 
 
 def convert(input_path, *, anno_path=None, seed: int = 0, template: str = DEFAULT_TEMPLATE, prompt: str = "title",
-            video_template: str = DEFAULT_VIDEO_TEMPLATE) -> list[dict]:
-    """TVSum info tsv -> items (id = video_id). ``prompt``: title | ambiguous | unrelated | none (w/o-Q)."""
+            video_template: str = DEFAULT_VIDEO_TEMPLATE, report: dict | None = None) -> list[dict]:
+    """TVSum info tsv -> items (id = video_id). ``prompt``: title | ambiguous | unrelated | none (w/o-Q).
+    With ``anno_path``, ``report`` (if given) receives ``n_annotators`` (``read_anno_index``)."""
     from data.prompts import TVSUM_CATEGORY_NAMES, parse_template_mode, render_query
 
     choice(prompt, TVSUM_PROMPTS, "TVSum prompt variant")
     parse_template_mode(template)  # fail on a bad spec even for the query-free variant
     rows = read_info(input_path)
     if anno_path is not None:
-        anno = read_anno_index(anno_path)
+        anno = read_anno_index(anno_path, report)
         info = {r["video_id"]: r["category"] for r in rows}
         only_info, only_anno = sorted(set(info) - set(anno)), sorted(set(anno) - set(info))
         if only_info or only_anno:
