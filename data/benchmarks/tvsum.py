@@ -17,6 +17,10 @@ protocol "aha" (aha_reference.md §6.1; Aha ``test/tvsum/tvsum_utils.py``):
   (sklearn AP), Spearman / Kendall (0 when undefined), F1@15. Means over videos, plus per category.
 
 Ties in a ranking: the earlier clip/frame ranks first (a stable sort) in both protocols.
+
+Option ``videos_file`` (both protocols): only the listed videos are scored, gold and predictions;
+predictions of the gold file's other videos are set aside and counted (``videos_file_subset``).
+UMT / QD-DETR report on the 10 videos of ``tvsum_val.jsonl``.
 """
 from __future__ import annotations
 
@@ -195,11 +199,38 @@ def load_gold(path, protocol: str, opts: Mapping) -> dict[str, dict]:
             g["fps"] = fps_table.get(vid)
     if opts.get("videos_file"):
         keep = read_video_list(opts["videos_file"])
+        ids = UniqueIds("video in the videos_file")
+        for v in keep:
+            ids.add(v, opts["videos_file"])
         unknown = [v for v in keep if v not in gold]
         if unknown:
             raise InputError(f"{len(unknown)} listed videos are not in the gold, e.g. {unknown[:5]}", opts["videos_file"])
-        gold = {v: gold[v] for v in keep}
+        # the gold file's other videos stay known, so their predictions are set aside (counted by
+        # ``score``) rather than refused: a prediction file of all 50 videos scores on the 10 listed
+        listed = set(keep)
+        gold = {v: {**gold[v], IN_VIDEOS_FILE: v in listed} for v in [*keep, *(v for v in gold if v not in listed)]}
     return gold
+
+
+IN_VIDEOS_FILE = "in_videos_file"  # gold item flag set by load_gold under the videos_file option
+
+
+def restrict_to_videos_file(preds: Mapping[str, Any], gold: Mapping[str, dict]) -> tuple[dict, dict, dict | None]:
+    """(predictions, gold, record) of the videos the videos_file lists, when ``load_gold`` flagged them:
+    predictions of the gold file's other videos are set aside and counted; ids unknown to the gold file
+    stay in (``match_ids`` refuses them). Unflagged gold (no videos_file) passes unchanged, record None."""
+    flags = [g.get(IN_VIDEOS_FILE) for g in gold.values()]
+    if not flags or any(f is None for f in flags):
+        return dict(preds), dict(gold), None
+    outside = {v for v, g in gold.items() if not g[IN_VIDEOS_FILE]}
+    set_aside = [v for v in preds if v in outside]
+    kept_gold = {v: g for v, g in gold.items() if v not in outside}
+    if not kept_gold:
+        raise ValueError("none of the videos_file's videos is among the gold videos to score")
+    record = {"restricts": "the gold and the predictions: only the videos it lists are scored",
+              "n_listed_scored": len(kept_gold), "n_predictions_set_aside": len(set_aside),
+              "set_aside_ids": set_aside}
+    return {v: p for v, p in preds.items() if v not in outside}, kept_gold, record
 
 
 def _native_fps_table(opts: Mapping, gold_file) -> dict[str, float]:
@@ -335,10 +366,19 @@ def _categories(gold: Mapping, vids) -> dict[str, list[str]]:
     return {c: by_cat[c] for c in order}
 
 
+def _one_count(counts: list) -> int | None:
+    """The annotator count shared by the scored videos (None when the gold does not say)."""
+    known = {c for c in counts if c is not None}
+    if len(known) > 1:
+        raise ValueError(f"videos have different annotator counts: {sorted(known)}")
+    return known.pop() if known else None
+
+
 def score(preds: Mapping[str, dict], gold: Mapping[str, dict], protocol: str | None = None,
           options: Mapping | None = None) -> dict:
     """Pure scorer: {vid: prediction} against {vid: gold} -> {"metrics", "per_item", "record"}."""
     name, opts = resolve(protocol, options)
+    preds, gold, subset = restrict_to_videos_file(preds, gold)
     vids, id_record = match_ids(preds, gold, missing="error" if opts["match_number"] else "drop",
                                 extra="error", what="video")
     k = int(opts["k"])
@@ -374,9 +414,12 @@ def score(preds: Mapping[str, dict], gold: Mapping[str, dict], protocol: str | N
             "mAP50_mAP15": "sklearn average_precision_score against the rho = 0.5 / 0.15 labels",
             "correlations": "scipy spearmanr / kendalltau (tau-b) per video; 0 when n <= 1 or a series is constant",
             "F1_15": "top max(1, int(0.15 n)) predicted frames vs the rho = 0.15 labels, sklearn f1_score",
-            "averaging": "mean over videos (and per category); AP/F1 in percent, correlations in [-1, 1]"}
+            "averaging": "mean over videos (and per category); AP/F1 in percent, correlations in [-1, 1]",
+            "n_annotators": _one_count([gold[v].get("n_annotators") for v in vids]),
+            "identical_annotator_rows": sum(gold[v].get("identical_annotator_rows") or 0 for v in vids)}
     record.update(dataset=DATASET, protocol=name, k=k, ties="stable ranking: the earlier clip/frame first",
-                  videos_file=None if opts["videos_file"] is None else str(opts["videos_file"]), ids=id_record)
+                  videos_file=None if opts["videos_file"] is None else str(opts["videos_file"]),
+                  videos_file_subset=subset, ids=id_record)
     return {"metrics": metrics, "per_item": per_item, "record": record}
 
 
