@@ -109,10 +109,15 @@ def template_spec(args: argparse.Namespace) -> str:
     return f"{args.template_set}:{args.template}"
 
 
-def convert_from_args(args: argparse.Namespace) -> tuple[list[dict], dict[str, str], list[str]]:
-    """Run one sub-command's converter; returns (items, {input name: path}, skipped invalid lines)."""
+def convert_from_args(args: argparse.Namespace, report: dict | None = None) -> tuple[list[dict], dict[str, str], list[str]]:
+    """Run one sub-command's converter; returns (items, {input name: path}, skipped invalid lines).
+
+    ``report`` receives what a converter records besides (Mr.HiSum: ``dropped_missing_video`` and
+    ``skipped_no_title``, its --video_root filter coming before the title check; TVSum:
+    ``n_annotators``)."""
     common = {"seed": args.seed, "template": template_spec(args), "video_template": args.video_template}
     d, mod, skipped = args.dataset, benchmarks.get(args.dataset), []
+    report = {} if report is None else report
     inputs = {"input": args.input}
     if d == "charades":
         inputs["lengths"] = args.lengths
@@ -121,11 +126,11 @@ def convert_from_args(args: argparse.Namespace) -> tuple[list[dict], dict[str, s
         items = mod.convert(args.input, highlight_min_score=args.highlight_min_score, **common)
     elif d == "tvsum":
         inputs.update({"anno": args.anno} if args.anno else {})
-        items = mod.convert(args.input, anno_path=args.anno, prompt=args.prompt, **common)
+        items = mod.convert(args.input, anno_path=args.anno, prompt=args.prompt, report=report, **common)
     elif d == "hisum":
         inputs.update({"split_file": args.split_file, **({"titles": args.titles} if args.titles else {})})
         items = mod.convert(args.input, args.split_file, split=args.split, titles_path=args.titles,
-                            missing_title=args.missing_title, **common)
+                            missing_title=args.missing_title, video_root=args.video_root, report=report, **common)
     else:  # youcook2, magqa: one input file
         items = mod.convert(args.input, **common)
     if not items:
@@ -142,11 +147,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
     check_output_file(args.output, "--output")
-    items, inputs, skipped = convert_from_args(args)
-    n_source = len(items)
-    dropped: list[str] = []
+    report: dict = {}
+    items, inputs, skipped = convert_from_args(args, report)
+    dropped: list[str] = list(report.pop("dropped_missing_video", []))  # Mr.HiSum filters before its title check
+    no_title: list[str] | None = report.pop("skipped_no_title", None)
+    n_source = len(items) + len(dropped)
     if args.video_root:
-        items, dropped = it.keep_existing_videos(items, args.video_root)
+        items, more = it.keep_existing_videos(items, args.video_root)
+        dropped += more
     options = {k: v for k, v in vars(args).items() if k not in ("output", "dataset", "debug", *inputs)}
     meta = {
         "dataset": args.dataset,
@@ -158,6 +166,8 @@ def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
         "n_converted": n_source,
         "skipped_invalid": skipped,
         "dropped_missing_video": dropped,
+        **({"skipped_no_title": no_title} if no_title is not None else {}),
+        **report,
         "template_spec": template_spec(args),
         "template_set": template_set_of(template_spec(args)),
         "query_templates": list(TEMPLATE_SETS[template_set_of(template_spec(args))][0]),
@@ -166,7 +176,8 @@ def _main(args: argparse.Namespace, argv: list[str] | None) -> int:
     meta_path = it.write_items(items, args.output, meta)
     print(f"{args.dataset}: wrote {len(items)} items to {args.output} (meta {meta_path.name})"
           + (f"; {len(skipped)} invalid lines skipped" if skipped else "")
-          + (f"; {len(dropped)} dropped, video missing" if dropped else ""))
+          + (f"; {len(dropped)} dropped, video missing" if dropped else "")
+          + (f"; {len(no_title)} skipped, no title" if no_title else ""))
     return 0
 
 

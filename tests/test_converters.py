@@ -322,6 +322,43 @@ def test_tvsum_anno_mismatch(conv, paths, tmp_path):
         conv.convert_tvsum(info)
 
 
+@pytest.mark.parametrize("edit", ["duplicate_last", "drop_last"])
+def test_tvsum_anno_annotator_count_checked(conv, paths, tmp_path, edit):
+    """A duplicated or missing annotator line (21 or 19 rows for one video) would change the per-frame
+    mean the aha protocol scores against: the converter and the scorer's reader refuse it, naming the
+    line; the clean file records 20 annotators in the meta."""
+    from data.benchmarks import tvsum
+
+    lines = paths["tv_anno"].read_text().splitlines(keepends=True)
+    lines = lines + [lines[-1]] if edit == "duplicate_last" else lines[:-1]
+    bad = tmp_path / "anno.tsv"
+    bad.write_text("".join(lines))
+    n = len(lines)
+    expect = (f"anno.tsv:{n}: .*49 with 20, 1 with 21 rows.*line {n} repeats line {n - 1}" if edit == "duplicate_last"
+              else f"anno.tsv:{n}: .*1 with 19, 49 with 20 rows.*has 19 rows, fewer")
+    with pytest.raises(ValueError, match=expect):
+        conv.convert_tvsum(paths["tv_info"], anno_path=bad)
+    with pytest.raises(ValueError, match=expect):
+        tvsum.load_frame_gold(bad)
+    out = tmp_path / "tv.jsonl"
+    assert conv.main(["tvsum", "--input", str(paths["tv_info"]), "--anno", str(bad), "--output", str(out)]) == 2
+    assert conv.main(["tvsum", "--input", str(paths["tv_info"]), "--anno", str(paths["tv_anno"]),
+                      "--output", str(out)]) == 0
+    meta = json.loads(out.with_name("tv.jsonl.meta.json").read_text())
+    assert meta["n_annotators"] == 20 and meta["identical_annotator_rows"] == 0
+
+
+def test_tvsum_identical_annotator_rows_recorded_not_refused(tmp_path):
+    """Two annotators may agree exactly (short synthetic videos do): with equal counts it is recorded."""
+    from data.benchmarks import tvsum
+
+    anno = tmp_path / "anno.tsv"
+    anno.write_text("a\tVT\t1,2,3\na\tVT\t1,2,3\nb\tVT\t3,2,1\nb\tVT\t2,2,1\n")
+    gold = tvsum.load_frame_gold(anno)
+    assert gold["a"]["identical_annotator_rows"] == 1 and gold["b"]["identical_annotator_rows"] == 0
+    assert {g["n_annotators"] for g in gold.values()} == {2}
+
+
 # -------------------------------------------------------------------------------------- Mr.HiSum
 
 def test_hisum_real_files(conv, paths, tmp_path):
@@ -351,6 +388,68 @@ def test_hisum_real_files(conv, paths, tmp_path):
     assert len(val) == len(split["val_keys"])
     with pytest.raises(ValueError, match="no key 'dev_keys'"):
         conv.convert_hisum(paths["hisum_meta"], paths["hisum_split"], split="dev_keys")
+
+
+def test_hisum_video_root_filters_before_the_title_check(conv, paths, tmp_path):
+    """Only the downloaded videos need a title (yt-dlp gives none for the others); videos skipped for
+    want of a title are listed in the meta and the printed line, as the ones without a video file."""
+    split = json.loads(paths["hisum_split"].read_text())["test_keys"]
+    rows = {}
+    for line in paths["hisum_meta"].read_text().splitlines()[1:]:
+        f = line.split(",")
+        rows[f[0]] = f[3]
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    have = split[:6]
+    for vid in have:
+        (videos / f"{rows[vid]}.mp4").write_bytes(b"")
+    titles = tmp_path / "titles.tsv"
+    titles.write_text("youtube_id\ttitle\n" + "".join(f"{rows[v]}\tTitle {v}\n" for v in have[:5]))
+    out = tmp_path / "hisum.jsonl"
+    base = ["hisum", "--input", str(paths["hisum_meta"]), "--split_file", str(paths["hisum_split"]),
+            "--titles", str(titles), "--video_root", str(videos), "--output", str(out), "--template", "none"]
+    # one downloaded video lacks a title: refused, counted among the 6 downloaded, not the 2000
+    with pytest.raises(ValueError, match=r"1 of 6 Mr.HiSum test_keys videos with a video under"):
+        conv.convert_hisum(paths["hisum_meta"], paths["hisum_split"], titles_path=titles, video_root=videos)
+    assert conv.main(base) == 2
+    titles.write_text(titles.read_text() + f"{rows[have[5]]}\tTitle {have[5]}\n")
+    assert conv.main(base) == 0
+    meta = json.loads(out.with_name("hisum.jsonl.meta.json").read_text())
+    assert [it["id"] for it in read_jsonl(out)] == have
+    assert meta["n_items"] == 6 and meta["n_converted"] == 2000 and len(meta["dropped_missing_video"]) == 1994
+    assert meta["skipped_no_title"] == []
+    titles.write_text("youtube_id\ttitle\n" + "".join(f"{rows[v]}\tTitle {v}\n" for v in have[:4]))
+    assert conv.main([*base, "--missing_title", "skip"]) == 0
+    meta = json.loads(out.with_name("hisum.jsonl.meta.json").read_text())
+    assert meta["skipped_no_title"] == have[4:] and meta["n_items"] == 4 and meta["n_converted"] == 1998
+    assert [it["id"] for it in read_jsonl(out)] == have[:4]
+
+
+def test_hisum_missing_title_skip_is_recorded(conv, paths, tmp_path, capsys):
+    titles = tmp_path / "titles.tsv"
+    titles.write_text("youtube_id\ttitle\n35e2DaRxpfg\tHow to bake bread\n")
+    out = tmp_path / "hisum.jsonl"
+    assert conv.main(["hisum", "--input", str(paths["hisum_meta"]), "--split_file", str(paths["hisum_split"]),
+                      "--titles", str(titles), "--missing_title", "skip", "--output", str(out)]) == 0
+    meta = json.loads(out.with_name("hisum.jsonl.meta.json").read_text())
+    assert meta["n_items"] == 1 and len(meta["skipped_no_title"]) == 1999 and "video_22692" not in meta["skipped_no_title"]
+    assert "1999 skipped, no title" in capsys.readouterr().out
+
+
+def test_hisum_metadata_repeated_video_id(conv, tmp_path):
+    """video_id is the key: a second, different row for it is refused (file:line); an identical repeat
+    is harmless; the same youtube_id under two video_ids (6 in the real file) is legitimate."""
+    head = "video_id,yt8m_file,random_id,youtube_id,duration,views,labels\n"
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"test_keys": ["v1", "v2"]}))
+    meta = tmp_path / "meta.csv"
+    meta.write_text(head + "v1,f,r,yt1,100,5,[1]\nv2,f,r,yt1,100,5,[1]\nv1,f,r,yt1,90,5,[1]\n")
+    with pytest.raises(ValueError, match=r"meta.csv:4: .*video_id 'v1' listed twice with different values "
+                                         r"\(first at line 2; differing column\(s\) \['duration'\]\)"):
+        conv.convert_hisum(meta, split, missing_title="empty")
+    meta.write_text(head + "v1,f,r,yt1,100,5,[1]\nv2,f,r,yt1,100,5,[1]\nv1,f,r,yt1,100,5,[1]\n")
+    items = conv.convert_hisum(meta, split, missing_title="empty")
+    assert [(it["id"], it["duration"]) for it in items] == [("v1", 100.0), ("v2", 100.0)]
 
 
 def test_hisum_label_parsing(conv):

@@ -66,6 +66,25 @@ def test_load_gold_rejects_unknown_video(tmp_path):
         ch.load_gold(tmp_path / "g.txt", "standard", {"durations_csv": tmp_path / "d.csv"})
 
 
+def test_durations_csv_repeated_video(tmp_path):
+    """A video listed twice with different lengths is refused with file:line (the last row no longer wins
+    silently); an identical repeat is harmless; the real csv files still load."""
+    (tmp_path / "g.txt").write_text("AAA 1 2##x\n")
+    d = tmp_path / "d.csv"
+    d.write_text("id,subject,length\nAAA,x,30.0\nBBB,y,10.0\nAAA,x,3.0\n")
+    with pytest.raises(ValueError, match=r"d.csv:4: .*id 'AAA' listed twice with different values \(first at line 2"):
+        ch.load_gold(tmp_path / "g.txt", "standard", {"durations_csv": d})
+    with pytest.raises(ValueError, match="d.csv:4"):
+        ch.convert(tmp_path / "g.txt", d)
+    d.write_text("id,subject,length\nAAA,x,30.0\nBBB,y,10.0\nAAA,x,30.0\n")
+    assert ch.read_durations(d) == {"AAA": 30.0, "BBB": 10.0}
+
+
+def test_real_durations_csv_files_load(shared_data):
+    for split, n in (("test", 1863), ("train", 7985)):
+        assert len(ch.read_durations(shared_data / "charades_sta" / f"Charades_v1_{split}.csv")) == n
+
+
 def test_interval_iou_and_summary():
     assert ch.interval_iou((0, 10), (5, 15)) == pytest.approx(1 / 3)
     assert ch.interval_iou((0, 1), (2, 3)) == 0.0

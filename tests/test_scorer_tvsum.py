@@ -151,6 +151,44 @@ def test_aha_on_the_real_annotation_file(shared_data, tmp_path):
     assert abs(worse["spearman"]) < 0.1 and worse["F1_15"] < best["F1_15"] <= 100
     assert set(best["per_category"]) == set(tvsum.CATEGORIES)
     assert {v["alignment"] for v in best["per_item"].values()} == {"native fps"}  # from the sibling tvsum_anno.json
+    assert best["protocol"]["n_annotators"] == 20 and best["protocol"]["identical_annotator_rows"] == 0
+
+
+def test_videos_file_restricts_the_predictions_too(shared_data, tmp_path):
+    """UMT / QD-DETR report on the 10 tvsum_val.jsonl videos: a prediction file of all 50 scored with
+    videos_file=tvsum_val.jsonl gives the 10-video number, the 40 others set aside and counted."""
+    d = shared_data / "tvsum"
+    anno = json.loads((d / "tvsum_anno.json").read_text())
+    val = [json.loads(line)["vid"] for line in (d / "tvsum_val.jsonl").read_text().splitlines() if line.strip()]
+    rng = np.random.default_rng(3)
+    rows = [{"vid": v, "pred_saliency_scores": (np.mean(r["anno"], axis=1) + rng.random(len(r["anno"]))).tolist()}
+            for v, r in anno.items()]
+    all50 = write_jsonl(tmp_path / "all.jsonl", rows)
+    only10 = write_jsonl(tmp_path / "val.jsonl", [r for r in rows if r["vid"] in val])
+    opt = {"videos_file": str(d / "tvsum_val.jsonl")}
+    on_val = score_file(only10, str(d / "tvsum_val.jsonl"))
+    for pred in (all50, only10):
+        got = score_file(pred, str(d / "tvsum_anno.json"), options=opt)
+        assert got["n_videos"] == 10 and list(got["per_item"]) == val
+        assert got["top5_mAP"] == pytest.approx(on_val["top5_mAP"])
+        subset = got["protocol"]["videos_file_subset"]
+        assert subset["n_listed_scored"] == 10
+        assert subset["n_predictions_set_aside"] == (40 if pred == all50 else 0)
+    full = score_file(all50, str(d / "tvsum_anno.json"))
+    assert full["n_videos"] == 50 and full["protocol"]["videos_file_subset"] is None
+    subset = score_file(all50, str(d / "tvsum_anno.json"), options=opt)["protocol"]["videos_file_subset"]
+    assert subset["set_aside_ids"] == [v for v in anno if v not in val]
+    # a listed video without prediction, or an id of no TVSum video, is still an error
+    with pytest.raises(ValueError, match="1 gold video ids have no prediction"):
+        score_file(write_jsonl(tmp_path / "nine.jsonl", [r for r in rows if r["vid"] != val[0]]),
+                   str(d / "tvsum_anno.json"), options=opt)
+    with pytest.raises(ValueError, match="not in the gold"):
+        score_file(write_jsonl(tmp_path / "x.jsonl", [*rows, {"vid": "nope", "pred_saliency_scores": [1.0]}]),
+                   str(d / "tvsum_anno.json"), options=opt)
+    listed_twice = tmp_path / "twice.json"
+    listed_twice.write_text(json.dumps([val[0], val[0]]))
+    with pytest.raises(ValueError, match="duplicate video in the videos_file"):
+        score_file(all50, str(d / "tvsum_anno.json"), options={"videos_file": str(listed_twice)})
 
 
 # ----------------------------------------------------------------------------------- errors
@@ -209,3 +247,30 @@ def test_aha_perfect_prediction_is_maximal(gt, seed):
         assert 0.0 <= noisy[key] <= best[key] + 1e-12
     assert 0.0 <= noisy["F1_15"] <= 1.0 and 0.0 <= best["F1_15"] <= 1.0  # ties can keep F1 below 1
     assert -1.0 <= noisy["spearman"] <= 1.0 and -1.0 <= noisy["kendall"] <= 1.0
+
+
+def test_videos_file_in_the_benchmark_command(shared_data, tmp_path):
+    """test.benchmark (what tvsum.sh runs): streams of all 50 videos, k-fold tuning, videos_file=tvsum_val.jsonl:
+    the 10 listed videos are scored, the 40 others set aside and counted in the results record."""
+    from test import benchmark
+
+    d = shared_data / "tvsum"
+    anno = json.loads((d / "tvsum_anno.json").read_text())
+    rng = np.random.default_rng(4)
+    rows = []
+    for vid, r in anno.items():
+        t = np.arange(2 * len(r["anno"]), dtype=float)
+        rows.append(stream_record(vid, t, np.repeat(np.mean(r["anno"], axis=1), 2) + rng.random(len(t)), fps=1.0))
+    pred = write_jsonl(tmp_path / "pred.jsonl", rows)
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"alpha": [0.0], "beta": [1.0, 0.5], "epsilon": [0.0], "tau": [0.3]}))
+    out = tmp_path / "res.json"
+    assert benchmark.main(["--dataset", "tvsum", "--pred", str(pred), "--gold", str(d / "tvsum_anno.json"),
+                           "--out", str(out), "--grid", str(grid), "--plots", "0",
+                           "--opt", f"videos_file={d / 'tvsum_val.jsonl'}"]) == 0
+    res = json.loads(out.read_text())
+    assert res["metrics"]["n_videos"] == 10 and len(res["per_item"]) == 10
+    subset = res["protocol"]["scorer"]["record"]["videos_file_subset"]
+    assert subset["n_listed_scored"] == 10 and subset["n_predictions_set_aside"] == 40
+    # the coverage counts the gold file's videos (all 50 predicted and adapted); the metrics are the 10 listed
+    assert res["protocol"]["coverage"]["n_gold"] == 50

@@ -108,9 +108,11 @@ class GroundingQuery:
 
 
 def read_durations(csv_path) -> dict[str, float]:
-    """Video id -> length in seconds from a Charades_v1_*.csv (columns ``id`` and ``length``)."""
-    return {r["id"]: number(r["length"], f"{r['id']} length", csv_path, line, positive=True)
-            for line, r in it.read_table(csv_path, "Charades csv", ("id", "length"))}
+    """Video id -> length in seconds from a Charades_v1_*.csv (columns ``id`` and ``length``).
+
+    A video listed twice is refused (``file:line``) unless both rows are identical."""
+    rows = it.rows_by_key(it.read_table(csv_path, "Charades csv", ("id", "length")), "id", csv_path, "Charades csv")
+    return {vid: number(r["length"], f"{vid} length", csv_path, line, positive=True) for vid, (line, r) in rows.items()}
 
 
 def default_durations_csv(gold_file) -> Path:

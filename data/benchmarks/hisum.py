@@ -406,18 +406,23 @@ def read_titles(path) -> dict[str, str]:
 
 
 def convert(input_path, split_path, *, split: str = "test_keys", titles_path=None, missing_title: str = "error",
-            seed: int = 0, template: str = DEFAULT_TEMPLATE, video_template: str = DEFAULT_VIDEO_TEMPLATE) -> list[dict]:
+            seed: int = 0, template: str = DEFAULT_TEMPLATE, video_template: str = DEFAULT_VIDEO_TEMPLATE,
+            video_root=None, report: dict | None = None) -> list[dict]:
     """Mr.HiSum split keys -> items (id = video_id, gold h5_key = video_id).
 
     Title: a non-empty ``title`` column of the metadata, else ``titles_path`` by video_id, else by
-    youtube_id. ``missing_title``: error | skip (drop the video) | empty (query-free item)."""
+    youtube_id. ``missing_title``: error | skip (drop the video, recorded) | empty (query-free item).
+    ``video_root``: only the split videos whose file exists there are converted, and this filter comes
+    before the title check (a video never downloaded has no yt-dlp title either). ``report``, if given,
+    receives ``dropped_missing_video`` and ``skipped_no_title`` (video ids, split order)."""
     from data.prompts import parse_template_mode, render_query
 
     choice(missing_title, MISSING_TITLE, "missing_title")
     parse_template_mode(template)
     rows = it.read_table(input_path, "Mr.HiSum metadata csv", ("video_id", "youtube_id", "duration", "labels"))
     meta = {}
-    for line, r in rows:
+    # video_id is the key (the same youtube_id under two video_ids is legitimate: 6 in the real file)
+    for line, r in it.rows_by_key(rows, "video_id", input_path, "Mr.HiSum metadata csv").values():
         vid = item_id(r["video_id"] or None, "video_id", input_path, line)
         item_id(r["youtube_id"] or None, "youtube_id", input_path, line)
         r["seconds"] = number(r["duration"], f"{vid} duration", input_path, line, positive=True)
@@ -427,9 +432,18 @@ def convert(input_path, split_path, *, split: str = "test_keys", titles_path=Non
     unknown = [k for k in keys if k not in meta]
     if unknown:
         raise InputError(f"{len(unknown)} {split} keys are not in {input_path}, e.g. {unknown[:5]}", split_path)
-    out, untitled = [], []
+    root = None
+    if video_root is not None:
+        root = Path(video_root)
+        if not root.is_dir():
+            raise ValueError(f"--video_root is not a folder: {root}")
+    out, untitled, no_title, no_video = [], [], [], []
     for key in keys:
         r = meta[key]
+        video = it.format_video(video_template, "hisum", VIDEO_FIELDS, youtube_id=r["youtube_id"], video_id=key)
+        if root is not None and not (root / video).is_file():
+            no_video.append(key)
+            continue
         title = (r.get("title") or "").strip() or titles.get(key) or titles.get(r["youtube_id"])
         if title:
             query, template_id = render_query(title, template, seed, key)
@@ -438,19 +452,23 @@ def convert(input_path, split_path, *, split: str = "test_keys", titles_path=Non
             untitled.append(key)
             continue
         elif missing_title == "skip":
+            no_title.append(key)
             continue
         else:
             query, template_id, variant = "", None, "none"
-        video = it.format_video(video_template, "hisum", VIDEO_FIELDS, youtube_id=r["youtube_id"], video_id=key)
         out.append(it.make_item(key, "hisum", video, query, duration=r["seconds"], template_id=template_id,
                                 gold={"h5_key": key, "youtube_id": r["youtube_id"],
                                       "categories": parse_label_list(r["labels"])},
                                 prompt_variant=variant))
     if untitled:
         has_col = "title" in rows[0][1]
-        raise ValueError(f"{len(untitled)} of {len(keys)} Mr.HiSum {split} videos have no title (e.g. {untitled[:3]}): "
-                         f"{input_path} {'has empty titles' if has_col else 'has no title column'}; pass --titles FILE "
-                         "(see datasets/README.md) or --missing_title skip|empty")
+        among = f" with a video under {root}" if root is not None else ""
+        raise ValueError(f"{len(untitled)} of {len(keys) - len(no_video)} Mr.HiSum {split} videos{among} have no title "
+                         f"(e.g. {untitled[:3]}): {input_path} {'has empty titles' if has_col else 'has no title column'}"
+                         f"{' and ' + str(titles_path) + ' lacks them' if titles_path is not None else ''}; pass "
+                         "--titles FILE (see datasets/README.md) or --missing_title skip|empty")
+    if report is not None:
+        report.update(dropped_missing_video=no_video, skipped_no_title=no_title)
     return out
 
 

@@ -57,6 +57,24 @@ def read_table(path: str | Path, what: str, required: Iterable[str], delimiter: 
     return rows
 
 
+def rows_by_key(rows: Iterable[tuple[int, dict]], key: str, path: str | Path, what: str) -> dict[str, tuple[int, dict]]:
+    """{row[key]: (line, row)} of ``read_table`` rows. A key listed twice is refused (``file:line``,
+    naming the first line) unless the two rows are identical (a harmless repeat, kept once): a
+    lookup table must not silently keep whichever of two conflicting rows comes last."""
+    out: dict[str, tuple[int, dict]] = {}
+    for line, row in rows:
+        k = row[key]
+        if k in out:
+            first_line, first = out[k]
+            if first != row:
+                diff = sorted(c for c in set(first) | set(row) if first.get(c) != row.get(c))
+                raise InputError(f"{what}: {key} {k!r} listed twice with different values (first at line "
+                                 f"{first_line}; differing column(s) {diff})", path, line)
+            continue
+        out[k] = (line, row)
+    return out
+
+
 def check_unique_ids(items: list[dict], source: str | Path) -> None:
     ids = UniqueIds("item id")
     for it in items:

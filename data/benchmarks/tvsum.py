@@ -17,10 +17,15 @@ protocol "aha" (aha_reference.md §6.1; Aha ``test/tvsum/tvsum_utils.py``):
   (sklearn AP), Spearman / Kendall (0 when undefined), F1@15. Means over videos, plus per category.
 
 Ties in a ranking: the earlier clip/frame ranks first (a stable sort) in both protocols.
+
+Option ``videos_file`` (both protocols): only the listed videos are scored, gold and predictions;
+predictions of the gold file's other videos are set aside and counted (``videos_file_subset``).
+UMT / QD-DETR report on the 10 videos of ``tvsum_val.jsonl``.
 """
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from collections import defaultdict
 from pathlib import Path
@@ -101,11 +106,50 @@ def load_clip_gold(path) -> dict[str, dict]:
     return gold
 
 
+def check_annotator_rows(rows: Mapping[str, list[tuple[int, str]]], path) -> dict:
+    """The annotator rows of ydata-tvsum50-anno.tsv, ``{vid: [(line, digest of the scores text)]}``, checked:
+    every video must have the same number of rows (the real file: 20 for each of the 50 videos), else
+    a missing or duplicated line would silently change the per-frame mean. Returns ``{"n_annotators",
+    "identical_rows": {vid: [[line, first line], ...]}}``: rows identical to an earlier row of the same
+    video are named in the error when the counts differ, and otherwise recorded, not refused (two
+    annotators may agree exactly: the synthetic data's short clip-constant rows often do)."""
+    identical: dict[str, list[list[int]]] = {}
+    for vid, lines in rows.items():
+        first: dict[str, int] = {}
+        for line, digest in lines:
+            if digest in first:
+                identical.setdefault(vid, []).append([line, first[digest]])
+            else:
+                first[digest] = line
+    counts: dict[int, list[str]] = defaultdict(list)
+    for vid, lines in rows.items():
+        counts[len(lines)].append(vid)
+    if len(counts) > 1:
+        usual = max(counts, key=lambda c: len(counts[c]))
+        detail = ", ".join(f"{len(counts[c])} with {c}" for c in sorted(counts))
+        vid = next(v for v in rows if len(rows[v]) != usual)
+        n = len(rows[vid])
+        if identical.get(vid):
+            line, earlier = identical[vid][0]
+            why, at = f"its line {line} repeats line {earlier} (a duplicated line)", line
+        else:
+            why, at = f"{'more' if n > usual else 'fewer'} than the {usual} of most videos", rows[vid][-1][0]
+        raise InputError(f"videos have different annotator row counts ({detail} rows): video {vid} has {n} rows, "
+                         f"{why}; every video needs the same annotators (20 in ydata-tvsum50-anno.tsv)", path, at)
+    return {"n_annotators": next(iter(counts)) if counts else 0, "identical_rows": identical}
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.strip().encode()).hexdigest()
+
+
 def load_frame_gold(tsv_path) -> dict[str, dict]:
-    """vid -> {"scores": per-native-frame mean annotator score / 5, "category", "n_annotators"}."""
+    """vid -> {"scores": per-native-frame mean annotator score / 5, "category", "n_annotators",
+    "identical_annotator_rows"}; annotator row counts checked (``check_annotator_rows``)."""
     sums: dict[str, np.ndarray] = {}
     count: dict[str, int] = defaultdict(int)
     category: dict[str, str] = {}
+    rows: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for line_no, line in enumerate(read_text(tsv_path, "ydata-tvsum50-anno.tsv").splitlines(), 1):
         if not line.strip():
             continue
@@ -123,7 +167,10 @@ def load_frame_gold(tsv_path) -> dict[str, dict]:
         sums[vid] = s if vid not in sums else sums[vid] + s
         count[vid] += 1
         category[vid] = cat
-    return {vid: {"scores": sums[vid] / count[vid] / 5.0, "category": category[vid], "n_annotators": count[vid]}
+        rows[vid].append((line_no, _digest(values)))
+    identical = check_annotator_rows(rows, tsv_path)["identical_rows"]
+    return {vid: {"scores": sums[vid] / count[vid] / 5.0, "category": category[vid], "n_annotators": count[vid],
+                  "identical_annotator_rows": len(identical.get(vid, []))}
             for vid in sums}
 
 
@@ -152,11 +199,38 @@ def load_gold(path, protocol: str, opts: Mapping) -> dict[str, dict]:
             g["fps"] = fps_table.get(vid)
     if opts.get("videos_file"):
         keep = read_video_list(opts["videos_file"])
+        ids = UniqueIds("video in the videos_file")
+        for v in keep:
+            ids.add(v, opts["videos_file"])
         unknown = [v for v in keep if v not in gold]
         if unknown:
             raise InputError(f"{len(unknown)} listed videos are not in the gold, e.g. {unknown[:5]}", opts["videos_file"])
-        gold = {v: gold[v] for v in keep}
+        # the gold file's other videos stay known, so their predictions are set aside (counted by
+        # ``score``) rather than refused: a prediction file of all 50 videos scores on the 10 listed
+        listed = set(keep)
+        gold = {v: {**gold[v], IN_VIDEOS_FILE: v in listed} for v in [*keep, *(v for v in gold if v not in listed)]}
     return gold
+
+
+IN_VIDEOS_FILE = "in_videos_file"  # gold item flag set by load_gold under the videos_file option
+
+
+def restrict_to_videos_file(preds: Mapping[str, Any], gold: Mapping[str, dict]) -> tuple[dict, dict, dict | None]:
+    """(predictions, gold, record) of the videos the videos_file lists, when ``load_gold`` flagged them:
+    predictions of the gold file's other videos are set aside and counted; ids unknown to the gold file
+    stay in (``match_ids`` refuses them). Unflagged gold (no videos_file) passes unchanged, record None."""
+    flags = [g.get(IN_VIDEOS_FILE) for g in gold.values()]
+    if not flags or any(f is None for f in flags):
+        return dict(preds), dict(gold), None
+    outside = {v for v, g in gold.items() if not g[IN_VIDEOS_FILE]}
+    set_aside = [v for v in preds if v in outside]
+    kept_gold = {v: g for v, g in gold.items() if v not in outside}
+    if not kept_gold:
+        raise ValueError("none of the videos_file's videos is among the gold videos to score")
+    record = {"restricts": "the gold and the predictions: only the videos it lists are scored",
+              "n_listed_scored": len(kept_gold), "n_predictions_set_aside": len(set_aside),
+              "set_aside_ids": set_aside}
+    return {v: p for v, p in preds.items() if v not in outside}, kept_gold, record
 
 
 def _native_fps_table(opts: Mapping, gold_file) -> dict[str, float]:
@@ -292,10 +366,19 @@ def _categories(gold: Mapping, vids) -> dict[str, list[str]]:
     return {c: by_cat[c] for c in order}
 
 
+def _one_count(counts: list) -> int | None:
+    """The annotator count shared by the scored videos (None when the gold does not say)."""
+    known = {c for c in counts if c is not None}
+    if len(known) > 1:
+        raise ValueError(f"videos have different annotator counts: {sorted(known)}")
+    return known.pop() if known else None
+
+
 def score(preds: Mapping[str, dict], gold: Mapping[str, dict], protocol: str | None = None,
           options: Mapping | None = None) -> dict:
     """Pure scorer: {vid: prediction} against {vid: gold} -> {"metrics", "per_item", "record"}."""
     name, opts = resolve(protocol, options)
+    preds, gold, subset = restrict_to_videos_file(preds, gold)
     vids, id_record = match_ids(preds, gold, missing="error" if opts["match_number"] else "drop",
                                 extra="error", what="video")
     k = int(opts["k"])
@@ -331,9 +414,12 @@ def score(preds: Mapping[str, dict], gold: Mapping[str, dict], protocol: str | N
             "mAP50_mAP15": "sklearn average_precision_score against the rho = 0.5 / 0.15 labels",
             "correlations": "scipy spearmanr / kendalltau (tau-b) per video; 0 when n <= 1 or a series is constant",
             "F1_15": "top max(1, int(0.15 n)) predicted frames vs the rho = 0.15 labels, sklearn f1_score",
-            "averaging": "mean over videos (and per category); AP/F1 in percent, correlations in [-1, 1]"}
+            "averaging": "mean over videos (and per category); AP/F1 in percent, correlations in [-1, 1]",
+            "n_annotators": _one_count([gold[v].get("n_annotators") for v in vids]),
+            "identical_annotator_rows": sum(gold[v].get("identical_annotator_rows") or 0 for v in vids)}
     record.update(dataset=DATASET, protocol=name, k=k, ties="stable ranking: the earlier clip/frame first",
-                  videos_file=None if opts["videos_file"] is None else str(opts["videos_file"]), ids=id_record)
+                  videos_file=None if opts["videos_file"] is None else str(opts["videos_file"]),
+                  videos_file_subset=subset, ids=id_record)
     return {"metrics": metrics, "per_item": per_item, "record": record}
 
 
@@ -384,9 +470,12 @@ def read_info(path) -> list[dict]:
     return rows
 
 
-def read_anno_index(path) -> dict[str, tuple[str, int]]:
-    """ydata-tvsum50-anno.tsv -> {video_id: (category, number of annotator rows)} (scores not parsed)."""
+def read_anno_index(path, report: dict | None = None) -> dict[str, tuple[str, int]]:
+    """ydata-tvsum50-anno.tsv -> {video_id: (category, number of annotator rows)} (scores not parsed);
+    the row counts checked as the scorer does (``check_annotator_rows``; ``report`` receives
+    ``n_annotators`` and ``identical_annotator_rows``)."""
     index: dict[str, tuple[str, int]] = {}
+    rows: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for i, line in enumerate(read_text(path, "TVSum anno tsv").splitlines(), 1):
         if not line.strip():
             continue
@@ -398,6 +487,11 @@ def read_anno_index(path) -> dict[str, tuple[str, int]]:
         if prev_cat != cat:
             raise InputError(f"video {vid} listed under categories {prev_cat} and {cat}", path, i)
         index[vid] = (cat, n + 1)
+        rows[vid].append((i, _digest(parts[2])))
+    checked = check_annotator_rows(rows, path)
+    if report is not None:
+        report.update(n_annotators=checked["n_annotators"],
+                      identical_annotator_rows=sum(len(v) for v in checked["identical_rows"].values()))
     return index
 
 
@@ -425,15 +519,16 @@ def _prompt_title(row: dict, rows: list[dict], variant: str, seed: int) -> tuple
 
 
 def convert(input_path, *, anno_path=None, seed: int = 0, template: str = DEFAULT_TEMPLATE, prompt: str = "title",
-            video_template: str = DEFAULT_VIDEO_TEMPLATE) -> list[dict]:
-    """TVSum info tsv -> items (id = video_id). ``prompt``: title | ambiguous | unrelated | none (w/o-Q)."""
+            video_template: str = DEFAULT_VIDEO_TEMPLATE, report: dict | None = None) -> list[dict]:
+    """TVSum info tsv -> items (id = video_id). ``prompt``: title | ambiguous | unrelated | none (w/o-Q).
+    With ``anno_path``, ``report`` (if given) receives ``n_annotators`` (``read_anno_index``)."""
     from data.prompts import TVSUM_CATEGORY_NAMES, parse_template_mode, render_query
 
     choice(prompt, TVSUM_PROMPTS, "TVSum prompt variant")
     parse_template_mode(template)  # fail on a bad spec even for the query-free variant
     rows = read_info(input_path)
     if anno_path is not None:
-        anno = read_anno_index(anno_path)
+        anno = read_anno_index(anno_path, report)
         info = {r["video_id"]: r["category"] for r in rows}
         only_info, only_anno = sorted(set(info) - set(anno)), sorted(set(anno) - set(info))
         if only_info or only_anno:
