@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="ydata-tvsum50-info.tsv")
     p.add_argument("--anno", default=None, help="ydata-tvsum50-anno.tsv, to check the video list and categories")
     p.add_argument("--prompt", choices=benchmarks.get("tvsum").TVSUM_PROMPTS, default="title",
-                   help="title (default) | ambiguous | unrelated | none (query-free ablation)")
+                   help="title (default) | ambiguous | unrelated | none (query-free ablation) | ambiguous_reference | "
+                        "unrelated_reference (the reference's own title tables, as the paper evaluated)")
     _add_common(p, "tvsum")
 
     p = sub.add_parser("hisum", help="Mr.HiSum metadata csv + split json")

@@ -311,6 +311,23 @@ def test_tvsum_ablation_prompts(conv, paths):
         conv.convert_tvsum(info, prompt="vague")
 
 
+def test_tvsum_reference_ablation_prompts(conv, paths):
+    # the reference's own tables (test/tvsum/tvsum_tasks.py), which the paper's ablations used
+    info = paths["tv_info"]
+    titles = {it["id"]: it["gold"]["title"] for it in conv.convert_tvsum(info, template="none")}
+    amb = {it["id"]: it for it in conv.convert_tvsum(info, prompt="ambiguous_reference", template="none")}
+    assert len(amb) == 50 and amb["J0nA4VgnoCo"]["query"] == "Automotive Problem"
+    assert amb["akI8YFjEmUw"]["query"] == "Environmental Technology"
+    unrel = {it["id"]: it for it in conv.convert_tvsum(info, prompt="unrelated_reference", template="none")}
+    assert unrel["J0nA4VgnoCo"]["query"] == "Will A Cat Eat Dog Food?"
+    assert unrel["J0nA4VgnoCo"]["gold"]["prompt_source_video"] == "-esJrBWj2d8"
+    for vid, it in unrel.items():  # every borrowed title is the named video's (quotes as the reference wrote it)
+        assert it["query"].strip('"') == titles[it["gold"]["prompt_source_video"]].strip('"')
+        assert it["gold"]["prompt_source_video"] != vid
+    templated = conv.convert_tvsum(info, prompt="ambiguous_reference", template="reference:fixed:2")
+    assert templated[0]["query"] == f"What segment of the video addresses the topic '{amb[templated[0]['id']]['query']}'?"
+
+
 def test_tvsum_anno_mismatch(conv, paths, tmp_path):
     anno = tmp_path / "anno.tsv"
     anno.write_text("akI8YFjEmUw\tVU\t1,2,3\n")

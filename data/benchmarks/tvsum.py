@@ -426,7 +426,10 @@ def score(preds: Mapping[str, dict], gold: Mapping[str, dict], protocol: str | N
 # ------------------------------------------------------------------------- raw annotations
 
 
-TVSUM_PROMPTS = ("title", "ambiguous", "unrelated", "none")
+# ``*_reference``: the reference's own tables (data.prompts.REFERENCE_TVSUM_*), which the paper's
+# ambiguous / unrelated evaluations used; ``ambiguous`` / ``unrelated``: this project's wording and
+# a seeded draw of another category's title
+TVSUM_PROMPTS = ("title", "ambiguous", "unrelated", "none", "ambiguous_reference", "unrelated_reference")
 DEFAULT_TEMPLATE = "random"
 DEFAULT_VIDEO_TEMPLATE = "{video_id}.mp4"
 VIDEO_FIELDS = ("video_id",)
@@ -504,6 +507,16 @@ def _prompt_title(row: dict, rows: list[dict], variant: str, seed: int) -> tuple
         return title, vid
     if variant == "none":
         return "", None
+    if variant in ("ambiguous_reference", "unrelated_reference"):
+        from data.prompts import REFERENCE_TVSUM_AMBIGUOUS_TITLES, REFERENCE_TVSUM_UNRELATED_TITLES
+
+        table = REFERENCE_TVSUM_AMBIGUOUS_TITLES if variant == "ambiguous_reference" else REFERENCE_TVSUM_UNRELATED_TITLES
+        if vid not in table:  # the reference's tables hold the 50 official videos only
+            raise ValueError(f"--prompt {variant}: video {vid} is not in the reference's table (the 50 TVSum videos)")
+        if variant == "ambiguous_reference":
+            return table[vid], None
+        source, text = table[vid]
+        return text, source
     if variant == "ambiguous":
         text = TVSUM_AMBIGUOUS_TITLES.get(vid) or TVSUM_CATEGORY_AMBIGUOUS[row["category"]]
         if text.casefold() == title.casefold():
@@ -543,7 +556,7 @@ def convert(input_path, *, anno_path=None, seed: int = 0, template: str = DEFAUL
         text, source = _prompt_title(row, rows, prompt, seed)
         query, template_id = ("", None) if prompt == "none" else render_query(text, template, seed, vid)
         gold = {"category": row["category"], "category_name": TVSUM_CATEGORY_NAMES[row["category"]], "title": row["title"]}
-        if prompt == "unrelated":
+        if prompt in ("unrelated", "unrelated_reference"):
             gold["prompt_source_video"] = source
         out.append(it.make_item(vid, "tvsum", it.format_video(video_template, "tvsum", VIDEO_FIELDS, video_id=vid),
                                 query, duration=row["seconds"], template_id=template_id, gold=gold,

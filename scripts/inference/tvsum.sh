@@ -7,7 +7,7 @@
 # Required: VIDEO_ROOT (<video_id>.mp4), ANNO_DIR with ydata-tvsum50-anno.tsv, tvsum_anno.json and
 #   ydata-tvsum50-info.tsv (or ydata-tvsum50-info.reconstructed.tsv); or INFO / ANNO_TSV / GOLD.
 # Protocol (defaults = this project's correct setting; the reference's in brackets):
-#   FPS=1 [1]   PROMPT=title [HEAD: ambiguous, hard-coded]   GENERATE=0: scores only
+#   FPS=1 [1]   PROMPT=title [HEAD: ambiguous_reference, hard-coded]   GENERATE=0: scores only
 #   [GENERATE=1: --threshold 1 on informative+relevance, generation alters the context, §9 item 19]
 #   PROTOCOL=umt (per-annotator UMT top-5 mAP on tvsum_anno.json) [aha: annotator mean, top-50 % labels, anno.tsv]
 #   TUNE=kfold (FOLDS=5) [tuned on the evaluated videos: BENCH_ARGS=--tune_on_test]
