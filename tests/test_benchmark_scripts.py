@@ -63,6 +63,9 @@ def base_env(synth, shared_data):
             "ANNO_DIR": str(synth / "test"), "MODEL_CONFIG": "aha-tiny",
             "TOKENIZER": str(shared_data / "tokenizers" / "qwen2"), "DEVICE": "cpu", "FPS": "1",
             "WINDOW": str(WINDOW), "FOLDS": "2", "PLOTS": "1",
+            # the synthetic generator's items use the project's wording (the library default); the
+            # converter's command line defaults to the reference's
+            "CONVERT_ARGS": "--template_set project",
             # one torch thread: on a shared 2-core machine two threads mostly wait for each other
             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -166,7 +169,7 @@ def test_charades(synth, base_env, tmp_path):
 def test_qvh(synth, base_env, tmp_path):
     out = tmp_path / "qvh"
     # the synthetic vid <id>_0.0_12.0 is the whole video <id>.mp4 (a real one is a 150-s clip file)
-    run_script("qvh.sh", base_env, out, SPLIT="test", CONVERT_ARGS=f"--video_template {syn.QVH_VIDEO_TEMPLATE}")
+    run_script("qvh.sh", base_env, out, SPLIT="test", CONVERT_ARGS=f"--template_set project --video_template {syn.QVH_VIDEO_TEMPLATE}")
     res = check_outputs(out / "results_test_official.json", out / "pred_test.jsonl", out / "items_test.jsonl",
                         dataset="qvh", split="test", headline="HL-min-VeryGood-mAP", tuned=True,
                         generated=synth / "test" / "items" / "qvh.jsonl")
