@@ -327,11 +327,14 @@ def _comparable(settings: dict) -> dict:
     """Settings as they act: --sink_tokens does nothing under a policy without sink tokens (runs
     written with one, or without it, are the same run; without a --cache_policy flag the policy is
     the checkpoint's, not known here: compared as given); paths compared resolved."""
-    from models.cache import effective_sink_tokens
+    from models.cache import effective_max_protected, effective_sink_tokens, effective_window
 
     out = dict(settings)
-    if out.get("cache_policy") is not None:
-        out["sink_tokens"] = effective_sink_tokens(out["cache_policy"], out.get("sink_tokens"))
+    if out.get("cache_policy") is not None:  # likewise --max_protected / --window where the policy ignores them
+        p = out["cache_policy"]
+        out["max_protected"] = effective_max_protected(p, out.get("max_protected"), out.get("sink_tokens"))
+        out["window"] = effective_window(p, out.get("window"))
+        out["sink_tokens"] = effective_sink_tokens(p, out.get("sink_tokens"))
     for k in PATH_SETTINGS:  # the same folder named relatively or absolutely (from where the run is started)
         if isinstance(out.get(k), str):
             out[k] = str(Path(out[k]).resolve())
@@ -399,15 +402,13 @@ def open_run_record(args, items_path: Path, argv: list[str]) -> dict:
 
 
 def engine_record(engine, args) -> dict:
-    from models.cache import effective_sink_tokens
-
     cfg = engine.cfg
+    layout = cfg.cache_record()  # the policy's effective values (sink 0 where none is kept, window None if unbounded)
     return {
         "fps": args.fps, "max_frames": args.max_frames, "tokens_per_frame": engine.tpf, "frame_size": engine.frame_size,
         "prompt_order": cfg.prompt_order, "system_prompt": engine.system_prompt,
-        "cache": {"policy": cfg.cache_policy, "window": cfg.window,  # the sink the policy keeps (0: none)
-                  "sink_tokens": effective_sink_tokens(cfg.cache_policy, cfg.sink_tokens)},
-        "cache_layout": cfg.cache_record(),
+        "cache": {k: layout[k] for k in ("policy", "window", "sink_tokens")},
+        "cache_layout": layout,
         "decision": {"score_heads": list(cfg.decision.score_heads), "threshold": cfg.decision.threshold,
                      "cumulative_threshold": cfg.decision.cumulative_threshold,
                      "min_interval_s": cfg.decision.min_interval_s, "uncertainty_gate": cfg.decision.uncertainty_gate,
