@@ -341,6 +341,23 @@ def _comparable(settings: dict) -> dict:
     return out
 
 
+def setting_differences(old: dict, new: dict, keys=SETTING_KEYS) -> list[str]:
+    """The settings (of ``keys``) two runs recorded differently, compared as they act (``_comparable``);
+    a key one record lacks (an older record) is not compared."""
+    old_cmp, new_cmp = _comparable(old), _comparable(new)
+    return sorted(k for k in keys if k in old and k in new and old_cmp[k] != new_cmp[k])
+
+
+def recorded_model_files(record: dict) -> dict:
+    """The model files' hashes of a run record (older records: only in the loaded model's record)."""
+    return record.get("model_files") or ((record.get("engine") or {}).get("model") or {})
+
+
+def model_file_differences(old: dict, new: dict) -> list[str]:
+    """The model-file hashes (``MODEL_FILE_FLAGS`` keys) both records hold and that differ."""
+    return [k for k in MODEL_FILE_FLAGS if old.get(k) and new.get(k) and old[k] != new[k]]
+
+
 def model_files(args) -> dict:
     """Content hashes of the model files the flags name (None: flag not given). Cached by path, size,
     mtime, inode and ctime (utils.io.folder_hash), so only a new or changed file is read; the model load hashes
@@ -367,8 +384,7 @@ def open_run_record(args, items_path: Path, argv: list[str]) -> dict:
         if not isinstance(record, dict) or not isinstance(record.get("runs"), list):
             raise ValueError(f"{path}: not a run record of test.run_benchmark")
         old = record.get("settings", {})
-        old_cmp, new_cmp = _comparable(old), _comparable(settings)
-        diff = sorted(k for k in SETTING_KEYS if k in old and old_cmp[k] != new_cmp[k])
+        diff = setting_differences(old, settings)
         if diff:
             raise ValueError(f"{args.output} was written with other settings ({', '.join(f'{k}: {old[k]!r} -> {settings[k]!r}' for k in diff)}); "
                              "write to a new --output, or delete the old one to start over")
@@ -379,9 +395,8 @@ def open_run_record(args, items_path: Path, argv: list[str]) -> dict:
             raise ValueError(f"{args.output} was written with the videos of --video_root {record['video_root']}, not "
                              f"{video_root}; write to a new --output")
         files = model_files(args)
-        # older records hold the hashes only in the engine's model record (filled when the model loaded)
-        old_files = record.get("model_files") or ((record.get("engine") or {}).get("model") or {})
-        changed = [k for k in MODEL_FILE_FLAGS if old_files.get(k) and files[k] and old_files[k] != files[k]]
+        old_files = recorded_model_files(record)
+        changed = model_file_differences(old_files, files)
         if changed:
             raise ValueError(f"{args.output} was written with other model files: "
                              + ", ".join(f"--{MODEL_FILE_FLAGS[k]} {getattr(args, MODEL_FILE_FLAGS[k])} changed since "
