@@ -47,7 +47,7 @@ import numpy as np
 
 from data import benchmarks
 from data.benchmarks.validate import InputError, UniqueIds
-from test.evaluate import parse_opt, read_prediction_records
+from test.evaluate import inference_protocol, parse_opt, read_prediction_records, run_record
 from test.postprocess import FusionParams, ProcessedStream, fuse_prediction, read_fusion_file
 from test.predictions import StreamPrediction
 from test.tuning import SMOOTH_KEY, TUNED_ON_TEST, apply_params, default_grid, grid_search, reference_grid, save_params
@@ -121,11 +121,6 @@ def error_ids(pred_file: str) -> dict[str, dict]:
     return {str(r["id"]): r for r in iter_jsonl(path, "inference errors file", allow_empty=True)} if path.exists() else {}
 
 
-def run_record(pred_file: str) -> dict | None:
-    from test.run_benchmark import run_record_path
-
-    path = run_record_path(pred_file)
-    return read_json(path) if path.exists() else None
 
 
 # Settings not compared between a tuning run and the reported run: where each split's cached frames
@@ -287,7 +282,7 @@ def fusion_record(result: dict, args) -> dict:
 
 def protocol_record(args, argv, protocol, options, result, coverage, run, scorer_record, tunable,
                     prompt_variants) -> dict:
-    eng = (run or {}).get("engine") or {}
+    inf = inference_protocol(run)
     conv = ((run or {}).get("items") or {}).get("converter") or {}
     variants = sorted({str(v) for v in prompt_variants if v is not None})
     if not tunable:
@@ -301,28 +296,20 @@ def protocol_record(args, argv, protocol, options, result, coverage, run, scorer
         "dataset": args.dataset,
         "split": args.split,
         "scorer": {"benchmark": args.dataset, "protocol": protocol, "options": options, "record": scorer_record},
-        "fps": eng.get("fps"),
-        "max_frames": eng.get("max_frames"),
-        "tokens_per_frame": eng.get("tokens_per_frame"),
-        "frame_size": eng.get("frame_size"),
-        "cache_policy": eng.get("cache"),
-        "prompt_order": eng.get("prompt_order"),
-        "decision": eng.get("decision"),
-        "generate": eng.get("generate"),
-        "remove_assistant_turns": eng.get("remove_assistant_turns"),
-        "max_new_tokens": eng.get("max_new_tokens"),
+        **{k: inf[k] for k in ("fps", "max_frames", "tokens_per_frame", "frame_size", "cache_policy", "prompt_order",
+                               "decision", "generate", "remove_assistant_turns", "max_new_tokens")},
         "fusion": fusion_record(result, args) if tunable else None,
         "tuned_on": tuned_on,
         "tuned_on_test": on_test,
         "prompt_variant": variants[0] if len(variants) == 1 else (variants or None),
         "query_templates": {k: (conv.get("options") or {}).get(k) for k in ("template", "seed", "prompt")} if conv else None,
-        "degradation": eng.get("degrade", (run or {}).get("settings", {}).get("degrade")),
-        "model": eng.get("model"),
+        "degradation": inf["degradation"],
+        "model": inf["model"],
         "coverage": coverage,
         "command": {"convert": conv.get("command"),
                     "inference": [r.get("command") for r in (run or {}).get("runs", [])] or None,
                     "benchmark": ["python", "-m", "test.benchmark", *argv]},
-        "inference_record": "found" if run else "missing: no PRED.run.json next to the predictions (settings unknown)",
+        "inference_record": inf["inference_record"],
     }
 
 
