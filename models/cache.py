@@ -78,6 +78,19 @@ def effective_sink_tokens(policy: str, sink_tokens: int | None) -> int | None:
     return sink_tokens if policy in SINK_POLICIES else 0
 
 
+def effective_max_protected(policy: str, max_protected: int | None, sink_tokens: int | None) -> int | None:
+    """The protected tokens a policy allows: sliding / unbounded protect nothing (0), sink_reference
+    exactly its sink tokens; the others the setting (records say this value, not the flag)."""
+    if policy == "sink_reference":
+        return effective_sink_tokens(policy, sink_tokens)
+    return 0 if policy in ("sliding", "unbounded") else max_protected
+
+
+def effective_window(policy: str, window: int | None) -> int | None:
+    """The window a policy keeps to: None under unbounded (no budget), else the setting."""
+    return None if policy == "unbounded" else window
+
+
 def protected_layouts(max_protected: int) -> list[int]:
     """Every size the protected region can take, in order (the cache layouts a compiled step meets)."""
     sizes = []
@@ -159,7 +172,7 @@ class CachePolicy:
             raise ValueError("sink_reference reproduces one-frame-at-a-time streaming only (frames_per_step 1)")
         self.name, self.window, self.rotate = name, window, rotate
         self.sink_tokens = effective_sink_tokens(name, sink_tokens)
-        self.max_protected = self.sink_tokens if name == "sink_reference" else (0 if name in ("sliding", "unbounded") else max_protected)
+        self.max_protected = effective_max_protected(name, max_protected, self.sink_tokens)
         self.copies = copies
         self.min_room = min_room  # evictable tokens a frame step needs (sink: what protected spans must leave)
         # ring slots: the budget, plus the extra tokens a K-frame block keeps visible to its first

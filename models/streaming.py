@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from transformers import RepetitionPenaltyLogitsProcessor, SuppressTokensLogitsProcessor
 
-from models.cache import DEFAULT_MAX_PROTECTED, DEFAULT_POLICY, DEFAULT_SINK_TOKENS, DEFAULT_WINDOW, CachePolicy, Segment, effective_sink_tokens, model_inv_freq, protected_layouts
+from models.cache import DEFAULT_MAX_PROTECTED, DEFAULT_POLICY, DEFAULT_SINK_TOKENS, DEFAULT_WINDOW, CachePolicy, Segment, effective_max_protected, effective_sink_tokens, effective_window, model_inv_freq, protected_layouts
 from models.chat import IM_END, STREAM_GENERATION_PROMPT, STREAM_PROMPT, ChatTemplate, system_prompt_of, system_turn, user_turn
 from models.decision import DecisionConfig, DecisionRule
 from models.frames import to_pixel_values
@@ -125,9 +125,12 @@ class EngineConfig:
             raise ValueError("frames_per_step > 1 is for score-only runs (generate=False): a response needs each frame's heads")
 
     def cache_record(self) -> dict:
-        return {"policy": self.cache_policy, "window": self.window,
-                "sink_tokens": effective_sink_tokens(self.cache_policy, self.sink_tokens),
-                "max_protected": self.max_protected, "frames_per_step": self.frames_per_step}
+        """The cache layout that runs (the policy's effective values, not settings it ignores)."""
+        p = self.cache_policy
+        return {"policy": p, "window": effective_window(p, self.window),
+                "sink_tokens": effective_sink_tokens(p, self.sink_tokens),
+                "max_protected": effective_max_protected(p, self.max_protected, self.sink_tokens),
+                "frames_per_step": self.frames_per_step}
 
 
 def inference_model(model, merge_lora: bool = True):

@@ -2,7 +2,7 @@
 
     python -m test.benchmark --dataset tvsum --pred PRED.jsonl --gold tvsum_anno.json --out RESULTS.json \
         [--protocol umt|aha|...] [--opt key=value ...] [--split test]
-        [--tune kfold|split:IDS.json|pred:TUNE_PRED.jsonl|none] [--folds 5] [--tune_seed 0] [--tune_on_test]
+        [--tune kfold|split:IDS.json|pred:TUNE_PRED.jsonl|none] [--allow_tune_mismatch] [--folds 5] [--tune_seed 0] [--tune_on_test]
         [--grid default|reference|GRID.json] [--uncertainty_kind logvar|variance]
         [--alpha A --beta B --epsilon E --tau T | --params_file P [--params_key K]]
         [--missing drop|count] [--params_out PARAMS.json] [--plots N]
@@ -16,7 +16,9 @@ gold is loaded and checked once, stream predictions go through the post-processo
    weights alpha, beta, epsilon, tau (``test/tuning.py``), never on the items it reports unless
    asked: ``kfold`` (default: each fold reported with weights tuned on the other folds),
    ``split:IDS.json`` (tune on the listed ids, report the others), ``pred:TUNE_PRED.jsonl`` (tune on
-   another prediction file, e.g. the validation split, against ``--tune_gold``), ``none`` (fixed
+   another prediction file, e.g. the validation split, against ``--tune_gold``; its ``TUNE_PRED.run.json``
+   must record the reported run's settings and model files, else refused unless
+   ``--allow_tune_mismatch``; recorded under ``fusion.tuning_run``), ``none`` (fixed
    weights), ``--tune_on_test`` (the reference's protocol, stamped ``"tuned_on_test": true``). The
    objective is the headline metric of ``score()`` on the tuning items: TVSum top-5 mAP, Mr.HiSum
    mAP@50, Charades-STA R1@0.5, QVHighlights HL-min-VeryGood mAP. Smoothing in a tuning grid is
@@ -45,7 +47,7 @@ import numpy as np
 
 from data import benchmarks
 from data.benchmarks.validate import InputError, UniqueIds
-from test.evaluate import parse_opt, read_prediction_records
+from test.evaluate import inference_protocol, parse_opt, read_prediction_records, run_record
 from test.postprocess import FusionParams, ProcessedStream, fuse_prediction, read_fusion_file
 from test.predictions import StreamPrediction
 from test.tuning import SMOOTH_KEY, TUNED_ON_TEST, apply_params, default_grid, grid_search, reference_grid, save_params
@@ -119,11 +121,48 @@ def error_ids(pred_file: str) -> dict[str, dict]:
     return {str(r["id"]): r for r in iter_jsonl(path, "inference errors file", allow_empty=True)} if path.exists() else {}
 
 
-def run_record(pred_file: str) -> dict | None:
-    from test.run_benchmark import run_record_path
 
-    path = run_record_path(pred_file)
-    return read_json(path) if path.exists() else None
+
+# Settings not compared between a tuning run and the reported run: where each split's cached frames
+# are (the model they come from is checked by its files' hashes)
+TUNE_RUN_LOCAL_KEYS = ("features",)
+
+
+def tuning_run_check(args, tune_file: str) -> dict:
+    """The run record of ``--tune pred:TUNE_FILE`` against the reported run's: weights tuned on
+    predictions made with other settings (fps, cache, prompt order, decision, degradation, ...) or
+    another model do not fit the reported run; refused unless --allow_tune_mismatch (then said and
+    recorded). A tuning file without a run record: its settings are unknown (said, recorded)."""
+    from test.run_benchmark import (MODEL_FILE_FLAGS, PATH_SETTINGS, SETTING_KEYS, _comparable, model_file_differences,
+                                    recorded_model_files, run_record_path, setting_differences)
+
+    tune_run, run = run_record(tune_file), run_record(args.pred)
+    if tune_run is None or run is None:
+        which = run_record_path(tune_file if tune_run is None else args.pred)
+        log.warning("--tune pred:%s: no %s: the tuning run's settings cannot be compared with the reported run's",
+                    tune_file, which)
+        return {"run_record": str(run_record_path(tune_file)) if tune_run is not None else "unknown",
+                "engine": (tune_run or {}).get("engine"),
+                "settings_match": f"unknown: no {which.name}"}
+    tuned, reported = tune_run.get("settings") or {}, run.get("settings") or {}
+    files_t, files_r = recorded_model_files(tune_run), recorded_model_files(run)
+    keys = [k for k in SETTING_KEYS if k not in TUNE_RUN_LOCAL_KEYS]
+    # a model file named by another path with the same content (both hashed) is the same model
+    same_content = {MODEL_FILE_FLAGS[k] for k in MODEL_FILE_FLAGS if files_t.get(k) and files_t.get(k) == files_r.get(k)}
+    diff = [k for k in setting_differences(tuned, reported, keys) if not (k in PATH_SETTINGS and k in same_content)]
+    acting_t, acting_r = _comparable(tuned), _comparable(reported)  # as they act (e.g. max_protected 0 under sliding)
+    problems = [f"{k}: {acting_t[k]!r} (tuning run) vs {acting_r[k]!r} (reported run)" for k in diff]
+    problems += [f"{MODEL_FILE_FLAGS[k]} content sha256 {files_t[k][:12]}... (tuning run) vs {files_r[k][:12]}... "
+                 "(reported run)" for k in model_file_differences(files_t, files_r)]
+    if problems and not args.allow_tune_mismatch:
+        raise ValueError(f"--tune pred:{tune_file} was predicted with other settings than {args.pred} "
+                         f"({'; '.join(problems)}): its tuned weights do not fit the reported run; tune on predictions "
+                         "made the same way, or pass --allow_tune_mismatch (recorded)")
+    if problems:
+        log.warning("--allow_tune_mismatch: the tuning predictions differ from the reported run (%s)", "; ".join(problems))
+    return {"run_record": str(run_record_path(tune_file)), "engine": tune_run.get("engine"),
+            "model_files": files_t or None, "settings_match": not problems,
+            **({"mismatches": problems, "allowed_by": "--allow_tune_mismatch"} if problems else {})}
 
 
 # ------------------------------------------------------------------------------ predictions
@@ -189,6 +228,7 @@ def tune(args, bench, protocol, opts, streams, gold, report_ids, fixed: FusionPa
         if missing:
             raise ValueError(f"{len(missing)} tuning ids have no prediction in {args.pred}, e.g. {missing[:3]}")
     elif mode.startswith("pred:"):
+        tuning_run = tuning_run_check(args, mode[len("pred:"):])
         # the tuning file's gold: the whole gold file (split restrictions lifted), matched by id
         gopts = {**opts, **{k: None for k in SPLIT_OPTIONS if k in opts}}
         tune_gold = bench.load_gold(args.tune_gold or args.gold, protocol, gopts)
@@ -211,6 +251,8 @@ def tune(args, bench, protocol, opts, streams, gold, report_ids, fixed: FusionPa
     result["protocol"]["objective_options"] = {k: v for k, v in objective.options.items() if opts.get(k) != v}
     if mode.startswith("pred:") and not result["tuned_on_test"]:
         result["protocol"]["tuned_on"] = f"held-out predictions ({Path(mode[len('pred:'):]).name})"
+    if mode.startswith("pred:"):
+        result["tuning_run"] = tuning_run
     fused = apply_params(pool, result, report_ids)
     if args.params_out:
         save_params(args.params_out, args.dataset, result, note=f"test.benchmark --tune {mode}")
@@ -234,12 +276,13 @@ def fusion_record(result: dict, args) -> dict:
     common["degenerate_refused"] = result.get("degenerate_refused")
     return {"mode": mode, "params": result["best_params"], **common,
             "tune_ids": result["tune_ids"] if len(result["tune_ids"]) <= 2000 else f"{len(result['tune_ids'])} ids",
-            "tune_source": args.tune if not result["tuned_on_test"] else "the reported items"}
+            "tune_source": args.tune if not result["tuned_on_test"] else "the reported items",
+            **({"tuning_run": result["tuning_run"]} if "tuning_run" in result else {})}
 
 
 def protocol_record(args, argv, protocol, options, result, coverage, run, scorer_record, tunable,
                     prompt_variants) -> dict:
-    eng = (run or {}).get("engine") or {}
+    inf = inference_protocol(run)
     conv = ((run or {}).get("items") or {}).get("converter") or {}
     variants = sorted({str(v) for v in prompt_variants if v is not None})
     if not tunable:
@@ -253,28 +296,20 @@ def protocol_record(args, argv, protocol, options, result, coverage, run, scorer
         "dataset": args.dataset,
         "split": args.split,
         "scorer": {"benchmark": args.dataset, "protocol": protocol, "options": options, "record": scorer_record},
-        "fps": eng.get("fps"),
-        "max_frames": eng.get("max_frames"),
-        "tokens_per_frame": eng.get("tokens_per_frame"),
-        "frame_size": eng.get("frame_size"),
-        "cache_policy": eng.get("cache"),
-        "prompt_order": eng.get("prompt_order"),
-        "decision": eng.get("decision"),
-        "generate": eng.get("generate"),
-        "remove_assistant_turns": eng.get("remove_assistant_turns"),
-        "max_new_tokens": eng.get("max_new_tokens"),
+        **{k: inf[k] for k in ("fps", "max_frames", "tokens_per_frame", "frame_size", "cache_policy", "prompt_order",
+                               "decision", "generate", "remove_assistant_turns", "max_new_tokens")},
         "fusion": fusion_record(result, args) if tunable else None,
         "tuned_on": tuned_on,
         "tuned_on_test": on_test,
         "prompt_variant": variants[0] if len(variants) == 1 else (variants or None),
         "query_templates": {k: (conv.get("options") or {}).get(k) for k in ("template", "seed", "prompt")} if conv else None,
-        "degradation": eng.get("degrade", (run or {}).get("settings", {}).get("degrade")),
-        "model": eng.get("model"),
+        "degradation": inf["degradation"],
+        "model": inf["model"],
         "coverage": coverage,
         "command": {"convert": conv.get("command"),
                     "inference": [r.get("command") for r in (run or {}).get("runs", [])] or None,
                     "benchmark": ["python", "-m", "test.benchmark", *argv]},
-        "inference_record": "found" if run else "missing: no PRED.run.json next to the predictions (settings unknown)",
+        "inference_record": inf["inference_record"],
     }
 
 
@@ -295,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tune", default=None, help="kfold (default) | split:IDS.json | pred:TUNE_PRED.jsonl | none")
     g.add_argument("--tune_on_test", action="store_true", help="tune on the reported items (stamped tuned_on_test)")
     g.add_argument("--tune_gold", default=None, help="gold file of the tuning items for --tune pred: (default --gold)")
+    g.add_argument("--allow_tune_mismatch", action="store_true",
+                   help="--tune pred: accept a tuning file predicted with other settings or another model than --pred "
+                        "(said and recorded under protocol.fusion.tuning_run)")
     g.add_argument("--folds", type=int, default=5)
     g.add_argument("--tune_seed", type=int, default=0)
     g.add_argument("--grid", default="default", help="default (240 points) | reference (the reference's 15,000) | GRID.json")

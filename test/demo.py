@@ -69,22 +69,26 @@ def resolve_model(args) -> None:
     unless a flag says otherwise. For it, fusion weights and the response rule are those tuned on the
     synthetic VAL split for this checkpoint (results/synthetic_results.json), unless flags give them."""
     default_model = args.model_config is None and args.checkpoint is None and args.weights is None
-    trained = None
+    trained, refused = None, ""
     if default_model:
         if not (DEFAULT_CHECKPOINT / "aha_model.json").is_file():
             raise SystemExit(f"the default checkpoint {DEFAULT_CHECKPOINT} is missing; train it with scripts/train_tiny.sh "
                              "or pass --model_config/--checkpoint")
         args.checkpoint = str(DEFAULT_CHECKPOINT)
         args.tokenizer = args.tokenizer or str(DEFAULT_TOKENIZER)
-        trained = tuned_record(DEFAULT_RESULTS)
+        trained, check = checked_tuned_record(DEFAULT_RESULTS)
         shown = DEFAULT_RESULTS.relative_to(REPO_ROOT) if DEFAULT_RESULTS.is_relative_to(REPO_ROOT) else DEFAULT_RESULTS
-        source = f"{shown} (trained, %s: tuned on val)"
+        source = f"{shown} (trained, %s: tuned on val; {check})"
+        # settings tuned for another checkpoint: the defaults, and the run record says why
+        refused = f" ({shown} {check})" if check.startswith("tuned for another") else ""
         if args.params_file is None and all(getattr(args, k) is None for k in FUSION_FLAGS):
             tuned = tuned_fusion(trained)
             if tuned is not None:
                 for k in FUSION_FLAGS:
                     setattr(args, k, tuned[k])
                 args.fusion_source = source % "tvsum_aha"
+            elif refused:
+                args.fusion_source = "defaults" + refused
     if args.threshold is None and args.cumulative_threshold is None and not args.no_generate:
         # a rule of the user's own (--score_heads without a threshold) is not replaced by the tuned one
         own_heads = args.score_heads != DEFAULT_SCORE_HEADS
@@ -99,23 +103,44 @@ def resolve_model(args) -> None:
                 args.decision_source = source % "youcook2 threshold, query_responses gate"
         else:
             args.threshold = 1.2  # respond when informative + relevance is high (hand-set)
-            args.decision_source = "demo default (hand-set)"
+            args.decision_source = "demo default (hand-set)" + ("" if own_heads else refused)
 
 
 def tuned_record(results: Path) -> dict | None:
     """The trained system's record in ``results`` when it was tuned on val for the shipped checkpoint
     (None, with a warning, when the file is missing or records another checkpoint or tuning)."""
+    return checked_tuned_record(results)[0]
+
+
+def checked_tuned_record(results: Path) -> tuple[dict | None, str]:
+    """(``tuned_record``, what its checkpoint check found): the results' ``checkpoint_sha256`` against the
+    content hash of the shipped checkpoint; a results file older than that record is used, said
+    ("unknown"), when it names the shipped checkpoint's path."""
+    from models.checkpoint import content_hash_of
+
     try:
         rec = json.loads(results.read_text())
         proto, trained = rec["protocol"], rec["systems"]["trained"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         log.warning("no val-tuned settings in %s (%s): the defaults are used", results, e)
-        return None
-    if Path(proto.get("checkpoint", "")) != DEFAULT_CHECKPOINT.relative_to(REPO_ROOT) or proto.get("tuned_on") != "val" \
-            or proto.get("tuned_on_test", True):
+        return None, "no results"
+    if proto.get("tuned_on") != "val" or proto.get("tuned_on_test", True):
         log.warning("%s does not hold val-tuned settings of %s: the defaults are used", results, DEFAULT_CHECKPOINT)
-        return None
-    return trained
+        return None, "not tuned on val"
+    recorded = proto.get("checkpoint_sha256")
+    if recorded is None:
+        if Path(proto.get("checkpoint") or "") != DEFAULT_CHECKPOINT.relative_to(REPO_ROOT):
+            log.warning("%s does not hold val-tuned settings of %s: the defaults are used", results, DEFAULT_CHECKPOINT)
+            return None, "another checkpoint path"
+        log.warning("%s records no checkpoint_sha256: its tuned settings are used for %s unverified", results,
+                    DEFAULT_CHECKPOINT)
+        return trained, "checkpoint sha256 unknown (not in the results)"
+    actual = content_hash_of(DEFAULT_CHECKPOINT)
+    if recorded != actual:
+        log.warning("%s was tuned for another checkpoint (sha256 %s..., %s is %s...): the defaults are used", results,
+                    str(recorded)[:12], DEFAULT_CHECKPOINT, actual[:12])
+        return None, f"tuned for another checkpoint (sha256 {str(recorded)[:12]}..., this one {actual[:12]}...)"
+    return trained, "checkpoint sha256 matches"
 
 
 def tuned_fusion(trained: dict | None) -> dict | None:

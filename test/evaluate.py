@@ -5,8 +5,8 @@
         [--params_file grid_search_params.json --params_key tvsum] [--smooth_window W]
 
 Prints a summary (headline and metrics, no per-item rows) for every prediction file on stdout;
-``--output_file`` receives everything (per-item results and the protocol record) as JSON, written
-atomically. Several ``--pred_file`` are scored against one gold load (YouCook2: one METEOR process
+``--output_file`` receives everything (per-item results and the protocol record, with the
+inference settings of ``PRED.run.json`` under ``record.inference``) as JSON, written atomically. Several ``--pred_file`` are scored against one gold load (YouCook2: one METEOR process
 for all of them). The prediction format is told by content: stream records (``frames``) are
 post-processed (fusion, and optional *causal* smoothing) and handed to the benchmark's stream
 adapter; other records go to its official-format reader.
@@ -87,6 +87,44 @@ def load_prediction_file(bench, path, gold: Mapping, protocol: str, opts: Mappin
     return adapt(bench, data, gold, protocol, opts, fusion, smooth_window, path)
 
 
+# ----------------------------------------------------------------------- inference record
+
+
+def run_record(pred_file) -> dict | None:
+    """The run record beside a prediction file (``PRED.run.json``, test.run_benchmark), None without one."""
+    from test.run_benchmark import run_record_path
+    from utils.io import read_json
+
+    path = run_record_path(pred_file)
+    return read_json(path) if path.exists() else None
+
+
+MISSING_RUN_RECORD = "missing: no PRED.run.json next to the predictions (settings unknown)"
+
+
+def inference_protocol(run: Mapping | None) -> dict:
+    """The inference protocol of a prediction file from its run record's engine block: fps, frames,
+    tokens per frame, cache, prompt order, decision, generation, degradation, model (with the
+    model files' hashes); all None and ``inference_record`` "missing: ..." without a record. The
+    results of test.benchmark and test.evaluate record these."""
+    eng = (run or {}).get("engine") or {}
+    return {
+        "fps": eng.get("fps"),
+        "max_frames": eng.get("max_frames"),
+        "tokens_per_frame": eng.get("tokens_per_frame"),
+        "frame_size": eng.get("frame_size"),
+        "cache_policy": eng.get("cache"),
+        "prompt_order": eng.get("prompt_order"),
+        "decision": eng.get("decision"),
+        "generate": eng.get("generate"),
+        "remove_assistant_turns": eng.get("remove_assistant_turns"),
+        "max_new_tokens": eng.get("max_new_tokens"),
+        "degradation": eng.get("degrade", (run or {}).get("settings", {}).get("degrade")),
+        "model": eng.get("model"),
+        "inference_record": "found" if run else MISSING_RUN_RECORD,
+    }
+
+
 # --------------------------------------------------------------------------------- scoring
 
 
@@ -109,7 +147,8 @@ def score_files(func: str, pred_files: Sequence[str], gold_file: str, protocol: 
         res["record"].update(gold_file=str(gold_file), prediction_file=str(path), prediction_records=counts,
                              fusion=fusion.to_dict() if counts.get("stream") else None,
                              smoothing=(f"causal Savitzky-Golay, window {smooth_window}" if smooth_window else None)
-                             if counts.get("stream") else None)
+                             if counts.get("stream") else None,
+                             inference=inference_protocol(run_record(path)))
         out.append({"headline": {"name": h_name, "value": h_value}, **res})
     return out
 

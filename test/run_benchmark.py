@@ -327,15 +327,35 @@ def _comparable(settings: dict) -> dict:
     """Settings as they act: --sink_tokens does nothing under a policy without sink tokens (runs
     written with one, or without it, are the same run; without a --cache_policy flag the policy is
     the checkpoint's, not known here: compared as given); paths compared resolved."""
-    from models.cache import effective_sink_tokens
+    from models.cache import effective_max_protected, effective_sink_tokens, effective_window
 
     out = dict(settings)
-    if out.get("cache_policy") is not None:
-        out["sink_tokens"] = effective_sink_tokens(out["cache_policy"], out.get("sink_tokens"))
+    if out.get("cache_policy") is not None:  # likewise --max_protected / --window where the policy ignores them
+        p = out["cache_policy"]
+        out["max_protected"] = effective_max_protected(p, out.get("max_protected"), out.get("sink_tokens"))
+        out["window"] = effective_window(p, out.get("window"))
+        out["sink_tokens"] = effective_sink_tokens(p, out.get("sink_tokens"))
     for k in PATH_SETTINGS:  # the same folder named relatively or absolutely (from where the run is started)
         if isinstance(out.get(k), str):
             out[k] = str(Path(out[k]).resolve())
     return out
+
+
+def setting_differences(old: dict, new: dict, keys=SETTING_KEYS) -> list[str]:
+    """The settings (of ``keys``) two runs recorded differently, compared as they act (``_comparable``);
+    a key one record lacks (an older record) is not compared."""
+    old_cmp, new_cmp = _comparable(old), _comparable(new)
+    return sorted(k for k in keys if k in old and k in new and old_cmp[k] != new_cmp[k])
+
+
+def recorded_model_files(record: dict) -> dict:
+    """The model files' hashes of a run record (older records: only in the loaded model's record)."""
+    return record.get("model_files") or ((record.get("engine") or {}).get("model") or {})
+
+
+def model_file_differences(old: dict, new: dict) -> list[str]:
+    """The model-file hashes (``MODEL_FILE_FLAGS`` keys) both records hold and that differ."""
+    return [k for k in MODEL_FILE_FLAGS if old.get(k) and new.get(k) and old[k] != new[k]]
 
 
 def model_files(args) -> dict:
@@ -364,8 +384,7 @@ def open_run_record(args, items_path: Path, argv: list[str]) -> dict:
         if not isinstance(record, dict) or not isinstance(record.get("runs"), list):
             raise ValueError(f"{path}: not a run record of test.run_benchmark")
         old = record.get("settings", {})
-        old_cmp, new_cmp = _comparable(old), _comparable(settings)
-        diff = sorted(k for k in SETTING_KEYS if k in old and old_cmp[k] != new_cmp[k])
+        diff = setting_differences(old, settings)
         if diff:
             raise ValueError(f"{args.output} was written with other settings ({', '.join(f'{k}: {old[k]!r} -> {settings[k]!r}' for k in diff)}); "
                              "write to a new --output, or delete the old one to start over")
@@ -376,9 +395,8 @@ def open_run_record(args, items_path: Path, argv: list[str]) -> dict:
             raise ValueError(f"{args.output} was written with the videos of --video_root {record['video_root']}, not "
                              f"{video_root}; write to a new --output")
         files = model_files(args)
-        # older records hold the hashes only in the engine's model record (filled when the model loaded)
-        old_files = record.get("model_files") or ((record.get("engine") or {}).get("model") or {})
-        changed = [k for k in MODEL_FILE_FLAGS if old_files.get(k) and files[k] and old_files[k] != files[k]]
+        old_files = recorded_model_files(record)
+        changed = model_file_differences(old_files, files)
         if changed:
             raise ValueError(f"{args.output} was written with other model files: "
                              + ", ".join(f"--{MODEL_FILE_FLAGS[k]} {getattr(args, MODEL_FILE_FLAGS[k])} changed since "
@@ -399,15 +417,13 @@ def open_run_record(args, items_path: Path, argv: list[str]) -> dict:
 
 
 def engine_record(engine, args) -> dict:
-    from models.cache import effective_sink_tokens
-
     cfg = engine.cfg
+    layout = cfg.cache_record()  # the policy's effective values (sink 0 where none is kept, window None if unbounded)
     return {
         "fps": args.fps, "max_frames": args.max_frames, "tokens_per_frame": engine.tpf, "frame_size": engine.frame_size,
         "prompt_order": cfg.prompt_order, "system_prompt": engine.system_prompt,
-        "cache": {"policy": cfg.cache_policy, "window": cfg.window,  # the sink the policy keeps (0: none)
-                  "sink_tokens": effective_sink_tokens(cfg.cache_policy, cfg.sink_tokens)},
-        "cache_layout": cfg.cache_record(),
+        "cache": {k: layout[k] for k in ("policy", "window", "sink_tokens")},
+        "cache_layout": layout,
         "decision": {"score_heads": list(cfg.decision.score_heads), "threshold": cfg.decision.threshold,
                      "cumulative_threshold": cfg.decision.cumulative_threshold,
                      "min_interval_s": cfg.decision.min_interval_s, "uncertainty_gate": cfg.decision.uncertainty_gate,

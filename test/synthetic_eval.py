@@ -150,6 +150,14 @@ def write_baseline(items_file: Path, video_root: Path, out: Path, kind: str, fps
     return out
 
 
+def checkpoint_sha256(checkpoint: str | None) -> str | None:
+    """The content hash of the evaluated checkpoint (models.checkpoint.content_hash_of), recorded in the
+    results' protocol: what the demo checks before it takes the tuned settings for its checkpoint."""
+    from models.checkpoint import content_hash_of
+
+    return content_hash_of(checkpoint) if checkpoint else None
+
+
 BASELINE_DOC = {
     "random": "uniform [0, 1) per frame, numpy default_rng(sha256(seed, item id))",
     "motion": "mean |frame_t - frame_(t-1)| / 255 over the letter-boxed RGB frame (causal; 0 for frame 0)",
@@ -465,7 +473,8 @@ def main(argv: list[str] | None = None) -> int:
         "data": str(data), "data_seed": manifest.get("seed"), "data_config": manifest.get("config"),
         "split_reported": "test", "tuned_on": "val", "tuned_on_test": False,
         "n_test": n_test, "fps": args.fps, "tokens_per_frame": load_preset(PRESET).tokens_per_frame, "cache_policy": "dynamic_sink", "window": args.window,
-        "checkpoint": args.checkpoint, "tokenizer": args.tokenizer, "untrained_init": f"{PRESET} random init, seed 0",
+        "checkpoint": args.checkpoint, "checkpoint_sha256": checkpoint_sha256(args.checkpoint) if "trained" in systems else None,
+        "tokenizer": args.tokenizer, "untrained_init": f"{PRESET} random init, seed 0",
         "random_seed": args.seed, "baselines": BASELINE_DOC,
         "metrics": {"tvsum_umt": "data.benchmarks.tvsum protocol umt, top-5 mAP (%)",
                     "tvsum_aha": "data.benchmarks.tvsum protocol aha, top-5 mAP (%)",

@@ -276,3 +276,67 @@ def test_live_inference_says_it_does_not_apply_a_tuned_smoothing(tmp_path, caplo
         assert fusion_params(args).alpha == 0.5
     assert "smooth_window 9): the live fused score is written unsmoothed" in caplog.text
 
+
+
+def _split_with_run_records(d: Path, tune_settings: dict, report_settings: dict | None = None,
+                            tune_files: dict | None = None):
+    """The synthetic Charades queries in two prediction files (S0, S1 to tune on; S2, S3 reported),
+    each with a run record as test.run_benchmark writes it (None: no record)."""
+    from test.run_benchmark import SETTING_KEYS, run_record_path
+
+    pred, grid = _synthetic_charades(d)
+    recs = [json.loads(x) for x in pred.read_text().splitlines()]
+    tune, report = d / "val_pred.jsonl", d / "test_pred.jsonl"
+    tune.write_text("".join(json.dumps(r) + "\n" for r in recs[:2]))
+    report.write_text("".join(json.dumps(r) + "\n" for r in recs[2:]))
+    base = {k: None for k in SETTING_KEYS} | {"fps": 1.0, "cache_policy": "dynamic_sink", "window": 2048}
+    files = {"checkpoint_sha256": "a" * 64, "weights_sha256": None, "heads_sha256": None}
+    for path, settings, mf in ((tune, tune_settings, tune_files), (report, report_settings, None)):
+        if settings is not None:
+            run_record_path(path).write_text(json.dumps({
+                "settings": {**base, **settings}, "model_files": mf or files,
+                "engine": {"fps": {**base, **settings}["fps"], "cache": {"policy": "dynamic_sink"}}, "runs": []}))
+    return tune, report, grid
+
+
+def test_weights_tuned_on_predictions_made_otherwise_are_refused_unless_allowed(tmp_path, capsys, caplog):
+    """--tune pred:FILE compares FILE's run record with the reported run's (the resume rule's settings and
+    model files): another fps, cache policy or checkpoint is refused; --allow_tune_mismatch accepts it,
+    said and recorded; the tuning run's engine block is recorded under the fusion record."""
+    import logging
+
+    tune, report, grid = _split_with_run_records(tmp_path, {"fps": 2.0, "cache_policy": "sliding"}, {})
+    rc, _ = _bench(tmp_path, report, grid, "--tune", f"pred:{tune}")
+    err = capsys.readouterr().err
+    assert rc == 2 and "other settings" in err and "fps: 2.0 (tuning run) vs 1.0 (reported run)" in err
+    assert "cache_policy: 'sliding' (tuning run) vs 'dynamic_sink'" in err
+    with caplog.at_level(logging.WARNING, logger="benchmark"):
+        rc, res = _bench(tmp_path, report, grid, "--tune", f"pred:{tune}", "--allow_tune_mismatch")
+    assert rc == 0 and "--allow_tune_mismatch: the tuning predictions differ" in caplog.text
+    run = res["protocol"]["fusion"]["tuning_run"]
+    assert run["settings_match"] is False and run["allowed_by"] == "--allow_tune_mismatch"
+    assert run["engine"]["fps"] == 2.0 and "max_protected: 0 (tuning run) vs None (reported run)" in run["mismatches"]
+
+    d = tmp_path / "model"
+    tune, report, grid = _split_with_run_records(d, {}, {}, tune_files={"checkpoint_sha256": "b" * 64})
+    rc, _ = _bench(d, report, grid, "--tune", f"pred:{tune}")
+    assert rc == 2 and "checkpoint content sha256 bbbbbbbbbbbb... (tuning run)" in capsys.readouterr().err
+
+
+def test_weights_tuned_on_predictions_made_the_same_way_record_the_tuning_run(tmp_path, caplog):
+    import logging
+
+    tune, report, grid = _split_with_run_records(tmp_path, {"features": "/val/features"}, {"features": "/test/features"})
+    rc, res = _bench(tmp_path, report, grid, "--tune", f"pred:{tune}")
+    assert rc == 0
+    run = res["protocol"]["fusion"]["tuning_run"]
+    assert run["settings_match"] is True and run["engine"]["fps"] == 1.0 and "mismatches" not in run
+    assert res["protocol"]["tuned_on"] == "held-out predictions (val_pred.jsonl)"
+
+    d = tmp_path / "norecord"  # a tuning file without a run record: unknown, said, still used
+    tune, report, grid = _split_with_run_records(d, None, {})
+    with caplog.at_level(logging.WARNING, logger="benchmark"):
+        rc, res = _bench(d, report, grid, "--tune", f"pred:{tune}")
+    assert rc == 0 and "val_pred.run.json: the tuning run's settings cannot be compared" in caplog.text
+    run = res["protocol"]["fusion"]["tuning_run"]
+    assert run["run_record"] == "unknown" and run["settings_match"] == "unknown: no val_pred.run.json"

@@ -96,7 +96,9 @@ def test_default_demo_runs_the_shipped_model_without_shared_data(tmp_path, monke
 def test_demo_fusion_weights_come_from_the_results_of_the_shipped_checkpoint_only(tmp_path):
     results = json.loads(demo.DEFAULT_RESULTS.read_text())
     assert demo.tuned_fusion(demo.tuned_record(demo.DEFAULT_RESULTS)) == results["systems"]["trained"]["tvsum_aha"]["fusion"]["params"]
-    for change in ({"checkpoint": "outputs/other"}, {"tuned_on_test": True}, {"tuned_on": "test"}):
+    # another checkpoint: by its content hash, or (a results file without one) by its path
+    for change in ({"checkpoint_sha256": "0" * 64}, {"checkpoint": "outputs/other", "checkpoint_sha256": None},
+                   {"tuned_on_test": True}, {"tuned_on": "test"}):
         f = tmp_path / "r.json"
         f.write_text(json.dumps({**results, "protocol": {**results["protocol"], **change}}))
         assert demo.tuned_fusion(demo.tuned_record(f)) is None, change
@@ -134,7 +136,7 @@ def test_demo_response_rule_is_the_val_tuned_one_unless_flags_give_another(tmp_p
         f.write_text(json.dumps(bad))
         assert demo.tuned_response(demo.tuned_record(f)) is None, change
         assert demo.tuned_fusion(demo.tuned_record(f)) is not None  # the fusion weights are judged on their own
-    f.write_text(json.dumps({**results, "protocol": {**results["protocol"], "checkpoint": "outputs/other"}}))
+    f.write_text(json.dumps({**results, "protocol": {**results["protocol"], "checkpoint_sha256": "f" * 64}}))
     assert demo.tuned_response(demo.tuned_record(f)) is None
     # no flag: the tuned rule; a threshold flag, or score heads of the user's own, keep the user's rule
     args = demo.build_parser().parse_args([])
@@ -164,3 +166,38 @@ def test_without_a_usable_results_file_the_demo_warns_once_and_uses_its_defaults
     assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1
     assert (args.alpha, args.threshold, args.decision_source) == (None, 1.2, "demo default (hand-set)")
     assert getattr(args, "fusion_source", None) is None
+
+
+def test_demo_takes_the_tuned_settings_only_for_the_checkpoint_they_were_tuned_for(tmp_path, monkeypatch, caplog):
+    """results/synthetic_results.json records the checkpoint's content hash: the demo compares it with the
+    shipped checkpoint's (not only the path); another hash: the defaults, said and recorded; a results
+    file without the hash (older): used, said, recorded as unknown."""
+    from models.checkpoint import content_hash_of
+
+    results = json.loads(demo.DEFAULT_RESULTS.read_text())
+    assert results["protocol"]["checkpoint_sha256"] == content_hash_of(demo.DEFAULT_CHECKPOINT)
+    args = demo.build_parser().parse_args([])
+    demo.resolve_model(args)
+    assert args.fusion_source.endswith("checkpoint sha256 matches)") and "matches" in args.decision_source
+
+    f = tmp_path / "r.json"
+    f.write_text(json.dumps({**results, "protocol": {**results["protocol"], "checkpoint_sha256": "0" * 64}}))
+    monkeypatch.setattr(demo, "DEFAULT_RESULTS", f)
+    assert demo.tuned_record(f) is None
+    args = demo.build_parser().parse_args([])
+    with caplog.at_level("WARNING", logger=demo.log.name):
+        demo.resolve_model(args)
+    assert "was tuned for another checkpoint (sha256 000000000000..." in caplog.text
+    assert (args.alpha, args.threshold) == (None, 1.2)
+    assert args.fusion_source.startswith("defaults (") and "tuned for another checkpoint" in args.fusion_source
+    assert args.decision_source.startswith("demo default (hand-set) (") and "another checkpoint" in args.decision_source
+
+    old = {k: v for k, v in results["protocol"].items() if k != "checkpoint_sha256"}
+    f.write_text(json.dumps({**results, "protocol": old}))
+    caplog.clear()
+    args = demo.build_parser().parse_args([])
+    with caplog.at_level("WARNING", logger=demo.log.name):
+        demo.resolve_model(args)
+    assert "records no checkpoint_sha256" in caplog.text
+    assert args.beta == results["systems"]["trained"]["tvsum_aha"]["fusion"]["params"]["beta"]
+    assert "checkpoint sha256 unknown" in args.fusion_source and "checkpoint sha256 unknown" in args.decision_source

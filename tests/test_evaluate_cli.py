@@ -180,3 +180,25 @@ def test_the_summary_shows_how_predictions_were_fitted_to_the_gold(tmp_path, cap
     adjusted = json.loads(out)["adjusted"]
     assert list(adjusted) == ["clip_pooling_counts"] and adjusted["clip_pooling_counts"]["edge_filled_bins"] > 0
     assert f"note: {short}: predictions were fitted to the gold's time bins" in err
+
+
+def test_the_output_file_records_the_inference_protocol_of_the_run_record(tmp_path):
+    """--output_file records the inference settings of PRED.run.json (test.benchmark's protocol_record,
+    the same function), or that there is none."""
+    from test import benchmark
+    from test.run_benchmark import run_record_path
+
+    pred, gold = tvsum_toy(tmp_path)
+    out = tmp_path / "res.json"
+    assert evaluate.main(["--func", "tvsum", "--pred_file", pred, "--gold_file", gold, "--output_file", str(out)]) == 0
+    inf = json.loads(out.read_text())["record"]["inference"]
+    assert inf["inference_record"].startswith("missing") and inf["fps"] is None
+    engine = {"fps": 1.0, "tokens_per_frame": 49, "cache": {"policy": "sink", "window": 2048, "sink_tokens": 32},
+              "decision": {"threshold": None}, "model": {"checkpoint": "ckpt", "checkpoint_sha256": "c" * 64}}
+    run_record_path(pred).write_text(json.dumps({"settings": {"degrade": None}, "engine": engine, "runs": []}))
+    out.unlink()
+    assert evaluate.main(["--func", "tvsum", "--pred_file", pred, "--gold_file", gold, "--output_file", str(out)]) == 0
+    inf = json.loads(out.read_text())["record"]["inference"]
+    assert inf["inference_record"] == "found" and inf["fps"] == 1.0 and inf["tokens_per_frame"] == 49
+    assert inf["cache_policy"] == engine["cache"] and inf["model"]["checkpoint_sha256"] == "c" * 64
+    assert benchmark.inference_protocol is evaluate.inference_protocol  # one function for both records

@@ -425,3 +425,26 @@ def test_charades_script_end_to_end(data, shared_data, tmp_path):
     assert "R1@0.5" in res["metrics"]
     assert len(list((tmp_path / "out" / "results_test_standard_files" / "plots").glob("*.png"))) == 1
     assert (tmp_path / "out" / "items_test.jsonl.meta.json").exists()
+
+
+def test_the_record_gives_the_effective_cache_layout_and_an_old_layout_record_resumes(data, loads, tmp_path):
+    """Under sliding, --max_protected does nothing: recorded as 0 (the layout that runs); a run whose
+    record still holds the old layout (1024, the flag's default) resumes, also with another
+    --max_protected or without it; under unbounded no window is recorded, and --window does nothing."""
+    out = tmp_path / "pred.jsonl"
+    args = rb_args(data, "charades_items.jsonl", out, "--cache_policy", "sliding")
+    assert run_benchmark.main([*args, "--max_protected", "512", "--limit", "1"]) == 0
+    rec = read_json(run_benchmark.run_record_path(out))
+    assert rec["engine"]["cache_layout"]["max_protected"] == 0 and rec["engine"]["cache"]["sink_tokens"] == 0
+    rec["engine"]["cache_layout"]["max_protected"] = 1024  # as the old record said
+    run_benchmark.run_record_path(out).write_text(json.dumps(rec))
+    assert run_benchmark.main(args) == 0  # the same run: resumed
+    assert [r["id"] for r in read_jsonl(out)] == ["A#0", "B#1"]
+    assert read_json(run_benchmark.run_record_path(out))["engine"]["cache_layout"]["max_protected"] == 0
+
+    out = tmp_path / "unbounded.jsonl"
+    args = rb_args(data, "charades_items.jsonl", out, "--cache_policy", "unbounded")
+    assert run_benchmark.main([*args, "--window", "300", "--limit", "1"]) == 0
+    rec = read_json(run_benchmark.run_record_path(out))
+    assert rec["engine"]["cache"]["window"] is None and rec["engine"]["cache_layout"]["window"] is None
+    assert run_benchmark.main(args) == 0 and len(read_jsonl(out)) == 2

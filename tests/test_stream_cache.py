@@ -362,3 +362,22 @@ def test_a_compiled_engine_compiles_the_vision_of_single_frames_once(qwen2_token
     eng.compile(backend=backend)
     np.testing.assert_allclose(scores(eng.run(src, q)), want, rtol=0, atol=1e-5)
     torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("policy, want", [
+    ("sink", {"window": 2048, "sink_tokens": 32, "max_protected": 1024}),
+    ("dynamic_sink", {"window": 2048, "sink_tokens": 0, "max_protected": 1024}),
+    ("sliding", {"window": 2048, "sink_tokens": 0, "max_protected": 0}),
+    ("sink_reference", {"window": 2048, "sink_tokens": 32, "max_protected": 32}),
+    ("unbounded", {"window": None, "sink_tokens": 0, "max_protected": 0}),
+])
+def test_the_recorded_cache_layout_is_the_one_that_runs(model, qwen2_tokenizer, policy, want):
+    """cache_record (in every run.json / PRED.run.json) gives the policy's effective values, those of
+    the engine's CachePolicy: no protected region under sliding / unbounded, the sink alone under
+    sink_reference, no window under unbounded."""
+    cfg = EngineConfig(cache_policy=policy, window=2048, sink_tokens=32, max_protected=1024, generate=False)
+    rec = cfg.cache_record()
+    assert {k: rec[k] for k in want} == want
+    pol = StreamingEngine(model, qwen2_tokenizer, cfg).policy
+    assert (pol.sink_tokens, pol.max_protected) == (rec["sink_tokens"], rec["max_protected"])
+    assert pol.budget is None if rec["window"] is None else pol.window == rec["window"]

@@ -96,3 +96,26 @@ def test_synthetic_eval_records_the_command_of_the_set_it_read():
     assert cmd == "python -m data.synthetic --out /d/sel --seed 1 --n_train 0 --n_val 60 --n_test 2"
     other = dict(default, clutter_palette="colours")
     assert "non-default generator options" in generator_command(Path("/d"), {"seed": 0, "counts": {}, "config": other})
+
+
+def test_synthetic_eval_records_the_content_hash_of_the_checkpoint(tmp_path, monkeypatch):
+    """The results' protocol records checkpoint_sha256 (what the demo checks before it takes the tuned
+    settings); the shipped results record the shipped checkpoint's."""
+    from models.checkpoint import content_hash_of
+    from test import synthetic_eval
+    from utils.paths import REPO_ROOT
+
+    data = tmp_path / "syn"
+    (data / "test" / "items").mkdir(parents=True)
+    (data / "manifest.json").write_text(json.dumps({"seed": 0, "counts": {}, "config": {}}))
+    for b in ("tvsum", "charades", "youcook2"):
+        (data / "test" / "items" / f"{b}.jsonl").write_text(json.dumps({"id": b}) + "\n")
+    monkeypatch.setattr(synthetic_eval, "evaluate_system", lambda *a: {})  # no model run: the protocol only
+    monkeypatch.setattr(synthetic_eval, "markdown", lambda out: "")
+    ckpt = REPO_ROOT / "checkpoints" / "aha-tiny-synth"
+    out = tmp_path / "r.json"
+    assert synthetic_eval.main(["--data", str(data), "--checkpoint", str(ckpt), "--systems", "trained",
+                                "--results", str(out), "--work", str(tmp_path / "w")]) == 0
+    assert json.loads(out.read_text())["protocol"]["checkpoint_sha256"] == content_hash_of(ckpt)
+    shipped = json.loads((REPO_ROOT / "results" / "synthetic_results.json").read_text())["protocol"]
+    assert shipped["checkpoint_sha256"] == content_hash_of(REPO_ROOT / shipped["checkpoint"])

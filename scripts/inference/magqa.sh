@@ -20,6 +20,9 @@ MAX_FRAMES=${MAX_FRAMES:-400}
 need_dir "$VIDEO_ROOT" VIDEO_ROOT
 need_file "$MAGQA_JSON" "MAGQA json"
 PROTOCOL=${PROTOCOL:-in_span}
+# the recorded split: SPLIT when given, else the file's (magqa_test.json -> test; another name: the name)
+SPLIT_NAME=$(basename "$MAGQA_JSON" .json)
+SPLIT=${SPLIT:-${SPLIT_NAME#magqa_}}
 
 ENGINE=(--fps "${FPS:-2}" --threshold "${THRESHOLD:-0.5}" --score_heads "${SCORE_HEADS:-informative,relevance}"
         --remove_assistant_turns --max_new_tokens "${MAX_NEW_TOKENS:-200}")
@@ -28,4 +31,4 @@ ITEMS=${ITEMS:-$OUT_DIR/items_test.jsonl}
 convert_items "$ITEMS" magqa --input "$MAGQA_JSON"
 infer "$ITEMS" "$OUT_DIR/pred_test.jsonl" "${ENGINE[@]}" "$@"
 score magqa "$OUT_DIR/pred_test.jsonl" "$MAGQA_JSON" "$OUT_DIR/results_test_$PROTOCOL.json" \
-    --protocol "$PROTOCOL" --split test --opt "judge=${JUDGE:-openai}" --opt "judge_cache=$OUT_DIR/judge_cache.jsonl"
+    --protocol "$PROTOCOL" --split "$SPLIT" --opt "judge=${JUDGE:-openai}" --opt "judge_cache=$OUT_DIR/judge_cache.jsonl"

@@ -11,6 +11,7 @@
 #   [GENERATE=1: --threshold 1 on informative+relevance, generation alters the context, §9 item 19]
 #   PROTOCOL=umt (per-annotator UMT top-5 mAP on tvsum_anno.json) [aha: annotator mean, top-50 % labels, anno.tsv]
 #   TUNE=kfold (FOLDS=5) [tuned on the evaluated videos: BENCH_ARGS=--tune_on_test]
+#   SPLIT: the split name recorded in the results (default "all videos of <gold file name>")
 # Shared settings (model, device, cache, tuning, plots): scripts/inference/_common.sh.
 set -euo pipefail
 BENCH=${BENCH:-tvsum}
@@ -41,5 +42,6 @@ fi
 
 convert_items "$ITEMS" tvsum --input "$INFO" --anno "$ANNO_TSV" --prompt "$PROMPT"
 infer "$ITEMS" "$OUT_DIR/pred_$TAG.jsonl" "${ENGINE[@]}" "$@"
+# the recorded split: SPLIT when given, else what is true whatever the gold holds (its size: coverage.n_gold)
 score "$BENCH" "$OUT_DIR/pred_$TAG.jsonl" "$GOLD" "$OUT_DIR/results_${TAG}_$PROTOCOL.json" \
-    --protocol "$PROTOCOL" --split "${SPLIT:-all 50 videos}"
+    --protocol "$PROTOCOL" --split "${SPLIT:-all videos of $(basename "$GOLD")}"
