@@ -302,7 +302,9 @@ def protocol_record(args, argv, protocol, options, result, coverage, run, scorer
         "tuned_on": tuned_on,
         "tuned_on_test": on_test,
         "prompt_variant": variants[0] if len(variants) == 1 else (variants or None),
-        "query_templates": {k: (conv.get("options") or {}).get(k) for k in ("template", "seed", "prompt")} if conv else None,
+        "query_templates": {**{k: (conv.get("options") or {}).get(k) for k in ("template", "seed", "prompt")},
+                            # items converted before template sets existed used the project's wording
+                            "template_set": conv.get("template_set", "project")} if conv else None,
         "degradation": inf["degradation"],
         "model": inf["model"],
         "coverage": coverage,
@@ -367,8 +369,10 @@ def _main(args, argv: list[str]) -> int:
     h, p = results["headline"], results["protocol"]
     cov = p["coverage"]
     value = "n/a" if h["value"] is None else f"{h['value']:.4g}"
+    of = (f"the {cov['n_scored']} videos_file videos; {cov['n_set_aside_by_videos_file']} other predictions set aside"
+          if "n_set_aside_by_videos_file" in cov else f"{cov['n_gold']} gold items")
     print(f"{args.dataset} ({p['scorer']['protocol']}): {h['name']} = {value}  (scored {cov['n_scored']} of "
-          f"{cov['n_gold']} gold items; tuned_on: {p['tuned_on']}) -> {args.out} (per-item results inside)")
+          f"{of}; tuned_on: {p['tuned_on']}) -> {args.out} (per-item results inside)")
     return 0
 
 
@@ -441,6 +445,10 @@ def run(args, argv: list[str]) -> dict:
                             if i not in predicted][:10],
         "complete": not missing,
     }
+    subset = res["record"].get("videos_file_subset")
+    if subset:  # the scorer scored only the videos a videos_file lists (TVSum): the coverage says so
+        coverage.update(n_scored=subset["n_listed_scored"], n_set_aside_by_videos_file=subset["n_predictions_set_aside"],
+                        scored_of="the videos_file's videos")
     if missing:
         log.warning("%d of %d gold items have no prediction (%s)", len(missing), len(gold),
                     "left out of the scores" if args.missing == "drop" else "scored by the benchmark's rule")

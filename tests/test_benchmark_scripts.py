@@ -115,6 +115,7 @@ def check_outputs(results_path: Path, pred_path: Path, items_path: Path, *, data
     assert (cov["n_gold"], cov["n_scored"], cov["n_failed_at_inference"]) == (len(ids), len(ids), 0)
     assert cov["complete"] is True
     assert p["command"]["convert"][2] == dataset.replace("tvsum_degraded", "tvsum")
+    assert p["query_templates"]["template_set"] == "project"  # CONVERT_ARGS above: the generator's wording
     assert p["command"]["inference"] and p["command"]["benchmark"][3:5] == ["--dataset", dataset]
     assert res["files"]["items"] == str(items_path.resolve())
 

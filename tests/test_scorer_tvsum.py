@@ -272,5 +272,6 @@ def test_videos_file_in_the_benchmark_command(shared_data, tmp_path):
     assert res["metrics"]["n_videos"] == 10 and len(res["per_item"]) == 10
     subset = res["protocol"]["scorer"]["record"]["videos_file_subset"]
     assert subset["n_listed_scored"] == 10 and subset["n_predictions_set_aside"] == 40
-    # the coverage counts the gold file's videos (all 50 predicted and adapted); the metrics are the 10 listed
-    assert res["protocol"]["coverage"]["n_gold"] == 50
+    # the coverage says what was scored: the 10 listed videos, 40 predictions set aside (n_gold: the gold file's)
+    cov = res["protocol"]["coverage"]
+    assert cov["n_gold"] == 50 and cov["n_scored"] == 10 and cov["n_set_aside_by_videos_file"] == 40
