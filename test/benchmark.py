@@ -133,7 +133,7 @@ def tuning_run_check(args, tune_file: str) -> dict:
     predictions made with other settings (fps, cache, prompt order, decision, degradation, ...) or
     another model do not fit the reported run; refused unless --allow_tune_mismatch (then said and
     recorded). A tuning file without a run record: its settings are unknown (said, recorded)."""
-    from test.run_benchmark import (MODEL_FILE_FLAGS, PATH_SETTINGS, SETTING_KEYS, _comparable, model_file_differences,
+    from test.run_record import (MODEL_FILE_FLAGS, PATH_SETTINGS, SETTING_KEYS, _comparable, model_file_differences,
                                     recorded_model_files, run_record_path, setting_differences)
 
     tune_run, run = run_record(tune_file), run_record(args.pred)

@@ -92,7 +92,7 @@ def load_prediction_file(bench, path, gold: Mapping, protocol: str, opts: Mappin
 
 def run_record(pred_file) -> dict | None:
     """The run record beside a prediction file (``PRED.run.json``, test.run_benchmark), None without one."""
-    from test.run_benchmark import run_record_path
+    from test.run_record import run_record_path
     from utils.io import read_json
 
     path = run_record_path(pred_file)
