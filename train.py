@@ -563,7 +563,8 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> AhaTra
         log.info("reading %s features from %s", data_args.feature_kind, cache.directory)
     data_root = data_args.data_root or os.environ.get("AHA_DATA_ROOT", ".")
     data_seed = args.data_seed if args.data_seed is not None else args.seed
-    dataset = build_mixture(data_args.dataset_config, data_root, template, frame_size=cfg.frame_size, seed=data_seed,
+    dataset = build_mixture(data_args.dataset_config, data_root, template, frame_size=cfg.frame_size, frame_resize=cfg.frame_resize,
+                            seed=data_seed,
                             feature_cache=cache, max_tries=data_args.max_item_tries, system_prompt=cfg.system_prompt,
                             clip_memory=ClipMemory(data_args.clip_memory_mb) if data_args.clip_memory_mb > 0 else None)
     if cache is not None:

@@ -117,6 +117,8 @@ def model_fingerprint(model, kind: str = "vision") -> str:
         "vision_feature_select_strategy": cfg.vision_feature_select_strategy,
         "vision_dtype": str(base.vision_dtype),
     }
+    if cfg.frame_resize != "antialias":  # only when set: fingerprints of existing caches stay valid
+        spec["frame_resize"] = cfg.frame_resize  # the pixels the features come from
     if kind == "frame_embeds":
         spec.update(frame_pool_stride=cfg.frame_pool_stride, frame_pool_mode=cfg.frame_pool_mode,
                     frame_pool_ceil=cfg.frame_pool_ceil,
@@ -307,9 +309,9 @@ class FeatureCache:
 class _DecodeNeeds(torch.utils.data.Dataset):
     """Decodes one video's needed frames per item (runs in DataLoader workers)."""
 
-    def __init__(self, needs: Sequence, size: int):
+    def __init__(self, needs: Sequence, size: int, resize: str = "antialias"):
         self.needs = list(needs)
-        self.size = size
+        self.size, self.resize = size, resize
 
     def __len__(self) -> int:
         return len(self.needs)
@@ -319,7 +321,8 @@ class _DecodeNeeds(torch.utils.data.Dataset):
 
         need = self.needs[i]
         try:
-            frames = load_clip(need.path, need.fps, 0, need.end_frame, size=self.size, degradation=need.degradation)
+            frames = load_clip(need.path, need.fps, 0, need.end_frame, size=self.size, degradation=need.degradation,
+                               resize=self.resize)
             return i, torch.from_numpy(frames), None
         except (VideoDecodeError, FileNotFoundError) as e:
             return i, None, str(e)
@@ -381,7 +384,7 @@ def extract_features(
     base = _base(model)
     base.eval()
     dev = torch.device(device) if device is not None else next(base.parameters()).device
-    loader = torch.utils.data.DataLoader(_DecodeNeeds(todo, frame_size), batch_size=None, shuffle=False,
+    loader = torch.utils.data.DataLoader(_DecodeNeeds(todo, frame_size, base.config.frame_resize), batch_size=None, shuffle=False,
                                          num_workers=num_workers)
     encode = base.vision_features if cache.kind == "vision" else base.encode_frames
     for i, frames, error in tqdm(loader, total=len(todo), disable=not progress, desc=f"{cache.kind} features"):

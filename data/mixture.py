@@ -105,6 +105,7 @@ def build_mixture(
     max_tries: int = 5,
     system_prompt: str = SYSTEM_PROMPT,
     clip_memory=None,
+    frame_resize: str = "antialias",
 ) -> Mixture:
     cfg = validate_mixture_config(config) if isinstance(config, dict) else load_mixture_config(config)
     root = Path(data_root)
@@ -117,7 +118,7 @@ def build_mixture(
             template, fps=float(d["fps"]), max_frames=None if d["max_frames"] is None else int(d["max_frames"]),
             frame_size=frame_size, system_prompt=system_prompt, seed=seed, name=d["name"],
             feature_cache=feature_cache, max_tries=max_tries, video_namespace=str(d["video_root"]),
-            clip_memory=clip_memory, **options,
+            clip_memory=clip_memory, frame_resize=frame_resize, **options,
         )
         if len(ds) == 0:  # a wrong metadata / video root, not a choice: training without it would exit 0
             raise ValueError(f"dataset {d['name']} of the mixture has no usable item ({ds.anno_file}; its skip log "

@@ -45,7 +45,7 @@ import av
 import numpy as np
 
 from data.upright import check_image, load_rgb
-from data.video import Degradation, prepare_frame, iter_sampled, select_at_or_after
+from data.video import Degradation, check_resize, iter_sampled, prepare_frame, select_at_or_after
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp", "hls")
@@ -109,7 +109,7 @@ def check_frame_folder(folder: str | os.PathLike) -> list[Path]:
 
 def iter_frame_folder(folder: str | os.PathLike, fps: float, source_fps: float, size: int | None = 384,
                       start_frame: int = 0, end_frame: int | None = None,
-                      degradation: Degradation | None = None) -> Iterator[Frame]:
+                      degradation: Degradation | None = None, resize: str = "antialias") -> Iterator[Frame]:
     """Sample a folder of images (image k shown at ``k / source_fps``) at ``fps``.
 
     Every image is checked first (``check_frame_folder``), so a bad file stops the stream before
@@ -124,7 +124,7 @@ def iter_frame_folder(folder: str | os.PathLike, fps: float, source_fps: float, 
     for _, t, p in select_at_or_after(timed, fps, start_frame, end_frame, end):
         if loaded is None or loaded[0] != p:
             loaded = (p, load_rgb(p))
-        yield t, prepare_frame(loaded[1], t, size, degradation)
+        yield t, prepare_frame(loaded[1], t, size, degradation, resize)
 
 
 # ---------------------------------------------------------------------------- growing files
@@ -321,6 +321,7 @@ def open_source(
     start_frame: int = 0,
     end_frame: int | None = None,
     speed: float = 1.0,
+    resize: str = "antialias",
 ) -> FrameSource:
     """Open a frame source (see the module docstring for the specs).
 
@@ -333,7 +334,8 @@ def open_source(
     if kind not in KINDS:
         raise ValueError(f"unknown source kind {kind!r}; expected one of {KINDS}")
     s = str(spec)
-    common = dict(size=size, start_frame=start_frame, end_frame=end_frame, degradation=degradation)
+    common = dict(size=size, start_frame=start_frame, end_frame=end_frame, degradation=degradation,
+                  resize=check_resize(resize))  # the model's frame_resize
     # Frame-threaded decoding holds back (threads - 1) frames: fine for files, latency for live input.
     thread_type = "AUTO" if kind == "file" else "SLICE"
 

@@ -77,7 +77,7 @@ from data.degrade import DegradationSchedule
 from data.feature_cache import FeatureCacheMiss
 from data.metadata import load_metadata, load_with_retries
 from data.prompts import SYSTEM_PROMPT, item_rng
-from data.video import VideoDecodeError, load_clip, num_sampled_frames
+from data.video import VideoDecodeError, check_resize, load_clip, num_sampled_frames
 from models.chat import ChatTemplate, check_no_control_tokens, control_tokens_in
 
 log = logging.getLogger(__name__)
@@ -348,6 +348,7 @@ class StreamDataset(Dataset, abc.ABC):
         seed: int = 0,
         name: str | None = None,
         feature_cache=None,
+        frame_resize: str = "antialias",
         max_tries: int = 5,
         video_namespace: str | None = None,
         clip_memory: ClipMemory | None = None,
@@ -376,6 +377,7 @@ class StreamDataset(Dataset, abc.ABC):
         self.fps = float(fps)
         self.max_frames = max_frames
         self.frame_size = int(frame_size)
+        self.frame_resize = check_resize(frame_resize)  # the model config's (data.video.RESIZE_MODES)
         self.system_prompt = system_prompt
         self.seed = int(seed)
         self.name = name or self.kind
@@ -470,14 +472,14 @@ class StreamDataset(Dataset, abc.ABC):
             def decode() -> np.ndarray:
                 return load_clip(
                     self.video_root / sample.video, sample.fps, sample.start_frame, sample.end_frame,
-                    size=self.frame_size, degradation=sample.degradation,
+                    size=self.frame_size, degradation=sample.degradation, resize=self.frame_resize,
                 )
 
             if self.clip_memory is None:
                 frames = decode()
             else:
                 key = (str(self.video_root / sample.video), sample.fps, sample.start_frame, sample.end_frame,
-                       self.frame_size, degradation_tag(sample.degradation))
+                       self.frame_size, self.frame_resize, degradation_tag(sample.degradation))
                 frames = self.clip_memory.get(key, decode)
             # a copy when memoised: the collator and the model may write into a batch's frames
             item["frames"] = torch.from_numpy(frames if self.clip_memory is None else frames.copy())

@@ -124,14 +124,41 @@ def letterbox_geometry(width: int, height: int, size: int) -> tuple[int, int, in
     return (size - new_w) // 2, (size - new_h) // 2, new_w, new_h
 
 
-def letterbox(frame: np.ndarray, size: int) -> np.ndarray:
-    """Resize an RGB uint8 ``[H, W, 3]`` frame to fit ``size`` x ``size``, centred on black."""
+# How a frame is scaled into the canvas (the model config's ``frame_resize``, instructions/models.md):
+# ``antialias``: PIL's bilinear filter, which widens its kernel when shrinking (no aliasing);
+# ``reference``: bilinear on the 2x2 nearest source pixels at half-pixel centres, no antialiasing
+# (OpenCV's cv2.resize INTER_LINEAR, what the reference's loaders used and so what the released
+# weights were trained on; computed by torch, equal to OpenCV's fixed-point result within 1 grey level).
+RESIZE_MODES = ("antialias", "reference")
+
+
+def check_resize(resize: str) -> str:
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"frame resize must be one of {RESIZE_MODES}, got {resize!r}")
+    return resize
+
+
+def _resize_reference(frame: np.ndarray, new_w: int, new_h: int) -> np.ndarray:
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
+    y = F.interpolate(x, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=False)
+    # halves rounded up, as OpenCV's fixed-point arithmetic does (torch.round would round them to even)
+    return y[0].permute(1, 2, 0).add_(0.5).floor_().clamp_(0, 255).to(torch.uint8).numpy()
+
+
+def letterbox(frame: np.ndarray, size: int, resize: str = "antialias") -> np.ndarray:
+    """Resize an RGB uint8 ``[H, W, 3]`` frame to fit ``size`` x ``size``, centred on black
+    (``resize``: one of RESIZE_MODES)."""
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise ValueError(f"letterbox expects uint8 [H, W, 3], got {frame.dtype} {frame.shape}")
     h, w = frame.shape[:2]
     x0, y0, new_w, new_h = letterbox_geometry(w, h, size)
     if (new_w, new_h) == (w, h):
         resized = frame
+    elif check_resize(resize) == "reference":
+        resized = _resize_reference(frame, new_w, new_h)
     else:
         resized = np.asarray(Image.fromarray(frame).resize((new_w, new_h), Image.Resampling.BILINEAR))
     canvas = np.zeros((size, size, 3), dtype=np.uint8)
@@ -455,11 +482,12 @@ def _to_rgb(frame: av.VideoFrame, source: Any) -> np.ndarray:
         raise VideoDecodeError(_name(source), str(e)) from None
 
 
-def prepare_frame(image: np.ndarray, t: float, size: int | None, degradation: Degradation | None) -> np.ndarray:
+def prepare_frame(image: np.ndarray, t: float, size: int | None, degradation: Degradation | None,
+                  resize: str = "antialias") -> np.ndarray:
     """Native RGB frame sampled at ``t`` -> degraded (optional) -> letter-boxed (unless size is None)."""
     if degradation is not None:
         image = degradation(image, t)
-    return letterbox(image, size) if size is not None else image
+    return letterbox(image, size, resize) if size is not None else image
 
 
 def iter_sampled(
@@ -474,6 +502,7 @@ def iter_sampled(
     options: dict | None = None,
     timeout: float | tuple[float, float] | None = None,
     thread_type: str = "AUTO",
+    resize: str = "antialias",
 ) -> Iterator[SampledFrame]:
     """The single decode-and-select generator behind ``iter_frames`` and ``load_clip``.
 
@@ -483,13 +512,14 @@ def iter_sampled(
     soon as ``end_frame`` is reached. ``thread_type="SLICE"`` avoids frame-threading latency on
     live input.
     """
+    check_resize(resize)
     stream = FrameStream(source, {"format": format, "options": options, "timeout": timeout}, thread_type)
     timed = ((d.time, d) for d in stream)
     rgb_of: tuple[int, np.ndarray] | None = None  # native frame converted last (reused for repeats)
     for i, t, decoded in select_at_or_after(timed, fps, start_frame, end_frame, lambda: stream.end_time):
         if rgb_of is None or rgb_of[0] != decoded.index:
             rgb_of = (decoded.index, _to_rgb(decoded.frame, source))
-        yield SampledFrame(i, t, decoded.time, decoded.index, prepare_frame(rgb_of[1], t, size, degradation))
+        yield SampledFrame(i, t, decoded.time, decoded.index, prepare_frame(rgb_of[1], t, size, degradation, resize))
 
 
 def iter_frames(
@@ -523,6 +553,7 @@ def decode_clip(
     degradation: Degradation | None = None,
     max_frames: int | None = None,
     backend: str = "pyav",
+    resize: str = "antialias",
     **open_kwargs: Any,
 ) -> Clip:
     """Sampled frames ``[start_frame, end_frame)`` with their times and native frame numbers.
@@ -539,9 +570,9 @@ def decode_clip(
         from data.video_decord import decord_samples  # optional backend, imported only when asked for
         if display_transform(path) != IDENTITY:  # decord would give the frames as stored
             raise VideoDecodeError(path, "has a display rotation, which backend='decord' ignores; use backend='pyav'")
-        samples = decord_samples(path, fps, size, start_frame, end_frame, degradation)
+        samples = decord_samples(path, fps, size, start_frame, end_frame, degradation, check_resize(resize))
     elif backend == "pyav":
-        samples = list(iter_sampled(path, fps, size, start_frame, end_frame, degradation, **open_kwargs))
+        samples = list(iter_sampled(path, fps, size, start_frame, end_frame, degradation, resize=resize, **open_kwargs))
     else:
         raise ValueError(f"backend must be 'pyav' or 'decord', got {backend!r}")
     if not samples:
@@ -564,8 +595,9 @@ def load_clip(
     degradation: Degradation | None = None,
     max_frames: int | None = None,
     backend: str = "pyav",
+    resize: str = "antialias",
     **open_kwargs: Any,
 ) -> np.ndarray:
     """uint8 ``[T, size, size, 3]`` RGB frames sampled at ``fps`` (training's view of a video)."""
-    return decode_clip(path, fps, start_frame, end_frame, size, degradation, max_frames, backend,
+    return decode_clip(path, fps, start_frame, end_frame, size, degradation, max_frames, backend, resize,
                        **open_kwargs).frames

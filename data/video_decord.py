@@ -20,7 +20,7 @@ def decord_available() -> bool:
 
 
 def decord_samples(path: Any, fps: float, size: int | None, start_frame: int, end_frame: int | None,
-                    degradation: Degradation | None) -> list[SampledFrame]:
+                    degradation: Degradation | None, resize: str = "antialias") -> list[SampledFrame]:
     try:
         import decord
     except ImportError as e:
@@ -52,5 +52,5 @@ def decord_samples(path: Any, fps: float, size: int | None, start_frame: int, en
     except Exception as e:
         raise VideoDecodeError(p, f"decord failed while decoding ({e})") from e
     rgb = {k: batch[j] for j, k in enumerate(wanted)}
-    return [SampledFrame(i, t, float(starts[k] - origin), k, prepare_frame(rgb[k], t, size, degradation))
+    return [SampledFrame(i, t, float(starts[k] - origin), k, prepare_frame(rgb[k], t, size, degradation, resize))
             for i, t, k in picks]

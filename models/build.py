@@ -24,7 +24,7 @@ from utils.paths import REPO_ROOT
 
 log = logging.getLogger(__name__)
 PRESET_DIR = REPO_ROOT / "configs" / "model"
-AHA_FIELDS = ("frame_pool_stride", "frame_pool_mode", "frame_pool_ceil", "frame_summary_token", "frame_placeholder", "head_stop_grad", "logvar_min", "logvar_max",
+AHA_FIELDS = ("frame_pool_stride", "frame_pool_mode", "frame_pool_ceil", "frame_summary_token", "frame_placeholder", "frame_resize", "head_stop_grad", "logvar_min", "logvar_max",
               "loss_weights", "loss_protocol", "system_prompt")
 
 

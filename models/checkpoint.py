@@ -25,7 +25,8 @@ from utils.io import atomic_write_json
 
 META = "aha_model.json"
 BASE = "base_model.safetensors"
-AHA_FIELDS_CHECKED = ("frame_pool_stride", "frame_pool_mode", "frame_pool_ceil", "frame_summary_token", "image_token_index", "system_prompt")
+AHA_FIELDS_CHECKED = ("frame_pool_stride", "frame_pool_mode", "frame_pool_ceil", "frame_summary_token", "frame_resize", "image_token_index",
+                      "system_prompt")
 
 
 def _unwrap(model):

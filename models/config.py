@@ -49,6 +49,10 @@ class AhaConfig(LlavaOnevisionConfig):
     # whole frame's evidence while the grid tokens keep where things are (instructions/tiny_model.md)
     frame_summary_token: bool = False
     frame_placeholder: str = "<image>"
+    # how frames are scaled into the frame_size canvas before the vision tower (data.video.RESIZE_MODES):
+    # "antialias" (PIL bilinear) or "reference" (OpenCV INTER_LINEAR, no antialiasing: what the reference's
+    # loaders did, so what the released Aha! weights were trained on; the aha-7b / aha-0.5b presets)
+    frame_resize: str = "antialias"
     # detach the hidden state before the three heads (reference option, off by default)
     head_stop_grad: bool = False
     logvar_min: float = -4.0
@@ -65,6 +69,8 @@ class AhaConfig(LlavaOnevisionConfig):
         self.loss_weights = merge_loss_weights(DEFAULT_LOSS_WEIGHTS, self.loss_weights or {})
         if self.frame_pool_mode not in ("bilinear", "average", "max"):
             raise ValueError(f"frame_pool_mode must be bilinear/average/max, got {self.frame_pool_mode!r}")
+        if self.frame_resize not in ("antialias", "reference"):
+            raise ValueError(f"frame_resize must be 'antialias' or 'reference', got {self.frame_resize!r}")
         if self.loss_protocol not in ("correct", "reference"):
             raise ValueError(f"loss_protocol must be 'correct' or 'reference', got {self.loss_protocol!r}")
         if self.frame_pool_stride < 1:

@@ -169,6 +169,7 @@ class StreamingEngine:
         self.tpf = mc.tokens_per_frame
         self.system_prompt = self.cfg.system_prompt if self.cfg.system_prompt is not None else system_prompt_of(mc)
         self.frame_size = mc.frame_size
+        self.frame_resize = mc.frame_resize  # how a frame source scales frames into the canvas (data.video.letterbox)
         self.template = ChatTemplate(tokenizer, self.tpf, mc.frame_placeholder)
         self.template.checked(self.system_prompt, "the system prompt")
         self.tokenizer = tokenizer

@@ -296,7 +296,7 @@ def protocol_record(args, argv, protocol, options, result, coverage, run, scorer
         "dataset": args.dataset,
         "split": args.split,
         "scorer": {"benchmark": args.dataset, "protocol": protocol, "options": options, "record": scorer_record},
-        **{k: inf[k] for k in ("fps", "max_frames", "tokens_per_frame", "frame_size", "cache_policy", "prompt_order",
+        **{k: inf[k] for k in ("fps", "max_frames", "tokens_per_frame", "frame_size", "frame_resize", "cache_policy", "prompt_order",
                                "decision", "generate", "remove_assistant_turns", "max_new_tokens")},
         "fusion": fusion_record(result, args) if tunable else None,
         "tuned_on": tuned_on,

@@ -113,6 +113,8 @@ def inference_protocol(run: Mapping | None) -> dict:
         "max_frames": eng.get("max_frames"),
         "tokens_per_frame": eng.get("tokens_per_frame"),
         "frame_size": eng.get("frame_size"),
+        # records written before frame_resize existed letter-boxed with the antialiased filter
+        "frame_resize": eng.get("frame_resize", "antialias" if eng else None),
         "cache_policy": eng.get("cache"),
         "prompt_order": eng.get("prompt_order"),
         "decision": eng.get("decision"),

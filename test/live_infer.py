@@ -212,7 +212,8 @@ class LiveRun:
             degradation = make_degradation(args.degrade, args.video)
         if source is None:
             source = open_source(args.video, fps=args.fps, size=engine.frame_size, realtime=args.realtime,
-                                 source_fps=args.source_fps, degradation=degradation, end_frame=args.max_frames)
+                                 source_fps=args.source_fps, degradation=degradation, end_frame=args.max_frames,
+                                 resize=engine.frame_resize)
         self.source = source
         # a live source (or a page asking queries mid-stream): every record before the next frame
         # ``interactive``: queries may be asked and the stream stopped at any frame (the web page)
@@ -225,6 +226,7 @@ class LiveRun:
         self.protocol = {
             "video": str(args.video), "source_kind": kind, "queries": [[q.time, q.text] for q in self.queries],
             "fps": args.fps, "tokens_per_frame": engine.tpf, "frame_size": engine.frame_size,
+            "frame_resize": engine.frame_resize,
             "model": args.model_record, "settings_source": args.settings_source,
             "prompt_order": args.prompt_order, "system_prompt": engine.system_prompt,
             "cache": {"policy": args.cache_policy, "window": args.window,  # the sink the policy keeps (0: none)

@@ -225,11 +225,13 @@ def stream_item(engine, item: dict, video: Path, fps: float, max_frames: int | N
         elif kind == "file":
             # iter_sampled is what open_source() uses for files; called directly it also says which
             # native frame each sample is (TVSum's ground truth is per native frame).
-            for s in iter_sampled(str(video), fps, engine.frame_size, end_frame=max_frames, degradation=degradation):
+            for s in iter_sampled(str(video), fps, engine.frame_size, end_frame=max_frames, degradation=degradation,
+                                  resize=engine.frame_resize):
                 native.append(int(s.native_index))
                 yield FrameEvent(s.time, s.image)
         else:
-            with open_source(video, fps=fps, size=engine.frame_size, degradation=degradation, end_frame=max_frames) as src:
+            with open_source(video, fps=fps, size=engine.frame_size, degradation=degradation, end_frame=max_frames,
+                             resize=engine.frame_resize) as src:
                 for t, img in src:
                     yield FrameEvent(t, img)
 

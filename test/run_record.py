@@ -155,6 +155,7 @@ def engine_record(engine, args) -> dict:
     layout = cfg.cache_record()  # the policy's effective values (sink 0 where none is kept, window None if unbounded)
     return {
         "fps": args.fps, "max_frames": args.max_frames, "tokens_per_frame": engine.tpf, "frame_size": engine.frame_size,
+        "frame_resize": engine.frame_resize,
         "prompt_order": cfg.prompt_order, "system_prompt": engine.system_prompt,
         "cache": {k: layout[k] for k in ("policy", "window", "sink_tokens")},
         "cache_layout": layout,

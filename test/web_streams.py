@@ -45,8 +45,8 @@ class PushedFrames:
     """
 
     def __init__(self, fps: float, size: int | None, first_timeout: float = 15.0, idle_timeout: float = 5.0,
-                 end_frame: int | None = None):
-        self.fps, self.size, self.end_frame = fps, size, end_frame
+                 end_frame: int | None = None, resize: str = "antialias"):
+        self.fps, self.size, self.end_frame, self.resize = fps, size, end_frame, resize
         self.first_timeout, self.idle_timeout = first_timeout, idle_timeout
         self._q: queue.Queue = queue.Queue(maxsize=256)
         self._t0: float | None = None
@@ -86,7 +86,7 @@ class PushedFrames:
         from data.video import prepare_frame, select_at_or_after
 
         for _, t, image in select_at_or_after(self._arrivals(), self.fps, end_frame=self.end_frame):
-            yield t, prepare_frame(image[..., :3], t, self.size, None)
+            yield t, prepare_frame(image[..., :3], t, self.size, None, self.resize)
 
     def source(self):
         from data.sources import FrameSource
@@ -299,5 +299,6 @@ class Streams:
 
     def webcam_input(self) -> StreamInput:
         model = self.loaded.model if hasattr(self.loaded, "model") else self.loaded[0]
-        pushed = PushedFrames(self.args.fps, model.config.frame_size, end_frame=self.args.max_frames)
+        pushed = PushedFrames(self.args.fps, model.config.frame_size, end_frame=self.args.max_frames,
+                              resize=model.config.frame_resize)
         return StreamInput("browser webcam", "webcam", False, None, None, pushed)
