@@ -133,6 +133,7 @@ class MultiStreamEngine:
         self.lanes = [_Lane(self, i, self.model, tokenizer, lane_cfg) for i in range(streams)]
         first = self.lanes[0]
         self.tpf, self.lm, self.frame_size, self.system_prompt = first.tpf, first.lm, first.frame_size, first.system_prompt
+        self.frame_resize = first.frame_resize
         tc = self.model.config.text_config
         head_dim = getattr(tc, "head_dim", None) or tc.hidden_size // tc.num_attention_heads
         self.pool = BatchKVStore(streams, tc.num_hidden_layers, tc.num_key_value_heads, head_dim, self.dtype, self.device,

@@ -49,6 +49,7 @@ from data import benchmarks
 from data.benchmarks.validate import InputError, UniqueIds
 from test.evaluate import inference_protocol, parse_opt, read_prediction_records, run_record
 from test.postprocess import FusionParams, ProcessedStream, fuse_prediction, read_fusion_file
+from test.postprocess.fusion import fusion_provenance
 from test.predictions import StreamPrediction
 from test.tuning import SMOOTH_KEY, TUNED_ON_TEST, apply_params, default_grid, grid_search, reference_grid, save_params
 from data.benchmarks.magqa import JudgeIncomplete
@@ -88,18 +89,20 @@ def read_ids(path: str) -> list[str]:
     return [str(x) for x in data]
 
 
-def fixed_fusion(args) -> tuple[FusionParams, dict]:
-    """Fusion from defaults < --params_file[--params_key] < flags, and where it came from."""
+def fixed_fusion(args, report_ids) -> tuple[FusionParams, dict]:
+    """Fusion from defaults < --params_file[--params_key] < flags, and where it came from. A params
+    file tuned on the reported data (so flagged, or tuned on some of ``report_ids``) needs --tune_on_test."""
     base: dict[str, Any] = {}
     source: dict[str, Any] = {"defaults": "paper zero-shot (alpha 0.7, beta 1.0, epsilon -2.9, tau 0.3)"}
     if args.params_file:
         entry, tuning = read_fusion_file(args.params_file, args.params_key)
-        if tuning.get("tuned_on_test") and not args.tune_on_test:
-            raise ValueError(f"{args.params_file}[{args.params_key}] was tuned on the reported data; "
-                             "pass --tune_on_test to use it (the results are then stamped as such)")
-        if "tuned_on" in tuning:
-            source["params_file_tuned_on"] = tuning["tuned_on"]
-            source["params_file_tuned_on_test"] = tuning["tuned_on_test"]
+        where = f"--params_file {args.params_file}" + (f"[{args.params_key}]" if args.params_key else "")
+        prov = fusion_provenance(tuning, report_ids, args.tune_on_test, where, "--tune_on_test")
+        if prov:
+            source["params_file_tuned_on"] = prov["tuned_on"]
+            source["params_file_tuned_on_test"] = prov["tuned_on_test"]
+            if prov["n_reported_in_tune_ids"]:
+                source["params_file_tuned_on_reported_items"] = prov["n_reported_in_tune_ids"]
         if tuning.get("smooth_window"):  # tuned on the causally smoothed fused score: applied the same way
             source["smooth_window"] = tuning["smooth_window"]
         base.update(entry)
@@ -213,6 +216,32 @@ def make_objective(bench, protocol: str, opts: Mapping, streams: Mapping, gold: 
 # ------------------------------------------------------------------------------- steps
 
 
+def fixed_values_under_tuning(args, grid: dict, fixed_smooth: int | None) -> tuple[dict, dict]:
+    """(grid, record): under tuning, fixed values (flags, a params file) only fill the keys the grid
+    does not search. A flag for a searched key would be silently replaced by the tuned value: refused.
+    A params file's values for searched keys are replaced (recorded); its smooth_window pins the
+    grid's when the grid does not search one (the parameters were tuned on the smoothed score)."""
+    searched = sorted(k for k in grid if k in ("alpha", "beta", "epsilon", "tau"))
+    flagged = [k for k in searched if getattr(args, k) is not None]
+    if flagged:
+        raise ValueError(f"--{', --'.join(flagged)}: the tuning grid searches {'it' if len(flagged) == 1 else 'them'} "
+                         f"(--grid {args.grid}), so the flag would be replaced by the tuned value; pass --tune none to "
+                         "apply fixed values, or a --grid JSON without that key to keep it fixed while tuning the others")
+    record: dict[str, Any] = {"searched": searched + sorted(k for k in grid if k == SMOOTH_KEY),
+                              "fixed": {k: ("flag" if getattr(args, k) is not None else
+                                            "params_file" if args.params_file else "default")
+                                        for k in ("alpha", "beta", "epsilon", "tau") if k not in grid}}
+    if args.params_file:
+        record["params_file_values_replaced_by_the_grid"] = searched
+    if fixed_smooth:
+        if SMOOTH_KEY in grid:
+            record["params_file_smooth_window_replaced_by_the_grid"] = fixed_smooth
+        else:
+            grid = {**grid, SMOOTH_KEY: [fixed_smooth]}
+            record["fixed"][SMOOTH_KEY] = "params_file"
+    return grid, record
+
+
 def tune(args, bench, protocol, opts, streams, gold, report_ids, fixed: FusionParams,
          fixed_smooth: int | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     """(tuning result or fixed record, fused scores of the reported items)."""
@@ -244,7 +273,8 @@ def tune(args, bench, protocol, opts, streams, gold, report_ids, fixed: FusionPa
         raise ValueError(f"--tune must be kfold, split:IDS.json, pred:PRED.jsonl or none, got {mode!r}")
     objective_ids = tune_ids if tune_ids is not None else report_ids
     objective = make_objective(bench, protocol, opts, {i: pool[i] for i in objective_ids}, tune_gold)
-    result = grid_search(pool, objective, grid=read_grid(args.grid, fixed.uncertainty_kind), tune_ids=tune_ids,
+    grid, base_source = fixed_values_under_tuning(args, read_grid(args.grid, fixed.uncertainty_kind), fixed_smooth)
+    result = grid_search(pool, objective, grid=grid, tune_ids=tune_ids,
                          report_ids=report_ids, k_folds=args.folds if mode == "kfold" and not args.tune_on_test else None,
                          seed=args.tune_seed, uncertainty_kind=fixed.uncertainty_kind, base=fixed,
                          allow_tune_on_test=args.tune_on_test, objective_name=objective.__name__)
@@ -253,6 +283,7 @@ def tune(args, bench, protocol, opts, streams, gold, report_ids, fixed: FusionPa
         result["protocol"]["tuned_on"] = f"held-out predictions ({Path(mode[len('pred:'):]).name})"
     if mode.startswith("pred:"):
         result["tuning_run"] = tuning_run
+    result["fixed_values"] = base_source
     fused = apply_params(pool, result, report_ids)
     if args.params_out:
         save_params(args.params_out, args.dataset, result, note=f"test.benchmark --tune {mode}")
@@ -266,14 +297,20 @@ def fusion_record(result: dict, args) -> dict:
     proto = result["protocol"]
     common = {"objective": proto["objective"], "grid": proto["grid"], "n_combos": proto["n_combos"],
               "seed": proto["seed"], "uncertainty_kind": proto["uncertainty_kind"], "tune_score": result["tune_score"]}
+    common["fixed_values"] = result.get("fixed_values")
     if result.get("folds"):
-        return {"mode": "k-fold", "k": proto["k_folds"], **common,
+        return {"mode": "k-fold", "k": proto["k_folds"], **common, "tune_score_is": result.get("tune_score_is"),
                 "folds": [{"fold": f["fold"], "report_ids": f["report_ids"], "n_tune": len(f["tune_ids"]),
+                           "tune_ids": f["tune_ids"] if len(f["tune_ids"]) <= 2000 else f"{len(f['tune_ids'])} ids",
                            "best_params": f["best_params"], "tune_score": f["tune_score"],
-                           "degenerate_refused": f.get("degenerate_refused")} for f in result["folds"]]}
+                           "degenerate_refused": f.get("degenerate_refused"), "n_tied_best": f.get("n_tied_best"),
+                           **({"penalty_off": f["penalty_off"]} if "penalty_off" in f else {})} for f in result["folds"]]}
     mode = "tuned on the reported items" if result["tuned_on_test"] else (
         "prediction file" if args.tune.startswith("pred:") else "split")
     common["degenerate_refused"] = result.get("degenerate_refused")
+    common["n_tied_best"] = result.get("n_tied_best")
+    if "penalty_off" in result:
+        common["penalty_off"] = result["penalty_off"]
     return {"mode": mode, "params": result["best_params"], **common,
             "tune_ids": result["tune_ids"] if len(result["tune_ids"]) <= 2000 else f"{len(result['tune_ids'])} ids",
             "tune_source": args.tune if not result["tuned_on_test"] else "the reported items",
@@ -406,7 +443,7 @@ def run(args, argv: list[str]) -> dict:
     report_ids = [i for i in gold if i in predicted and i not in tune_set]
     if not report_ids:
         raise ValueError(f"no predicted item of {args.pred} is in the gold file {args.gold} (outside the tuning ids)")
-    fixed, fixed_source = fixed_fusion(args)
+    fixed, fixed_source = fixed_fusion(args, report_ids)
 
     # 1. tuning (or fixed weights) -> one fused series per reported stream
     if tunable:

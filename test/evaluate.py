@@ -29,6 +29,7 @@ from typing import Any, Mapping, Sequence
 from data import benchmarks
 from data.benchmarks.validate import InputError, UniqueIds, read_json_or_jsonl
 from test.postprocess import FUSION_KEYS, FusionParams, ProcessedStream, read_fusion_file
+from test.postprocess.fusion import fusion_provenance
 from test.predictions import StreamPrediction
 from data.benchmarks.magqa import JudgeIncomplete
 from utils.cli import ArgumentParser, add_debug_flag, check_output_file, run_cli
@@ -182,11 +183,14 @@ def parse_opt(items: list[str] | None) -> dict[str, Any]:
 
 
 def build_fusion(args: argparse.Namespace) -> tuple[FusionParams, dict[str, str]]:
-    """FusionParams from defaults < params file < flags, and where each value came from."""
+    """FusionParams from defaults < params file < flags, and where each value came from (the params
+    file's tuning record, if any, in ``args.params_tuning``: checked against the scored items later)."""
     fusion = FusionParams()
     source = {k: "default" for k in FUSION_KEYS}
+    args.params_tuning = {}
     if args.params_file:
         from_file, tuning = read_fusion_file(args.params_file, args.params_key)
+        args.params_tuning = tuning
         fusion = replace(fusion, **from_file)
         source.update({k: f"params_file[{args.params_key}]" if args.params_key else "params_file" for k in from_file})
         if tuning.get("smooth_window") and args.smooth_window is None:  # tuned smoothed: scored smoothed
@@ -196,6 +200,21 @@ def build_fusion(args: argparse.Namespace) -> tuple[FusionParams, dict[str, str]
     fusion = replace(fusion, **flags)
     source.update({k: "flag" for k in flags})
     return fusion, source
+
+
+def stream_provenance(args: argparse.Namespace, pred_file: str) -> dict[str, Any]:
+    """{"tuned_on", "tuned_on_test"} of the fusion applied to ``pred_file``'s stream records. A params
+    file tuned on those very items (its record says tuned on test, or its tune_ids include them) is
+    refused without --tuned_on_test."""
+    if not args.params_file:
+        return {"tuned_on": "not tuned (fixed parameters)", "tuned_on_test": False}
+    kind, data = read_prediction_records(pred_file)
+    bench = benchmarks.get(args.func)
+    ids = [] if kind == "json" else [bench.record_id(rec, pred_file, line) for line, rec in data if "frames" in rec]
+    where = f"--params_file {args.params_file}" + (f"[{args.params_key}]" if args.params_key else "")
+    prov = fusion_provenance(args.params_tuning, ids, args.tuned_on_test, where, "--tuned_on_test")
+    return {"tuned_on": prov.get("tuned_on", "unknown (the params file is not a tuning record)"),
+            "tuned_on_test": prov.get("tuned_on_test", False)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -212,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params_file", default=None, help="JSON of fusion parameters (e.g. grid-search output)")
     p.add_argument("--params_key", default=None, help="key inside --params_file (e.g. the dataset name)")
     p.add_argument("--smooth_window", type=int, default=None, help="causal Savitzky-Golay smoothing of the fused score")
+    p.add_argument("--tuned_on_test", action="store_true",
+                   help="accept a --params_file tuned on the scored items (the result is then stamped tuned_on_test)")
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="scorer option (repeatable)")
     add_debug_flag(p)
     return p
@@ -228,15 +249,18 @@ def run(argv: list[str] | None = None) -> list[dict]:
     if benchmarks.get(args.func).NAME == "magqa" and args.output_file and "judge_cache" not in options:
         # an LLM judge is slow and may fail half-way: keep its judgements so a rerun resumes
         options["judge_cache"] = str(args.output_file) + ".judge_cache.jsonl"
+    provenance = {p: stream_provenance(args, p) for p in args.pred_file}  # refused before any (slow) scoring
     try:
         results = score_files(args.func, args.pred_file, args.gold_file, args.protocol, fusion, options, args.smooth_window)
     except JudgeIncomplete as e:  # recorded per item, no score; the same command resumes from the cache
         if args.output_file:
             atomic_write_json(args.output_file, e.record())
         raise
-    for res in results:
+    for path, res in zip(args.pred_file, results):
         res["record"].update(func=args.func, options_given=options,
                              fusion_source=fusion_source if res["record"].get("fusion") else None)
+        if res["record"].get("fusion"):
+            res["record"].update(provenance[path])
     if args.output_file:
         atomic_write_json(args.output_file, results[0] if len(results) == 1 else
                           {"results": {str(p): r for p, r in zip(args.pred_file, results)}})

@@ -36,7 +36,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from test.postprocess import CAUSAL_POLYORDER, FusionParams, causal_smooth, fuse_prediction, uncertainty_penalty
+from test.postprocess import CAUSAL_POLYORDER, LOGVAR_MAX, FusionParams, causal_smooth, fuse_prediction, uncertainty_penalty
 from test.predictions import StreamPrediction
 from utils.io import atomic_write_json, read_json
 
@@ -188,6 +188,12 @@ def _normalise_grid(grid: Mapping[str, Sequence], base: FusionParams) -> dict[st
     return out
 
 
+def _penalty_off(epsilon: float, tau: float, kind: str) -> bool:
+    """The uncertainty term is zero for every score: epsilon 0, or (logvar) tau at or above the
+    clamp's maximum LOGVAR_MAX, which the clamped log-variance never exceeds."""
+    return epsilon == 0 or (kind == "logvar" and tau >= LOGVAR_MAX)
+
+
 def _search(series: _FusedSeries, objective: Objective, grid: dict[str, list], kind: str) -> tuple[dict, float, dict]:
     """Exhaustive search in grid order; ties keep the first point; degenerate points (a constant fused
     score on every item) are never chosen. Returns (params, score, stats)."""
@@ -200,8 +206,10 @@ def _search(series: _FusedSeries, objective: Objective, grid: dict[str, list], k
     for values in itertools.product(*(grid[k] for k in keys)):
         params = dict(zip(keys, values))
         window = params.get(SMOOTH_KEY) or None
-        # epsilon = 0 switches the penalty off, whatever tau is: evaluate such points once
-        canon = tuple(None if (k == "tau" and params["epsilon"] == 0) else params[k] for k in keys)
+        # a penalty that is off (epsilon 0, or tau at the clamped log-variance's maximum, which u never
+        # exceeds) gives the same fused score whatever epsilon and tau are: evaluate such points once
+        off = _penalty_off(params["epsilon"], params["tau"], kind)
+        canon = tuple(None if (k in ("epsilon", "tau") and off) else params[k] for k in keys)
         if canon in seen:
             score, flat = seen[canon]
         else:
@@ -225,7 +233,14 @@ def _search(series: _FusedSeries, objective: Objective, grid: dict[str, list], k
                              "and no active uncertainty penalty?): its metric would come from tie-breaking alone; "
                              "refusing. Use a grid with alpha or beta > 0, or more tuning items")
         raise ValueError("the objective returned NaN for every grid point")
-    stats = {"n_evaluated": len(seen), "n_degenerate": n_degenerate, "degenerate_refused": None}
+    stats = {"n_evaluated": len(seen), "n_degenerate": n_degenerate, "degenerate_refused": None,
+             # ties keep the first point in grid order (keys alpha, beta, epsilon, tau, then the others)
+             "n_tied_best": sum(1 for s, flat in seen.values() if s == best_score and not flat)}
+    if _penalty_off(best["epsilon"], best["tau"], kind) and best["epsilon"] != 0:
+        # the first such point in grid order carries an epsilon that does nothing: recorded as 0
+        stats["penalty_off"] = (f"at tau {best['tau']:g} the clamped log-variance never exceeds tau: the uncertainty "
+                                f"penalty is off, recorded as epsilon 0 (grid point epsilon {best['epsilon']:g})")
+        best = {**best, "epsilon": 0.0}
     if degenerate_best is not None and degenerate_best[1] > best_score:
         stats["degenerate_refused"] = {"params": degenerate_best[0], "score": degenerate_best[1], "chosen_score": best_score,
                                        "note": "a constant fused score (ranking by tie-breaking) scored higher than "
@@ -241,7 +256,7 @@ def _search(series: _FusedSeries, objective: Objective, grid: dict[str, list], k
 def grid_search(predictions: Mapping[str, StreamPrediction], objective: Objective,
                 grid: Mapping[str, Sequence] | None = None, tune_ids: Sequence[str] | None = None,
                 report_ids: Sequence[str] | None = None, k_folds: int | None = None, seed: int = 0,
-                uncertainty_kind: str = "variance", base: FusionParams | None = None,
+                uncertainty_kind: str | None = None, base: FusionParams | None = None,
                 allow_tune_on_test: bool = False, objective_name: str | None = None) -> dict:
     """Grid-search fusion parameters on items disjoint from the reported ones.
 
@@ -255,6 +270,8 @@ def grid_search(predictions: Mapping[str, StreamPrediction], objective: Objectiv
     tuned on the reported items, stamped as such. Returns a JSON-ready dict: best_params (None for
     k-fold), tune_score, tune_ids, report_ids, folds (k-fold), protocol, tuned_on_test.
     """
+    # the kind defaults to base's, else the post-processor's default (what the benchmarks apply)
+    uncertainty_kind = uncertainty_kind or (base or FusionParams()).uncertainty_kind
     base = base or FusionParams(uncertainty_kind=uncertainty_kind)
     if base.uncertainty_kind != uncertainty_kind:
         raise ValueError("base.uncertainty_kind differs from uncertainty_kind")
@@ -281,10 +298,11 @@ def grid_search(predictions: Mapping[str, StreamPrediction], objective: Objectiv
             params, score, st = run(train)
             n_eval += st["n_evaluated"]
             folds.append({"fold": f, "report_ids": held_out, "tune_ids": train, "best_params": params,
-                          "tune_score": score, "degenerate_refused": st["degenerate_refused"]})
+                          "tune_score": score, "degenerate_refused": st["degenerate_refused"], **_ties(st)})
         protocol.update(tuned_on=TUNED_ON_KFOLD, tuned_on_test=False, n_evaluated=n_eval)
         # tune_score: mean of the folds' tuning scores; each fold lists the ids it was tuned on
         return {"best_params": None, "tune_score": float(np.mean([f["tune_score"] for f in folds])),
+                "tune_score_is": "the mean of the folds' tuning scores",
                 "tune_ids": None, "report_ids": items, "folds": folds, "protocol": protocol,
                 "tuned_on_test": False}
 
@@ -305,7 +323,12 @@ def grid_search(predictions: Mapping[str, StreamPrediction], objective: Objectiv
     protocol.update(tuned_on=TUNED_ON_TEST if on_test else TUNED_ON_TRAIN, tuned_on_test=on_test,
                     n_evaluated=st["n_evaluated"])
     return {"best_params": params, "tune_score": score, "tune_ids": tune, "report_ids": report,
-            "protocol": protocol, "tuned_on_test": on_test, "degenerate_refused": st["degenerate_refused"]}
+            "protocol": protocol, "tuned_on_test": on_test, "degenerate_refused": st["degenerate_refused"], **_ties(st)}
+
+
+def _ties(stats: dict) -> dict:
+    """How many grid points tied for the best (the first in grid order wins), and an inactive penalty."""
+    return {"n_tied_best": stats["n_tied_best"], **({"penalty_off": stats["penalty_off"]} if "penalty_off" in stats else {})}
 
 
 def _check_ids(predictions: Mapping[str, StreamPrediction], ids, what: str) -> list[str] | None:
@@ -370,8 +393,9 @@ def save_params(path, dataset: str, result: Mapping, note: str | None = None) ->
         raise ValueError(f"{path}: expected a JSON object keyed by dataset")
     record = {
         "params": result.get("best_params"),
-        "folds": [{"fold": f["fold"], "report_ids": f["report_ids"], "best_params": f["best_params"],
-                   "tune_score": f["tune_score"]} for f in result.get("folds") or []] or None,
+        "folds": [{"fold": f["fold"], "report_ids": f["report_ids"], "tune_ids": f.get("tune_ids"),
+                   "best_params": f["best_params"], "tune_score": f["tune_score"],
+                   "degenerate_refused": f.get("degenerate_refused")} for f in result.get("folds") or []] or None,
         "tune_score": result.get("tune_score"),
         "tune_ids": result.get("tune_ids"),
         "report_ids": result.get("report_ids"),

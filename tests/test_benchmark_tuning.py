@@ -223,8 +223,9 @@ def test_reported_metric_on_the_tuning_split_equals_the_tune_score(tmp_path):
     only_tuning = tmp_path / "tune_pred.jsonl"
     only_tuning.write_text("".join(json.dumps(preds[i].to_record()) + "\n" for i in ("h0", "h1")))
     assert benchmark.main([*common, "--pred", str(only_tuning), "--out", str(tmp_path / "r2.json"), "--tune", "none",
-                           "--params_file", str(params), "--params_key", "hisum"]) == 0
-    assert read_json(tmp_path / "r2.json")["headline"]["value"] == pytest.approx(tune_score, abs=1e-9)
+                           "--params_file", str(params), "--params_key", "hisum", "--tune_on_test"]) == 0
+    r2 = read_json(tmp_path / "r2.json")  # the tuning items themselves: accepted only as tuned on test
+    assert r2["headline"]["value"] == pytest.approx(tune_score, abs=1e-9) and r2["protocol"]["tuned_on_test"] is True
 
 
 def test_a_params_file_tuned_with_smoothing_is_applied_with_it(tmp_path):
@@ -340,3 +341,97 @@ def test_weights_tuned_on_predictions_made_the_same_way_record_the_tuning_run(tm
     assert rc == 0 and "val_pred.run.json: the tuning run's settings cannot be compared" in caplog.text
     run = res["protocol"]["fusion"]["tuning_run"]
     assert run["run_record"] == "unknown" and run["settings_match"] == "unknown: no val_pred.run.json"
+
+
+# ------------------------------------------------ provenance, fixed values, ties, an inactive penalty
+
+
+def test_a_split_tuning_reused_on_its_own_tuning_items_is_refused_unless_stamped(tmp_path, capsys):
+    """Parameters saved by --tune split:IDS know their tune_ids: applied with --tune none to a prediction
+    file that holds those items, they are tuned on test (refused without --tune_on_test, stamped with it);
+    applied to the other items only, they are not."""
+    from test import evaluate
+
+    pred, grid = _synthetic_charades(tmp_path)
+    ids = tmp_path / "tune_ids.json"
+    ids.write_text(json.dumps(["S0#0", "S1#1"]))
+    params = tmp_path / "params.json"
+    rc, _ = _bench(tmp_path, pred, grid, "--tune", f"split:{ids}", "--params_out", str(params))
+    assert rc == 0 and read_json(params)["charades"]["tune_ids"] == ["S0#0", "S1#1"]
+    fixed = ["--tune", "none", "--params_file", str(params), "--params_key", "charades"]
+    rc, _ = _bench(tmp_path, pred, grid, *fixed)
+    assert rc == 2 and "were tuned on 2 of the 4 reported items" in capsys.readouterr().err
+    rc, res = _bench(tmp_path, pred, grid, *fixed, "--tune_on_test")
+    assert rc == 0 and res["protocol"]["tuned_on_test"] is True
+    assert res["protocol"]["fusion"]["source"]["params_file_tuned_on_reported_items"] == 2
+    recs = pred.read_text().splitlines()
+    others = tmp_path / "others.jsonl"
+    others.write_text("\n".join(recs[2:]) + "\n")
+    rc, res = _bench(tmp_path, others, grid, *fixed)
+    assert rc == 0 and res["protocol"]["tuned_on_test"] is False and res["metrics"]["R1@0.5"] == 100.0
+
+    ev = ["--func", "charades", "--gold_file", str(tmp_path / "charades_sta_test.txt"),
+          "--params_file", str(params), "--params_key", "charades"]
+    assert evaluate.main([*ev, "--pred_file", str(pred)]) == 2
+    assert "pass --tuned_on_test" in capsys.readouterr().err
+    stamped = evaluate.run([*ev, "--pred_file", str(pred), "--tuned_on_test"])[0]["record"]
+    assert stamped["tuned_on_test"] is True and stamped["tuned_on"] == "train split"
+    clean = evaluate.run([*ev, "--pred_file", str(others)])[0]["record"]
+    assert clean["tuned_on_test"] is False
+
+
+def test_fixed_flags_for_a_searched_key_are_refused_under_tuning(tmp_path, capsys):
+    """Under tuning a flag for a key the grid searches would be replaced by the tuned value: refused;
+    a grid without that key keeps the flag fixed, recorded."""
+    pred, grid = _synthetic_charades(tmp_path)
+    rc, _ = _bench(tmp_path, pred, grid, "--folds", "2", "--alpha", "1")
+    assert rc == 2 and "--alpha: the tuning grid searches it" in capsys.readouterr().err
+    partial = tmp_path / "grid_beta.json"
+    partial.write_text(json.dumps({"beta": [0.0, 1.0]}))
+    rc, res = _bench(tmp_path, pred, partial, "--folds", "2", "--alpha", "0", "--epsilon", "0")
+    assert rc == 0
+    fv = res["protocol"]["fusion"]["fixed_values"]
+    assert fv["searched"] == ["beta"] and fv["fixed"] == {"alpha": "flag", "epsilon": "flag", "tau": "default"}
+    for f in res["protocol"]["fusion"]["folds"]:
+        assert f["best_params"]["alpha"] == 0.0 and f["best_params"]["beta"] == 1.0 and len(f["tune_ids"]) == 2
+    assert res["protocol"]["fusion"]["tune_score_is"] == "the mean of the folds' tuning scores"
+
+
+def test_ties_are_counted_and_an_inactive_penalty_is_recorded_as_epsilon_zero(tmp_path):
+    """Every epsilon at tau = 1.5 (the clamped log-variance's maximum) gives the same fused score: the
+    search evaluates it once, counts the tie, and records the chosen point with epsilon 0."""
+    from test.postprocess import LOGVAR_MAX
+    from test.tuning import grid_search
+
+    from test.predictions import load_predictions
+
+    pred, _ = _synthetic_charades(tmp_path)
+    preds = load_predictions(pred)
+    calls = []
+
+    def objective(fused):
+        calls.append(1)
+        return float(np.mean([np.argmax(s) in (3, 4, 5) for s in fused.values()]))
+
+    grid = {"alpha": [0.0], "beta": [1.0], "epsilon": [-1.0, 2.0, 0.0], "tau": [LOGVAR_MAX]}
+    res = grid_search(preds, objective, grid=grid, tune_ids=list(preds)[:2], report_ids=list(preds)[2:])
+    assert len(calls) == 1 and res["n_tied_best"] == 1
+    assert res["best_params"]["epsilon"] == 0.0 and "penalty is off" in res["penalty_off"]
+    grid = {"alpha": [0.0, 0.5], "beta": [1.0], "epsilon": [0.0], "tau": [0.0]}
+    res = grid_search(preds, objective, grid=grid, tune_ids=list(preds)[:2], report_ids=list(preds)[2:])
+    assert res["n_tied_best"] == 2 and res["best_params"]["alpha"] == 0.0 and "penalty_off" not in res
+
+
+def test_fusion_errors_name_the_item_and_the_cause():
+    from test.postprocess import frame_step
+    from test.predictions import StreamPrediction
+
+    p = StreamPrediction(id="v9", time=np.arange(3.0), informative=np.zeros(3), relevance=np.zeros(3),
+                         uncertainty=np.array([0.0, 800.0, 0.0]))
+    with pytest.raises(ValueError, match="item 'v9'.*overflows"):
+        fuse_prediction(p, FusionParams(uncertainty_kind="variance", epsilon=1.0))
+    # epsilon 0: no uncertainty term at all, whatever the log-variance
+    assert fuse_prediction(p, FusionParams(uncertainty_kind="variance", epsilon=0.0, alpha=0, beta=1)).tolist() == [0, 0, 0]
+    with pytest.raises(ValueError, match="one frame without fps"):
+        frame_step([4.0])
+    assert frame_step([4.0], fps=2) == 0.5 and frame_step([0.0, 1.0, 2.0]) == 1.0

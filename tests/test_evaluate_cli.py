@@ -72,15 +72,15 @@ def test_one_fusion_file_reader_for_the_scorer_the_benchmark_driver_and_the_live
     assert fusion_params(engine).to_dict() == want
     bench = argparse.Namespace(params_file=str(ref), params_key="tvsum", alpha=None, beta=None, epsilon=None, tau=None,
                                uncertainty_kind=None, tune_on_test=False)
-    assert fixed_fusion(bench)[0].to_dict() == want
+    assert fixed_fusion(bench, ["v1"])[0].to_dict() == want
     # a tuning record: its tuning travels with it; tuned on the reported data, the driver refuses it
     rec = tmp_path / "rec.json"
     rec.write_text(json.dumps({"params": {"alpha": 0.5, "beta": 1.0, "epsilon": 0.0, "tau": 0.2},
                                "protocol": {"tuned_on": "test"}, "tuned_on_test": True}))
     assert read_fusion_file(rec) == ({"alpha": 0.5, "beta": 1.0, "epsilon": 0.0, "tau": 0.2},
-                                     {"tuned_on": "test", "tuned_on_test": True})
+                                     {"tuned_on": "test", "tuned_on_test": True, "tune_ids": []})
     with pytest.raises(ValueError, match="tuned on the reported data"):
-        fixed_fusion(argparse.Namespace(**{**vars(bench), "params_file": str(rec), "params_key": None}))
+        fixed_fusion(argparse.Namespace(**{**vars(bench), "params_file": str(rec), "params_key": None}), ["v1"])
     # what no reader accepts
     for bad, match in (({"params": None, "protocol": {}}, "per-fold"), ({"alpha": "high"}, "finite number"),
                        ({"tau": float("nan")}, "finite number"), ({"uncertainty_kind": "std"}, "logvar or variance"),

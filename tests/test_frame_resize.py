@@ -115,6 +115,10 @@ def test_the_engine_and_its_records_use_the_models_mode(tmp_path, monkeypatch, q
         fps, max_frames, degrade, features = 2.0, None, None, None
 
     assert engine_record(engine, Args())["frame_resize"] == "reference"
+    from models.multistream import MultiStreamEngine  # the --streams engine reads its lanes' mode
+
+    multi = MultiStreamEngine(model, qwen2_tokenizer, streams=2)
+    assert multi.frame_resize == "reference" and engine_record(multi, Args())["frame_resize"] == "reference"
 
 
 def test_feature_fingerprints_follow_the_mode():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
@@ -38,7 +38,12 @@ def uncertainty_value(raw_logvar, kind: str = "logvar") -> np.ndarray:
     if kind == "logvar":
         return np.clip(lv, LOGVAR_MIN, LOGVAR_MAX)
     if kind == "variance":
-        return np.exp(lv)
+        with np.errstate(over="ignore"):
+            u = np.exp(lv)
+        if not np.isfinite(u).all():  # exp(lv) past float64 (lv > ~709): no number to fuse
+            raise ValueError(f"uncertainty_kind variance: exp of the log-variance {float(lv[~np.isfinite(u)].flat[0]):g} "
+                             "overflows; use uncertainty_kind logvar (clamped) for such scores")
+        return u
     raise ValueError(f"uncertainty_kind must be 'logvar' or 'variance', got {kind!r}")
 
 
@@ -51,7 +56,9 @@ def uncertainty_penalty(raw_logvar, tau: float, kind: str = "logvar") -> np.ndar
 def fuse(informative, relevance, uncertainty, params: FusionParams = FusionParams()) -> np.ndarray:
     i = np.asarray(informative, dtype=np.float64)
     r = np.asarray(relevance, dtype=np.float64)
-    pen = uncertainty_penalty(uncertainty, params.tau, params.uncertainty_kind)
+    # epsilon 0: no uncertainty term at all (as the tuner computes it), whatever the scores' range
+    pen = (uncertainty_penalty(uncertainty, params.tau, params.uncertainty_kind) if params.epsilon != 0
+           else np.zeros(np.shape(uncertainty)))
     if not (i.shape == r.shape == pen.shape):
         raise ValueError(f"score arrays differ in shape: {i.shape}, {r.shape}, {pen.shape}")
     return params.alpha * i + params.beta * r - params.epsilon * pen
@@ -59,7 +66,10 @@ def fuse(informative, relevance, uncertainty, params: FusionParams = FusionParam
 
 def fuse_prediction(pred: "StreamPrediction", params: FusionParams = FusionParams()) -> np.ndarray:
     """Fused per-frame score of one streaming prediction (aligned with ``pred.time``)."""
-    return fuse(pred.informative, pred.relevance, pred.uncertainty, params)
+    try:
+        return fuse(pred.informative, pred.relevance, pred.uncertainty, params)
+    except ValueError as e:
+        raise ValueError(f"item {getattr(pred, 'id', '?')!r}: {e}") from None
 
 
 def read_fusion_file(path, key: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -85,7 +95,8 @@ def read_fusion_file(path, key: str | None = None) -> tuple[dict[str, Any], dict
         if data["params"] is None:
             raise ValueError(f"{where} holds per-fold parameters (k-fold tuning): there is no single set to apply")
         proto = data["protocol"] if isinstance(data["protocol"], dict) else {}
-        tuning = {"tuned_on": proto.get("tuned_on"), "tuned_on_test": bool(data.get("tuned_on_test"))}
+        tuning = {"tuned_on": proto.get("tuned_on"), "tuned_on_test": bool(data.get("tuned_on_test")),
+                  "tune_ids": [str(i) for i in data.get("tune_ids") or []]}
         data = data["params"]
     elif isinstance(data, dict) and isinstance(data.get("params"), dict):
         data = data["params"]
@@ -109,3 +120,21 @@ def read_fusion_file(path, key: str | None = None) -> tuple[dict[str, Any], dict
             raise ValueError(f"{where}: smooth_window must be a non-negative integer, got {sw!r}")
         tuning["smooth_window"] = sw
     return out, tuning
+
+
+def fusion_provenance(tuning: Mapping[str, Any], reported_ids, allowed: bool, where: str, flag: str) -> dict[str, Any]:
+    """What applying a params file's tuned parameters to ``reported_ids`` means. Parameters tuned on
+    the reported data (the file says so, or its ``tune_ids`` include reported items: a split: or pred:
+    tuning reused on the items it was tuned on) are refused unless ``allowed`` (``flag``); then the
+    result is stamped tuned on test. Returns {"tuned_on", "tuned_on_test", "n_reported_in_tune_ids"}
+    ({} for a file that is not a tuning record)."""
+    if not tuning or "tuned_on_test" not in tuning:
+        return {}
+    overlap = sorted(set(tuning.get("tune_ids") or ()) & {str(i) for i in reported_ids})
+    on_test = bool(tuning["tuned_on_test"]) or bool(overlap)
+    if on_test and not allowed:
+        why = ("were tuned on the reported data" if tuning["tuned_on_test"] else
+               f"were tuned on {len(overlap)} of the {len(reported_ids)} reported items (e.g. {overlap[:3]})")
+        raise ValueError(f"{where}: its parameters {why}; pass {flag} to use them (the results are then stamped as "
+                         "tuned on test)")
+    return {"tuned_on": tuning.get("tuned_on"), "tuned_on_test": on_test, "n_reported_in_tune_ids": len(overlap)}

@@ -139,11 +139,15 @@ def true_runs(mask: Sequence[bool]) -> list[tuple[int, int]]:
 
 
 def frame_step(times, fps: float | None = None) -> float:
-    """Seconds one sampled frame stands for: 1/fps when known, else the median gap, else 0."""
+    """Seconds one sampled frame stands for: 1/fps when known, else the median gap between frames. A
+    single frame without fps stands for no known span: an error (its interval would be empty)."""
     if fps:
         return 1.0 / float(fps)
     d = np.diff(np.asarray(times, dtype=np.float64))
-    return float(np.median(d)) if d.size else 0.0
+    if not d.size:
+        raise ValueError("a stream of one frame without fps: the time it stands for is unknown (give the "
+                         "prediction's fps)")
+    return float(np.median(d))
 
 
 CAUSAL_THRESHOLD, CAUSAL_WINDOW, CAUSAL_ANCHOR = 0.5, 0, 0.0
