@@ -275,15 +275,19 @@ def merge_lines(output: Path, parts: list[Path]) -> int:
 
 
 def merge_run_records(output: Path, parts: list[Path], shard: Shard, part_outputs: list[Path],
-                      finalise: Callable[[dict], None] | None = None) -> dict:
+                      finalise: Callable[[dict], None] | None = None, keep_existing: bool = True) -> dict:
     """The run record of the merged output: settings / items / engine as the ranks recorded them, and
     every rank's invocations (with its rank), each once, in the state its rank last recorded (a killed
     invocation, finalised as interrupted by the rerun, replaces its earlier copy). ``finalise``: what
-    finalises the merged record's own unfinished invocations (a killed single-process run)."""
+    finalises the merged record's own unfinished invocations (a killed single-process run).
+    ``keep_existing`` False: an existing ``output`` is a stale record (its predictions file was gone
+    before this merge, e.g. deleted to start over with other settings) and is replaced, as a single
+    process replaces a run record without its predictions (``open_run_record``)."""
     records = [read_json(p) for p in parts if p.exists()]
     if not records:
         raise ValueError(f"no rank run record to merge into {output}")
-    base = read_json(output) if output.exists() else {k: v for k, v in records[0].items() if k != "runs"}
+    keep = keep_existing and output.exists()
+    base = read_json(output) if keep else {k: v for k, v in records[0].items() if k != "runs"}
     base.setdefault("runs", [])
     if base.get("engine") is None:
         base["engine"] = next((r["engine"] for r in records if r.get("engine")), None)
@@ -320,7 +324,12 @@ def merge(output: str | os.PathLike, shard: Shard, order: list[str], errors_path
         if seen < n:
             raise RuntimeError(f"rank {r} wrote {n} predictions to {part}, rank 0 sees {seen}: with several nodes, "
                                "--output must be on a file system every node shares")
+    # the merged run record is kept only beside the predictions it describes: with PRED.jsonl gone, a
+    # PRED.run.json left behind was never compared with this run's settings (merged_finished_ids), and
+    # keeping it would record another run's settings and engine for these predictions
+    had_predictions = output.exists()
     merge_predictions(output, parts, order)
     merge_lines(errors_path(output), [errors_path(p) for p in parts])
-    merge_run_records(run_record_path(output), [run_record_path(p) for p in parts], shard, parts, finalise)
+    merge_run_records(run_record_path(output), [run_record_path(p) for p in parts], shard, parts, finalise,
+                      keep_existing=had_predictions)
     return len({k for k, _, _ in _index(output)} & set(order)) if output.exists() else 0

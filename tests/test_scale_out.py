@@ -85,6 +85,29 @@ def test_merge_orders_by_the_items_and_a_rank_file_wins(tmp_path):
     assert merge_lines(e, [e0, tmp_path / "absent.jsonl"]) == 2 and e.read_text() == '{"id": "x"}\n{"id": "y"}\n'
 
 
+def test_a_run_record_left_without_its_predictions_is_not_merged_into(tmp_path):
+    """PRED.jsonl deleted to start over with other settings, PRED.run.json left behind: the merged
+    record holds the settings and engine the ranks ran with, not the old run's (nor its invocations)."""
+    out = tmp_path / "pred.jsonl"
+    (tmp_path / "pred.run.json").write_text(json.dumps({"settings": {"fps": 1}, "engine": {"fps": 1},
+                                                        "runs": [{"status": "done", "started": "old"}]}))
+    for r in (0, 1):
+        (tmp_path / f"pred.rank{r}-of-2.jsonl").write_text(json.dumps({"id": f"q{r}"}) + "\n")
+        (tmp_path / f"pred.rank{r}-of-2.run.json").write_text(json.dumps(
+            {"settings": {"fps": 2}, "engine": {"fps": 2}, "runs": [{"status": "done", "rank": r, "world_size": 2}]}))
+    assert merge(out, Shard(0, 2), ["q0", "q1"], run_benchmark.errors_path, run_benchmark.run_record_path,
+                 run_benchmark.finalise_unfinished, [1, 1]) == 2
+    rec = read_json(tmp_path / "pred.run.json")
+    assert rec["settings"] == {"fps": 2} and rec["engine"] == {"fps": 2}
+    assert sorted(x["rank"] for x in rec["runs"]) == [0, 1]
+    # beside its predictions (an earlier run of the same settings), the merged record is kept and extended
+    (tmp_path / "pred.run.json").write_text(json.dumps({"settings": {"fps": 2}, "engine": {"fps": 2},
+                                                        "runs": [{"status": "done", "started": "single"}]}))
+    merge(out, Shard(0, 2), ["q0", "q1"], run_benchmark.errors_path, run_benchmark.run_record_path,
+          run_benchmark.finalise_unfinished, [1, 1])
+    assert [x.get("rank") for x in read_json(tmp_path / "pred.run.json")["runs"]] == [None, 0, 1]
+
+
 # ------------------------------------------------------------------------------ end to end
 
 
