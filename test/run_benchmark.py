@@ -383,11 +383,12 @@ def run(args, argv: list[str]) -> int:
         bar.write(f"[{item['id']}] skipped: {type(e).__name__}: {e}")
         bar.set_postfix(errors=n_err)
 
-    def start_engine():
+    def start_engine(lanes: int):
         # only when an item has a video to stream (a run with nothing left to stream never loads the
         # model); a model that cannot be loaded stops the run instead of failing every item
         nonlocal features
-        engine = _make_engine(args)
+        engine = _make_engine(args, lanes)
+        invocation["lanes"] = lanes  # --streams, or fewer: the items left to stream
         features = open_features(args, engine.model)
         record["engine"] = engine_record(engine, args)
         return engine
@@ -493,14 +494,14 @@ def finalise_unfinished(record: dict) -> None:
             inv["status"] = "done" if "finished" in inv else "interrupted"
 
 
-def _make_engine(args):
+def _make_engine(args, lanes: int | None = None):
     from models.streaming import StreamingEngine
 
     model, tok = load_model(args, loader=load_for_inference)
-    if args.streams > 1:
+    if args.streams > 1:  # a MultiStreamEngine (its run_jobs) even when fewer items than --streams are left
         from models.multistream import MultiStreamEngine
 
-        return MultiStreamEngine(model, tok, engine_config(args), streams=args.streams, split_rows=args.split_rows)
+        return MultiStreamEngine(model, tok, engine_config(args), streams=lanes or args.streams, split_rows=args.split_rows)
     return StreamingEngine(model, tok, engine_config(args))
 
 

@@ -46,7 +46,9 @@ def predictions(todo: list[dict], root: Path, streams: int, start_engine: Callab
                 need_video: bool = True) -> Iterator[tuple[dict, Path, dict | None, Exception | None]]:
     """``(item, video, prediction, None)`` or ``(item, video, None, error)`` for every item of ``todo``.
 
-    ``start_engine()`` loads the engine (called once, only when some item has a video to stream);
+    ``start_engine(lanes)`` loads the engine (called once, only when some item has a video to stream)
+    with ``lanes`` streams: ``streams``, or fewer when fewer items are left to stream (a lane without an
+    item would still hold its share of the batched cache, and a compiled step computes every lane);
     ``stream(engine, item, video)`` streams one item on a StreamingEngine (a lane when ``streams`` > 1)
     and returns its prediction. Items whose video is missing are errors without any model work."""
     engine = None
@@ -57,7 +59,7 @@ def predictions(todo: list[dict], root: Path, streams: int, start_engine: Callab
                 yield item, video, None, FileNotFoundError(f"video not found: {video}")
                 continue
             if engine is None:
-                engine = start_engine()
+                engine = start_engine(1)
             try:
                 pred = stream(engine, item, video)
             except Exception as e:  # a bad video (or a failure on it) costs that item only
@@ -74,7 +76,7 @@ def predictions(todo: list[dict], root: Path, streams: int, start_engine: Callab
             ready.append((item, video))
     if not ready:
         return
-    engine = start_engine()
+    engine = start_engine(min(streams, len(ready)))
 
     def job(item, video):
         return lambda lane: stream(lane, item, video)

@@ -19,6 +19,7 @@ FRAME_SIZE = 32
 class FakeEngine:
     tpf = 1
     frame_size = FRAME_SIZE
+    frame_resize = "antialias"  # the model config's default (the drivers pass it to every frame source)
     device = "cpu"
     dtype = "float32"
     system_prompt = ""
@@ -74,7 +75,7 @@ def install(monkeypatch, count: dict | None = None) -> dict:
     monkeypatch.setattr(live_infer, "load_model", load)
     monkeypatch.setattr(models.streaming, "StreamingEngine", lambda model, tok, cfg: FakeEngine(cfg))
 
-    def make_engine(args):
+    def make_engine(args, lanes=None):
         count["loads"] += 1
         fake_load_model(args)
         return FakeEngine(live_infer.engine_config(args))

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from test import run_benchmark
-from test.scale_out import Shard, merge, merge_lines, merge_predictions
+from test.scale_out import Shard, merge, merge_lines, merge_predictions, predictions
 from utils.io import read_json, read_jsonl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -108,6 +108,31 @@ def test_a_run_record_left_without_its_predictions_is_not_merged_into(tmp_path):
     assert [x.get("rank") for x in read_json(tmp_path / "pred.run.json")["runs"]] == [None, 0, 1]
 
 
+def test_more_streams_than_items_starts_only_the_lanes_they_need(tmp_path):
+    """--streams 8 with 3 items left (one with its video missing): an engine of 2 lanes, not 8 (every
+    lane holds its share of the batched cache; a compiled step computes every lane)."""
+    for v in ("a", "b"):
+        (tmp_path / f"{v}.mp4").write_bytes(b"x")
+    todo = [{"id": v, "video": f"{v}.mp4"} for v in ("a", "b", "c")]
+    lanes = []
+
+    class Engine:
+        def run_jobs(self, jobs):
+            for key, fn in jobs:
+                yield key, fn(None), None
+
+    def start(n):
+        lanes.append(n)
+        return Engine()
+
+    got = list(predictions(todo, tmp_path, 8, start, lambda engine, item, video: {"id": item["id"]}))
+    assert lanes == [2] and sorted(i["id"] for i, _, p, e in got if p) == ["a", "b"]
+    assert [i["id"] for i, _, p, e in got if e] == ["c"]
+    lanes.clear()
+    list(predictions(todo[:2], tmp_path, 1, start, lambda engine, item, video: {"id": item["id"]}))
+    assert lanes == [1]
+
+
 # ------------------------------------------------------------------------------ end to end
 
 
@@ -176,7 +201,7 @@ def test_streams_in_one_process_equal_one_stream(bench, single, shared_data, tmp
     ordered.write_text("".join(json.dumps(by_id[f"q{i}"]) + "\n" for i in range(len(SECONDS))))
     check_same(single, ordered)
     run = read_json(out.with_name("pred.run.json"))
-    assert run["runs"][-1]["streams"] == 3 and run["runs"][-1]["status"] == "done"
+    assert run["runs"][-1]["streams"] == 3 and run["runs"][-1]["status"] == "done" and run["runs"][-1]["lanes"] == 3
     assert run["runs"][-1]["split_rows"] == (0 if split == "0" else "auto")
 
 
