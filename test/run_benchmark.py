@@ -443,8 +443,8 @@ def run(args, argv: list[str]) -> int:
 def merged_finished_ids(args, items_path: Path, argv: list[str], shard: Shard) -> set[str]:
     """Under torchrun, before the ranks start: the items already in the merged ``PRED.jsonl`` (an
     earlier single-process run, a previous merge), which no rank streams again. Every rank refuses
-    one written with other settings; rank 0 alone cuts its torn tail or repairs it
-    (``--repair_output``) while the others wait, so no two processes rewrite it."""
+    one written with other settings; rank 0 alone cuts its torn tail (and ``PRED.errors.jsonl``'s)
+    or repairs it (``--repair_output``) while the others wait, so no two processes rewrite it."""
     output = Path(args.output)
     if output.exists() and run_record_path(output).exists():
         open_run_record(args, items_path, argv)  # raises on other settings or another items file
@@ -455,6 +455,9 @@ def merged_finished_ids(args, items_path: Path, argv: list[str], shard: Shard) -
             rec.setdefault("repairs", []).append(repair)
             atomic_write_json(run_record_path(output), rec)
         finished_ids(output)  # a torn tail is cut here; a bad line stops the run (file:line)
+        # and the errors file's, as a single process cuts it before appending: rank 0 merges the ranks'
+        # error lines after its last line, where a torn line would become a bad line in the middle
+        cut_torn_tail(errors_path(output), log)
     shard.barrier()
     return finished_ids(output)
 

@@ -133,6 +133,27 @@ def test_more_streams_than_items_starts_only_the_lanes_they_need(tmp_path):
     assert lanes == [1]
 
 
+def test_a_torn_merged_errors_line_is_cut_before_the_ranks_lines_are_merged(tmp_path):
+    """A single-process run killed while writing an error line, then the same command under torchrun:
+    the torn line is cut (as a single process cuts it) instead of ending up in the middle of the
+    merged errors file, which test.benchmark reads."""
+    from types import SimpleNamespace
+
+    from test.benchmark import error_ids
+
+    out = tmp_path / "pred.jsonl"
+    errors = tmp_path / "pred.errors.jsonl"
+    errors.write_text('{"id": "a", "error": "X"}\n{"id": "b", "err')
+    run_benchmark.merged_finished_ids(SimpleNamespace(output=str(out), repair_output=False), tmp_path / "items.jsonl",
+                                      [], Shard(0, 1))
+    (tmp_path / "pred.rank0-of-2.errors.jsonl").write_text('{"id": "c", "error": "Y"}\n')
+    for r in (0, 1):
+        (tmp_path / f"pred.rank{r}-of-2.jsonl").write_text("")
+        (tmp_path / f"pred.rank{r}-of-2.run.json").write_text(json.dumps({"settings": {}, "runs": []}))
+    merge(out, Shard(0, 2), ["a", "b", "c"], run_benchmark.errors_path, run_benchmark.run_record_path)
+    assert sorted(error_ids(str(out))) == ["a", "c"]
+
+
 # ------------------------------------------------------------------------------ end to end
 
 
