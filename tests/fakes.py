@@ -19,13 +19,14 @@ FRAME_SIZE = 32
 class FakeEngine:
     tpf = 1
     frame_size = FRAME_SIZE
+    frame_resize = "antialias"  # StreamingEngine.frame_resize: the model config's, used by every source
     device = "cpu"
     dtype = "float32"
     system_prompt = ""
 
     def __init__(self, cfg: EngineConfig | None = None):
         self.cfg = cfg or EngineConfig()
-        self.model = SimpleNamespace(config=SimpleNamespace(frame_size=FRAME_SIZE, tokens_per_frame=1))
+        self.model = SimpleNamespace(config=SimpleNamespace(frame_size=FRAME_SIZE, tokens_per_frame=1, frame_resize="antialias"))
         self.frames_seen = 0
 
     def reset(self) -> None:
