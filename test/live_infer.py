@@ -52,10 +52,18 @@ def check_live_args(args) -> None:
     if args.gt_spans:
         read_gt_spans(args.gt_spans)
     if args.features:
+        if args.realtime:  # the cached frames are not paced: run.json would say a pacing that never happened
+            raise ValueError("--realtime paces a video source: it cannot be combined with --features (cached frames)")
+        if args.source_fps is not None:
+            raise ValueError("--source_fps is the rate of a frame folder's images: --features streams cached frames")
         return  # the video itself is not read
     kind = detect_kind(args.video)
     if kind == "frames" and args.source_fps is None:
         raise ValueError(f"--video {args.video} is a frame folder: give --source_fps (the rate the images were taken at)")
+    if kind != "frames" and args.source_fps is not None:
+        # only a frame folder has no clock of its own; any other source would ignore the flag silently
+        raise ValueError(f"--source_fps is the rate of a frame folder's images; --video {args.video} is a {kind} source, "
+                         "whose frames carry their own times")
     if kind == "frames":
         from data.sources import check_frame_folder
 
@@ -225,7 +233,9 @@ class LiveRun:
 
         self.protocol = {
             "video": str(args.video), "source_kind": kind, "queries": [[q.time, q.text] for q in self.queries],
-            "fps": args.fps, "tokens_per_frame": engine.tpf, "frame_size": engine.frame_size,
+            "fps": args.fps, "max_frames": args.max_frames,  # the stream is cut there: say so
+            "source_fps": getattr(args, "source_fps", None) if kind == "frames" else None,  # a frame folder's clock (image k at k / source_fps)
+            "tokens_per_frame": engine.tpf, "frame_size": engine.frame_size,
             "frame_resize": engine.frame_resize,
             "model": args.model_record, "settings_source": args.settings_source,
             "prompt_order": args.prompt_order, "system_prompt": engine.system_prompt,
