@@ -7,7 +7,8 @@ kind               spec
 =================  ====================================================================
 ``file``           a path to a video file (decoded with ``data.video.iter_sampled``)
 ``frames``         a directory of image files (natural sort order, hidden files skipped),
-                   ``source_fps`` given; checked before the first frame (``check_frame_folder``)
+                   ``source_fps`` given; checked before the first frame (``check_frame_folder``:
+                   every image readable, the names one numbered sequence without holes)
 ``url``            ``rtsp://``, ``rtmp://``, ``http(s)://``, ``udp://``, ``srt://``, ... (live
                    or remote; ``rtsp_transport=tcp`` by default, ``timeout`` in seconds)
 ``webcam``         ``webcam``, ``webcam:N``, ``webcam:NAME`` or ``/dev/videoN`` (v4l2 on Linux,
@@ -96,15 +97,65 @@ def check_frame_folder(folder: str | os.PathLike) -> list[Path]:
     """Every frame of a folder checked before any is used (``data.upright.check_image``: the header
     is an image of a usable mode, a PNG is whole, a JPEG has its end marker); returns the files.
 
-    Raises ValueError: no frames, or an ImageFileError naming the first bad file. Costs about
+    The names must number one sequence (``check_frame_names``: no stray image, no repeated
+    number, no hole). Raises ValueError: no frames, names that break the sequence, or an
+    ImageFileError naming the first bad file. Costs about
     0.05 ms per PNG / JPEG frame in the page cache (header and tail read, no pixels decoded).
     """
     files = list_frame_files(folder)
     if not files:
         raise ValueError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {folder}")
+    check_frame_names(folder, files)
     for p in files:
         check_image(p)
     return files
+
+
+def _name_pattern(name: str) -> str:  # the suffix aside: a sequence may mix formats (f1.jpg, f2.png)
+    return re.sub(r"\d+", "#", Path(name).stem.lower())
+
+
+def _name_numbers(name: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", Path(name).stem))
+
+
+def check_frame_names(folder: str | os.PathLike, files: list[Path]) -> None:
+    """The names of numbered frames (in natural order) must number one sequence of images.
+
+    Image k is shown at ``k / source_fps`` by its place in the list, not by its number, so a name
+    that breaks the sequence would silently shift every later frame's time: another image among
+    the frames (``cover.jpg`` beside ``frame_0001.png``...), two files of the same number
+    (``1.png`` and ``01.png``, ``f_7.jpg`` and ``f_7.png``), or a hole in an evenly stepped
+    numbering (``f_3.png`` missing). Raises ValueError naming the files. Names without digits
+    (``a.png``, ``b.png``) are taken in their natural order as they are; the suffix is not part of
+    the pattern (a sequence may mix formats).
+    """
+    patterns: dict[str, list[Path]] = {}
+    for p in files:
+        patterns.setdefault(_name_pattern(p.name), []).append(p)
+    if len(patterns) > 1 and any("#" in k for k in patterns):
+        main = max(patterns.values(), key=len)
+        odd = [p.name for p in files if _name_pattern(p.name) != _name_pattern(main[0].name)]
+        more = f" and {len(odd) - 3} more" if len(odd) > 3 else ""
+        raise ValueError(f"{folder}: the images do not follow one frame-name pattern: {len(main)} like {main[0].name}, "
+                         f"but also {', '.join(odd[:3])}{more}; each image is taken as the next frame, so move what is "
+                         "not a frame out of the folder")
+    numbers = [_name_numbers(p.name) for p in files]
+    seen: dict[tuple[int, ...], str] = {}
+    for p, n in zip(files, numbers):
+        if n and n in seen:
+            raise ValueError(f"{folder}: {seen[n]} and {p.name} have the same frame number: keep one of them")
+        seen[n] = p.name
+    varying = [i for i in range(len(numbers[0])) if len({n[i] for n in numbers}) > 1] if numbers[0] else []
+    if len(files) > 2 and len(varying) == 1:  # one counter: it must go up by one step throughout
+        seq = [n[varying[0]] for n in numbers]
+        steps = [b - a for a, b in zip(seq, seq[1:])]
+        step = min(steps)
+        gap = next((k for k, d in enumerate(steps) if d != step), None)
+        if gap is not None:
+            raise ValueError(f"{folder}: the frame numbers skip from {files[gap].name} to {files[gap + 1].name} (the "
+                             f"others go up by {step}): a missing frame would shift every later image's time "
+                             "(image k is shown at k / source_fps); fill the gap or renumber the frames")
 
 
 def iter_frame_folder(folder: str | os.PathLike, fps: float, source_fps: float, size: int | None = 384,

@@ -50,3 +50,38 @@ def test_flags_a_source_would_ignore_are_refused(tmp_path, monkeypatch, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0] and "--features" in err[0], err
     assert not (tmp_path / "o").exists() and count["loads"] == 0
+
+
+def test_frame_folder_names_must_number_one_sequence(tmp_path):
+    """Image k is shown at k / source_fps by its place in the list: a stray image, a repeated
+    number or a missing frame used to shift every later frame silently (exit 0)."""
+    import pytest
+
+    from data.sources import check_frame_folder, open_source
+
+    cases = {"stray": (["frame_{k}.png"], ["cover.jpg"], "cover.jpg"),
+             "repeat": (["{k}.png"], ["01.png"], "same frame number"),
+             "format_copy": (["f_{k}.png"], ["f_3.jpg"], "f_3.jpg and f_3.png have the same frame number"),
+             "hole": (["f{k:03d}.png"], [], "skip from f002.png to f004.png")}
+    for name, (pattern, extra, message) in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        for k in range(1, 7):
+            if name != "hole" or k != 3:
+                Image.new("RGB", (16, 12), (30 * k, 0, 0)).save(folder / pattern[0].format(k=k))
+        for e in extra:
+            Image.new("RGB", (16, 12)).save(folder / e)
+        with pytest.raises(ValueError, match=message):
+            check_frame_folder(folder)
+        with pytest.raises(ValueError, match=message):
+            list(open_source(folder, fps=2, size=16, source_fps=2))
+    # what stays accepted: an evenly stepped numbering (every 5th frame kept), names without digits,
+    # several counters (date and time), mixed-case suffixes
+    ok = {"stepped": [f"f{k * 5}.png" for k in range(4)], "letters": ["a.png", "b.png", "c.png"],
+          "stamps": [f"cam2_2026-01-0{d}_0{h}.png" for d in (1, 2) for h in (1, 7)], "case": ["f1.PNG", "f2.png", "f3.png"]}
+    for name, names in ok.items():
+        folder = tmp_path / f"ok_{name}"
+        folder.mkdir()
+        for n in names:
+            Image.new("RGB", (16, 12)).save(folder / n, format="PNG")
+        assert [p.name for p in check_frame_folder(folder)] == names
