@@ -334,6 +334,9 @@ class FrameSource:
     _make: Callable[[], Iterator[Frame]]
     realtime: bool = False
     speed: float = 1.0
+    # what the source had to leave out (e.g. frames dropped while the consumer was behind), for the
+    # run record: a callable giving a JSON-able dict, or None when the source drops nothing itself
+    stats: Callable[[], dict] | None = None
     _iters: list = field(default_factory=list, init=False, repr=False)
 
     def __iter__(self) -> Iterator[Frame]:

@@ -389,6 +389,12 @@ class LiveRun:
                              "offline_segments": "the offline peaks grown into segments (plot and reel)"}}
         if self.unused_queries:
             result["unused_queries"] = list(self.unused_queries)
+        stats = getattr(self.source, "stats", None)  # what a live source left out (FrameSource.stats)
+        if callable(stats):
+            result["source_stats"] = stats()
+            if result["source_stats"].get("dropped_frames"):
+                log.warning("the source dropped %d frames while the model was behind: the samples due then show later "
+                            "frames", result["source_stats"]["dropped_frames"])
         if self.times:
             t = np.asarray(self.times)
             y = np.asarray(self.fused)

@@ -42,6 +42,8 @@ class PushedFrames:
     iterating samples them at ``fps`` with the at-or-after rule every source uses, letter-boxed like
     every source. Ends when ``close()`` is called or no frame came for ``idle_timeout`` seconds
     (the user stopped the camera); raises when none came within ``first_timeout`` seconds.
+    Frames that arrive while the queue is full (the engine far behind) are dropped and counted
+    (``stats``, recorded in the run's highlights.json as ``source_stats``).
     """
 
     def __init__(self, fps: float, size: int | None, first_timeout: float = 15.0, idle_timeout: float = 5.0,
@@ -51,6 +53,7 @@ class PushedFrames:
         self._q: queue.Queue = queue.Queue(maxsize=256)
         self._t0: float | None = None
         self._closed = threading.Event()
+        self.received = self.dropped = 0  # frames the browser sent / left out (the run records both)
 
     def put(self, image) -> None:
         if self._closed.is_set() or image is None:
@@ -58,10 +61,15 @@ class PushedFrames:
         now = time.monotonic()
         if self._t0 is None:
             self._t0 = now
+        self.received += 1
         try:
             self._q.put_nowait((now - self._t0, np.asarray(image)))
         except queue.Full:  # the engine is far behind: drop the newest rather than block the browser
-            pass
+            # counted: the samples due meanwhile show a later frame (at-or-after), which the record must say
+            self.dropped += 1
+
+    def stats(self) -> dict:
+        return {"received_frames": self.received, "dropped_frames": self.dropped}
 
     def close(self) -> None:
         self._closed.set()
@@ -91,7 +99,7 @@ class PushedFrames:
     def source(self):
         from data.sources import FrameSource
 
-        return FrameSource("webcam", "browser", self.frames)
+        return FrameSource("webcam", "browser", self.frames, stats=self.stats)
 
 
 # ---------------------------------------------------------------------------------- inputs

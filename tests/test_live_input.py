@@ -85,3 +85,29 @@ def test_frame_folder_names_must_number_one_sequence(tmp_path):
         for n in names:
             Image.new("RGB", (16, 12)).save(folder / n, format="PNG")
         assert [p.name for p in check_frame_folder(folder)] == names
+
+
+def test_browser_webcam_frames_dropped_while_behind_are_recorded(tmp_path, monkeypatch):
+    """PushedFrames drops frames when the engine is far behind (the queue is full): the samples due
+    then show later frames. That used to leave no trace; the run's highlights.json says it."""
+    import numpy as np
+
+    from test import demo
+    from test.live_infer import LiveRun
+    from test.web_streams import PushedFrames
+
+    fakes.install(monkeypatch)
+    pushed = PushedFrames(fps=2.0, size=32, idle_timeout=0.3)
+    for _ in range(300):  # a burst the consumer has not started on: more than the queue holds
+        pushed.put(np.zeros((24, 32, 3), np.uint8))
+    assert pushed.stats() == {"received_frames": 300, "dropped_frames": 300 - pushed._q.maxsize}
+    args = demo.build_parser().parse_args(["--quiet", "--video", "browser webcam", "--query", "q",
+                                           "--output_dir", str(tmp_path / "o"), "--reel_budget", "0"])
+    fakes.fake_load_model(args)
+    live = LiveRun(args, loaded=(None, None), source=pushed.source(), source_kind="webcam", interactive=True)
+    for _ in live.events():
+        pass
+    live.close_stream()
+    result = live.finish()
+    assert result["source_stats"] == {"received_frames": 300, "dropped_frames": 300 - pushed._q.maxsize}
+    assert uio.read_json(tmp_path / "o" / "highlights.json")["source_stats"]["dropped_frames"] > 0
