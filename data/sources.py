@@ -26,7 +26,9 @@ kind               spec
 Every kind samples with the same at-or-after rule and frame count rule as ``data/video.py``
 (for the frame folder, image k is at ``k / source_fps``), and applies the optional degradation
 schedule and letterbox the same way. ``realtime=True`` paces the frames at their own clock
-(sleeps until ``start + time_s``), so a file can stand in for a camera.
+(sleeps until ``start + time_s``), so a file can stand in for a camera. A decoded source's
+``stats()`` says how many samples repeated the previous sample's frame and how late the latest
+shown frame was after its sample's time (frames a live source lost show up there).
 """
 from __future__ import annotations
 
@@ -334,8 +336,8 @@ class FrameSource:
     _make: Callable[[], Iterator[Frame]]
     realtime: bool = False
     speed: float = 1.0
-    # what the source had to leave out (e.g. frames dropped while the consumer was behind), for the
-    # run record: a callable giving a JSON-able dict, or None when the source drops nothing itself
+    # for the run record, what the (time, frame) pairs cannot say: frames dropped while the consumer
+    # was behind, samples that showed a later frame; a callable giving a JSON-able dict, or None
     stats: Callable[[], dict] | None = None
     _iters: list = field(default_factory=list, init=False, repr=False)
 
@@ -393,8 +395,18 @@ def open_source(
     # Frame-threaded decoding holds back (threads - 1) frames: fine for files, latency for live input.
     thread_type = "AUTO" if kind == "file" else "SLICE"
 
+    # A sample shows the first frame at or after its time: where the source had no frame then (fps
+    # above its rate, variable rate, frames a camera or network lost while the consumer was behind)
+    # it shows a later one. Counted for the run record, since the (time, image) pairs cannot say it.
+    seen = {"samples": 0, "repeated_samples": 0, "max_lag_s": 0.0}
+
     def sampled(source: Any, **open_kwargs: Any) -> Iterator[Frame]:
+        prev = None
         for f in iter_sampled(source, fps, **common, thread_type=thread_type, **open_kwargs):
+            seen["samples"] += 1
+            seen["repeated_samples"] += f.native_index == prev
+            seen["max_lag_s"] = max(seen["max_lag_s"], round(f.frame_time - f.time, 6))
+            prev = f.native_index
             yield f.time, f.image
 
     if kind == "file":
@@ -425,7 +437,7 @@ def open_source(
     else:  # growing
         path = s[len("follow:"):] if s.startswith("follow:") else s
         make = lambda: _sampled_from_reader(GrowingFileReader(path, idle_timeout), sampled, format, options)  # noqa: E731
-    return FrameSource(kind, s, make, realtime, speed)
+    return FrameSource(kind, s, make, realtime, speed, stats=None if kind == "frames" else lambda: dict(seen))
 
 
 def _sampled_from_fifo(path: str, sampled, format, options) -> Iterator[Frame]:

@@ -13,6 +13,8 @@ and at the end (also after a source breaks mid-stream, with what was scored):
                        reported confirm_delay seconds after it happened; printed as they come),
                        "offline_peaks" / "offline_segments": the whole-video post-processing after
                        the stream (centred Savitzky-Golay + find_peaks: looks ahead, so not live),
+                       "source_stats": what the source left out (samples that repeated a frame, the
+                       latest frame shown after its sample's time, frames a browser webcam dropped),
                        and the full protocol record
   out/scores.png       the score curves with peaks (and ground truth when given)
   out/highlights.mp4   a highlight reel under --reel_budget seconds (file sources only)

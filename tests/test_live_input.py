@@ -27,6 +27,8 @@ def test_run_json_records_the_frame_cap_and_the_folder_clock(tmp_path, monkeypat
     run = uio.read_json(tmp_path / "a" / "run.json")
     assert len(uio.read_jsonl(tmp_path / "a" / "scores.jsonl")) == 3
     assert run["max_frames"] == 3 and run["source_fps"] is None
+    stats = uio.read_json(tmp_path / "a" / "highlights.json")["source_stats"]  # the decoded source's own record
+    assert stats == {"samples": 3, "repeated_samples": 0, "max_lag_s": 0.0}
     folder = _frames(tmp_path / "frames")
     assert live_infer.main(_live(folder, tmp_path / "b", "--fps", "2", "--source_fps", "4")) == 0
     run = uio.read_json(tmp_path / "b" / "run.json")
@@ -111,3 +113,21 @@ def test_browser_webcam_frames_dropped_while_behind_are_recorded(tmp_path, monke
     result = live.finish()
     assert result["source_stats"] == {"received_frames": 300, "dropped_frames": 300 - pushed._q.maxsize}
     assert uio.read_json(tmp_path / "o" / "highlights.json")["source_stats"]["dropped_frames"] > 0
+
+
+def test_a_decoded_source_says_which_samples_showed_a_later_frame(tmp_path):
+    """A live source that loses frames (or a rate above the source's) makes samples show a later
+    frame under their own time; the (time, frame) pairs cannot say so, the source's stats do."""
+    from data.sources import open_source
+
+    even = write_test_video(tmp_path / "even.mkv", n_frames=20, fps=10, size=(64, 48))
+    src = open_source(even, fps=5, size=32)
+    assert len(list(src)) == 10
+    assert src.stats() == {"samples": 10, "repeated_samples": 0, "max_lag_s": 0.0}
+    # frames 5..14 lost (a camera dropping them while the consumer was behind): 1.0 s without a frame
+    times = [k / 10 for k in range(5)] + [k / 10 for k in range(15, 20)]
+    holed = write_test_video(tmp_path / "holed.mkv", n_frames=10, fps=10, size=(64, 48), vfr_times=times)
+    src = open_source(holed, fps=5, size=32)
+    assert [t for t, _ in src] == [i / 5 for i in range(10)]
+    stats = src.stats()
+    assert stats["repeated_samples"] == 4 and abs(stats["max_lag_s"] - 0.9) < 1e-3, stats  # sample 0.6 s shows the frame at 1.5 s
