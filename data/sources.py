@@ -339,6 +339,7 @@ class FrameSource:
     # for the run record, what the (time, frame) pairs cannot say: frames dropped while the consumer
     # was behind, samples that showed a later frame; a callable giving a JSON-able dict, or None
     stats: Callable[[], dict] | None = None
+    degradation: Degradation | None = None  # the schedule applied to this source's frames (recorded)
     _iters: list = field(default_factory=list, init=False, repr=False)
 
     def __iter__(self) -> Iterator[Frame]:
@@ -437,7 +438,8 @@ def open_source(
     else:  # growing
         path = s[len("follow:"):] if s.startswith("follow:") else s
         make = lambda: _sampled_from_reader(GrowingFileReader(path, idle_timeout), sampled, format, options)  # noqa: E731
-    return FrameSource(kind, s, make, realtime, speed, stats=None if kind == "frames" else lambda: dict(seen))
+    return FrameSource(kind, s, make, realtime, speed, stats=None if kind == "frames" else lambda: dict(seen),
+                       degradation=degradation)
 
 
 def _sampled_from_fifo(path: str, sampled, format, options) -> Iterator[Frame]:

@@ -219,7 +219,12 @@ class LiveRun:
             source = feature_frames(features, key, args.fps, engine.frame_size, engine.device, engine.dtype, args.max_frames)
         else:
             self.kind = kind = source_kind or detect_kind(args.video)
-            degradation = make_degradation(args.degrade, args.video)
+            if source is None:
+                degradation = make_degradation(args.degrade, args.video)
+            else:  # a ready source (browser frames) degrades its frames itself: record what it applies
+                degradation = getattr(source, "degradation", None)
+                if args.degrade and degradation is None:
+                    raise ValueError(f"--degrade {args.degrade}: this source ({kind}) does not apply a degradation")
         if source is None:
             source = open_source(args.video, fps=args.fps, size=engine.frame_size, realtime=args.realtime,
                                  source_fps=args.source_fps, degradation=degradation, end_frame=args.max_frames,

@@ -131,3 +131,37 @@ def test_a_decoded_source_says_which_samples_showed_a_later_frame(tmp_path):
     assert [t for t, _ in src] == [i / 5 for i in range(10)]
     stats = src.stats()
     assert stats["repeated_samples"] == 4 and abs(stats["max_lag_s"] - 0.9) < 1e-3, stats  # sample 0.6 s shows the frame at 1.5 s
+
+
+def test_browser_webcam_frames_get_the_degradation_the_run_records(tmp_path, monkeypatch):
+    """The web demo's --degrade schedule (a JSON file) was recorded in a webcam run's run.json but
+    never applied: the browser's frames went to the model clean."""
+    import json
+    import time
+
+    import numpy as np
+
+    from test import demo
+    from test.web_streams import Streams
+
+    fakes.install(monkeypatch)
+    schedule = tmp_path / "blackout.json"
+    schedule.write_text(json.dumps([[0.0, 60.0, "blackout"]]))
+    args = demo.build_parser().parse_args(["--quiet", "--degrade", str(schedule), "--fps", "4"])
+    fakes.fake_load_model(args)
+    model = fakes.FakeEngine().model  # what webcam_input reads: the frame size and resize of the model
+    streams = Streams(args, (model, None), tmp_path / "runs")
+    spec = streams.webcam_input()
+    stream = streams.start("page", spec, ["q"])
+    for _ in range(6):  # a white picture for about 0.6 s
+        streams.push("page", np.full((24, 32, 3), 255, np.uint8))
+        time.sleep(0.1)
+    spec.pushed.close()
+    stream.thread.join(timeout=30)
+    assert not stream.thread.is_alive()
+    out = stream.live.out
+    assert uio.read_json(out / "run.json")["degradation"] == [[0.0, 60.0, "blackout"]]
+    scores = uio.read_jsonl(out / "scores.jsonl")
+    assert scores, "no frame was scored"
+    # FakeEngine: informative = the frame's mean brightness (a clean white picture, letter-boxed: 0.75)
+    assert all(s["informative"] < 0.1 for s in scores), scores
