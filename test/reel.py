@@ -1,5 +1,6 @@
 """Highlight reels: cut time segments out of a source video with PyAV and join them into one mp4.
 
+Frames are written upright (a video's display matrix applied, as ``data.video`` decodes them).
 Video only: the audio track is dropped (cutting audio on segment boundaries needs resampling to
 the encoder's frame size; no evaluation uses it). Segment times are seconds from the first decoded
 frame of the video stream, the convention of ``data.video`` and ``test.postprocess``; a frame is
@@ -132,10 +133,17 @@ def _kept_frames(src, vs, segs: list[Segment], rate: Fraction, seek: bool):
 
 
 def _encode(frames, path: str, codec: str, rate: Fraction, quality: int, max_side: int | None) -> int:
+    from data.upright import IDENTITY, apply_transform, frame_transform
+
     n = 0
     with av.open(path, "w", format="mp4") as out:
         stream = None
         for frame in frames:
+            # the reel carries no display matrix: turn a rotated (phone) video's frames upright, as
+            # data.video shows them to the model, or the reel would play sideways
+            turn = frame_transform(frame)
+            if turn != IDENTITY:
+                frame = av.VideoFrame.from_ndarray(apply_transform(frame.to_ndarray(format="rgb24"), turn), format="rgb24")
             if stream is None:
                 w, h = frame.width, frame.height
                 if max_side and max(w, h) > max_side:

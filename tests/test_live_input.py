@@ -165,3 +165,22 @@ def test_browser_webcam_frames_get_the_degradation_the_run_records(tmp_path, mon
     assert scores, "no frame was scored"
     # FakeEngine: informative = the frame's mean brightness (a clean white picture, letter-boxed: 0.75)
     assert all(s["informative"] < 0.1 for s in scores), scores
+
+
+def test_the_highlight_reel_of_a_rotated_video_is_upright(tmp_path):
+    """live_infer's highlights.mp4 of a portrait phone video (display matrix) played sideways: the
+    reel has no display matrix, so its frames must be written as they are shown."""
+    import numpy as np
+
+    from data.video import iter_sampled, probe
+    from test.reel import write_highlight_reel
+
+    video = write_test_video(tmp_path / "rot.mp4", n_frames=20, fps=10, size=(64, 48), pattern="quadrants",
+                             display=(90, False, False))
+    reel = write_highlight_reel(video, [(0.0, 1.0)], tmp_path / "reel.mp4")
+    assert reel.frames == 10
+    info = probe(reel.path)
+    assert (info.width, info.height) == (probe(video).width, probe(video).height) == (48, 64)
+    shown = next(iter_sampled(str(video), 10, None)).image.astype(int)
+    got = next(iter_sampled(str(reel.path), 10, None)).image.astype(int)
+    assert np.abs(shown - got).mean() < 12  # the same picture (re-encoded), not a turned one
