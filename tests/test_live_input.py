@@ -184,3 +184,30 @@ def test_the_highlight_reel_of_a_rotated_video_is_upright(tmp_path):
     shown = next(iter_sampled(str(video), 10, None)).image.astype(int)
     got = next(iter_sampled(str(reel.path), 10, None)).image.astype(int)
     assert np.abs(shown - got).mean() < 12  # the same picture (re-encoded), not a turned one
+
+
+def test_the_highlight_reel_holds_exactly_the_segment_frames_of_any_container(tmp_path):
+    """The reel sought by the frames' own PTS: H.264 with B-frames in AVI (PTS on the wrong frames;
+    data.video repairs them) lost frames, and an MPEG-TS stream starting at a non-zero time, where
+    a seek lands by byte estimate, lost the start of a segment."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from data.video import iter_sampled
+    from test.reel import write_highlight_reel
+    from tests.videos import read_frame_index
+
+    clean = write_test_video(tmp_path / "v.mp4", n_frames=30, fps=10, size=(64, 48))
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    made = {"avi": ["-bf", "2", "-f", "avi"], "ts": ["-bf", "2", "-output_ts_offset", "5", "-f", "mpegts"]}
+    for ext, opts in made.items():
+        video = tmp_path / f"v.{ext}"
+        subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-i", str(clean), "-c:v", "libx264", *opts, str(video)],
+                       check=True, timeout=60)
+        # what the model was given: native frame k at k / 10 s
+        assert [read_frame_index(s.image) for s in iter_sampled(str(video), 10, None)] == list(range(30))
+        for seek in (True, False):
+            reel = write_highlight_reel(video, [(1.0, 2.0), (0.25, 0.5)], tmp_path / f"r_{ext}.mp4", seek=seek)
+            got = [read_frame_index(s.image) for s in iter_sampled(str(reel.path), 10, None)]
+            assert got == [3, 4, *range(10, 20)], (ext, seek, got)
