@@ -411,6 +411,8 @@ class LiveRun:
                                       prominence=args.peak_prominence, distance_s=args.peak_distance)
             result["offline_peaks"] = [{"time": float(a), "height": float(b)} for a, b in zip(hl.times, hl.heights)]
             result["offline_segments"] = [list(s) for s in segs]
+            # written before the plot and the reel: should either fail, what the stream found is kept
+            atomic_write_json(out / "highlights.json", result)
             gt = read_gt_spans(args.gt_spans) if args.gt_spans else None
             plot_scores(out / "scores.png", t, {"fused": y, "informative": np.asarray(self.info), "relevance": np.asarray(self.rel)},
                         peaks={"fused": hl.times}, gt_spans=gt, segments=segs,

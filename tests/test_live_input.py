@@ -211,3 +211,22 @@ def test_the_highlight_reel_holds_exactly_the_segment_frames_of_any_container(tm
             reel = write_highlight_reel(video, [(1.0, 2.0), (0.25, 0.5)], tmp_path / f"r_{ext}.mp4", seek=seek)
             got = [read_frame_index(s.image) for s in iter_sampled(str(reel.path), 10, None)]
             assert got == [3, 4, *range(10, 20)], (ext, seek, got)
+
+
+def test_highlights_are_written_before_the_plot_and_the_reel(tmp_path, monkeypatch, capsys):
+    """A plot or reel that fails after the stream (an encoder, a full disk) lost highlights.json,
+    the online and offline highlights of a stream already scored."""
+    import test.postprocess
+    from test import live_infer
+
+    fakes.install(monkeypatch)
+
+    def broken(*a, **k):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(test.postprocess, "plot_scores", broken)
+    video = write_test_video(tmp_path / "v.mp4", n_frames=40, fps=10, size=(64, 48))
+    assert live_infer.main(_live(video, tmp_path / "o", "--fps", "2")) == 1
+    assert "no space left on device" in capsys.readouterr().err
+    h = uio.read_json(tmp_path / "o" / "highlights.json")
+    assert h["n_frames"] == 8 and "offline_peaks" in h and "online_highlights" in h
