@@ -70,6 +70,9 @@ def check_live_args(args) -> None:
         from data.sources import check_frame_folder
 
         check_frame_folder(args.video)  # a file that is no usable image, named before the model loads
+        if args.fps is not None and args.fps > args.source_fps * 1.01:  # said as for a file (check_against_duration)
+            log.warning("--fps %g is above the folder's --source_fps %g: each image is streamed about %.0f times",
+                        args.fps, args.source_fps, args.fps / args.source_fps)
     if args.degrade:
         if args.degrade.startswith("random:"):
             check_degrade_spec(args.degrade)

@@ -230,3 +230,17 @@ def test_highlights_are_written_before_the_plot_and_the_reel(tmp_path, monkeypat
     assert "no space left on device" in capsys.readouterr().err
     h = uio.read_json(tmp_path / "o" / "highlights.json")
     assert h["n_frames"] == 8 and "offline_peaks" in h and "online_highlights" in h
+
+
+def test_a_rate_above_the_folder_rate_is_said(tmp_path, monkeypatch, caplog):
+    """--fps above a file's rate is said (each frame repeated); a frame folder's --source_fps was not."""
+    import logging
+
+    from test import live_infer
+
+    fakes.install(monkeypatch)
+    folder = _frames(tmp_path / "frames", n=4)
+    with caplog.at_level(logging.WARNING):
+        assert live_infer.main(_live(folder, tmp_path / "o", "--fps", "4", "--source_fps", "1")) == 0
+    assert "--fps 4 is above the folder's --source_fps 1" in caplog.text
+    assert len(uio.read_jsonl(tmp_path / "o" / "scores.jsonl")) == 16  # 4 s at 4 fps: each image 4 times
