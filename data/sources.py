@@ -271,7 +271,9 @@ def device_input_args(file: str, fmt: str, options: dict[str, str] | None = None
 
 
 # NUT carries the codec parameters in its header: skip FFmpeg's probing (seconds of latency).
-BRIDGE_DEMUX_OPTIONS = {"probesize": "32", "analyzeduration": "0", "fflags": "nobuffer"}
+# Not ``fflags=nobuffer``: it discards the packets the stream-info probe has read, i.e. the first
+# frame, and so every time came out one native frame early (the origin is the first decoded frame).
+BRIDGE_DEMUX_OPTIONS = {"probesize": "32", "analyzeduration": "0"}
 
 
 def _sampled_from_ffmpeg(input_args: list[str], sampled) -> Iterator[Frame]:

@@ -244,3 +244,16 @@ def test_a_rate_above_the_folder_rate_is_said(tmp_path, monkeypatch, caplog):
         assert live_infer.main(_live(folder, tmp_path / "o", "--fps", "4", "--source_fps", "1")) == 0
     assert "--fps 4 is above the folder's --source_fps 1" in caplog.text
     assert len(uio.read_jsonl(tmp_path / "o" / "scores.jsonl")) == 16  # 4 s at 4 fps: each image 4 times
+
+
+def test_the_ffmpeg_bridge_keeps_the_first_frame_and_its_time(tmp_path):
+    """Webcams on Linux and ffmpeg: sources go through the ffmpeg bridge, whose demuxer options
+    (fflags=nobuffer) dropped the packet read while probing: frame 0 was lost and every frame was
+    stamped one native interval early (frame 1 at 0 s)."""
+    from data.sources import open_source
+    from tests.videos import read_frame_index
+
+    video = write_test_video(tmp_path / "v.mp4", n_frames=20, fps=10, size=(64, 48))
+    got = list(open_source(f"ffmpeg:-i {video}", fps=10, size=None))
+    assert [read_frame_index(f) for _, f in got] == list(range(20))
+    assert [t for t, _ in got] == [k / 10 for k in range(20)]
