@@ -279,7 +279,7 @@ BRIDGE_DEMUX_OPTIONS = {"probesize": "32", "analyzeduration": "0"}
 def _sampled_from_ffmpeg(input_args: list[str], sampled) -> Iterator[Frame]:
     proc = subprocess.Popen(ffmpeg_bridge_command(input_args), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    closed_by_consumer = False
+    closed_by_consumer = stopped_by_us = False
     try:
         yield from sampled(proc.stdout, format="nut", options=BRIDGE_DEMUX_OPTIONS)
     except GeneratorExit:
@@ -288,7 +288,8 @@ def _sampled_from_ffmpeg(input_args: list[str], sampled) -> Iterator[Frame]:
     finally:
         proc.stdout.close()  # a writer blocked on a full pipe now fails instead of hanging
         if proc.poll() is None:
-            proc.terminate()  # our own child; the consumer stopped early
+            proc.terminate()  # our own child; the consumer stopped early (or end_frame was reached)
+            stopped_by_us = True
         try:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -296,8 +297,11 @@ def _sampled_from_ffmpeg(input_args: list[str], sampled) -> Iterator[Frame]:
             proc.wait()
         err = proc.stderr.read().decode(errors="replace").strip()
         proc.stderr.close()
-        if not closed_by_consumer and proc.returncode != 0 and err:
-            raise RuntimeError(f"ffmpeg input {shlex.join(input_args)!r} failed: {err}")
+        # a child that failed on its own ends the stream early even when it said nothing (killed by
+        # a signal, e.g. out of memory): an error, not a quiet end of the input
+        if not closed_by_consumer and not stopped_by_us and proc.returncode != 0:
+            why = err or f"exit status {proc.returncode} and no message"
+            raise RuntimeError(f"ffmpeg input {shlex.join(input_args)!r} failed: {why}")
 
 
 # --------------------------------------------------------------------------------- the factory

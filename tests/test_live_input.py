@@ -246,6 +246,25 @@ def test_a_rate_above_the_folder_rate_is_said(tmp_path, monkeypatch, caplog):
     assert len(uio.read_jsonl(tmp_path / "o" / "scores.jsonl")) == 16  # 4 s at 4 fps: each image 4 times
 
 
+def test_an_ffmpeg_bridge_that_dies_silently_is_an_error(tmp_path, monkeypatch):
+    """The ffmpeg child of an ffmpeg:/webcam source killed by a signal (out of memory) or failing
+    without a message ended the stream like its natural end: fewer frames, exit 0."""
+    import pytest
+
+    import data.sources as sources
+
+    nut = write_test_video(tmp_path / "v.nut", n_frames=20, fps=10, size=(64, 48))
+    script = f"cat {nut}; exit 3"  # every byte of a whole stream, then a failure with nothing on stderr
+    monkeypatch.setattr(sources, "ffmpeg_bridge_command", lambda args, ffmpeg=None: ["sh", "-c", script])
+    got = []
+    with pytest.raises(RuntimeError, match="exit status 3 and no message"):
+        for frame in sources.open_source("ffmpeg:-i camera", fps=10, size=32):
+            got.append(frame)
+    assert len(got) == 20  # every frame before the failure was given
+    monkeypatch.setattr(sources, "ffmpeg_bridge_command", lambda args, ffmpeg=None: ["sh", "-c", f"cat {nut}"])
+    assert len(list(sources.open_source("ffmpeg:-i camera", fps=10, size=32))) == 20  # a clean end stays one
+
+
 def test_the_ffmpeg_bridge_keeps_the_first_frame_and_its_time(tmp_path):
     """Webcams on Linux and ffmpeg: sources go through the ffmpeg bridge, whose demuxer options
     (fflags=nobuffer) dropped the packet read while probing: frame 0 was lost and every frame was
