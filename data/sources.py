@@ -279,11 +279,16 @@ BRIDGE_DEMUX_OPTIONS = {"probesize": "32", "analyzeduration": "0"}
 def _sampled_from_ffmpeg(input_args: list[str], sampled) -> Iterator[Frame]:
     proc = subprocess.Popen(ffmpeg_bridge_command(input_args), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    closed_by_consumer = stopped_by_us = False
+    closed_by_consumer = stopped_by_us = interrupted = False
+    in_flight: BaseException | None = None
     try:
         yield from sampled(proc.stdout, format="nut", options=BRIDGE_DEMUX_OPTIONS)
     except GeneratorExit:
         closed_by_consumer = True
+        raise
+    except BaseException as e:
+        in_flight = e
+        interrupted = not isinstance(e, Exception)  # Ctrl-C (the child got SIGINT too): said as such
         raise
     finally:
         proc.stdout.close()  # a writer blocked on a full pipe now fails instead of hanging
@@ -297,11 +302,14 @@ def _sampled_from_ffmpeg(input_args: list[str], sampled) -> Iterator[Frame]:
             proc.wait()
         err = proc.stderr.read().decode(errors="replace").strip()
         proc.stderr.close()
-        # a child that failed on its own ends the stream early even when it said nothing (killed by
-        # a signal, e.g. out of memory): an error, not a quiet end of the input
-        if not closed_by_consumer and not stopped_by_us and proc.returncode != 0:
-            why = err or f"exit status {proc.returncode} and no message"
-            raise RuntimeError(f"ffmpeg input {shlex.join(input_args)!r} failed: {why}")
+        if not closed_by_consumer and not interrupted and proc.returncode != 0:
+            if err:  # the child's own reason, rather than the decoder's view of a cut stream
+                raise RuntimeError(f"ffmpeg input {shlex.join(input_args)!r} failed: {err}")
+            # a child that failed on its own ends the stream early even when it said nothing (killed
+            # by a signal, e.g. out of memory): an error, not a quiet end of the input
+            if not stopped_by_us and in_flight is None:
+                raise RuntimeError(f"ffmpeg input {shlex.join(input_args)!r} failed: exit status "
+                                   f"{proc.returncode} and no message")
 
 
 # --------------------------------------------------------------------------------- the factory

@@ -263,6 +263,16 @@ def test_an_ffmpeg_bridge_that_dies_silently_is_an_error(tmp_path, monkeypatch):
     assert len(got) == 20  # every frame before the failure was given
     monkeypatch.setattr(sources, "ffmpeg_bridge_command", lambda args, ffmpeg=None: ["sh", "-c", f"cat {nut}"])
     assert len(list(sources.open_source("ffmpeg:-i camera", fps=10, size=32))) == 20  # a clean end stays one
+    # Ctrl-C reaches the child too (it exits non-zero, maybe saying why): the interruption is what is reported
+    import time
+
+    monkeypatch.setattr(sources, "ffmpeg_bridge_command",
+                        lambda args, ffmpeg=None: ["sh", "-c", f"cat {nut}; echo 'received signal 2' >&2; exit 255"])
+    it = iter(sources.open_source("ffmpeg:-i camera", fps=10, size=32))
+    next(it)
+    time.sleep(0.5)  # the child has exited
+    with pytest.raises(KeyboardInterrupt):
+        it.throw(KeyboardInterrupt)
 
 
 def test_the_ffmpeg_bridge_keeps_the_first_frame_and_its_time(tmp_path):
