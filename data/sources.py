@@ -7,7 +7,8 @@ kind               spec
 =================  ====================================================================
 ``file``           a path to a video file (decoded with ``data.video.iter_sampled``)
 ``frames``         a directory of image files (natural sort order, hidden files skipped),
-                   ``source_fps`` given; checked before the first frame (``check_frame_folder``)
+                   ``source_fps`` given; checked before the first frame (``check_frame_folder``:
+                   every image readable, the names one numbered sequence without holes)
 ``url``            ``rtsp://``, ``rtmp://``, ``http(s)://``, ``udp://``, ``srt://``, ... (live
                    or remote; ``rtsp_transport=tcp`` by default, ``timeout`` in seconds)
 ``webcam``         ``webcam``, ``webcam:N``, ``webcam:NAME`` or ``/dev/videoN`` (v4l2 on Linux,
@@ -25,7 +26,9 @@ kind               spec
 Every kind samples with the same at-or-after rule and frame count rule as ``data/video.py``
 (for the frame folder, image k is at ``k / source_fps``), and applies the optional degradation
 schedule and letterbox the same way. ``realtime=True`` paces the frames at their own clock
-(sleeps until ``start + time_s``), so a file can stand in for a camera.
+(sleeps until ``start + time_s``), so a file can stand in for a camera. A decoded source's
+``stats()`` says how many samples repeated the previous sample's frame and how late the latest
+shown frame was after its sample's time (frames a live source lost show up there).
 """
 from __future__ import annotations
 
@@ -96,15 +99,65 @@ def check_frame_folder(folder: str | os.PathLike) -> list[Path]:
     """Every frame of a folder checked before any is used (``data.upright.check_image``: the header
     is an image of a usable mode, a PNG is whole, a JPEG has its end marker); returns the files.
 
-    Raises ValueError: no frames, or an ImageFileError naming the first bad file. Costs about
+    The names must number one sequence (``check_frame_names``: no stray image, no repeated
+    number, no hole). Raises ValueError: no frames, names that break the sequence, or an
+    ImageFileError naming the first bad file. Costs about
     0.05 ms per PNG / JPEG frame in the page cache (header and tail read, no pixels decoded).
     """
     files = list_frame_files(folder)
     if not files:
         raise ValueError(f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {folder}")
+    check_frame_names(folder, files)
     for p in files:
         check_image(p)
     return files
+
+
+def _name_pattern(name: str) -> str:  # the suffix aside: a sequence may mix formats (f1.jpg, f2.png)
+    return re.sub(r"\d+", "#", Path(name).stem.lower())
+
+
+def _name_numbers(name: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", Path(name).stem))
+
+
+def check_frame_names(folder: str | os.PathLike, files: list[Path]) -> None:
+    """The names of numbered frames (in natural order) must number one sequence of images.
+
+    Image k is shown at ``k / source_fps`` by its place in the list, not by its number, so a name
+    that breaks the sequence would silently shift every later frame's time: another image among
+    the frames (``cover.jpg`` beside ``frame_0001.png``...), two files of the same number
+    (``1.png`` and ``01.png``, ``f_7.jpg`` and ``f_7.png``), or a hole in an evenly stepped
+    numbering (``f_3.png`` missing). Raises ValueError naming the files. Names without digits
+    (``a.png``, ``b.png``) are taken in their natural order as they are; the suffix is not part of
+    the pattern (a sequence may mix formats).
+    """
+    patterns: dict[str, list[Path]] = {}
+    for p in files:
+        patterns.setdefault(_name_pattern(p.name), []).append(p)
+    if len(patterns) > 1 and any("#" in k for k in patterns):
+        main = max(patterns.values(), key=len)
+        odd = [p.name for p in files if _name_pattern(p.name) != _name_pattern(main[0].name)]
+        more = f" and {len(odd) - 3} more" if len(odd) > 3 else ""
+        raise ValueError(f"{folder}: the images do not follow one frame-name pattern: {len(main)} like {main[0].name}, "
+                         f"but also {', '.join(odd[:3])}{more}; each image is taken as the next frame, so move what is "
+                         "not a frame out of the folder")
+    numbers = [_name_numbers(p.name) for p in files]
+    seen: dict[tuple[int, ...], str] = {}
+    for p, n in zip(files, numbers):
+        if n and n in seen:
+            raise ValueError(f"{folder}: {seen[n]} and {p.name} have the same frame number: keep one of them")
+        seen[n] = p.name
+    varying = [i for i in range(len(numbers[0])) if len({n[i] for n in numbers}) > 1] if numbers[0] else []
+    if len(files) > 2 and len(varying) == 1:  # one counter: it must go up by one step throughout
+        seq = [n[varying[0]] for n in numbers]
+        steps = [b - a for a, b in zip(seq, seq[1:])]
+        step = min(steps)
+        gap = next((k for k, d in enumerate(steps) if d != step), None)
+        if gap is not None:
+            raise ValueError(f"{folder}: the frame numbers skip from {files[gap].name} to {files[gap + 1].name} (the "
+                             f"others go up by {step}): a missing frame would shift every later image's time "
+                             "(image k is shown at k / source_fps); fill the gap or renumber the frames")
 
 
 def iter_frame_folder(folder: str | os.PathLike, fps: float, source_fps: float, size: int | None = 384,
@@ -218,22 +271,30 @@ def device_input_args(file: str, fmt: str, options: dict[str, str] | None = None
 
 
 # NUT carries the codec parameters in its header: skip FFmpeg's probing (seconds of latency).
-BRIDGE_DEMUX_OPTIONS = {"probesize": "32", "analyzeduration": "0", "fflags": "nobuffer"}
+# Not ``fflags=nobuffer``: it discards the packets the stream-info probe has read, i.e. the first
+# frame, and so every time came out one native frame early (the origin is the first decoded frame).
+BRIDGE_DEMUX_OPTIONS = {"probesize": "32", "analyzeduration": "0"}
 
 
 def _sampled_from_ffmpeg(input_args: list[str], sampled) -> Iterator[Frame]:
     proc = subprocess.Popen(ffmpeg_bridge_command(input_args), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    closed_by_consumer = False
+    closed_by_consumer = stopped_by_us = interrupted = False
+    in_flight: BaseException | None = None
     try:
         yield from sampled(proc.stdout, format="nut", options=BRIDGE_DEMUX_OPTIONS)
     except GeneratorExit:
         closed_by_consumer = True
         raise
+    except BaseException as e:
+        in_flight = e
+        interrupted = not isinstance(e, Exception)  # Ctrl-C (the child got SIGINT too): said as such
+        raise
     finally:
         proc.stdout.close()  # a writer blocked on a full pipe now fails instead of hanging
         if proc.poll() is None:
-            proc.terminate()  # our own child; the consumer stopped early
+            proc.terminate()  # our own child; the consumer stopped early (or end_frame was reached)
+            stopped_by_us = True
         try:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -241,8 +302,14 @@ def _sampled_from_ffmpeg(input_args: list[str], sampled) -> Iterator[Frame]:
             proc.wait()
         err = proc.stderr.read().decode(errors="replace").strip()
         proc.stderr.close()
-        if not closed_by_consumer and proc.returncode != 0 and err:
-            raise RuntimeError(f"ffmpeg input {shlex.join(input_args)!r} failed: {err}")
+        if not closed_by_consumer and not interrupted and proc.returncode != 0:
+            if err:  # the child's own reason, rather than the decoder's view of a cut stream
+                raise RuntimeError(f"ffmpeg input {shlex.join(input_args)!r} failed: {err}")
+            # a child that failed on its own ends the stream early even when it said nothing (killed
+            # by a signal, e.g. out of memory): an error, not a quiet end of the input
+            if not stopped_by_us and in_flight is None:
+                raise RuntimeError(f"ffmpeg input {shlex.join(input_args)!r} failed: exit status "
+                                   f"{proc.returncode} and no message")
 
 
 # --------------------------------------------------------------------------------- the factory
@@ -283,6 +350,10 @@ class FrameSource:
     _make: Callable[[], Iterator[Frame]]
     realtime: bool = False
     speed: float = 1.0
+    # for the run record, what the (time, frame) pairs cannot say: frames dropped while the consumer
+    # was behind, samples that showed a later frame; a callable giving a JSON-able dict, or None
+    stats: Callable[[], dict] | None = None
+    degradation: Degradation | None = None  # the schedule applied to this source's frames (recorded)
     _iters: list = field(default_factory=list, init=False, repr=False)
 
     def __iter__(self) -> Iterator[Frame]:
@@ -339,8 +410,18 @@ def open_source(
     # Frame-threaded decoding holds back (threads - 1) frames: fine for files, latency for live input.
     thread_type = "AUTO" if kind == "file" else "SLICE"
 
+    # A sample shows the first frame at or after its time: where the source had no frame then (fps
+    # above its rate, variable rate, frames a camera or network lost while the consumer was behind)
+    # it shows a later one. Counted for the run record, since the (time, image) pairs cannot say it.
+    seen = {"samples": 0, "repeated_samples": 0, "max_lag_s": 0.0}
+
     def sampled(source: Any, **open_kwargs: Any) -> Iterator[Frame]:
+        prev = None
         for f in iter_sampled(source, fps, **common, thread_type=thread_type, **open_kwargs):
+            seen["samples"] += 1
+            seen["repeated_samples"] += f.native_index == prev
+            seen["max_lag_s"] = max(seen["max_lag_s"], round(f.frame_time - f.time, 6))
+            prev = f.native_index
             yield f.time, f.image
 
     if kind == "file":
@@ -371,7 +452,8 @@ def open_source(
     else:  # growing
         path = s[len("follow:"):] if s.startswith("follow:") else s
         make = lambda: _sampled_from_reader(GrowingFileReader(path, idle_timeout), sampled, format, options)  # noqa: E731
-    return FrameSource(kind, s, make, realtime, speed)
+    return FrameSource(kind, s, make, realtime, speed, stats=None if kind == "frames" else lambda: dict(seen),
+                       degradation=degradation)
 
 
 def _sampled_from_fifo(path: str, sampled, format, options) -> Iterator[Frame]:

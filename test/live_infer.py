@@ -13,6 +13,8 @@ and at the end (also after a source breaks mid-stream, with what was scored):
                        reported confirm_delay seconds after it happened; printed as they come),
                        "offline_peaks" / "offline_segments": the whole-video post-processing after
                        the stream (centred Savitzky-Golay + find_peaks: looks ahead, so not live),
+                       "source_stats": what the source left out (samples that repeated a frame, the
+                       latest frame shown after its sample's time, frames a browser webcam dropped),
                        and the full protocol record
   out/scores.png       the score curves with peaks (and ground truth when given)
   out/highlights.mp4   a highlight reel under --reel_budget seconds (file sources only)
@@ -52,14 +54,25 @@ def check_live_args(args) -> None:
     if args.gt_spans:
         read_gt_spans(args.gt_spans)
     if args.features:
+        if args.realtime:  # the cached frames are not paced: run.json would say a pacing that never happened
+            raise ValueError("--realtime paces a video source: it cannot be combined with --features (cached frames)")
+        if args.source_fps is not None:
+            raise ValueError("--source_fps is the rate of a frame folder's images: --features streams cached frames")
         return  # the video itself is not read
     kind = detect_kind(args.video)
     if kind == "frames" and args.source_fps is None:
         raise ValueError(f"--video {args.video} is a frame folder: give --source_fps (the rate the images were taken at)")
+    if kind != "frames" and args.source_fps is not None:
+        # only a frame folder has no clock of its own; any other source would ignore the flag silently
+        raise ValueError(f"--source_fps is the rate of a frame folder's images; --video {args.video} is a {kind} source, "
+                         "whose frames carry their own times")
     if kind == "frames":
         from data.sources import check_frame_folder
 
         check_frame_folder(args.video)  # a file that is no usable image, named before the model loads
+        if args.fps is not None and args.fps > args.source_fps * 1.01:  # said as for a file (check_against_duration)
+            log.warning("--fps %g is above the folder's --source_fps %g: each image is streamed about %.0f times",
+                        args.fps, args.source_fps, args.fps / args.source_fps)
     if args.degrade:
         if args.degrade.startswith("random:"):
             check_degrade_spec(args.degrade)
@@ -209,7 +222,12 @@ class LiveRun:
             source = feature_frames(features, key, args.fps, engine.frame_size, engine.device, engine.dtype, args.max_frames)
         else:
             self.kind = kind = source_kind or detect_kind(args.video)
-            degradation = make_degradation(args.degrade, args.video)
+            if source is None:
+                degradation = make_degradation(args.degrade, args.video)
+            else:  # a ready source (browser frames) degrades its frames itself: record what it applies
+                degradation = getattr(source, "degradation", None)
+                if args.degrade and degradation is None:
+                    raise ValueError(f"--degrade {args.degrade}: this source ({kind}) does not apply a degradation")
         if source is None:
             source = open_source(args.video, fps=args.fps, size=engine.frame_size, realtime=args.realtime,
                                  source_fps=args.source_fps, degradation=degradation, end_frame=args.max_frames,
@@ -225,7 +243,9 @@ class LiveRun:
 
         self.protocol = {
             "video": str(args.video), "source_kind": kind, "queries": [[q.time, q.text] for q in self.queries],
-            "fps": args.fps, "tokens_per_frame": engine.tpf, "frame_size": engine.frame_size,
+            "fps": args.fps, "max_frames": args.max_frames,  # the stream is cut there: say so
+            "source_fps": getattr(args, "source_fps", None) if kind == "frames" else None,  # a frame folder's clock (image k at k / source_fps)
+            "tokens_per_frame": engine.tpf, "frame_size": engine.frame_size,
             "frame_resize": engine.frame_resize,
             "model": args.model_record, "settings_source": args.settings_source,
             "prompt_order": args.prompt_order, "system_prompt": engine.system_prompt,
@@ -379,6 +399,12 @@ class LiveRun:
                              "offline_segments": "the offline peaks grown into segments (plot and reel)"}}
         if self.unused_queries:
             result["unused_queries"] = list(self.unused_queries)
+        stats = getattr(self.source, "stats", None)  # what a live source left out (FrameSource.stats)
+        if callable(stats):
+            result["source_stats"] = stats()
+            if result["source_stats"].get("dropped_frames"):
+                log.warning("the source dropped %d frames while the model was behind: the samples due then show later "
+                            "frames", result["source_stats"]["dropped_frames"])
         if self.times:
             t = np.asarray(self.times)
             y = np.asarray(self.fused)
@@ -388,6 +414,8 @@ class LiveRun:
                                       prominence=args.peak_prominence, distance_s=args.peak_distance)
             result["offline_peaks"] = [{"time": float(a), "height": float(b)} for a, b in zip(hl.times, hl.heights)]
             result["offline_segments"] = [list(s) for s in segs]
+            # written before the plot and the reel: should either fail, what the stream found is kept
+            atomic_write_json(out / "highlights.json", result)
             gt = read_gt_spans(args.gt_spans) if args.gt_spans else None
             plot_scores(out / "scores.png", t, {"fused": y, "informative": np.asarray(self.info), "relevance": np.asarray(self.rel)},
                         peaks={"fused": hl.times}, gt_spans=gt, segments=segs,

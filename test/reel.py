@@ -1,5 +1,6 @@
 """Highlight reels: cut time segments out of a source video with PyAV and join them into one mp4.
 
+Frames are written upright (a video's display matrix applied, as ``data.video`` decodes them).
 Video only: the audio track is dropped (cutting audio on segment boundaries needs resampling to
 the encoder's frame size; no evaluation uses it). Segment times are seconds from the first decoded
 frame of the video stream, the convention of ``data.video`` and ``test.postprocess``; a frame is
@@ -85,8 +86,10 @@ def write_highlight_reel(source_video, segments: Sequence[Sequence[float]], out_
             vs = src.streams.video[0]
             vs.thread_type = "AUTO"
             rate = Fraction(vs.average_rate or vs.guessed_rate or 25)
-            kept = _kept_frames(src, vs, segs, rate, seek)
-            n = _encode(kept, tmp, codec, rate, quality, max_side)
+            try:
+                n = _encode(_kept_frames(src, vs, segs, rate, seek), tmp, codec, rate, quality, max_side)
+            except _Unsought:  # timestamps a seek cannot trust: decode in order (the tmp file is rewritten)
+                n = _encode(_kept_in_order(source_video, segs), tmp, codec, rate, quality, max_side)
         if n == 0:
             raise ValueError(f"the segments {segs} contain no frame of {source_video}")
         apply_umask(tmp)  # mkstemp made it private
@@ -97,33 +100,55 @@ def write_highlight_reel(source_video, segments: Sequence[Sequence[float]], out_
     return ReelInfo(out_path, n, float(rate), n / float(rate), codec, segs)
 
 
+class _Unsought(Exception):
+    """The frames' own timestamps cannot place them (missing, or not increasing in presentation order)."""
+
+
+def _kept_in_order(source_video, segs: list[Segment]):
+    """Every frame decoded in order, timed by ``data.video``'s clock (the times the model was given:
+    faulty PTS repaired, e.g. H.264 with B-frames in AVI, whose PTS sit on the wrong frames)."""
+    from data.video import FrameStream
+
+    for d in FrameStream(str(source_video)):
+        if any(g.start - _EPS <= d.time < g.end - _EPS for g in segs):
+            yield d.frame
+
+
 def _kept_frames(src, vs, segs: list[Segment], rate: Fraction, seek: bool):
     """Yield decoded frames whose time falls in a segment, in time order, each once.
 
-    Times are seconds from the first decoded frame (the convention of ``data.video``).
+    Times are seconds from the first decoded frame (the convention of ``data.video``). Seeking
+    trusts the frames' timestamps and the demuxer's seek; where the timestamps are missing or go
+    backwards (checked on the first frames, then on every frame decoded), or a seek lands past a
+    segment's start, it raises ``_Unsought`` and the caller starts the reel over, decoding in order
+    with the repaired clock.
     """
+    if not seek:
+        yield from _kept_in_order(src.name, segs)
+        return
     frames = src.decode(vs)
     first = next(frames, None)
     if first is None:
         return
-    origin = first.time if first.time is not None else 0.0
-    if not seek:
-        for k, frame in enumerate(itertools.chain([first], frames)):
-            # a frame without a timestamp: fall back to its position at the nominal rate
-            t = frame.time - origin if frame.time is not None else k / float(rate)
-            if any(g.start - _EPS <= t < g.end - _EPS for g in segs):
-                yield frame
-        return
     if first.time is None:
-        raise ValueError("frames without timestamps cannot be sought; use seek=False")
+        raise _Unsought
+    origin = first.time
+    prev = first.time
+    for frame in itertools.islice(frames, 15):  # the first frames' order tells whether PTS are faulty
+        if frame.time is None or frame.time <= prev:
+            raise _Unsought
+        prev = frame.time
     last = float("-inf")
     for g in segs:
         # lands on the key frame at or before the segment start
         src.seek(max(0, int((g.start + origin) / vs.time_base)), stream=vs, backward=True)
+        decoded = None
         for frame in src.decode(vs):
-            if frame.time is None:
-                raise ValueError("frames without timestamps cannot be sought; use seek=False")
-            t = frame.time - origin
+            if frame.time is None or (decoded is not None and frame.time <= decoded):
+                raise _Unsought
+            if decoded is None and frame.time - origin > max(g.start, last) + _EPS:
+                raise _Unsought  # the seek landed past the segment's start (MPEG-TS seeks by byte estimates)
+            decoded = t = frame.time - origin
             if t >= g.end - _EPS:
                 break
             if t >= g.start - _EPS and t > last:  # never write a frame twice
@@ -132,10 +157,17 @@ def _kept_frames(src, vs, segs: list[Segment], rate: Fraction, seek: bool):
 
 
 def _encode(frames, path: str, codec: str, rate: Fraction, quality: int, max_side: int | None) -> int:
+    from data.upright import IDENTITY, apply_transform, frame_transform
+
     n = 0
     with av.open(path, "w", format="mp4") as out:
         stream = None
         for frame in frames:
+            # the reel carries no display matrix: turn a rotated (phone) video's frames upright, as
+            # data.video shows them to the model, or the reel would play sideways
+            turn = frame_transform(frame)
+            if turn != IDENTITY:
+                frame = av.VideoFrame.from_ndarray(apply_transform(frame.to_ndarray(format="rgb24"), turn), format="rgb24")
             if stream is None:
                 w, h = frame.width, frame.height
                 if max_side and max(w, h) > max_side:

@@ -42,15 +42,19 @@ class PushedFrames:
     iterating samples them at ``fps`` with the at-or-after rule every source uses, letter-boxed like
     every source. Ends when ``close()`` is called or no frame came for ``idle_timeout`` seconds
     (the user stopped the camera); raises when none came within ``first_timeout`` seconds.
+    Frames that arrive while the queue is full (the engine far behind) are dropped and counted
+    (``stats``, recorded in the run's highlights.json as ``source_stats``).
     """
 
     def __init__(self, fps: float, size: int | None, first_timeout: float = 15.0, idle_timeout: float = 5.0,
-                 end_frame: int | None = None, resize: str = "antialias"):
+                 end_frame: int | None = None, resize: str = "antialias", degradation=None):
         self.fps, self.size, self.end_frame, self.resize = fps, size, end_frame, resize
+        self.degradation = degradation  # the server's --degrade schedule (keyed by sample time), as every source
         self.first_timeout, self.idle_timeout = first_timeout, idle_timeout
         self._q: queue.Queue = queue.Queue(maxsize=256)
         self._t0: float | None = None
         self._closed = threading.Event()
+        self.received = self.dropped = 0  # frames the browser sent / left out (the run records both)
 
     def put(self, image) -> None:
         if self._closed.is_set() or image is None:
@@ -58,10 +62,15 @@ class PushedFrames:
         now = time.monotonic()
         if self._t0 is None:
             self._t0 = now
+        self.received += 1
         try:
             self._q.put_nowait((now - self._t0, np.asarray(image)))
         except queue.Full:  # the engine is far behind: drop the newest rather than block the browser
-            pass
+            # counted: the samples due meanwhile show a later frame (at-or-after), which the record must say
+            self.dropped += 1
+
+    def stats(self) -> dict:
+        return {"received_frames": self.received, "dropped_frames": self.dropped}
 
     def close(self) -> None:
         self._closed.set()
@@ -86,12 +95,12 @@ class PushedFrames:
         from data.video import prepare_frame, select_at_or_after
 
         for _, t, image in select_at_or_after(self._arrivals(), self.fps, end_frame=self.end_frame):
-            yield t, prepare_frame(image[..., :3], t, self.size, None, self.resize)
+            yield t, prepare_frame(image[..., :3], t, self.size, self.degradation, self.resize)
 
     def source(self):
         from data.sources import FrameSource
 
-        return FrameSource("webcam", "browser", self.frames)
+        return FrameSource("webcam", "browser", self.frames, stats=self.stats, degradation=self.degradation)
 
 
 # ---------------------------------------------------------------------------------- inputs
@@ -298,7 +307,13 @@ class Streams:
             stream.spec.pushed.put(image)
 
     def webcam_input(self) -> StreamInput:
+        from test.engine_args import make_degradation
+
         model = self.loaded.model if hasattr(self.loaded, "model") else self.loaded[0]
+        degrade = self.args.degrade
+        if (degrade or "").startswith("random:"):
+            degrade = None  # drawn over a file's duration (``start`` drops it for every other source too)
+        # the run records the server's schedule: the browser's frames must get it too
         pushed = PushedFrames(self.args.fps, model.config.frame_size, end_frame=self.args.max_frames,
-                              resize=model.config.frame_resize)
+                              resize=model.config.frame_resize, degradation=make_degradation(degrade, "browser webcam"))
         return StreamInput("browser webcam", "webcam", False, None, None, pushed)

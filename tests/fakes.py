@@ -26,7 +26,7 @@ class FakeEngine:
 
     def __init__(self, cfg: EngineConfig | None = None):
         self.cfg = cfg or EngineConfig()
-        self.model = SimpleNamespace(config=SimpleNamespace(frame_size=FRAME_SIZE, tokens_per_frame=1))
+        self.model = SimpleNamespace(config=SimpleNamespace(frame_size=FRAME_SIZE, tokens_per_frame=1, frame_resize="antialias"))
         self.frames_seen = 0
 
     def reset(self) -> None:

@@ -1,0 +1,288 @@
+"""Live input audit: what a live run records about its input, and flags a source would ignore."""
+from PIL import Image
+
+from tests import fakes
+from tests.videos import write_test_video
+from utils import io as uio
+
+
+def _live(video, out, *extra):
+    return ["--video", str(video), "--query", "q", "--output_dir", str(out), "--quiet", "--reel_budget", "0", *extra]
+
+
+def _frames(folder, n=6, name="f{k:04d}.png"):
+    folder.mkdir()
+    for k in range(n):
+        Image.new("RGB", (32, 24), (40 * k, 0, 0)).save(folder / name.format(k=k))
+    return folder
+
+
+def test_run_json_records_the_frame_cap_and_the_folder_clock(tmp_path, monkeypatch):
+    """--max_frames cuts the stream and --source_fps places a folder's images: run.json says both."""
+    from test import live_infer
+
+    fakes.install(monkeypatch)
+    video = write_test_video(tmp_path / "v.mp4", n_frames=30, fps=10, size=(64, 48))
+    assert live_infer.main(_live(video, tmp_path / "a", "--fps", "2", "--max_frames", "3")) == 0
+    run = uio.read_json(tmp_path / "a" / "run.json")
+    assert len(uio.read_jsonl(tmp_path / "a" / "scores.jsonl")) == 3
+    assert run["max_frames"] == 3 and run["source_fps"] is None
+    stats = uio.read_json(tmp_path / "a" / "highlights.json")["source_stats"]  # the decoded source's own record
+    assert stats == {"samples": 3, "repeated_samples": 0, "max_lag_s": 0.0}
+    folder = _frames(tmp_path / "frames")
+    assert live_infer.main(_live(folder, tmp_path / "b", "--fps", "2", "--source_fps", "4")) == 0
+    run = uio.read_json(tmp_path / "b" / "run.json")
+    assert run["source_fps"] == 4 and run["max_frames"] is None
+
+
+def test_flags_a_source_would_ignore_are_refused(tmp_path, monkeypatch, capsys):
+    """--source_fps on a video file (its frames have their own times) used to be ignored silently."""
+    from test import live_infer
+
+    count = fakes.install(monkeypatch)
+    video = write_test_video(tmp_path / "v.mp4", n_frames=30, fps=10, size=(64, 48))
+    assert live_infer.main(_live(video, tmp_path / "o", "--source_fps", "30")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--source_fps" in err[0] and "frame folder" in err[0], err
+    assert not (tmp_path / "o").exists() and count["loads"] == 0
+    # cached frame tokens are not paced: run.json would have said "realtime": true for an unpaced run
+    (tmp_path / "feats").mkdir()
+    for extra, message in ((["--realtime"], "--realtime"), (["--source_fps", "4"], "--source_fps")):
+        assert live_infer.main(_live(video, tmp_path / "o", "--features", str(tmp_path / "feats"), *extra)) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0] and "--features" in err[0], err
+    assert not (tmp_path / "o").exists() and count["loads"] == 0
+
+
+def test_frame_folder_names_must_number_one_sequence(tmp_path):
+    """Image k is shown at k / source_fps by its place in the list: a stray image, a repeated
+    number or a missing frame used to shift every later frame silently (exit 0)."""
+    import pytest
+
+    from data.sources import check_frame_folder, open_source
+
+    cases = {"stray": (["frame_{k}.png"], ["cover.jpg"], "cover.jpg"),
+             "repeat": (["{k}.png"], ["01.png"], "same frame number"),
+             "format_copy": (["f_{k}.png"], ["f_3.jpg"], "f_3.jpg and f_3.png have the same frame number"),
+             "hole": (["f{k:03d}.png"], [], "skip from f002.png to f004.png")}
+    for name, (pattern, extra, message) in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        for k in range(1, 7):
+            if name != "hole" or k != 3:
+                Image.new("RGB", (16, 12), (30 * k, 0, 0)).save(folder / pattern[0].format(k=k))
+        for e in extra:
+            Image.new("RGB", (16, 12)).save(folder / e)
+        with pytest.raises(ValueError, match=message):
+            check_frame_folder(folder)
+        with pytest.raises(ValueError, match=message):
+            list(open_source(folder, fps=2, size=16, source_fps=2))
+    # what stays accepted: an evenly stepped numbering (every 5th frame kept), names without digits,
+    # several counters (date and time), mixed-case suffixes
+    ok = {"stepped": [f"f{k * 5}.png" for k in range(4)], "letters": ["a.png", "b.png", "c.png"],
+          "stamps": [f"cam2_2026-01-0{d}_0{h}.png" for d in (1, 2) for h in (1, 7)], "case": ["f1.PNG", "f2.png", "f3.png"]}
+    for name, names in ok.items():
+        folder = tmp_path / f"ok_{name}"
+        folder.mkdir()
+        for n in names:
+            Image.new("RGB", (16, 12)).save(folder / n, format="PNG")
+        assert [p.name for p in check_frame_folder(folder)] == names
+
+
+def test_browser_webcam_frames_dropped_while_behind_are_recorded(tmp_path, monkeypatch):
+    """PushedFrames drops frames when the engine is far behind (the queue is full): the samples due
+    then show later frames. That used to leave no trace; the run's highlights.json says it."""
+    import numpy as np
+
+    from test import demo
+    from test.live_infer import LiveRun
+    from test.web_streams import PushedFrames
+
+    fakes.install(monkeypatch)
+    pushed = PushedFrames(fps=2.0, size=32, idle_timeout=0.3)
+    for _ in range(300):  # a burst the consumer has not started on: more than the queue holds
+        pushed.put(np.zeros((24, 32, 3), np.uint8))
+    assert pushed.stats() == {"received_frames": 300, "dropped_frames": 300 - pushed._q.maxsize}
+    args = demo.build_parser().parse_args(["--quiet", "--video", "browser webcam", "--query", "q",
+                                           "--output_dir", str(tmp_path / "o"), "--reel_budget", "0"])
+    fakes.fake_load_model(args)
+    live = LiveRun(args, loaded=(None, None), source=pushed.source(), source_kind="webcam", interactive=True)
+    for _ in live.events():
+        pass
+    live.close_stream()
+    result = live.finish()
+    assert result["source_stats"] == {"received_frames": 300, "dropped_frames": 300 - pushed._q.maxsize}
+    assert uio.read_json(tmp_path / "o" / "highlights.json")["source_stats"]["dropped_frames"] > 0
+
+
+def test_a_decoded_source_says_which_samples_showed_a_later_frame(tmp_path):
+    """A live source that loses frames (or a rate above the source's) makes samples show a later
+    frame under their own time; the (time, frame) pairs cannot say so, the source's stats do."""
+    from data.sources import open_source
+
+    even = write_test_video(tmp_path / "even.mkv", n_frames=20, fps=10, size=(64, 48))
+    src = open_source(even, fps=5, size=32)
+    assert len(list(src)) == 10
+    assert src.stats() == {"samples": 10, "repeated_samples": 0, "max_lag_s": 0.0}
+    # frames 5..14 lost (a camera dropping them while the consumer was behind): 1.0 s without a frame
+    times = [k / 10 for k in range(5)] + [k / 10 for k in range(15, 20)]
+    holed = write_test_video(tmp_path / "holed.mkv", n_frames=10, fps=10, size=(64, 48), vfr_times=times)
+    src = open_source(holed, fps=5, size=32)
+    assert [t for t, _ in src] == [i / 5 for i in range(10)]
+    stats = src.stats()
+    assert stats["repeated_samples"] == 4 and abs(stats["max_lag_s"] - 0.9) < 1e-3, stats  # sample 0.6 s shows the frame at 1.5 s
+
+
+def test_browser_webcam_frames_get_the_degradation_the_run_records(tmp_path, monkeypatch):
+    """The web demo's --degrade schedule (a JSON file) was recorded in a webcam run's run.json but
+    never applied: the browser's frames went to the model clean."""
+    import json
+    import time
+
+    import numpy as np
+
+    from test import demo
+    from test.web_streams import Streams
+
+    fakes.install(monkeypatch)
+    schedule = tmp_path / "blackout.json"
+    schedule.write_text(json.dumps([[0.0, 60.0, "blackout"]]))
+    args = demo.build_parser().parse_args(["--quiet", "--degrade", str(schedule), "--fps", "4"])
+    fakes.fake_load_model(args)
+    model = fakes.FakeEngine().model  # what webcam_input reads: the frame size and resize of the model
+    streams = Streams(args, (model, None), tmp_path / "runs")
+    spec = streams.webcam_input()
+    stream = streams.start("page", spec, ["q"])
+    for _ in range(6):  # a white picture for about 0.6 s
+        streams.push("page", np.full((24, 32, 3), 255, np.uint8))
+        time.sleep(0.1)
+    spec.pushed.close()
+    stream.thread.join(timeout=30)
+    assert not stream.thread.is_alive()
+    out = stream.live.out
+    assert uio.read_json(out / "run.json")["degradation"] == [[0.0, 60.0, "blackout"]]
+    scores = uio.read_jsonl(out / "scores.jsonl")
+    assert scores, "no frame was scored"
+    # FakeEngine: informative = the frame's mean brightness (a clean white picture, letter-boxed: 0.75)
+    assert all(s["informative"] < 0.1 for s in scores), scores
+
+
+def test_the_highlight_reel_of_a_rotated_video_is_upright(tmp_path):
+    """live_infer's highlights.mp4 of a portrait phone video (display matrix) played sideways: the
+    reel has no display matrix, so its frames must be written as they are shown."""
+    import numpy as np
+
+    from data.video import iter_sampled, probe
+    from test.reel import write_highlight_reel
+
+    video = write_test_video(tmp_path / "rot.mp4", n_frames=20, fps=10, size=(64, 48), pattern="quadrants",
+                             display=(90, False, False))
+    reel = write_highlight_reel(video, [(0.0, 1.0)], tmp_path / "reel.mp4")
+    assert reel.frames == 10
+    info = probe(reel.path)
+    assert (info.width, info.height) == (probe(video).width, probe(video).height) == (48, 64)
+    shown = next(iter_sampled(str(video), 10, None)).image.astype(int)
+    got = next(iter_sampled(str(reel.path), 10, None)).image.astype(int)
+    assert np.abs(shown - got).mean() < 12  # the same picture (re-encoded), not a turned one
+
+
+def test_the_highlight_reel_holds_exactly_the_segment_frames_of_any_container(tmp_path):
+    """The reel sought by the frames' own PTS: H.264 with B-frames in AVI (PTS on the wrong frames;
+    data.video repairs them) lost frames, and an MPEG-TS stream starting at a non-zero time, where
+    a seek lands by byte estimate, lost the start of a segment."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from data.video import iter_sampled
+    from test.reel import write_highlight_reel
+    from tests.videos import read_frame_index
+
+    clean = write_test_video(tmp_path / "v.mp4", n_frames=30, fps=10, size=(64, 48))
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    made = {"avi": ["-bf", "2", "-f", "avi"], "ts": ["-bf", "2", "-output_ts_offset", "5", "-f", "mpegts"]}
+    for ext, opts in made.items():
+        video = tmp_path / f"v.{ext}"
+        subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-i", str(clean), "-c:v", "libx264", *opts, str(video)],
+                       check=True, timeout=60)
+        # what the model was given: native frame k at k / 10 s
+        assert [read_frame_index(s.image) for s in iter_sampled(str(video), 10, None)] == list(range(30))
+        for seek in (True, False):
+            reel = write_highlight_reel(video, [(1.0, 2.0), (0.25, 0.5)], tmp_path / f"r_{ext}.mp4", seek=seek)
+            got = [read_frame_index(s.image) for s in iter_sampled(str(reel.path), 10, None)]
+            assert got == [3, 4, *range(10, 20)], (ext, seek, got)
+
+
+def test_highlights_are_written_before_the_plot_and_the_reel(tmp_path, monkeypatch, capsys):
+    """A plot or reel that fails after the stream (an encoder, a full disk) lost highlights.json,
+    the online and offline highlights of a stream already scored."""
+    import test.postprocess
+    from test import live_infer
+
+    fakes.install(monkeypatch)
+
+    def broken(*a, **k):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(test.postprocess, "plot_scores", broken)
+    video = write_test_video(tmp_path / "v.mp4", n_frames=40, fps=10, size=(64, 48))
+    assert live_infer.main(_live(video, tmp_path / "o", "--fps", "2")) == 1
+    assert "no space left on device" in capsys.readouterr().err
+    h = uio.read_json(tmp_path / "o" / "highlights.json")
+    assert h["n_frames"] == 8 and "offline_peaks" in h and "online_highlights" in h
+
+
+def test_a_rate_above_the_folder_rate_is_said(tmp_path, monkeypatch, caplog):
+    """--fps above a file's rate is said (each frame repeated); a frame folder's --source_fps was not."""
+    import logging
+
+    from test import live_infer
+
+    fakes.install(monkeypatch)
+    folder = _frames(tmp_path / "frames", n=4)
+    with caplog.at_level(logging.WARNING):
+        assert live_infer.main(_live(folder, tmp_path / "o", "--fps", "4", "--source_fps", "1")) == 0
+    assert "--fps 4 is above the folder's --source_fps 1" in caplog.text
+    assert len(uio.read_jsonl(tmp_path / "o" / "scores.jsonl")) == 16  # 4 s at 4 fps: each image 4 times
+
+
+def test_an_ffmpeg_bridge_that_dies_silently_is_an_error(tmp_path, monkeypatch):
+    """The ffmpeg child of an ffmpeg:/webcam source killed by a signal (out of memory) or failing
+    without a message ended the stream like its natural end: fewer frames, exit 0."""
+    import pytest
+
+    import data.sources as sources
+
+    nut = write_test_video(tmp_path / "v.nut", n_frames=20, fps=10, size=(64, 48))
+    script = f"cat {nut}; exit 3"  # every byte of a whole stream, then a failure with nothing on stderr
+    monkeypatch.setattr(sources, "ffmpeg_bridge_command", lambda args, ffmpeg=None: ["sh", "-c", script])
+    got = []
+    with pytest.raises(RuntimeError, match="exit status 3 and no message"):
+        for frame in sources.open_source("ffmpeg:-i camera", fps=10, size=32):
+            got.append(frame)
+    assert len(got) == 20  # every frame before the failure was given
+    monkeypatch.setattr(sources, "ffmpeg_bridge_command", lambda args, ffmpeg=None: ["sh", "-c", f"cat {nut}"])
+    assert len(list(sources.open_source("ffmpeg:-i camera", fps=10, size=32))) == 20  # a clean end stays one
+    # Ctrl-C reaches the child too (it exits non-zero, maybe saying why): the interruption is what is reported
+    import time
+
+    monkeypatch.setattr(sources, "ffmpeg_bridge_command",
+                        lambda args, ffmpeg=None: ["sh", "-c", f"cat {nut}; echo 'received signal 2' >&2; exit 255"])
+    it = iter(sources.open_source("ffmpeg:-i camera", fps=10, size=32))
+    next(it)
+    time.sleep(0.5)  # the child has exited
+    with pytest.raises(KeyboardInterrupt):
+        it.throw(KeyboardInterrupt)
+
+
+def test_the_ffmpeg_bridge_keeps_the_first_frame_and_its_time(tmp_path):
+    """Webcams on Linux and ffmpeg: sources go through the ffmpeg bridge, whose demuxer options
+    (fflags=nobuffer) dropped the packet read while probing: frame 0 was lost and every frame was
+    stamped one native interval early (frame 1 at 0 s)."""
+    from data.sources import open_source
+    from tests.videos import read_frame_index
+
+    video = write_test_video(tmp_path / "v.mp4", n_frames=20, fps=10, size=(64, 48))
+    got = list(open_source(f"ffmpeg:-i {video}", fps=10, size=None))
+    assert [read_frame_index(f) for _, f in got] == list(range(20))
+    assert [t for t, _ in got] == [k / 10 for k in range(20)]
