@@ -13,7 +13,8 @@ Two annotation formats are read (detected from the file):
 
 Per item, narrations are sorted by time; a caption equal to the previous one is skipped (the
 reference's duplicate rule); turn placement, informative labels and clipping follow
-``data/stream.py``. The user instruction is one of ``data.prompts.DVC_INSTRUCTIONS``, chosen per
+``data/stream.py``; an item with a caption said (or an event centred) past its video's end is skipped
+and counted (``data.stream.past_video_end``). The user instruction is one of ``data.prompts.DVC_INSTRUCTIONS``, chosen per
 item from the dataset seed. No relevance labels. With ``clip_stride`` (``data/stream.py``) an item
 gives one window per stride: the instruction right before the window's first frame, then the
 captions answered inside the window (answer frame at or after its first frame) whose event does not
@@ -24,8 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from data.prompts import DVC_INSTRUCTIONS
-from data.stream import (TIME_EPS, SkipLog, StreamDataset, StreamSample, Turn, clip_messages, frame_at_or_after,
-                         resolve_video, seconds, time_span, timeline_messages, window_starts)
+from data.stream import (TIME_EPS, SkipLog, StreamDataset, StreamSample, Turn, clip_messages, frame_at_or_after, learn_flag,
+                         resolve_video, seconds, time_span, timeline_messages, turns_past_video_end, window_starts)
 from utils.io import read_json
 
 
@@ -45,7 +46,7 @@ def parse_narration(n: dict, where: str) -> Turn:
     span = n.get("timespan")
     if span is not None:
         span = time_span(span, where)
-    return Turn("assistant", time, text, learn=bool(n.get("learn", True)), span=span)
+    return Turn("assistant", time, text, learn=learn_flag(n.get("learn"), where), span=span)
 
 
 def coin_narrations(entry: dict, where: str) -> list[dict]:
@@ -119,6 +120,10 @@ class DenseVideoCaptioningDataset(StreamDataset):
             rel, why = resolve_video(self.metadata, vid)
             if rel is None:
                 skips.skip(why)
+                continue
+            if turns_past_video_end(turns, float(self.metadata[rel]["duration"]), self.fps):
+                # the video is shorter than its captions: they would all be answered on its last frame
+                skips.skip("caption after the video's end")
                 continue
             sid = vid if aid is None else f"{vid}#{aid}"
             n = self.video_frames(rel)

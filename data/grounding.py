@@ -5,7 +5,8 @@ is the query wrapped in one of ``data.prompts.QUERY_TEMPLATES`` (chosen per item
 seed; the first two templates are the bare query), then ONE stream turn over the video (at most
 ``max_frames`` frames) whose frames are relevant (1.0) when their time ``i / fps`` lies in some
 span ``[s, e]`` (closed: a span shorter than a frame interval still marks the frame at its start
-if it falls on one), else 0.0. No informative labels. Not part of the reference mixture.
+if it falls on one), else 0.0. An item without a span, or with a span starting past its video's end
+(``data.stream.past_video_end``), is skipped and counted. No informative labels. Not part of the reference mixture.
 With ``clip_stride`` (``data/stream.py``) every item gives one window per stride, each with the
 same query and its own frames' labels.
 """
@@ -14,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from data.prompts import render_query
-from data.stream import (SkipLog, StreamDataset, StreamSample, TIME_EPS, relevance_messages, resolve_video, time_span,
-                         window_starts)
+from data.stream import (SkipLog, StreamDataset, StreamSample, TIME_EPS, past_video_end, relevance_messages, resolve_video,
+                         time_span, window_starts)
 from utils.io import read_json
 
 
@@ -59,6 +60,14 @@ class GroundingDataset(StreamDataset):
             rel, why = resolve_video(self.metadata, str(item["video_uid"]))
             if rel is None:
                 skips.skip(why)
+                continue
+            if not spans:
+                # no relevant moment: every frame would be taught irrelevant to its own query
+                skips.skip("no timestamp")
+                continue
+            if any(past_video_end(s, float(self.metadata[rel]["duration"]), self.fps) for s, _ in spans):
+                # the video is shorter than its annotation: the span would mark no frame
+                skips.skip("timestamp after the video's end")
                 continue
             total = self.video_frames(rel)
             n = total if self.max_frames is None else min(total, self.max_frames)

@@ -3,8 +3,9 @@
 Annotation: a JSON list of ``{"video_uid", "video_start_time"?, "question_id"?, "conversation":
 [{"role": "user", "content", "time"}, {"role": "assistant", "content", "time", "timespan"?,
 "learn"?}, ...]}``. The first turn must be a user question asked inside the video
-(``0 < time <= duration`` and before the last frame); other items are skipped when the dataset is
-built.
+(``0 < time <= duration`` and before the last frame), and no turn may be said (or its event centred) past
+the video's end (``data.stream.past_video_end``); other items are skipped and counted when the dataset
+is built.
 
 Pre-question context: ``w`` frames before the question are prepended as a stream turn (negative
 informative labels: nothing is to be said before the question). ``w`` is drawn uniformly, per
@@ -18,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from data.stream import (SkipLog, StreamDataset, StreamSample, Turn, clip_messages, frame_at_or_after, seconds, time_span,
-                         resolve_video, timeline_messages)
+from data.stream import (SkipLog, StreamDataset, StreamSample, Turn, clip_messages, frame_at_or_after, learn_flag, seconds,
+                         time_span, resolve_video, timeline_messages, turns_past_video_end)
 from utils.io import read_json
 
 
@@ -39,7 +40,7 @@ def parse_turn(t: dict, where: str) -> Turn:
     span = t.get("timespan")
     if span is not None:
         span = time_span(span, where)
-    return Turn(role, time, content, learn=bool(t.get("learn", True)), span=span)
+    return Turn(role, time, content, learn=learn_flag(t.get("learn"), where), span=span)
 
 
 class MAGQADataset(StreamDataset):
@@ -74,6 +75,10 @@ class MAGQADataset(StreamDataset):
             q = turns[0].time
             if not (0 < q <= duration) or frame_at_or_after(q, self.fps) >= n:
                 skips.skip("question time outside the video")
+                continue
+            if turns_past_video_end(turns, duration, self.fps):
+                # a later answer past the video's end would be answered on its last frame, merged with others
+                skips.skip("turn after the video's end")
                 continue
             sid = str(item["question_id"]) if "question_id" in item else f"{item['video_uid']}#{i}"
             records.append(MAGQARecord(sid, rel, n, seconds(item.get("video_start_time", 0.0), where, "video_start_time"), turns))

@@ -95,6 +95,37 @@ def frame_at_or_after(t: float, fps: float) -> int:
     return max(0, int(math.ceil(t * fps - TIME_EPS)))
 
 
+# How far an annotation time may lie past the video's end (its metadata duration) and still be placed
+# on the last frame: the larger of this and one sampled frame interval (the annotation's clock and the
+# decoder's duration differ by rounding). Further out, the video is shorter than its annotation (a cut
+# file, stale metadata, another video under the same name): placed on the last frame, every later
+# caption would merge into one answer there and a grounding span would mark no frame, so the item is
+# skipped and counted instead (``past_video_end``).
+END_SLACK_S = 1.0
+
+
+def past_video_end(t: float, duration: float, fps: float) -> bool:
+    """Whether an annotation time ``t`` lies past a video of ``duration`` seconds (``END_SLACK_S``)."""
+    return t > duration + max(END_SLACK_S, 1.0 / fps) + TIME_EPS
+
+
+def turns_past_video_end(turns: Iterable["Turn"], duration: float, fps: float) -> bool:
+    """Whether a turn is said, or the event it describes is centred, past the video's end."""
+    return any(past_video_end(t.time, duration, fps)
+               or (t.span is not None and past_video_end((t.span[0] + t.span[1]) / 2.0, duration, fps))
+               for t in turns)
+
+
+def learn_flag(value: Any, where: str) -> bool:
+    """An annotation's ``learn`` field: a JSON boolean (absent: true). ``bool("false")`` is True, so
+    a string or a number would silently teach (or hide) a caption: refused."""
+    if value is None:
+        return True
+    if not isinstance(value, bool):
+        raise ValueError(f"{where}: 'learn' must be true or false, got {value!r}")
+    return value
+
+
 # --------------------------------------------------------------------------- conversations
 
 @dataclass(frozen=True)
