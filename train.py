@@ -381,8 +381,10 @@ def build_trainable_model(model_args: ModelArguments, args: AhaTrainingArguments
                                 preset=load_preset(model_args.preset, loss_protocol=model_args.loss_protocol) if released else None)
         if not hasattr(model, "peft_config"):  # a full checkpoint continues as full training
             set_full_training(model, model_args)
+        cfg0 = model.get_base_model().config if hasattr(model, "peft_config") else model.config
+        # a project checkpoint brings its own config: the flag still decides the losses (as for a released adapter)
+        cfg0.loss_protocol = model_args.loss_protocol
         if model_args.loss_weights:
-            cfg0 = model.get_base_model().config if hasattr(model, "peft_config") else model.config
             cfg0.loss_weights = merge_loss_weights(cfg0.loss_weights, parse_loss_weights(model_args.loss_weights))
     else:
         seed = args.seed if model_args.model_seed is None else model_args.model_seed
