@@ -61,6 +61,9 @@ class GroundingDataset(StreamDataset):
             if rel is None:
                 skips.skip(why)
                 continue
+            if not query.strip():  # checked before a query template wraps it in text
+                skips.skip("empty question or answer")
+                continue
             if not spans:
                 # no relevant moment: every frame would be taught irrelevant to its own query
                 skips.skip("no timestamp")

@@ -433,7 +433,7 @@ class StreamDataset(Dataset, abc.ABC):
         skips.report(self.name, len(self.records))
 
     def _skip_control_tokens(self, skips: SkipLog) -> None:
-        """Skip (and count) items whose text holds a control token of the tokenizer ("<image>" in a
+        """Skip (and count) items with a blank user or assistant text, or whose text holds a control token of the tokenizer ("<image>" in a
         question would become a frame placeholder, "<|im_end|>" would end the turn): found here, when
         the data set is built, not as a failed batch hours into training. Without a template (train.py
         parses the annotations before any tokenizer is loaded) by their ChatML / Qwen2 forms."""
@@ -444,6 +444,9 @@ class StreamDataset(Dataset, abc.ABC):
             texts = [m["content"] for m in self.sample(i).messages if isinstance(m.get("content"), str)]
             if any(control_tokens_in(t, tok) for t in texts):
                 skips.skip("control token in the text")
+            elif any(not t.strip() for t in texts):
+                # a blank caption or answer teaches an empty response, a blank query asks nothing
+                skips.skip("empty question or answer")
             else:
                 keep.append(rec)
         self.records = keep

@@ -93,3 +93,17 @@ def test_boolean_learn_fields_are_honoured(tmp_path, fixture_root, template, qwe
     ds = _build(DenseVideoCaptioningDataset, tmp_path, fixture_root, template, anno)
     lab = ds.encode(ds.sample(0))["labels"]
     assert qwen2_tokenizer.decode(lab[lab != -100].tolist()) == "taught<|im_end|>"
+
+
+def test_blank_captions_answers_and_queries_skip_their_item(tmp_path, fixture_root, template, caplog):  # noqa: F811
+    dvc = {"v_001.mp4": {"ok": [{"text": "A man slices an onion.", "time": 1.2}], "blank": [{"text": "  ", "time": 1.2}]}}
+    conv = copy.deepcopy(MAGQA_ANNO[0])
+    conv["question_id"] = 5
+    conv["conversation"][1]["content"] = ""
+    with caplog.at_level(logging.WARNING, logger="data.stream"):
+        assert len(_build(DenseVideoCaptioningDataset, tmp_path, fixture_root, template, dvc)) == 1
+        assert len(_build(MAGQADataset, tmp_path, fixture_root, template, [MAGQA_ANNO[0], conv], name="m.json")) == 1
+        g = _build(GroundingDataset, tmp_path, fixture_root, template, [GROUNDING_ANNO[0], dict(GROUNDING_ANNO[0], query=" ")],
+                   name="g.json")
+        assert len(g) == 1
+    assert caplog.text.count("1 empty question or answer") == 3
