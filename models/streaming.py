@@ -366,8 +366,12 @@ class StreamingEngine:
         if n != len(times):
             raise ValueError(f"{len(times)} times for {n} frames")
         prefix = self._frame_prefix()
-        if n > 1 and any(kind in ("system", "query") for kind, _, _ in prefix):
-            # new protected tokens in a block would reach only the first frame's copy: take it alone
+        # the stream's first sink_tokens tokens are protected too (sink): while the sink is not full, a
+        # block's header and frames may fall into it (a sink longer than the system turn and queries)
+        sink_open = self.policy.next_seq < self.policy.sink_tokens
+        if n > 1 and (sink_open or any(kind in ("system", "query") for kind, _, _ in prefix)):
+            # new protected tokens in a block are written to the first frame's copy only: the later
+            # frames of the block would not see them (nor their own sink tokens); take it alone
             first = self._records(times[:1], *self._forward(prefix, frame_embeds[:1])[::2])
             return first + self.process_frames(times[1:], frame_embeds[1:])
         heads, _, plan = self._forward(prefix, frame_embeds)
