@@ -163,6 +163,10 @@ class CachePolicy:
             raise ValueError(f"cache policy must be one of {POLICIES}, got {name!r}")
         if name != "unbounded" and window <= 0:
             raise ValueError("window must be positive")
+        for what, value in (("sink_tokens", sink_tokens), ("max_protected", max_protected)):
+            # a negative count would be taken as 0 by the book-keeping but recorded as given
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{what} must be a whole number >= 0, got {value!r}")
         if name in SINK_POLICIES and sink_tokens >= window:
             raise ValueError(f"sink_tokens ({sink_tokens}) must be smaller than the window ({window})")
         if rotate not in ("protected", "window", "none"):
@@ -454,7 +458,8 @@ class CachePolicy:
             else:
                 d.update({k: v for k, v in meta.items() if k in ("index", "time", "text", "frame", "partial")})
             spans.append(d)
-        return {"policy": self.name, "window": self.window, "sink_tokens": self.sink_tokens,
+        # the window the policy keeps to (None under unbounded), as EngineConfig.cache_record says
+        return {"policy": self.name, "window": effective_window(self.name, self.window), "sink_tokens": self.sink_tokens,
                 "tokens": len(self), "protected_tokens": self.n_protected, "capacity": self.capacity,
                 "evicted_tokens": self.evicted_total, "spans": spans}
 

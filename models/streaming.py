@@ -312,6 +312,9 @@ class StreamingEngine:
     def add_query(self, text: str, time: float | None = None) -> None:
         """Encode a user query now (it takes effect from the next frame on). Its turn is protected
         from eviction under sink / dynamic_sink."""
+        if not isinstance(text, str) or not text.strip():
+            # an empty user turn would be protected and streamed as if it were the task
+            raise ValueError(f"the query is empty: {text!r}")
         meta = {"index": self.queries_seen, "text": text, "time": time}
         turn = self.template.ids(user_turn(self.template.checked(text, "the query")))
         meta["ids"] = turn
@@ -430,6 +433,9 @@ class StreamingEngine:
             raise ValueError(f"frames_per_step {k} exceeds the engine's {self.cfg.frames_per_step} (its cache layout)")
         background = vision_batch > 1 if background is None else background
         queue = sorted(queries, key=lambda q: q.time)
+        bad = [q.time for q in queue if not np.isfinite(q.time)]
+        if bad:  # a NaN time never compares <= a frame's: that query, and every one sorted after it, would be lost
+            raise ValueError(f"query times must be finite seconds, got {bad}")
         qi = 0
         block: list[FrameEvent] = []
 

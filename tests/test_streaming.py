@@ -286,3 +286,28 @@ def test_the_frame_placeholder_is_never_generated(model, qwen2_tokenizer):
 
     eng._forward = fwd
     assert eng.respond(0.0).token_ids == [7, 7]
+
+
+def test_bad_queries_and_cache_settings_are_refused(model, qwen2_tokenizer, embeds):
+    """An empty query (it would be protected and streamed as the task), a query time that is not a
+    number (NaN never compares <= a frame time: it and every later query were lost without a word),
+    negative sink / protected counts (booked as 0, recorded as given) are errors."""
+    eng = engine(model, qwen2_tokenizer, generate=False)
+    for text in ("", "   \n"):
+        with pytest.raises(ValueError, match="query is empty"):
+            eng.add_query(text)
+    with pytest.raises(ValueError, match="finite"):
+        list(eng.run(frames_of(embeds[:2]), [QueryEvent(float("nan"), "a dog"), QueryEvent(0.0, "a cat")]))
+    for kw in (dict(sink_tokens=-4), dict(max_protected=-1), dict(cache_policy="dynamic_sink", sink_tokens=-1)):
+        with pytest.raises(ValueError, match=">= 0"):
+            engine(model, qwen2_tokenizer, generate=False, **kw)
+
+
+def test_the_cache_description_of_an_unbounded_cache_has_no_window(model, qwen2_tokenizer, embeds):
+    """describe_cache (cache_at_end in highlights.json and the predictions) says the window the policy
+    keeps to, as cache_record does: none under unbounded (it said the unused --window setting)."""
+    eng = engine(model, qwen2_tokenizer, cache_policy="unbounded", window=300, generate=False)
+    list(eng.run(frames_of(embeds[:8]), [QueryEvent(0.0, "a dog jumps")]))
+    d = eng.describe_cache()
+    assert d["window"] is None is eng.cfg.cache_record()["window"] and d["tokens"] > 300 and d["capacity"] is None
+    assert engine(model, qwen2_tokenizer, cache_policy="sink", window=300).describe_cache()["window"] == 300
