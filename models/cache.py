@@ -228,11 +228,13 @@ class CachePolicy:
         return self.name in ("sink", "dynamic_sink") and kind in PROTECTED_KINDS
 
     # ------------------------------------------------------------------ planning
-    def plan(self, segments: list[Segment], frame_groups: bool = False, evict: bool = True) -> Plan:
+    def plan(self, segments: list[Segment], frame_groups: bool = False, evict: bool = True, transient: bool = False) -> Plan:
         """Book a forward of ``segments`` (text pieces, then frames) and return its device plan.
 
         ``frame_groups``: each frame after the first is its own row group (a K-frame block, booked as
         one-at-a-time streaming would book it); otherwise the whole forward is one group.
+        ``transient``: the tokens will be undone (``truncate``: a response under remove_assistant_turns),
+        so they are never sink tokens; the tokens after the undo take their place in the stream.
         """
         groups: list[list[Segment]] = [[]]  # group 0: everything up to the first frame included
         seen_frame = False
@@ -255,7 +257,7 @@ class CachePolicy:
             rotate_ring = self._rebase()
         row = 0
         for j, group in enumerate(groups):
-            pieces = self._split_sink(group)
+            pieces = [[seg] for seg in group] if transient else self._split_sink(group)
             n_prot = sum(p.n for seg in pieces for p in seg if self._is_protected(p))
             n_all = sum(s.n for s in group)
             if n_prot:

@@ -255,14 +255,14 @@ class StreamingEngine:
 
     @torch.inference_mode()
     def _forward(self, text: list[tuple[str, list[int], dict]], frame_embeds: torch.Tensor | None = None,
-                 logits: bool = False, evict: bool = True):
+                 logits: bool = False, evict: bool = True, transient: bool = False):
         """One LM forward: text pieces (kind, ids, meta), then frames [n, tokens_per_frame, D]."""
         n_frames = 0 if frame_embeds is None else frame_embeds.shape[0]
         segs = [Segment(kind, len(ids), meta) for kind, ids, meta in text if ids]
         segs += [Segment("frame", self.tpf, {"frame": self.frame_index + i}) for i in range(n_frames)]
         q = sum(s.n for s in segs)
         self.policy.grow_ring(q)
-        plan = self.policy.plan(segs, frame_groups=n_frames > 1, evict=evict)
+        plan = self.policy.plan(segs, frame_groups=n_frames > 1, evict=evict, transient=transient)
         heads, lg = self._execute(plan, [t for _, piece, _ in text for t in piece], frame_embeds, logits)
         if plan.new_protected:
             self.policy.last_shift = None  # the other copies of the new tokens are written at the next refresh
@@ -393,8 +393,11 @@ class StreamingEngine:
     def respond(self, time: float, trigger_score: float = float("nan")) -> ResponseRecord:
         """Greedy generation of an assistant turn from the current context."""
         before = len(self.policy)
+        # a response that will be removed is never part of the sink (a sink not yet full, longer than the
+        # system turn and queries, took its tokens as protected, and undoing them failed)
+        undo = self.cfg.remove_assistant_turns
         _, lg, _ = self._forward([("response", self.template.ids(STREAM_GENERATION_PROMPT), {"frame": self.frame_index - 1})],
-                                 logits=True, evict=False)
+                                 logits=True, evict=False, transient=undo)
         tokens: list[int] = []
         penalty = RepetitionPenaltyLogitsProcessor(self.cfg.repetition_penalty) if self.cfg.repetition_penalty else None
         # a generated frame placeholder would be fed back as a frame with no pixels behind it
@@ -408,7 +411,8 @@ class StreamingEngine:
             if nxt == self.eos_id:
                 break
             tokens.append(nxt)
-            _, lg, _ = self._forward([("response", [nxt], {"frame": self.frame_index - 1})], logits=True, evict=False)
+            _, lg, _ = self._forward([("response", [nxt], {"frame": self.frame_index - 1})], logits=True, evict=False,
+                                     transient=undo)
         text = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
         if self.cfg.remove_assistant_turns:
             self.store.clear(self.policy.truncate(before))  # the stream turn continues as if nothing was said

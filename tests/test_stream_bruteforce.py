@@ -113,8 +113,8 @@ def replayed(eng, policy, window, sink_tokens):
     ref, pairs = BruteForce(eng, policy, window, sink_tokens), []
     forward, truncate = eng._forward, eng.policy.truncate
 
-    def spy(text, frame_embeds=None, logits=False, evict=True):
-        heads, lg, plan = forward(text, frame_embeds, logits=logits, evict=evict)
+    def spy(text, frame_embeds=None, logits=False, evict=True, **kw):
+        heads, lg, plan = forward(text, frame_embeds, logits=logits, evict=evict, **kw)
         nf = 0 if frame_embeds is None else frame_embeds.shape[0]
         want, want_lg = [], None
         for j in range(max(nf, 1)):
@@ -158,11 +158,15 @@ def test_scores_equal_the_brute_force_policy_on_a_stream_longer_than_the_window(
 
 
 @pytest.mark.parametrize("remove", [False, True])
-def test_responses_equal_the_brute_force_policy(model, qwen2_tokenizer, remove):
-    eng = StreamingEngine(model, qwen2_tokenizer, EngineConfig(cache_policy="sink", window=300, sink_tokens=8, max_new_tokens=4,
-                                                               remove_assistant_turns=remove,
+@pytest.mark.parametrize("sink_tokens", [8, 128])
+def test_responses_equal_the_brute_force_policy(model, qwen2_tokenizer, remove, sink_tokens):
+    """Kept responses stay in the stream (in the sink too, when it is not full yet: its first tokens);
+    removed ones leave the cache as it was, also while the sink is filling (128 tokens: the system
+    turn, the query, the header and the first frame; removing a response there used to fail)."""
+    eng = StreamingEngine(model, qwen2_tokenizer, EngineConfig(cache_policy="sink", window=300, sink_tokens=sink_tokens,
+                                                               max_new_tokens=4, remove_assistant_turns=remove,
                                                                decision=DecisionConfig(score_heads="informative", threshold=-1.0)))
-    ref, pairs = replayed(eng, "sink", 300, 8)
+    ref, pairs = replayed(eng, "sink", 300, sink_tokens)
     recs = list(eng.run(frames(12), QUERIES))
     assert sum(isinstance(r, ResponseRecord) for r in recs) == 12 and eng.policy.evicted_total > 0
     check(eng, ref, pairs)

@@ -258,7 +258,7 @@ def test_no_response_before_the_first_query_unless_asked(model, qwen2_tokenizer,
 
 def test_repetition_penalty_applies_to_the_tokens_of_the_response(model, qwen2_tokenizer):
     def scripted(eng):
-        def fwd(text, frame_embeds=None, logits=False, evict=True):
+        def fwd(text, frame_embeds=None, logits=False, evict=True, transient=False):
             out = torch.full((1, 1, 20), -10.0)
             out[0, 0, 7], out[0, 0, 8] = 5.0, 4.0
             return None, out, None
@@ -279,7 +279,7 @@ def test_the_frame_placeholder_is_never_generated(model, qwen2_tokenizer):
     ph = model.config.image_token_index
     eng = engine(model, qwen2_tokenizer, max_new_tokens=2, remove_assistant_turns=True)
 
-    def fwd(text, frame_embeds=None, logits=False, evict=True):
+    def fwd(text, frame_embeds=None, logits=False, evict=True, transient=False):
         out = torch.full((1, 1, ph + 10), -10.0)
         out[0, 0, ph], out[0, 0, 7] = 9.0, 4.0
         return None, out, None
