@@ -185,6 +185,11 @@ class StreamingEngine:
         self.policy = CachePolicy(self.cfg.cache_policy, self.cfg.window, self.cfg.sink_tokens, self.cfg.max_protected,
                                   copies=k, block_extra=(k - 1) * self.tpf, headroom=headroom, rotate=self.cfg.rotate,
                                   min_room=self.tpf + TEXT_ROOM)
+        sys_len = len(self.template.ids(system_turn(self.system_prompt)))
+        if self.policy.protects("system") and sys_len > self.policy.max_protected:
+            # said now, not at the first frame of the first stream
+            raise ValueError(f"max_protected={self.policy.max_protected} cannot hold the system turn ({sys_len} tokens), "
+                             f"which the {self.cfg.cache_policy} cache protects")
         tc = mc.text_config
         head_dim = getattr(tc, "head_dim", None) or tc.hidden_size // tc.num_attention_heads
         self.store = KVStore(tc.num_hidden_layers, tc.num_key_value_heads, head_dim, self.dtype, self.device, model_inv_freq(self.model))

@@ -311,3 +311,25 @@ def test_the_cache_description_of_an_unbounded_cache_has_no_window(model, qwen2_
     d = eng.describe_cache()
     assert d["window"] is None is eng.cfg.cache_record()["window"] and d["tokens"] > 300 and d["capacity"] is None
     assert engine(model, qwen2_tokenizer, cache_policy="sink", window=300).describe_cache()["window"] == 300
+
+
+def test_max_protected_zero_is_used_as_given_and_refused_where_it_cannot_work(model, qwen2_tokenizer):
+    """--max_protected 0 became the default (1024) without a word (``or``); it is now the value used:
+    fine under sliding (nothing protected), an error at construction under sink / dynamic_sink, whose
+    protected region must hold the system turn."""
+    import argparse
+
+    from test.engine_args import add_engine_args, engine_config
+
+    ap = argparse.ArgumentParser()
+    add_engine_args(ap)
+    args = ap.parse_args(["--max_protected", "0", "--no_generate"])
+    args.prompt_order, args.cache_policy, args.window, args.sink_tokens = "training", "sink", 300, 8
+    cfg = engine_config(args)
+    assert cfg.max_protected == 0
+    with pytest.raises(ValueError, match="cannot hold the system turn"):
+        StreamingEngine(model, qwen2_tokenizer, cfg)
+    with pytest.raises(ValueError, match="cannot hold the system turn"):
+        engine(model, qwen2_tokenizer, cache_policy="dynamic_sink", max_protected=20, generate=False)
+    args.cache_policy = "sliding"
+    assert StreamingEngine(model, qwen2_tokenizer, engine_config(args)).policy.max_protected == 0
