@@ -450,7 +450,10 @@ class CachePolicy:
         items += [(r.seq, r.n, r.kind, False, r.meta) for r in self.ring]
         spans: list[dict] = []
         for _seq, n, kind, prot, meta in sorted(items, key=lambda x: x[0]):
-            if kind == "frame" and spans and spans[-1]["kind"] == "frames" and spans[-1]["last_frame"] == meta["frame"] - 1:
+            # consecutive frames of one kind of keeping: sink frames (protected) are not merged with the
+            # evictable frames after them (the whole span was said to be protected)
+            if kind == "frame" and spans and spans[-1]["kind"] == "frames" and spans[-1]["last_frame"] == meta["frame"] - 1 \
+                    and spans[-1]["protected"] == prot:
                 spans[-1]["last_frame"] = meta["frame"]
                 spans[-1]["tokens"] += n
                 continue

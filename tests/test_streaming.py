@@ -333,3 +333,12 @@ def test_max_protected_zero_is_used_as_given_and_refused_where_it_cannot_work(mo
         engine(model, qwen2_tokenizer, cache_policy="dynamic_sink", max_protected=20, generate=False)
     args.cache_policy = "sliding"
     assert StreamingEngine(model, qwen2_tokenizer, engine_config(args)).policy.max_protected == 0
+
+
+def test_the_cache_description_keeps_sink_frames_apart_from_evictable_ones(model, qwen2_tokenizer, embeds):
+    """A sink that ends on a frame boundary: frame 0 is protected, frames 1-2 are not (they were merged
+    into one span said to be protected)."""
+    eng = engine(model, qwen2_tokenizer, cache_policy="sink", window=600, sink_tokens=87, generate=False)
+    list(eng.run(frames_of(embeds[:3])))  # system turn (34) + stream header (4) + frame 0 (49) = 87
+    spans = [s for s in eng.describe_cache()["spans"] if s["kind"] == "frames"]
+    assert [(s["first_frame"], s["last_frame"], s["tokens"], s["protected"]) for s in spans] == [(0, 0, 49, True), (1, 2, 98, False)]
