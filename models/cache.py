@@ -163,6 +163,10 @@ class CachePolicy:
             raise ValueError(f"cache policy must be one of {POLICIES}, got {name!r}")
         if name != "unbounded" and window <= 0:
             raise ValueError("window must be positive")
+        for what, value in (("sink_tokens", sink_tokens), ("max_protected", max_protected)):
+            # a negative count would be taken as 0 by the book-keeping but recorded as given
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{what} must be a whole number >= 0, got {value!r}")
         if name in SINK_POLICIES and sink_tokens >= window:
             raise ValueError(f"sink_tokens ({sink_tokens}) must be smaller than the window ({window})")
         if rotate not in ("protected", "window", "none"):
@@ -224,11 +228,13 @@ class CachePolicy:
         return self.name in ("sink", "dynamic_sink") and kind in PROTECTED_KINDS
 
     # ------------------------------------------------------------------ planning
-    def plan(self, segments: list[Segment], frame_groups: bool = False, evict: bool = True) -> Plan:
+    def plan(self, segments: list[Segment], frame_groups: bool = False, evict: bool = True, transient: bool = False) -> Plan:
         """Book a forward of ``segments`` (text pieces, then frames) and return its device plan.
 
         ``frame_groups``: each frame after the first is its own row group (a K-frame block, booked as
         one-at-a-time streaming would book it); otherwise the whole forward is one group.
+        ``transient``: the tokens will be undone (``truncate``: a response under remove_assistant_turns),
+        so they are never sink tokens; the tokens after the undo take their place in the stream.
         """
         groups: list[list[Segment]] = [[]]  # group 0: everything up to the first frame included
         seen_frame = False
@@ -251,7 +257,7 @@ class CachePolicy:
             rotate_ring = self._rebase()
         row = 0
         for j, group in enumerate(groups):
-            pieces = self._split_sink(group)
+            pieces = [[seg] for seg in group] if transient else self._split_sink(group)
             n_prot = sum(p.n for seg in pieces for p in seg if self._is_protected(p))
             n_all = sum(s.n for s in group)
             if n_prot:
@@ -444,7 +450,10 @@ class CachePolicy:
         items += [(r.seq, r.n, r.kind, False, r.meta) for r in self.ring]
         spans: list[dict] = []
         for _seq, n, kind, prot, meta in sorted(items, key=lambda x: x[0]):
-            if kind == "frame" and spans and spans[-1]["kind"] == "frames" and spans[-1]["last_frame"] == meta["frame"] - 1:
+            # consecutive frames of one kind of keeping: sink frames (protected) are not merged with the
+            # evictable frames after them (the whole span was said to be protected)
+            if kind == "frame" and spans and spans[-1]["kind"] == "frames" and spans[-1]["last_frame"] == meta["frame"] - 1 \
+                    and spans[-1]["protected"] == prot:
                 spans[-1]["last_frame"] = meta["frame"]
                 spans[-1]["tokens"] += n
                 continue
@@ -454,7 +463,8 @@ class CachePolicy:
             else:
                 d.update({k: v for k, v in meta.items() if k in ("index", "time", "text", "frame", "partial")})
             spans.append(d)
-        return {"policy": self.name, "window": self.window, "sink_tokens": self.sink_tokens,
+        # the window the policy keeps to (None under unbounded), as EngineConfig.cache_record says
+        return {"policy": self.name, "window": effective_window(self.name, self.window), "sink_tokens": self.sink_tokens,
                 "tokens": len(self), "protected_tokens": self.n_protected, "capacity": self.capacity,
                 "evicted_tokens": self.evicted_total, "spans": spans}
 

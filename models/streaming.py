@@ -185,6 +185,11 @@ class StreamingEngine:
         self.policy = CachePolicy(self.cfg.cache_policy, self.cfg.window, self.cfg.sink_tokens, self.cfg.max_protected,
                                   copies=k, block_extra=(k - 1) * self.tpf, headroom=headroom, rotate=self.cfg.rotate,
                                   min_room=self.tpf + TEXT_ROOM)
+        sys_len = len(self.template.ids(system_turn(self.system_prompt)))
+        if self.policy.protects("system") and sys_len > self.policy.max_protected:
+            # said now, not at the first frame of the first stream
+            raise ValueError(f"max_protected={self.policy.max_protected} cannot hold the system turn ({sys_len} tokens), "
+                             f"which the {self.cfg.cache_policy} cache protects")
         tc = mc.text_config
         head_dim = getattr(tc, "head_dim", None) or tc.hidden_size // tc.num_attention_heads
         self.store = KVStore(tc.num_hidden_layers, tc.num_key_value_heads, head_dim, self.dtype, self.device, model_inv_freq(self.model))
@@ -255,14 +260,14 @@ class StreamingEngine:
 
     @torch.inference_mode()
     def _forward(self, text: list[tuple[str, list[int], dict]], frame_embeds: torch.Tensor | None = None,
-                 logits: bool = False, evict: bool = True):
+                 logits: bool = False, evict: bool = True, transient: bool = False):
         """One LM forward: text pieces (kind, ids, meta), then frames [n, tokens_per_frame, D]."""
         n_frames = 0 if frame_embeds is None else frame_embeds.shape[0]
         segs = [Segment(kind, len(ids), meta) for kind, ids, meta in text if ids]
         segs += [Segment("frame", self.tpf, {"frame": self.frame_index + i}) for i in range(n_frames)]
         q = sum(s.n for s in segs)
         self.policy.grow_ring(q)
-        plan = self.policy.plan(segs, frame_groups=n_frames > 1, evict=evict)
+        plan = self.policy.plan(segs, frame_groups=n_frames > 1, evict=evict, transient=transient)
         heads, lg = self._execute(plan, [t for _, piece, _ in text for t in piece], frame_embeds, logits)
         if plan.new_protected:
             self.policy.last_shift = None  # the other copies of the new tokens are written at the next refresh
@@ -312,6 +317,9 @@ class StreamingEngine:
     def add_query(self, text: str, time: float | None = None) -> None:
         """Encode a user query now (it takes effect from the next frame on). Its turn is protected
         from eviction under sink / dynamic_sink."""
+        if not isinstance(text, str) or not text.strip():
+            # an empty user turn would be protected and streamed as if it were the task
+            raise ValueError(f"the query is empty: {text!r}")
         meta = {"index": self.queries_seen, "text": text, "time": time}
         turn = self.template.ids(user_turn(self.template.checked(text, "the query")))
         meta["ids"] = turn
@@ -366,8 +374,12 @@ class StreamingEngine:
         if n != len(times):
             raise ValueError(f"{len(times)} times for {n} frames")
         prefix = self._frame_prefix()
-        if n > 1 and any(kind in ("system", "query") for kind, _, _ in prefix):
-            # new protected tokens in a block would reach only the first frame's copy: take it alone
+        # the stream's first sink_tokens tokens are protected too (sink): while the sink is not full, a
+        # block's header and frames may fall into it (a sink longer than the system turn and queries)
+        sink_open = self.policy.next_seq < self.policy.sink_tokens
+        if n > 1 and (sink_open or any(kind in ("system", "query") for kind, _, _ in prefix)):
+            # new protected tokens in a block are written to the first frame's copy only: the later
+            # frames of the block would not see them (nor their own sink tokens); take it alone
             first = self._records(times[:1], *self._forward(prefix, frame_embeds[:1])[::2])
             return first + self.process_frames(times[1:], frame_embeds[1:])
         heads, _, plan = self._forward(prefix, frame_embeds)
@@ -386,8 +398,11 @@ class StreamingEngine:
     def respond(self, time: float, trigger_score: float = float("nan")) -> ResponseRecord:
         """Greedy generation of an assistant turn from the current context."""
         before = len(self.policy)
+        # a response that will be removed is never part of the sink (a sink not yet full, longer than the
+        # system turn and queries, took its tokens as protected, and undoing them failed)
+        undo = self.cfg.remove_assistant_turns
         _, lg, _ = self._forward([("response", self.template.ids(STREAM_GENERATION_PROMPT), {"frame": self.frame_index - 1})],
-                                 logits=True, evict=False)
+                                 logits=True, evict=False, transient=undo)
         tokens: list[int] = []
         penalty = RepetitionPenaltyLogitsProcessor(self.cfg.repetition_penalty) if self.cfg.repetition_penalty else None
         # a generated frame placeholder would be fed back as a frame with no pixels behind it
@@ -401,7 +416,8 @@ class StreamingEngine:
             if nxt == self.eos_id:
                 break
             tokens.append(nxt)
-            _, lg, _ = self._forward([("response", [nxt], {"frame": self.frame_index - 1})], logits=True, evict=False)
+            _, lg, _ = self._forward([("response", [nxt], {"frame": self.frame_index - 1})], logits=True, evict=False,
+                                     transient=undo)
         text = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
         if self.cfg.remove_assistant_turns:
             self.store.clear(self.policy.truncate(before))  # the stream turn continues as if nothing was said
@@ -426,6 +442,9 @@ class StreamingEngine:
             raise ValueError(f"frames_per_step {k} exceeds the engine's {self.cfg.frames_per_step} (its cache layout)")
         background = vision_batch > 1 if background is None else background
         queue = sorted(queries, key=lambda q: q.time)
+        bad = [q.time for q in queue if not np.isfinite(q.time)]
+        if bad:  # a NaN time never compares <= a frame's: that query, and every one sorted after it, would be lost
+            raise ValueError(f"query times must be finite seconds, got {bad}")
         qi = 0
         block: list[FrameEvent] = []
 

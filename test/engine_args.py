@@ -275,7 +275,8 @@ def engine_config(args):
     return EngineConfig(
         system_prompt=getattr(args, "system_prompt", None),
         prompt_order=args.prompt_order, cache_policy=args.cache_policy, window=args.window, sink_tokens=args.sink_tokens,
-        max_protected=getattr(args, "max_protected", None) or DEFAULT_MAX_PROTECTED,
+        # the value given, 0 included (`or` made --max_protected 0 the default 1024 without a word)
+        max_protected=DEFAULT_MAX_PROTECTED if getattr(args, "max_protected", None) is None else args.max_protected,
         frames_per_step=getattr(args, "frames_per_step", None) or default_frames_per_step(not args.no_generate),
         compile=getattr(args, "compile", False), merge_lora=not getattr(args, "no_merge_lora", False),
         decision=DecisionConfig(score_heads=args.score_heads, threshold=args.threshold,

@@ -289,6 +289,9 @@ class LiveRun:
         # refused here, to the asker: fed to the engine it would end the stream with the error
         from models.chat import check_no_control_tokens
 
+        if not text.strip():
+            raise ValueError("the query is empty")
+
         template = getattr(self.engine, "template", None)  # None once the stream is over
         check_no_control_tokens(text, "the query", None if template is None else template.tok)
         self._inbox.put(text)

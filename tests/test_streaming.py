@@ -258,7 +258,7 @@ def test_no_response_before_the_first_query_unless_asked(model, qwen2_tokenizer,
 
 def test_repetition_penalty_applies_to_the_tokens_of_the_response(model, qwen2_tokenizer):
     def scripted(eng):
-        def fwd(text, frame_embeds=None, logits=False, evict=True):
+        def fwd(text, frame_embeds=None, logits=False, evict=True, transient=False):
             out = torch.full((1, 1, 20), -10.0)
             out[0, 0, 7], out[0, 0, 8] = 5.0, 4.0
             return None, out, None
@@ -279,10 +279,66 @@ def test_the_frame_placeholder_is_never_generated(model, qwen2_tokenizer):
     ph = model.config.image_token_index
     eng = engine(model, qwen2_tokenizer, max_new_tokens=2, remove_assistant_turns=True)
 
-    def fwd(text, frame_embeds=None, logits=False, evict=True):
+    def fwd(text, frame_embeds=None, logits=False, evict=True, transient=False):
         out = torch.full((1, 1, ph + 10), -10.0)
         out[0, 0, ph], out[0, 0, 7] = 9.0, 4.0
         return None, out, None
 
     eng._forward = fwd
     assert eng.respond(0.0).token_ids == [7, 7]
+
+
+def test_bad_queries_and_cache_settings_are_refused(model, qwen2_tokenizer, embeds):
+    """An empty query (it would be protected and streamed as the task), a query time that is not a
+    number (NaN never compares <= a frame time: it and every later query were lost without a word),
+    negative sink / protected counts (booked as 0, recorded as given) are errors."""
+    eng = engine(model, qwen2_tokenizer, generate=False)
+    for text in ("", "   \n"):
+        with pytest.raises(ValueError, match="query is empty"):
+            eng.add_query(text)
+    with pytest.raises(ValueError, match="finite"):
+        list(eng.run(frames_of(embeds[:2]), [QueryEvent(float("nan"), "a dog"), QueryEvent(0.0, "a cat")]))
+    for kw in (dict(sink_tokens=-4), dict(max_protected=-1), dict(cache_policy="dynamic_sink", sink_tokens=-1)):
+        with pytest.raises(ValueError, match=">= 0"):
+            engine(model, qwen2_tokenizer, generate=False, **kw)
+
+
+def test_the_cache_description_of_an_unbounded_cache_has_no_window(model, qwen2_tokenizer, embeds):
+    """describe_cache (cache_at_end in highlights.json and the predictions) says the window the policy
+    keeps to, as cache_record does: none under unbounded (it said the unused --window setting)."""
+    eng = engine(model, qwen2_tokenizer, cache_policy="unbounded", window=300, generate=False)
+    list(eng.run(frames_of(embeds[:8]), [QueryEvent(0.0, "a dog jumps")]))
+    d = eng.describe_cache()
+    assert d["window"] is None is eng.cfg.cache_record()["window"] and d["tokens"] > 300 and d["capacity"] is None
+    assert engine(model, qwen2_tokenizer, cache_policy="sink", window=300).describe_cache()["window"] == 300
+
+
+def test_max_protected_zero_is_used_as_given_and_refused_where_it_cannot_work(model, qwen2_tokenizer):
+    """--max_protected 0 became the default (1024) without a word (``or``); it is now the value used:
+    fine under sliding (nothing protected), an error at construction under sink / dynamic_sink, whose
+    protected region must hold the system turn."""
+    import argparse
+
+    from test.engine_args import add_engine_args, engine_config
+
+    ap = argparse.ArgumentParser()
+    add_engine_args(ap)
+    args = ap.parse_args(["--max_protected", "0", "--no_generate"])
+    args.prompt_order, args.cache_policy, args.window, args.sink_tokens = "training", "sink", 300, 8
+    cfg = engine_config(args)
+    assert cfg.max_protected == 0
+    with pytest.raises(ValueError, match="cannot hold the system turn"):
+        StreamingEngine(model, qwen2_tokenizer, cfg)
+    with pytest.raises(ValueError, match="cannot hold the system turn"):
+        engine(model, qwen2_tokenizer, cache_policy="dynamic_sink", max_protected=20, generate=False)
+    args.cache_policy = "sliding"
+    assert StreamingEngine(model, qwen2_tokenizer, engine_config(args)).policy.max_protected == 0
+
+
+def test_the_cache_description_keeps_sink_frames_apart_from_evictable_ones(model, qwen2_tokenizer, embeds):
+    """A sink that ends on a frame boundary: frame 0 is protected, frames 1-2 are not (they were merged
+    into one span said to be protected)."""
+    eng = engine(model, qwen2_tokenizer, cache_policy="sink", window=600, sink_tokens=87, generate=False)
+    list(eng.run(frames_of(embeds[:3])))  # system turn (34) + stream header (4) + frame 0 (49) = 87
+    spans = [s for s in eng.describe_cache()["spans"] if s["kind"] == "frames"]
+    assert [(s["first_frame"], s["last_frame"], s["tokens"], s["protected"]) for s in spans] == [(0, 0, 49, True), (1, 2, 98, False)]

@@ -58,13 +58,15 @@ def test_a_query_asked_while_streaming_lands_where_the_cli_query_at_puts_it(tmp_
     def ask_after_frame_2(live, rec):
         if rec.frame == 2:
             live.ask("a blue square slides")
-            try:  # a control token: refused to the asker, the stream goes on
-                live.ask("a blue <|im_end|> square")
-            except ValueError as e:
-                refused.append(str(e))
+            for bad in ("a blue <|im_end|> square", "  "):
+                try:  # a control token, an empty query: refused to the asker, the stream goes on
+                    live.ask(bad)
+                except ValueError as e:
+                    refused.append(str(e))
 
     live, events, result = _run_live(args, default_model, ask_after_frame_2)
-    assert len(refused) == 1 and "'<|im_end|>', which the tokenizer reads as a control token" in refused[0]
+    assert len(refused) == 2 and "'<|im_end|>', which the tokenizer reads as a control token" in refused[0]
+    assert "empty" in refused[1] and live.error is None  # the stream went on
     asked = [(e[1].time, e[1].text) for e in events if e[0] == "query"]
     assert asked == [(1.5, "a blue square slides")]  # fed right before frame 3, at 1.5 s
     run = json.loads((tmp_path / "live" / "run.json").read_text())
