@@ -328,6 +328,28 @@ class _DecodeNeeds(torch.utils.data.Dataset):
             return i, None, str(e)
 
 
+def merge_needs(needs: Sequence) -> list:
+    """One need per feature file (key, fps, degradation), with the largest ``end_frame`` asked for.
+
+    Datasets of a mixture may share a video root and fps (Shot2Story's captioning and MAGQA): the
+    same video is then needed twice under one key. Extracted as two needs, the later (shorter) one
+    replaced the file of the earlier, and the items needing the frames past it missed the cache.
+    Two different files under one key would overwrite each other's features: refused."""
+    merged: dict[tuple, object] = {}
+    for need in needs:
+        k = (need.key, float(need.fps), schedule_tag(need.degradation))
+        old = merged.get(k)
+        if old is None:
+            merged[k] = need
+            continue
+        if Path(old.path).resolve() != Path(need.path).resolve():
+            raise ValueError(f"feature-cache key {need.key!r} names two videos, {old.path} and {need.path}: their "
+                             "features would overwrite each other (give the datasets distinct video roots)")
+        if need.end_frame > old.end_frame:
+            merged[k] = need
+    return list(merged.values())
+
+
 def extract_features(
     model,
     needs: Sequence,
@@ -358,7 +380,7 @@ def extract_features(
         raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard}")
     if batch_frames < 1:
         raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
-    ordered = sorted(needs, key=lambda n: (n.key, n.fps, schedule_tag(n.degradation)))[i_shard::n_shards]
+    ordered = sorted(merge_needs(needs), key=lambda n: (n.key, n.fps, schedule_tag(n.degradation)))[i_shard::n_shards]
     stats = {"videos": len(ordered), "extracted": 0, "skipped": 0, "failed": 0, "short": 0}
     todo, sources = [], []
     from data.video import VideoDecodeError

@@ -214,3 +214,20 @@ def test_training_checks_feature_sources_by_size(tmp_path, two_roots):
     cache.save("b.mp4", 1.0, 384, torch.zeros(3, 2, 2))  # written before sources were recorded
     with pytest.raises(FeatureSourceMismatch, match="does not record its video"):
         cache.check_sources_by_size([VideoNeed("b.mp4", a, 1.0, 3)], 384)
+
+
+def test_a_video_needed_by_two_datasets_is_extracted_once_with_all_its_frames(tmp_path, model, two_roots):
+    """Shot2Story's captioning and MAGQA share a video root and fps: one video, two needs under one
+    key. The shorter need must not replace the file the longer one needs (its items would miss)."""
+    from data.stream import VideoNeed
+
+    a, b = two_roots
+    cache = FeatureCache.for_model(tmp_path / "feats", model, "vision")
+    needs = [VideoNeed("s2s/b.mp4", a, 1.0, 3), VideoNeed("s2s/b.mp4", a, 1.0, 2)]
+    stats = extract_features(model, needs, cache, 384)
+    assert stats["videos"] == 1 and stats["extracted"] == 1
+    assert cache.frames_cached("s2s/b.mp4", 1.0, 384) == 3
+    assert extract_features(model, needs[::-1], cache, 384)["skipped"] == 1
+    # the same key for two different files: their features would overwrite each other
+    with pytest.raises(ValueError, match="names two videos"):
+        extract_features(model, [VideoNeed("s2s/b.mp4", a, 1.0, 3), VideoNeed("s2s/b.mp4", b, 1.0, 2)], cache, 384)
