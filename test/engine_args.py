@@ -241,7 +241,8 @@ def feature_frames(cache, key: str, fps: float, size: int, device, dtype, max_fr
 
     When the video the key stands for is there (``open_features``), the features must have been
     extracted from it (``FeatureCache.check_source``: FeatureSourceMismatch otherwise); without it
-    they are streamed as they are, and that is logged."""
+    they are streamed as they are, and that is logged. The file must hold every frame decoding the
+    video would give (its duration at ``fps``, at most ``max_frames``): FeatureCacheMiss otherwise."""
     from models.streaming import FrameEvent
 
     n = cache.frames_cached(key, fps, size)
@@ -250,13 +251,33 @@ def feature_frames(cache, key: str, fps: float, size: int, device, dtype, max_fr
 
         raise FeatureCacheMiss(f"{key} ({fps:g} fps, {size} px) is not in the feature cache {cache.directory}")
     video = cache.video_of(key) if cache.video_of is not None else None
+    duration = None
     if video is not None and video.exists():
         cache.check_source(key, fps, size, video)
-    elif video is not None:
-        import logging
+        from data.feature_cache import probe_once
 
-        logging.getLogger(__name__).warning("--features: %s is not there; the cached features of %r are streamed "
-                                            "unchecked", video, key)
+        duration = probe_once(video).duration
+    else:
+        if video is not None:
+            import logging
+
+            logging.getLogger(__name__).warning("--features: %s is not there; the cached features of %r are streamed "
+                                                "unchecked", video, key)
+        duration = (cache.source(key, fps, size) or {}).get("duration")
+    if duration is not None:
+        # the frames decoding the video would give (data.video's one frame-count rule): a file extracted
+        # with a smaller --max_frames, or from a stream that broke off, would silently cut the stream
+        from data.video import num_sampled_frames
+
+        want = num_sampled_frames(float(duration), fps, max_frames)
+        if n < want:
+            from data.feature_cache import FeatureCacheMiss
+
+            raise FeatureCacheMiss(
+                f"{cache.path(key, fps, size)} holds {n} frames of {key!r}, the video has {want} at {fps:g} fps"
+                + ("" if max_frames is None else f" (--max_frames {max_frames})") + ": extracted with a smaller "
+                "--max_frames (or its decoding broke off); rerun scripts/extract_features.py with this run's "
+                "--fps / --max_frames (it extends the file), or give this run the --max_frames it was extracted with")
     n = n if max_frames is None else min(n, max_frames)
     feats = cache.load(key, fps, 0, n, size)
 

@@ -231,3 +231,21 @@ def test_a_video_needed_by_two_datasets_is_extracted_once_with_all_its_frames(tm
     # the same key for two different files: their features would overwrite each other
     with pytest.raises(ValueError, match="names two videos"):
         extract_features(model, [VideoNeed("s2s/b.mp4", a, 1.0, 3), VideoNeed("s2s/b.mp4", b, 1.0, 2)], cache, 384)
+
+
+def test_features_extracted_with_fewer_frames_are_not_streamed_as_the_whole_video(tmp_path, model, two_roots):
+    """extract_features.py --max_frames 2, then a driver without --max_frames: decoding the video gives
+    its 3 frames at 1 fps; the cache must not silently cut the stream to 2."""
+    from data.stream import VideoNeed
+    from test.engine_args import feature_frames
+
+    a, _ = two_roots
+    cache = FeatureCache.for_model(tmp_path / "feats", model, "frame_embeds")
+    extract_features(model, [VideoNeed("b.mp4", a, 1.0, 2)], cache, 384)
+    for video_of in (lambda key: a, None):  # checked against the video, or its recorded duration
+        cache.video_of = video_of
+        with pytest.raises(FeatureCacheMiss, match="holds 2 frames.*has 3 at 1 fps"):
+            feature_frames(cache, "b.mp4", 1.0, 384, "cpu", torch.float32)
+        assert len(list(feature_frames(cache, "b.mp4", 1.0, 384, "cpu", torch.float32, max_frames=2))) == 2
+    extract_features(model, [VideoNeed("b.mp4", a, 1.0, 3)], cache, 384)  # the rerun extends the file
+    assert [e.time for e in feature_frames(cache, "b.mp4", 1.0, 384, "cpu", torch.float32)] == [0.0, 1.0, 2.0]
