@@ -9,7 +9,8 @@
                                                                 # then test.live_infer --features FEATS
 
 Benchmark items and single videos: the model is loaded as the online drivers load it
-(``models.inference.load_for_inference``: the same --checkpoint / --weights / --preset / --dtype),
+(``models.inference.load_for_inference``: the same --checkpoint / --weights / --preset / --dtype;
+an adapter's LoRA merged as their engine merges it, unless --no_merge_lora as theirs),
 features are the final frame tokens (``frame_embeds``) and each video's key is the item's
 ``video`` (relative to --video_root), or the file name for --video, which is what
 ``test.run_benchmark --features`` / ``test.live_infer --features`` look up at the same --fps.
@@ -62,6 +63,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--weights", default=None, help="local LLaVA-OneVision weights folder (none: random init)")
     p.add_argument("--tokenizer", default=None, help="tokenizer folder (default: --weights)")
     p.add_argument("--lora_pretrained", default=None, help="adapter checkpoint whose projector to use (frame_embeds)")
+    p.add_argument("--no_merge_lora", action="store_true",
+                   help="with --items / --video: for drivers run with --no_merge_lora (LoRA kept unmerged)")
     p.add_argument("--dtype", default=None, choices=["bf16", "fp16", "fp32"],
                    help="model dtype; must equal the training run's --model_dtype (bf16 for --bf16 runs); default fp32 for "
                         "a mixture, the drivers' default (fp32 on CPU, bf16 on CUDA) for --items / --video")
@@ -117,7 +120,13 @@ def main_streams(args) -> dict:
     loaded = load_for_inference(model_config=args.preset, weights=args.weights, checkpoint=args.checkpoint,
                                 tokenizer=args.tokenizer, device=args.device, dtype=args.dtype,
                                 seed=0 if args.seed is None else args.seed)
-    model = loaded.model
+    # the model as the drivers' engine runs it (models.streaming.inference_model): an adapter
+    # checkpoint's LoRA merged, unless --no_merge_lora as theirs. The fingerprint hashes the projector
+    # as it is held, and a peft-wrapped one (original + trained copy) is not the merged one the
+    # drivers look for: those features were extracted and then never found by --features
+    from models.streaming import inference_model
+
+    model = inference_model(loaded.model, merge_lora=not args.no_merge_lora)
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     cache = FeatureCache.for_model(args.cache_dir, model, "frame_embeds")
     log.info("caching frame_embeds features in %s", cache.directory)

@@ -181,6 +181,38 @@ def test_features_from_extract_features_give_the_same_scores(shared_data, tmp_pa
     assert "--features" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_features_of_an_adapter_checkpoint_are_found_and_give_the_same_scores(shared_data, tmp_path):
+    """scripts/extract_features.py --checkpoint CKPT (LoRA adapter, trained projector copy), then
+    test.live_infer --checkpoint CKPT --features: the engine merges the LoRA, so the extraction must
+    fingerprint (and encode with) the merged model, or its features are never found."""
+    import torch
+
+    from models.build import build_model
+    from models.checkpoint import save_checkpoint
+    from models.lora import apply_lora
+
+    pm = apply_lora(build_model("aha-tiny", seed=0))
+    with torch.no_grad():  # a trained projector: its copy differs from the original
+        for name, p in pm.named_parameters():
+            if "modules_to_save" in name and "multi_modal_projector" in name:
+                p.add_(0.01)
+    ckpt = tmp_path / "ckpt"
+    save_checkpoint(pm, ckpt)
+    video = write_test_video(tmp_path / "v.mp4", n_frames=20, fps=10, size=(96, 64))  # 2 s
+    tok = str(shared_data / "tokenizers" / "qwen2")
+    assert _extract(["--video", str(video), "--fps", "2", "--cache_dir", str(tmp_path / "feats"), "--tokenizer", tok,
+                     "--checkpoint", str(ckpt), "--num_workers", "0"])["extracted"] == 1
+    base = ["--video", str(video), "--query", "q", "--tokenizer", tok, "--checkpoint", str(ckpt), "--fps", "2",
+            "--no_generate", "--reel_budget", "0", "--quiet"]
+    assert live_infer.main([*base, "--output_dir", str(tmp_path / "a")]) == 0
+    assert live_infer.main([*base, "--output_dir", str(tmp_path / "b"), "--features", str(tmp_path / "feats")]) == 0
+    a, b = read_jsonl(tmp_path / "a" / "scores.jsonl"), read_jsonl(tmp_path / "b" / "scores.jsonl")
+    assert [s["time"] for s in a] == [s["time"] for s in b] and len(a) == 4
+    for k in ("informative", "relevance", "uncertainty"):
+        assert [s[k] for s in b] == pytest.approx([s[k] for s in a], abs=1e-5)
+
+
 def test_read_gt_spans_takes_a_list_or_labelled_sets_and_refuses_bad_spans(tmp_path):
     import json
 
