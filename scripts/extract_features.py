@@ -131,7 +131,8 @@ def main_streams(args) -> dict:
     cache = FeatureCache.for_model(args.cache_dir, model, "frame_embeds")
     log.info("caching frame_embeds features in %s", cache.directory)
     stats = extract_features(model, needs, cache, base.config.frame_size, batch_frames=args.batch_frames,
-                             device=args.device, num_workers=args.num_workers, overwrite=args.overwrite, progress=True)
+                             device=args.device, num_workers=args.num_workers, overwrite=args.overwrite,
+                             shard=args.shard_tuple, progress=True)
     stats["cache"] = str(cache.directory)
     log.info("done: %s", json.dumps(stats))
     return stats
@@ -140,6 +141,12 @@ def main_streams(args) -> dict:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     setup_logging()
+    # parsed for every source: --items with --shard i/n used to extract every video in each process
+    try:
+        args.shard_tuple = tuple(int(x) for x in args.shard.split("/"))
+        assert len(args.shard_tuple) == 2
+    except (ValueError, AssertionError):
+        raise SystemExit(f"--shard must look like i/n, got {args.shard!r}") from None
     if args.items or args.video:
         return main_streams(args)
     args.kind = args.kind or "vision"
@@ -153,11 +160,6 @@ def main(argv=None) -> dict:
     from models.chat import ChatTemplate, load_tokenizer
     from models.checkpoint import load_checkpoint
 
-    try:
-        shard = tuple(int(x) for x in args.shard.split("/"))
-        assert len(shard) == 2
-    except (ValueError, AssertionError):
-        raise SystemExit(f"--shard must look like i/n, got {args.shard!r}") from None
     # the mixture and its annotations are checked before the model is built
     build_mixture(args.dataset_config, args.data_root, None)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype or "fp32"]
@@ -177,7 +179,7 @@ def main(argv=None) -> dict:
     cache = FeatureCache.for_model(args.cache_dir, model, args.kind)
     log.info("caching %s features in %s", args.kind, cache.directory)
     stats = extract_features(model, mixture.frame_needs(), cache, base.config.frame_size, batch_frames=args.batch_frames,
-                             device=args.device, num_workers=args.num_workers, overwrite=args.overwrite, shard=shard,
+                             device=args.device, num_workers=args.num_workers, overwrite=args.overwrite, shard=args.shard_tuple,
                              progress=True)
     stats["cache"] = str(cache.directory)
     log.info("done: %s", json.dumps(stats))

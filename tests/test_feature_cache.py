@@ -249,3 +249,20 @@ def test_features_extracted_with_fewer_frames_are_not_streamed_as_the_whole_vide
         assert len(list(feature_frames(cache, "b.mp4", 1.0, 384, "cpu", torch.float32, max_frames=2))) == 2
     extract_features(model, [VideoNeed("b.mp4", a, 1.0, 3)], cache, 384)  # the rerun extends the file
     assert [e.time for e in feature_frames(cache, "b.mp4", 1.0, 384, "cpu", torch.float32)] == [0.0, 1.0, 2.0]
+
+
+def test_shards_split_the_videos_of_benchmark_items(tmp_path, shared_data):
+    """--items ... --shard i/n: each process takes its share (the flag was ignored for --items / --video)."""
+    import json
+
+    from tests.script_loader import load_script
+
+    for name in ("x.mp4", "y.mp4"):
+        write_test_video(tmp_path / "videos" / name, n_frames=10, fps=10)
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps({"id": n, "video": n}) + "\n" for n in ("x.mp4", "y.mp4")))
+    main = load_script("scripts/extract_features.py").main
+    base = ["--items", str(items), "--video_root", str(tmp_path / "videos"), "--fps", "1", "--cache_dir",
+            str(tmp_path / "feats"), "--tokenizer", str(shared_data / "tokenizers" / "qwen2"), "--num_workers", "0"]
+    s0, s1 = main([*base, "--shard", "0/2"]), main([*base, "--shard", "1/2"])
+    assert (s0["videos"], s0["extracted"], s1["videos"], s1["extracted"]) == (1, 1, 1, 1)
