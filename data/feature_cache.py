@@ -56,6 +56,22 @@ class FeatureCacheMiss(LookupError):
     """The cache lacks a video or enough of its frames (run scripts/extract_features.py)."""
 
 
+class FeatureCacheCorrupt(FeatureCacheMiss):
+    """A feature file that cannot be read (cut short or damaged after it was written: a copy or disk
+    error; writes themselves are atomic). Extraction writes it again; readers name it."""
+
+
+def _open(p: Path):
+    """``safe_open`` of a feature file, its errors named (safetensors' own name no file)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        return safe_open(str(p), framework="pt")
+    except (SafetensorError, OSError) as e:
+        raise FeatureCacheCorrupt(f"{p}: unreadable feature file ({e}); rerun scripts/extract_features.py with the "
+                                  "same flags (it extracts it again) or delete it") from None
+
+
 class FeatureSourceMismatch(ValueError):
     """A feature file was extracted from another video than the one it would stand in for (or does
     not say from which)."""
@@ -186,9 +202,7 @@ class FeatureCache:
         p = self.path(key, fps, size, degradation)
         if not p.is_file():
             return None
-        from safetensors import safe_open
-
-        with safe_open(str(p), framework="pt") as f:
+        with _open(p) as f:
             return dict(f.metadata())
 
     def frames_cached(self, key: str, fps: float, size: int, degradation: DegradationSchedule | None = None) -> int:
@@ -261,13 +275,11 @@ class FeatureCache:
     def load(self, key: str, fps: float, start: int, end: int, size: int,
              degradation: DegradationSchedule | None = None) -> torch.Tensor:
         """Frames ``[start, end)`` of a video; FeatureCacheMiss when absent or too short."""
-        from safetensors import safe_open
-
         p = self.path(key, fps, size, degradation)
         if not p.is_file():
             raise FeatureCacheMiss(f"{key} ({fps:g} fps, {size} px) is not in the feature cache {self.directory} "
                                    "(run scripts/extract_features.py with the same model, dtype and dataset config)")
-        with safe_open(str(p), framework="pt") as f:
+        with _open(p) as f:
             n = int(f.metadata()["frames"])
             if not 0 <= start <= end <= n:
                 raise FeatureCacheMiss(f"{p}: holds {n} frames, frames [{start}, {end}) were asked for")
@@ -392,7 +404,13 @@ def extract_features(
             stats["failed"] += 1
             log.warning("feature extraction: %s failed: %s", need.key, e)
             continue
-        cached = cache.source(need.key, need.fps, frame_size, need.degradation)
+        try:
+            cached = cache.source(need.key, need.fps, frame_size, need.degradation)
+        except FeatureCacheCorrupt as e:  # damaged after it was written: extracted again, not a stop
+            log.warning("feature extraction: %s; extracting it again", e)
+            todo.append(need)
+            sources.append(source)
+            continue
         if cached is not None and any(cached.get(k) != source[k] for k in SOURCE_FIELDS):
             # the key now names another video (another root, a re-encoded file): its features are replaced
             log.warning("feature extraction: %s: the cached features are of %s, not of %s; extracting them again",

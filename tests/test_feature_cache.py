@@ -266,3 +266,22 @@ def test_shards_split_the_videos_of_benchmark_items(tmp_path, shared_data):
             str(tmp_path / "feats"), "--tokenizer", str(shared_data / "tokenizers" / "qwen2"), "--num_workers", "0"]
     s0, s1 = main([*base, "--shard", "0/2"]), main([*base, "--shard", "1/2"])
     assert (s0["videos"], s0["extracted"], s1["videos"], s1["extracted"]) == (1, 1, 1, 1)
+
+
+def test_a_damaged_feature_file_is_named_and_extracted_again(tmp_path, model, two_roots):
+    """A file cut short after it was written (a copy or disk error) is a named FeatureCacheMiss for the
+    readers, and a rerun of the extraction writes it again instead of stopping on it."""
+    from data.feature_cache import FeatureCacheCorrupt
+    from data.stream import VideoNeed
+
+    a, _ = two_roots
+    cache = FeatureCache.for_model(tmp_path / "feats", model, "frame_embeds")
+    need = VideoNeed("b.mp4", a, 1.0, 3)
+    extract_features(model, [need], cache, 384)
+    p = cache.path("b.mp4", 1.0, 384)
+    p.write_bytes(p.read_bytes()[:-16])
+    for read in (lambda: cache.frames_cached("b.mp4", 1.0, 384), lambda: cache.load("b.mp4", 1.0, 0, 3, 384)):
+        with pytest.raises(FeatureCacheCorrupt, match=f"{p.name}: unreadable"):
+            read()
+    assert extract_features(model, [need], cache, 384)["extracted"] == 1
+    assert cache.load("b.mp4", 1.0, 0, 3, 384).shape[0] == 3
