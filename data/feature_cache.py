@@ -139,6 +139,9 @@ def model_fingerprint(model, kind: str = "vision") -> str:
         spec.update(frame_pool_stride=cfg.frame_pool_stride, frame_pool_mode=cfg.frame_pool_mode,
                     frame_pool_ceil=cfg.frame_pool_ceil,
                     text_hidden=cfg.text_config.hidden_size)
+        if getattr(cfg, "projector_hidden_act", "gelu") != "gelu":
+            # the projector's activation is config, not a weight: only when set (existing fingerprints stay valid)
+            spec["projector_hidden_act"] = cfg.projector_hidden_act
         if cfg.frame_summary_token:  # only when set: fingerprints of existing caches stay valid
             spec["frame_summary_token"] = True
     h.update(json.dumps(spec, sort_keys=True, default=str).encode())

@@ -1,6 +1,8 @@
 """Pre-extracted features: storage, fingerprints, extraction, and identity with on-the-fly frames."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -285,3 +287,19 @@ def test_a_damaged_feature_file_is_named_and_extracted_again(tmp_path, model, tw
             read()
     assert extract_features(model, [need], cache, 384)["extracted"] == 1
     assert cache.load("b.mp4", 1.0, 0, 3, 384).shape[0] == 3
+
+
+def test_the_projector_activation_is_part_of_the_frame_embeds_fingerprint(model, tmp_path):
+    """A preset that differs only in the projector's activation makes other frame tokens from the same
+    weights: its cache is another folder."""
+    import json
+
+    spec = json.loads((Path(__file__).resolve().parents[1] / "configs" / "model" / "aha-tiny.json").read_text())
+    spec["config"]["projector_hidden_act"] = "relu"
+    (tmp_path / "relu.json").write_text(json.dumps(spec))
+    relu = build_model(str(tmp_path / "relu.json"), seed=0)
+    x = torch.randn(1, 729, relu.config.vision_config.hidden_size)
+    with torch.no_grad():
+        assert not torch.allclose(relu.project_frames(x), model.project_frames(x))
+    assert model_fingerprint(relu, "frame_embeds") != model_fingerprint(model, "frame_embeds")
+    assert model_fingerprint(relu, "vision") == model_fingerprint(model, "vision")
