@@ -51,7 +51,7 @@ from typing import Any  # noqa: E402
 from data import fetch  # noqa: E402
 from data.coverage import DURATION_ATOL, DURATION_RTOL, duration_is_lower_bound  # noqa: E402
 from data.download_jobs import Context, Source, Target, execute  # noqa: E402
-from utils.io import read_jsonl  # noqa: E402
+from utils.io import LineError, read_jsonl  # noqa: E402
 from utils.paths import shared_data_dir  # noqa: E402
 
 YOUTUBE = "https://www.youtube.com/watch?v={youtube_id}"
@@ -148,7 +148,16 @@ def load_items(args: argparse.Namespace) -> dict[str, list[dict]]:
         argv = annotation_argv(args.benchmark, anno_dir, split, args.anno) + ["--output", os.devnull]
         if args.video_template:
             argv += ["--video_template", args.video_template]
-        items = convert.convert_from_args(convert.build_parser().parse_args(argv))[0]
+        try:
+            items = convert.convert_from_args(convert.build_parser().parse_args(argv))[0]
+        except LineError as e:
+            if "--on_invalid" not in e.reason:
+                raise
+            # the converter's hint names its own flag, which this command does not take
+            raise type(e)(f"{e.reason.split(' (pass --on_invalid')[0]} (download.py converts with the converter's "
+                          f"defaults: convert the split with `python datasets/convert.py {args.benchmark} ... "
+                          f"--on_invalid skip --output ITEMS.jsonl` and pass --items ITEMS.jsonl)",
+                          e.path, e.line) from None
         out[split] = items
     return out
 

@@ -77,9 +77,9 @@ fi
 # 2. the training mixture. Label design: every distinct shape of a video becomes a query of its
 # own, "a <colour> <kind> <motion>", whose spans are that shape's events: the same frames then carry
 # relevance 1 for one query and 0 for the others, which forces the model to read the query (with one
-# query per video it settles for "an event is on"). Queries are the raw text (template_spec none):
-# query templates slowed binding (instructions/tiny_model.md, session 4); the benchmark's templated
-# queries are still read. Clips: 12 frames at 2 fps; with CLIP_STRIDE > 0 one every CLIP_STRIDE
+# query per video it settles for "an event is on"). Queries: QUERY_TEMPLATE=random (default since
+# session 12) asks each in a seeded random benchmark template; none, the raw text, was the recipe
+# until then (templates slowed binding in session 4: instructions/tiny_model.md). Clips: 12 frames at 2 fps; with CLIP_STRIDE > 0 one every CLIP_STRIDE
 # frames over the video (clip_stride: whole windows only, so the last (n - 12) % CLIP_STRIDE frames of
 # a video are in no clip: 8.6 % of the frames with the defaults, as an audit measured), clips start at
 # any time as the online engine's sliding window does, and a caption window can follow an earlier one.

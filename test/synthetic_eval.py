@@ -2,7 +2,7 @@
 
     python -m test.synthetic_eval --data DIR --checkpoint checkpoints/aha-tiny-synth \
         --work outputs/synthetic_eval --results results/synthetic_results.json [--md results/synthetic_results.md]
-        [--systems trained,random,motion,untrained] [--fps 2] [--window 600] [--limit N]
+        [--systems trained,random,motion,untrained] [--fps 2] [--window N (default: a training clip's, 12)] [--limit N]
 
 ``DIR`` is a set written by ``python -m data.synthetic --seed 0`` (its ``val`` and ``test``
 splits are used; nothing of ``test`` is ever used for a choice). Systems:

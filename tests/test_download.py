@@ -402,6 +402,25 @@ def _count_plan(benchmark, split):
     return items, sources
 
 
+def test_an_invalid_annotation_line_names_the_way_around_it_that_download_takes(tmp_path):
+    # the converter's own hint ("pass --on_invalid skip") names a flag download.py does not take
+    # (the real Charades-STA train file has four reversed spans): the message says to convert with
+    # datasets/convert.py --on_invalid skip and pass --items instead
+    (tmp_path / "charades_sta_test.txt").write_text("AAAAA 0.0 5.0##a person sits.\nBBBBB 8.0 7.0##a person turns.\n")
+    (tmp_path / "Charades_v1_test.csv").write_text("id,length\nAAAAA,30.0\nBBBBB,30.0\n")
+    args = argparse.Namespace(items=None, benchmark="charades", anno_dir=str(tmp_path), split=["test"], anno=None,
+                              video_template=None)
+    with pytest.raises(ValueError) as err:
+        dl.load_items(args)
+    msg = str(err.value)
+    assert "charades_sta_test.txt:2" in msg and "reversed" in msg
+    assert "pass --on_invalid skip to drop" not in msg
+    assert "datasets/convert.py charades" in msg and "--on_invalid skip" in msg and "--items ITEMS.jsonl" in msg
+    with pytest.raises(SystemExit) as exit_:
+        run_cli("charades", "--out", str(tmp_path / "v"), "--anno_dir", str(tmp_path), "--list")
+    assert exit_.value.code == 2
+
+
 def test_id_lists_come_from_the_real_annotations(shared_data):
     items, sources = _count_plan("qvh", "val")
     lines = (shared_data / "qvhighlights" / "highlight_val_release.jsonl").read_text().splitlines()
