@@ -359,3 +359,16 @@ def test_plot_scores_writes_png(tmp_path):
         plot_scores(tmp_path / "q.png", t, {"fused": x}, peaks={"other": [1.0]})
     with pytest.raises(ValueError):
         plot_scores(tmp_path / "q.png", t, {"fused": x[:-1]})
+
+
+def test_running_minmax_flat_tolerance_is_causal():
+    """The zero-range tolerance was scaled by max |score| of the *whole* series: a huge later score
+    turned a small but real early contrast into "flat" (0), so frame t depended on future frames."""
+    from test.postprocess import causal_normalised, running_minmax
+
+    early = np.array([0.0, 5e-9, 2e-9])
+    later = np.concatenate([early, [1e3]])
+    for anchor in (0.0, None):
+        np.testing.assert_array_equal(running_minmax(later, anchor)[:3], running_minmax(early, anchor))
+    np.testing.assert_array_equal(running_minmax(later)[:3], [0.0, 1.0, 0.4])
+    np.testing.assert_array_equal(causal_normalised(later, 0)[:3], causal_normalised(early, 0))

@@ -180,7 +180,10 @@ def running_minmax(y, anchor: float | None = 0.0) -> np.ndarray:
     if anchor is not None:
         lo, hi = np.minimum(lo, anchor), np.maximum(hi, anchor)
     rng = hi - lo
-    flat = rng <= _flat_tolerance(y)
+    # The "zero range" tolerance must itself be causal: scaled by the largest |score| of frames
+    # 0..t, not of the whole series (a large later score used to flatten earlier frames to 0).
+    tol = 1e-9 * np.maximum(1.0, np.maximum.accumulate(np.abs(y)))
+    flat = rng <= tol
     return np.where(flat, 0.0, (y - lo) / np.where(flat, 1.0, rng))
 
 
