@@ -372,3 +372,28 @@ def test_running_minmax_flat_tolerance_is_causal():
         np.testing.assert_array_equal(running_minmax(later, anchor)[:3], running_minmax(early, anchor))
     np.testing.assert_array_equal(running_minmax(later)[:3], [0.0, 1.0, 0.4])
     np.testing.assert_array_equal(causal_normalised(later, 0)[:3], causal_normalised(early, 0))
+
+
+@pytest.mark.parametrize("times", [[0.0, 2.0, 1.0, 3.0], [0.0, 1.0, 1.0, 2.0], [0.0, 1.0, float("nan"), 3.0]])
+def test_unsorted_or_repeated_times_are_refused(times):
+    """Spans are read off times[lo] .. times[hi]: unsorted or repeated times used to give a silently
+    wrong interval ([0, 2] for frames at 0, 2, 1 all on) or a confusing error later on."""
+    from test.postprocess import causal_interval, frame_step, online_segments
+
+    scores = [1.0, 1.0, 1.0, 0.0]
+    with pytest.raises(ValueError, match="increasing|NaN"):
+        causal_interval(times, scores, step=1.0)
+    with pytest.raises(ValueError, match="increasing|NaN"):
+        find_highlights(times, scores, fps=1.0)
+    with pytest.raises(ValueError, match="increasing|NaN"):
+        grow_segments(times, scores, [1], floor=0.5, fps=1.0)
+    with pytest.raises(ValueError, match="increasing|NaN"):
+        online_segments(times, scores, fps=1.0)
+    with pytest.raises(ValueError, match="increasing|NaN"):
+        frame_step(times)
+    det = OnlinePeakDetector(1.0)
+    with pytest.raises(ValueError, match="finite and after"):
+        for s, t in zip(scores, times):
+            det.push(s, t)
+    with pytest.raises(ValueError, match="fps"):
+        frame_step([0.0, 1.0], float("nan"))

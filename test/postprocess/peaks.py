@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import find_peaks
 
-from test.postprocess.smoothing import CAUSAL_POLYORDER, SAVGOL_POLYORDER, SAVGOL_WINDOW, CausalSmoother, _as_series, smooth
+from test.postprocess.smoothing import (CAUSAL_POLYORDER, SAVGOL_POLYORDER, SAVGOL_WINDOW, CausalSmoother, _as_series,
+                                        _as_times, smooth)
 
 PEAK_HEIGHT = "mean+0.5std"
 PEAK_PROMINENCE = 0.02
@@ -87,12 +88,12 @@ def find_highlights(times, scores, fps: float | None = None, window: int = SAVGO
     ``times`` (not index/fps), so series that do not start at 0 are handled. ``fps`` None -> inferred
     from ``times``. ``smoothed=True``: ``scores`` are already smoothed (no second filtering).
     """
-    t = _as_series(times, "times")
+    t = _as_times(times)
     x = _as_series(scores)
     if len(t) != len(x):
         raise ValueError(f"times ({len(t)}) and scores ({len(x)}) differ in length")
     fps = infer_fps(t) if fps is None else float(fps)
-    if not fps > 0:
+    if not (fps > 0 and math.isfinite(fps)):
         raise ValueError(f"fps must be > 0, got {fps}")
     s = x.copy() if smoothed else smooth(x, window, polyorder)
     h = resolve_height(height, s)
@@ -176,6 +177,10 @@ class OnlinePeakDetector:
 
     def push(self, score: float, time: float | None = None) -> OnlineStep:
         t = self._n / self.fps if time is None else float(time)
+        # a peak's time is read from the frame it lies on: times must be finite and move forward
+        if not math.isfinite(t) or (self._t and t <= self._t[-1]):
+            raise ValueError(f"frame {self._n}: time {t} must be finite and after the previous frame's "
+                             f"({self._t[-1] if self._t else None})")
         y = self.smoother.push(score)
         self._s.append(y)
         self._t.append(t)

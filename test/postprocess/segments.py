@@ -8,7 +8,7 @@ import numpy as np
 
 from test.postprocess.peaks import (PEAK_DISTANCE_S, PEAK_HEIGHT, PEAK_PROMINENCE, find_highlights,
                                     infer_fps)
-from test.postprocess.smoothing import SAVGOL_POLYORDER, SAVGOL_WINDOW, _as_series
+from test.postprocess.smoothing import SAVGOL_POLYORDER, SAVGOL_WINDOW, _as_series, _as_times
 
 
 class Segment(NamedTuple):
@@ -35,7 +35,7 @@ def grow_segments(times, smoothed, peak_indices, prominences=None, fps: float | 
     [time[lo], time[hi] + 1/fps), clipped to ``duration``; score = the peak's smoothed height.
     Unmerged and in peak order: see ``merge_segments``.
     """
-    t = _as_series(times, "times")
+    t = _as_times(times)
     s = _as_series(smoothed, "smoothed")
     if len(t) != len(s):
         raise ValueError(f"times ({len(t)}) and smoothed ({len(s)}) differ in length")
@@ -47,6 +47,8 @@ def grow_segments(times, smoothed, peak_indices, prominences=None, fps: float | 
     if not 0 <= rel_height:
         raise ValueError(f"rel_height must be >= 0, got {rel_height}")
     fps = infer_fps(t) if fps is None else float(fps)
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a finite number > 0, got {fps}")
     period = 1.0 / fps
     max_frames = None if max_len_s is None else max(1, int(math.floor(max_len_s * fps + 1e-9)))
     prom = None if prominences is None else np.asarray(prominences, dtype=np.float64).reshape(-1)
@@ -141,9 +143,11 @@ def true_runs(mask: Sequence[bool]) -> list[tuple[int, int]]:
 def frame_step(times, fps: float | None = None) -> float:
     """Seconds one sampled frame stands for: 1/fps when known, else the median gap between frames. A
     single frame without fps stands for no known span: an error (its interval would be empty)."""
-    if fps:
+    if fps is not None and fps != 0:
+        if not (math.isfinite(float(fps)) and float(fps) > 0):  # NaN used to pass `if fps:` as a NaN step
+            raise ValueError(f"fps must be a finite number > 0, got {fps!r}")
         return 1.0 / float(fps)
-    d = np.diff(np.asarray(times, dtype=np.float64))
+    d = np.diff(_as_times(times))
     if not d.size:
         raise ValueError("a stream of one frame without fps: the time it stands for is unknown (give the "
                          "prediction's fps)")
@@ -171,7 +175,7 @@ def causal_interval(times, scores, threshold: float = CAUSAL_THRESHOLD, window: 
     this "best run so far" up to date frame by frame. Frames lo..hi give [time[lo], time[hi] +
     step], clipped to [0, duration].
     """
-    t = _as_series(times, "times")
+    t = _as_times(times)
     y = _as_series(scores)
     if t.shape != y.shape:
         raise ValueError(f"times and scores must have equal length, got {t.shape} and {y.shape}")
@@ -202,7 +206,7 @@ def online_segments(times, scores, fps: float | None = None, max_len_s: float | 
     """
     from test.postprocess.peaks import OnlinePeakDetector
 
-    t = _as_series(times, "times")
+    t = _as_times(times)
     x = _as_series(scores)
     if len(t) != len(x):
         raise ValueError(f"times ({len(t)}) and scores ({len(x)}) differ in length")

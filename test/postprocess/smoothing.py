@@ -33,6 +33,18 @@ def _as_series(scores, name: str = "scores") -> np.ndarray:
     return x
 
 
+def _as_times(times, name: str = "times") -> np.ndarray:
+    """Frame times: finite, 1-D and strictly increasing. Segments and intervals are read off
+    ``times[lo]`` .. ``times[hi]`` of a run of frames, so an unsorted or repeated time would give a
+    silently wrong (even reversed) span: refused instead."""
+    t = _as_series(times, name)
+    if t.size > 1 and not np.all(np.diff(t) > 0):
+        k = int(np.flatnonzero(np.diff(t) <= 0)[0])
+        raise ValueError(f"{name} must be strictly increasing: frame {k + 1} at {t[k + 1]:g} s does not come "
+                         f"after frame {k} at {t[k]:g} s")
+    return t
+
+
 def _check_filter_args(window: int, polyorder: int) -> None:
     if int(window) != window or window < 1:
         raise ValueError(f"window must be a positive integer, got {window!r}")
