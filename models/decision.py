@@ -52,6 +52,12 @@ class DecisionConfig:
             raise ValueError("max_wait_frames must be >= 0")
         if self.relevance_gate is not None and not math.isfinite(self.relevance_gate):
             raise ValueError(f"relevance_gate must be a finite number, got {self.relevance_gate}")
+        for name in ("threshold", "cumulative_threshold", "uncertainty_gate"):
+            v = getattr(self, name)
+            if v is not None and not math.isfinite(v):  # a NaN threshold silently never (or always) fires
+                raise ValueError(f"{name} must be a finite number or None, got {v}")
+        if not (math.isfinite(self.min_interval_s) and self.min_interval_s >= 0):
+            raise ValueError(f"min_interval_s must be a finite number >= 0, got {self.min_interval_s}")
         n = self.relevance_gate_frames
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"relevance_gate_frames must be a whole number of frames >= 1, got {n!r}")
@@ -92,6 +98,14 @@ class DecisionRule:
     def update(self, time: float, heads: dict) -> bool:
         """Feed one frame's head values (informative, relevance, uncertainty=raw log-variance)."""
         c = self.cfg
+        # A NaN head would be silently wrong: in the cumulative sum it makes every later sum NaN (the
+        # rule never fires again), in the gates NaN compares False (an uncertainty gate lets it
+        # through, a relevance gate stays shut for relevance_gate_frames frames). Refuse it.
+        used = set(c.score_heads) | ({"uncertainty"} if c.uncertainty_gate is not None else set()) \
+            | ({"relevance"} if c.relevance_gate is not None else set())
+        bad = {h: heads[h] for h in sorted(used) if not math.isfinite(float(heads[h]))}
+        if bad or not math.isfinite(float(time)):
+            raise ValueError(f"decision rule at time {time}: non-finite head values {bad or ''} (or time)")
         s = self.score(heads)
         if not self.gate_open(heads):
             self.due, self.waited = False, 0

@@ -92,3 +92,22 @@ def test_relevance_gate_drops_a_due_response_and_keeps_the_cumulative_sum_still(
 def test_bad_relevance_gate_is_rejected(bad):
     with pytest.raises(ValueError):
         DecisionConfig(score_heads="informative", threshold=0.5, **bad)
+
+
+def test_non_finite_heads_and_thresholds_are_refused():
+    """A NaN informative score used to poison the cumulative sum (no response ever again), and a NaN
+    uncertainty passed the uncertainty gate (NaN > gate is False)."""
+    rule = DecisionRule(DecisionConfig(score_heads="informative", cumulative_threshold=1.0))
+    assert run(rule, [0.6]) == []
+    with pytest.raises(ValueError, match="non-finite"):
+        rule.update(1.0, {"informative": float("nan"), "relevance": 0.0, "uncertainty": 0.0})
+    gated = DecisionRule(DecisionConfig(score_heads="informative", threshold=0.5, uncertainty_gate=0.0))
+    with pytest.raises(ValueError, match="non-finite"):
+        gated.update(0.0, {"informative": 0.9, "relevance": 0.0, "uncertainty": float("nan")})
+    # a head the rule does not read may be anything
+    assert DecisionRule(DecisionConfig(score_heads="informative", threshold=0.5)).update(
+        0.0, {"informative": 0.9, "relevance": 0.0, "uncertainty": float("nan")}) is True
+    for bad in ({"threshold": float("nan")}, {"cumulative_threshold": float("inf")}, {"min_interval_s": -1.0},
+                {"threshold": 0.5, "uncertainty_gate": float("nan")}):
+        with pytest.raises(ValueError):
+            DecisionConfig(score_heads="informative", **bad)
