@@ -397,3 +397,16 @@ def test_unsorted_or_repeated_times_are_refused(times):
             det.push(s, t)
     with pytest.raises(ValueError, match="fps"):
         frame_step([0.0, 1.0], float("nan"))
+
+
+def test_segments_past_the_video_end_are_clipped_or_left_out():
+    """Frame times may run a little past ``duration``: a segment there used to come out reversed
+    (start > end; online_segments / merge_segments then raised) or with zero length."""
+    from test.postprocess import online_segments
+
+    t = np.arange(13.0)
+    y = np.r_[np.zeros(10), 1.0, 5.0, 0.0]
+    assert grow_segments(t, y, [11], floor=2.0, fps=1.0, duration=10.5) == []
+    assert grow_segments(t, y, [11], floor=0.5, fps=1.0, duration=10.5) == [Segment(10.0, 10.5, 5.0)]
+    segs = online_segments(t, y, fps=1.0, window=3, polyorder=1, distance_s=1, confirm_delay_s=1, duration=10.5)
+    assert all(g.start < g.end <= 10.5 for g in segs)

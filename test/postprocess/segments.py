@@ -32,8 +32,8 @@ def grow_segments(times, smoothed, peak_indices, prominences=None, fps: float | 
     granularity), raised to ``floor`` when given (e.g. the peak-height threshold). Prominences
     None -> the level is ``floor`` alone (it must then be given). A run longer than ``max_len_s``
     is trimmed from whichever end has the lower score, so the peak stays inside. Segments are
-    [time[lo], time[hi] + 1/fps), clipped to ``duration``; score = the peak's smoothed height.
-    Unmerged and in peak order: see ``merge_segments``.
+    [time[lo], time[hi] + 1/fps), clipped to ``duration`` (a segment wholly past it is left out);
+    score = the peak's smoothed height. Unmerged and in peak order: see ``merge_segments``.
     """
     t = _as_times(times)
     s = _as_series(smoothed, "smoothed")
@@ -71,7 +71,12 @@ def grow_segments(times, smoothed, peak_indices, prominences=None, fps: float | 
                     hi -= 1
         start, end = float(t[lo]), float(t[hi] + period)
         if duration is not None:
-            end = min(end, float(duration))
+            # frames may run a little past the video's end (the readers allow some slack): clip both
+            # ends. A segment that lies wholly past the end used to come out reversed (start > end,
+            # then merge_segments raised) or empty: such a peak has no highlight inside the video.
+            start, end = min(start, float(duration)), min(end, float(duration))
+            if end <= start:
+                continue
         out.append(Segment(start, end, float(s[p])))
     return out
 
