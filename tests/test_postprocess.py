@@ -410,3 +410,14 @@ def test_segments_past_the_video_end_are_clipped_or_left_out():
     assert grow_segments(t, y, [11], floor=0.5, fps=1.0, duration=10.5) == [Segment(10.0, 10.5, 5.0)]
     segs = online_segments(t, y, fps=1.0, window=3, polyorder=1, distance_s=1, confirm_delay_s=1, duration=10.5)
     assert all(g.start < g.end <= 10.5 for g in segs)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_fuse_refuses_non_finite_heads(bad):
+    """A NaN uncertainty compared False against tau and added no penalty: a finite, wrong fused score."""
+    with pytest.raises(ValueError, match="not finite"):
+        fuse([0.5, 0.5], [0.5, 0.5], [0.0, bad])
+    with pytest.raises(ValueError, match="not finite"):
+        fuse([0.5, bad], [0.5, 0.5], [0.0, 0.0])
+    # epsilon 0: the uncertainty is not part of the fusion
+    np.testing.assert_allclose(fuse([0.5, 0.5], [0.5, 0.5], [0.0, bad], FusionParams(epsilon=0.0)), [0.85, 0.85])

@@ -61,6 +61,13 @@ def fuse(informative, relevance, uncertainty, params: FusionParams = FusionParam
            else np.zeros(np.shape(uncertainty)))
     if not (i.shape == r.shape == pen.shape):
         raise ValueError(f"score arrays differ in shape: {i.shape}, {r.shape}, {pen.shape}")
+    # NaN compares False against tau, so a NaN uncertainty used to add no penalty at all (a finite,
+    # wrong fused score); NaN/inf heads would flow on into smoothing and pooling. Refuse them here.
+    for name, a in (("informative", i), ("relevance", r)) + ((("uncertainty", np.asarray(uncertainty, dtype=np.float64)),)
+                                                             if params.epsilon != 0 else ()):
+        if not np.all(np.isfinite(a)):
+            k = int(np.flatnonzero(~np.isfinite(a.reshape(-1)))[0])
+            raise ValueError(f"{name} score {a.reshape(-1)[k]} at frame {k} is not finite")
     return params.alpha * i + params.beta * r - params.epsilon * pen
 
 
