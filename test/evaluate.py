@@ -122,6 +122,10 @@ def inference_protocol(run: Mapping | None) -> dict:
         "generate": eng.get("generate"),
         "remove_assistant_turns": eng.get("remove_assistant_turns"),
         "max_new_tokens": eng.get("max_new_tokens"),
+        # the other generation settings the responses were made with (youcook2 / magqa score them)
+        "repetition_penalty": eng.get("repetition_penalty"),
+        "respond_before_query": eng.get("respond_before_query"),
+        "system_prompt": eng.get("system_prompt"),
         "degradation": eng.get("degrade", (run or {}).get("settings", {}).get("degrade")),
         "model": eng.get("model"),
         "inference_record": "found" if run else MISSING_RUN_RECORD,
