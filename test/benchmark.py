@@ -334,7 +334,9 @@ def protocol_record(args, argv, protocol, options, result, coverage, run, scorer
         "split": args.split,
         "scorer": {"benchmark": args.dataset, "protocol": protocol, "options": options, "record": scorer_record},
         **{k: inf[k] for k in ("fps", "max_frames", "tokens_per_frame", "frame_size", "frame_resize", "cache_policy", "prompt_order",
-                               "decision", "generate", "remove_assistant_turns", "max_new_tokens")},
+                               "decision", "generate", "remove_assistant_turns", "max_new_tokens",
+                               # generation settings of the run record that the protocol left out
+                               "repetition_penalty", "respond_before_query", "system_prompt")},
         "fusion": fusion_record(result, args) if tunable else None,
         "tuned_on": tuned_on,
         "tuned_on_test": on_test,

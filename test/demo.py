@@ -210,6 +210,9 @@ def main(argv=None) -> int:
     out = Path(args.output_dir or "outputs/demo")
     out.mkdir(parents=True, exist_ok=True)
     args.output_dir = str(out)  # the live run writes there too
+    # an earlier run's metrics (another video, seed or settings) would sit beside this run's outputs as
+    # if they were its own: a run on --video, or one that scores no frame, writes none
+    (out / "metrics.json").unlink(missing_ok=True)
     scene = None
     if args.video is None:
         path, query, scene = generated_video(args, out)
@@ -231,6 +234,16 @@ def main(argv=None) -> int:
         fused = np.array([s["fused"] for s in scores])
         if len(scores):
             m = gt_metrics(scene, scores, fused)
+            run = json.loads((out / "run.json").read_text())
+            # what the metrics were computed on (they recorded none): the ground truth is the generated
+            # video's query (whatever --query asked), over the frames streamed (--max_frames may cut the
+            # stream before the video's end), with the fused score of run.json's fusion weights
+            m["protocol"] = {"video": args.video, "seed": args.seed, "ground_truth_query": scene.query.text,
+                             "queries_asked": run["queries"], "fps": run["fps"], "max_frames": run["max_frames"],
+                             "n_frames_scored": len(scores), "last_frame_s": scores[-1]["time"],
+                             "video_duration_s": scene.duration, "fusion": run["fusion"],
+                             "fusion_source": run["fusion_source"], "degradation": run["degradation"],
+                             "run_record": "run.json"}
             atomic_write_json(out / "metrics.json", m)
             print("\nmetrics against the generated video's ground truth:")
             print(f"  top-5 AP (TVSum/Aha style): {m['top5_AP_aha']:.1f}")

@@ -122,6 +122,10 @@ def inference_protocol(run: Mapping | None) -> dict:
         "generate": eng.get("generate"),
         "remove_assistant_turns": eng.get("remove_assistant_turns"),
         "max_new_tokens": eng.get("max_new_tokens"),
+        # the other generation settings the responses were made with (youcook2 / magqa score them)
+        "repetition_penalty": eng.get("repetition_penalty"),
+        "respond_before_query": eng.get("respond_before_query"),
+        "system_prompt": eng.get("system_prompt"),
         "degradation": eng.get("degrade", (run or {}).get("settings", {}).get("degrade")),
         "model": eng.get("model"),
         "inference_record": "found" if run else MISSING_RUN_RECORD,
@@ -213,8 +217,15 @@ def stream_provenance(args: argparse.Namespace, pred_file: str) -> dict[str, Any
     ids = [] if kind == "json" else [bench.record_id(rec, pred_file, line) for line, rec in data if "frames" in rec]
     where = f"--params_file {args.params_file}" + (f"[{args.params_key}]" if args.params_key else "")
     prov = fusion_provenance(args.params_tuning, ids, args.tuned_on_test, where, "--tuned_on_test")
-    return {"tuned_on": prov.get("tuned_on", "unknown (the params file is not a tuning record)"),
-            "tuned_on_test": prov.get("tuned_on_test", False)}
+    if not prov:
+        return {"tuned_on": "unknown (the params file is not a tuning record)", "tuned_on_test": False}
+    from test.tuning import TUNED_ON_TEST
+
+    # a file tuned on some of the scored items (its tune_ids) is tuned on test, whatever its own label says
+    # ("train split" beside tuned_on_test true before); the label is kept, as test.benchmark keeps it
+    return {"tuned_on": TUNED_ON_TEST if prov["tuned_on_test"] else prov["tuned_on"],
+            "tuned_on_test": prov["tuned_on_test"], "params_file_tuned_on": prov["tuned_on"],
+            "n_scored_in_tune_ids": prov["n_reported_in_tune_ids"]}
 
 
 def build_parser() -> argparse.ArgumentParser:

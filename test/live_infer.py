@@ -239,8 +239,6 @@ class LiveRun:
         self.vision_batch = args.vision_batch if read_ahead and kind != "features" else 1
         self.frames_per_step = engine.cfg.frames_per_step if read_ahead else 1
         self.detector = OnlinePeakDetector(fps=args.fps, distance_s=args.peak_distance, prominence=args.peak_prominence)
-        from models.cache import effective_sink_tokens
-
         self.protocol = {
             "video": str(args.video), "source_kind": kind, "queries": [[q.time, q.text] for q in self.queries],
             "fps": args.fps, "max_frames": args.max_frames,  # the stream is cut there: say so
@@ -249,13 +247,17 @@ class LiveRun:
             "frame_resize": engine.frame_resize,
             "model": args.model_record, "settings_source": args.settings_source,
             "prompt_order": args.prompt_order, "system_prompt": engine.system_prompt,
-            "cache": {"policy": args.cache_policy, "window": args.window,  # the sink the policy keeps (0: none)
-                      "sink_tokens": effective_sink_tokens(args.cache_policy, args.sink_tokens)},
+            # the layout that runs (as test.run_benchmark records it): a --window the policy ignores
+            # (unbounded, sink) is not the run's window; the sink the policy keeps (0: none)
+            "cache": {k: engine.cfg.cache_record()[k] for k in ("policy", "window", "sink_tokens")},
             "decision": {"score_heads": args.score_heads, "threshold": args.threshold, "cumulative_threshold": args.cumulative_threshold,
                          "min_interval_s": args.min_interval, "uncertainty_gate": args.uncertainty_gate,
                          "relevance_gate": args.relevance_gate, "relevance_gate_frames": args.relevance_gate_frames,
                          "max_wait_frames": args.max_wait_frames, "generate": not args.no_generate,
                          "remove_assistant_turns": args.remove_assistant_turns,
+                         # the generation settings the responses were made with (not recorded before)
+                         "max_new_tokens": engine.cfg.max_new_tokens, "repetition_penalty": engine.cfg.repetition_penalty,
+                         "respond_before_query": engine.cfg.respond_before_query,
                          "source": getattr(args, "decision_source", None) or "flags/defaults"},
             "fusion": self.fusion.to_dict(), "fusion_source": getattr(args, "fusion_source", None) or args.params_file or "defaults/flags",
             "tuned_on_this_video": False,

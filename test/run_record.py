@@ -166,6 +166,8 @@ def engine_record(engine, args) -> dict:
                      "relevance_gate_frames": cfg.decision.relevance_gate_frames},
         "generate": cfg.generate, "remove_assistant_turns": cfg.remove_assistant_turns,
         "max_new_tokens": cfg.max_new_tokens, "repetition_penalty": cfg.repetition_penalty,
+        # changes when responses may come (a SETTING_KEYS entry the engine block lacked)
+        "respond_before_query": cfg.respond_before_query,
         "model": {**getattr(args, "model_record", {}), "dtype": str(engine.dtype).replace("torch.", ""),
                   "device": str(engine.device)},
         "settings_source": getattr(args, "settings_source", None),

@@ -150,6 +150,20 @@ def write_baseline(items_file: Path, video_root: Path, out: Path, kind: str, fps
     return out
 
 
+def baseline_is_current(out: Path, items_file: Path, video_root: Path, kind: str, fps: float, size: int, seed: int) -> bool:
+    """Whether ``out`` (from an earlier call) holds this baseline at these settings. Any file used to be
+    reused: a rerun with another --fps / --frame_size / --seed scored the earlier predictions under a
+    protocol that states the new values."""
+    from test.run_benchmark import run_record_path
+
+    if not out.exists() or not run_record_path(out).is_file():
+        return False
+    rec = read_json(run_record_path(out))
+    return (rec.get("settings") == {"baseline": kind, "fps": fps, "frame_size": size, "seed": seed}
+            and (rec.get("items") or {}).get("path") == str(items_file.resolve())
+            and rec.get("video_root") == str(video_root.resolve()))
+
+
 def checkpoint_sha256(checkpoint: str | None) -> str | None:
     """The content hash of the evaluated checkpoint (models.checkpoint.content_hash_of), recorded in the
     results' protocol: what the demo checks before it takes the tuned settings for its checkpoint."""
@@ -265,7 +279,7 @@ def evaluate_system(system: str, args, work: Path) -> dict:
                 if name != "youcook2":
                     preds[(split, name)] = stream_model(items, videos, out, checkpoint, args)
             else:
-                if not out.exists():
+                if not baseline_is_current(out, items, videos, system, args.fps, args.frame_size, args.seed):
                     write_baseline(items, videos, out, system, args.fps, args.frame_size, args.seed)
                 preds[(split, name)] = out
     g_val, g_test = gold_files(data, "val"), gold_files(data, "test")

@@ -201,3 +201,23 @@ def test_demo_takes_the_tuned_settings_only_for_the_checkpoint_they_were_tuned_f
     assert "records no checkpoint_sha256" in caplog.text
     assert args.beta == results["systems"]["trained"]["tvsum_aha"]["fusion"]["params"]["beta"]
     assert "checkpoint sha256 unknown" in args.fusion_source and "checkpoint sha256 unknown" in args.decision_source
+
+
+def test_metrics_record_what_they_were_computed_on_and_no_stale_metrics_stay(tmp_path):
+    """metrics.json recorded no protocol (a --max_frames cut, the fps, the fusion, the query the ground
+    truth is for), and a later run on --video left the earlier run's metrics.json in the folder."""
+    from data.synthetic import generate_video
+
+    out = tmp_path / "demo"
+    assert demo.main(["--output_dir", str(out), "--seed", "3", "--fps", "1.5", "--max_frames", "12",
+                      "--alpha", "0.3", "--beta", "0.7", "--epsilon", "0.2", "--tau", "1.5", "--reel_budget", "0",
+                      "--quiet"]) == 0
+    p = json.loads((out / "metrics.json").read_text())["protocol"]
+    assert (p["fps"], p["max_frames"], p["n_frames_scored"], p["seed"]) == (1.5, 12, 12, 3)
+    assert p["last_frame_s"] < p["video_duration_s"]
+    assert p["fusion"] == {"alpha": 0.3, "beta": 0.7, "epsilon": 0.2, "tau": 1.5, "uncertainty_kind": "logvar"}
+    assert p["queries_asked"] == [[0.0, p["ground_truth_query"]]]
+    video = generate_video(4, tmp_path / "other.mp4").path
+    assert demo.main(["--output_dir", str(out), "--video", str(video), "--query", "a red circle bounces",
+                      "--max_frames", "4", "--reel_budget", "0", "--quiet"]) == 0
+    assert not (out / "metrics.json").exists()

@@ -202,3 +202,21 @@ def test_the_output_file_records_the_inference_protocol_of_the_run_record(tmp_pa
     assert inf["inference_record"] == "found" and inf["fps"] == 1.0 and inf["tokens_per_frame"] == 49
     assert inf["cache_policy"] == engine["cache"] and inf["model"]["checkpoint_sha256"] == "c" * 64
     assert benchmark.inference_protocol is evaluate.inference_protocol  # one function for both records
+
+
+def test_params_tuned_on_the_scored_items_is_recorded_as_tuned_on_test(tmp_path):
+    """A split-tuned params file whose tune_ids hold the scored item: the record said tuned_on
+    "train split" beside tuned_on_test true (test.benchmark says TEST for the same file)."""
+    from test.tuning import TUNED_ON_TEST
+
+    pred, gold = tvsum_toy(tmp_path)
+    rec = tmp_path / "params.json"
+    rec.write_text(json.dumps({"tvsum": {"params": {"alpha": 0.5, "beta": 1.0, "epsilon": 0.0, "tau": 0.2},
+                                         "protocol": {"tuned_on": "train split"}, "tuned_on_test": False,
+                                         "tune_ids": ["v1"]}}))
+    base = ["--func", "tvsum", "--pred_file", pred, "--gold_file", gold, "--params_file", str(rec), "--params_key", "tvsum"]
+    with pytest.raises(ValueError, match="tuned on 1 of the 1"):
+        evaluate.run(base)
+    r = evaluate.run([*base, "--tuned_on_test"])[0]["record"]
+    assert r["tuned_on_test"] is True and r["tuned_on"] == TUNED_ON_TEST
+    assert r["params_file_tuned_on"] == "train split" and r["n_scored_in_tune_ids"] == 1

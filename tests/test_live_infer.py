@@ -231,3 +231,23 @@ def test_read_gt_spans_takes_a_list_or_labelled_sets_and_refuses_bad_spans(tmp_p
         f.write_text(json.dumps(bad))
         with pytest.raises(ValueError, match=msg):
             read_gt_spans(str(f))
+
+
+def test_run_json_records_the_cache_and_generation_settings_that_ran(tmp_path):
+    """run.json held the --window flag even under a policy that ignores it (unbounded keeps every
+    token: cache_layout said window None beside it), and no max_new_tokens / repetition_penalty /
+    respond_before_query although the responses were generated with them."""
+    from pathlib import Path
+
+    ckpt = Path(__file__).resolve().parents[1] / "checkpoints" / "aha-tiny-synth"
+    video = write_test_video(tmp_path / "v.mp4", n_frames=20, fps=10, size=(96, 64))  # 2 s
+    out = tmp_path / "out"
+    assert live_infer.main(["--video", str(video), "--query", "a red circle bounces", "--output_dir", str(out),
+                            "--checkpoint", str(ckpt), "--fps", "2", "--cache_policy", "unbounded", "--window", "40",
+                            "--max_new_tokens", "3", "--repetition_penalty", "1.3", "--respond_before_query",
+                            "--reel_budget", "0", "--quiet"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["cache"] == {"policy": "unbounded", "window": None, "sink_tokens": 0}
+    assert run["cache"]["window"] == run["cache_layout"]["window"]
+    d = run["decision"]
+    assert (d["max_new_tokens"], d["repetition_penalty"], d["respond_before_query"]) == (3, 1.3, True)

@@ -448,3 +448,21 @@ def test_the_record_gives_the_effective_cache_layout_and_an_old_layout_record_re
     rec = read_json(run_benchmark.run_record_path(out))
     assert rec["engine"]["cache"]["window"] is None and rec["engine"]["cache_layout"]["window"] is None
     assert run_benchmark.main(args) == 0 and len(read_jsonl(out)) == 2
+
+
+def test_results_protocol_records_the_generation_settings_of_the_run(data, loads, tmp_path):
+    """The run record's engine block lacked respond_before_query (a SETTING_KEYS entry), and the
+    results' protocol dropped repetition_penalty, respond_before_query and the system prompt the
+    responses were generated with: a run with --repetition_penalty 1.3 read as one without."""
+    out = tmp_path / "pred.jsonl"
+    args = ["--items", str(data / "charades_items.jsonl"), "--video_root", str(data / "videos"), "--output", str(out),
+            "--fps", "1", "--max_new_tokens", "2", "--repetition_penalty", "1.3", "--respond_before_query", "--quiet"]
+    assert run_benchmark.main(args) == 0
+    eng = read_json(run_benchmark.run_record_path(out))["engine"]
+    assert (eng["repetition_penalty"], eng["respond_before_query"]) == (1.3, True)
+    res = tmp_path / "res.json"
+    assert benchmark.main(["--dataset", "charades", "--pred", str(out), "--gold", str(data / "charades_sta_test.txt"),
+                           "--out", str(res), "--tune", "none"]) == 0
+    p = read_json(res)["protocol"]
+    assert (p["max_new_tokens"], p["repetition_penalty"], p["respond_before_query"]) == (2, 1.3, True)
+    assert p["system_prompt"] == eng["system_prompt"]

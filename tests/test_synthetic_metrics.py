@@ -119,3 +119,21 @@ def test_synthetic_eval_records_the_content_hash_of_the_checkpoint(tmp_path, mon
     assert json.loads(out.read_text())["protocol"]["checkpoint_sha256"] == content_hash_of(ckpt)
     shipped = json.loads((REPO_ROOT / "results" / "synthetic_results.json").read_text())["protocol"]
     assert shipped["checkpoint_sha256"] == content_hash_of(REPO_ROOT / shipped["checkpoint"])
+
+
+def test_synthetic_eval_rewrites_a_baseline_written_with_other_settings(tmp_path):
+    """evaluate_system reused any existing baseline file: a rerun at another --fps scored the earlier
+    predictions while the results' protocol stated the new fps."""
+    from data.synthetic import SynthConfig, generate_dataset
+    from test import synthetic_eval
+    from utils.io import read_jsonl
+
+    data = tmp_path / "syn"
+    generate_dataset(data, seed=5, n_train=0, n_val=0, n_test=1, cfg=SynthConfig(duration=(12, 12)), workers=1)
+    items, videos, out = data / "test" / "items" / "tvsum.jsonl", data / "videos", tmp_path / "motion.jsonl"
+    synthetic_eval.write_baseline(items, videos, out, "motion", 2.0, 64, 0)
+    assert synthetic_eval.baseline_is_current(out, items, videos, "motion", 2.0, 64, 0)
+    for fps, size, seed in ((1.0, 64, 0), (2.0, 112, 0), (2.0, 64, 1)):
+        assert not synthetic_eval.baseline_is_current(out, items, videos, "motion", fps, size, seed)
+    assert not synthetic_eval.baseline_is_current(out, items, videos, "random", 2.0, 64, 0)
+    assert [len(r["frames"]["time"]) for r in read_jsonl(out)] == [24]
