@@ -375,7 +375,8 @@ def test_a_split_tuning_reused_on_its_own_tuning_items_is_refused_unless_stamped
     assert evaluate.main([*ev, "--pred_file", str(pred)]) == 2
     assert "pass --tuned_on_test" in capsys.readouterr().err
     stamped = evaluate.run([*ev, "--pred_file", str(pred), "--tuned_on_test"])[0]["record"]
-    assert stamped["tuned_on_test"] is True and stamped["tuned_on"] == "train split"
+    assert stamped["tuned_on_test"] is True and stamped["tuned_on"] == "TEST (tuned on the reported data)"
+    assert stamped["params_file_tuned_on"] == "train split" and stamped["n_scored_in_tune_ids"] == 2
     clean = evaluate.run([*ev, "--pred_file", str(others)])[0]["record"]
     assert clean["tuned_on_test"] is False
 
