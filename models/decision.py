@@ -75,9 +75,13 @@ class DecisionRule:
     due: bool = False
     waited: int = 0
     recent_relevance: deque = field(init=False)  # the gate's window: the last relevance_gate_frames values
+    read_heads: tuple = field(init=False)  # the heads the rule reads (checked finite every frame)
 
     def __post_init__(self):
         self.recent_relevance = deque(maxlen=self.cfg.relevance_gate_frames)
+        c = self.cfg
+        self.read_heads = tuple(sorted(set(c.score_heads) | ({"uncertainty"} if c.uncertainty_gate is not None else set())
+                                       | ({"relevance"} if c.relevance_gate is not None else set())))
 
     def reset(self) -> None:
         self.running_sum, self.last_fire_time, self.due, self.waited = 0.0, None, False, 0
@@ -101,9 +105,7 @@ class DecisionRule:
         # A NaN head would be silently wrong: in the cumulative sum it makes every later sum NaN (the
         # rule never fires again), in the gates NaN compares False (an uncertainty gate lets it
         # through, a relevance gate stays shut for relevance_gate_frames frames). Refuse it.
-        used = set(c.score_heads) | ({"uncertainty"} if c.uncertainty_gate is not None else set()) \
-            | ({"relevance"} if c.relevance_gate is not None else set())
-        bad = {h: heads[h] for h in sorted(used) if not math.isfinite(float(heads[h]))}
+        bad = {h: heads[h] for h in self.read_heads if not math.isfinite(float(heads[h]))}
         if bad or not math.isfinite(float(time)):
             raise ValueError(f"decision rule at time {time}: non-finite head values {bad or ''} (or time)")
         s = self.score(heads)
