@@ -8,7 +8,9 @@ Conventions (every dataset, the streaming engine and every benchmark use these):
   B-frames in AVI) are repaired like FFmpeg's ``best_effort_timestamp`` (fall back to DTS when PTS
   are faulty more often) and then forced to increase by one nominal frame interval.
 * **Duration** = end of the last frame = its time + its duration (packet/frame duration, else the
-  previous frame interval, else 1 / average rate). ``probe`` (packet scan) and the decoder use the
+  previous frame interval, else 1 / average rate). Only frames that are shown count: packets an
+  MP4/MOV edit list cuts away (a trimmed video's frames before its start or after its end, which
+  the demuxer still returns, flagged discard, and the decoder drops) are not part of the video. ``probe`` (packet scan) and the decoder use the
   same rule, so a frame count computed from ``probe().duration`` matches what the decoder yields.
 * **Frame count rule** (``num_sampled_frames``): ``n = ceil(duration * fps - 1e-6)`` frames at
   times ``i / fps``, i = 0..n-1, i.e. one sample for every target instant inside the video
@@ -263,7 +265,7 @@ def probe(path: str | os.PathLike, method: str = "packets") -> VideoInfo:
                     continue
                 orient.see(packet)
                 ts = packet.pts if packet.pts is not None else packet.dts
-                if ts is None:
+                if ts is None or getattr(packet, "is_discard", False):  # outside the edit list: never shown
                     continue
                 times.append(float(ts * packet.time_base))
                 durations.append(float(packet.duration * packet.time_base) if packet.duration else None)

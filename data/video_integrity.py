@@ -42,7 +42,8 @@ class Integrity:
     A truncated or corrupt file often demuxes without any error and simply stops early, so a
     stream that ends quietly is checked for (``reason``):
 
-    * MP4/MOV: fewer packets than the sample table lists ("faststart" files open when cut);
+    * MP4/MOV: fewer packets than the sample table lists ("faststart" files open when cut), unless an
+      edit list trims the stream (the demuxer then leaves samples past the edit's end out of its index);
     * Matroska/WebM: the packets (of every stream) end before the duration the header declares;
     * MPEG-TS: a size that is not a whole number of transport packets;
     * any container: a last packet the demuxer flags as corrupt (cut inside a frame), a last
@@ -84,6 +85,7 @@ class Integrity:
         self.corrupt_packets = 0
         self.video_times: list[float] = []  # presentation time and declared duration of every video packet
         self.video_durations: list[float] = []
+        self.trimmed: set[int] = set()  # streams with packets an edit list discards (trimmed MP4/MOV)
 
     def close(self) -> None:
         """Nothing to release (kept so readers need not know)."""
@@ -91,6 +93,8 @@ class Integrity:
     def see(self, packet) -> None:
         if packet.size == 0:  # flush packet
             return
+        if getattr(packet, "is_discard", False):  # cut away by an edit list: the sample table no longer counts
+            self.trimmed.add(packet.stream.index)
         if packet.stream.index == self.video:
             self.packets += 1
             self.last_packet_corrupt = packet.is_corrupt
@@ -125,10 +129,11 @@ class Integrity:
 
     def reason(self) -> str | None:
         """Why a stream that ended without an error is nevertheless cut short or corrupt (else None)."""
-        if self.header_frames and self.packets < self.header_frames:
+        # an edit list that trims a stream drops samples beyond its end from the index: the table's count is moot
+        if self.header_frames and self.packets < self.header_frames and self.video not in self.trimmed:
             return f"truncated: the container lists {self.header_frames} frames but holds {self.packets}"
         for idx, listed in self.listed.items():
-            if listed and self.counts.get(idx, 0) < listed:
+            if listed and self.counts.get(idx, 0) < listed and idx not in self.trimmed:
                 return f"truncated: the container lists {listed} packets of stream {idx} but holds {self.counts.get(idx, 0)}"
         if self.last_packet_corrupt:
             return "truncated: the file ends inside a frame (last packet corrupt)"

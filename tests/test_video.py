@@ -25,7 +25,7 @@ from data.video import (
 )
 from data.video_decord import decord_available
 from data.upright import IDENTITY, matrix_transform
-from tests.videos import quadrant_pattern, read_frame_index, set_tkhd_matrix, write_test_video
+from tests.videos import quadrant_pattern, read_frame_index, set_tkhd_matrix, trim_edit_list, write_test_video
 
 W, H = 64, 48
 BOX64 = (0, 8, 64, 48)  # 64x48 letter-boxed into 64x64: bars of 8 rows above and below
@@ -111,6 +111,25 @@ def test_cfr_sampling_at_or_after(tmp_path, name, codec):
     assert clip.native_indices.tolist() == CFR_AT_4FPS
     np.testing.assert_allclose(clip.times, np.arange(12) / 4)
     np.testing.assert_allclose(clip.frame_times, np.array(CFR_AT_4FPS) / 10, atol=1e-3)
+
+
+@pytest.mark.parametrize("codec", ["mpeg4", "libx264"])
+@pytest.mark.parametrize("skip,keep,shown", [
+    (1.0, None, list(range(10, 40))),   # a lossless cut at 1 s: frames 0-9 are in the file, never shown
+    (0.0, 2.0, list(range(20))),        # cut after 2 s: frames 20-39 stay in the file, the index drops some
+    (1.0, 2.0, list(range(10, 30))),
+])
+def test_edit_list_trimmed_mp4(tmp_path, codec, skip, keep, shown):
+    """A video cut with an MP4 edit list shows only the edit: probe's duration and frame count are
+    those of the frames the decoder gives (the discarded packets were counted: 4.0 s for a 3.0 s
+    video), and a cut end is not mistaken for a truncated file."""
+    path = trim_edit_list(write_test_video(tmp_path / "v.mp4", 40, 10, (W, H), codec), skip, keep)
+    info = probe(path)
+    assert info.n_frames == len(shown) and info.duration == pytest.approx(len(shown) / 10, abs=1e-6)
+    clip = decode_clip(path, fps=10, size=64)
+    assert indices_of(clip.frames) == shown
+    np.testing.assert_allclose(clip.frame_times, np.arange(len(shown)) / 10, atol=1e-3)
+    assert len(clip.frames) == num_sampled_frames(info.duration, 10)
 
 
 def test_native_rate_gives_every_frame(tmp_path):

@@ -192,6 +192,38 @@ def set_tkhd_matrix(path: str | Path, matrix: Sequence[int]) -> Path:
     return path
 
 
+def _box(data: bytes | bytearray, path: Sequence[bytes], start: int = 0, end: int | None = None):
+    """(payload start, end) of the first box along ``path`` (e.g. moov/trak/edts/elst), else None."""
+    for kind, body, box_end in _boxes(data, start, len(data) if end is None else end):
+        if kind == path[0]:
+            found = (body, box_end) if len(path) == 1 else _box(data, path[1:], body, box_end)
+            if found:
+                return found
+    return None
+
+
+def trim_edit_list(path: str | Path, skip_s: float = 0.0, keep_s: float | None = None) -> Path:
+    """Trim an MP4 written by ``write_test_video`` in place through its edit list, as a lossless cut
+    (``ffmpeg -ss A -t B -c copy``) does: the shown video starts ``skip_s`` later and, with
+    ``keep_s``, lasts ``keep_s`` seconds. The samples stay in the file (the demuxer returns the
+    ones outside the edit flagged discard)."""
+    path = Path(path)
+    data = bytearray(path.read_bytes())
+    elst, mdhd, mvhd = (_box(data, p) for p in ([b"moov", b"trak", b"edts", b"elst"],
+                                                 [b"moov", b"trak", b"mdia", b"mdhd"], [b"moov", b"mvhd"]))
+    if elst is None or mdhd is None or mvhd is None or data[elst[0]] != 0:
+        raise ValueError(f"no version-0 edit list in {path}")
+    scale = lambda body: struct.unpack(">I", data[body + 12:body + 16])[0]  # noqa: E731 (version-0 header)
+    media_scale, movie_scale = scale(mdhd[0]), scale(mvhd[0])
+    entry = elst[0] + 8  # after version/flags and the entry count: the first (only) entry
+    duration, media_time = struct.unpack(">Ii", data[entry:entry + 8])
+    if keep_s is not None:
+        duration = round(keep_s * movie_scale)
+    struct.pack_into(">Ii", data, entry, duration, media_time + round(skip_s * media_scale))
+    path.write_bytes(bytes(data))
+    return path
+
+
 def read_frame_index(frame: np.ndarray, n_bits: int = DEFAULT_BITS,
                      box: tuple[int, int, int, int] | None = None) -> int:
     """Decode the stripe code of an RGB frame written with an index pattern.
