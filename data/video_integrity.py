@@ -71,7 +71,9 @@ class Integrity:
         self.counts: dict[int, int] = {}
         self.declared_end = None
         if self.names & DECLARED_DURATION_FORMATS and container.duration:
-            self.declared_end = ((container.start_time or 0) + container.duration) / av.time_base
+            # Matroska's Duration is the segment's length, but FFmpeg's muxer writes the last timestamp there (the
+            # same thing for a file starting at 0): a file that starts later is held to the earlier of the two ends
+            self.declared_end = (container.duration + min(0, container.start_time or 0)) / av.time_base
         self.local_file = isinstance(source, (str, os.PathLike)) and "://" not in str(source) and Path(source).is_file()
         self.size = Path(source).stat().st_size if self.local_file else None
         self.nominal = nominal_interval(stream)

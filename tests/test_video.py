@@ -132,6 +132,18 @@ def test_edit_list_trimmed_mp4(tmp_path, codec, skip, keep, shown):
     assert len(clip.frames) == num_sampled_frames(info.duration, 10)
 
 
+@pytest.mark.parametrize("name,codec", [("v.mkv", "libx264"), ("v.webm", "libvpx-vp9")])
+def test_matroska_starting_after_zero_is_not_truncated(tmp_path, name, codec):
+    """A Matroska file whose timestamps start at 1 s (FFmpeg's muxer then declares the last
+    timestamp, 4.0 s, as the Duration) is whole: it was refused as 'declares 5.000 s but its
+    packets end at 4.000 s'."""
+    path = write_test_video(tmp_path / name, 30, 10, (W, H), codec, vfr_times=[1.0 + i / 10 for i in range(30)])
+    assert probe(path).duration == pytest.approx(3.0, abs=2e-3)
+    clip = decode_clip(path, fps=4, size=64)
+    assert indices_of(clip.frames) == CFR_AT_4FPS
+    np.testing.assert_allclose(clip.frame_times, np.array(CFR_AT_4FPS) / 10, atol=1e-3)
+
+
 def test_native_rate_gives_every_frame(tmp_path):
     path = write_test_video(tmp_path / "v.mp4", 30, 10)
     clip = load_clip(path, fps=10, size=64)
