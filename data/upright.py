@@ -5,6 +5,8 @@ bit depth (used by ``data/video.py`` and the frame-folder source of ``data/sourc
   display-orientation message) to every decoded frame; ``frame_transform`` reads it and
   ``upright_rgb`` applies it as a player (and the ffmpeg program's autorotate) does: rotations by
   multiples of 90 degrees and mirrorings. Any other matrix (an arbitrary angle, a shear) is refused.
+  Non-square pixels (the stream's sample aspect ratio: anamorphic DVD/DV, HDV 1440x1080) are first
+  resampled to square ones, so the picture has its display aspect ratio (``square_pixels``).
 * **Images**: the EXIF orientation is applied (``PIL.ImageOps.exif_transpose``); 16-bit images
   (``I;16*``, and ``I`` as Pillow gives for 16-bit PNG/PGM/PPM) keep their top 8 bits (``v >> 8``,
   so an 8-bit picture stored as 16 bits, ``v * 257``, gives back exactly ``v``); a 32-bit integer
@@ -81,13 +83,36 @@ def apply_transform(image: np.ndarray, t: Transform) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
-def displayed_size(width: int, height: int, t: Transform) -> tuple[int, int]:
+def square_size(width: int, height: int, sar) -> tuple[int, int]:
+    """Stored size -> size in square pixels for a sample (pixel) aspect ratio ``sar`` (a Fraction; None
+    or 0: unknown, i.e. square): the wider side of a pixel stretches the other dimension, so no detail
+    is lost (720x576 at 16:15 -> 768x576; 1440x1080 at 4:3 -> 1920x1080)."""
+    if not sar or sar == 1:
+        return width, height
+    if sar > 1:
+        return max(1, round(width * sar)), height
+    return width, max(1, round(height / sar))
+
+
+def square_pixels(image: np.ndarray, sar) -> np.ndarray:
+    """A stored ``[H, W, 3]`` picture with non-square pixels resampled to square ones (PIL bilinear,
+    an enlargement); the same array when the pixels are square."""
+    h, w = image.shape[:2]
+    new_w, new_h = square_size(w, h, sar)
+    if (new_w, new_h) == (w, h):
+        return image
+    return np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.Resampling.BILINEAR))
+
+
+def displayed_size(width: int, height: int, t: Transform, sar=None) -> tuple[int, int]:
+    width, height = square_size(width, height, sar)
     return (height, width) if t.transpose else (width, height)
 
 
-def upright_rgb(frame) -> np.ndarray:
-    """uint8 ``[H, W, 3]`` RGB of an ``av.VideoFrame`` as a player shows it (ValueError: odd matrix)."""
-    return apply_transform(frame.to_ndarray(format="rgb24"), frame_transform(frame))
+def upright_rgb(frame, sar=None) -> np.ndarray:
+    """uint8 ``[H, W, 3]`` RGB of an ``av.VideoFrame`` as a player shows it: pixels of the stream's
+    sample aspect ratio ``sar`` made square, then the display matrix applied (ValueError: odd matrix)."""
+    return apply_transform(square_pixels(frame.to_ndarray(format="rgb24"), sar), frame_transform(frame))
 
 
 # -------------------------------------------------------------------------------------- images

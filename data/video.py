@@ -27,7 +27,8 @@ Conventions (every dataset, the streaming engine and every benchmark use these):
 * **Orientation**: frames are upright, as a player shows them. A video's display matrix (a phone's
   portrait MP4: ``tkhd`` rotation, or mirroring) is applied to the decoded frame, like the ffmpeg
   program's autorotate; a matrix that is not a multiple of 90 degrees is refused
-  (``VideoDecodeError``; ``data/upright.py``). ``probe`` reports the displayed width and height.
+  (``VideoDecodeError``; ``data/upright.py``). Non-square pixels (sample aspect ratio, e.g. 720x576
+  at 64:45) are first made square (1024x576). ``probe`` reports the displayed width and height.
   A video without a display matrix is decoded exactly as before (same bytes). A frame folder's
   images get their EXIF orientation, and 16-bit images keep their top 8 bits (``v >> 8``).
 * **Letterbox** (``letterbox``): the longer side is resized to ``size`` (PIL bilinear, which
@@ -253,7 +254,7 @@ def probe(path: str | os.PathLike, method: str = "packets") -> VideoInfo:
                 for packet in container.demux(stream):  # only the first frame, for its display matrix
                     if orient.see(packet):
                         break
-                width, height = displayed_size(width, height, _transform(orient, path))
+                width, height = displayed_size(width, height, _transform(orient, path), stream.sample_aspect_ratio)
                 return VideoInfo(duration, float(rate), n, width, height, codec, "header")
         times: list[float] = []
         durations: list[float | None] = []
@@ -278,7 +279,7 @@ def probe(path: str | os.PathLike, method: str = "packets") -> VideoInfo:
             raise VideoDecodeError(path, truncation)
         # read while the container is open: the stream object points into FFmpeg memory freed on close
         nominal = nominal_interval(stream)
-        width, height = displayed_size(width, height, _transform(orient, path))
+        width, height = displayed_size(width, height, _transform(orient, path), stream.sample_aspect_ratio)
     if not times:
         raise VideoDecodeError(path, "no video packets")
     order = np.argsort(times, kind="stable")
@@ -343,12 +344,13 @@ class FrameStream:
         self._prev_time: float | None = None
         self._last_time = 0.0
         self._last_duration: float | None = None
+        self.sar: Fraction | None = None  # the stream's sample (pixel) aspect ratio, known once iterating
 
     def __iter__(self) -> Iterator[DecodedFrame]:
         container = _open_input(self.source, **self.open_kwargs)
         try:
             stream = container.streams.video[0]
-            stream.thread_type = self.thread_type
+            stream.thread_type, self.sar = self.thread_type, stream.sample_aspect_ratio
             nominal = nominal_interval(stream)
             clock = _BestEffortClock(nominal)
             self._check = Integrity(container, stream, self.source)
@@ -477,9 +479,9 @@ class SampledFrame:
     image: np.ndarray      # uint8 [size, size, 3] (or native [H, W, 3] when size is None)
 
 
-def _to_rgb(frame: av.VideoFrame, source: Any) -> np.ndarray:
+def _to_rgb(frame: av.VideoFrame, source: Any, sar: Fraction | None = None) -> np.ndarray:
     try:
-        return upright_rgb(frame)  # the display matrix applied (see "Orientation")
+        return upright_rgb(frame, sar)  # square pixels, the display matrix applied (see "Orientation")
     except ValueError as e:
         raise VideoDecodeError(_name(source), str(e)) from None
 
@@ -520,7 +522,7 @@ def iter_sampled(
     rgb_of: tuple[int, np.ndarray] | None = None  # native frame converted last (reused for repeats)
     for i, t, decoded in select_at_or_after(timed, fps, start_frame, end_frame, lambda: stream.end_time):
         if rgb_of is None or rgb_of[0] != decoded.index:
-            rgb_of = (decoded.index, _to_rgb(decoded.frame, source))
+            rgb_of = (decoded.index, _to_rgb(decoded.frame, source, stream.sar))
         yield SampledFrame(i, t, decoded.time, decoded.index, prepare_frame(rgb_of[1], t, size, degradation, resize))
 
 
@@ -562,8 +564,8 @@ def decode_clip(
 
     ``max_frames`` caps the number of frames returned (the first ones are kept). ``backend``:
     ``"pyav"`` (default, the streaming decoder) or ``"decord"`` (optional, only if installed:
-    random access, same sampling rule on decord's frame timestamps, no truncation detection; a
-    video with a display rotation is refused, since decord would give its frames as stored).
+    random access, same sampling rule on decord's frame timestamps, no truncation detection; a video
+    with a display rotation or non-square pixels is refused: decord gives its frames as stored).
     """
     if max_frames is not None:
         cap = start_frame + max_frames

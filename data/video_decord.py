@@ -30,6 +30,13 @@ def decord_samples(path: Any, fps: float, size: int | None, start_frame: int, en
         raise FileNotFoundError(f"video not found: {p}")
     if p.stat().st_size == 0:
         raise VideoDecodeError(p, "empty file (0 bytes)")
+    import av
+
+    with av.open(str(p)) as container:  # decord gives the stored pixels: a stretched picture would be wrong
+        sar = container.streams.video[0].sample_aspect_ratio if container.streams.video else None
+    if sar and sar != 1:
+        raise VideoDecodeError(p, f"has non-square pixels (sample aspect ratio {sar}), which backend='decord' "
+                                  "ignores; use backend='pyav'")
     try:
         reader = decord.VideoReader(str(p), num_threads=1)
         n = len(reader)

@@ -3,6 +3,7 @@ orientation (display matrix)."""
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -392,6 +393,28 @@ def test_unrotated_video_frames_are_byte_identical(tmp_path):
             assert a.tobytes() == r.tobytes()
             assert b.tobytes() == letterbox(r, 64).tobytes()
     assert (probe(plain).width, probe(plain).height) == (W, H)
+
+
+@pytest.mark.parametrize("name,codec", [("v.mp4", "libx264"), ("v.mkv", "mpeg4")])
+@pytest.mark.parametrize("sar,shown,box", [
+    (Fraction(2), (128, 48), (0, 20, 64, 24)),   # pixels twice as wide: a 128x48 picture, bars of 20 rows
+    (Fraction(1, 2), (64, 96), (11, 0, 42, 64)),  # twice as high: portrait 64x96
+])
+def test_non_square_pixels_are_shown_at_their_display_aspect(tmp_path, name, codec, sar, shown, box):
+    """A 64x48 video with a sample aspect ratio is displayed (and was letter-boxed) as 64x48: its
+    picture squeezed to the wrong shape. Players and ffmpeg's scale=iw*sar show it stretched."""
+    path = write_test_video(tmp_path / name, 20, 10, (W, H), codec, sar=sar)
+    info = probe(path)
+    assert (info.width, info.height) == shown
+    assert probe(path, method="header").width == shown[0]
+    native = decode_clip(path, fps=5, size=None)
+    assert native.frames.shape[1:3] == (shown[1], shown[0])
+    assert indices_of(native.frames, box=(0, 0) + shown) == [0, 2, 4, 6, 8, 10, 12, 14, 16, 18]
+    boxed = load_clip(path, fps=5, size=64)
+    x0, y0, bw, bh = box
+    assert (boxed[:, :y0] == 0).all() and (boxed[:, y0 + bh:] == 0).all()
+    assert (boxed[:, :, :x0] == 0).all() and (boxed[:, :, x0 + bw:] == 0).all()
+    assert indices_of(boxed, box=box) == [0, 2, 4, 6, 8, 10, 12, 14, 16, 18]
 
 
 def test_odd_display_matrix_is_refused(tmp_path):

@@ -19,6 +19,8 @@ Patterns:
 ``display=(degrees, hflip, vflip)`` writes a display matrix (PyAV's ``set_display_rotation``:
 degrees counter-clockwise, then the mirrorings), as a phone's portrait video has;
 ``set_tkhd_matrix`` patches the matrix of an MP4 written without one (older PyAV).
+``sar`` gives the pixels a sample aspect ratio (anamorphic video); ``trim_edit_list`` cuts an MP4
+through its edit list.
 """
 from __future__ import annotations
 
@@ -106,6 +108,7 @@ def write_test_video(
     container_format: str | None = None,
     container_options: dict[str, str] | None = None,
     display: tuple[float, bool, bool] | None = None,
+    sar: Fraction | None = None,
 ) -> Path:
     """Write a small video and return its path.
 
@@ -132,6 +135,8 @@ def write_test_video(
     with av.open(str(path), "w", format=fmt, options=container_options or {}) as out:
         stream = out.add_stream(codec, rate=rate, options=codec_options)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if sar is not None:  # non-square pixels: shown ``sar`` times as wide as high
+            stream.codec_context.sample_aspect_ratio = sar
         if display is not None:
             degrees, hflip, vflip = display
             stream.set_display_rotation(degrees, hflip=hflip, vflip=vflip)
