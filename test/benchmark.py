@@ -190,6 +190,20 @@ def read_streams(bench, path, gold: Mapping, opts: Mapping) -> tuple[dict[str, S
     return streams, others
 
 
+def check_degraded(dataset: str, streams: Mapping, others: Mapping, path) -> None:
+    """``--dataset tvsum_degraded`` reports a degraded-frames result: every prediction must carry the
+    degradation schedule it was streamed with (``test.run_benchmark --degrade``); clean predictions
+    would be reported as the degraded benchmark."""
+    if not dataset.endswith("_degraded"):
+        return
+    clean = [i for i, s in streams.items() if not s.extra.get("degradation")]
+    clean += [i for i, o in others.items() if not (isinstance(o, tuple) and o[1].get("degradation"))]
+    if clean:
+        raise ValueError(f"--dataset {dataset}: {len(clean)} of {len(streams) + len(others)} predictions in {path} "
+                         f"carry no degradation schedule (e.g. {sorted(clean)[:3]}): they were streamed from clean "
+                         f"frames; score them as --dataset {dataset[:-len('_degraded')]}, or stream with --degrade")
+
+
 def adapt_all(bench, protocol: str, opts: Mapping, streams: Mapping, gold: Mapping, fused: Mapping[str, np.ndarray],
               ids) -> dict:
     """The benchmark's predictions of ``ids`` from streams with their fused scores."""
@@ -429,6 +443,7 @@ def run(args, argv: list[str]) -> dict:
         raise ValueError("--tune none --tune_on_test only serves to accept a --params_file tuned on the reported data")
     gold = bench.load_gold(args.gold, protocol, opts)
     streams, others = read_streams(bench, args.pred, gold, opts)
+    check_degraded(args.dataset, streams, others, args.pred)
     tunable = bench.tunable(protocol, opts) and not others
     if not tunable:
         if args.tune not in (None, "none") or args.tune_on_test:

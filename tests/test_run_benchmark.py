@@ -466,3 +466,22 @@ def test_results_protocol_records_the_generation_settings_of_the_run(data, loads
     p = read_json(res)["protocol"]
     assert (p["max_new_tokens"], p["repetition_penalty"], p["respond_before_query"]) == (2, 1.3, True)
     assert p["system_prompt"] == eng["system_prompt"]
+
+
+def test_tvsum_degraded_refuses_clean_predictions(data, tiny, tvsum_pred):
+    """--dataset tvsum_degraded on predictions streamed without --degrade reported a clean run as the
+    degraded benchmark (rc 0); refused. The degraded run of the same items scores."""
+    clean = data / "tvsum_clean_pred.jsonl"
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.setattr(run_benchmark, "load_for_inference", lambda *a, **k: tiny)
+        assert run_benchmark.main(rb_args(data, "tvsum_items.jsonl", clean)) == 0
+    finally:
+        mp.undo()
+    args = ["--dataset", "tvsum_degraded", "--gold", str(data / "tvsum_anno.json"), "--tune", "none"]
+    with pytest.raises(ValueError, match="carry no degradation schedule"):
+        benchmark.run(benchmark.build_parser().parse_args([*args, "--pred", str(clean), "--out", str(data / "d.json")]), [])
+    assert not (data / "d.json").exists()
+    res = benchmark.run(benchmark.build_parser().parse_args([*args, "--pred", str(tvsum_pred), "--out",
+                                                             str(data / "d.json")]), [])
+    assert res["protocol"]["dataset"] == "tvsum_degraded" and res["protocol"]["degradation"] == "random:3:blackout"
