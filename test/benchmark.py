@@ -51,6 +51,7 @@ from test.evaluate import inference_protocol, parse_opt, read_prediction_records
 from test.postprocess import FusionParams, ProcessedStream, fuse_prediction, read_fusion_file
 from test.postprocess.fusion import fusion_provenance
 from test.predictions import StreamPrediction
+from test.run_record import other_cut
 from test.tuning import SMOOTH_KEY, TUNED_ON_TEST, apply_params, default_grid, grid_search, reference_grid, save_params
 from data.benchmarks.magqa import JudgeIncomplete
 from utils.cli import ArgumentParser, add_debug_flag, check_output_file, run_cli
@@ -499,6 +500,17 @@ def run(args, argv: list[str]) -> dict:
                             if i not in predicted][:10],
         "complete": not missing,
     }
+    # videos streamed from another cut than the annotated one (test.run_benchmark warned): their gold is
+    # placed on the annotation's clock, so their scores are not those of the annotated video
+    cuts = [i for i in report_ids if i in streams
+            and other_cut(streams[i].duration, streams[i].extra.get("annotated_duration"))]
+    coverage["n_other_cut"] = len(cuts)
+    if cuts:
+        coverage["other_cut_examples"] = [{"id": i, "streamed_duration": streams[i].duration,
+                                           "annotated_duration": streams[i].extra["annotated_duration"]} for i in cuts[:10]]
+        log.warning("%d scored items were streamed from a video whose duration differs from the annotation's by more "
+                    "than max(2 s, 5 %%), e.g. %s (another cut: its scores are not those of the annotated video); "
+                    "counted as coverage.n_other_cut", len(cuts), coverage["other_cut_examples"][0])
     subset = res["record"].get("videos_file_subset")
     if subset:  # the scorer scored only the videos a videos_file lists (TVSum): the coverage says so
         coverage.update(n_scored=subset["n_listed_scored"], n_set_aside_by_videos_file=subset["n_predictions_set_aside"],
