@@ -51,6 +51,7 @@ from test.evaluate import inference_protocol, parse_opt, read_prediction_records
 from test.postprocess import FusionParams, ProcessedStream, fuse_prediction, read_fusion_file
 from test.postprocess.fusion import fusion_provenance
 from test.predictions import StreamPrediction
+from test.run_record import other_cut
 from test.tuning import SMOOTH_KEY, TUNED_ON_TEST, apply_params, default_grid, grid_search, reference_grid, save_params
 from data.benchmarks.magqa import JudgeIncomplete
 from utils.cli import ArgumentParser, add_debug_flag, check_output_file, run_cli
@@ -188,6 +189,20 @@ def read_streams(bench, path, gold: Mapping, opts: Mapping) -> tuple[dict[str, S
         else:
             others[i] = (line, rec)
     return streams, others
+
+
+def check_degraded(dataset: str, streams: Mapping, others: Mapping, path) -> None:
+    """``--dataset tvsum_degraded`` reports a degraded-frames result: every prediction must carry the
+    degradation schedule it was streamed with (``test.run_benchmark --degrade``); clean predictions
+    would be reported as the degraded benchmark."""
+    if not dataset.endswith("_degraded"):
+        return
+    clean = [i for i, s in streams.items() if not s.extra.get("degradation")]
+    clean += [i for i, o in others.items() if not (isinstance(o, tuple) and o[1].get("degradation"))]
+    if clean:
+        raise ValueError(f"--dataset {dataset}: {len(clean)} of {len(streams) + len(others)} predictions in {path} "
+                         f"carry no degradation schedule (e.g. {sorted(clean)[:3]}): they were streamed from clean "
+                         f"frames; score them as --dataset {dataset[:-len('_degraded')]}, or stream with --degrade")
 
 
 def adapt_all(bench, protocol: str, opts: Mapping, streams: Mapping, gold: Mapping, fused: Mapping[str, np.ndarray],
@@ -429,6 +444,7 @@ def run(args, argv: list[str]) -> dict:
         raise ValueError("--tune none --tune_on_test only serves to accept a --params_file tuned on the reported data")
     gold = bench.load_gold(args.gold, protocol, opts)
     streams, others = read_streams(bench, args.pred, gold, opts)
+    check_degraded(args.dataset, streams, others, args.pred)
     tunable = bench.tunable(protocol, opts) and not others
     if not tunable:
         if args.tune not in (None, "none") or args.tune_on_test:
@@ -484,6 +500,17 @@ def run(args, argv: list[str]) -> dict:
                             if i not in predicted][:10],
         "complete": not missing,
     }
+    # videos streamed from another cut than the annotated one (test.run_benchmark warned): their gold is
+    # placed on the annotation's clock, so their scores are not those of the annotated video
+    cuts = [i for i in report_ids if i in streams
+            and other_cut(streams[i].duration, streams[i].extra.get("annotated_duration"))]
+    coverage["n_other_cut"] = len(cuts)
+    if cuts:
+        coverage["other_cut_examples"] = [{"id": i, "streamed_duration": streams[i].duration,
+                                           "annotated_duration": streams[i].extra["annotated_duration"]} for i in cuts[:10]]
+        log.warning("%d scored items were streamed from a video whose duration differs from the annotation's by more "
+                    "than max(2 s, 5 %%), e.g. %s (another cut: its scores are not those of the annotated video); "
+                    "counted as coverage.n_other_cut", len(cuts), coverage["other_cut_examples"][0])
     subset = res["record"].get("videos_file_subset")
     if subset:  # the scorer scored only the videos a videos_file lists (TVSum): the coverage says so
         coverage.update(n_scored=subset["n_listed_scored"], n_set_aside_by_videos_file=subset["n_predictions_set_aside"],

@@ -68,7 +68,7 @@ from typing import Iterator
 from test.engine_args import (add_engine_args, check_degrade_spec, check_engine_args, engine_config, feature_frames, load_model,
                               make_degradation, open_features)
 from test.run_record import (FUSION_FLAGS, MODEL_FILE_FLAGS, NOT_SETTING_KEYS, PATH_SETTINGS, SETTING_KEYS,  # noqa: F401 (re-exported)
-                             _comparable, engine_record, model_file_differences, model_files, open_run_record,
+                             _comparable, engine_record, model_file_differences, model_files, open_run_record, other_cut,
                              _now, recorded_model_files, run_record_path, setting_differences, settings_of)
 from test.scale_out import Shard, check_streams, merge, predictions, split_rows_arg
 from utils.cli import ArgumentParser, add_debug_flag, check_output_file, run_cli
@@ -240,8 +240,7 @@ def stream_item(engine, item: dict, video: Path, fps: float, max_frames: int | N
     if queries and info is not None and qtime >= info.duration:  # known before streaming: no model work
         raise _query_not_asked(item, qtime, None, info.duration)
     annotated = item.get("duration")
-    if info is not None and isinstance(annotated, (int, float)) and annotated > 0 \
-            and abs(info.duration - annotated) > max(2.0, 0.05 * annotated):
+    if info is not None and other_cut(info.duration, annotated):
         # another cut of the video than the one annotated: the scorer places the gold by the annotation
         log.warning("%s: %s lasts %.1f s, its annotation says %.1f s (another cut of the video?)",
                     item["id"], video, info.duration, annotated)

@@ -103,6 +103,14 @@ def model_files(args) -> dict:
             "heads_sha256": sha256_file(args.heads) if getattr(args, "heads", None) else None}
 
 
+def other_cut(streamed: float | None, annotated) -> bool:
+    """Whether a streamed video's duration differs from its annotation's by more than max(2 s, 5 %):
+    another cut of the video than the one annotated (the scorers place the gold by the annotation)."""
+    if streamed is None or isinstance(annotated, bool) or not isinstance(annotated, (int, float)) or annotated <= 0:
+        return False
+    return abs(float(streamed) - annotated) > max(2.0, 0.05 * annotated)
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 

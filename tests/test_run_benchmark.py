@@ -466,3 +466,41 @@ def test_results_protocol_records_the_generation_settings_of_the_run(data, loads
     p = read_json(res)["protocol"]
     assert (p["max_new_tokens"], p["repetition_penalty"], p["respond_before_query"]) == (2, 1.3, True)
     assert p["system_prompt"] == eng["system_prompt"]
+
+
+def test_tvsum_degraded_refuses_clean_predictions(data, tiny, tvsum_pred):
+    """--dataset tvsum_degraded on predictions streamed without --degrade reported a clean run as the
+    degraded benchmark (rc 0); refused. The degraded run of the same items scores."""
+    clean = data / "tvsum_clean_pred.jsonl"
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.setattr(run_benchmark, "load_for_inference", lambda *a, **k: tiny)
+        assert run_benchmark.main(rb_args(data, "tvsum_items.jsonl", clean)) == 0
+    finally:
+        mp.undo()
+    args = ["--dataset", "tvsum_degraded", "--gold", str(data / "tvsum_anno.json"), "--tune", "none"]
+    with pytest.raises(ValueError, match="carry no degradation schedule"):
+        benchmark.run(benchmark.build_parser().parse_args([*args, "--pred", str(clean), "--out", str(data / "d.json")]), [])
+    assert not (data / "d.json").exists()
+    res = benchmark.run(benchmark.build_parser().parse_args([*args, "--pred", str(tvsum_pred), "--out",
+                                                             str(data / "d.json")]), [])
+    assert res["protocol"]["dataset"] == "tvsum_degraded" and res["protocol"]["degradation"] == "random:3:blackout"
+
+
+def test_results_count_videos_of_another_cut(data, loads, tmp_path):
+    """A video whose duration differs from its annotation's (here the 6-s A.mp4 streamed for an item
+    annotated 60 s) was only warned about at inference: RESULTS.json reported its score as the
+    annotated video's. The results now count and name it (coverage.n_other_cut)."""
+    items = [json.loads(line) for line in (data / "charades_items.jsonl").read_text().splitlines()][:2]
+    items[0]["duration"] = 60.0  # A#0: another cut than the 6-s video
+    (tmp_path / "items.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    pred = tmp_path / "pred.jsonl"
+    assert run_benchmark.main(["--items", str(tmp_path / "items.jsonl"), "--video_root", str(data / "videos"),
+                               "--output", str(pred), "--fps", "1", "--no_generate", "--quiet"]) == 0
+    out = tmp_path / "res.json"
+    assert benchmark.main(["--dataset", "charades", "--pred", str(pred), "--gold", str(data / "charades_sta_test.txt"),
+                           "--out", str(out), "--tune", "none"]) == 0
+    cov = read_json(out)["protocol"]["coverage"]
+    assert cov["n_other_cut"] == 1
+    assert cov["other_cut_examples"] == [{"id": "A#0", "streamed_duration": pytest.approx(6.0, abs=0.1),
+                                          "annotated_duration": 60.0}]

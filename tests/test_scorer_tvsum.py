@@ -275,3 +275,33 @@ def test_videos_file_in_the_benchmark_command(shared_data, tmp_path):
     # the coverage says what was scored: the 10 listed videos, 40 predictions set aside (n_gold: the gold file's)
     cov = res["protocol"]["coverage"]
     assert cov["n_gold"] == 50 and cov["n_scored"] == 10 and cov["n_set_aside_by_videos_file"] == 40
+
+
+def test_aha_refuses_a_file_whose_native_frames_are_not_the_annotations(shared_data, tmp_path):
+    """A 25-fps re-encode of a 29.97-fps TVSum video: its native_frame_index points at other gold
+    frames, so gold-perfect scores came out at mAP50 67 with rc 0. Refused; the original file scores 100."""
+    d = shared_data / "tvsum"
+    tsv = str(d / "ydata-tvsum50-anno.tsv")
+    gold = tvsum.load_frame_gold(tsv)
+    info = json.loads((d / "tvsum_anno.json").read_text())
+    vid = "akI8YFjEmUw"
+    n, fps = len(gold[vid]["scores"]), float(info[vid]["fps"])
+    times = np.arange(0.0, n / fps - 0.5, 1.0)
+    truth = gold[vid]["scores"][np.floor(times * fps + 1e-6).astype(int)]
+
+    def rec(native_fps):
+        idx = np.floor(times * native_fps + 1e-6).astype(int).tolist()
+        return stream_record(vid, times, truth, duration=n / fps, native_fps=native_fps, native_frame_index=idx)
+
+    one = {"match_number": False}  # one video of the 50
+    ok = score_file(write_jsonl(tmp_path / "ok.jsonl", [rec(fps)]), tsv, "aha", RELEVANCE_ONLY, options=one)
+    assert ok["mAP50"] == pytest.approx(100.0)
+    with pytest.raises(ValueError, match="25 fps, the annotated video at 29.97 fps"):
+        score_file(write_jsonl(tmp_path / "p25.jsonl", [rec(25.0)]), tsv, "aha", RELEVANCE_ONLY, options=one)
+    # without the annotation's fps (no tvsum_anno.json beside the tsv): the frame count tells
+    toy = tmp_path / "anno.tsv"
+    toy.write_text("v1\tGA\t" + ",".join(["1", "5"] * 150) + "\n")  # 300 native frames (10 s at 30 fps)
+    short = stream_record("v1", range(8), np.arange(8.0), duration=8.0, native_fps=25.0,
+                          native_frame_index=[25 * i for i in range(8)])
+    with pytest.raises(ValueError, match="about 200 native frames .* the annotation 300"):
+        score_file(write_jsonl(tmp_path / "cut.jsonl", [short]), str(toy), "aha", RELEVANCE_ONLY)

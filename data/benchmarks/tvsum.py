@@ -254,6 +254,7 @@ def from_stream(stream, gold_item: Mapping, protocol: str, opts: Mapping) -> dic
         s, counts = pool_by_time(stream.time, stream.fused, CLIP_LEN, len(gold_item["labels"]), opts["clip_pool"])
         return {"clip_scores": s, "pool": counts}
     n_native = len(gold_item["scores"])
+    check_native_clock(stream, gold_item.get("fps"), n_native)
     if stream.native_frame_index is not None:
         idx = np.asarray(stream.native_frame_index, dtype=np.int64)
         if len(idx) != len(stream.time) or np.any(idx < 0) or np.any(np.diff(idx) < 0):
@@ -271,6 +272,26 @@ def from_stream(stream, gold_item: Mapping, protocol: str, opts: Mapping) -> dic
     clipped = int(np.sum(idx >= n_native))
     return {"frame_scores": np.asarray(stream.fused, dtype=np.float64), "native_index": np.minimum(idx, n_native - 1),
             "clipped": clipped, "alignment": source}
+
+
+def check_native_clock(stream, annotated_fps: float | None, n_native: int) -> None:
+    """The aha protocol pairs each sampled frame with the gold of its native frame: that is right only
+    when the streamed file's native frames are the annotation's. A file at another frame rate (a
+    25-fps re-encode of a 29.97-fps video) or with another frame count (another cut) is refused,
+    since its native indices (or times x its fps) point at other gold frames, silently."""
+    nfps, dur = stream.native_fps, stream.duration
+    if not nfps:
+        return
+    if annotated_fps and abs(nfps - annotated_fps) > 0.01 * annotated_fps:
+        raise InputError(f"video {stream.id}: the streamed file runs at {nfps:g} fps, the annotated video at "
+                         f"{annotated_fps:g} fps: its native frames are not the annotation's (another encoding); "
+                         "stream the original TVSum video, or score with the umt protocol (per 2-s clip, by time)")
+    if dur:
+        n_file = nfps * dur
+        if abs(n_file - n_native) > max(0.02 * n_native, nfps):
+            raise InputError(f"video {stream.id}: the streamed file has about {n_file:.0f} native frames ({dur:g} s at "
+                             f"{nfps:g} fps), the annotation {n_native}: another cut or encoding of the video, whose "
+                             "native frames are not the annotated ones; stream the original TVSum video")
 
 
 def from_record(rec: Mapping, gold_item: Mapping, protocol: str, opts: Mapping, path=None, line=None) -> dict:
