@@ -354,7 +354,8 @@ def record_id(rec: Mapping, path=None, line=None) -> str:
 
 def score(preds: Mapping[str, dict], gold: Mapping[str, GroundingQuery], protocol: str | None = None,
           options: Mapping | None = None) -> dict:
-    """Pure scorer: {query id: prediction} against the gold queries; a missing query scores IoU 0."""
+    """Pure scorer: {query id: prediction} against the gold queries; a missing query scores IoU 0
+    (the reference protocols skip it, counted)."""
     name, opts = resolve(protocol, options)
     skip_missing = name == "reference" and opts["missing"] == "skip"
     qids, id_record = match_ids(preds, gold, missing="drop" if skip_missing else "count", what="query")
