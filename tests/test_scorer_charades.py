@@ -155,15 +155,26 @@ def test_reference_protocol_rows_and_oracle(tiny_gold, tmp_path):
     r = score_file(pred, str(tiny_gold), "reference", fusion, {"window": [0]})
     rows = r["metrics"]["by_window"]["0"]["by_threshold"]
     assert len(rows) == 21 and "0.30" in rows and "0.70" in rows
-    # AAA#0: IoU 1 up to theta 0.40, then 4/5; AAA#1 missing -> 0; BBB#2 constant -> 0
-    assert rows["0.40"]["mIoU"] == pytest.approx(100 / 3)
-    assert rows["0.42"]["mIoU"] == pytest.approx(80 / 3)
+    # AAA#0: IoU 1 up to theta 0.40, then 4/5; BBB#2 constant -> 0; AAA#1 has no prediction: the
+    # reference loops over its predictions, so it is skipped (counted), not scored 0
+    assert rows["0.40"]["mIoU"] == pytest.approx(100 / 2)
+    assert rows["0.42"]["mIoU"] == pytest.approx(80 / 2)
     assert r1(r["metrics"]) == r["metrics"]["by_window"]["0"]["oracle_best_threshold"]
-    assert r["metrics"]["mIoU"] == pytest.approx(100 / 3) and r["metrics"]["R1@0.7"] == pytest.approx(100 / 3)
+    assert r["metrics"]["mIoU"] == pytest.approx(100 / 2) and r["metrics"]["R1@0.7"] == pytest.approx(100 / 2)
+    assert r["metrics"]["n_scored"] == 2 and r["metrics"]["n_missing"] == 1 and set(r["per_item"]) == {"AAA#0", "BBB#2"}
     p = r["protocol"]
     assert p["causal"] is False and p["oracle"] is True and "oracle" in p["labels"]
     assert p["windows"] == [0] and p["thresholds"][0] == 0.3 and p["thresholds"][-1] == 0.7
-    assert r["record"]["ids"]["n_missing"] == 1
+    assert r["record"]["ids"]["n_missing"] == 1 and p["missing_prediction"].startswith("skipped")
+    # --opt missing=zero: the missing query scores IoU 0 (what the reference protocol did before)
+    z = score_file(pred, str(tiny_gold), "reference", fusion, {"window": [0], "missing": "zero"})
+    assert z["metrics"]["by_window"]["0"]["by_threshold"]["0.40"]["mIoU"] == pytest.approx(100 / 3)
+    assert z["metrics"]["mIoU"] == pytest.approx(100 / 3) and z["metrics"]["n_scored"] == 3
+    assert z["protocol"]["missing_prediction"] == "IoU 0"
+    with pytest.raises(ValueError, match="missing must be one of"):
+        score_file(pred, str(tiny_gold), "reference", fusion, {"missing": "drop"})
+    with pytest.raises(ValueError, match="unknown option 'missing'"):  # the standard protocol counts IoU 0
+        score_file(pred, str(tiny_gold), "standard", fusion, {"missing": "skip"})
 
 
 def test_standard_protocol_end_to_end(tiny_gold, tmp_path):

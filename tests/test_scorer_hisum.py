@@ -196,6 +196,13 @@ def test_errors(tmp_path):
     # without shots and reference summary: mAP is reported, F1 is unavailable (null, with the reason)
     nocp = score_file(ok, str(tmp_path / "nocp.h5"))
     assert nocp["mAP50"] is not None and nocp["F1"] is None and "unavailable" in nocp["protocol"]["f1"]
+    # a gt_summary that is not a 0/1 summary (here the gtscore itself, stored by mistake) is refused: it was
+    # binarised at > 0 (every frame a reference frame, an F1 with exit 0), the official int cast gives F1 0
+    with h5py.File(tmp_path / "soft.h5", "w") as f:
+        g = rng.random(40) * 0.9 + 0.05
+        f["v/gtscore"], f["v/change_points"], f["v/gt_summary"] = g, random_shots(rng, 40), g
+    with pytest.raises(ValueError, match="gt_summary must be a 0/1 keyshot summary"):
+        score_file(ok, str(tmp_path / "soft.h5"))
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(ValueError, match="is empty"):
         score_file(str(tmp_path / "empty.jsonl"), h5)

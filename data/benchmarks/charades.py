@@ -16,12 +16,15 @@ Protocols:
 ``"reference"`` (MMDuet / Aha ``evaluate.py --func grounding``; labelled non-causal and oracle)
     Centred +-w moving average, whole-video min-max, frame-set IoU between {frames >= theta} and
     {frames inside the GT span as annotated}, one row per theta in arange(0.30, 0.71, 0.02), plus
-    the per-query best-threshold oracle (optimistic: it picks theta per query with the GT).
+    the per-query best-threshold oracle (optimistic: it picks theta per query with the GT). Like the
+    reference, which loops over its predictions, only the predicted queries are scored (the missing
+    ones counted: ``n_missing``); option ``missing="zero"`` scores them IoU 0 instead.
 ``"text"`` (offline models that answer in words)
     The span is parsed from the answer (``parse_time_span``); an unparsable answer is a miss
     (IoU 0), counted, never skipped (the reference skipped them, inflating the baselines).
 
-A gold query without a prediction scores IoU 0 (counted); a prediction for an unknown id is refused.
+A gold query without a prediction scores IoU 0 (counted; the reference protocols skip it, as the
+reference did); a prediction for an unknown id is refused.
 """
 from __future__ import annotations
 
@@ -51,13 +54,16 @@ TEXT_RULES = ("project", "reference")
 PROTOCOLS: dict[str, dict[str, Any]] = {
     "standard": {"durations_csv": None, "score_source": "fused", "threshold": 0.5, "window": 0, "anchor": 0.0,
                  "pred_beyond": "keep"},
-    "reference": {"durations_csv": None, "score_source": "fused", "window": REFERENCE_WINDOW},
+    "reference": {"durations_csv": None, "score_source": "fused", "window": REFERENCE_WINDOW, "missing": "skip"},
     "text": {"durations_csv": None, "unitless": "percent", "rules": "project"},
 }
 HEADLINE = "R1@0.5"
 # A plain predicted interval past the video: "keep" scores it as given (Moment-DETR's compute_mr_r1,
 # the official scorer, clips only the gold), "clip" cuts it to [0, duration] first.
 PRED_BEYOND = ("keep", "clip")
+# a gold query without prediction under the reference protocol: "skip" (the reference's loop over its
+# predictions never sees it), or "zero" (scored IoU 0, as the standard protocol does)
+REFERENCE_MISSING = ("skip", "zero")
 
 
 def resolve(protocol: str | None, options: Mapping | None) -> tuple[str, dict]:
@@ -70,6 +76,7 @@ def resolve(protocol: str | None, options: Mapping | None) -> tuple[str, dict]:
         choice(opts["pred_beyond"], PRED_BEYOND, "pred_beyond")
     if name == "reference":
         windows(opts["window"])
+        choice(opts["missing"], REFERENCE_MISSING, "missing")
     if name != "text":
         choice(opts["score_source"], SCORE_SOURCES, "score_source")
     else:
@@ -347,9 +354,11 @@ def record_id(rec: Mapping, path=None, line=None) -> str:
 
 def score(preds: Mapping[str, dict], gold: Mapping[str, GroundingQuery], protocol: str | None = None,
           options: Mapping | None = None) -> dict:
-    """Pure scorer: {query id: prediction} against the gold queries; a missing query scores IoU 0."""
+    """Pure scorer: {query id: prediction} against the gold queries; a missing query scores IoU 0
+    (the reference protocols skip it, counted)."""
     name, opts = resolve(protocol, options)
-    qids, id_record = match_ids(preds, gold, missing="count", what="query")
+    skip_missing = name == "reference" and opts["missing"] == "skip"
+    qids, id_record = match_ids(preds, gold, missing="drop" if skip_missing else "count", what="query")
     record: dict[str, Any] = {"dataset": DATASET, "protocol": name, "r1_iou_thresholds": list(R1_IOUS),
                               "metrics_in_percent": True, "missing_prediction": "IoU 0",
                               "gt_end": "clipped to the video duration", "ids": id_record,
@@ -371,13 +380,16 @@ def score(preds: Mapping[str, dict], gold: Mapping[str, GroundingQuery], protoco
             for row, qid in enumerate(qids):
                 per_item.setdefault(qid, {})[f"w{w}"] = {"oracle_iou": float(oracle[row]),
                                                          "best_threshold": labels[int(table[row].argmax())]}
-        metrics = {**by_window[str(ws[0])]["oracle_best_threshold"], "by_window": by_window}
+        metrics = {**by_window[str(ws[0])]["oracle_best_threshold"], "n_scored": len(qids),
+                   "n_missing": id_record["n_missing"], "by_window": by_window}
         record.update(causal=False, oracle=True, labels=["non-causal", "oracle"], windows=ws, iou="frame set",
                       smoothing="centred +-w moving average (non-causal)", gt_end="as annotated (not clipped)",
                       normalisation="per-video min-max over the whole video (constant -> 0)",
                       frame_time_convention="frame at t is in the GT when start <= t <= end",
                       thresholds=[round(float(t), 2) for t in REFERENCE_THRESHOLDS],
-                      headline="per-query best-threshold oracle of the first window", score_source=opts["score_source"])
+                      headline="per-query best-threshold oracle of the first window", score_source=opts["score_source"],
+                      missing_prediction="skipped (the reference scores the queries it has predictions for; counted "
+                      "in n_missing)" if skip_missing else "IoU 0")
         return {"metrics": metrics, "per_item": per_item, "record": record}
     if name == "text" and opts["rules"] == "reference":
         return _score_reference_text(preds, gold, qids, record)

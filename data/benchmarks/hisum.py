@@ -128,6 +128,12 @@ def load_gold(h5_path, protocol: str = DEFAULT_PROTOCOL, opts: Mapping | None = 
                     raise InputError(f"{vid} change_points must be [start, end] frame pairs inside the video", h5_path)
                 summ = numbers(np.asarray(grp["gt_summary"], dtype=np.float64).tolist(), f"{vid} gt_summary", h5_path,
                                ndim=np.asarray(grp["gt_summary"]).ndim)
+                if not np.all((summ == 0) | (summ == 1)):
+                    # the official evaluate_summary casts to int and ANDs bitwise (0.6 -> 0, 2 & 1 -> 0);
+                    # anything but a 0/1 keyshot summary (e.g. gtscore stored by mistake) is not a summary
+                    bad = summ[(summ != 0) & (summ != 1)]
+                    raise InputError(f"{vid} gt_summary must be a 0/1 keyshot summary, found {bad.size} other "
+                                     f"values (e.g. {bad.flat[0]:g})", h5_path)
                 entry["change_points"] = cps
                 entry["gt_summary"] = summ.reshape(1, -1) if summ.ndim == 1 else summ
             gold[vid] = entry
