@@ -13,7 +13,8 @@ adapter; other records go to its official-format reader.
 
 Fusion weights (stream predictions only): the FusionParams defaults, overridden by --params_file
 [--params_key] (keys alpha, beta, epsilon, tau; the reference's "uncertainty_threshold" is read as
-tau, and a null epsilon falls back to its "uncertainty_penalty"), overridden by the explicit flags.
+tau, and a null epsilon falls back to its "uncertainty_penalty"; such a file fuses exp(log-variance),
+uncertainty_kind variance, what the reference tuned it on), overridden by the explicit flags.
 --opt values are parsed as JSON when possible (true, 3, 0.5, null, [1,2]), else kept as strings;
 an option the protocol does not define is refused.
 """

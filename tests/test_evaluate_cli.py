@@ -7,11 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from data import benchmarks
 from test import evaluate
-from test.postprocess import read_fusion_file
+from test.postprocess import fuse, read_fusion_file
 from utils.io import JsonlWriter
 from utils.paths import REPO_ROOT
 
@@ -49,10 +50,38 @@ def test_params_file_reference_layout(tmp_path):
         "qvh": {"alpha": 2.0, "beta": 1.5556, "epsilon": None, "uncertainty_threshold": 0.1011,
                 "uncertainty_penalty": 0.7143},
     }))
-    assert read_fusion_file(str(path), "tvsum") == ({"alpha": 0.0, "beta": -1.0, "epsilon": -5.0, "tau": 0.04}, {})
-    assert read_fusion_file(str(path), "qvh")[0] == {"alpha": 2.0, "beta": 1.5556, "tau": 0.1011, "epsilon": 0.7143}
+    assert read_fusion_file(str(path), "tvsum") == ({"alpha": 0.0, "beta": -1.0, "epsilon": -5.0, "tau": 0.04,
+                                                     "uncertainty_kind": "variance"}, {})
+    assert read_fusion_file(str(path), "qvh")[0] == {"alpha": 2.0, "beta": 1.5556, "tau": 0.1011, "epsilon": 0.7143,
+                                                     "uncertainty_kind": "variance"}
     with pytest.raises(ValueError, match="no key 'hisum'"):
         read_fusion_file(str(path), "hisum")
+
+
+def test_reference_params_file_fuses_what_the_reference_fused(tmp_path):
+    """The reference's grid_search_params.json tuned tau on exp(raw log-variance), what its inference
+    reports. Read with the project's default (the clamped log-variance) the same tau = 0.04 penalised
+    every frame whose log-variance is above 0.04 instead of above log(0.04) = -3.2: another fused score."""
+    path = tmp_path / "grid_search_params.json"
+    path.write_text(json.dumps({"tvsum": {"alpha": 0.7, "beta": 1.0, "epsilon": 2.0, "uncertainty_threshold": 0.04}}))
+    info, rel = np.array([0.2, 0.5, 0.9]), np.array([0.1, 0.4, 0.3])
+    logvar = np.array([-3.0, -1.0, 0.5])
+    var = np.exp(logvar)  # the reference: u = exp(raw log-variance), penalty eps * (u - tau) where u >= tau
+    want = 0.7 * info + 1.0 * rel - 2.0 * np.where(var >= 0.04, var - 0.04, 0.0)
+    args = evaluate.build_parser().parse_args(["--func", "tvsum", "--pred_file", "p", "--gold_file", "g",
+                                               "--params_file", str(path), "--params_key", "tvsum"])
+    fusion, source = evaluate.build_fusion(args)
+    assert source["uncertainty_kind"] == "params_file[tvsum]"
+    np.testing.assert_allclose(fuse(info, rel, logvar, fusion), want, rtol=0, atol=1e-12)
+    # the flag still decides when given
+    args = evaluate.build_parser().parse_args(["--func", "tvsum", "--pred_file", "p", "--gold_file", "g",
+                                               "--params_file", str(path), "--params_key", "tvsum",
+                                               "--uncertainty_kind", "logvar"])
+    assert evaluate.build_fusion(args)[0].uncertainty_kind == "logvar"
+    # the project's own key names carry no such default
+    own = tmp_path / "own.json"
+    own.write_text(json.dumps({"alpha": 0.7, "beta": 1.0, "epsilon": 2.0, "tau": 0.04}))
+    assert "uncertainty_kind" not in read_fusion_file(own)[0]
 
 
 def test_one_fusion_file_reader_for_the_scorer_the_benchmark_driver_and_the_live_engine(tmp_path):
@@ -65,7 +94,7 @@ def test_one_fusion_file_reader_for_the_scorer_the_benchmark_driver_and_the_live
     ref.write_text(json.dumps({"tvsum": {"alpha": 0.0, "beta": -1.0, "epsilon": -5.0, "uncertainty_threshold": 0.04}}))
     args = evaluate.build_parser().parse_args(["--func", "tvsum", "--pred_file", "p", "--gold_file", "g",
                                                "--params_file", str(ref), "--params_key", "tvsum"])
-    want = {"alpha": 0.0, "beta": -1.0, "epsilon": -5.0, "tau": 0.04, "uncertainty_kind": "logvar"}
+    want = {"alpha": 0.0, "beta": -1.0, "epsilon": -5.0, "tau": 0.04, "uncertainty_kind": "variance"}
     assert evaluate.build_fusion(args)[0].to_dict() == want
     engine = argparse.Namespace(params_file=str(ref), params_key="tvsum", alpha=None, beta=None, epsilon=None,
                                 tau=None, uncertainty_kind=None)

@@ -85,7 +85,8 @@ def read_fusion_file(path, key: str | None = None) -> tuple[dict[str, Any], dict
 
     Accepted layouts: a flat object of parameters; an object of ``key`` -> parameters (the
     reference's ``grid_search_params.json``: its ``uncertainty_threshold`` / ``uncertainty_penalty``
-    are ``tau`` / ``epsilon``); a saved tuning record (``test.tuning.save_params``: ``params`` +
+    are ``tau`` / ``epsilon``, and such a file's ``uncertainty_kind`` defaults to ``variance``, the
+    quantity the reference tuned them on); a saved tuning record (``test.tuning.save_params``: ``params`` +
     ``protocol`` + ``tuned_on_test``). Null values are left to the defaults. Returns ``(params,
     tuning)``, ``tuning`` = ``{"tuned_on", "tuned_on_test"}`` for a tuning record, else ``{}``, plus
     ``smooth_window`` when the parameters were tuned with the fused score smoothed (every reader must
@@ -113,6 +114,10 @@ def read_fusion_file(path, key: str | None = None) -> tuple[dict[str, Any], dict
     for ours, theirs in (("tau", "uncertainty_threshold"), ("epsilon", "uncertainty_penalty")):
         if ours not in out and data.get(theirs) is not None:
             out[ours] = data[theirs]
+            # the reference's key names: its tau was tuned on what its inference reports, exp(raw
+            # log-variance); read on the clamped log-variance (this project's default) the same tau
+            # penalises other frames. The flag --uncertainty_kind still overrides it.
+            out.setdefault("uncertainty_kind", "variance")
     for k in ("alpha", "beta", "epsilon", "tau"):
         v = out.get(k)
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
