@@ -160,6 +160,12 @@ def compiled_step(fn, policy: CachePolicy, backend: str | None, mode: str | None
     return torch.compile(fn, fullgraph=True, dynamic=False, backend=backend or "inductor", mode=mode)
 
 
+def _config_eos_ids(model) -> frozenset:
+    """The eos ids a model's generation config names (Qwen2-Instruct: <|im_end|> and <|endoftext|>)."""
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    return frozenset([] if eos is None else [eos] if isinstance(eos, int) else eos)
+
+
 class StreamingEngine:
     def __init__(self, model, tokenizer, cfg: EngineConfig | None = None):
         self.cfg = cfg or EngineConfig()
@@ -173,7 +179,8 @@ class StreamingEngine:
         self.template = ChatTemplate(tokenizer, self.tpf, mc.frame_placeholder)
         self.template.checked(self.system_prompt, "the system prompt")
         self.tokenizer = tokenizer
-        self.eos_id = self.template.eos_id
+        self.eos_id = self.template.eos_id  # closes an assistant turn in the cache
+        self.stop_ids = self.template.stop_ids | _config_eos_ids(self.model)  # end a response (not fed back)
         self.lm = self.model.model.language_model
         attn = mc.text_config._attn_implementation
         if attn not in (None, "sdpa", "eager"):
@@ -413,7 +420,7 @@ class StreamingEngine:
                 logits = penalty(torch.tensor([tokens], device=logits.device), logits)
             logits = no_frame(torch.tensor([tokens], dtype=torch.long, device=logits.device), logits)
             nxt = int(torch.argmax(logits[0]))
-            if nxt == self.eos_id:
+            if nxt in self.stop_ids:  # <|endoftext|> too: the turn is closed with <|im_end|> all the same
                 break
             tokens.append(nxt)
             _, lg, _ = self._forward([("response", [nxt], {"frame": self.frame_index - 1})], logits=True, evict=False,

@@ -288,6 +288,35 @@ def test_the_frame_placeholder_is_never_generated(model, qwen2_tokenizer):
     assert eng.respond(0.0).token_ids == [7, 7]
 
 
+def test_a_response_ends_at_endoftext_as_at_im_end(model, qwen2_tokenizer):
+    """Qwen2's generation config stops on <|endoftext|> as well as <|im_end|>: a response that emits it
+    ends there (it ran on to max_new_tokens, the tokens after it became the response and stayed in
+    the cache), and a kept turn is closed with <|im_end|> (the stop token is not fed back)."""
+    eot = qwen2_tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    eng = engine(model, qwen2_tokenizer, max_new_tokens=6)
+    fed, order = [], iter([7, eot, 9, 9, 9, 9, 9])
+
+    def fwd(text, frame_embeds=None, logits=False, evict=True, transient=False):
+        fed.extend(t for _, ids, _ in text for t in ids)
+        out = torch.full((1, 1, eot + 10), -10.0)
+        out[0, 0, next(order)] = 5.0
+        return None, out, None
+
+    eng._forward = fwd
+    r = eng.respond(0.0)
+    assert r.token_ids == [7] and r.n_tokens == 1 and r.content == qwen2_tokenizer.decode([7])
+    assert eot not in fed and eng.pending == [eng.eos_id]  # the kept turn closes with <|im_end|>
+    # the ids a model's generation config names stop it too
+    model.generation_config.eos_token_id = [eng.eos_id, 9]
+    try:
+        eng = engine(model, qwen2_tokenizer, max_new_tokens=6)
+        order = iter([7, 9, 8, 8, 8, 8])
+        eng._forward = fwd
+        assert eng.respond(0.0).token_ids == [7]
+    finally:
+        model.generation_config.eos_token_id = None
+
+
 def test_bad_queries_and_cache_settings_are_refused(model, qwen2_tokenizer, embeds):
     """An empty query (it would be protected and streamed as the task), a query time that is not a
     number (NaN never compares <= a frame time: it and every later query were lost without a word),
