@@ -121,6 +121,10 @@ class EngineConfig:
             raise ValueError("max_new_tokens must be >= 1")
         if self.frames_per_step < 1:
             raise ValueError("frames_per_step must be >= 1")
+        rp = self.repetition_penalty
+        if rp is not None and not (isinstance(rp, (int, float)) and not isinstance(rp, bool) and np.isfinite(rp) and rp > 0):
+            # 0 was read as "no penalty" without a word; a negative or NaN one failed at the first response
+            raise ValueError(f"repetition_penalty must be None or a finite number > 0, got {rp!r}")
         if self.frames_per_step > 1 and self.generate:
             raise ValueError("frames_per_step > 1 is for score-only runs (generate=False): a response needs each frame's heads")
 

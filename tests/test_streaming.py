@@ -273,6 +273,15 @@ def test_repetition_penalty_applies_to_the_tokens_of_the_response(model, qwen2_t
     assert pen.respond(0.0).token_ids == [7, 8, 7]
 
 
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
+def test_a_repetition_penalty_that_is_not_a_positive_number_is_refused(bad):
+    """0 ran unpenalised without a word (read as no penalty); a negative or NaN one failed only at the
+    stream's first response, after its frames were scored."""
+    with pytest.raises(ValueError, match="repetition_penalty"):
+        EngineConfig(repetition_penalty=bad)
+    assert EngineConfig(repetition_penalty=1.2).repetition_penalty == 1.2
+
+
 def test_the_frame_placeholder_is_never_generated(model, qwen2_tokenizer):
     """A generated <image> would be fed back as a frame without pixels (the tiny model, whose input
     and output embeddings are tied, did produce it): it is suppressed, the next best token wins."""
