@@ -34,7 +34,7 @@ import torch
 from transformers import RepetitionPenaltyLogitsProcessor, SuppressTokensLogitsProcessor
 
 from models.cache import DEFAULT_MAX_PROTECTED, DEFAULT_POLICY, DEFAULT_SINK_TOKENS, DEFAULT_WINDOW, CachePolicy, Segment, effective_max_protected, effective_sink_tokens, effective_window, model_inv_freq, protected_layouts
-from models.chat import IM_END, STREAM_GENERATION_PROMPT, STREAM_PROMPT, ChatTemplate, system_prompt_of, system_turn, user_turn
+from models.chat import GENERATION_PROMPT, IM_END, STREAM_GENERATION_PROMPT, STREAM_PROMPT, ChatTemplate, system_prompt_of, system_turn, user_turn
 from models.decision import DecisionConfig, DecisionRule
 from models.frames import to_pixel_values
 from models.kv_store import KVStore
@@ -407,12 +407,21 @@ class StreamingEngine:
 
     @torch.inference_mode()
     def respond(self, time: float, trigger_score: float = float("nan")) -> ResponseRecord:
-        """Greedy generation of an assistant turn from the current context."""
+        """Greedy generation of an assistant turn from the current context (``process_frame`` calls it
+        after a frame; called directly, e.g. right after ``add_query``, the turn opens after whatever
+        the context ends with: a stream turn is closed first, a closed turn is not closed twice)."""
+        # what is due before it (the system turn of a fresh stream, a kept response's closing <|im_end|>):
+        # part of the context, never undone with the response; it ends with a closed turn
+        prefix = self._take_prefix()
+        if prefix:
+            self._forward(prefix)
+            self.started = True
+        header = STREAM_GENERATION_PROMPT if self.stream_open and not prefix else GENERATION_PROMPT
         before = len(self.policy)
         # a response that will be removed is never part of the sink (a sink not yet full, longer than the
         # system turn and queries, took its tokens as protected, and undoing them failed)
         undo = self.cfg.remove_assistant_turns
-        _, lg, _ = self._forward([("response", self.template.ids(STREAM_GENERATION_PROMPT), {"frame": self.frame_index - 1})],
+        _, lg, _ = self._forward([("response", self.template.ids(header), {"frame": self.frame_index - 1})],
                                  logits=True, evict=False, transient=undo)
         tokens: list[int] = []
         penalty = RepetitionPenaltyLogitsProcessor(self.cfg.repetition_penalty) if self.cfg.repetition_penalty else None

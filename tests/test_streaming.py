@@ -148,6 +148,34 @@ def test_kept_responses_follow_the_training_template(model, qwen2_tokenizer, emb
     assert tmpl.ids(IM_END) + tmpl.ids(GENERATION_PROMPT) == tmpl.ids(STREAM_GENERATION_PROMPT)
 
 
+@pytest.mark.parametrize("remove", [False, True])
+def test_a_response_asked_for_after_a_query_opens_the_assistant_turn_once(model, qwen2_tokenizer, embeds, remove):
+    """``respond`` called right after ``add_query`` (or on a fresh engine, or twice in a row) follows
+    the template: the user turn is already closed, so the assistant header comes without another
+    <|im_end|> (it fed <|im_end|><|im_end|>), the system turn comes first on a fresh engine (it was
+    left out), and after the frames the stream turn is closed as before."""
+    from models.chat import GENERATION_PROMPT, STREAM_GENERATION_PROMPT
+
+    tmpl = ChatTemplate(qwen2_tokenizer, TPF)
+    eng = engine(model, qwen2_tokenizer, cache_policy="unbounded", max_new_tokens=2, remove_assistant_turns=remove)
+    log = _fed_ids(eng)
+    eng.add_query("what is it?")
+    r1 = eng.respond(0.0)
+    sys_ids = tmpl.ids(system_turn(eng.system_prompt))
+    assert [t for step in log for t in step] == (sys_ids + tmpl.ids(user_turn("what is it?")) + tmpl.ids(GENERATION_PROMPT)
+                                                 + r1.token_ids)
+    del log[:]
+    eng.process_frame(0.5, embeds[0])
+    r2 = eng.respond(0.5)
+    close = [] if remove else [tmpl.eos_id]
+    assert [t for step in log for t in step] == (close + tmpl.ids(STREAM_PROMPT) + [151646] * TPF
+                                                 + tmpl.ids(STREAM_GENERATION_PROMPT) + r2.token_ids)
+    fresh = engine(model, qwen2_tokenizer, cache_policy="unbounded", max_new_tokens=1, remove_assistant_turns=remove)
+    log = _fed_ids(fresh)
+    r = fresh.respond(0.0)
+    assert [t for step in log for t in step] == sys_ids + tmpl.ids(GENERATION_PROMPT) + r.token_ids
+
+
 def test_remove_assistant_turns_restores_the_cache_exactly(model, qwen2_tokenizer, embeds):
     eng = engine(model, qwen2_tokenizer, cache_policy="sink", window=160, sink_tokens=16, remove_assistant_turns=True, max_new_tokens=4)
     for _ in eng.run(frames_of(embeds[:5]), [QueryEvent(0.0, "narrate")]):
@@ -308,7 +336,8 @@ def test_a_response_ends_at_endoftext_as_at_im_end(model, qwen2_tokenizer):
     def fwd(text, frame_embeds=None, logits=False, evict=True, transient=False):
         fed.extend(t for _, ids, _ in text for t in ids)
         out = torch.full((1, 1, eot + 10), -10.0)
-        out[0, 0, next(order)] = 5.0
+        if logits:
+            out[0, 0, next(order)] = 5.0
         return None, out, None
 
     eng._forward = fwd
