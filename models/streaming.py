@@ -475,14 +475,17 @@ class StreamingEngine:
         def flush():
             if not block:
                 return
+            # taken out first: frames whose step (or response) failed are not fed again by the flush
+            # that follows an error (it fed the frame twice, after a half-generated response)
+            todo = list(block)
+            block.clear()
             if k == 1:
-                rec, resp = self.process_frame(block[0].time, block[0].embeds)
+                rec, resp = self.process_frame(todo[0].time, todo[0].embeds)
                 yield rec
                 if resp is not None:
                     yield resp
             else:
-                yield from self.process_frames([e.time for e in block], torch.stack([e.embeds for e in block]))
-            block.clear()
+                yield from self.process_frames([e.time for e in todo], torch.stack([e.embeds for e in todo]))
 
         try:
             encode = functools.partial(self.encode_images, compiled=not background)

@@ -225,6 +225,30 @@ def test_a_source_breaking_mid_stream_keeps_the_records_so_far(model, qwen2_toke
     assert [r.frame for r in got] == [0, 1, 2]
 
 
+def test_a_failing_response_does_not_feed_its_frame_again(model, qwen2_tokenizer, embeds):
+    """An error in a frame's step or response (here the first response fails) ends the stream: the
+    records so far are kept, and that frame is not fed a second time after the half-made response
+    (the flush after an error did, and yielded a record of it at the next frame index)."""
+    eng = engine(model, qwen2_tokenizer, cache_policy="unbounded", max_new_tokens=2,
+                 decision=DecisionConfig(score_heads="informative", threshold=-1.0))
+    respond, calls = eng.respond, []
+
+    def failing(time, trigger_score=float("nan")):
+        calls.append(time)
+        if len(calls) == 2:
+            raise RuntimeError("generation failed")
+        return respond(time, trigger_score)
+
+    eng.respond = failing
+    log = _fed_ids(eng)
+    got = []
+    with pytest.raises(RuntimeError, match="generation failed"):
+        for r in eng.run(frames_of(embeds[:4]), [QueryEvent(0.0, "narrate")]):
+            got.append(r)
+    assert [(type(r).__name__, r.frame) for r in got] == [("FrameRecord", 0), ("ResponseRecord", 0)]
+    assert sum(step.count(151646) for step in log) == 2 * TPF and calls == [0.0, 0.5]
+
+
 def test_images_are_encoded_like_the_model_does(model, qwen2_tokenizer):
     rng = np.random.default_rng(0)
     imgs = rng.integers(0, 255, (3, 384, 384, 3), dtype=np.uint8)
