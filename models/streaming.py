@@ -335,8 +335,10 @@ class StreamingEngine:
         turn = self.template.ids(user_turn(self.template.checked(text, "the query")))
         meta["ids"] = turn
         if self.cfg.prompt_order == "reference" and not self.started:
-            # reference: the query turn comes before the system prompt, and opens the stream turn
-            self._forward([("query", turn, meta), ("text", self.template.ids(STREAM_PROMPT), {})])
+            # reference: the query turn comes before the system prompt, and opens the stream turn (a second
+            # query before the first frame closes the empty stream turn the first one opened)
+            close = [("text", self.template.ids(IM_END), {})] if self.stream_open else []
+            self._forward(close + [("query", turn, meta), ("text", self.template.ids(STREAM_PROMPT), {})])
             self.stream_open = True
         else:
             self._forward(self._take_prefix(close_for_query=True) + [("query", turn, meta)])

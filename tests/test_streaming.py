@@ -111,6 +111,21 @@ def test_token_order_matches_training_and_reference_mode_reproduces_the_referenc
     assert log[2] == [151646] * TPF
 
 
+def test_two_queries_before_the_first_frame_in_reference_order_close_the_stream_turn(model, qwen2_tokenizer, embeds):
+    """Reference order opens a stream turn after the first query; a second query before any frame
+    closes it first, as every later query does (it was fed after an unclosed stream header)."""
+    from models.chat import IM_END
+
+    tmpl = ChatTemplate(qwen2_tokenizer, TPF)
+    eng = engine(model, qwen2_tokenizer, cache_policy="unbounded", prompt_order="reference", generate=False)
+    log = _fed_ids(eng)
+    list(eng.run(frames_of(embeds[:1]), [QueryEvent(0.0, "a dog"), QueryEvent(0.0, "a cat")]))
+    stream = tmpl.ids(STREAM_PROMPT)
+    assert log[0] == tmpl.ids(user_turn("a dog")) + stream
+    assert log[1] == tmpl.ids(IM_END) + tmpl.ids(user_turn("a cat")) + stream
+    assert log[2] == tmpl.ids(system_turn(eng.system_prompt)) + [151646] * TPF
+
+
 def test_the_system_prompt_is_the_models_own_unless_the_engine_names_one(model, qwen2_tokenizer, embeds):
     """A checkpoint records the system prompt it was trained with (train.py); the engine uses it."""
     from models.chat import DEFAULT_SYSTEM_PROMPT
