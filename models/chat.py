@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
+END_OF_TEXT = "<|endoftext|>"  # Qwen2's end of a document: its generation config stops on it too
 PLACEHOLDER = "<image>"
 IGNORE = -100
 
@@ -140,7 +141,19 @@ class ChatTemplate:
         if self.placeholder_id is None or self.placeholder_id == tokenizer.unk_token_id:
             raise ValueError(f"tokenizer has no {placeholder!r} token; call prepare_tokenizer first")
         self.eos_id = tokenizer.convert_tokens_to_ids(IM_END)
+        self.stop_ids = frozenset(self._stop_ids())
         self._cache: dict[str, list[int]] = {}
+
+    def _stop_ids(self) -> set[int]:
+        """The ids that end a generated turn: <|im_end|>, and the tokenizer's eos and <|endoftext|> when it
+        has them (Qwen2's generation config stops on both <|im_end|> and <|endoftext|>; a model that
+        emits <|endoftext|> would otherwise run on to max_new_tokens and keep the garbage as its turn)."""
+        out = {self.eos_id}
+        vocab = self.tok.get_vocab()
+        for t in (getattr(self.tok, "eos_token", None), END_OF_TEXT):
+            if t is not None and t in vocab:
+                out.add(vocab[t])
+        return out
 
     def ids(self, text: str) -> list[int]:
         """Token ids of one piece (memoised: headers and the system prompt repeat constantly)."""

@@ -34,7 +34,7 @@ import torch
 from transformers import RepetitionPenaltyLogitsProcessor, SuppressTokensLogitsProcessor
 
 from models.cache import DEFAULT_MAX_PROTECTED, DEFAULT_POLICY, DEFAULT_SINK_TOKENS, DEFAULT_WINDOW, CachePolicy, Segment, effective_max_protected, effective_sink_tokens, effective_window, model_inv_freq, protected_layouts
-from models.chat import IM_END, STREAM_GENERATION_PROMPT, STREAM_PROMPT, ChatTemplate, system_prompt_of, system_turn, user_turn
+from models.chat import GENERATION_PROMPT, IM_END, STREAM_GENERATION_PROMPT, STREAM_PROMPT, ChatTemplate, system_prompt_of, system_turn, user_turn
 from models.decision import DecisionConfig, DecisionRule
 from models.frames import to_pixel_values
 from models.kv_store import KVStore
@@ -121,6 +121,10 @@ class EngineConfig:
             raise ValueError("max_new_tokens must be >= 1")
         if self.frames_per_step < 1:
             raise ValueError("frames_per_step must be >= 1")
+        rp = self.repetition_penalty
+        if rp is not None and not (isinstance(rp, (int, float)) and not isinstance(rp, bool) and np.isfinite(rp) and rp > 0):
+            # 0 was read as "no penalty" without a word; a negative or NaN one failed at the first response
+            raise ValueError(f"repetition_penalty must be None or a finite number > 0, got {rp!r}")
         if self.frames_per_step > 1 and self.generate:
             raise ValueError("frames_per_step > 1 is for score-only runs (generate=False): a response needs each frame's heads")
 
@@ -160,6 +164,12 @@ def compiled_step(fn, policy: CachePolicy, backend: str | None, mode: str | None
     return torch.compile(fn, fullgraph=True, dynamic=False, backend=backend or "inductor", mode=mode)
 
 
+def _config_eos_ids(model) -> frozenset:
+    """The eos ids a model's generation config names (Qwen2-Instruct: <|im_end|> and <|endoftext|>)."""
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    return frozenset([] if eos is None else [eos] if isinstance(eos, int) else eos)
+
+
 class StreamingEngine:
     def __init__(self, model, tokenizer, cfg: EngineConfig | None = None):
         self.cfg = cfg or EngineConfig()
@@ -173,7 +183,8 @@ class StreamingEngine:
         self.template = ChatTemplate(tokenizer, self.tpf, mc.frame_placeholder)
         self.template.checked(self.system_prompt, "the system prompt")
         self.tokenizer = tokenizer
-        self.eos_id = self.template.eos_id
+        self.eos_id = self.template.eos_id  # closes an assistant turn in the cache
+        self.stop_ids = self.template.stop_ids | _config_eos_ids(self.model)  # end a response (not fed back)
         self.lm = self.model.model.language_model
         attn = mc.text_config._attn_implementation
         if attn not in (None, "sdpa", "eager"):
@@ -324,8 +335,10 @@ class StreamingEngine:
         turn = self.template.ids(user_turn(self.template.checked(text, "the query")))
         meta["ids"] = turn
         if self.cfg.prompt_order == "reference" and not self.started:
-            # reference: the query turn comes before the system prompt, and opens the stream turn
-            self._forward([("query", turn, meta), ("text", self.template.ids(STREAM_PROMPT), {})])
+            # reference: the query turn comes before the system prompt, and opens the stream turn (a second
+            # query before the first frame closes the empty stream turn the first one opened)
+            close = [("text", self.template.ids(IM_END), {})] if self.stream_open else []
+            self._forward(close + [("query", turn, meta), ("text", self.template.ids(STREAM_PROMPT), {})])
             self.stream_open = True
         else:
             self._forward(self._take_prefix(close_for_query=True) + [("query", turn, meta)])
@@ -396,12 +409,21 @@ class StreamingEngine:
 
     @torch.inference_mode()
     def respond(self, time: float, trigger_score: float = float("nan")) -> ResponseRecord:
-        """Greedy generation of an assistant turn from the current context."""
+        """Greedy generation of an assistant turn from the current context (``process_frame`` calls it
+        after a frame; called directly, e.g. right after ``add_query``, the turn opens after whatever
+        the context ends with: a stream turn is closed first, a closed turn is not closed twice)."""
+        # what is due before it (the system turn of a fresh stream, a kept response's closing <|im_end|>):
+        # part of the context, never undone with the response; it ends with a closed turn
+        prefix = self._take_prefix()
+        if prefix:
+            self._forward(prefix)
+            self.started = True
+        header = STREAM_GENERATION_PROMPT if self.stream_open and not prefix else GENERATION_PROMPT
         before = len(self.policy)
         # a response that will be removed is never part of the sink (a sink not yet full, longer than the
         # system turn and queries, took its tokens as protected, and undoing them failed)
         undo = self.cfg.remove_assistant_turns
-        _, lg, _ = self._forward([("response", self.template.ids(STREAM_GENERATION_PROMPT), {"frame": self.frame_index - 1})],
+        _, lg, _ = self._forward([("response", self.template.ids(header), {"frame": self.frame_index - 1})],
                                  logits=True, evict=False, transient=undo)
         tokens: list[int] = []
         penalty = RepetitionPenaltyLogitsProcessor(self.cfg.repetition_penalty) if self.cfg.repetition_penalty else None
@@ -413,7 +435,7 @@ class StreamingEngine:
                 logits = penalty(torch.tensor([tokens], device=logits.device), logits)
             logits = no_frame(torch.tensor([tokens], dtype=torch.long, device=logits.device), logits)
             nxt = int(torch.argmax(logits[0]))
-            if nxt == self.eos_id:
+            if nxt in self.stop_ids:  # <|endoftext|> too: the turn is closed with <|im_end|> all the same
                 break
             tokens.append(nxt)
             _, lg, _ = self._forward([("response", [nxt], {"frame": self.frame_index - 1})], logits=True, evict=False,
@@ -455,14 +477,17 @@ class StreamingEngine:
         def flush():
             if not block:
                 return
+            # taken out first: frames whose step (or response) failed are not fed again by the flush
+            # that follows an error (it fed the frame twice, after a half-generated response)
+            todo = list(block)
+            block.clear()
             if k == 1:
-                rec, resp = self.process_frame(block[0].time, block[0].embeds)
+                rec, resp = self.process_frame(todo[0].time, todo[0].embeds)
                 yield rec
                 if resp is not None:
                     yield resp
             else:
-                yield from self.process_frames([e.time for e in block], torch.stack([e.embeds for e in block]))
-            block.clear()
+                yield from self.process_frames([e.time for e in todo], torch.stack([e.embeds for e in todo]))
 
         try:
             encode = functools.partial(self.encode_images, compiled=not background)

@@ -111,6 +111,21 @@ def test_token_order_matches_training_and_reference_mode_reproduces_the_referenc
     assert log[2] == [151646] * TPF
 
 
+def test_two_queries_before_the_first_frame_in_reference_order_close_the_stream_turn(model, qwen2_tokenizer, embeds):
+    """Reference order opens a stream turn after the first query; a second query before any frame
+    closes it first, as every later query does (it was fed after an unclosed stream header)."""
+    from models.chat import IM_END
+
+    tmpl = ChatTemplate(qwen2_tokenizer, TPF)
+    eng = engine(model, qwen2_tokenizer, cache_policy="unbounded", prompt_order="reference", generate=False)
+    log = _fed_ids(eng)
+    list(eng.run(frames_of(embeds[:1]), [QueryEvent(0.0, "a dog"), QueryEvent(0.0, "a cat")]))
+    stream = tmpl.ids(STREAM_PROMPT)
+    assert log[0] == tmpl.ids(user_turn("a dog")) + stream
+    assert log[1] == tmpl.ids(IM_END) + tmpl.ids(user_turn("a cat")) + stream
+    assert log[2] == tmpl.ids(system_turn(eng.system_prompt)) + [151646] * TPF
+
+
 def test_the_system_prompt_is_the_models_own_unless_the_engine_names_one(model, qwen2_tokenizer, embeds):
     """A checkpoint records the system prompt it was trained with (train.py); the engine uses it."""
     from models.chat import DEFAULT_SYSTEM_PROMPT
@@ -146,6 +161,34 @@ def test_kept_responses_follow_the_training_template(model, qwen2_tokenizer, emb
     assert [t for step in log for t in step] == want
     # the online transition is the training template's closing <|im_end|> + assistant header
     assert tmpl.ids(IM_END) + tmpl.ids(GENERATION_PROMPT) == tmpl.ids(STREAM_GENERATION_PROMPT)
+
+
+@pytest.mark.parametrize("remove", [False, True])
+def test_a_response_asked_for_after_a_query_opens_the_assistant_turn_once(model, qwen2_tokenizer, embeds, remove):
+    """``respond`` called right after ``add_query`` (or on a fresh engine, or twice in a row) follows
+    the template: the user turn is already closed, so the assistant header comes without another
+    <|im_end|> (it fed <|im_end|><|im_end|>), the system turn comes first on a fresh engine (it was
+    left out), and after the frames the stream turn is closed as before."""
+    from models.chat import GENERATION_PROMPT, STREAM_GENERATION_PROMPT
+
+    tmpl = ChatTemplate(qwen2_tokenizer, TPF)
+    eng = engine(model, qwen2_tokenizer, cache_policy="unbounded", max_new_tokens=2, remove_assistant_turns=remove)
+    log = _fed_ids(eng)
+    eng.add_query("what is it?")
+    r1 = eng.respond(0.0)
+    sys_ids = tmpl.ids(system_turn(eng.system_prompt))
+    assert [t for step in log for t in step] == (sys_ids + tmpl.ids(user_turn("what is it?")) + tmpl.ids(GENERATION_PROMPT)
+                                                 + r1.token_ids)
+    del log[:]
+    eng.process_frame(0.5, embeds[0])
+    r2 = eng.respond(0.5)
+    close = [] if remove else [tmpl.eos_id]
+    assert [t for step in log for t in step] == (close + tmpl.ids(STREAM_PROMPT) + [151646] * TPF
+                                                 + tmpl.ids(STREAM_GENERATION_PROMPT) + r2.token_ids)
+    fresh = engine(model, qwen2_tokenizer, cache_policy="unbounded", max_new_tokens=1, remove_assistant_turns=remove)
+    log = _fed_ids(fresh)
+    r = fresh.respond(0.0)
+    assert [t for step in log for t in step] == sys_ids + tmpl.ids(GENERATION_PROMPT) + r.token_ids
 
 
 def test_remove_assistant_turns_restores_the_cache_exactly(model, qwen2_tokenizer, embeds):
@@ -195,6 +238,30 @@ def test_a_source_breaking_mid_stream_keeps_the_records_so_far(model, qwen2_toke
         for rec in engine(model, qwen2_tokenizer, generate=False).run(broken(), vision_batch=4):
             got.append(rec)
     assert [r.frame for r in got] == [0, 1, 2]
+
+
+def test_a_failing_response_does_not_feed_its_frame_again(model, qwen2_tokenizer, embeds):
+    """An error in a frame's step or response (here the first response fails) ends the stream: the
+    records so far are kept, and that frame is not fed a second time after the half-made response
+    (the flush after an error did, and yielded a record of it at the next frame index)."""
+    eng = engine(model, qwen2_tokenizer, cache_policy="unbounded", max_new_tokens=2,
+                 decision=DecisionConfig(score_heads="informative", threshold=-1.0))
+    respond, calls = eng.respond, []
+
+    def failing(time, trigger_score=float("nan")):
+        calls.append(time)
+        if len(calls) == 2:
+            raise RuntimeError("generation failed")
+        return respond(time, trigger_score)
+
+    eng.respond = failing
+    log = _fed_ids(eng)
+    got = []
+    with pytest.raises(RuntimeError, match="generation failed"):
+        for r in eng.run(frames_of(embeds[:4]), [QueryEvent(0.0, "narrate")]):
+            got.append(r)
+    assert [(type(r).__name__, r.frame) for r in got] == [("FrameRecord", 0), ("ResponseRecord", 0)]
+    assert sum(step.count(151646) for step in log) == 2 * TPF and calls == [0.0, 0.5]
 
 
 def test_images_are_encoded_like_the_model_does(model, qwen2_tokenizer):
@@ -273,6 +340,15 @@ def test_repetition_penalty_applies_to_the_tokens_of_the_response(model, qwen2_t
     assert pen.respond(0.0).token_ids == [7, 8, 7]
 
 
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
+def test_a_repetition_penalty_that_is_not_a_positive_number_is_refused(bad):
+    """0 ran unpenalised without a word (read as no penalty); a negative or NaN one failed only at the
+    stream's first response, after its frames were scored."""
+    with pytest.raises(ValueError, match="repetition_penalty"):
+        EngineConfig(repetition_penalty=bad)
+    assert EngineConfig(repetition_penalty=1.2).repetition_penalty == 1.2
+
+
 def test_the_frame_placeholder_is_never_generated(model, qwen2_tokenizer):
     """A generated <image> would be fed back as a frame without pixels (the tiny model, whose input
     and output embeddings are tied, did produce it): it is suppressed, the next best token wins."""
@@ -286,6 +362,36 @@ def test_the_frame_placeholder_is_never_generated(model, qwen2_tokenizer):
 
     eng._forward = fwd
     assert eng.respond(0.0).token_ids == [7, 7]
+
+
+def test_a_response_ends_at_endoftext_as_at_im_end(model, qwen2_tokenizer):
+    """Qwen2's generation config stops on <|endoftext|> as well as <|im_end|>: a response that emits it
+    ends there (it ran on to max_new_tokens, the tokens after it became the response and stayed in
+    the cache), and a kept turn is closed with <|im_end|> (the stop token is not fed back)."""
+    eot = qwen2_tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    eng = engine(model, qwen2_tokenizer, max_new_tokens=6)
+    fed, order = [], iter([7, eot, 9, 9, 9, 9, 9])
+
+    def fwd(text, frame_embeds=None, logits=False, evict=True, transient=False):
+        fed.extend(t for _, ids, _ in text for t in ids)
+        out = torch.full((1, 1, eot + 10), -10.0)
+        if logits:
+            out[0, 0, next(order)] = 5.0
+        return None, out, None
+
+    eng._forward = fwd
+    r = eng.respond(0.0)
+    assert r.token_ids == [7] and r.n_tokens == 1 and r.content == qwen2_tokenizer.decode([7])
+    assert eot not in fed and eng.pending == [eng.eos_id]  # the kept turn closes with <|im_end|>
+    # the ids a model's generation config names stop it too
+    model.generation_config.eos_token_id = [eng.eos_id, 9]
+    try:
+        eng = engine(model, qwen2_tokenizer, max_new_tokens=6)
+        order = iter([7, 9, 8, 8, 8, 8])
+        eng._forward = fwd
+        assert eng.respond(0.0).token_ids == [7]
+    finally:
+        model.generation_config.eos_token_id = None
 
 
 def test_bad_queries_and_cache_settings_are_refused(model, qwen2_tokenizer, embeds):
