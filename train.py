@@ -568,7 +568,8 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> AhaTra
     dataset = build_mixture(data_args.dataset_config, data_root, template, frame_size=cfg.frame_size, frame_resize=cfg.frame_resize,
                             seed=data_seed,
                             feature_cache=cache, max_tries=data_args.max_item_tries, system_prompt=cfg.system_prompt,
-                            clip_memory=ClipMemory(data_args.clip_memory_mb) if data_args.clip_memory_mb > 0 else None)
+                            clip_memory=ClipMemory(data_args.clip_memory_mb) if data_args.clip_memory_mb > 0 else None,
+                            max_tokens=getattr(cfg.text_config, "max_position_embeddings", None))
     if cache is not None:
         # a feature folder made from another video root holds other videos under the same keys
         checked = cache.check_sources_by_size(dataset.frame_needs(), cfg.frame_size)

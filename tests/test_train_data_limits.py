@@ -1,0 +1,77 @@
+"""Training items against the limits of the run: the language model's context.
+
+Real Qwen2 tokenizer, 49 tokens per frame, the shared mixture fixture (4 s videos).
+"""
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from data.mixture import build_mixture, load_mixture_config
+from models.chat import ChatTemplate
+from tests.test_datasets import write_mixture_fixture
+
+
+@pytest.fixture(scope="module")
+def fixture_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("limits")
+    write_mixture_fixture(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def template(qwen2_tokenizer):
+    return ChatTemplate(qwen2_tokenizer, tokens_per_frame=49)
+
+
+def _dvc_only(root, max_frames=None):
+    cfg = load_mixture_config(root / "mixture.json")
+    cfg["datasets"] = [dict(cfg["datasets"][0], max_frames=max_frames)]  # shot2story_dvc, the whole video
+    return cfg
+
+
+def test_items_longer_than_the_models_context_are_skipped_and_counted(fixture_root, template, caplog):
+    """With ``max_frames: null`` a long video gives more tokens than the model has positions (49 a
+    frame: 32768 positions are 5.5 min at 2 fps). Rotary positions raise nothing there, so such an
+    item trained silently past the context; it is skipped and counted when the data set is built."""
+    whole = build_mixture(_dvc_only(fixture_root), fixture_root, template)[0]
+    n = int(whole["input_ids"].shape[0])  # 7 frames (343 placeholders) and the text
+    assert n > 7 * 49
+    # exactly the context: kept, the same item
+    fits = build_mixture(_dvc_only(fixture_root), fixture_root, template, max_tokens=n)
+    assert len(fits) == 1 and fits[0]["input_ids"].tolist() == whole["input_ids"].tolist()
+    # one position short (the text, not the frames, crosses it) / far short: no usable item, said so
+    for limit in (n - 1, 7 * 49 - 1):
+        with caplog.at_level(logging.WARNING, logger="data.stream"):
+            caplog.clear()
+            with pytest.raises(ValueError, match="no usable item"):
+                build_mixture(_dvc_only(fixture_root), fixture_root, template, max_tokens=limit)
+        assert f"1 longer than the model's {limit} positions)" in caplog.text
+    # max_frames is the way to fit: the first 4 frames of the same video fit the short context
+    short = build_mixture(_dvc_only(fixture_root, max_frames=4), fixture_root, template, max_tokens=n - 1)
+    assert len(short) == 1 and int(short[0]["input_ids"].shape[0]) <= n - 1
+
+
+class _Built(Exception):
+    pass
+
+
+def test_train_passes_the_models_context_to_the_mixture(fixture_root, tmp_path, shared_data, monkeypatch):
+    """train.py builds its training mixture with the language model's max_position_embeddings."""
+    import train
+
+    real, seen = train.build_mixture, {}
+
+    def spy(config, data_root, template, **kw):
+        if template is None:  # check_inputs parses the annotations before any model
+            return real(config, data_root, template, **kw)
+        seen.update(kw)
+        raise _Built
+
+    monkeypatch.setattr(train, "build_mixture", spy)
+    with pytest.raises(_Built):
+        train.main(["--preset", "aha-tiny", "--tokenizer", str(shared_data / "tokenizers" / "qwen2"),
+                    "--dataset_config", str(fixture_root / "mixture.json"), "--data_root", str(fixture_root),
+                    "--output_dir", str(tmp_path / "out"), "--max_steps", "1", "--use_cpu", "true", "--report_to", "none"])
+    assert seen["max_tokens"] == 32768  # aha-tiny's Qwen2 context
