@@ -599,6 +599,14 @@ def seconds(x: Any, where: str, what: str = "time") -> float:
     return v
 
 
+def text_field(x: Any, where: str, what: str = "text") -> str:
+    """A caption, answer, question or label read from an annotation: a JSON string. ``str()`` of
+    a null or a number would be trained as the text "None" or "5" (a caption no video shows)."""
+    if not isinstance(x, str):
+        raise ValueError(f"{where}: {what} must be a string, got {x!r}")
+    return x
+
+
 def time_span(span: Any, where: str, what: str = "timespan") -> tuple[float, float]:
     """[start, end] in seconds, start <= end."""
     if not isinstance(span, (list, tuple)) or len(span) != 2:

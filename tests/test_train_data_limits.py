@@ -1,16 +1,22 @@
-"""Training items against the limits of the run: the language model's context.
+"""Training items against the limits of the run (the language model's context) and annotation
+fields of the wrong kind.
 
 Real Qwen2 tokenizer, 49 tokens per frame, the shared mixture fixture (4 s videos).
 """
 from __future__ import annotations
 
+import copy
+import json
 import logging
 
 import pytest
 
+from data.dvc import DenseVideoCaptioningDataset
+from data.grounding import GroundingDataset
+from data.magqa import MAGQADataset
 from data.mixture import build_mixture, load_mixture_config
 from models.chat import ChatTemplate
-from tests.test_datasets import write_mixture_fixture
+from tests.test_datasets import COIN_ANNO, DVC_ANNO, GROUNDING_ANNO, MAGQA_ANNO, write_mixture_fixture
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +81,36 @@ def test_train_passes_the_models_context_to_the_mixture(fixture_root, tmp_path, 
                     "--dataset_config", str(fixture_root / "mixture.json"), "--data_root", str(fixture_root),
                     "--output_dir", str(tmp_path / "out"), "--max_steps", "1", "--use_cpu", "true", "--report_to", "none"])
     assert seen["max_tokens"] == 32768  # aha-tiny's Qwen2 context
+
+
+@pytest.mark.parametrize("kind", ["dvc", "coin", "magqa", "grounding"])
+@pytest.mark.parametrize("value", [None, 5])
+def test_a_text_that_is_not_a_string_is_an_error_naming_its_place(fixture_root, template, tmp_path, kind, value):
+    """A caption, step label, answer or query that is JSON null (or a number) became the text "None"
+    ("5") through str() and was trained as the caption of the video, exit 0."""
+    if kind == "dvc":
+        anno = copy.deepcopy(DVC_ANNO)
+        anno["v_001.mp4"]["0"][1]["text"] = value
+        cls, folder, what = DenseVideoCaptioningDataset, "shot2story", "narration text"
+    elif kind == "coin":
+        anno = copy.deepcopy(COIN_ANNO)
+        anno["database"]["c_01"]["annotation"][0]["label"] = value
+        cls, folder, what = DenseVideoCaptioningDataset, "coin", "step label"
+    elif kind == "magqa":
+        anno = copy.deepcopy(MAGQA_ANNO)
+        anno[0]["conversation"][3]["content"] = value
+        cls, folder, what = MAGQADataset, "shot2story", "turn content"
+    else:
+        anno = copy.deepcopy(GROUNDING_ANNO)
+        anno[0]["query"] = value
+        cls, folder, what = GroundingDataset, "shot2story", "query"
+    path = tmp_path / "anno.json"
+    path.write_text(json.dumps(anno))
+    with pytest.raises(ValueError, match=f"{path}.*{what} must be a string, got {value}"):
+        cls(path, fixture_root / folder / "videos", fixture_root / folder / "videos_metadata.json", template, fps=2)
+    # the same file with a string there builds
+    if kind == "dvc":
+        anno["v_001.mp4"]["0"][1]["text"] = "He adds it to the pan."
+        path.write_text(json.dumps(anno))
+        assert len(cls(path, fixture_root / folder / "videos", fixture_root / folder / "videos_metadata.json", template,
+                       fps=2)) == 1
