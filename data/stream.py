@@ -471,8 +471,12 @@ class StreamDataset(Dataset, abc.ABC):
         frames = sample.num_frames * self.template.tokens_per_frame
         if frames > self.max_tokens:
             return True
-        pieces = self.template.pieces(self.messages(sample))
-        return frames + sum(len(self.template.ids(p.text)) for p in pieces if not p.n_frames) > self.max_tokens
+        texts = [p.text for p in self.template.pieces(self.messages(sample)) if not p.n_frames]
+        # a piece has at most one token per UTF-8 byte (+1 for a prefix token): items well inside the
+        # context (nearly all) are not tokenised here
+        if frames + sum(len(t.encode("utf-8")) + 1 for t in texts) <= self.max_tokens:
+            return False
+        return frames + sum(len(self.template.ids(t)) for t in texts) > self.max_tokens
 
     # -- subclass API
     @abc.abstractmethod
