@@ -114,3 +114,15 @@ def test_a_text_that_is_not_a_string_is_an_error_naming_its_place(fixture_root, 
         path.write_text(json.dumps(anno))
         assert len(cls(path, fixture_root / folder / "videos", fixture_root / folder / "videos_metadata.json", template,
                        fps=2)) == 1
+
+
+@pytest.mark.parametrize("value", ["false", 0, None])
+def test_quality_dropout_option_must_be_a_boolean(fixture_root, template, value):
+    """``"quality_dropout": "false"`` in a mixture config was bool("false") = True: HIHD frames were
+    degraded while the config said not to."""
+    cfg = load_mixture_config(fixture_root / "mixture.json")
+    cfg["datasets"] = [dict(cfg["datasets"][3], quality_dropout=value)]  # hihd
+    with pytest.raises(ValueError, match=f"quality_dropout must be true or false, got {value!r}"):
+        build_mixture(cfg, fixture_root, template)
+    cfg["datasets"][0]["quality_dropout"] = False
+    assert build_mixture(cfg, fixture_root, template).datasets[0].records[0].degradation is None
