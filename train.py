@@ -482,6 +482,10 @@ def check_inputs(model_args: ModelArguments, data_args: DataArguments, args: Aha
         if kind != "full" and model_args.train_vision:
             raise ValueError(f"--lora_pretrained {ckpt} is a LoRA adapter: it continues as LoRA, whose adapters cover the "
                              "language model only, so --train_vision true cannot be honoured")
+        if kind != "full" and model_args.lora_r == 0:
+            raise ValueError(f"--lora_pretrained {ckpt} is a LoRA adapter: it continues as LoRA, so --lora_r 0 (full "
+                             "training) cannot be honoured; drop --lora_r 0, or merge the adapter into a full "
+                             "checkpoint first (models.checkpoint.merge_and_save)")
     parse_loss_weights(model_args.loss_weights)
     json_object_flag(data_args.inference_settings, "--inference_settings")
     check_output_dir(args.output_dir, "--output_dir")

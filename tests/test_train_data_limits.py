@@ -126,3 +126,20 @@ def test_quality_dropout_option_must_be_a_boolean(fixture_root, template, value)
         build_mixture(cfg, fixture_root, template)
     cfg["datasets"][0]["quality_dropout"] = False
     assert build_mixture(cfg, fixture_root, template).datasets[0].records[0].degradation is None
+
+
+def test_an_adapter_continued_with_lora_r_0_is_refused(fixture_root, tmp_path, shared_data, capsys, monkeypatch):
+    """--lora_r 0 asks for full training; with --lora_pretrained ADAPTER the run trained LoRA instead
+    (the adapter's kind decides), exit 0. Like a full checkpoint with --lora_r 16, it is refused."""
+    import train
+
+    monkeypatch.setattr(train, "build_trainable_model", lambda *a, **k: pytest.fail("a model was built"))
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "aha_model.json").write_text(json.dumps({"kind": "adapter"}))  # only its kind is read up front
+    rc = train.cli(["--preset", "aha-tiny", "--tokenizer", str(shared_data / "tokenizers" / "qwen2"),
+                    "--dataset_config", str(fixture_root / "mixture.json"), "--data_root", str(fixture_root),
+                    "--output_dir", str(tmp_path / "out"), "--max_steps", "1", "--use_cpu", "true", "--report_to", "none",
+                    "--lora_pretrained", str(adapter), "--lora_r", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "is a LoRA adapter: it continues as LoRA, so --lora_r 0 (full training) cannot be honoured" in err
