@@ -143,3 +143,29 @@ def test_an_adapter_continued_with_lora_r_0_is_refused(fixture_root, tmp_path, s
                     "--lora_pretrained", str(adapter), "--lora_r", "0"])
     err = capsys.readouterr().err
     assert rc == 2 and "is a LoRA adapter: it continues as LoRA, so --lora_r 0 (full training) cannot be honoured" in err
+
+
+def test_train_lm_head_false_is_honoured_when_an_adapter_is_continued(tmp_path):
+    """--train_lm_head false with --lora_pretrained ADAPTER (trained with its lm_head copy) trained the
+    1 GB (7B) lm_head anyway: the adapter's modules stayed trainable, while --train_projector false was
+    honoured. Now frozen like the projector; the heads and LoRA still train."""
+    import torch
+
+    import train
+    from models.build import build_model
+    from models.checkpoint import save_checkpoint
+    from models.lora import LoraSettings, apply_lora
+
+    torch.manual_seed(0)
+    save_checkpoint(apply_lora(build_model("aha-tiny", seed=0), LoraSettings(train_lm_head=True)), tmp_path / "adapter")
+
+    def trainable(*extra):
+        model_args, _, args = train.parse_args(["--lora_pretrained", str(tmp_path / "adapter"), "--output_dir",
+                                                str(tmp_path / "o"), "--use_cpu", "true", "--report_to", "none", *extra])
+        model = train.build_trainable_model(model_args, args, frozen_projector=False)
+        return [n for n, p in model.named_parameters() if p.requires_grad]
+
+    assert any("lm_head" in n for n in trainable())  # default: the adapter's lm_head copy trains on
+    kept = trainable("--train_lm_head", "false")
+    assert not any("lm_head" in n for n in kept)
+    assert any("informative_head" in n for n in kept) and any("lora_A" in n for n in kept)
