@@ -418,8 +418,7 @@ def build_trainable_model(model_args: ModelArguments, args: AhaTrainingArguments
             if "multi_modal_projector" in name:
                 p.requires_grad_(False)
     if not model_args.train_lm_head and hasattr(model, "peft_config"):
-        # an adapter continued with --lora_pretrained keeps its trained modules: its lm_head copy is frozen
-        # when asked (as the projector above; a fresh adapter has no copy, full training: set_full_training)
+        # a continued adapter's lm_head copy, frozen when asked (as the projector above)
         for name, p in model.named_parameters():
             if ".lm_head." in f".{name}" and "lora_" not in name:
                 p.requires_grad_(False)

@@ -460,11 +460,8 @@ class StreamDataset(Dataset, abc.ABC):
         self.records = keep
 
     def too_long(self, index: int) -> bool:
-        """Whether item ``index`` has more tokens than ``max_tokens`` (the language model's
-        ``max_position_embeddings``). Rotary positions raise nothing past the context: such an item
-        (``max_frames: null`` on a long video; 49 tokens a frame fill 32768 positions in 5.5 min at
-        2 fps) would train silently on positions the model never had. Counted exactly: the
-        tokens of every text piece plus the frames' placeholders (no tokenizer: not checked)."""
+        """Whether item ``index`` has more tokens than ``max_tokens`` (the model's context: rotary
+        positions raise nothing past it, so such an item trained silently there; no tokenizer: False)."""
         if self.max_tokens is None or self.template is None:
             return False
         sample = self.sample(index)
@@ -472,8 +469,7 @@ class StreamDataset(Dataset, abc.ABC):
         if frames > self.max_tokens:
             return True
         texts = [p.text for p in self.template.pieces(self.messages(sample)) if not p.n_frames]
-        # a piece has at most one token per UTF-8 byte (+1 for a prefix token): items well inside the
-        # context (nearly all) are not tokenised here
+        # at most one token per UTF-8 byte (+1 a piece): items well inside the context are not tokenised
         if frames + sum(len(t.encode("utf-8")) + 1 for t in texts) <= self.max_tokens:
             return False
         return frames + sum(len(self.template.ids(t)) for t in texts) > self.max_tokens
@@ -604,8 +600,7 @@ def seconds(x: Any, where: str, what: str = "time") -> float:
 
 
 def text_field(x: Any, where: str, what: str = "text") -> str:
-    """A caption, answer, question or label read from an annotation: a JSON string. ``str()`` of
-    a null or a number would be trained as the text "None" or "5" (a caption no video shows)."""
+    """An annotation's caption, answer, question or label: a JSON string (``str(null)`` trained "None")."""
     if not isinstance(x, str):
         raise ValueError(f"{where}: {what} must be a string, got {x!r}")
     return x
