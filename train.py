@@ -72,8 +72,9 @@ from models.config import merge_loss_weights  # noqa: E402
 from models.chat import ChatTemplate, load_tokenizer, system_prompt_of  # noqa: E402
 from models.checkpoint import (BASE, META, checkpoint_meta, inference_settings, is_released_adapter, load_checkpoint,  # noqa: E402
                                load_saved_base, save_checkpoint)
-from models.resume import (STAGING_PREFIX, checkpoint_problems, fsync_dir, load_full_weights,  # noqa: E402,F401 (re-exported)
-                           reposition_schedule, resolve_resume, training_checkpoints, write_manifest)
+from models.resume import (RUN_RECORD, STAGING_PREFIX, check_same_run, checkpoint_problems, fsync_dir,  # noqa: E402,F401 (re-exported)
+                           load_full_weights, reposition_schedule, resolve_resume, run_record, training_checkpoints,
+                           write_manifest)
 from models.inference_settings import InferenceSettings  # noqa: E402
 from models.lora import LoraSettings, apply_lora  # noqa: E402
 from utils.io import DuplicateKeyError, atomic_write_json, loads_strict, read_json  # noqa: E402
@@ -160,10 +161,12 @@ def json_object_flag(text: str | None, flag: str) -> dict:
 class AhaTrainer(Trainer):
     """Trainer that logs each loss component and saves Aha! checkpoints."""
 
-    def __init__(self, *args, aha_weights: str | None = None, aha_inference: InferenceSettings | None = None, **kwargs):
+    def __init__(self, *args, aha_weights: str | None = None, aha_inference: InferenceSettings | None = None,
+                 aha_run: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.aha_weights = aha_weights
         self.aha_inference = aha_inference
+        self.aha_run = aha_run  # models.resume.run_record, written into every checkpoint
         # the model returns a per-batch mean: let the Trainer divide by the accumulation steps
         self.model_accepts_loss_kwargs = False
         self.loss_is_scaled_for_ga = False
@@ -227,6 +230,8 @@ class AhaTrainer(Trainer):
         self.accelerator.wait_for_everyone()
         if self.args.should_save:
             written, final = os.path.join(staging, name), os.path.join(run_dir, name)
+            if self.aha_run is not None:
+                atomic_write_json(Path(written) / RUN_RECORD, self.aha_run)
             write_manifest(written, self.state.global_step)
             if os.path.exists(final):  # saved again at the same step
                 shutil.rmtree(final)
@@ -412,6 +417,11 @@ def build_trainable_model(model_args: ModelArguments, args: AhaTrainingArguments
         for name, p in model.named_parameters():
             if "multi_modal_projector" in name:
                 p.requires_grad_(False)
+    if not model_args.train_lm_head and hasattr(model, "peft_config"):
+        # a continued adapter's lm_head copy, frozen when asked (as the projector above)
+        for name, p in model.named_parameters():
+            if ".lm_head." in f".{name}" and "lora_" not in name:
+                p.requires_grad_(False)
     if not args.deepspeed and dtype != torch.float32:
         # the optimizer must hold fp32 weights (AMP autocasts the compute); DeepSpeed keeps its own fp32 master copy
         for p in model.parameters():
@@ -477,6 +487,10 @@ def check_inputs(model_args: ModelArguments, data_args: DataArguments, args: Aha
         if kind != "full" and model_args.train_vision:
             raise ValueError(f"--lora_pretrained {ckpt} is a LoRA adapter: it continues as LoRA, whose adapters cover the "
                              "language model only, so --train_vision true cannot be honoured")
+        if kind != "full" and model_args.lora_r == 0:
+            raise ValueError(f"--lora_pretrained {ckpt} is a LoRA adapter: it continues as LoRA, so --lora_r 0 (full "
+                             "training) cannot be honoured; drop --lora_r 0, or merge the adapter into a full "
+                             "checkpoint first (models.checkpoint.merge_and_save)")
     parse_loss_weights(model_args.loss_weights)
     json_object_flag(data_args.inference_settings, "--inference_settings")
     check_output_dir(args.output_dir, "--output_dir")
@@ -568,17 +582,22 @@ def main(argv: list[str] | None = None, callbacks: list | None = None) -> AhaTra
     dataset = build_mixture(data_args.dataset_config, data_root, template, frame_size=cfg.frame_size, frame_resize=cfg.frame_resize,
                             seed=data_seed,
                             feature_cache=cache, max_tries=data_args.max_item_tries, system_prompt=cfg.system_prompt,
-                            clip_memory=ClipMemory(data_args.clip_memory_mb) if data_args.clip_memory_mb > 0 else None)
+                            clip_memory=ClipMemory(data_args.clip_memory_mb) if data_args.clip_memory_mb > 0 else None,
+                            max_tokens=getattr(cfg.text_config, "max_position_embeddings", None))
     if cache is not None:
         # a feature folder made from another video root holds other videos under the same keys
         checked = cache.check_sources_by_size(dataset.frame_needs(), cfg.frame_size)
         log.info("feature sources: %d checked against their videos (by size), %d videos absent (not checked), "
                  "%d without features", checked["checked"], checked["video_absent"], checked["features_absent"])
     collator = StreamCollator(pad_token_id=tokenizer.pad_token_id, frame_size=cfg.frame_size)
+    run = run_record(args.seed, args.data_seed, args.per_device_train_batch_size, args.gradient_accumulation_steps,
+                     args.world_size, dataset.summary())
+    if resume is not None:
+        check_same_run(resume, run)
 
     trainer = AhaTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator,
                          processing_class=tokenizer, aha_weights=model_args.weights, callbacks=callbacks,
-                         aha_inference=inference)
+                         aha_inference=inference, aha_run=run)
     if zero_stage(trainer) == 3 and model_args.weights is None:
         raise ValueError("ZeRO-3 partitions the base model, which then cannot be saved: train a random-init base "
                          "without ZeRO-3, or give --weights")

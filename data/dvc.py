@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from data.prompts import DVC_INSTRUCTIONS
 from data.stream import (TIME_EPS, SkipLog, StreamDataset, StreamSample, Turn, clip_messages, frame_at_or_after, learn_flag,
-                         resolve_video, seconds, time_span, timeline_messages, turns_past_video_end, window_starts)
+                         resolve_video, seconds, text_field, time_span, timeline_messages, turns_past_video_end, window_starts)
 from utils.io import read_json
 
 
@@ -42,7 +42,7 @@ class DVCRecord:
 def parse_narration(n: dict, where: str) -> Turn:
     if not isinstance(n, dict) or "text" not in n or "time" not in n:
         raise ValueError(f"{where}: a narration needs 'text' and a numeric 'time', got {n!r}")
-    text, time = str(n["text"]), seconds(n["time"], where, "narration time")
+    text, time = text_field(n["text"], where, "narration text"), seconds(n["time"], where, "narration time")
     span = n.get("timespan")
     if span is not None:
         span = time_span(span, where)
@@ -55,7 +55,7 @@ def coin_narrations(entry: dict, where: str) -> list[dict]:
         if not isinstance(a, dict) or "segment" not in a or "label" not in a:
             raise ValueError(f"{where}: a COIN step needs 'segment' [start, end] and 'label', got {a!r}")
         s, e = time_span(a["segment"], where, "segment")
-        label = str(a["label"])
+        label = text_field(a["label"], where, "step label")
         out.append({"text": label, "time": e, "timespan": [s, e]})
     return out
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from data.prompts import render_query
 from data.stream import (SkipLog, StreamDataset, StreamSample, TIME_EPS, past_video_end, relevance_messages, resolve_video,
-                         time_span, window_starts)
+                         text_field, time_span, window_starts)
 from utils.io import read_json
 
 
@@ -56,7 +56,7 @@ class GroundingDataset(StreamDataset):
             if not isinstance(item, dict) or not isinstance(item.get("timestamps"), list) or "query" not in item:
                 raise ValueError(f"{where}: need 'query' and 'timestamps' [[s, e], ...], got {item!r}")
             spans = tuple(time_span(sp, where, "timestamp") for sp in item["timestamps"])
-            query = str(item["query"])
+            query = text_field(item["query"], where, "query")
             rel, why = resolve_video(self.metadata, str(item["video_uid"]))
             if rel is None:
                 skips.skip(why)

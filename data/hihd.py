@@ -51,8 +51,11 @@ class HIHDDataset(StreamDataset):
     kind = "hihd"
 
     def __init__(self, *args, split: str = "train", quality_dropout: bool = True, **kwargs):
+        if not isinstance(quality_dropout, bool):
+            # bool("false") is True: a string or number would silently decide whether frames degrade
+            raise ValueError(f"quality_dropout must be true or false, got {quality_dropout!r}")
         self.split = split
-        self.quality_dropout = bool(quality_dropout)
+        self.quality_dropout = quality_dropout
         super().__init__(*args, **kwargs)
 
     def build_records(self, skips: SkipLog) -> list[HIHDRecord]:

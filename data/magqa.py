@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from data.stream import (SkipLog, StreamDataset, StreamSample, Turn, clip_messages, frame_at_or_after, learn_flag, seconds,
+from data.stream import (SkipLog, StreamDataset, StreamSample, Turn, clip_messages, frame_at_or_after, learn_flag, seconds, text_field,
                          time_span, resolve_video, timeline_messages, turns_past_video_end)
 from utils.io import read_json
 
@@ -36,7 +36,7 @@ class MAGQARecord:
 def parse_turn(t: dict, where: str) -> Turn:
     if not isinstance(t, dict) or not {"role", "content", "time"} <= t.keys():
         raise ValueError(f"{where}: a turn needs 'role', 'content' and a numeric 'time', got {t!r}")
-    role, content, time = t["role"], str(t["content"]), seconds(t["time"], where, "turn time")
+    role, content, time = t["role"], text_field(t["content"], where, "turn content"), seconds(t["time"], where, "turn time")
     span = t.get("timespan")
     if span is not None:
         span = time_span(span, where)

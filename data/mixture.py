@@ -106,7 +106,10 @@ def build_mixture(
     system_prompt: str = SYSTEM_PROMPT,
     clip_memory=None,
     frame_resize: str = "antialias",
+    max_tokens: int | None = None,
 ) -> Mixture:
+    """``max_tokens``: the language model's context (``max_position_embeddings``); longer items are
+    skipped and counted (``data.stream.StreamDataset.too_long``)."""
     cfg = validate_mixture_config(config) if isinstance(config, dict) else load_mixture_config(config)
     root = Path(data_root)
     members = []
@@ -118,7 +121,7 @@ def build_mixture(
             template, fps=float(d["fps"]), max_frames=None if d["max_frames"] is None else int(d["max_frames"]),
             frame_size=frame_size, system_prompt=system_prompt, seed=seed, name=d["name"],
             feature_cache=feature_cache, max_tries=max_tries, video_namespace=str(d["video_root"]),
-            clip_memory=clip_memory, frame_resize=frame_resize, **options,
+            clip_memory=clip_memory, frame_resize=frame_resize, max_tokens=max_tokens, **options,
         )
         if len(ds) == 0:  # a wrong metadata / video root, not a choice: training without it would exit 0
             raise ValueError(f"dataset {d['name']} of the mixture has no usable item ({ds.anno_file}; its skip log "

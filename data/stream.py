@@ -44,6 +44,8 @@ Informative labels (one per frame of a learned stream turn)
     the conversation ends there; its frames keep the labels they had in the full conversation.
     An assistant turn whose stream turn ends *exactly* at the limit is **kept** (all its frames are
     inside the clip; the reference's ``>=`` dropped it).
+    An item with more tokens than ``max_tokens`` (the model's context; ``train.py`` passes
+    ``max_position_embeddings``) is skipped and counted when the dataset is built (``too_long``).
 
 Broken items
     Videos missing from the metadata or marked ``valid: false`` are skipped when the dataset is
@@ -384,7 +386,11 @@ class StreamDataset(Dataset, abc.ABC):
         video_namespace: str | None = None,
         clip_memory: ClipMemory | None = None,
         clip_stride: int | None = None,
+        max_tokens: int | None = None,
     ):
+        if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+            raise ValueError(f"max_tokens must be a positive number of tokens or None, got {max_tokens!r}")
+        self.max_tokens = max_tokens
         if not fps > 0:
             raise ValueError(f"fps must be positive, got {fps}")
         if max_frames is not None and max_frames < 1:
@@ -447,9 +453,26 @@ class StreamDataset(Dataset, abc.ABC):
             elif any(not t.strip() for t in texts):
                 # a blank caption or answer teaches an empty response, a blank query asks nothing
                 skips.skip("empty question or answer")
+            elif self.too_long(i):
+                skips.skip(f"longer than the model's {self.max_tokens} positions")
             else:
                 keep.append(rec)
         self.records = keep
+
+    def too_long(self, index: int) -> bool:
+        """Whether item ``index`` has more tokens than ``max_tokens`` (the model's context: rotary
+        positions raise nothing past it, so such an item trained silently there; no tokenizer: False)."""
+        if self.max_tokens is None or self.template is None:
+            return False
+        sample = self.sample(index)
+        frames = sample.num_frames * self.template.tokens_per_frame
+        if frames > self.max_tokens:
+            return True
+        texts = [p.text for p in self.template.pieces(self.messages(sample)) if not p.n_frames]
+        # at most one token per UTF-8 byte (+1 a piece): items well inside the context are not tokenised
+        if frames + sum(len(t.encode("utf-8")) + 1 for t in texts) <= self.max_tokens:
+            return False
+        return frames + sum(len(self.template.ids(t)) for t in texts) > self.max_tokens
 
     # -- subclass API
     @abc.abstractmethod
@@ -574,6 +597,13 @@ def seconds(x: Any, where: str, what: str = "time") -> float:
     if not math.isfinite(v) or v < 0:
         raise ValueError(f"{where}: {what} must be finite and >= 0, got {x!r}")
     return v
+
+
+def text_field(x: Any, where: str, what: str = "text") -> str:
+    """An annotation's caption, answer, question or label: a JSON string (``str(null)`` trained "None")."""
+    if not isinstance(x, str):
+        raise ValueError(f"{where}: {what} must be a string, got {x!r}")
+    return x
 
 
 def time_span(span: Any, where: str, what: str = "timespan") -> tuple[float, float]:

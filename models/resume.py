@@ -96,6 +96,36 @@ def training_checkpoints(output_dir: str | Path) -> list[Path]:
 
 
 STAGING_PREFIX = ".partial-"
+RUN_RECORD = "aha_run.json"  # what decides which items each step trains on (check_same_run)
+
+
+def run_record(seed: int, data_seed: int | None, per_device_batch: int, accumulation: int, world_size: int,
+               mixture: dict[str, int]) -> dict:
+    """What a resumed run must share with the checkpoint's run for "resume" to continue it: the data
+    order and item randomness (the seeds), how batches are cut (batch size, accumulation, processes:
+    the Trainer skips ``global_step x accumulation`` batches of the *current* size) and the mixture
+    (its members and their item counts, which the shuffled order depends on)."""
+    return {"seed": int(seed), "data_seed": int(seed if data_seed is None else data_seed),
+            "per_device_train_batch_size": int(per_device_batch), "gradient_accumulation_steps": int(accumulation),
+            "world_size": int(world_size), "mixture": {str(k): int(v) for k, v in mixture.items()}}
+
+
+def check_same_run(ckpt: str | Path, record: dict) -> None:
+    """Refuse to resume ``ckpt`` under another data order or batching than it was trained with: the
+    Trainer would skip the checkpoint's number of batches of a *different* sequence, training some
+    items twice and others never, with exit 0 (a checkpoint without the record, from an older
+    version, is not checked). The schedule flags (--max_steps, --learning_rate, ...) may change."""
+    path = Path(ckpt) / RUN_RECORD
+    if not path.is_file():
+        log.warning("%s has no %s (an older checkpoint): the data order and batching are not checked", ckpt, RUN_RECORD)
+        return
+    saved = json.loads(path.read_text())
+    diff = [f"{k}: checkpoint {saved.get(k)!r}, now {v!r}" for k, v in record.items() if saved.get(k) != v]
+    if diff:
+        raise ValueError(f"--resume_from_checkpoint {ckpt} was trained with another data order or batching ("
+                         + "; ".join(diff) + "): resuming would skip its steps' batches of a different sequence; use "
+                         "the checkpoint's --seed / --data_seed, batch size, accumulation, process count and mixture, "
+                         "or start a new run (--lora_pretrained continues its weights with a fresh optimizer)")
 
 
 def fsync_dir(path: str) -> None:

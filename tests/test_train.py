@@ -133,11 +133,12 @@ def test_resume_continues_exactly(baseline, root, tmp_path, shared_data):
 
 def test_a_lora_run_on_a_random_base_resumes_on_the_base_it_saved(root, tmp_path, shared_data):
     """The Trainer restores the adapter only; the random-init base is rebuilt from the seed. Resumed
-    with another --seed it must still be the saved base, not a new draw."""
+    with another --model_seed it must still be the saved base, not a new draw (another --seed, which
+    also orders the data, is refused: tests/test_train_resume_same_run.py)."""
     out = tmp_path / "run"
     train.main(_args(root, out, shared_data, "--save_strategy", "steps", "--save_steps", "2", steps=2))
     saved = load_file(str(out / "checkpoint-2" / "base_model.safetensors"))
-    resumed = train.main(_args(root, out, shared_data, "--seed", "1", "--resume_from_checkpoint", "last", steps=3))
+    resumed = train.main(_args(root, out, shared_data, "--model_seed", "1", "--resume_from_checkpoint", "last", steps=3))
     base = resumed.model.get_base_model().state_dict()
     frozen = [k for k in saved if k in base]  # the others are wrapped by peft (LoRA layers, trained copies)
     assert len(frozen) > 40 and any("embed_tokens" in k for k in frozen) and any("vision" in k for k in frozen)
