@@ -192,6 +192,7 @@ def _load_weights(weights: Path, preset: AhaConfig | None, dtype: torch.dtype, a
             output_loading_info=True, local_files_only=True,
         )
     _check_against_plan(info, plan, weights)
+    _check_tied_head(model, plan, weights)
     # save_pretrained would otherwise write the source's key names back (transformers reverts the
     # renaming it loaded with): the project writes its own names
     model._weight_conversions = None
@@ -250,6 +251,20 @@ def _check_against_plan(info: dict, plan, weights: Path) -> None:
         problems.append(f"shape mismatches: {list(info['mismatched_keys'])[:8]}")
     if problems:
         raise RuntimeError(f"loading {weights} did not go as planned: " + "; ".join(problems))
+
+
+def _check_tied_head(model: AhaForStreaming, plan, weights: Path) -> None:
+    """A config that ties lm_head to the embeddings, with a folder that holds an lm_head of other
+    values: transformers then keeps the two apart (a warning, silenced here) and scores with the file's
+    lm_head, where the original (transformers 4, LLaVA-NeXT) tied them and scored with the embeddings.
+    Neither is safe to guess: refused, saying how to choose."""
+    head = model.get_output_embeddings()
+    if not model.config.get_text_config().tie_word_embeddings or head is None:
+        return
+    if "lm_head.weight" in plan.mapping.values() and head.weight is not model.get_input_embeddings().weight:
+        raise ValueError(f"{weights}: config.json ties lm_head to embed_tokens (tie_word_embeddings true) but the "
+                         "folder holds an lm_head.weight with other values: set tie_word_embeddings false (text_config "
+                         "and top level) to score with that lm_head, or remove it from the folder to tie them")
 
 
 class _transformers_quiet:

@@ -243,6 +243,12 @@ def _heads_source(before: str, from_adapter: list[str], adapter: str, allow_untr
 def merge_and_save(peft_model, out_dir: str | Path, inference: InferenceSettings | None = None) -> Path:
     """Fold LoRA into the base weights and write a plain full checkpoint (safetensors)."""
     merged = peft_model.merge_and_unload()
+    head = merged.get_output_embeddings()
+    if head is not None and head.weight is not merged.get_input_embeddings().weight:
+        # a tied model whose lm_head was trained (modules_to_save) is untied now: its config says so,
+        # or the reload would tie the trained lm_head back to the embeddings (or refuse the folder)
+        merged.config.tie_word_embeddings = False
+        merged.config.get_text_config().tie_word_embeddings = False
     return save_checkpoint(merged, out_dir, inference=inference)
 
 

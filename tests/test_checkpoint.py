@@ -273,3 +273,22 @@ def test_a_released_adapter_on_a_config_read_from_the_padded_hub_folder(tiny_mod
     m = load_checkpoint(ref, weights=backbone, preset=cfg)
     _assert_same(_scores(pm), _scores(m))
     assert m.get_base_model().load_report.vocab_rows_dropped == 64
+
+
+def test_merged_weights_of_a_tied_model_with_a_trained_lm_head_round_trip(tmp_path):
+    """0.5B-like (tie_word_embeddings true): LoRA trains a copy of lm_head, so the merged model is
+    untied; its checkpoint must say so, or the reload ties the trained lm_head back to the embeddings."""
+    from models.build import load_preset
+
+    cfg = load_preset("aha-tiny")
+    cfg.tie_word_embeddings = cfg.text_config.tie_word_embeddings = True
+    pm = apply_lora(build_model(cfg, seed=0).eval())
+    _randomise_adapters(pm)
+    before = _scores(pm)
+    merge_and_save(pm, tmp_path / "merged")
+    saved = json.loads((tmp_path / "merged" / "config.json").read_text())
+    assert saved["tie_word_embeddings"] is False and saved["text_config"]["tie_word_embeddings"] is False
+    merged = load_checkpoint(tmp_path / "merged")
+    assert merged.lm_head.weight is not merged.get_input_embeddings().weight
+    for a, b in zip(before, _scores(merged)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

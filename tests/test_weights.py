@@ -266,3 +266,19 @@ def test_a_cls_dropping_feature_strategy_is_refused_at_load_naming_the_field(sou
         build_model("aha-tiny", weights=tmp_path / "hf")
     with pytest.raises(ValueError, match="vision_feature_select_strategy must be 'full'"):
         AhaConfig(vision_feature_select_strategy="default")
+
+
+def test_a_tied_config_with_an_lm_head_of_other_values_is_refused(tmp_path):
+    """A 0.5B-like folder (tie_word_embeddings true) that also holds an lm_head: equal to the
+    embeddings it loads tied; with other values transformers silently untied the two and scored
+    with the file's lm_head (the original ties them and scores with the embeddings): refused."""
+    src = _tied_source()
+    state = write_lmms_lab(src, tmp_path / "lmms", TOWER, shards=1)
+    f = tmp_path / "lmms" / "model.safetensors"
+    emb = state["model.embed_tokens.weight"]
+    save_file({**state, "lm_head.weight": emb.clone()}, str(f), metadata={"format": "pt"})
+    m = build_model(src.config, weights=tmp_path / "lmms")
+    assert m.lm_head.weight is m.get_input_embeddings().weight and torch.equal(m.lm_head.weight, emb)
+    save_file({**state, "lm_head.weight": emb + 1}, str(f), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="ties lm_head to embed_tokens .* holds an lm_head.weight with other values"):
+        build_model(src.config, weights=tmp_path / "lmms")
