@@ -123,6 +123,10 @@ def read_index(weights_dir: str | Path) -> dict[str, TensorInfo]:
     d = Path(weights_dir)
     index_file = d / "model.safetensors.index.json"
     if index_file.is_file():
+        if (d / "model.safetensors").is_file():
+            # transformers loads model.safetensors and never reads the index: which one is meant?
+            raise ValueError(f"{d} holds both model.safetensors and {index_file.name} (with its shards): two sets of "
+                             "weights; remove the one that is not meant")
         files = sorted(set(json.loads(index_file.read_text())["weight_map"].values()))
         missing = [f for f in files if not (d / f).is_file()]
         if missing:

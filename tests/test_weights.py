@@ -282,3 +282,15 @@ def test_a_tied_config_with_an_lm_head_of_other_values_is_refused(tmp_path):
     save_file({**state, "lm_head.weight": emb + 1}, str(f), metadata={"format": "pt"})
     with pytest.raises(ValueError, match="ties lm_head to embed_tokens .* holds an lm_head.weight with other values"):
         build_model(src.config, weights=tmp_path / "lmms")
+
+
+def test_a_folder_with_both_a_single_file_and_a_sharded_index_is_refused(source, tmp_path):
+    """transformers reads model.safetensors whenever it is there, the index never: the plan (and the
+    report) described the shards while the values came from the other file."""
+    write_llava_hf(source, tmp_path / "hf", legacy=False, padded_vocab=False, shards=2)
+    stale = {k: v + 1 for k, v in load_file(str(next((tmp_path / "hf").glob("model-00001-*.safetensors")))).items()}
+    for f in sorted((tmp_path / "hf").glob("model-00002-*.safetensors")):
+        stale.update(load_file(str(f)))
+    save_file(stale, str(tmp_path / "hf" / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="both model.safetensors and model.safetensors.index.json"):
+        build_model("aha-tiny", weights=tmp_path / "hf")
