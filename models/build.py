@@ -149,10 +149,10 @@ def build_model(
                                        device=str(device or "cpu"), heads="random")
     else:
         model = _load_weights(Path(weights), cfg, dt, attn, device, load_in_4bit, seed)
+    model.heads_to_fp32()  # before a heads file is copied in: into bf16 heads it would be rounded
     if heads is not None:
         load_heads(model, heads)
         model.load_report.heads = f"from {heads}"
-    model.heads_to_fp32()
     if device is not None and not load_in_4bit:
         model = model.to(device)
     log.info("%s", model.load_report.line())

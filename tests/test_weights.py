@@ -294,3 +294,14 @@ def test_a_folder_with_both_a_single_file_and_a_sharded_index_is_refused(source,
     save_file(stale, str(tmp_path / "hf" / "model.safetensors"), metadata={"format": "pt"})
     with pytest.raises(ValueError, match="both model.safetensors and model.safetensors.index.json"):
         build_model("aha-tiny", weights=tmp_path / "hf")
+
+
+def test_a_heads_file_keeps_its_fp32_values_in_a_bf16_model(source, tmp_path):
+    """A random-init bf16 model (preset, no --weights) was cast whole, heads included: the heads file
+    was copied into bf16 heads (rounded) and only then put back to fp32."""
+    g = torch.Generator().manual_seed(4)
+    heads = {h: torch.randn(tuple(source.get_parameter(h).shape), generator=g) for h in HEADS}
+    save_file(heads, str(tmp_path / "heads.safetensors"))
+    m = build_model("aha-tiny", dtype="bf16", heads=tmp_path / "heads.safetensors")
+    for h in HEADS:
+        assert m.get_parameter(h).dtype == torch.float32 and torch.equal(m.get_parameter(h), heads[h]), h
