@@ -120,17 +120,21 @@ def load_saved_base(base, path: str | Path) -> None:
 def load_checkpoint(ckpt_dir: str | Path, weights: str | Path | None = None, is_trainable: bool = False,
                     dtype=None, device=None, attn_implementation: str | None = None,
                     preset: str | Path | AhaConfig | None = None, load_in_4bit: bool = False,
-                    allow_untrained_heads: bool = False):
+                    allow_untrained_heads: bool = False, heads: str | Path | None = None):
     """Rebuild the model a checkpoint was saved from. Returns a PeftModel or an AhaForStreaming.
 
     ``preset``, if given, must agree with the checkpoint's config. ``dtype`` None: fp32 on CPU, bf16 on CUDA.
+    ``heads``: a heads file, only for a released adapter that lacks heads (a project checkpoint brings its own).
     """
     from peft import PeftModel
 
     ckpt = Path(ckpt_dir)
     if is_released_adapter(ckpt):
         return load_released_adapter(ckpt, weights, preset or "aha-7b", is_trainable, dtype, device, attn_implementation,
-                                     load_in_4bit, allow_untrained_heads=allow_untrained_heads)
+                                     load_in_4bit, heads=heads, allow_untrained_heads=allow_untrained_heads)
+    if heads is not None:
+        raise ValueError(f"a heads file ({heads}) with the Aha! checkpoint {ckpt}: the checkpoint brings its own heads, "
+                         "the file would not be used (a heads file is for a bare backbone or a released adapter without heads)")
     meta = read_meta(ckpt)
     cfg = AhaConfig.from_dict(meta["config"])
     if preset is not None:
@@ -182,6 +186,9 @@ def load_released_adapter(adapter_dir: str | Path, weights: str | Path | None, p
     ref_cfg = json.loads((src / "adapter_config.json").read_text())
     state = convert_adapter_state(load_file(str(src / "adapter_model.safetensors")))
     check_released_heads(state, src)
+    if heads is not None and all(f"base_model.model.{h}.weight" in state for h in HEAD_MODULES):
+        raise ValueError(f"{src} holds all three heads and a heads file ({heads}) was given too: the adapter's "
+                         "would replace every one of the file's; give the file only for an adapter without them")
     cfg = load_preset(preset) if isinstance(preset, (str, Path)) else preset
     cfg = _vocab_of_adapter(cfg, state, src)
     base = build_model(cfg, weights=weights, dtype=dtype, attn_implementation=attn_implementation, device=device,

@@ -292,3 +292,29 @@ def test_merged_weights_of_a_tied_model_with_a_trained_lm_head_round_trip(tmp_pa
     assert merged.lm_head.weight is not merged.get_input_embeddings().weight
     for a, b in zip(before, _scores(merged)):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_a_heads_file_with_a_checkpoint_is_used_or_refused_never_ignored(tiny_model, tmp_path):
+    """load_for_inference(checkpoint=..., heads=...) dropped the heads file without a word (only the
+    no-checkpoint path passed it on): a released adapter without a head now takes it from the file;
+    a checkpoint that brings its own heads refuses it."""
+    from pathlib import Path
+
+    from models.inference import load_for_inference
+
+    ref, backbone, _ = _released_adapter(tiny_model, tmp_path, drop_heads=("uncertainty_head",))
+    heads = {f"{h}.weight": torch.randn_like(getattr(tiny_model, h).weight) for h in ("informative_head", "relevance_head",
+                                                                                      "uncertainty_head")}
+    save_file(heads, str(tmp_path / "heads.safetensors"))
+    tok = Path(__file__).resolve().parents[1] / "configs" / "tokenizers" / "aha-tiny-synth"
+    m = load_for_inference("aha-tiny", weights=str(backbone), checkpoint=str(ref), tokenizer=str(tok),
+                           heads=str(tmp_path / "heads.safetensors"), hash_weights=False).model
+    assert torch.equal(m.get_base_model().uncertainty_head.weight, heads["uncertainty_head.weight"])
+    assert "uncertainty_head from" in m.get_base_model().load_report.heads
+    full = tmp_path / "full"
+    save_checkpoint(tiny_model, full)
+    with pytest.raises(ValueError, match="the checkpoint brings its own heads"):
+        load_for_inference(checkpoint=str(full), tokenizer=str(tok), heads=str(tmp_path / "heads.safetensors"))
+    ref_all, _, _ = _released_adapter(tiny_model, tmp_path / "all")
+    with pytest.raises(ValueError, match="holds all three heads and a heads file"):
+        load_checkpoint(ref_all, weights=backbone, preset="aha-tiny", heads=tmp_path / "heads.safetensors")
