@@ -12,6 +12,7 @@ from models.lora import apply_lora, trainable_parameter_names
 from tests.weight_layouts import write_llava_hf
 
 PH = 151646
+HEAD_NAMES = ("informative_head.weight", "relevance_head.weight", "uncertainty_head.weight")
 
 
 def _inputs():
@@ -318,3 +319,27 @@ def test_a_heads_file_with_a_checkpoint_is_used_or_refused_never_ignored(tiny_mo
     ref_all, _, _ = _released_adapter(tiny_model, tmp_path / "all")
     with pytest.raises(ValueError, match="holds all three heads and a heads file"):
         load_checkpoint(ref_all, weights=backbone, preset="aha-tiny", heads=tmp_path / "heads.safetensors")
+
+
+def test_resuming_a_tied_model_refuses_a_file_whose_lm_head_differs_from_its_embeddings(tmp_path):
+    """load_full_weights copied lm_head and then the embeddings into the one tied storage: the file's
+    lm_head was dropped without a word."""
+    from safetensors.torch import load_file
+
+    from models.build import load_preset
+    from models.resume import load_full_weights
+
+    cfg = load_preset("aha-tiny")
+    cfg.tie_word_embeddings = cfg.text_config.tie_word_embeddings = True
+    src = build_model(cfg, seed=1)
+    write_llava_hf(src, tmp_path / "ck", legacy=False, shards=1, padded_vocab=False)
+    f = tmp_path / "ck" / "model.safetensors"
+    state = {**load_file(str(f)), **{h: src.get_parameter(h).detach().clone() for h in HEAD_NAMES}}
+    emb = state["model.language_model.embed_tokens.weight"]
+    save_file({**state, "lm_head.weight": emb.clone()}, str(f))
+    model = build_model(cfg, seed=2)
+    load_full_weights(model, tmp_path / "ck")  # equal values: loads
+    assert torch.equal(model.lm_head.weight, emb)
+    save_file({**state, "lm_head.weight": emb + 1}, str(f))
+    with pytest.raises(ValueError, match="'lm_head.weight' differs from the tensor it is tied to"):
+        load_full_weights(build_model(cfg, seed=2), tmp_path / "ck")
