@@ -156,6 +156,7 @@ def load_checkpoint(ckpt_dir: str | Path, weights: str | Path | None = None, is_
         raise ValueError(f"{ckpt} is an adapter for a base that was not saved: pass weights=<local backbone folder>")
     before = base.load_report.heads
     model = PeftModel.from_pretrained(base, str(ckpt), is_trainable=is_trainable)
+    _check_adapter_landed(model, ckpt / "adapter_model.safetensors")
     base.heads_to_fp32()
     saved = set(model.peft_config["default"].modules_to_save or [])
     from models.lora import HEAD_MODULES
@@ -165,6 +166,22 @@ def load_checkpoint(ckpt_dir: str | Path, weights: str | Path | None = None, is_
     if not is_trainable:
         model.requires_grad_(False)
     return model.to(device) if device is not None and not load_in_4bit else model
+
+
+def _check_adapter_landed(model, adapter_file: Path) -> None:
+    """Every tensor the adapter's config asks for is in its file and every tensor of the file has a
+    place (peft only warns: a LoRA matrix left at init, B = 0, silently drops that adapter)."""
+    from peft import get_peft_model_state_dict
+    from safetensors import safe_open
+
+    want = set(get_peft_model_state_dict(model, save_embedding_layers=False))
+    with safe_open(str(adapter_file), "pt") as f:
+        have = set(f.keys())
+    missing = sorted(want - have)
+    unexpected = sorted(k for k in have - want if not k.endswith("embed_tokens.weight"))
+    if missing or unexpected:
+        raise ValueError(f"{adapter_file} does not fit its adapter_config.json and the model: missing {missing[:8]}"
+                         + (f" and {len(missing) - 8} more" if len(missing) > 8 else "") + f", unexpected {unexpected[:8]}")
 
 
 def load_released_adapter(adapter_dir: str | Path, weights: str | Path | None, preset: str | Path | AhaConfig = "aha-7b",

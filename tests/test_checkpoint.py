@@ -343,3 +343,25 @@ def test_resuming_a_tied_model_refuses_a_file_whose_lm_head_differs_from_its_emb
     save_file({**state, "lm_head.weight": emb + 1}, str(f))
     with pytest.raises(ValueError, match="'lm_head.weight' differs from the tensor it is tied to"):
         load_full_weights(build_model(cfg, seed=2), tmp_path / "ck")
+
+
+@pytest.mark.parametrize("change", ["missing", "unexpected"])
+def test_an_adapter_checkpoint_whose_file_does_not_fit_is_refused_by_name(tiny_model, tmp_path, change):
+    """peft loads an adapter file with a LoRA matrix missing (left at init: B = 0, that adapter
+    silently off) or a tensor with no place, and only warns: a project / converted checkpoint now
+    fails as the released-adapter path does."""
+    from safetensors.torch import load_file
+
+    pm = apply_lora(tiny_model)
+    _randomise_adapters(pm)
+    save_checkpoint(pm, tmp_path / "ckpt")
+    f = tmp_path / "ckpt" / "adapter_model.safetensors"
+    state = load_file(str(f))
+    key = "base_model.model.model.language_model.layers.1.mlp.down_proj.lora_B.weight"
+    if change == "missing":
+        state.pop(key)
+    else:
+        state[key.replace("lora_B", "lora_C")] = torch.zeros(1)
+    save_file(state, str(f))
+    with pytest.raises(ValueError, match=f"does not fit its adapter_config.json.*{key if change == 'missing' else 'lora_C'}"):
+        load_checkpoint(tmp_path / "ckpt")
