@@ -131,6 +131,8 @@ def read_index(weights_dir: str | Path) -> dict[str, TensorInfo]:
         missing = [f for f in files if not (d / f).is_file()]
         if missing:
             raise FileNotFoundError(f"{index_file} names shards that are not there: {missing}")
+    elif (d / "model.safetensors").is_file():
+        files = ["model.safetensors"]  # what transformers reads; other files beside it (a heads file) are not the model's
     else:
         files = sorted(p.name for p in d.glob("*.safetensors"))
     if not files:

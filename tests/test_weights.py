@@ -305,3 +305,13 @@ def test_a_heads_file_keeps_its_fp32_values_in_a_bf16_model(source, tmp_path):
     m = build_model("aha-tiny", dtype="bf16", heads=tmp_path / "heads.safetensors")
     for h in HEADS:
         assert m.get_parameter(h).dtype == torch.float32 and torch.equal(m.get_parameter(h), heads[h]), h
+
+
+def test_a_heads_file_inside_a_single_file_backbone_folder(source, tmp_path):
+    """The plan read every *.safetensors of a folder, transformers only model.safetensors: a heads file
+    put beside the backbone inside its folder made the load fail ('did not go as planned')."""
+    write_llava_hf(source, tmp_path / "hf", shards=1)
+    save_file({h: source.get_parameter(h).detach().clone() for h in HEADS}, str(tmp_path / "hf" / "heads.safetensors"))
+    m = build_model("aha-tiny", weights=tmp_path / "hf", heads=tmp_path / "hf" / "heads.safetensors")
+    for h in HEADS:
+        assert torch.equal(m.get_parameter(h), source.get_parameter(h))
