@@ -150,6 +150,7 @@ def load_checkpoint(ckpt_dir: str | Path, weights: str | Path | None = None, is_
         base = build_model(cfg, dtype=dtype, attn_implementation=attn_implementation)
         load_saved_base(base, ckpt / BASE)
     elif weights is not None:
+        _refuse_merged_base(weights, ckpt, meta.get("weights"))
         base = build_model(cfg, weights=weights, dtype=dtype, attn_implementation=attn_implementation, device=device,
                            load_in_4bit=load_in_4bit)
     else:
@@ -166,6 +167,22 @@ def load_checkpoint(ckpt_dir: str | Path, weights: str | Path | None = None, is_
     if not is_trainable:
         model.requires_grad_(False)
     return model.to(device) if device is not None and not load_in_4bit else model
+
+
+MERGED = "merged_adapter"  # aha_model.json of a merge_and_save folder: LoRA already folded into its weights
+
+
+def _refuse_merged_base(weights, adapter: Path, trained_on) -> None:
+    """An adapter put on a folder that merge_and_save wrote (its LoRA already in the weights) would add
+    a LoRA on top of itself: refused, unless the adapter was trained on that very folder."""
+    meta_file = Path(weights) / META
+    if not meta_file.is_file() or not json.loads(meta_file.read_text()).get(MERGED):
+        return
+    if trained_on is not None and Path(trained_on).resolve() == Path(weights).resolve():
+        return
+    raise ValueError(f"{weights} is a merged checkpoint (an adapter already folded into its weights): putting the adapter "
+                     f"{adapter} on it would apply LoRA twice (a second one on top of the merged one); load the merged folder "
+                     f"alone (--checkpoint {weights}) or the adapter on the backbone it was trained on")
 
 
 def _check_adapter_landed(model, adapter_file: Path) -> None:
@@ -200,6 +217,7 @@ def load_released_adapter(adapter_dir: str | Path, weights: str | Path | None, p
     src = Path(adapter_dir)
     if weights is None:
         raise ValueError(f"{src} is a released adapter: pass the local backbone folder it was trained on (--weights)")
+    _refuse_merged_base(weights, src, None)
     ref_cfg = json.loads((src / "adapter_config.json").read_text())
     state = convert_adapter_state(load_file(str(src / "adapter_model.safetensors")))
     check_released_heads(state, src)
@@ -273,7 +291,9 @@ def merge_and_save(peft_model, out_dir: str | Path, inference: InferenceSettings
         # or the reload would tie the trained lm_head back to the embeddings (or refuse the folder)
         merged.config.tie_word_embeddings = False
         merged.config.get_text_config().tie_word_embeddings = False
-    return save_checkpoint(merged, out_dir, inference=inference)
+    out = save_checkpoint(merged, out_dir, inference=inference)
+    atomic_write_json(out / META, {**read_meta(out), MERGED: True})
+    return out
 
 
 def content_hash_of(model_dir: str | Path) -> str:

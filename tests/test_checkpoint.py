@@ -365,3 +365,18 @@ def test_an_adapter_checkpoint_whose_file_does_not_fit_is_refused_by_name(tiny_m
     save_file(state, str(f))
     with pytest.raises(ValueError, match=f"does not fit its adapter_config.json.*{key if change == 'missing' else 'lora_C'}"):
         load_checkpoint(tmp_path / "ckpt")
+
+
+def test_an_adapter_on_a_merged_checkpoint_of_itself_is_refused(tiny_model, tmp_path):
+    """--checkpoint ADAPTER --weights MERGED put the LoRA on weights that already hold it (applied twice)."""
+    backbone = tmp_path / "hf"
+    write_llava_hf(tiny_model, backbone, padded_vocab=False)
+    pm = apply_lora(build_model("aha-tiny", weights=backbone))
+    _randomise_adapters(pm)
+    before = _scores(pm)
+    save_checkpoint(pm, tmp_path / "adapter", weights=backbone)
+    merge_and_save(pm, tmp_path / "merged")
+    with pytest.raises(ValueError, match="merged checkpoint .* would apply LoRA twice"):
+        load_checkpoint(tmp_path / "adapter", weights=tmp_path / "merged")
+    for a, b in zip(before, _scores(load_checkpoint(tmp_path / "adapter"))):  # on its own backbone: as saved
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
