@@ -380,3 +380,8 @@ def test_an_adapter_on_a_merged_checkpoint_of_itself_is_refused(tiny_model, tmp_
         load_checkpoint(tmp_path / "adapter", weights=tmp_path / "merged")
     for a, b in zip(before, _scores(load_checkpoint(tmp_path / "adapter"))):  # on its own backbone: as saved
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    ref, _, _ = _released_adapter(tiny_model, tmp_path / "released")
+    for call in (lambda: load_checkpoint(ref, weights=tmp_path / "merged", preset="aha-tiny"),
+                 lambda: convert_adapter(ref, tmp_path / "conv", preset="aha-tiny", weights=tmp_path / "merged")):
+        with pytest.raises(ValueError, match="would apply LoRA twice"):
+            call()
