@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 PRESET_DIR = REPO_ROOT / "configs" / "model"
 AHA_FIELDS = ("frame_pool_stride", "frame_pool_mode", "frame_pool_ceil", "frame_summary_token", "frame_placeholder", "frame_resize", "head_stop_grad", "logvar_min", "logvar_max",
               "loss_weights", "loss_protocol", "system_prompt")
+# what a trained Aha! model's heads depend on: tokens per frame, their layout, the resize, the system turn
+FRAME_FIELDS = ("frame_pool_stride", "frame_pool_mode", "frame_pool_ceil", "frame_summary_token", "frame_resize", "system_prompt")
 
 
 def preset_path(name_or_path: str | Path) -> Path:
@@ -77,6 +79,13 @@ def config_from_weights(weights_dir: str | Path, preset: AhaConfig | None = None
         if conversion_padding_rows(pv, text.get("vocab_size")):
             backbone["text_config"] = {**text, "vocab_size": pv}
     aha = {k: getattr(preset, k) for k in AHA_FIELDS} if preset is not None else {}
+    if preset is not None:
+        # a project full checkpoint's config carries how its frames were made: a preset may not override it
+        said = [f"{k}: preset {getattr(preset, k)!r}, weights {backbone[k]!r}" for k in FRAME_FIELDS
+                if k in backbone and backbone[k] != getattr(preset, k)]
+        if said:
+            raise ValueError(f"{weights_dir} is an Aha! model made with other frame settings than the model preset: "
+                             + "; ".join(said) + " (leave the preset out to use the model's own)")
     if "image_token_index" not in backbone and preset is not None:
         backbone["image_token_index"] = preset.image_token_index
     try:

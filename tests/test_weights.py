@@ -315,3 +315,16 @@ def test_a_heads_file_inside_a_single_file_backbone_folder(source, tmp_path):
     m = build_model("aha-tiny", weights=tmp_path / "hf", heads=tmp_path / "hf" / "heads.safetensors")
     for h in HEADS:
         assert torch.equal(m.get_parameter(h), source.get_parameter(h))
+
+
+def test_a_preset_may_not_override_the_frame_settings_of_a_full_aha_checkpoint(tmp_path):
+    """A project full checkpoint given as --weights with a preset: the preset's frame settings replaced
+    the model's own (its heads trained on 16 tokens per frame, run on 49) without a word."""
+    from models.build import load_preset
+    from models.checkpoint import save_checkpoint
+
+    m = build_model(load_preset("aha-tiny", frame_pool_stride=7), seed=3)
+    save_checkpoint(m, tmp_path / "full")
+    assert build_model(None, weights=tmp_path / "full").config.frame_pool_stride == 7
+    with pytest.raises(ValueError, match=r"other frame settings than the model preset: frame_pool_stride: preset 4, weights 7"):
+        build_model("aha-tiny", weights=tmp_path / "full")
