@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 PRESET_DIR = REPO_ROOT / "configs" / "model"
 AHA_FIELDS = ("frame_pool_stride", "frame_pool_mode", "frame_pool_ceil", "frame_summary_token", "frame_placeholder", "frame_resize", "head_stop_grad", "logvar_min", "logvar_max",
               "loss_weights", "loss_protocol", "system_prompt")
+# what a trained Aha! model's heads depend on: tokens per frame, their layout, the resize, the system turn
+FRAME_FIELDS = ("frame_pool_stride", "frame_pool_mode", "frame_pool_ceil", "frame_summary_token", "frame_resize", "system_prompt")
 
 
 def preset_path(name_or_path: str | Path) -> Path:
@@ -77,6 +79,13 @@ def config_from_weights(weights_dir: str | Path, preset: AhaConfig | None = None
         if conversion_padding_rows(pv, text.get("vocab_size")):
             backbone["text_config"] = {**text, "vocab_size": pv}
     aha = {k: getattr(preset, k) for k in AHA_FIELDS} if preset is not None else {}
+    if preset is not None:
+        # a project full checkpoint's config carries how its frames were made: a preset may not override it
+        said = [f"{k}: preset {getattr(preset, k)!r}, weights {backbone[k]!r}" for k in FRAME_FIELDS
+                if k in backbone and backbone[k] != getattr(preset, k)]
+        if said:
+            raise ValueError(f"{weights_dir} is an Aha! model made with other frame settings than the model preset: "
+                             + "; ".join(said) + " (leave the preset out to use the model's own)")
     if "image_token_index" not in backbone and preset is not None:
         backbone["image_token_index"] = preset.image_token_index
     try:
@@ -149,10 +158,10 @@ def build_model(
                                        device=str(device or "cpu"), heads="random")
     else:
         model = _load_weights(Path(weights), cfg, dt, attn, device, load_in_4bit, seed)
+    model.heads_to_fp32()  # before a heads file is copied in: into bf16 heads it would be rounded
     if heads is not None:
         load_heads(model, heads)
         model.load_report.heads = f"from {heads}"
-    model.heads_to_fp32()
     if device is not None and not load_in_4bit:
         model = model.to(device)
     log.info("%s", model.load_report.line())
@@ -192,6 +201,7 @@ def _load_weights(weights: Path, preset: AhaConfig | None, dtype: torch.dtype, a
             output_loading_info=True, local_files_only=True,
         )
     _check_against_plan(info, plan, weights)
+    _check_tied_head(model, plan, weights)
     # save_pretrained would otherwise write the source's key names back (transformers reverts the
     # renaming it loaded with): the project writes its own names
     model._weight_conversions = None
@@ -250,6 +260,20 @@ def _check_against_plan(info: dict, plan, weights: Path) -> None:
         problems.append(f"shape mismatches: {list(info['mismatched_keys'])[:8]}")
     if problems:
         raise RuntimeError(f"loading {weights} did not go as planned: " + "; ".join(problems))
+
+
+def _check_tied_head(model: AhaForStreaming, plan, weights: Path) -> None:
+    """A config that ties lm_head to the embeddings, with a folder that holds an lm_head of other
+    values: transformers then keeps the two apart (a warning, silenced here) and scores with the file's
+    lm_head, where the original (transformers 4, LLaVA-NeXT) tied them and scored with the embeddings.
+    Neither is safe to guess: refused, saying how to choose."""
+    head = model.get_output_embeddings()
+    if not model.config.get_text_config().tie_word_embeddings or head is None:
+        return
+    if "lm_head.weight" in plan.mapping.values() and head.weight is not model.get_input_embeddings().weight:
+        raise ValueError(f"{weights}: config.json ties lm_head to embed_tokens (tie_word_embeddings true) but the "
+                         "folder holds an lm_head.weight with other values: set tie_word_embeddings false (text_config "
+                         "and top level) to score with that lm_head, or remove it from the folder to tie them")
 
 
 class _transformers_quiet:

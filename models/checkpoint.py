@@ -120,17 +120,21 @@ def load_saved_base(base, path: str | Path) -> None:
 def load_checkpoint(ckpt_dir: str | Path, weights: str | Path | None = None, is_trainable: bool = False,
                     dtype=None, device=None, attn_implementation: str | None = None,
                     preset: str | Path | AhaConfig | None = None, load_in_4bit: bool = False,
-                    allow_untrained_heads: bool = False):
+                    allow_untrained_heads: bool = False, heads: str | Path | None = None):
     """Rebuild the model a checkpoint was saved from. Returns a PeftModel or an AhaForStreaming.
 
     ``preset``, if given, must agree with the checkpoint's config. ``dtype`` None: fp32 on CPU, bf16 on CUDA.
+    ``heads``: a heads file, only for a released adapter that lacks heads (a project checkpoint brings its own).
     """
     from peft import PeftModel
 
     ckpt = Path(ckpt_dir)
     if is_released_adapter(ckpt):
         return load_released_adapter(ckpt, weights, preset or "aha-7b", is_trainable, dtype, device, attn_implementation,
-                                     load_in_4bit, allow_untrained_heads=allow_untrained_heads)
+                                     load_in_4bit, heads=heads, allow_untrained_heads=allow_untrained_heads)
+    if heads is not None:
+        raise ValueError(f"a heads file ({heads}) with the Aha! checkpoint {ckpt}: the checkpoint brings its own heads, "
+                         "the file would not be used (a heads file is for a bare backbone or a released adapter without heads)")
     meta = read_meta(ckpt)
     cfg = AhaConfig.from_dict(meta["config"])
     if preset is not None:
@@ -146,12 +150,14 @@ def load_checkpoint(ckpt_dir: str | Path, weights: str | Path | None = None, is_
         base = build_model(cfg, dtype=dtype, attn_implementation=attn_implementation)
         load_saved_base(base, ckpt / BASE)
     elif weights is not None:
+        _refuse_merged_base(weights, ckpt, meta.get("weights"))
         base = build_model(cfg, weights=weights, dtype=dtype, attn_implementation=attn_implementation, device=device,
                            load_in_4bit=load_in_4bit)
     else:
         raise ValueError(f"{ckpt} is an adapter for a base that was not saved: pass weights=<local backbone folder>")
     before = base.load_report.heads
     model = PeftModel.from_pretrained(base, str(ckpt), is_trainable=is_trainable)
+    _check_adapter_landed(model, ckpt / "adapter_model.safetensors")
     base.heads_to_fp32()
     saved = set(model.peft_config["default"].modules_to_save or [])
     from models.lora import HEAD_MODULES
@@ -161,6 +167,38 @@ def load_checkpoint(ckpt_dir: str | Path, weights: str | Path | None = None, is_
     if not is_trainable:
         model.requires_grad_(False)
     return model.to(device) if device is not None and not load_in_4bit else model
+
+
+MERGED = "merged_adapter"  # aha_model.json of a merge_and_save folder: LoRA already folded into its weights
+
+
+def _refuse_merged_base(weights, adapter: Path, trained_on) -> None:
+    """An adapter put on a folder that merge_and_save wrote (its LoRA already in the weights) would add
+    a LoRA on top of itself: refused, unless the adapter was trained on that very folder."""
+    meta_file = Path(weights) / META
+    if not meta_file.is_file() or not json.loads(meta_file.read_text()).get(MERGED):
+        return
+    if trained_on is not None and Path(trained_on).resolve() == Path(weights).resolve():
+        return
+    raise ValueError(f"{weights} is a merged checkpoint (an adapter already folded into its weights): putting the adapter "
+                     f"{adapter} on it would apply LoRA twice (a second one on top of the merged one); load the merged folder "
+                     f"alone (--checkpoint {weights}) or the adapter on the backbone it was trained on")
+
+
+def _check_adapter_landed(model, adapter_file: Path) -> None:
+    """Every tensor the adapter's config asks for is in its file and every tensor of the file has a
+    place (peft only warns: a LoRA matrix left at init, B = 0, silently drops that adapter)."""
+    from peft import get_peft_model_state_dict
+    from safetensors import safe_open
+
+    want = set(get_peft_model_state_dict(model, save_embedding_layers=False))
+    with safe_open(str(adapter_file), "pt") as f:
+        have = set(f.keys())
+    missing = sorted(want - have)
+    unexpected = sorted(k for k in have - want if not k.endswith("embed_tokens.weight"))
+    if missing or unexpected:
+        raise ValueError(f"{adapter_file} does not fit its adapter_config.json and the model: missing {missing[:8]}"
+                         + (f" and {len(missing) - 8} more" if len(missing) > 8 else "") + f", unexpected {unexpected[:8]}")
 
 
 def load_released_adapter(adapter_dir: str | Path, weights: str | Path | None, preset: str | Path | AhaConfig = "aha-7b",
@@ -179,9 +217,13 @@ def load_released_adapter(adapter_dir: str | Path, weights: str | Path | None, p
     src = Path(adapter_dir)
     if weights is None:
         raise ValueError(f"{src} is a released adapter: pass the local backbone folder it was trained on (--weights)")
+    _refuse_merged_base(weights, src, None)
     ref_cfg = json.loads((src / "adapter_config.json").read_text())
     state = convert_adapter_state(load_file(str(src / "adapter_model.safetensors")))
     check_released_heads(state, src)
+    if heads is not None and all(f"base_model.model.{h}.weight" in state for h in HEAD_MODULES):
+        raise ValueError(f"{src} holds all three heads and a heads file ({heads}) was given too: the adapter's "
+                         "would replace every one of the file's; give the file only for an adapter without them")
     cfg = load_preset(preset) if isinstance(preset, (str, Path)) else preset
     cfg = _vocab_of_adapter(cfg, state, src)
     base = build_model(cfg, weights=weights, dtype=dtype, attn_implementation=attn_implementation, device=device,
@@ -243,7 +285,15 @@ def _heads_source(before: str, from_adapter: list[str], adapter: str, allow_untr
 def merge_and_save(peft_model, out_dir: str | Path, inference: InferenceSettings | None = None) -> Path:
     """Fold LoRA into the base weights and write a plain full checkpoint (safetensors)."""
     merged = peft_model.merge_and_unload()
-    return save_checkpoint(merged, out_dir, inference=inference)
+    head = merged.get_output_embeddings()
+    if head is not None and head.weight is not merged.get_input_embeddings().weight:
+        # a tied model whose lm_head was trained (modules_to_save) is untied now: its config says so,
+        # or the reload would tie the trained lm_head back to the embeddings (or refuse the folder)
+        merged.config.tie_word_embeddings = False
+        merged.config.get_text_config().tie_word_embeddings = False
+    out = save_checkpoint(merged, out_dir, inference=inference)
+    atomic_write_json(out / META, {**read_meta(out), MERGED: True})
+    return out
 
 
 def content_hash_of(model_dir: str | Path) -> str:

@@ -101,7 +101,7 @@ def load_for_inference(model_config: str | None = None, weights: str | None = No
             raise FileNotFoundError(f"{checkpoint} is not an Aha! checkpoint (no {META}) nor a released adapter "
                                     "(adapter_config.json + adapter_model.safetensors)")
         model = load_checkpoint(ck, weights=weights, dtype=dt, device=dev, attn_implementation=attn_implementation,
-                                preset=model_config, load_in_4bit=load_in_4bit)
+                                preset=model_config, load_in_4bit=load_in_4bit, heads=heads)
         settings = inference_settings(ck)
     else:
         log.warning("no --checkpoint: the Aha! heads are untrained; scores are meaningless")

@@ -159,7 +159,7 @@ def load_full_weights(model, ckpt: str | os.PathLike) -> None:
     project reads) into ``model``, each one accounted for (``models.weights.plan_load``)."""
     from safetensors.torch import load_file
 
-    from models.weights import plan_load, read_index
+    from models.weights import _tied_keys, plan_load, read_index
 
     index = read_index(ckpt)
     plan = plan_load(model, index, "llava-hf", str(ckpt))
@@ -170,11 +170,20 @@ def load_full_weights(model, ckpt: str | os.PathLike) -> None:
     by_file: dict[str, list[str]] = {}
     for k in plan.mapping:
         by_file.setdefault(index[k].file, []).append(k)
+    tied, tied_in_file = _tied_keys(model), {}
     with torch.no_grad():
         for f, keys in by_file.items():
             tensors = load_file(str(Path(ckpt) / f))
             for k in keys:
                 state[plan.mapping[k]].copy_(tensors[k])
+                if plan.mapping[k] in tied:
+                    tied_in_file[k] = tensors[k]
+    # a tied lm_head shares the embeddings' storage: a file holding it with other values would be
+    # overwritten by (or overwrite) the embeddings, whichever came last
+    for k, v in tied_in_file.items():
+        if not torch.equal(state[plan.mapping[k]], v.to(state[plan.mapping[k]].dtype)):
+            raise ValueError(f"{ckpt}: {k!r} differs from the tensor it is tied to in this model "
+                             "(tie_word_embeddings): the checkpoint is not of this model")
     log.info("resumed %d tensors of %s (%s)", len(plan.mapping), ckpt, plan.names)
 
 

@@ -123,10 +123,16 @@ def read_index(weights_dir: str | Path) -> dict[str, TensorInfo]:
     d = Path(weights_dir)
     index_file = d / "model.safetensors.index.json"
     if index_file.is_file():
+        if (d / "model.safetensors").is_file():
+            # transformers loads model.safetensors and never reads the index: which one is meant?
+            raise ValueError(f"{d} holds both model.safetensors and {index_file.name} (with its shards): two sets of "
+                             "weights; remove the one that is not meant")
         files = sorted(set(json.loads(index_file.read_text())["weight_map"].values()))
         missing = [f for f in files if not (d / f).is_file()]
         if missing:
             raise FileNotFoundError(f"{index_file} names shards that are not there: {missing}")
+    elif (d / "model.safetensors").is_file():
+        files = ["model.safetensors"]  # what transformers reads; other files beside it (a heads file) are not the model's
     else:
         files = sorted(p.name for p in d.glob("*.safetensors"))
     if not files:

@@ -23,7 +23,7 @@ def add_engine_args(ap: argparse.ArgumentParser) -> None:
                         "(default: the checkpoint's own config; without a checkpoint, the weights' sizes, else aha-tiny)")
     g.add_argument("--weights", default=None, help="local LLaVA-OneVision backbone folder (llava-hf or lmms-lab layout)")
     g.add_argument("--checkpoint", default=None, help="an Aha! checkpoint folder (adapter or merged) or a released adapter")
-    g.add_argument("--heads", default=None, help="safetensors file with the three heads, for a bare --weights backbone")
+    g.add_argument("--heads", default=None, help="safetensors file with the three heads, for a bare --weights backbone or a released adapter without them")
     g.add_argument("--tokenizer", default=None)
     g.add_argument("--device", default="cpu")
     g.add_argument("--dtype", default=None, choices=["fp32", "bf16", "fp16"], help="default: fp32 on CPU, bf16 on CUDA (heads stay fp32)")

@@ -12,6 +12,7 @@ from models.lora import apply_lora, trainable_parameter_names
 from tests.weight_layouts import write_llava_hf
 
 PH = 151646
+HEAD_NAMES = ("informative_head.weight", "relevance_head.weight", "uncertainty_head.weight")
 
 
 def _inputs():
@@ -273,3 +274,114 @@ def test_a_released_adapter_on_a_config_read_from_the_padded_hub_folder(tiny_mod
     m = load_checkpoint(ref, weights=backbone, preset=cfg)
     _assert_same(_scores(pm), _scores(m))
     assert m.get_base_model().load_report.vocab_rows_dropped == 64
+
+
+def test_merged_weights_of_a_tied_model_with_a_trained_lm_head_round_trip(tmp_path):
+    """0.5B-like (tie_word_embeddings true): LoRA trains a copy of lm_head, so the merged model is
+    untied; its checkpoint must say so, or the reload ties the trained lm_head back to the embeddings."""
+    from models.build import load_preset
+
+    cfg = load_preset("aha-tiny")
+    cfg.tie_word_embeddings = cfg.text_config.tie_word_embeddings = True
+    pm = apply_lora(build_model(cfg, seed=0).eval())
+    _randomise_adapters(pm)
+    before = _scores(pm)
+    merge_and_save(pm, tmp_path / "merged")
+    saved = json.loads((tmp_path / "merged" / "config.json").read_text())
+    assert saved["tie_word_embeddings"] is False and saved["text_config"]["tie_word_embeddings"] is False
+    merged = load_checkpoint(tmp_path / "merged")
+    assert merged.lm_head.weight is not merged.get_input_embeddings().weight
+    for a, b in zip(before, _scores(merged)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_a_heads_file_with_a_checkpoint_is_used_or_refused_never_ignored(tiny_model, tmp_path):
+    """load_for_inference(checkpoint=..., heads=...) dropped the heads file without a word (only the
+    no-checkpoint path passed it on): a released adapter without a head now takes it from the file;
+    a checkpoint that brings its own heads refuses it."""
+    from pathlib import Path
+
+    from models.inference import load_for_inference
+
+    ref, backbone, _ = _released_adapter(tiny_model, tmp_path, drop_heads=("uncertainty_head",))
+    heads = {f"{h}.weight": torch.randn_like(getattr(tiny_model, h).weight) for h in ("informative_head", "relevance_head",
+                                                                                      "uncertainty_head")}
+    save_file(heads, str(tmp_path / "heads.safetensors"))
+    tok = Path(__file__).resolve().parents[1] / "configs" / "tokenizers" / "aha-tiny-synth"
+    m = load_for_inference("aha-tiny", weights=str(backbone), checkpoint=str(ref), tokenizer=str(tok),
+                           heads=str(tmp_path / "heads.safetensors"), hash_weights=False).model
+    assert torch.equal(m.get_base_model().uncertainty_head.weight, heads["uncertainty_head.weight"])
+    assert "uncertainty_head from" in m.get_base_model().load_report.heads
+    full = tmp_path / "full"
+    save_checkpoint(tiny_model, full)
+    with pytest.raises(ValueError, match="the checkpoint brings its own heads"):
+        load_for_inference(checkpoint=str(full), tokenizer=str(tok), heads=str(tmp_path / "heads.safetensors"))
+    ref_all, _, _ = _released_adapter(tiny_model, tmp_path / "all")
+    with pytest.raises(ValueError, match="holds all three heads and a heads file"):
+        load_checkpoint(ref_all, weights=backbone, preset="aha-tiny", heads=tmp_path / "heads.safetensors")
+
+
+def test_resuming_a_tied_model_refuses_a_file_whose_lm_head_differs_from_its_embeddings(tmp_path):
+    """load_full_weights copied lm_head and then the embeddings into the one tied storage: the file's
+    lm_head was dropped without a word."""
+    from safetensors.torch import load_file
+
+    from models.build import load_preset
+    from models.resume import load_full_weights
+
+    cfg = load_preset("aha-tiny")
+    cfg.tie_word_embeddings = cfg.text_config.tie_word_embeddings = True
+    src = build_model(cfg, seed=1)
+    write_llava_hf(src, tmp_path / "ck", legacy=False, shards=1, padded_vocab=False)
+    f = tmp_path / "ck" / "model.safetensors"
+    state = {**load_file(str(f)), **{h: src.get_parameter(h).detach().clone() for h in HEAD_NAMES}}
+    emb = state["model.language_model.embed_tokens.weight"]
+    save_file({**state, "lm_head.weight": emb.clone()}, str(f))
+    model = build_model(cfg, seed=2)
+    load_full_weights(model, tmp_path / "ck")  # equal values: loads
+    assert torch.equal(model.lm_head.weight, emb)
+    save_file({**state, "lm_head.weight": emb + 1}, str(f))
+    with pytest.raises(ValueError, match="'lm_head.weight' differs from the tensor it is tied to"):
+        load_full_weights(build_model(cfg, seed=2), tmp_path / "ck")
+
+
+@pytest.mark.parametrize("change", ["missing", "unexpected"])
+def test_an_adapter_checkpoint_whose_file_does_not_fit_is_refused_by_name(tiny_model, tmp_path, change):
+    """peft loads an adapter file with a LoRA matrix missing (left at init: B = 0, that adapter
+    silently off) or a tensor with no place, and only warns: a project / converted checkpoint now
+    fails as the released-adapter path does."""
+    from safetensors.torch import load_file
+
+    pm = apply_lora(tiny_model)
+    _randomise_adapters(pm)
+    save_checkpoint(pm, tmp_path / "ckpt")
+    f = tmp_path / "ckpt" / "adapter_model.safetensors"
+    state = load_file(str(f))
+    key = "base_model.model.model.language_model.layers.1.mlp.down_proj.lora_B.weight"
+    if change == "missing":
+        state.pop(key)
+    else:
+        state[key.replace("lora_B", "lora_C")] = torch.zeros(1)
+    save_file(state, str(f))
+    with pytest.raises(ValueError, match=f"does not fit its adapter_config.json.*{key if change == 'missing' else 'lora_C'}"):
+        load_checkpoint(tmp_path / "ckpt")
+
+
+def test_an_adapter_on_a_merged_checkpoint_of_itself_is_refused(tiny_model, tmp_path):
+    """--checkpoint ADAPTER --weights MERGED put the LoRA on weights that already hold it (applied twice)."""
+    backbone = tmp_path / "hf"
+    write_llava_hf(tiny_model, backbone, padded_vocab=False)
+    pm = apply_lora(build_model("aha-tiny", weights=backbone))
+    _randomise_adapters(pm)
+    before = _scores(pm)
+    save_checkpoint(pm, tmp_path / "adapter", weights=backbone)
+    merge_and_save(pm, tmp_path / "merged")
+    with pytest.raises(ValueError, match="merged checkpoint .* would apply LoRA twice"):
+        load_checkpoint(tmp_path / "adapter", weights=tmp_path / "merged")
+    for a, b in zip(before, _scores(load_checkpoint(tmp_path / "adapter"))):  # on its own backbone: as saved
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    ref, _, _ = _released_adapter(tiny_model, tmp_path / "released")
+    for call in (lambda: load_checkpoint(ref, weights=tmp_path / "merged", preset="aha-tiny"),
+                 lambda: convert_adapter(ref, tmp_path / "conv", preset="aha-tiny", weights=tmp_path / "merged")):
+        with pytest.raises(ValueError, match="would apply LoRA twice"):
+            call()

@@ -266,3 +266,65 @@ def test_a_cls_dropping_feature_strategy_is_refused_at_load_naming_the_field(sou
         build_model("aha-tiny", weights=tmp_path / "hf")
     with pytest.raises(ValueError, match="vision_feature_select_strategy must be 'full'"):
         AhaConfig(vision_feature_select_strategy="default")
+
+
+def test_a_tied_config_with_an_lm_head_of_other_values_is_refused(tmp_path):
+    """A 0.5B-like folder (tie_word_embeddings true) that also holds an lm_head: equal to the
+    embeddings it loads tied; with other values transformers silently untied the two and scored
+    with the file's lm_head (the original ties them and scores with the embeddings): refused."""
+    src = _tied_source()
+    state = write_lmms_lab(src, tmp_path / "lmms", TOWER, shards=1)
+    f = tmp_path / "lmms" / "model.safetensors"
+    emb = state["model.embed_tokens.weight"]
+    save_file({**state, "lm_head.weight": emb.clone()}, str(f), metadata={"format": "pt"})
+    m = build_model(src.config, weights=tmp_path / "lmms")
+    assert m.lm_head.weight is m.get_input_embeddings().weight and torch.equal(m.lm_head.weight, emb)
+    save_file({**state, "lm_head.weight": emb + 1}, str(f), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="ties lm_head to embed_tokens .* holds an lm_head.weight with other values"):
+        build_model(src.config, weights=tmp_path / "lmms")
+
+
+def test_a_folder_with_both_a_single_file_and_a_sharded_index_is_refused(source, tmp_path):
+    """transformers reads model.safetensors whenever it is there, the index never: the plan (and the
+    report) described the shards while the values came from the other file."""
+    write_llava_hf(source, tmp_path / "hf", legacy=False, padded_vocab=False, shards=2)
+    stale = {k: v + 1 for k, v in load_file(str(next((tmp_path / "hf").glob("model-00001-*.safetensors")))).items()}
+    for f in sorted((tmp_path / "hf").glob("model-00002-*.safetensors")):
+        stale.update(load_file(str(f)))
+    save_file(stale, str(tmp_path / "hf" / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="both model.safetensors and model.safetensors.index.json"):
+        build_model("aha-tiny", weights=tmp_path / "hf")
+
+
+def test_a_heads_file_keeps_its_fp32_values_in_a_bf16_model(source, tmp_path):
+    """A random-init bf16 model (preset, no --weights) was cast whole, heads included: the heads file
+    was copied into bf16 heads (rounded) and only then put back to fp32."""
+    g = torch.Generator().manual_seed(4)
+    heads = {h: torch.randn(tuple(source.get_parameter(h).shape), generator=g) for h in HEADS}
+    save_file(heads, str(tmp_path / "heads.safetensors"))
+    m = build_model("aha-tiny", dtype="bf16", heads=tmp_path / "heads.safetensors")
+    for h in HEADS:
+        assert m.get_parameter(h).dtype == torch.float32 and torch.equal(m.get_parameter(h), heads[h]), h
+
+
+def test_a_heads_file_inside_a_single_file_backbone_folder(source, tmp_path):
+    """The plan read every *.safetensors of a folder, transformers only model.safetensors: a heads file
+    put beside the backbone inside its folder made the load fail ('did not go as planned')."""
+    write_llava_hf(source, tmp_path / "hf", shards=1)
+    save_file({h: source.get_parameter(h).detach().clone() for h in HEADS}, str(tmp_path / "hf" / "heads.safetensors"))
+    m = build_model("aha-tiny", weights=tmp_path / "hf", heads=tmp_path / "hf" / "heads.safetensors")
+    for h in HEADS:
+        assert torch.equal(m.get_parameter(h), source.get_parameter(h))
+
+
+def test_a_preset_may_not_override_the_frame_settings_of_a_full_aha_checkpoint(tmp_path):
+    """A project full checkpoint given as --weights with a preset: the preset's frame settings replaced
+    the model's own (its heads trained on 16 tokens per frame, run on 49) without a word."""
+    from models.build import load_preset
+    from models.checkpoint import save_checkpoint
+
+    m = build_model(load_preset("aha-tiny", frame_pool_stride=7), seed=3)
+    save_checkpoint(m, tmp_path / "full")
+    assert build_model(None, weights=tmp_path / "full").config.frame_pool_stride == 7
+    with pytest.raises(ValueError, match=r"other frame settings than the model preset: frame_pool_stride: preset 4, weights 7"):
+        build_model("aha-tiny", weights=tmp_path / "full")
