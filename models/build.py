@@ -13,10 +13,12 @@ import json
 import logging
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
 from models.aha import AhaForStreaming
+from models.chat import system_prompt_of
 from models.config import AhaConfig
 from models.weights import (HEAD_KEYS, KEY_MAPPINGS, LoadReport, conversion_padding_rows, count_reasons, detect_layout, map_key,
                             plan_load, read_index, size_disagreements, weights_backbone_config, weights_vocab_size)
@@ -65,6 +67,11 @@ def train_window_tokens(name_or_path: str | Path) -> int | None:
     return int(frames) * load_preset(name_or_path).tokens_per_frame
 
 
+def _frame_setting(key: str, value):
+    """A frame setting as the model uses it: a null system prompt is the default one."""
+    return system_prompt_of(SimpleNamespace(system_prompt=value)) if key == "system_prompt" else value
+
+
 def config_from_weights(weights_dir: str | Path, preset: AhaConfig | None = None,
                         index: dict | None = None) -> AhaConfig:
     """The weights' own backbone sizes plus the preset's Aha fields (AhaConfig defaults without a
@@ -82,7 +89,7 @@ def config_from_weights(weights_dir: str | Path, preset: AhaConfig | None = None
     if preset is not None:
         # a project full checkpoint's config carries how its frames were made: a preset may not override it
         said = [f"{k}: preset {getattr(preset, k)!r}, weights {backbone[k]!r}" for k in FRAME_FIELDS
-                if k in backbone and backbone[k] != getattr(preset, k)]
+                if k in backbone and _frame_setting(k, backbone[k]) != _frame_setting(k, getattr(preset, k))]
         if said:
             raise ValueError(f"{weights_dir} is an Aha! model made with other frame settings than the model preset: "
                              + "; ".join(said) + " (leave the preset out to use the model's own)")

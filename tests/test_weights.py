@@ -328,3 +328,13 @@ def test_a_preset_may_not_override_the_frame_settings_of_a_full_aha_checkpoint(t
     assert build_model(None, weights=tmp_path / "full").config.frame_pool_stride == 7
     with pytest.raises(ValueError, match=r"other frame settings than the model preset: frame_pool_stride: preset 4, weights 7"):
         build_model("aha-tiny", weights=tmp_path / "full")
+    # a null system prompt is the default one: a checkpoint saying null and a preset naming the default
+    # prompt agree (a ZeRO-3 run on a saved aha-tiny base was refused for it)
+    from models.chat import DEFAULT_SYSTEM_PROMPT
+
+    m = build_model(load_preset("aha-tiny", system_prompt=None), seed=3)
+    save_checkpoint(m, tmp_path / "null_prompt")
+    cfg = build_model(load_preset("aha-tiny", system_prompt=DEFAULT_SYSTEM_PROMPT), weights=tmp_path / "null_prompt").config
+    assert cfg.system_prompt == DEFAULT_SYSTEM_PROMPT
+    with pytest.raises(ValueError, match=r"system_prompt: preset 'another', weights None"):
+        build_model(load_preset("aha-tiny", system_prompt="another"), weights=tmp_path / "null_prompt")
