@@ -32,7 +32,7 @@ from test.postprocess import FUSION_KEYS, FusionParams, ProcessedStream, read_fu
 from test.postprocess.fusion import fusion_provenance
 from test.predictions import StreamPrediction
 from data.benchmarks.magqa import JudgeIncomplete
-from utils.cli import ArgumentParser, add_debug_flag, check_output_file, run_cli
+from utils.cli import ArgumentParser, add_debug_flag, check_number, check_output_file, run_cli
 from utils.io import atomic_write_json, dumps
 
 
@@ -253,6 +253,9 @@ def run(argv: list[str] | None = None) -> list[dict]:
     args = build_parser().parse_args(argv)
     if len(set(args.pred_file)) != len(args.pred_file):
         raise ValueError("a --pred_file is given twice")
+    for k in ("alpha", "beta", "epsilon", "tau"):  # argparse's float() takes "nan" and "inf"
+        check_number(getattr(args, k), f"--{k}")
+    check_number(args.smooth_window, "--smooth_window", minimum=0)
     fusion, fusion_source = build_fusion(args)
     options = parse_opt(args.opt)
     if args.output_file:
