@@ -4,6 +4,7 @@ never a changed number with exit 0 nor a traceback."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,85 @@ def test_grid_file_scalar_and_smoothing_still_tuned(charades, capsys):
     g.write_text('{"alpha": [0, 1], "beta": 1, "smooth_window": [0, 3]}')
     rc, err, _ = _rc_err(benchmark.main, _bench(d, pred, "--grid", str(g)), capsys)
     assert rc == 0, err
+
+
+# ------------------------------------------------------------- a checkpoint's aha_model.json
+
+CKPT = Path(__file__).resolve().parents[1] / "checkpoints" / "aha-tiny-synth"
+
+
+def _set(path, value):
+    def mutate(meta):
+        d = meta
+        for k in path[:-1]:
+            d = d[k]
+        if value is KeyError:
+            del d[path[-1]]
+        else:
+            d[path[-1]] = value
+    return mutate
+
+
+BAD_META = {
+    "bad_json": "{oops", "a_list": "[1, 2]",
+    "no_kind": _set(["kind"], KeyError), "kind_typo": _set(["kind"], "ful"), "no_config": _set(["config"], KeyError),
+    "inference_list": _set(["inference"], [1]), "tokens_per_frame_negative": _set(["inference", "tokens_per_frame"], -1),
+    "system_prompt_number": _set(["inference", "system_prompt"], 5),
+    "window_under_one_frame": _set(["inference", "window"], 1),
+    "sink_over_window": lambda m: m["inference"].update(cache_policy="sink", window=12, sink_tokens=32),
+    "logvar_reversed": lambda m: m["config"].update(logvar_min=2.0, logvar_max=-1.0),
+    "logvar_inf": _set(["config", "logvar_max"], float("inf")),
+    "loss_weight_nan": _set(["config", "loss_weights", "lm"], float("nan")),
+    "pool_stride_text": _set(["config", "frame_pool_stride"], "7"),
+    "base_saved_text": _set(["base_saved"], "yes"),
+}
+
+
+def _poisoned_checkpoint(d: Path, name: str) -> Path:
+    ck = d / name
+    ck.mkdir()
+    for f in CKPT.iterdir():
+        if f.name != "aha_model.json":
+            (ck / f.name).symlink_to(f.resolve())
+    how = BAD_META[name]
+    if isinstance(how, str):
+        (ck / "aha_model.json").write_text(how)
+    else:
+        meta = json.loads((CKPT / "aha_model.json").read_text())
+        how(meta)
+        (ck / "aha_model.json").write_text(json.dumps(meta))
+    return ck
+
+
+@pytest.fixture(scope="module")
+def small_video(tmp_path_factory):
+    from tests.videos import write_test_video
+
+    return write_test_video(tmp_path_factory.mktemp("cfg_video") / "v.mkv", n_frames=10, fps=5, size=(64, 48),
+                            pattern="noisy_index")
+
+
+@pytest.mark.parametrize("name", sorted(BAD_META))
+def test_poisoned_checkpoint_meta_is_refused_before_the_model(tmp_path, monkeypatch, capsys, small_video, name):
+    """A missing key was a KeyError (exit 1), bad JSON did not name the file, a checkpoint window
+    that cannot hold a frame failed after the first frame (exit 1, partial outputs), a non-text
+    system prompt was a TypeError, reversed log-variance bounds / a NaN loss weight were accepted."""
+    from test import live_infer
+    from tests import fakes
+
+    ck = _poisoned_checkpoint(tmp_path, name)
+    count = fakes.install(monkeypatch)
+    out = tmp_path / "out"
+    rc, err, last = _rc_err(live_infer.main, ["--video", str(small_video), "--query", "q", "--checkpoint", str(ck),
+                                              "--output_dir", str(out), "--quiet", "--reel_budget", "0"], capsys)
+    assert rc == 2 and "error:" in last and str(ck) in last and "Traceback" not in err, err
+    assert count["loads"] == 0 and not out.exists()
+
+
+@pytest.mark.parametrize("name", ["no_kind", "a_list", "pool_stride_text", "loss_weight_nan"])
+def test_load_checkpoint_names_the_bad_meta(tmp_path, name):
+    from models.checkpoint import load_checkpoint
+
+    ck = _poisoned_checkpoint(tmp_path, name)
+    with pytest.raises(ValueError, match="aha_model.json"):
+        load_checkpoint(ck)
