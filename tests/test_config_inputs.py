@@ -195,3 +195,26 @@ def test_load_checkpoint_names_the_bad_meta(tmp_path, name):
     ck = _poisoned_checkpoint(tmp_path, name)
     with pytest.raises(ValueError, match="aha_model.json"):
         load_checkpoint(ck)
+
+
+# ------------------------------------------------------------------------- test.synthetic_eval
+
+SYNTH_BAD = [("--fps", "nan"), ("--fps", "0"), ("--fps", "-1"), ("--window", "0"), ("--window", "-4"),
+             ("--frame_size", "0"), ("--max_new_tokens", "0"), ("--seed", "-1"), ("--limit", "-1"), ("--limit", "0"),
+             ("--threads", "0"), ("--thresholds", "nan"), ("--thresholds", "0.5,abc"), ("--thresholds", ","),
+             ("--thresholds", "inf")]
+
+
+@pytest.mark.parametrize("flag, value", SYNTH_BAD)
+def test_synthetic_eval_numeric_flags_are_named_before_anything_runs(tmp_path, capsys, flag, value):
+    """--window 0 ran with the default window, --limit -1 reached the model runs, --fps nan the
+    baselines' sampling, a non-number threshold was float()'s own message."""
+    from test import synthetic_eval
+    from utils.cli import entry
+
+    work = tmp_path / "work"
+    rc, err, last = _rc_err(lambda a: entry("synthetic_eval", synthetic_eval.main, a),
+                            ["--data", str(tmp_path / "nothing_here"), "--work", str(work),
+                             "--results", str(tmp_path / "r.json"), f"{flag}={value}"], capsys)
+    assert rc == 2 and flag in last and "Traceback" not in err, err
+    assert not work.exists() and not (tmp_path / "r.json").exists()
