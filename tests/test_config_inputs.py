@@ -218,3 +218,27 @@ def test_synthetic_eval_numeric_flags_are_named_before_anything_runs(tmp_path, c
                              "--results", str(tmp_path / "r.json"), f"{flag}={value}"], capsys)
     assert rc == 2 and flag in last and "Traceback" not in err, err
     assert not work.exists() and not (tmp_path / "r.json").exists()
+
+
+# --------------------------------------------------------------------------- datasets/download.py
+
+DOWNLOAD_BAD = [("--duration_atol", "nan"), ("--duration_atol", "inf"), ("--duration_atol", "-1"),
+                ("--duration_rtol", "nan"), ("--duration_rtol", "-0.1"), ("--duration_rtol", "5"),
+                ("--timeout", "nan"), ("--timeout", "inf"), ("--max_time", "nan"), ("--max_time", "-1"),
+                ("--backoff", "nan"), ("--backoff", "-1"), ("--retries", "-1"), ("--rate_per_min", "nan"),
+                ("--rate_per_min", "-5"), ("--rate_per_min", "0"), ("--workers", "0")]
+
+
+@pytest.mark.parametrize("flag, value", DOWNLOAD_BAD)
+def test_download_numeric_flags_are_named_before_any_request(tmp_path, capsys, flag, value):
+    """A NaN --duration_atol rejected every downloaded video as the wrong length (inf accepted any
+    length), a NaN --timeout / --backoff / --rate_per_min reached the fetcher."""
+    from tests.script_loader import load_script
+
+    dl = load_script("datasets/download.py", "aha_datasets_download", register=True)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("abc\n")
+    out = tmp_path / "o"
+    rc, err, last = _rc_err(dl.main, ["--ids", str(ids), "--out", str(out), f"{flag}={value}"], capsys)
+    assert rc == 2 and flag in last and "Traceback" not in err, err
+    assert not out.exists()
