@@ -242,3 +242,25 @@ def test_download_numeric_flags_are_named_before_any_request(tmp_path, capsys, f
     rc, err, last = _rc_err(dl.main, ["--ids", str(ids), "--out", str(out), f"{flag}={value}"], capsys)
     assert rc == 2 and flag in last and "Traceback" not in err, err
     assert not out.exists()
+
+
+# ------------------------------------------------------------------------ scripts/extract_features.py
+
+EXTRACT_BAD = [("--max_frames", "0"), ("--max_frames", "-1"), ("--batch_frames", "0"), ("--num_workers", "-1"),
+               ("--shard", "3/2"), ("--shard", "0/0"), ("--shard", "-1/2"), ("--fps", "nan")]
+
+
+@pytest.mark.parametrize("flag, value", EXTRACT_BAD)
+def test_extract_features_flags_are_named_before_the_model(tmp_path, monkeypatch, capsys, small_video, flag, value):
+    """--max_frames 0 cached nothing and exited 0; the others were found after the model was built."""
+    import models.build
+    from tests.script_loader import load_script
+    from utils.cli import entry
+
+    built = []
+    monkeypatch.setattr(models.build, "build_model", lambda *a, **k: built.append(1) or (_ for _ in ()).throw(AssertionError))
+    ef = load_script("scripts/extract_features.py")
+    cache = tmp_path / "cache"
+    rc, err, last = _rc_err(lambda a: entry("extract_features", ef.main, a),
+                            ["--video", str(small_video), "--fps", "2", "--cache_dir", str(cache), f"{flag}={value}"], capsys)
+    assert rc == 2 and flag in last and "Traceback" not in err and not built, err
