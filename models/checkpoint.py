@@ -90,8 +90,6 @@ def read_meta(ckpt_dir: str | Path) -> dict:
     meta = read_json(meta_file)
     if not isinstance(meta, dict):
         raise ValueError(f"{meta_file}: expected a JSON object, got {type(meta).__name__}")
-    if not isinstance(meta.get("config"), dict):
-        raise ValueError(f"{meta_file}: 'config' must be the model config (a JSON object), got {meta.get('config')!r:.60}")
     if meta.get("kind") not in KINDS:
         raise ValueError(f"{meta_file}: 'kind' must be one of {KINDS}, got {meta.get('kind')!r}")
     if meta.get("inference") is not None and not isinstance(meta["inference"], dict):
@@ -108,6 +106,9 @@ def config_of(ckpt_dir: str | Path, meta: dict | None = None) -> AhaConfig:
     """The model config a checkpoint holds; a bad value (a wrong type, an out-of-range number) is a
     ValueError naming the file."""
     meta = read_meta(ckpt_dir) if meta is None else meta
+    if not isinstance(meta.get("config"), dict):
+        raise ValueError(f"{Path(ckpt_dir) / META}: 'config' must be the model config (a JSON object), "
+                         f"got {meta.get('config')!r:.60}")
     try:
         return AhaConfig.from_dict(meta["config"])
     except (TypeError, ValueError, KeyError, AttributeError) as e:
