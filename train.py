@@ -453,6 +453,17 @@ def check_inputs(model_args: ModelArguments, data_args: DataArguments, args: Aha
     check_number(data_args.clip_memory_mb, "--clip_memory_mb", minimum=0)
     check_number(data_args.max_item_tries, "--max_item_tries", minimum=1, integer=True)
     check_number(args.learning_rate, "--learning_rate", minimum=0)
+    # the Trainer's own numbers: argparse's float() takes "nan" / "inf", and the Trainer checks few of them
+    # (0 epochs train nothing; a NaN weight decay or gradient clip turns the weights NaN; a batch size
+    # or accumulation of 0 fails only once the model is built and the data read)
+    for flag, kw in (("per_device_train_batch_size", {"minimum": 1, "integer": True}),
+                     ("gradient_accumulation_steps", {"minimum": 1, "integer": True}),
+                     ("weight_decay", {"minimum": 0}), ("max_grad_norm", {"minimum": 0}),
+                     ("adam_beta1", {"minimum": 0, "maximum": 0.999999}), ("adam_beta2", {"minimum": 0, "maximum": 0.999999}),
+                     ("adam_epsilon", {"minimum": 0}), ("num_train_epochs", {"minimum": 0}), ("seed", {"minimum": 0})):
+        check_number(getattr(args, flag), f"--{flag}", **kw)
+    if (args.max_steps is None or args.max_steps <= 0) and not args.num_train_epochs > 0:
+        raise ValueError(f"--num_train_epochs {args.num_train_epochs:g} trains nothing (give a positive number, or --max_steps)")
     if model_args.train_vision and model_args.lora_r != 0:
         raise ValueError("--train_vision true needs full training (--lora_r 0): LoRA adapters cover the language model only")
     if data_args.feature_cache and model_args.train_vision:

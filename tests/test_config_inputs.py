@@ -264,3 +264,25 @@ def test_extract_features_flags_are_named_before_the_model(tmp_path, monkeypatch
     rc, err, last = _rc_err(lambda a: entry("extract_features", ef.main, a),
                             ["--video", str(small_video), "--fps", "2", "--cache_dir", str(cache), f"{flag}={value}"], capsys)
     assert rc == 2 and flag in last and "Traceback" not in err and not built, err
+
+
+# ------------------------------------------------------------------------------------ train.py
+
+TRAIN_BAD = [("--per_device_train_batch_size", "0"), ("--gradient_accumulation_steps", "0"), ("--num_train_epochs", "0"),
+             ("--num_train_epochs", "nan"), ("--num_train_epochs", "inf"), ("--weight_decay", "nan"),
+             ("--weight_decay", "-1"), ("--max_grad_norm", "nan"), ("--adam_beta1", "nan"), ("--adam_beta2", "1.5"),
+             ("--adam_epsilon", "inf"), ("--seed", "-1")]
+
+
+@pytest.mark.parametrize("flag, value", TRAIN_BAD)
+def test_train_numeric_flags_are_named_before_the_data_and_model(flag, value):
+    """The Trainer accepted these: 0 epochs trained nothing, NaN decay/clipping reached the optimizer,
+    a batch size or accumulation of 0 failed after the model was built."""
+    import train
+
+    model_args, data_args, args = train.parse_args([
+        "--output_dir", "/nonexistent/out", "--use_cpu", "true", "--report_to", "none", "--preset", "aha-tiny",
+        "--tokenizer", str(CKPT), "--dataset_config", str(CKPT.parents[1] / "configs" / "datasets" / "aha_config.json"),
+        flag, value])
+    with pytest.raises(ValueError, match=flag):
+        train.check_inputs(model_args, data_args, args)
