@@ -286,3 +286,17 @@ def test_train_numeric_flags_are_named_before_the_data_and_model(flag, value):
         flag, value])
     with pytest.raises(ValueError, match=flag):
         train.check_inputs(model_args, data_args, args)
+
+
+# ------------------------------------------------------------------------------------ test.demo
+
+@pytest.mark.parametrize("argv, flag", [(["--seed", "-1"], "--seed"), (["--web", "--port", "-5"], "--port"),
+                                        (["--web", "--port", "70000"], "--port"), (["--web", "--max_streams", "0"], "--max_streams")])
+def test_demo_numbers_are_named_before_the_model(tmp_path, monkeypatch, capsys, argv, flag):
+    from test import demo
+    from utils.cli import entry
+
+    monkeypatch.setattr(demo, "resolve_model", lambda args: pytest.fail("the model was resolved"))
+    rc, err, last = _rc_err(lambda a: entry("demo", demo.main, a),
+                            ["--checkpoint", str(CKPT), "--output_dir", str(tmp_path / "o"), "--quiet", *argv], capsys)
+    assert rc == 2 and flag in last and "Traceback" not in err, err
