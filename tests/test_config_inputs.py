@@ -300,3 +300,24 @@ def test_demo_numbers_are_named_before_the_model(tmp_path, monkeypatch, capsys, 
     rc, err, last = _rc_err(lambda a: entry("demo", demo.main, a),
                             ["--checkpoint", str(CKPT), "--output_dir", str(tmp_path / "o"), "--quiet", *argv], capsys)
     assert rc == 2 and flag in last and "Traceback" not in err, err
+
+
+# ---------------------------------------------------------------------------- datasets/convert.py
+
+@pytest.mark.parametrize("value, rc", [("5", 2), ("-1", 2), ("4", 0), ("0", 0)])
+def test_qvh_highlight_min_score_outside_the_saliency_scale_is_refused(tmp_path, capsys, value, rc):
+    """Saliency scores are 0-4: --highlight_min_score 5 wrote every item with empty gold
+    highlight_windows, exit 0."""
+    from tests.script_loader import load_script
+
+    conv = load_script("datasets/convert.py")
+    src = tmp_path / "qvh.jsonl"
+    src.write_text(json.dumps({"qid": 1, "query": "a dog runs", "vid": "abcdefghijk_0.0_150.0", "duration": 150,
+                               "relevant_windows": [[0, 4]], "relevant_clip_ids": [0, 1],
+                               "saliency_scores": [[4, 4, 4], [3, 3, 3]]}) + "\n")
+    out = tmp_path / "items.jsonl"
+    got, err, last = _rc_err(conv.main, ["qvh", "--input", str(src), "--output", str(out), "--highlight_min_score", value],
+                             capsys)
+    assert got == rc, err
+    if rc:
+        assert "--highlight_min_score" in last and not out.exists()
