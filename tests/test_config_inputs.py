@@ -321,3 +321,47 @@ def test_qvh_highlight_min_score_outside_the_saliency_scale_is_refused(tmp_path,
     assert got == rc, err
     if rc:
         assert "--highlight_min_score" in last and not out.exists()
+
+
+# ------------------------------------------------------------------- a model preset (--model_config)
+
+PRESET = CKPT.parents[1] / "configs" / "model" / "aha-tiny.json"
+BAD_PRESETS = {
+    "config_typo": lambda p: p["config"].update(frame_pool_strid=7),
+    "top_level_typo": lambda p: p.update(train_window_frame=12),
+    "no_config": lambda p: p.pop("config"),
+    "window_fraction": lambda p: p.update(train_window_frames=12.5),
+    "window_zero": lambda p: p.update(train_window_frames=0),
+    "stride_text": lambda p: p["config"].update(frame_pool_stride="4"),
+    "logvar_reversed": lambda p: p["config"].update(logvar_min=1.0, logvar_max=0.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_PRESETS) + ["bad_json"])
+def test_a_bad_preset_file_is_named_before_the_model(tmp_path, monkeypatch, capsys, small_video, name):
+    """A misspelt config key was kept as an inert attribute (the default ran, exit 0); a fractional
+    train_window_frames was truncated; bad JSON or a missing config was an unnamed error or a KeyError."""
+    from test import live_infer
+    from tests import fakes
+
+    preset = tmp_path / "preset.json"
+    if name == "bad_json":
+        preset.write_text("{oops")
+    else:
+        spec = json.loads(PRESET.read_text())
+        BAD_PRESETS[name](spec)
+        preset.write_text(json.dumps(spec))
+    count = fakes.install(monkeypatch)
+    out = tmp_path / "out"
+    rc, err, last = _rc_err(live_infer.main, ["--video", str(small_video), "--query", "q", "--model_config", str(preset),
+                                              "--output_dir", str(out), "--quiet", "--reel_budget", "0"], capsys)
+    assert rc == 2 and str(preset) in last and "Traceback" not in err, err
+    assert count["loads"] == 0 and not out.exists()
+
+
+def test_shipped_presets_still_load():
+    from models.build import PRESET_DIR, load_preset, train_window_tokens
+
+    for p in sorted(PRESET_DIR.glob("*.json")):
+        load_preset(p.stem)
+        train_window_tokens(p.stem)
