@@ -365,3 +365,28 @@ def test_shipped_presets_still_load():
     for p in sorted(PRESET_DIR.glob("*.json")):
         load_preset(p.stem)
         train_window_tokens(p.stem)
+
+
+# ------------------------------------------------------------------------ feature-cache headers
+
+@pytest.mark.parametrize("frames", ["5", "2", "x", None])
+def test_a_feature_file_whose_header_disagrees_with_its_tensor_is_named(tmp_path, frames):
+    """A header saying 5 frames over a 3-row tensor made load(0, 5) return 3 rows without a word."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from data.feature_cache import TENSOR, FeatureCache, FeatureCacheCorrupt
+
+    cache = FeatureCache(tmp_path / "feats", "f" * 16, "frame_embeds")
+    p = cache.save("v.mp4", 1.0, 32, torch.zeros(3, 4, 8))
+    with safe_open(str(p), framework="pt") as f:
+        meta, t = dict(f.metadata()), f.get_tensor(TENSOR)
+    if frames is None:
+        meta.pop("frames")
+    else:
+        meta["frames"] = frames
+    save_file({TENSOR: t}, str(p), metadata=meta)
+    for read in (lambda: cache.load("v.mp4", 1.0, 0, 2, 32), lambda: cache.frames_cached("v.mp4", 1.0, 32)):
+        with pytest.raises(FeatureCacheCorrupt, match=p.name):
+            read()
