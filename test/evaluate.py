@@ -93,11 +93,10 @@ def load_prediction_file(bench, path, gold: Mapping, protocol: str, opts: Mappin
 
 def run_record(pred_file) -> dict | None:
     """The run record beside a prediction file (``PRED.run.json``, test.run_benchmark), None without one."""
-    from test.run_record import run_record_path
-    from utils.io import read_json
+    from test.run_record import read_run_record, run_record_path
 
     path = run_record_path(pred_file)
-    return read_json(path) if path.exists() else None
+    return read_run_record(path) if path.exists() else None
 
 
 MISSING_RUN_RECORD = "missing: no PRED.run.json next to the predictions (settings unknown)"

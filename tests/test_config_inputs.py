@@ -390,3 +390,26 @@ def test_a_feature_file_whose_header_disagrees_with_its_tensor_is_named(tmp_path
     for read in (lambda: cache.load("v.mp4", 1.0, 0, 2, 32), lambda: cache.frames_cached("v.mp4", 1.0, 32)):
         with pytest.raises(FeatureCacheCorrupt, match=p.name):
             read()
+
+
+# ----------------------------------------------------------------------------- run records read back
+
+BAD_RUN_RECORDS = {"a_list": "[1, 2]", "engine_list": '{"engine": [1], "settings": {}}',
+                   "settings_text": '{"settings": "fps=2", "engine": null}', "model_files_list": '{"model_files": [1]}',
+                   "runs_object": '{"settings": {}, "runs": {}}'}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_RUN_RECORDS))
+@pytest.mark.parametrize("cli", ["benchmark", "evaluate"])
+def test_a_damaged_run_record_beside_the_predictions_is_named(tmp_path, capsys, cli, name):
+    """PRED.run.json read back as a list or with a non-object block was an AttributeError (exit 1)."""
+    d = tmp_path / "bench"
+    pred, _ = _synthetic_charades(d)
+    rec = pred.with_name(pred.name[: -len(".jsonl")] + ".run.json")
+    from test.run_record import run_record_path
+
+    assert run_record_path(pred) == rec
+    rec.write_text(BAD_RUN_RECORDS[name])
+    main, argv = (benchmark.main, _bench(d, pred, "--tune", "none")) if cli == "benchmark" else (evaluate.main, _eval(d, pred))
+    rc, err, last = _rc_err(main, argv, capsys)
+    assert rc == 2 and str(rec) in last and "Traceback" not in err, err
