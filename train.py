@@ -297,8 +297,8 @@ def training_inference_settings(text: str | None, preset: str, dataset_config: s
     carried = inference_settings(continued_from) if continued_from else None
     if carried is not None:
         derived = carried.to_dict()
-        derived.pop("tokens_per_frame")
-        return InferenceSettings.from_dict({**derived, **json_object_flag(text, "--inference_settings")})
+        tpf = derived.pop("tokens_per_frame")
+        return _holds_a_frame(InferenceSettings.from_dict({**derived, **json_object_flag(text, "--inference_settings")}), tpf)
     fps_all = {float(d["fps"]) for d in read_json(dataset_config)["datasets"]}
     derived: dict = {}
     if len(fps_all) == 1:
@@ -308,7 +308,17 @@ def training_inference_settings(text: str | None, preset: str, dataset_config: s
     window = train_window_tokens(preset) if Path(preset).suffix == ".json" or (PRESET_DIR / f"{preset}.json").is_file() else None
     if window is not None:
         derived.update(cache_policy="dynamic_sink", window=window)
-    return InferenceSettings.from_dict({**derived, **json_object_flag(text, "--inference_settings")})
+    settings = InferenceSettings.from_dict({**derived, **json_object_flag(text, "--inference_settings")})
+    return _holds_a_frame(settings, load_preset(preset).tokens_per_frame)
+
+
+def _holds_a_frame(settings: InferenceSettings, tokens_per_frame: int | None) -> InferenceSettings:
+    """The window the checkpoint will carry must hold one frame: else every online run of it would stop
+    at its first frame (found here, before training, not when the checkpoint is first streamed)."""
+    if tokens_per_frame and settings.cache_policy != "unbounded" and settings.window <= tokens_per_frame:
+        raise ValueError(f"--inference_settings: window {settings.window} cannot hold one frame ({tokens_per_frame} "
+                         "tokens) and its turn header")
+    return settings
 
 
 def save_final(trainer: AhaTrainer, out_dir: str) -> None:

@@ -42,6 +42,11 @@ class InferenceSettings:
         tpf = self.tokens_per_frame
         if tpf is not None and (isinstance(tpf, bool) or not isinstance(tpf, int) or tpf < 1):
             raise ValueError(f"inference tokens_per_frame must be a positive integer or null, got {tpf!r}")
+        from models.cache import SINK_POLICIES
+
+        if self.cache_policy in SINK_POLICIES and self.sink_tokens >= self.window:
+            raise ValueError(f"inference sink_tokens ({self.sink_tokens}) must be fewer than the window ({self.window}) "
+                             f"under the {self.cache_policy} cache policy")
         # the engine's own checks (policy names, prompt order) run on the same values
         EngineConfig(prompt_order=self.prompt_order, cache_policy=self.cache_policy, window=self.window, sink_tokens=self.sink_tokens)
 

@@ -413,3 +413,15 @@ def test_a_damaged_run_record_beside_the_predictions_is_named(tmp_path, capsys, 
     main, argv = (benchmark.main, _bench(d, pred, "--tune", "none")) if cli == "benchmark" else (evaluate.main, _eval(d, pred))
     rc, err, last = _rc_err(main, argv, capsys)
     assert rc == 2 and str(rec) in last and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("given", ['{"window": 1}', '{"cache_policy": "sink", "window": 12, "sink_tokens": 32}',
+                                   '{"fps": NaN}'])
+def test_train_refuses_inference_settings_no_stream_could_run(given):
+    """--inference_settings '{"window": 1}' was written into the checkpoint after training: every
+    online run of it then stopped at its first frame."""
+    import train
+
+    with pytest.raises(ValueError, match="window|fps"):
+        train.training_inference_settings(given, "aha-tiny-synth",
+                                          str(CKPT.parents[1] / "configs" / "datasets" / "aha_config.json"))
