@@ -302,8 +302,8 @@ def training_inference_settings(text: str | None, preset: str, dataset_config: s
     carried = inference_settings(continued_from) if continued_from else None
     if carried is not None:
         derived = carried.to_dict()
-        derived.pop("tokens_per_frame")
-        return InferenceSettings.from_dict({**derived, **json_object_flag(text, "--inference_settings")})
+        tpf = derived.pop("tokens_per_frame")
+        return _holds_a_frame(InferenceSettings.from_dict({**derived, **json_object_flag(text, "--inference_settings")}), tpf)
     fps_all = {float(d["fps"]) for d in read_json(dataset_config)["datasets"]}
     derived: dict = {}
     if len(fps_all) == 1:
@@ -313,7 +313,17 @@ def training_inference_settings(text: str | None, preset: str, dataset_config: s
     window = train_window_tokens(preset) if Path(preset).suffix == ".json" or (PRESET_DIR / f"{preset}.json").is_file() else None
     if window is not None:
         derived.update(cache_policy="dynamic_sink", window=window)
-    return InferenceSettings.from_dict({**derived, **json_object_flag(text, "--inference_settings")})
+    settings = InferenceSettings.from_dict({**derived, **json_object_flag(text, "--inference_settings")})
+    return _holds_a_frame(settings, load_preset(preset).tokens_per_frame)
+
+
+def _holds_a_frame(settings: InferenceSettings, tokens_per_frame: int | None) -> InferenceSettings:
+    """The window the checkpoint will carry must hold one frame: else every online run of it would stop
+    at its first frame (found here, before training, not when the checkpoint is first streamed)."""
+    if tokens_per_frame and settings.cache_policy != "unbounded" and settings.window <= tokens_per_frame:
+        raise ValueError(f"--inference_settings: window {settings.window} cannot hold one frame ({tokens_per_frame} "
+                         "tokens) and its turn header")
+    return settings
 
 
 def save_final(trainer: AhaTrainer, out_dir: str) -> None:
@@ -463,6 +473,17 @@ def check_inputs(model_args: ModelArguments, data_args: DataArguments, args: Aha
     check_number(data_args.clip_memory_mb, "--clip_memory_mb", minimum=0)
     check_number(data_args.max_item_tries, "--max_item_tries", minimum=1, integer=True)
     check_number(args.learning_rate, "--learning_rate", minimum=0)
+    # the Trainer's own numbers: argparse's float() takes "nan" / "inf", and the Trainer checks few of them
+    # (0 epochs train nothing; a NaN weight decay or gradient clip turns the weights NaN; a batch size
+    # or accumulation of 0 fails only once the model is built and the data read)
+    for flag, kw in (("per_device_train_batch_size", {"minimum": 1, "integer": True}),
+                     ("gradient_accumulation_steps", {"minimum": 1, "integer": True}),
+                     ("weight_decay", {"minimum": 0}), ("max_grad_norm", {"minimum": 0}),
+                     ("adam_beta1", {"minimum": 0, "maximum": 0.999999}), ("adam_beta2", {"minimum": 0, "maximum": 0.999999}),
+                     ("adam_epsilon", {"minimum": 0}), ("num_train_epochs", {"minimum": 0}), ("seed", {"minimum": 0})):
+        check_number(getattr(args, flag), f"--{flag}", **kw)
+    if (args.max_steps is None or args.max_steps <= 0) and not args.num_train_epochs > 0:
+        raise ValueError(f"--num_train_epochs {args.num_train_epochs:g} trains nothing (give a positive number, or --max_steps)")
     if model_args.train_vision and model_args.lora_r != 0:
         raise ValueError("--train_vision true needs full training (--lora_r 0): LoRA adapters cover the language model only")
     if data_args.feature_cache and model_args.train_vision:

@@ -108,6 +108,24 @@ def _describe(source: dict) -> str:
     return f"{source.get('path')} ({source.get('bytes')} bytes, {source.get('frames')} frames, {source.get('duration')} s)"
 
 
+def _frames_of(f, p: Path) -> int:
+    """The frame count a feature file's header states, checked against its tensor: a damaged or
+    edited header (a count that is not a whole number, or not the tensor's rows) would have a slice
+    silently return fewer frames than asked for, or a cache hit count the wrong frames."""
+    meta = f.metadata() or {}
+    text = meta.get("frames")
+    try:
+        n = int(text)
+    except (TypeError, ValueError):
+        raise FeatureCacheCorrupt(f"{p}: its header's frame count {text!r} is not a whole number (a damaged feature "
+                                  "file: rerun scripts/extract_features.py, it extracts it again, or delete it)") from None
+    rows = f.get_slice(TENSOR).get_shape()[0]
+    if n != rows:
+        raise FeatureCacheCorrupt(f"{p}: its header says {n} frames, its tensor holds {rows} (a damaged feature file: "
+                                  "rerun scripts/extract_features.py, it extracts it again, or delete it)")
+    return n
+
+
 def _base(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
@@ -206,6 +224,7 @@ class FeatureCache:
         if not p.is_file():
             return None
         with _open(p) as f:
+            _frames_of(f, p)
             return dict(f.metadata())
 
     def frames_cached(self, key: str, fps: float, size: int, degradation: DegradationSchedule | None = None) -> int:
@@ -283,7 +302,7 @@ class FeatureCache:
             raise FeatureCacheMiss(f"{key} ({fps:g} fps, {size} px) is not in the feature cache {self.directory} "
                                    "(run scripts/extract_features.py with the same model, dtype and dataset config)")
         with _open(p) as f:
-            n = int(f.metadata()["frames"])
+            n = _frames_of(f, p)
             if not 0 <= start <= end <= n:
                 raise FeatureCacheMiss(f"{p}: holds {n} frames, frames [{start}, {end}) were asked for")
             return f.get_slice(TENSOR)[start:end]

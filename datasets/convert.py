@@ -124,6 +124,10 @@ def convert_from_args(args: argparse.Namespace, report: dict | None = None) -> t
         inputs["lengths"] = args.lengths
         items, skipped = mod.convert(args.input, args.lengths, on_invalid=args.on_invalid, **common)
     elif d == "qvh":
+        from utils.cli import check_number
+
+        # saliency scores are 0-4: above 4 every item's gold highlight_windows would be empty
+        check_number(args.highlight_min_score, "--highlight_min_score", minimum=0, maximum=4, integer=True)
         items = mod.convert(args.input, highlight_min_score=args.highlight_min_score, **common)
     elif d == "tvsum":
         inputs.update({"anno": args.anno} if args.anno else {})

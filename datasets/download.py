@@ -311,6 +311,18 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def check_flags(args) -> None:
+    """The numeric flags, before any request: argparse's float() takes "nan" and "inf", and a NaN
+    --duration_atol made every download fail verification (an inf one accepted any length)."""
+    from utils.cli import check_number
+
+    for flag, kw in (("workers", {"minimum": 1, "integer": True}), ("rate_per_min", {"above": 0}),
+                     ("retries", {"minimum": 0, "integer": True}), ("backoff", {"minimum": 0}),
+                     ("timeout", {"above": 0}), ("max_time", {"minimum": 0}),
+                     ("duration_atol", {"minimum": 0}), ("duration_rtol", {"minimum": 0, "maximum": 1})):
+        check_number(getattr(args, flag), f"--{flag}", **kw)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
@@ -319,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     if bool(generic) == bool(args.benchmark) or (args.ids and args.urls):
         ap.error("give a benchmark, or one of --ids / --urls")
     try:
+        check_flags(args)
         settings = fetch.FetchSettings(
             timeout=args.timeout, max_time=args.max_time or None, retries=args.retries, backoff=args.backoff,
             rate_per_min=args.rate_per_min, limit_rate=args.limit_rate, cookies=args.cookies,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
+import functools
 import logging
 import re
 from pathlib import Path
@@ -43,11 +43,44 @@ def preset_path(name_or_path: str | Path) -> Path:
     raise FileNotFoundError(f"no model preset {name_or_path!r}; known presets: {known} (or a path to a .json)")
 
 
+PRESET_KEYS = ("config", "description", "train_window_frames")
+
+
+@functools.lru_cache(maxsize=1)
+def _config_keys() -> frozenset:
+    return frozenset(AhaConfig().to_dict())
+
+
+def read_preset(name_or_path: str | Path) -> tuple[Path, dict]:
+    """A preset file, its layout checked: bad JSON, a missing ``config``, a key the config does not
+    know (a misspelt ``frame_pool_strid`` was kept as an inert attribute: the default stride ran) or a
+    bad ``train_window_frames`` is a ValueError naming the file."""
+    from utils.io import read_json
+
+    path = preset_path(name_or_path)
+    spec = read_json(path)
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+        raise ValueError(f"{path}: a model preset is a JSON object with a 'config' object")
+    unknown = sorted(set(spec) - set(PRESET_KEYS))
+    if unknown:
+        raise ValueError(f"{path}: unknown preset key(s) {unknown}; known: {list(PRESET_KEYS)}")
+    unknown = sorted(set(spec["config"]) - _config_keys())
+    if unknown:
+        raise ValueError(f"{path}: unknown config key(s) {unknown} (not fields of the Aha! / LLaVA-OneVision config)")
+    frames = spec.get("train_window_frames")
+    if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
+        raise ValueError(f"{path}: train_window_frames must be a positive integer, got {frames!r}")
+    return path, spec
+
+
 def load_preset(name_or_path: str | Path, **overrides) -> AhaConfig:
-    spec = json.loads(preset_path(name_or_path).read_text())
+    path, spec = read_preset(name_or_path)
     kwargs = dict(spec["config"])
     kwargs.update(overrides)
-    return AhaConfig(**kwargs)
+    try:
+        return AhaConfig(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: config: {type(e).__name__}: {e}") from None
 
 
 def train_window_tokens(name_or_path: str | Path) -> int | None:
@@ -61,10 +94,10 @@ def train_window_tokens(name_or_path: str | Path) -> int | None:
     synthetic selection split (v9, 60 val videos) relevance AUC match vs distractor 0.90 with 44,
     0.97 with 20, 0.98 with 16 / 14, 0.99 with 12; mean relevance on matching events starting after
     15 s 0.64 with 44, 0.93 with 12 (instructions/tiny_model.md, session 13)."""
-    frames = json.loads(preset_path(name_or_path).read_text()).get("train_window_frames")
+    frames = read_preset(name_or_path)[1].get("train_window_frames")
     if frames is None:
         return None
-    return int(frames) * load_preset(name_or_path).tokens_per_frame
+    return frames * load_preset(name_or_path).tokens_per_frame
 
 
 def _frame_setting(key: str, value):

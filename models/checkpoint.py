@@ -76,11 +76,43 @@ def _plain_state_dict(base) -> dict[str, torch.Tensor]:
     return out
 
 
+KINDS = ("full", "adapter")
+
+
 def read_meta(ckpt_dir: str | Path) -> dict:
+    """``aha_model.json``, its layout checked: a damaged or hand-edited file is a ValueError naming it
+    (not a KeyError or a TypeError once the model is half built)."""
+    from utils.io import read_json
+
     meta_file = Path(ckpt_dir) / META
     if not meta_file.is_file():
         raise FileNotFoundError(f"{ckpt_dir} has no {META}: not an Aha! checkpoint")
-    return json.loads(meta_file.read_text())
+    meta = read_json(meta_file)
+    if not isinstance(meta, dict):
+        raise ValueError(f"{meta_file}: expected a JSON object, got {type(meta).__name__}")
+    if meta.get("kind") not in KINDS:
+        raise ValueError(f"{meta_file}: 'kind' must be one of {KINDS}, got {meta.get('kind')!r}")
+    if meta.get("inference") is not None and not isinstance(meta["inference"], dict):
+        raise ValueError(f"{meta_file}: 'inference' must be a JSON object, got {meta['inference']!r:.60}")
+    for key in ("weights",):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            raise ValueError(f"{meta_file}: '{key}' must be a path or null, got {meta[key]!r:.60}")
+    if not isinstance(meta.get("base_saved", False), bool):
+        raise ValueError(f"{meta_file}: 'base_saved' must be true or false, got {meta['base_saved']!r}")
+    return meta
+
+
+def config_of(ckpt_dir: str | Path, meta: dict | None = None) -> AhaConfig:
+    """The model config a checkpoint holds; a bad value (a wrong type, an out-of-range number) is a
+    ValueError naming the file."""
+    meta = read_meta(ckpt_dir) if meta is None else meta
+    if not isinstance(meta.get("config"), dict):
+        raise ValueError(f"{Path(ckpt_dir) / META}: 'config' must be the model config (a JSON object), "
+                         f"got {meta.get('config')!r:.60}")
+    try:
+        return AhaConfig.from_dict(meta["config"])
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        raise ValueError(f"{Path(ckpt_dir) / META}: config: {type(e).__name__}: {e}") from None
 
 
 def inference_settings(ckpt_dir: str | Path) -> InferenceSettings | None:
@@ -88,7 +120,12 @@ def inference_settings(ckpt_dir: str | Path) -> InferenceSettings | None:
     if not (Path(ckpt_dir) / META).is_file():
         return None
     d = read_meta(ckpt_dir).get("inference")
-    return None if d is None else InferenceSettings.from_dict(d)
+    if d is None:
+        return None
+    try:
+        return InferenceSettings.from_dict(d)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{Path(ckpt_dir) / META}: {e}") from None
 
 
 def is_released_adapter(ckpt_dir: str | Path) -> bool:
@@ -136,7 +173,7 @@ def load_checkpoint(ckpt_dir: str | Path, weights: str | Path | None = None, is_
         raise ValueError(f"a heads file ({heads}) with the Aha! checkpoint {ckpt}: the checkpoint brings its own heads, "
                          "the file would not be used (a heads file is for a bare backbone or a released adapter without heads)")
     meta = read_meta(ckpt)
-    cfg = AhaConfig.from_dict(meta["config"])
+    cfg = config_of(ckpt, meta)
     if preset is not None:
         check_preset_agrees(preset, cfg, f"the checkpoint {ckpt}")
     if meta["kind"] == "full":

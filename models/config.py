@@ -30,9 +30,10 @@ def merge_loss_weights(base: dict, changes: dict) -> dict:
     unknown = set(changes) - set(DEFAULT_LOSS_WEIGHTS)
     if unknown:
         raise ValueError(f"unknown loss weights {sorted(unknown)}; known: {sorted(DEFAULT_LOSS_WEIGHTS)}")
-    bad = {k: v for k, v in changes.items() if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0}
+    bad = {k: v for k, v in changes.items()
+           if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0}
     if bad:
-        raise ValueError(f"loss weights must be non-negative numbers, got {bad}")
+        raise ValueError(f"loss weights must be finite non-negative numbers, got {bad}")
     return {**base, **{k: float(v) for k, v in changes.items()}}
 
 
@@ -73,8 +74,13 @@ class AhaConfig(LlavaOnevisionConfig):
             raise ValueError(f"frame_resize must be 'antialias' or 'reference', got {self.frame_resize!r}")
         if self.loss_protocol not in ("correct", "reference"):
             raise ValueError(f"loss_protocol must be 'correct' or 'reference', got {self.loss_protocol!r}")
-        if self.frame_pool_stride < 1:
-            raise ValueError("frame_pool_stride must be >= 1")
+        if isinstance(self.frame_pool_stride, bool) or not isinstance(self.frame_pool_stride, int) or self.frame_pool_stride < 1:
+            raise ValueError(f"frame_pool_stride must be an integer >= 1, got {self.frame_pool_stride!r}")
+        # the uncertainty head's log-variance is clamped to [logvar_min, logvar_max]: reversed or
+        # non-finite bounds would clamp every frame to one value (a constant, meaningless uncertainty)
+        lo, hi = self.logvar_min, self.logvar_max
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (lo, hi)) or lo >= hi:
+            raise ValueError(f"logvar_min / logvar_max must be finite numbers with logvar_min < logvar_max, got {lo!r} / {hi!r}")
         # SigLIP has no CLS token: "default" (drop the first token, CLIP's CLS) would drop a patch
         # and every frame would fail at the pooling (728 of 729 patches); said here, at load/build time
         vt = getattr(self.vision_config, "model_type", None)

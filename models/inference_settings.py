@@ -37,6 +37,16 @@ class InferenceSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"inference {name} must be a non-negative integer, got {v!r}")
+        if self.system_prompt is not None and not isinstance(self.system_prompt, str):
+            raise ValueError(f"inference system_prompt must be text or null, got {self.system_prompt!r}")
+        tpf = self.tokens_per_frame
+        if tpf is not None and (isinstance(tpf, bool) or not isinstance(tpf, int) or tpf < 1):
+            raise ValueError(f"inference tokens_per_frame must be a positive integer or null, got {tpf!r}")
+        from models.cache import SINK_POLICIES
+
+        if self.cache_policy in SINK_POLICIES and self.sink_tokens >= self.window:
+            raise ValueError(f"inference sink_tokens ({self.sink_tokens}) must be fewer than the window ({self.window}) "
+                             f"under the {self.cache_policy} cache policy")
         # the engine's own checks (policy names, prompt order) run on the same values
         EngineConfig(prompt_order=self.prompt_order, cache_policy=self.cache_policy, window=self.window, sink_tokens=self.sink_tokens)
 

@@ -147,6 +147,14 @@ def main(argv=None) -> dict:
         assert len(args.shard_tuple) == 2
     except (ValueError, AssertionError):
         raise SystemExit(f"--shard must look like i/n, got {args.shard!r}") from None
+    if not 0 <= args.shard_tuple[0] < args.shard_tuple[1]:
+        raise SystemExit(f"--shard i/n needs 0 <= i < n, got {args.shard!r}")
+    # before the model is built (these were found after it, --max_frames 0 not at all: nothing cached, exit 0)
+    from utils.cli import check_number
+
+    for flag, kw in (("fps", {"above": 0}), ("max_frames", {"minimum": 1, "integer": True}),
+                     ("batch_frames", {"minimum": 1, "integer": True}), ("num_workers", {"minimum": 0, "integer": True})):
+        check_number(getattr(args, flag), f"--{flag}", **kw)
     if args.items or args.video:
         return main_streams(args)
     args.kind = args.kind or "vision"

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Any, Mapping
@@ -54,7 +55,7 @@ from test.predictions import StreamPrediction
 from test.run_record import other_cut
 from test.tuning import SMOOTH_KEY, TUNED_ON_TEST, apply_params, default_grid, grid_search, reference_grid, save_params
 from data.benchmarks.magqa import JudgeIncomplete
-from utils.cli import ArgumentParser, add_debug_flag, check_output_file, run_cli
+from utils.cli import ArgumentParser, add_debug_flag, check_number, check_output_file, run_cli
 from utils.io import atomic_write_json, iter_jsonl, read_json
 
 log = logging.getLogger("benchmark")
@@ -75,6 +76,22 @@ def read_grid(spec: str, kind: str) -> dict:
     grid = read_json(spec)
     if not isinstance(grid, dict) or not grid:
         raise ValueError(f"--grid {spec}: expected a JSON object {{param: [values]}}")
+    # the objective reads the fused score only: any other key ("alhpa") would be searched over without
+    # changing anything while its parameter stayed fixed
+    known = ("alpha", "beta", "epsilon", "tau", SMOOTH_KEY)
+    unknown = sorted(set(grid) - set(known))
+    if unknown:
+        raise ValueError(f"--grid {spec}: unknown key(s) {unknown}; known: {list(known)}")
+    for key, values in grid.items():
+        values = [values] if isinstance(values, (int, float)) and not isinstance(values, bool) else values
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"--grid {spec}: {key} must be a non-empty list of numbers, got {values!r}")
+        for v in values:
+            if key == SMOOTH_KEY:  # 0: no smoothing
+                if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                    raise ValueError(f"--grid {spec}: {key} values must be integers >= 0, got {v!r}")
+            elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"--grid {spec}: {key} values must be finite numbers, got {v!r}")
     return grid
 
 
@@ -434,6 +451,13 @@ def run(args, argv: list[str]) -> dict:
     bench = benchmarks.get(args.dataset)
     options = parse_opt(args.opt)
     check_output_file(args.out, "--out")
+    for k in ("alpha", "beta", "epsilon", "tau"):  # argparse's float() takes "nan" and "inf"
+        check_number(getattr(args, k), f"--{k}")
+    check_number(args.folds, "--folds", minimum=2)
+    check_number(args.plots, "--plots", minimum=0)
+    check_number(args.tune_seed, "--tune_seed", minimum=0)
+    if args.grid not in ("default", "reference"):
+        read_grid(args.grid, "logvar")  # its keys and values, before the gold and predictions are read
     if bench.NAME == "magqa" and "judge_cache" not in options:
         # an LLM judge is slow and may fail half-way: keep its judgements so a rerun resumes
         options["judge_cache"] = str(args.out) + ".judge_cache.jsonl"

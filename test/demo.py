@@ -201,9 +201,20 @@ def gt_metrics(scene, scores: list[dict], fused: np.ndarray) -> dict:
     return out
 
 
+def check_demo_args(args) -> None:
+    """The demo's own numbers, before any model: a negative --seed was numpy's "expected non-negative
+    integer", a --port outside 0-65535 an OverflowError (exit 1) once the model was loaded."""
+    from utils.cli import check_number
+
+    check_number(args.seed, "--seed", minimum=0, integer=True)
+    check_number(args.port, "--port", minimum=0, maximum=65535, integer=True)
+    check_number(args.max_streams, "--max_streams", minimum=1, integer=True)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging("WARNING" if args.quiet else "INFO")
+    check_demo_args(args)
     resolve_model(args)
     if args.web:
         return web(args)

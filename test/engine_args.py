@@ -153,9 +153,11 @@ def _check_cache_flags_against_the_model(args) -> None:
 
     carried = None
     if args.checkpoint is not None:
-        from models.checkpoint import inference_settings
+        from models.checkpoint import META, config_of, inference_settings
 
         carried = inference_settings(args.checkpoint)
+        if Path(args.checkpoint, META).is_file():
+            config_of(args.checkpoint)  # its model config, read as the load will (a bad value named here)
     policy = args.cache_policy or (carried.cache_policy if carried is not None else DEFAULT_POLICY)
     if args.sink_tokens is not None and policy not in SINK_POLICIES:
         # said, not refused: the benchmark scripts pass SINK_TOKENS whatever CACHE_POLICY is, and a
@@ -169,6 +171,17 @@ def _check_cache_flags_against_the_model(args) -> None:
         tpf = load_preset(args.model_config).tokens_per_frame
     if args.window is not None and tpf and policy != "unbounded" and args.window <= tpf:
         raise ValueError(f"--window {args.window} cannot hold one frame ({tpf} tokens) and its turn header")
+    if carried is not None and args.window is None and tpf and policy != "unbounded" and carried.window <= tpf:
+        # the checkpoint's own window: the run would stop at its first frame, after loading the model
+        raise ValueError(f"the window {carried.window} of {args.checkpoint} ({META}, inference) cannot hold one frame "
+                         f"({tpf} tokens) and its turn header; pass --window")
+    if carried is not None and policy in SINK_POLICIES:
+        window = args.window if args.window is not None else carried.window
+        sink = args.sink_tokens if args.sink_tokens is not None else carried.sink_tokens
+        if sink >= window:
+            said = lambda flag, v: f"{flag} {v}" if getattr(args, flag[2:]) is not None else f"{args.checkpoint}'s {flag[2:]} {v}"  # noqa: E731
+            raise ValueError(f"sink tokens ({said('--sink_tokens', sink)}) must be fewer than the window "
+                             f"({said('--window', window)}) under the {policy} cache policy")
 
 
 def check_degrade_spec(spec: str) -> tuple[int, str]:

@@ -33,7 +33,7 @@ from test.postprocess import FUSION_KEYS, FusionParams, ProcessedStream, read_fu
 from test.postprocess.fusion import fusion_provenance
 from test.predictions import StreamPrediction
 from data.benchmarks.magqa import JudgeIncomplete
-from utils.cli import ArgumentParser, add_debug_flag, check_output_file, run_cli
+from utils.cli import ArgumentParser, add_debug_flag, check_number, check_output_file, run_cli
 from utils.io import atomic_write_json, dumps
 
 
@@ -94,11 +94,10 @@ def load_prediction_file(bench, path, gold: Mapping, protocol: str, opts: Mappin
 
 def run_record(pred_file) -> dict | None:
     """The run record beside a prediction file (``PRED.run.json``, test.run_benchmark), None without one."""
-    from test.run_record import run_record_path
-    from utils.io import read_json
+    from test.run_record import read_run_record, run_record_path
 
     path = run_record_path(pred_file)
-    return read_json(path) if path.exists() else None
+    return read_run_record(path) if path.exists() else None
 
 
 MISSING_RUN_RECORD = "missing: no PRED.run.json next to the predictions (settings unknown)"
@@ -254,6 +253,9 @@ def run(argv: list[str] | None = None) -> list[dict]:
     args = build_parser().parse_args(argv)
     if len(set(args.pred_file)) != len(args.pred_file):
         raise ValueError("a --pred_file is given twice")
+    for k in ("alpha", "beta", "epsilon", "tau"):  # argparse's float() takes "nan" and "inf"
+        check_number(getattr(args, k), f"--{k}")
+    check_number(args.smooth_window, "--smooth_window", minimum=0)
     fusion, fusion_source = build_fusion(args)
     options = parse_opt(args.opt)
     if args.output_file:

@@ -52,6 +52,28 @@ def run_record_path(output: str | os.PathLike) -> Path:
 
 
 
+# the parts of a run record its readers index: each an object when present ("engine" may be null)
+RECORD_OBJECTS = ("settings", "items", "model_files", "engine")
+
+
+def read_run_record(path: str | os.PathLike) -> dict:
+    """A run record (``PRED.run.json``) read back, its layout checked: a damaged or edited record (a list,
+    a ``settings`` that is not an object, ...) is a ValueError naming it, not an AttributeError or a
+    KeyError while a resume or a tuning check reads it."""
+    record = read_json(path)
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: not a run record of test.run_benchmark (a JSON object), got {type(record).__name__}")
+    for key in RECORD_OBJECTS:
+        if record.get(key) is not None and not isinstance(record[key], dict):
+            raise ValueError(f"{path}: '{key}' must be a JSON object, got {record[key]!r:.60}")
+    for key in ("settings", "items", "model_files"):
+        if key in record and record[key] is None:
+            raise ValueError(f"{path}: '{key}' must be a JSON object, got null")
+    if "runs" in record and not isinstance(record["runs"], list):
+        raise ValueError(f"{path}: 'runs' must be a JSON list, got {record['runs']!r:.60}")
+    return record
+
+
 def settings_of(args) -> dict:
     derived = {"device_type": str(args.device).split(":")[0]}
     return {k: derived[k] if k in derived else getattr(args, k) for k in SETTING_KEYS}
@@ -122,8 +144,8 @@ def open_run_record(args, items_path: Path, argv: list[str]) -> dict:
     items_sha = sha256_file(items_path)
     video_root = str(Path(args.video_root).resolve())
     if path.exists() and Path(args.output).exists():
-        record = read_json(path)
-        if not isinstance(record, dict) or not isinstance(record.get("runs"), list):
+        record = read_run_record(path)
+        if not isinstance(record.get("runs"), list):
             raise ValueError(f"{path}: not a run record of test.run_benchmark")
         old = record.get("settings", {})
         diff = setting_differences(old, settings)

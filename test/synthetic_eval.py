@@ -55,6 +55,7 @@ import numpy as np
 from data.synthetic import SynthConfig
 from data.synthetic.metrics import binding_aucs, query_responses, response_accuracy
 from models.build import load_preset, train_window_tokens
+from utils.cli import check_number
 from utils.io import JsonlWriter, atomic_write_json, atomic_write_text, iter_jsonl, read_json
 
 log = logging.getLogger("synthetic_eval")
@@ -456,14 +457,43 @@ def generator_command(data: Path, manifest: dict) -> str:
     return cmd
 
 
+def parse_thresholds(text: str) -> list[float]:
+    """--thresholds: comma-separated finite numbers, at least one."""
+    out = []
+    for x in str(text).split(","):
+        if not x.strip():
+            continue
+        try:
+            v = float(x)
+        except ValueError:
+            raise ValueError(f"--thresholds: {x.strip()!r} is not a number") from None
+        check_number(v, "--thresholds")
+        out.append(v)
+    if not out:
+        raise ValueError("--thresholds names no threshold")
+    return out
+
+
+def check_args(args) -> None:
+    """The numeric flags, before anything runs: a --window 0 was the default window, a NaN --fps
+    reached the baselines' frame sampling, a --limit -1 went on to the model runs."""
+    for flag, kw in (("fps", {"above": 0}), ("window", {"minimum": 1, "integer": True}),
+                     ("frame_size", {"minimum": 1, "integer": True}), ("max_new_tokens", {"minimum": 1, "integer": True}),
+                     ("seed", {"minimum": 0, "integer": True}), ("limit", {"minimum": 1, "integer": True}),
+                     ("threads", {"minimum": 1, "integer": True})):
+        check_number(getattr(args, flag), f"--{flag}", **kw)
+    parse_thresholds(args.thresholds)
+
+
 def main(argv: list[str] | None = None) -> int:
     from utils.log import setup_logging
 
     setup_logging("INFO")
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    check_args(args)
     args.window = args.window or train_window_tokens(PRESET)
-    args.thresholds = [float(x) for x in str(args.thresholds).split(",") if x.strip()]
+    args.thresholds = parse_thresholds(args.thresholds)
     import torch
 
     torch.set_num_threads(max(1, args.threads))

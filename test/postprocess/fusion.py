@@ -14,6 +14,9 @@ if TYPE_CHECKING:  # only for annotations
 
 LOGVAR_MIN, LOGVAR_MAX = -4.0, 1.5  # the clamp the uncertainty loss trains with
 FUSION_KEYS = ("alpha", "beta", "epsilon", "tau", "uncertainty_kind")
+# every key a params file's parameter object may hold: ours, the reference's names for tau and
+# epsilon, and the smoothing a tuning record was tuned with
+PARAMS_FILE_KEYS = FUSION_KEYS + ("uncertainty_threshold", "uncertainty_penalty", "smooth_window")
 
 @dataclass(frozen=True)
 class FusionParams:
@@ -91,7 +94,8 @@ def read_fusion_file(path, key: str | None = None) -> tuple[dict[str, Any], dict
     tuning)``, ``tuning`` = ``{"tuned_on", "tuned_on_test"}`` for a tuning record, else ``{}``, plus
     ``smooth_window`` when the parameters were tuned with the fused score smoothed (every reader must
     apply it, or say it cannot).
-    Anything else (a missing key, per-fold parameters, a non-number) is a ValueError."""
+    Anything else (a missing key, per-fold parameters, a non-number, a key not in ``PARAMS_FILE_KEYS``,
+    an empty object) is a ValueError."""
     data = read_json(path)
     if key is not None:
         if not isinstance(data, dict) or key not in data:
@@ -110,6 +114,12 @@ def read_fusion_file(path, key: str | None = None) -> tuple[dict[str, Any], dict
         data = data["params"]
     if not isinstance(data, dict):
         raise ValueError(f"{where}: fusion parameters must be a JSON object, got {type(data).__name__}")
+    # a misspelt key ("alhpa") would leave its parameter at the default without a word: refused
+    unknown = sorted(set(data) - set(PARAMS_FILE_KEYS))
+    if unknown:
+        raise ValueError(f"{where}: unknown fusion parameter(s) {unknown}; known: {list(PARAMS_FILE_KEYS)}")
+    if not data:
+        raise ValueError(f"{where}: holds no fusion parameter (known: {list(PARAMS_FILE_KEYS)})")
     out: dict[str, Any] = {k: data[k] for k in FUSION_KEYS if data.get(k) is not None}
     for ours, theirs in (("tau", "uncertainty_threshold"), ("epsilon", "uncertainty_penalty")):
         if ours not in out and data.get(theirs) is not None:
