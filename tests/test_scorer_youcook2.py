@@ -64,6 +64,31 @@ def test_responses_out_of_order_or_past_the_video_are_refused():
     assert len(yc.responses_to_segments([*ok, {"time": 12, "content": "d"}], duration=10.0, slack=4.0)) == 4
 
 
+def test_stream_record_responses_must_sit_at_its_frames(gold_file, tmp_path):
+    """A stream record (frames + responses, test.run_benchmark) was converted without any check of
+    its response times: responses written in milliseconds became the caption [0, 20000] for a 60 s
+    video and were scored (exit 0). Responses are made at frames: one at no frame time is refused."""
+    t = list(range(60))
+    frames = {"time": t, "informative": [0.5] * 60, "relevance": [0.5] * 60, "uncertainty": [0.0] * 60}
+
+    def write(responses):
+        p = tmp_path / "pred.jsonl"
+        p.write_text(json.dumps({"id": "v_one", "duration": 60.0, "fps": 1.0, "frames": frames,
+                                 "responses": responses}) + "\n")
+        return str(p)
+
+    name, opts = yc.resolve("official", {"captions": False})
+    gold = yc.load_gold(gold_file)
+    ok, _ = load_prediction_file(yc, write([{"time": 10.0, "content": SALT}, {"time": 30, "content": ONION}]),
+                                 gold, name, opts)
+    np.testing.assert_array_equal(ok["v_one"].segments, [[0, 10], [10, 30]])
+    for bad, why in (([{"time": 10000, "content": SALT}, {"time": 20000, "content": ONION}], "at 10000 s, at no frame"),
+                     ([{"time": 10.5, "content": SALT}], "at 10.5 s, at no frame"),
+                     ([{"content": SALT}], "without a time")):
+        with pytest.raises(ValueError, match=why):
+            load_prediction_file(yc, write(bad), gold, name, opts)
+
+
 def test_load_predictions_densevid_json(tmp_path):
     p = tmp_path / "pred.json"
     p.write_text(json.dumps({"results": {"v_one": [{"timestamp": [1, 2], "sentence": "x"}]}}))

@@ -27,7 +27,8 @@ import numpy as np
 from data.benchmarks import items as it
 from data.benchmarks.judges import RUBRIC, Judge, JudgeError, make_judge
 from data.benchmarks.validate import (InputError, UniqueIds, as_bool, as_int, choice, item_id, match_ids, number,
-                                      read_json_or_jsonl, resolve_protocol, span)
+                                      read_json_or_jsonl, resolve_protocol, span,
+                                      stream_response_times)
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ class MagqaExample:
     question: str
     answers: tuple[GoldTurn, ...]
     n_clipped: int = 0  # answer spans whose end ran past the video's duration (clipped to it)
+    duration: float | None = None  # the video's, when the gold gives it: response times are checked against it
 
 
 @dataclass(frozen=True)
@@ -143,12 +145,15 @@ def load_gold(gold_file, protocol: str = DEFAULT_PROTOCOL, opts: Mapping | None 
                 raise InputError(f"example {qid}: an answer without content ({content!r})", gold_file, line)
             turns.append(GoldTurn(content, s, e))
             clipped += c
-        out[qid] = MagqaExample(qid, question, tuple(turns), clipped)
+        out[qid] = MagqaExample(qid, question, tuple(turns), clipped, duration)
     return out
 
 
-def responses_of(responses, qid: str = "", path=None, line=None) -> list[Response]:
-    """Assistant responses (user turns and empty texts dropped); time None or -1 = untimed."""
+def responses_of(responses, qid: str = "", path=None, line=None, duration: float | None = None,
+                 slack: float = 1.0) -> list[Response]:
+    """Assistant responses (user turns and empty texts dropped); time None or -1 = untimed. A time
+    past ``duration`` by more than ``slack`` seconds (what ``validate.frame_times`` allows a
+    stream's frames) is refused: it can match no gold span, so every answer would silently score 1."""
     out = []
     for r in responses or []:
         if not isinstance(r, dict):
@@ -162,18 +167,28 @@ def responses_of(responses, qid: str = "", path=None, line=None) -> list[Respons
         t = None if t is None else number(t, f"item {qid} response time", path, line)
         if t is not None and t < 0 and t != -1:
             raise InputError(f"item {qid}: negative response time {t:g} (-1 means untimed)", path, line)
+        if t is not None and duration is not None and t > duration + slack:
+            raise InputError(f"item {qid}: a response at {t:g} s, past the video's {duration:g} s "
+                             "(times in milliseconds? another video's predictions?)", path, line)
         out.append(Response(None if t is None or t == -1 else t, text))
     return out
 
 
 def from_stream(stream, gold_item, protocol: str, opts: Mapping) -> list[Response]:
+    # responses are made at frames (whose times were checked against the video): each must sit at one,
+    # so an untimed response (which would match every gold span) or one at no frame is refused
+    stream_response_times(stream.responses, stream.time, stream.id)
     return responses_of(stream.responses, stream.id)
 
 
 def from_record(rec: Mapping, gold_item, protocol: str, opts: Mapping, path=None, line=None) -> list[Response]:
     if "responses" not in rec:
         raise InputError(f"item {rec.get('id')}: expected 'responses'", path, line)
-    return responses_of(rec["responses"], str(rec.get("id")), path, line)
+    duration, fps = gold_item.duration, rec.get("fps")
+    if duration is None and rec.get("duration") is not None:  # the streamed video's, as run_benchmark records it
+        duration = number(rec["duration"], f"item {rec.get('id')} duration", path, line, positive=True)
+    slack = max(1.0, 2.0 / fps) if isinstance(fps, (int, float)) and not isinstance(fps, bool) and fps > 0 else 1.0
+    return responses_of(rec["responses"], str(rec.get("id")), path, line, duration, slack)
 
 
 def record_id(rec: Mapping, path=None, line=None) -> str:
