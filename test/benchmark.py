@@ -484,6 +484,12 @@ def run(args, argv: list[str]) -> dict:
                             if i not in predicted][:10],
         "complete": not missing,
     }
+    ids = res["record"].get("ids") or {}
+    if isinstance(ids.get("n_scored"), int) and ids["n_scored"] < len(score_ids):
+        # the protocol's scorer left out gold items it was given (YouCook2 / MAGQA "reference": videos without
+        # a prediction skipped, as the reference driver did, whatever --missing asked): say what was scored
+        coverage.update(n_scored=ids["n_scored"], n_left_out_by_scorer=len(score_ids) - ids["n_scored"],
+                        scorer_missing_policy=ids.get("missing_policy"))
     subset = res["record"].get("videos_file_subset")
     if subset:  # the scorer scored only the videos a videos_file lists (TVSum): the coverage says so
         coverage.update(n_scored=subset["n_listed_scored"], n_set_aside_by_videos_file=subset["n_predictions_set_aside"],

@@ -89,6 +89,27 @@ def test_stream_record_responses_must_sit_at_its_frames(gold_file, tmp_path):
             load_prediction_file(yc, write(bad), gold, name, opts)
 
 
+def test_benchmark_coverage_says_what_the_reference_protocol_scored(gold_file, tmp_path, capsys):
+    """The reference protocol's scorer skips gold videos without a prediction; with --missing count
+    the results said "scored 2 of 2 gold items" (coverage n_scored 2) while the metrics were over
+    the one predicted video (n_videos 1)."""
+    from test import benchmark
+    from utils.io import read_json
+
+    frames = {"time": [0.0, 10.0, 30.0], "informative": [0.5] * 3, "relevance": [0.5] * 3, "uncertainty": [0.0] * 3}
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text(json.dumps({"id": "v_one", "fps": 0.1, "frames": frames, "responses": [
+        {"time": 10.0, "content": SALT}, {"time": 30.0, "content": ONION}]}) + "\n")
+    out = tmp_path / "r.json"
+    assert benchmark.main(["--dataset", "youcook2", "--pred", str(pred), "--gold", gold_file, "--out", str(out),
+                           "--protocol", "reference", "--missing", "count", "--opt", "captions=false"]) == 0
+    res = read_json(out)
+    assert res["metrics"]["n_videos"] == 1
+    cov = res["protocol"]["coverage"]
+    assert cov["n_scored"] == 1 and cov["n_left_out_by_scorer"] == 1 and cov["scorer_missing_policy"] == "drop"
+    assert "scored 1 of 2 gold items" in capsys.readouterr().out
+
+
 def test_load_predictions_densevid_json(tmp_path):
     p = tmp_path / "pred.json"
     p.write_text(json.dumps({"results": {"v_one": [{"timestamp": [1, 2], "sentence": "x"}]}}))
