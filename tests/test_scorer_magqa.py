@@ -141,6 +141,20 @@ def test_response_times_of_streams_and_records_are_checked(tmp_path):
     assert run({"responses": [{"time": -1, "content": "red car"}]})["per_item"]["1"]["score"] == pytest.approx(5.0)
 
 
+def test_judged_pairs_name_the_response_by_its_place_in_the_record(tmp_path):
+    """``judged`` [gold, response, score] indexed the responses left after dropping user turns and
+    empty texts, so with either before it, it pointed at another response of the record."""
+    g, p = tmp_path / "g.json", tmp_path / "p.jsonl"
+    g.write_text(json.dumps([GOLD[1]]))
+    responses = [{"time": 0, "role": "user", "content": "Describe."}, {"time": 1, "content": ""},
+                 {"time": 2, "content": "blue car"}, {"time": 3, "content": "red car"}]
+    p.write_text(json.dumps({"id": "2", "responses": responses}) + "\n")
+    r = score_file(str(p), str(g), options={"judge": TableJudge(TABLE)})
+    judged = r["per_item"]["2"]["judged"]
+    assert [responses[i]["content"] for _, i, _ in judged] == ["blue car", "red car"]
+    assert [s for _, _, s in judged] == [2.0, 5.0]
+
+
 def test_bad_gold_is_rejected(tmp_path):
     g = tmp_path / "g.json"
     g.write_text(json.dumps([{"question_id": 1, "conversation": [], "answer": []}]))

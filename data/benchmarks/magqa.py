@@ -5,7 +5,9 @@ the response time lies inside the gold turn's span [s, e] (inclusive); a respons
 (None or -1, offline baselines) may match every span (``untimed_matches_all``, the reference's
 default). Then: per gold turn the mean judge score of its in-span responses, or 1 when there is
 none; per example the mean over its gold turns; the in-span score is the mean over examples.
-Also reported: the mean number of responses per example ("#turns") and of distinct texts.
+Also reported: the mean number of responses per example ("#turns") and of distinct texts. Per
+example, ``judged`` lists ``[gold turn index, response index, judge score]``, the response index
+being its position in the prediction record's ``responses``.
 
 Missing predictions: a gold example without a prediction scores 1 with 0 turns (as an empty
 prediction) by default; ``missing="skip"`` leaves it out. The reference padded with 1 up to 2000
@@ -107,6 +109,7 @@ class MagqaExample:
 class Response:
     time: float | None  # None: no timestamp (matches every span when allowed)
     content: str
+    index: int | None = None  # its position in the prediction record's ``responses`` (user turns, empty texts included)
 
 
 def _records(path, what: str) -> list[tuple[int | None, Any]]:
@@ -155,7 +158,7 @@ def responses_of(responses, qid: str = "", path=None, line=None, duration: float
     past ``duration`` by more than ``slack`` seconds (what ``validate.frame_times`` allows a
     stream's frames) is refused: it can match no gold span, so every answer would silently score 1."""
     out = []
-    for r in responses or []:
+    for i, r in enumerate(responses or []):
         if not isinstance(r, dict):
             raise InputError(f"item {qid}: a response must be an object, got {r!r}", path, line)
         if r.get("role", "assistant") == "user":
@@ -170,7 +173,7 @@ def responses_of(responses, qid: str = "", path=None, line=None, duration: float
         if t is not None and duration is not None and t > duration + slack:
             raise InputError(f"item {qid}: a response at {t:g} s, past the video's {duration:g} s "
                              "(times in milliseconds? another video's predictions?)", path, line)
-        out.append(Response(None if t is None or t == -1 else t, text))
+        out.append(Response(None if t is None or t == -1 else t, text, i))
     return out
 
 
@@ -254,7 +257,9 @@ def score(preds: Mapping[str, Sequence[Response]], gold: Mapping[str, MagqaExamp
             n_pairs += len(pairs)
             per_item[qid] = {"score": example_score(ex, responses, scores, untimed), "turns": len(responses),
                              "turns_dedup": len({r.content for r in responses}),
-                             "judged": [[g, p, s] for (g, p), s in scores.items()]}
+                             # the response as its position in the record's list (not among the kept ones)
+                             "judged": [[g, p if responses[p].index is None else responses[p].index, s]
+                                        for (g, p), s in scores.items()]}
             if len(per_item) % 100 == 0:
                 log.info("MAGQA: %d examples judged", len(per_item))
         stats = dict(judge.stats)
