@@ -535,6 +535,12 @@ def run(args, argv: list[str]) -> dict:
         log.warning("%d scored items were streamed from a video whose duration differs from the annotation's by more "
                     "than max(2 s, 5 %%), e.g. %s (another cut: its scores are not those of the annotated video); "
                     "counted as coverage.n_other_cut", len(cuts), coverage["other_cut_examples"][0])
+    ids = res["record"].get("ids") or {}
+    if isinstance(ids.get("n_scored"), int) and ids["n_scored"] < len(score_ids):
+        # the protocol's scorer left out gold items it was given (YouCook2 / MAGQA "reference": videos without
+        # a prediction skipped, as the reference driver did, whatever --missing asked): say what was scored
+        coverage.update(n_scored=ids["n_scored"], n_left_out_by_scorer=len(score_ids) - ids["n_scored"],
+                        scorer_missing_policy=ids.get("missing_policy"))
     subset = res["record"].get("videos_file_subset")
     if subset:  # the scorer scored only the videos a videos_file lists (TVSum): the coverage says so
         coverage.update(n_scored=subset["n_listed_scored"], n_set_aside_by_videos_file=subset["n_predictions_set_aside"],

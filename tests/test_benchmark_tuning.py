@@ -110,7 +110,9 @@ def test_response_benchmarks_have_nothing_to_tune(tmp_path, capsys):
     gold = {"v_a": {"duration": 20.0, "timestamps": [[0, 5], [5, 10]], "sentences": ["cut it", "fry it"]}}
     (tmp_path / "yc2_val.json").write_text(json.dumps(gold))
     pred = tmp_path / "pred.jsonl"
-    frames = {"time": [0.0, 2.0], "informative": [0.1, 0.9], "relevance": [0.2, 0.3], "uncertainty": [0.0, 0.0]}
+    # responses are made at frames (a response at no frame time is refused)
+    frames = {"time": [0.0, 5.0, 10.0], "informative": [0.1, 0.9, 0.5], "relevance": [0.2, 0.3, 0.4],
+              "uncertainty": [0.0, 0.0, 0.0]}
     responses = [{"time": 5.0, "content": "cut it"}, {"time": 10.0, "content": "fry it"}]
     pred.write_text(json.dumps({"id": "v_a", "frames": frames, "responses": responses}) + "\n")
     common = ["--dataset", "youcook2", "--pred", str(pred), "--gold", str(tmp_path / "yc2_val.json"),

@@ -101,6 +101,25 @@ def test_cache_means_a_rerun_sends_no_request(judge_server, tmp_path):
     assert len(judge_server.requests) == 3 and judge_server.requests[-1]["auth"] is None
 
 
+def test_cache_key_holds_the_settings_that_decide_a_reply(judge_server, tmp_path):
+    """The cache was keyed by the model id alone: a rerun with a larger max_tokens (after replies cut
+    to nothing, scored 1 as unparsable), another temperature or another endpoint read the old
+    replies back while the results recorded the new settings."""
+    cache = tmp_path / "judge_cache.jsonl"
+    judge_server.plan.extend(["ok:", "ok:4", "ok:3", "ok:2"])
+    with _judge(judge_server, cache_path=cache, max_tokens=8) as judge:
+        assert judge.score("q", "g", "p") == 1 and judge.stats["unparsable"] == 1
+    with _judge(judge_server, cache_path=cache, max_tokens=256) as judge:
+        assert judge.score("q", "g", "p") == 4 and judge.stats["cache_hits"] == 0
+    with _judge(judge_server, cache_path=cache, max_tokens=256, temperature=0.7) as judge:
+        assert judge.score("q", "g", "p") == 3
+    with J.OpenAIChatJudge(judge_server.base_url + "/other", "judge-model", cache_path=cache, max_tokens=256) as judge:
+        assert judge.score("q", "g", "p") == 2
+    with _judge(judge_server, cache_path=cache, max_tokens=256) as judge:  # the same settings: a cache hit
+        assert judge.score("q", "g", "p") == 4 and judge.stats["cache_hits"] == 1
+    assert len(judge_server.requests) == 4
+
+
 def test_from_env(monkeypatch, judge_server):
     monkeypatch.setenv(J.ENV_BASE_URL, judge_server.base_url)
     monkeypatch.setenv(J.ENV_MODEL, "m")

@@ -116,6 +116,45 @@ def test_options_skip_pad_and_untimed(files):
     assert r["protocol"]["pad_to"] == 2000 and r["protocol"]["missing"] == "skip"
 
 
+def test_response_times_of_streams_and_records_are_checked(tmp_path):
+    """A stream record's response with no time was read as untimed and matched *every* gold span
+    (a stream responds at frames: the judge scored it against answers it never gave); a response
+    time in milliseconds matched no span, so the example silently scored 1. Both are refused."""
+    g = tmp_path / "magqa_test.json"
+    g.write_text(json.dumps([{**GOLD[0], "duration": 30.0}]))
+    frames = {"time": list(range(30)), "informative": [0.5] * 30, "relevance": [0.5] * 30, "uncertainty": [0.0] * 30}
+
+    def run(rec):
+        p = tmp_path / "pred.jsonl"
+        p.write_text(json.dumps({"id": "1", **rec}) + "\n")
+        return score_file(str(p), str(g), options={"judge": TableJudge(TABLE)})
+
+    ok = run({"fps": 1.0, "duration": 30.0, "frames": frames, "responses": [{"time": 2, "content": "red car"}]})
+    assert ok["per_item"]["1"]["score"] == pytest.approx((5 + 1) / 2)
+    with pytest.raises(ValueError, match="without a time in a stream record"):
+        run({"fps": 1.0, "duration": 30.0, "frames": frames, "responses": [{"time": None, "content": "red car"}]})
+    with pytest.raises(ValueError, match="at 2000 s, at no frame"):
+        run({"fps": 1.0, "duration": 30.0, "frames": frames, "responses": [{"time": 2000, "content": "red car"}]})
+    with pytest.raises(ValueError, match="at 15000 s, past the video's 30 s"):  # no frames: the gold's duration
+        run({"responses": [{"time": 2, "content": "red car"}, {"time": 15000, "content": "dog"}]})
+    # untimed answers of an offline baseline (no frames) still match every span
+    assert run({"responses": [{"time": -1, "content": "red car"}]})["per_item"]["1"]["score"] == pytest.approx(5.0)
+
+
+def test_judged_pairs_name_the_response_by_its_place_in_the_record(tmp_path):
+    """``judged`` [gold, response, score] indexed the responses left after dropping user turns and
+    empty texts, so with either before it, it pointed at another response of the record."""
+    g, p = tmp_path / "g.json", tmp_path / "p.jsonl"
+    g.write_text(json.dumps([GOLD[1]]))
+    responses = [{"time": 0, "role": "user", "content": "Describe."}, {"time": 1, "content": ""},
+                 {"time": 2, "content": "blue car"}, {"time": 3, "content": "red car"}]
+    p.write_text(json.dumps({"id": "2", "responses": responses}) + "\n")
+    r = score_file(str(p), str(g), options={"judge": TableJudge(TABLE)})
+    judged = r["per_item"]["2"]["judged"]
+    assert [responses[i]["content"] for _, i, _ in judged] == ["blue car", "red car"]
+    assert [s for _, _, s in judged] == [2.0, 5.0]
+
+
 def test_bad_gold_is_rejected(tmp_path):
     g = tmp_path / "g.json"
     g.write_text(json.dumps([{"question_id": 1, "conversation": [], "answer": []}]))

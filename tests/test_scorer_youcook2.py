@@ -64,6 +64,52 @@ def test_responses_out_of_order_or_past_the_video_are_refused():
     assert len(yc.responses_to_segments([*ok, {"time": 12, "content": "d"}], duration=10.0, slack=4.0)) == 4
 
 
+def test_stream_record_responses_must_sit_at_its_frames(gold_file, tmp_path):
+    """A stream record (frames + responses, test.run_benchmark) was converted without any check of
+    its response times: responses written in milliseconds became the caption [0, 20000] for a 60 s
+    video and were scored (exit 0). Responses are made at frames: one at no frame time is refused."""
+    t = list(range(60))
+    frames = {"time": t, "informative": [0.5] * 60, "relevance": [0.5] * 60, "uncertainty": [0.0] * 60}
+
+    def write(responses):
+        p = tmp_path / "pred.jsonl"
+        p.write_text(json.dumps({"id": "v_one", "duration": 60.0, "fps": 1.0, "frames": frames,
+                                 "responses": responses}) + "\n")
+        return str(p)
+
+    name, opts = yc.resolve("official", {"captions": False})
+    gold = yc.load_gold(gold_file)
+    ok, _ = load_prediction_file(yc, write([{"time": 10.0, "content": SALT}, {"time": 30, "content": ONION}]),
+                                 gold, name, opts)
+    np.testing.assert_array_equal(ok["v_one"].segments, [[0, 10], [10, 30]])
+    for bad, why in (([{"time": 10000, "content": SALT}, {"time": 20000, "content": ONION}], "at 10000 s, at no frame"),
+                     ([{"time": 10.5, "content": SALT}], "at 10.5 s, at no frame"),
+                     ([{"content": SALT}], "without a time")):
+        with pytest.raises(ValueError, match=why):
+            load_prediction_file(yc, write(bad), gold, name, opts)
+
+
+def test_benchmark_coverage_says_what_the_reference_protocol_scored(gold_file, tmp_path, capsys):
+    """The reference protocol's scorer skips gold videos without a prediction; with --missing count
+    the results said "scored 2 of 2 gold items" (coverage n_scored 2) while the metrics were over
+    the one predicted video (n_videos 1)."""
+    from test import benchmark
+    from utils.io import read_json
+
+    frames = {"time": [0.0, 10.0, 30.0], "informative": [0.5] * 3, "relevance": [0.5] * 3, "uncertainty": [0.0] * 3}
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text(json.dumps({"id": "v_one", "fps": 0.1, "frames": frames, "responses": [
+        {"time": 10.0, "content": SALT}, {"time": 30.0, "content": ONION}]}) + "\n")
+    out = tmp_path / "r.json"
+    assert benchmark.main(["--dataset", "youcook2", "--pred", str(pred), "--gold", gold_file, "--out", str(out),
+                           "--protocol", "reference", "--missing", "count", "--opt", "captions=false"]) == 0
+    res = read_json(out)
+    assert res["metrics"]["n_videos"] == 1
+    cov = res["protocol"]["coverage"]
+    assert cov["n_scored"] == 1 and cov["n_left_out_by_scorer"] == 1 and cov["scorer_missing_policy"] == "drop"
+    assert "scored 1 of 2 gold items" in capsys.readouterr().out
+
+
 def test_load_predictions_densevid_json(tmp_path):
     p = tmp_path / "pred.json"
     p.write_text(json.dumps({"results": {"v_one": [{"timestamp": [1, 2], "sentence": "x"}]}}))

@@ -16,7 +16,9 @@ digit 1-5; a reply without one scores 1, the reference's fallback, and is counte
 - ``HFCausalLMJudge``: a local transformers causal LM, chat template, greedy decoding.
 
 Any judge can keep an on-disk cache (JSONL, one line per judgement, keyed by the SHA-256 of the
-model id and both messages), so a rerun, or a run resumed after an error, never asks twice.
+judge's identity and both messages), so a rerun, or a run resumed after an error, never asks twice.
+The identity is what decides a reply besides the messages: the model id and, for the HTTP judge,
+the endpoint (without credentials), temperature and max_tokens; for the local one, max_new_tokens.
 """
 from __future__ import annotations
 
@@ -131,9 +133,15 @@ class Judge(abc.ABC):
     def _complete(self, system: str, user: str) -> str:
         """The judge's raw reply to one (system, user) prompt."""
 
+    def cache_identity(self) -> str:
+        """What besides the messages decides a reply (the cache key's model part): a judgement made
+        with other settings is another judgement (a rerun with a larger ``max_tokens``, after
+        unparsable replies, must ask again rather than read the old replies back)."""
+        return self.model_id
+
     def score(self, question: str, gold: str, pred: str) -> int:
         user = user_message(question, gold, pred)
-        key = JudgeCache.key(self.model_id, RUBRIC, user)
+        key = JudgeCache.key(self.cache_identity(), RUBRIC, user)
         if key in self._memo:
             self.stats["repeats"] += 1
             return self._memo[key]
@@ -237,6 +245,10 @@ class OpenAIChatJudge(Judge):
 
     def __repr__(self) -> str:  # never print the key
         return f"OpenAIChatJudge(url={public_url(self.url)!r}, model={self.model_id!r})"
+
+    def cache_identity(self) -> str:
+        return json.dumps({"model": self.model_id, "url": public_url(self.url), "temperature": self.temperature,
+                           "max_tokens": self.max_tokens}, sort_keys=True)
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
@@ -357,6 +369,10 @@ class HFCausalLMJudge(Judge):
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
         return cls(model, tokenizer, model_id=kwargs.pop("model_id", path), **kwargs)
+
+    def cache_identity(self) -> str:
+        return json.dumps({"model": self.model_id, "decoding": "greedy", "max_new_tokens": self.max_new_tokens},
+                          sort_keys=True)
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()

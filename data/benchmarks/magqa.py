@@ -5,7 +5,9 @@ the response time lies inside the gold turn's span [s, e] (inclusive); a respons
 (None or -1, offline baselines) may match every span (``untimed_matches_all``, the reference's
 default). Then: per gold turn the mean judge score of its in-span responses, or 1 when there is
 none; per example the mean over its gold turns; the in-span score is the mean over examples.
-Also reported: the mean number of responses per example ("#turns") and of distinct texts.
+Also reported: the mean number of responses per example ("#turns") and of distinct texts. Per
+example, ``judged`` lists ``[gold turn index, response index, judge score]``, the response index
+being its position in the prediction record's ``responses``.
 
 Missing predictions: a gold example without a prediction scores 1 with 0 turns (as an empty
 prediction) by default; ``missing="skip"`` leaves it out. The reference padded with 1 up to 2000
@@ -27,7 +29,8 @@ import numpy as np
 from data.benchmarks import items as it
 from data.benchmarks.judges import RUBRIC, Judge, JudgeError, make_judge
 from data.benchmarks.validate import (InputError, UniqueIds, as_bool, as_int, choice, item_id, match_ids, number,
-                                      read_json_or_jsonl, resolve_protocol, span)
+                                      read_json_or_jsonl, resolve_protocol, span,
+                                      stream_response_times)
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +102,14 @@ class MagqaExample:
     question: str
     answers: tuple[GoldTurn, ...]
     n_clipped: int = 0  # answer spans whose end ran past the video's duration (clipped to it)
+    duration: float | None = None  # the video's, when the gold gives it: response times are checked against it
 
 
 @dataclass(frozen=True)
 class Response:
     time: float | None  # None: no timestamp (matches every span when allowed)
     content: str
+    index: int | None = None  # its position in the prediction record's ``responses`` (user turns, empty texts included)
 
 
 def _records(path, what: str) -> list[tuple[int | None, Any]]:
@@ -143,14 +148,17 @@ def load_gold(gold_file, protocol: str = DEFAULT_PROTOCOL, opts: Mapping | None 
                 raise InputError(f"example {qid}: an answer without content ({content!r})", gold_file, line)
             turns.append(GoldTurn(content, s, e))
             clipped += c
-        out[qid] = MagqaExample(qid, question, tuple(turns), clipped)
+        out[qid] = MagqaExample(qid, question, tuple(turns), clipped, duration)
     return out
 
 
-def responses_of(responses, qid: str = "", path=None, line=None) -> list[Response]:
-    """Assistant responses (user turns and empty texts dropped); time None or -1 = untimed."""
+def responses_of(responses, qid: str = "", path=None, line=None, duration: float | None = None,
+                 slack: float = 1.0) -> list[Response]:
+    """Assistant responses (user turns and empty texts dropped); time None or -1 = untimed. A time
+    past ``duration`` by more than ``slack`` seconds (what ``validate.frame_times`` allows a
+    stream's frames) is refused: it can match no gold span, so every answer would silently score 1."""
     out = []
-    for r in responses or []:
+    for i, r in enumerate(responses or []):
         if not isinstance(r, dict):
             raise InputError(f"item {qid}: a response must be an object, got {r!r}", path, line)
         if r.get("role", "assistant") == "user":
@@ -162,18 +170,28 @@ def responses_of(responses, qid: str = "", path=None, line=None) -> list[Respons
         t = None if t is None else number(t, f"item {qid} response time", path, line)
         if t is not None and t < 0 and t != -1:
             raise InputError(f"item {qid}: negative response time {t:g} (-1 means untimed)", path, line)
-        out.append(Response(None if t is None or t == -1 else t, text))
+        if t is not None and duration is not None and t > duration + slack:
+            raise InputError(f"item {qid}: a response at {t:g} s, past the video's {duration:g} s "
+                             "(times in milliseconds? another video's predictions?)", path, line)
+        out.append(Response(None if t is None or t == -1 else t, text, i))
     return out
 
 
 def from_stream(stream, gold_item, protocol: str, opts: Mapping) -> list[Response]:
+    # responses are made at frames (whose times were checked against the video): each must sit at one,
+    # so an untimed response (which would match every gold span) or one at no frame is refused
+    stream_response_times(stream.responses, stream.time, stream.id)
     return responses_of(stream.responses, stream.id)
 
 
 def from_record(rec: Mapping, gold_item, protocol: str, opts: Mapping, path=None, line=None) -> list[Response]:
     if "responses" not in rec:
         raise InputError(f"item {rec.get('id')}: expected 'responses'", path, line)
-    return responses_of(rec["responses"], str(rec.get("id")), path, line)
+    duration, fps = gold_item.duration, rec.get("fps")
+    if duration is None and rec.get("duration") is not None:  # the streamed video's, as run_benchmark records it
+        duration = number(rec["duration"], f"item {rec.get('id')} duration", path, line, positive=True)
+    slack = max(1.0, 2.0 / fps) if isinstance(fps, (int, float)) and not isinstance(fps, bool) and fps > 0 else 1.0
+    return responses_of(rec["responses"], str(rec.get("id")), path, line, duration, slack)
 
 
 def record_id(rec: Mapping, path=None, line=None) -> str:
@@ -239,7 +257,9 @@ def score(preds: Mapping[str, Sequence[Response]], gold: Mapping[str, MagqaExamp
             n_pairs += len(pairs)
             per_item[qid] = {"score": example_score(ex, responses, scores, untimed), "turns": len(responses),
                              "turns_dedup": len({r.content for r in responses}),
-                             "judged": [[g, p, s] for (g, p), s in scores.items()]}
+                             # the response as its position in the record's list (not among the kept ones)
+                             "judged": [[g, p if responses[p].index is None else responses[p].index, s]
+                                        for (g, p), s in scores.items()]}
             if len(per_item) % 100 == 0:
                 log.info("MAGQA: %d examples judged", len(per_item))
         stats = dict(judge.stats)

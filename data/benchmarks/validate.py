@@ -208,6 +208,30 @@ def frame_times(t: Any, what: str, path=None, line=None, duration: float | None 
     return a
 
 
+def stream_response_times(responses: Any, times: np.ndarray, qid: str, path=None, line=None) -> None:
+    """A stream record's responses (``test.run_benchmark``) are made at its frames: the time of every
+    assistant response with text must be one of the stream's frame times. A time at no frame (seconds
+    written as milliseconds, another video's responses, a shifted clock) or none at all (null, -1:
+    the untimed answers of offline baselines, which MAGQA matches with *every* gold span) is refused:
+    scored, it would silently move or widen the response."""
+    if not isinstance(responses, list):
+        raise InputError(f"item {qid}: 'responses' must be a list", path, line)
+    frames = np.asarray(times, dtype=np.float64)
+    for r in responses:
+        if not isinstance(r, dict) or r.get("role", "assistant") == "user" or not str(r.get("content") or "").strip():
+            continue  # what the benchmark module ignores (or refuses itself)
+        t = r.get("time")
+        if t is None:
+            raise InputError(f"item {qid}: a response without a time in a stream record (responses are made at "
+                             "frames; untimed answers belong to offline predictions)", path, line)
+        t = number(t, f"item {qid} response time", path, line)
+        if frames.size == 0 or not np.any(np.abs(frames - t) <= 1e-6):
+            last = f"{frames[-1]:g} s" if frames.size else "none"
+            raise InputError(f"item {qid}: a response at {t:g} s, at no frame of its stream (last frame {last}): "
+                             "responses are made at frame times (times in milliseconds? another video's "
+                             "responses?)", path, line)
+
+
 # ------------------------------------------------------------------------------------ spans
 
 
