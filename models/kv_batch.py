@@ -93,8 +93,13 @@ class BatchKVStore:
 
     # ------------------------------------------------------------------ per lane (eager, rare)
     def reset_lane(self, lane: int) -> None:
+        """Empty one lane for its next stream; its keys and values are zeroed too: attention reads masked
+        slots (and the scratch slot, compiled), and a masked NaN or inf still poisons a row (0 * NaN), so a
+        stream that produced one (NaN frame features) would otherwise spoil every later stream of the lane."""
         if self.slot_seq is not None:
             self.slot_seq[lane].fill_(BIG)
+            for t in (self.K, self.V, self.Kp, self.Kp_rot):
+                t[:, lane].zero_()
 
     def clear(self, lane: int, slots: list[int]) -> None:
         """Forget ring slots (an undone response)."""

@@ -78,8 +78,13 @@ class KVStore:
                 torch._dynamo.mark_static_address(t)
 
     def reset(self) -> None:
+        """Empty the cache for the next stream; keys and values are zeroed too: attention reads masked
+        slots, and a masked NaN or inf still poisons a row (0 * NaN), so a stream that produced one (NaN
+        frame features) would otherwise spoil every later stream of this engine."""
         if self.slot_seq is not None:
             self.slot_seq.fill_(BIG)
+            for t in (self.K, self.V, self.Kp, self.Kp_rot):
+                t.zero_()
         self.length = 0
 
     # ------------------------------------------------------------------ transformers cache protocol

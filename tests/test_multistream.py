@@ -327,3 +327,69 @@ def test_a_compiled_split_step_leaves_the_other_lanes_protected_keys_alone(model
     assert eng.stats["compiled_forwards"] > 0 and eng.stats["forwards"] > eng.stats["ticks"]
     assert sum(isinstance(r, ResponseRecord) for recs in got.values() for r in recs) >= 4
     torch._dynamo.reset()
+
+
+def test_a_stream_that_fails_on_a_nan_head_or_a_response_costs_that_stream_only(model, qwen2_tokenizer):
+    """Generating streams on 2 lanes: one stream's frame 3 has NaN features (the decision rule refuses its
+    NaN head), another's second response fails. Each failed stream's records stop where streaming it
+    alone stops them (that frame is not fed again); the streams after them on the same lanes equal
+    streaming alone: the NaN keys and values the failed stream left in its lane used to spoil every
+    later stream of that lane (a masked slot still reads 0 * NaN), as they did a reused StreamingEngine."""
+    cfg = EngineConfig(generate=True, cache_policy="sink", window=300, max_new_tokens=3,
+                       decision=DecisionConfig(score_heads="informative", threshold=0.3))
+    nan = frames(6, seed=5)
+    nan[3] = FrameEvent(3.0, embeds=torch.full_like(nan[3].embeds, float("nan")))
+    ask = [QueryEvent(0.0, "what happens?")]
+    specs = streams(3)
+
+    def failing_response(lane):
+        respond, calls = lane.respond, []
+
+        def fn(time, trigger_score=float("nan")):
+            calls.append(time)
+            if len(calls) == 2:
+                raise RuntimeError("generation failed")
+            return respond(time, trigger_score)
+        return fn
+
+    def job(fr, q, sink, fail=False):
+        def fn(lane):
+            lane.reset()
+            if fail:
+                lane.respond = failing_response(lane)
+            try:
+                sink.extend(lane.run(fr, q))
+            finally:
+                lane.__dict__.pop("respond", None)
+            return sink
+        return fn
+
+    got = {key: [] for key in ["nan", "fails", *(k for k, _, _ in specs)]}
+    jobs = [("nan", job(nan, ask, got["nan"])), ("fails", job(frames(6, seed=6), ask, got["fails"], fail=True))]
+    jobs += [(k, job(fr, q, got[k])) for k, fr, q in specs]
+    eng = MultiStreamEngine(model, qwen2_tokenizer, cfg, streams=2)
+    errors = {k: e for k, _, e in eng.run_jobs(jobs)}
+    assert "non-finite" in str(errors.pop("nan")) and "generation failed" in str(errors.pop("fails"))
+    assert all(e is None for e in errors.values())
+    check_equal(alone(model, qwen2_tokenizer, cfg, specs), {k: got[k] for k, _, _ in specs})
+
+    one = StreamingEngine(model, qwen2_tokenizer, cfg)
+    for key, fr, fail in (("nan", nan, False), ("fails", frames(6, seed=6), True)):
+        one.reset()
+        if fail:
+            one.respond = failing_response(one)
+        want = []
+        with pytest.raises((ValueError, RuntimeError)):
+            want.extend(one.run(fr, ask))
+        one.__dict__.pop("respond", None)
+        check_equal({key: want}, {key: got[key]})
+    frames_of = {k: [r.frame for r in got[k] if isinstance(r, FrameRecord)] for k in ("nan", "fails")}
+    # the failing frame (3; 1, the second response) has no record and is not fed again
+    assert frames_of == {"nan": [0, 1, 2], "fails": [0]} and len(got["fails"]) == 2
+    # a StreamingEngine reused after the NaN stream (reset between streams) equals a fresh one too
+    key, fr, q = specs[0]
+    one.reset()
+    with pytest.raises(ValueError, match="non-finite"):
+        list(one.run(nan, ask))
+    one.reset()
+    check_equal(alone(model, qwen2_tokenizer, cfg, specs[:1]), {key: list(one.run(fr, q))})
