@@ -393,3 +393,55 @@ def test_a_stream_that_fails_on_a_nan_head_or_a_response_costs_that_stream_only(
         list(one.run(nan, ask))
     one.reset()
     check_equal(alone(model, qwen2_tokenizer, cfg, specs[:1]), {key: list(one.run(fr, q))})
+
+
+def test_lanes_follow_the_single_stream_response_rules(model, qwen2_tokenizer):
+    """The response rules live in StreamingEngine and lanes inherit them (no copy of their own): a response
+    stops at the generation config's eos ids (and <|endoftext|>: the same stop_ids), under a repetition
+    penalty; ``respond`` right after ``add_query`` or on a fresh (or reused) lane opens the assistant turn
+    once, after the system turn; two queries before the first frame in reference order close the stream
+    turn. Every lane's records equal the same calls on a StreamingEngine."""
+    cfg = EngineConfig(generate=True, cache_policy="sink", window=300, max_new_tokens=4, repetition_penalty=1.3,
+                       decision=DecisionConfig(score_heads="informative", threshold=0.3))
+    specs = streams(3)
+    free = alone(model, qwen2_tokenizer, cfg, specs)
+    said = [r.token_ids for recs in free.values() for r in recs if isinstance(r, ResponseRecord)]
+    stop = next(ids[1] for ids in said if len(ids) > 1)  # a token some response says after its first
+    eot = qwen2_tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    model.generation_config.eos_token_id = [qwen2_tokenizer.convert_tokens_to_ids("<|im_end|>"), stop]
+    try:
+        eng = MultiStreamEngine(model, qwen2_tokenizer, cfg, streams=2)
+        assert all(lane.stop_ids == StreamingEngine(model, qwen2_tokenizer, cfg).stop_ids for lane in eng.lanes)
+        assert {stop, eot} <= eng.lanes[0].stop_ids
+        got = dict(eng.run_streams(specs))
+        check_equal(alone(model, qwen2_tokenizer, cfg, specs), got)
+    finally:
+        model.generation_config.eos_token_id = None
+    cut = [r.token_ids for recs in got.values() for r in recs if isinstance(r, ResponseRecord)]
+    assert all(stop not in ids for ids in cut) and len(cut) == len(said) and cut != said
+
+    emb = [f.embeds for f in frames(3, seed=4)]
+
+    def calls(ask_first):
+        def fn(e):
+            e.reset()
+            out = []
+            if ask_first:
+                e.add_query("what is it?", 0.0)
+            out.append(e.respond(0.0))
+            for i in range(3):
+                out.extend(r for r in e.process_frame(0.5 + i, emb[i]) if r is not None)
+            out.append(e.respond(3.0))
+            return out
+        return fn
+
+    eng = MultiStreamEngine(model, qwen2_tokenizer, cfg, streams=2)
+    jobs = [("asked", calls(True)), ("fresh", calls(False)), ("asked again", calls(True))]  # the third reuses a lane
+    got = {k: r for k, r, e in eng.run_jobs(jobs) if e is None}
+    check_equal({k: fn(StreamingEngine(model, qwen2_tokenizer, cfg)) for k, fn in jobs}, got)
+
+    ref = EngineConfig(generate=True, prompt_order="reference", cache_policy="sink", window=300, max_new_tokens=3,
+                       decision=DecisionConfig(score_heads="informative", threshold=0.3))
+    two = [(f"r{i}", frames(8, seed=20 + i), [QueryEvent(0.0, "a dog"), QueryEvent(0.0, "a cat")]) for i in range(3)]
+    got = dict(MultiStreamEngine(model, qwen2_tokenizer, ref, streams=2).run_streams(two))
+    check_equal(alone(model, qwen2_tokenizer, ref, two), got)
