@@ -383,6 +383,12 @@ class StreamingEngine:
     def process_frames(self, times: list[float], frame_embeds: torch.Tensor) -> list[FrameRecord]:
         """Append frames [n, tokens_per_frame, D] in one forward (n <= frames_per_step) and read their
         heads; the scores equal feeding them one at a time. No responses (score-only)."""
+        want = (self.tpf, self.model.config.text_config.hidden_size)
+        if frame_embeds.dim() != 3 or tuple(frame_embeds.shape[1:]) != want:
+            # said here, in the stream's own host code: a lane of models.multistream failed the batched
+            # forward of every stream with it (one bad feature file stopped the whole run)
+            raise ValueError(f"frame tokens must be [frames, {want[0]}, {want[1]}] (tokens per frame, hidden size), "
+                             f"got {list(frame_embeds.shape)}")
         n = frame_embeds.shape[0]
         if n != len(times):
             raise ValueError(f"{len(times)} times for {n} frames")

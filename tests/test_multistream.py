@@ -445,3 +445,34 @@ def test_lanes_follow_the_single_stream_response_rules(model, qwen2_tokenizer):
     two = [(f"r{i}", frames(8, seed=20 + i), [QueryEvent(0.0, "a dog"), QueryEvent(0.0, "a cat")]) for i in range(3)]
     got = dict(MultiStreamEngine(model, qwen2_tokenizer, ref, streams=2).run_streams(two))
     check_equal(alone(model, qwen2_tokenizer, ref, two), got)
+
+
+@pytest.mark.parametrize("shape", [(TPF, 63), (TPF + 1, 64)])
+def test_a_stream_with_malformed_frame_tokens_costs_that_stream_only(model, qwen2_tokenizer, shape):
+    """One stream's frame 2 has tokens of the wrong size (another model's feature file: hidden size 63, or 50
+    tokens a frame): that stream fails with the error a StreamingEngine gives, at the same record; the
+    other streams go on and equal streaming alone (the shape error was raised inside the batched forward
+    and stopped every lane)."""
+    cfg = EngineConfig(generate=False, cache_policy="sink", window=300)
+    bad = frames(4, seed=3)
+    bad[2] = FrameEvent(2.0, embeds=torch.randn(*shape))
+    specs = streams(2)
+    sink = []
+
+    def job(fr, q, out=None):
+        def fn(lane):
+            lane.reset()
+            recs = [] if out is None else out
+            recs.extend(lane.run(fr, q))
+            return recs
+        return fn
+
+    eng = MultiStreamEngine(model, qwen2_tokenizer, cfg, streams=2)
+    res = {k: (r, e) for k, r, e in eng.run_jobs([("bad", job(bad, [], sink))] + [(k, job(fr, q)) for k, fr, q in specs])}
+    want = []
+    with pytest.raises(ValueError, match="frame tokens must be") as single:
+        want.extend(StreamingEngine(model, qwen2_tokenizer, cfg).run(bad, []))
+    assert isinstance(res["bad"][1], ValueError) and str(res["bad"][1]) == str(single.value)
+    check_equal({"bad": want}, {"bad": sink})
+    assert [r.frame for r in sink] == [0, 1]
+    check_equal(alone(model, qwen2_tokenizer, cfg, specs), {k: res[k][0] for k, _, _ in specs})
