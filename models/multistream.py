@@ -52,7 +52,7 @@ from models.cache import Plan, model_inv_freq
 from models.kv_batch import BatchKVStore
 from models.kv_store import BIG
 from models.stream_io import Uploader
-from models.streaming import EngineConfig, StreamingEngine, compiled_step, inference_model
+from models.streaming import EngineConfig, StreamingEngine, compiled_step, frame_heads, inference_model
 
 
 class Stopped(RuntimeError):
@@ -405,15 +405,10 @@ class MultiStreamEngine:
         return self.lm(inputs_embeds=x, attention_mask={"full_attention": mask}, position_ids=pos, cache=self.pool,
                        use_cache=True).last_hidden_state
 
-    def _read_heads(self, hl: torch.Tensor) -> torch.Tensor:
-        out = self.model.read_heads(hl)
-        info = torch.softmax(out["informative_logits"].float(), dim=-1)[..., 1]
-        return torch.stack([info, out["relevance"].float(), out["log_variance"].float()], dim=-1)
-
     def _frame_step(self, x, slots, row_seq, row_group, pos, group_lo, shift):
         """Every lane a block of frames only (compiled): heads [lanes, frames per block, 3]."""
         h = self._forward_lm(x, slots, row_seq, row_group, pos, group_lo, shift)
-        return self._read_heads(h[:, self.tpf - 1:: self.tpf])
+        return frame_heads(self.model, h[:, self.tpf - 1:: self.tpf])
 
     def _batched(self, reqs, x, slots, row_seq, row_group, pos, group_lo, shift):
         h = self._forward_lm(x, slots, row_seq, row_group, pos, group_lo, shift)
@@ -424,7 +419,7 @@ class MultiStreamEngine:
                              for r in reqs])
             rows_t = self.uploader.array(rows)
             lanes = torch.arange(len(reqs), device=h.device)[:, None]
-            heads = self._read_heads(h[lanes, rows_t])
+            heads = frame_heads(self.model, h[lanes, rows_t])
         lg = [None] * len(reqs)
         want = [i for i, r in enumerate(reqs) if r.logits]
         if want:

@@ -164,6 +164,14 @@ def compiled_step(fn, policy: CachePolicy, backend: str | None, mode: str | None
     return torch.compile(fn, fullgraph=True, dynamic=False, backend=backend or "inductor", mode=mode)
 
 
+def frame_heads(model, hidden: torch.Tensor) -> torch.Tensor:
+    """The three heads read at frames' last tokens ``hidden`` [..., D] -> [..., 3] fp32: informative
+    (probability of the "respond now" class), relevance, raw log-variance (both engines read them so)."""
+    out = model.read_heads(hidden)
+    info = torch.softmax(out["informative_logits"].float(), dim=-1)[..., 1]
+    return torch.stack([info, out["relevance"].float(), out["log_variance"].float()], dim=-1)
+
+
 def _config_eos_ids(model) -> frozenset:
     """The eos ids a model's generation config names (Qwen2-Instruct: <|im_end|> and <|endoftext|>)."""
     eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
@@ -260,10 +268,7 @@ class StreamingEngine:
                     use_cache=True).last_hidden_state
         heads = None
         if n_frames:  # the heads read only each frame's last token
-            hl = h[:, first_row:: self.tpf][:, :n_frames]
-            out = self.model.read_heads(hl)
-            info = torch.softmax(out["informative_logits"].float(), dim=-1)[..., 1]
-            heads = torch.stack([info, out["relevance"].float(), out["log_variance"].float()], dim=-1)[0]
+            heads = frame_heads(self.model, h[:, first_row:: self.tpf][:, :n_frames])[0]
         return heads, (self.model.lm_head(h[:, -1:]) if logits else None)
 
     def _frame_step(self, x, slots, row_seq, row_group, pos, group_lo, shift):
