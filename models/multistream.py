@@ -26,6 +26,10 @@ flight, not the lane count. A lane that generates a response feeds one token per
 other lanes go on with their frames: the others are never stalled by it; each of its tokens rides
 along with their next forward. Every stream's records equal running it alone (the same plans, the
 same arithmetic per row; batched matrix products only change the summation blocking: fp32 within 1e-5).
+A stream's own errors (a decision rule refusing a NaN head, a failed response, frame tokens of the
+wrong shape, a cache that cannot hold a query) are raised in its lane's host code before any forward
+and cost that stream only, its records stopping where a StreamingEngine's would; a lane is zeroed
+when it takes its next stream (``BatchKVStore.reset_lane``). Only a failing batched forward stops all.
 
 ``compile``: the frame-only batched step (every lane a full K-frame block, static shapes: all lanes,
 all slots) is compiled as the single-stream step is; other forwards run eagerly. A split step's
