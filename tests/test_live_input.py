@@ -186,6 +186,48 @@ def test_the_highlight_reel_of_a_rotated_video_is_upright(tmp_path):
     assert np.abs(shown - got).mean() < 12  # the same picture (re-encoded), not a turned one
 
 
+def test_the_highlight_reel_of_a_video_with_non_square_pixels_keeps_its_display_aspect(tmp_path):
+    """An anamorphic video (64x48 stored, pixels twice as wide as tall: shown 128x48, 8:3) gave a
+    64x48 reel with square pixels: it played squeezed to 4:3. The reel has square pixels, so the
+    frames must be widened to what a player shows; a SAR below 1 makes the picture taller."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    from data.video import probe
+    from test.reel import write_highlight_reel
+
+    picture = np.zeros((48, 64, 3), np.uint8)
+    picture[:, :16] = 255  # a white band over the left quarter: it stays a quarter when widened
+    for sar, shown in ((Fraction(2, 1), (128, 48)), (Fraction(1, 2), (64, 96))):
+        video = tmp_path / f"sar{sar.numerator}{sar.denominator}.mp4"
+        with av.open(str(video), "w") as out:
+            st = out.add_stream("mpeg4", rate=10)
+            st.width, st.height, st.pix_fmt = 64, 48, "yuv420p"
+            st.codec_context.sample_aspect_ratio = sar
+            st.options = {"qmin": "1", "qmax": "2"}
+            for i in range(10):
+                frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+                frame.pts = i
+                for p in st.encode(frame):
+                    out.mux(p)
+            for p in st.encode():
+                out.mux(p)
+        with av.open(str(video)) as c:
+            assert c.streams.video[0].sample_aspect_ratio == sar
+        for seek in (True, False):
+            reel = write_highlight_reel(video, [(0.0, 0.5)], tmp_path / "reel.mp4", seek=seek)
+            assert reel.frames == 5
+            info = probe(reel.path)
+            assert (info.width, info.height) == shown, (sar, seek)
+            with av.open(str(reel.path)) as c:
+                assert c.streams.video[0].sample_aspect_ratio in (None, 0, 1)  # square: played as stored
+                img = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(int)
+            q = shown[0] // 4
+            assert img[:, : q - 3].mean() > 200 and img[:, q + 3:].mean() < 40
+
+
 def test_the_highlight_reel_holds_exactly_the_segment_frames_of_any_container(tmp_path):
     """The reel sought by the frames' own PTS: H.264 with B-frames in AVI (PTS on the wrong frames;
     data.video repairs them) lost frames, and an MPEG-TS stream starting at a non-zero time, where
