@@ -94,10 +94,22 @@ def check_against_duration(args, info) -> None:
     """Times a file cannot reach: a query at or after its end would never be asked (the highlights
     would answer no query), a degradation segment past it would change nothing. A --fps above the
     file's rate repeats frames: allowed (the sampling rule), but said."""
+    from data.video import num_sampled_frames
+    from test.engine_args import planned_fps
+
     late = [q for q in parse_queries(args) if q.time >= info.duration]
     if late:
         raise ValueError(f"--query_at {late[0].time:g}:{late[0].text}: the video ends at {info.duration:g} s, so the "
                          "query would never be asked")
+    # a query is fed before the first frame at or after its time: one after the last frame the run
+    # samples (the end of the video at this fps, or --max_frames) is never asked either
+    fps = planned_fps(args)
+    last = (num_sampled_frames(info.duration, fps, args.max_frames) - 1) / fps
+    late = [q for q in parse_queries(args) if q.time > last]
+    if late:
+        cut = "" if args.max_frames is None else f", --max_frames {args.max_frames}"
+        raise ValueError(f"--query_at {late[0].time:g}:{late[0].text}: the last frame streamed is at {last:g} s (at "
+                         f"{fps:g} frames/s{cut}; the video ends at {info.duration:g} s), so the query would never be asked")
     if args.degrade and not args.degrade.startswith("random:"):
         past = [seg for seg in make_degradation(args.degrade, args.video).segments if seg.start >= info.duration]
         if past:

@@ -54,6 +54,31 @@ def test_flags_a_source_would_ignore_are_refused(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "o").exists() and count["loads"] == 0
 
 
+def test_a_query_after_the_last_frame_streamed_is_refused_before_the_model_loads(tmp_path, monkeypatch, capsys):
+    """A 5.3 s file at 2 fps streams its last frame at 5.0 s: --query_at 5.1 (before the video's end,
+    so it passed the check) was never asked, and the run exited 0 with the query in run.json; the
+    same with --max_frames cutting the stream. The checkpoint's own fps is used when --fps is not given."""
+    from pathlib import Path
+
+    from test import live_infer
+
+    count = fakes.install(monkeypatch)
+    video = write_test_video(tmp_path / "v.mp4", n_frames=53, fps=10, size=(64, 48))
+    ckpt = Path(__file__).resolve().parents[1] / "checkpoints" / "aha-tiny-synth"  # carries fps 2
+    for extra, when, last in (([], "5.1", "5"), (["--max_frames", "4"], "1.6", "1.5"),
+                              (["--fps", "4", "--max_frames", "4"], "0.8", "0.75"), (["--checkpoint", str(ckpt)], "5.2", "5")):
+        argv = _live(video, tmp_path / "o", *extra, "--query_at", f"{when}:a late question")
+        if "--fps" not in extra and "--checkpoint" not in extra:
+            argv += ["--fps", "2"]
+        assert live_infer.main(argv) == 2, extra
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"--query_at {when}:" in err[0] and f"last frame streamed is at {last} s" in err[0], err
+    assert not (tmp_path / "o").exists() and count["loads"] == 0
+    # a query on the last frame is asked
+    assert live_infer.main(_live(video, tmp_path / "o", "--fps", "2", "--query_at", "5:just in time")) == 0
+    assert "unused_queries" not in uio.read_json(tmp_path / "o" / "highlights.json")
+
+
 def test_frame_folder_names_must_number_one_sequence(tmp_path):
     """Image k is shown at k / source_fps by its place in the list: a stray image, a repeated
     number or a missing frame used to shift every later frame silently (exit 0)."""
