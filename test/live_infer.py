@@ -111,10 +111,15 @@ def check_against_duration(args, info) -> None:
         raise ValueError(f"--query_at {late[0].time:g}:{late[0].text}: the last frame streamed is at {last:g} s (at "
                          f"{fps:g} frames/s{cut}; the video ends at {info.duration:g} s), so the query would never be asked")
     if args.degrade and not args.degrade.startswith("random:"):
-        past = [seg for seg in make_degradation(args.degrade, args.video).segments if seg.start >= info.duration]
+        segments = make_degradation(args.degrade, args.video).segments
+        past = [seg for seg in segments if seg.start >= info.duration]
         if past:
             raise ValueError(f"--degrade {args.degrade}: the segment [{past[0].start:g}, {past[0].end:g}] starts at or "
                              f"after the video's end ({info.duration:g} s)")
+        past = [seg for seg in segments if seg.start > last]  # no frame streamed lies in it
+        if past:
+            raise ValueError(f"--degrade {args.degrade}: the segment [{past[0].start:g}, {past[0].end:g}] starts after the "
+                             f"last frame streamed ({last:g} s at {fps:g} frames/s), so it would change nothing")
     if info.fps > 0 and args.fps is not None and args.fps > info.fps * 1.01:
         log.warning("--fps %g is above the video's %g frames/s: each frame is streamed about %.0f times",
                     args.fps, info.fps, args.fps / info.fps)

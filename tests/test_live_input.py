@@ -57,7 +57,8 @@ def test_flags_a_source_would_ignore_are_refused(tmp_path, monkeypatch, capsys):
 def test_a_query_after_the_last_frame_streamed_is_refused_before_the_model_loads(tmp_path, monkeypatch, capsys):
     """A 5.3 s file at 2 fps streams its last frame at 5.0 s: --query_at 5.1 (before the video's end,
     so it passed the check) was never asked, and the run exited 0 with the query in run.json; the
-    same with --max_frames cutting the stream. The checkpoint's own fps is used when --fps is not given."""
+    same with --max_frames cutting the stream. The checkpoint's own fps is used when --fps is not given.
+    Likewise a --degrade segment starting after that frame."""
     from pathlib import Path
 
     from test import live_infer
@@ -73,6 +74,11 @@ def test_a_query_after_the_last_frame_streamed_is_refused_before_the_model_loads
         assert live_infer.main(argv) == 2, extra
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and f"--query_at {when}:" in err[0] and f"last frame streamed is at {last} s" in err[0], err
+    # a degradation segment there would change no frame streamed (yet run.json would record it)
+    (tmp_path / "late.json").write_text('[[5.1, 5.3, "blackout"]]')
+    assert live_infer.main(_live(video, tmp_path / "o", "--fps", "2", "--degrade", str(tmp_path / "late.json"))) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "[5.1, 5.3] starts after the last frame streamed (5 s" in err[0], err
     assert not (tmp_path / "o").exists() and count["loads"] == 0
     # a query on the last frame is asked
     assert live_infer.main(_live(video, tmp_path / "o", "--fps", "2", "--query_at", "5:just in time")) == 0
