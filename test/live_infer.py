@@ -37,6 +37,8 @@ from utils.cli import ArgumentParser, add_debug_flag, run_cli
 from utils.log import setup_logging
 
 log = logging.getLogger("live_infer")
+# written only after the stream: a previous run's copies are removed when a run starts
+STALE_OUTPUTS = ("highlights.json", "scores.png", "highlights.mp4")
 
 
 def check_live_args(args) -> None:
@@ -290,6 +292,10 @@ class LiveRun:
             "cache_layout": engine.cfg.cache_record(),
             "features": None if features is None else {"cache": str(features.directory), "key": key, "kind": "frame_embeds"},
         }
+        # a previous run's end-of-run files go now, not at the end: a run killed mid-stream left the old
+        # highlights.json (its frame count, no error) beside this run's run.json and partial scores
+        for stale in STALE_OUTPUTS:
+            (out / stale).unlink(missing_ok=True)
         atomic_write_json(out / "run.json", self.protocol)
         self.times, self.info, self.rel, self.unc, self.fused = [], [], [], [], []
         self.responses, self.online_peaks = [], []
@@ -405,7 +411,7 @@ class LiveRun:
         from test.postprocess import find_highlights, highlight_segments, plot_scores, select_reel_segments
 
         args, out = self.args, self.out
-        for stale in ("scores.png", "highlights.mp4"):  # a previous run's, which this one may not rewrite
+        for stale in STALE_OUTPUTS:  # (removed at the start too) this run may not rewrite the plot or reel
             (out / stale).unlink(missing_ok=True)
         if len(self.protocol["queries"]) > len(self.queries):  # queries were asked while streaming
             atomic_write_json(out / "run.json", self.protocol)

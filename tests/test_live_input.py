@@ -85,6 +85,35 @@ def test_a_query_after_the_last_frame_streamed_is_refused_before_the_model_loads
     assert "unused_queries" not in uio.read_json(tmp_path / "o" / "highlights.json")
 
 
+def test_a_run_killed_mid_stream_leaves_no_highlights_of_the_previous_run(tmp_path, monkeypatch):
+    """highlights.json, the plot and the reel are written after the stream: a run into the folder of
+    an earlier one that was killed mid-stream (SIGKILL, out of memory) left the earlier run's
+    highlights.json (8 frames, no error) beside its own run.json and 2 scored frames."""
+    import models.streaming
+    from test import live_infer
+
+    fakes.install(monkeypatch)
+    video = write_test_video(tmp_path / "v.mp4", n_frames=40, fps=10, size=(64, 48))
+    out = tmp_path / "o"
+    assert live_infer.main(_live(video, out, "--fps", "2")) == 0
+    assert uio.read_json(out / "highlights.json")["n_frames"] == 8 and (out / "scores.png").exists()
+
+    class Killed(fakes.FakeEngine):
+        def run(self, frames, *a, **k):
+            for i, rec in enumerate(super().run(frames, *a, **k)):
+                if i == 2:
+                    raise SystemExit(137)  # not an error the run catches: the process dies here
+                yield rec
+
+    monkeypatch.setattr(models.streaming, "StreamingEngine", lambda model, tok, cfg: Killed(cfg))
+    try:
+        live_infer.main(_live(video, out, "--fps", "2", "--max_frames", "6"))
+    except SystemExit:
+        pass
+    assert uio.read_json(out / "run.json")["max_frames"] == 6 and len(uio.read_jsonl(out / "scores.jsonl")) == 2
+    assert not (out / "highlights.json").exists() and not (out / "scores.png").exists()
+
+
 def test_frame_folder_names_must_number_one_sequence(tmp_path):
     """Image k is shown at k / source_fps by its place in the list: a stray image, a repeated
     number or a missing frame used to shift every later frame silently (exit 0)."""
