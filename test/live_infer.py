@@ -305,6 +305,7 @@ class LiveRun:
         self.unused_queries: list[str] = []  # ... asked too late: the stream had no frame left
         self._stop: str | None = None
         self._events = None
+        self._closed = False  # close_stream has run (it frees the engine)
 
     # ------------------------------------------------------------------ while streaming
     def ask(self, text: str) -> None:
@@ -385,7 +386,11 @@ class LiveRun:
 
     def close_stream(self) -> list:
         """End the stream (if a driver left it early) and judge its last frames: the peaks
-        confirmed at the end of the stream, also appended to ``online_peaks``."""
+        confirmed at the end of the stream, also appended to ``online_peaks``. Once: a second call
+        (a driver cleaning up after ``finish`` failed) returns no peak and changes nothing."""
+        if self._closed:
+            return []
+        self._closed = True
         if self._events is not None:
             self._events.close()  # a no-op once it ran to the end; else closes the files and the source
         if self.error is None and self._stop is not None:

@@ -388,3 +388,32 @@ def test_the_ffmpeg_bridge_keeps_the_first_frame_and_its_time(tmp_path):
     got = list(open_source(f"ffmpeg:-i {video}", fps=10, size=None))
     assert [read_frame_index(f) for _, f in got] == list(range(20))
     assert [t for t, _ in got] == [k / 10 for k in range(20)]
+
+
+def test_a_web_stream_whose_post_processing_fails_reports_it_to_the_page(tmp_path, monkeypatch):
+    """A web stream whose plot or reel failed after the stream (a full disk, an encoder) ended its
+    worker with AttributeError (its cleanup closed the stream a second time, after the engine was
+    freed): the page never got the "failed" event and waited forever with the status "streaming"."""
+    import test.postprocess
+    from test import demo, live_infer
+    from test.web_streams import Streams, check_upload
+
+    fakes.install(monkeypatch)
+
+    def broken(*a, **k):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(test.postprocess, "plot_scores", broken)
+    video = write_test_video(tmp_path / "v.mp4", n_frames=20, fps=10, size=(64, 48))
+    args = demo.build_parser().parse_args(["--quiet", "--fps", "2"])
+    demo.resolve_model(args)
+    streams = Streams(args, live_infer.load_model(args), tmp_path / "web")
+    stream = streams.start("page", check_upload(str(video), False), ["q"])
+    stream.thread.join(30)
+    assert stream.ended.is_set()
+    events = []
+    while not stream._events.empty():  # what updates() hands the page (it blocks until "done" or "failed")
+        events.append(stream._events.get_nowait())
+    assert events[-1] == ("failed", "OSError: no space left on device"), events[-3:]
+    assert [e[0] for e in events].count("frame") == 4
+    assert streams.running() == 0
