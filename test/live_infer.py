@@ -168,7 +168,9 @@ def parse_queries(args) -> list:
 
 
 def fmt_time(t: float) -> str:
-    return f"{int(t // 60):02d}:{t % 60:05.2f}"
+    """mm:ss.ss, rounded to the centisecond first (else 59.999 s read "00:60.00")."""
+    cs = int(round(t * 100))
+    return f"{cs // 6000:02d}:{cs % 6000 / 100:05.2f}"
 
 
 def main(argv=None) -> int:

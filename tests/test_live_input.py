@@ -417,3 +417,12 @@ def test_a_web_stream_whose_post_processing_fails_reports_it_to_the_page(tmp_pat
     assert events[-1] == ("failed", "OSError: no space left on device"), events[-3:]
     assert [e[0] for e in events].count("frame") == 4
     assert streams.running() == 0
+
+
+def test_times_are_printed_without_a_sixtieth_second():
+    """At --fps 1.1 frame 66 is at 59.99999999999999 s: the CLI's lines and the web page's chat read
+    "00:60.00" for 01:00.00."""
+    from test.live_infer import fmt_time
+
+    assert fmt_time(66 / 1.1) == "01:00.00" and fmt_time(119.996) == "02:00.00"
+    assert fmt_time(0.0) == "00:00.00" and fmt_time(61.5) == "01:01.50" and fmt_time(59.994) == "00:59.99"
