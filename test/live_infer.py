@@ -33,7 +33,7 @@ from pathlib import Path
 from test.engine_args import (add_engine_args, apply_settings, check_degrade_spec, check_engine_args, engine_config, feature_frames,
                               fusion_params, load_model, make_degradation, open_features)
 from utils.io import JsonlWriter, atomic_write_json, read_json
-from utils.cli import ArgumentParser, add_debug_flag, run_cli
+from utils.cli import EXIT_INTERRUPTED, ArgumentParser, add_debug_flag, run_cli
 from utils.log import setup_logging
 
 log = logging.getLogger("live_infer")
@@ -308,6 +308,7 @@ class LiveRun:
         self._stop: str | None = None
         self._events = None
         self._closed = False  # close_stream has run (it frees the engine)
+        self.interrupted = False  # Ctrl-C / SIGTERM ended the stream (the error contract's exit 130)
 
     # ------------------------------------------------------------------ while streaming
     def ask(self, text: str) -> None:
@@ -379,8 +380,8 @@ class LiveRun:
                         rw.write(rec.to_dict())
                         self.responses.append(rec)
                         yield ("response", rec)
-            except KeyboardInterrupt:
-                self.error = "interrupted by the user"
+            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (utils.cli raises it): exit status 130
+                self.error, self.interrupted = "interrupted by the user", True
             except Exception as e:  # a source breaking mid-stream: keep and post-process what was scored
                 self.error = f"{type(e).__name__}: {e}"
         if self.error is None and self._stop is not None:
@@ -490,6 +491,7 @@ def run(args) -> int:
                 _say(f"[{fmt_time(rec.time)}] response  score {rec.trigger_score:.3f}: {rec.content}", bar)
     except KeyboardInterrupt:
         live.stop("interrupted by the user")
+        live.interrupted = True
     bar.close()
     for p in live.close_stream():
         _say(f"[{fmt_time(p.time)}] online highlight  smoothed score {p.height:.3f}  (confirmed at the end of the stream)", None)
@@ -498,6 +500,9 @@ def run(args) -> int:
         print(f"{len(live.times)} frames, {len(live.responses)} responses, {len(live.online_peaks)} online highlights (confirmed "
               f"live, printed above), {len(result['offline_peaks'])} offline peaks and {len(result['offline_segments'])} "
               f"segments (whole-video smoothing after the stream) -> {live.out}")
+    if live.interrupted:  # the error contract's exit-130 line (the records so far are post-processed above)
+        print(f"live_infer: interrupted after {len(live.times)} frames; partial outputs are in {live.out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if live.error:  # the error contract's exit-1 line, last on stderr (the records so far are post-processed above)
         print(f"live_infer: failed: the stream ended early after {len(live.times)} frames: {live.error}; "
               f"partial outputs are in {live.out}", file=sys.stderr)

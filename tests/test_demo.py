@@ -240,7 +240,7 @@ def test_metrics_of_a_stream_cut_short_say_so(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(models.streaming, "StreamingEngine", lambda model, tok, cfg: Broken(cfg))
     out = tmp_path / "demo"
-    assert demo.main(["--output_dir", str(out), "--seed", "3", "--reel_budget", "0", "--quiet"]) == 1
+    assert demo.main(["--output_dir", str(out), "--seed", "3", "--reel_budget", "0", "--quiet"]) == 130  # interrupted
     p = json.loads((out / "metrics.json").read_text())["protocol"]
     assert p["n_frames_scored"] == 5 and p["stream_error"] == "interrupted by the user"
     assert "over the 5 frames scored before the stream ended early: interrupted by the user" in capsys.readouterr().out

@@ -426,3 +426,33 @@ def test_times_are_printed_without_a_sixtieth_second():
 
     assert fmt_time(66 / 1.1) == "01:00.00" and fmt_time(119.996) == "02:00.00"
     assert fmt_time(0.0) == "00:00.00" and fmt_time(61.5) == "01:01.50" and fmt_time(59.994) == "00:59.99"
+
+
+def test_an_interrupted_live_run_exits_130_with_its_partial_outputs(tmp_path, monkeypatch, capsys):
+    """Ctrl-C or SIGTERM (a scheduler's kill) mid-stream: the run post-processed what was scored, as it
+    should, but exited 1 with "failed: ..." where the error contract (instructions/errors.md) says 130,
+    "interrupted; partial outputs are in PATH": a script could not tell a kill from a failure."""
+    import os
+    import signal
+
+    import models.streaming
+    from test import live_infer
+
+    fakes.install(monkeypatch)
+
+    class Killed(fakes.FakeEngine):
+        def run(self, frames, *a, **k):
+            for i, rec in enumerate(super().run(frames, *a, **k)):
+                if i == 2:
+                    os.kill(os.getpid(), signal.SIGTERM)  # utils.cli turns it into KeyboardInterrupt
+                yield rec
+
+    monkeypatch.setattr(models.streaming, "StreamingEngine", lambda model, tok, cfg: Killed(cfg))
+    video = write_test_video(tmp_path / "v.mp4", n_frames=40, fps=10, size=(64, 48))
+    out = tmp_path / "o"
+    assert live_infer.main(_live(video, out, "--fps", "2")) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"live_infer: interrupted after 2 frames; partial outputs are in {out}", err
+    h = uio.read_json(out / "highlights.json")
+    assert h["n_frames"] == 2 and h["error"] == "interrupted by the user"
+    assert len(uio.read_jsonl(out / "scores.jsonl")) == 2
