@@ -10,7 +10,8 @@ Writes, as it goes (one flushed line per frame / response):
   out/responses.jsonl  time, frame, content, trigger score
 and at the end (also after a source breaks mid-stream, with what was scored):
   out/highlights.json  "online_highlights": the peaks confirmed live (causal smoothing, each one
-                       reported confirm_delay seconds after it happened; printed as they come),
+                       reported confirm_delay seconds after it happened; printed as they come;
+                       confirmed_at_end_of_stream: judged when the stream ended, sooner),
                        "offline_peaks" / "offline_segments": the whole-video post-processing after
                        the stream (centred Savitzky-Golay + find_peaks: looks ahead, so not live),
                        "source_stats": what the source left out (samples that repeated a frame, the
@@ -409,6 +410,7 @@ class LiveRun:
             log.warning("never asked (the stream ended first): %s", "; ".join(map(repr, self.unused_queries)))
         found = self.detector.finish()
         self.online_peaks.extend(found)
+        self.end_peaks = found
         return found
 
     # ------------------------------------------------------------------ after the stream
@@ -425,11 +427,14 @@ class LiveRun:
             atomic_write_json(out / "run.json", self.protocol)
         result = {"protocol": self.protocol, "n_frames": len(self.times), "error": self.error,
                   "cache_at_end": getattr(self, "cache_at_end", None),
-                  "online_highlights": [dict(p.__dict__) for p in self.online_peaks],
+                  "online_highlights": [dict(p.__dict__, confirmed_at_end_of_stream=any(p is q for q in getattr(self, "end_peaks", ())))
+                                        for p in self.online_peaks],
                   "offline_peaks": [], "offline_segments": [],
                   "responses": [r.to_dict() for r in self.responses],
                   "legend": {"online_highlights": "confirmed live: causal smoothing, each reported confirm_delay after it "
-                                                  "happened (OnlinePeakDetector); printed while streaming",
+                                                  "happened (OnlinePeakDetector); printed while streaming. Those with "
+                                                  "confirmed_at_end_of_stream were judged when the stream ended, with "
+                                                  "fewer frames after them (printed 'confirmed at the end of the stream')",
                              "offline_peaks": "after the stream, over the whole video: centred Savitzky-Golay smoothing "
                                               "and find_peaks (looks ahead: not available live)",
                              "offline_segments": "the offline peaks grown into segments (plot and reel)"}}

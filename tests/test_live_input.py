@@ -456,3 +456,28 @@ def test_an_interrupted_live_run_exits_130_with_its_partial_outputs(tmp_path, mo
     h = uio.read_json(out / "highlights.json")
     assert h["n_frames"] == 2 and h["error"] == "interrupted by the user"
     assert len(uio.read_jsonl(out / "scores.jsonl")) == 2
+
+
+def test_online_highlights_confirmed_at_the_end_of_the_stream_are_marked(tmp_path, monkeypatch, capsys):
+    """A peak in the stream's last seconds is printed "(confirmed at the end of the stream)", 1 s after
+    it; highlights.json recorded it like a live one, under a legend saying each was reported
+    confirm_delay (3 s) after it happened."""
+    import numpy as np
+
+    from test import live_infer
+
+    fakes.install(monkeypatch)
+
+    def bright_at_6s(i, t, h, w):
+        return np.full((h, w, 3), 240 if 5.4 <= t < 6.6 else 20, np.uint8)
+
+    video = write_test_video(tmp_path / "v.mp4", n_frames=120, fps=10, size=(64, 48), pattern=bright_at_6s)
+    out = tmp_path / "o"
+    argv = ["--video", str(video), "--query", "q", "--output_dir", str(out), "--fps", "2", "--reel_budget", "0"]
+    assert live_infer.main([*argv, "--max_frames", "16"]) == 0  # the stream ends at 7.5 s
+    assert "[00:06.50] online highlight  smoothed score" in capsys.readouterr().out
+    (peak,) = uio.read_json(out / "highlights.json")["online_highlights"]
+    assert (peak["time"], peak["confirmed_time"], peak["confirmed_at_end_of_stream"]) == (6.5, 7.5, True)
+    assert live_infer.main([*argv, "--quiet"]) == 0  # the whole 12 s: confirmed live, 3 s after
+    (peak,) = uio.read_json(out / "highlights.json")["online_highlights"]
+    assert (peak["time"], peak["confirmed_time"], peak["confirmed_at_end_of_stream"]) == (6.5, 9.5, False)
