@@ -123,9 +123,10 @@ def check_against_duration(args, info) -> None:
         if past:
             raise ValueError(f"--degrade {args.degrade}: the segment [{past[0].start:g}, {past[0].end:g}] starts after the "
                              f"last frame streamed ({last:g} s at {fps:g} frames/s), so it would change nothing")
-    if info.fps > 0 and args.fps is not None and args.fps > info.fps * 1.01:
-        log.warning("--fps %g is above the video's %g frames/s: each frame is streamed about %.0f times",
-                    args.fps, info.fps, args.fps / info.fps)
+    if info.fps > 0 and fps > info.fps * 1.01:  # the checkpoint's rate too: a slow video repeats frames all the same
+        said = f"--fps {fps:g}" if args.fps is not None else f"the run's {fps:g} frames/s (the checkpoint's, or the default)"
+        log.warning("%s is above the video's %g frames/s: each frame is streamed about %.0f times", said, info.fps,
+                    fps / info.fps)
 
 
 def read_gt_spans(path: str) -> list[list[float]] | dict[str, list[list[float]]]:

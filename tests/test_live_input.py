@@ -481,3 +481,23 @@ def test_online_highlights_confirmed_at_the_end_of_the_stream_are_marked(tmp_pat
     assert live_infer.main([*argv, "--quiet"]) == 0  # the whole 12 s: confirmed live, 3 s after
     (peak,) = uio.read_json(out / "highlights.json")["online_highlights"]
     assert (peak["time"], peak["confirmed_time"], peak["confirmed_at_end_of_stream"]) == (6.5, 9.5, False)
+
+
+def test_a_checkpoint_rate_above_the_video_rate_is_said(tmp_path, caplog):
+    """Frames repeat when the run samples faster than the video: said for --fps, but not when the rate
+    came from the checkpoint (2 frames/s for the shipped model) on a 1 frame/s video."""
+    import logging
+    from pathlib import Path
+
+    from test import live_infer
+
+    ckpt = Path(__file__).resolve().parents[1] / "checkpoints" / "aha-tiny-synth"
+    video = write_test_video(tmp_path / "v.mp4", n_frames=4, fps=1, size=(64, 48))
+    from types import SimpleNamespace
+
+    from data.video import probe
+
+    run = SimpleNamespace(fps=None, checkpoint=str(ckpt), max_frames=None, degrade=None, query=["q"], query_at=None)
+    with caplog.at_level(logging.WARNING):
+        live_infer.check_against_duration(run, probe(video))
+    assert "the run's 2 frames/s (the checkpoint's, or the default) is above the video's 1 frames/s" in caplog.text
