@@ -23,7 +23,7 @@ import numpy as np
 
 from test import live_infer
 from test.engine_args import add_engine_args
-from utils.io import atomic_write_json, read_jsonl
+from utils.io import atomic_write_json, read_json, read_jsonl
 from utils.log import setup_logging
 from utils.paths import REPO_ROOT
 
@@ -254,9 +254,12 @@ def main(argv=None) -> int:
                              "n_frames_scored": len(scores), "last_frame_s": scores[-1]["time"],
                              "video_duration_s": scene.duration, "fusion": run["fusion"],
                              "fusion_source": run["fusion_source"], "degradation": run["degradation"],
+                             # a stream cut short (Ctrl-C, a source that broke): the metrics are of its first frames
+                             "stream_error": read_json(out / "highlights.json").get("error"),
                              "run_record": "run.json"}
             atomic_write_json(out / "metrics.json", m)
-            print("\nmetrics against the generated video's ground truth:")
+            print("\nmetrics against the generated video's ground truth" + (f" (over the {len(scores)} frames scored before "
+                  f"the stream ended early: {m['protocol']['stream_error']})" if m["protocol"]["stream_error"] else "") + ":")
             print(f"  top-5 AP (TVSum/Aha style): {m['top5_AP_aha']:.1f}")
             print(f"  causal grounding interval {m['grounding_interval']} -> best IoU with a matching event {m['grounding_best_IoU']:.1f}")
             print(f"  matching events {m['matching_events']}, distractors {m['distractor_events']}")

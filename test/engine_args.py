@@ -184,6 +184,20 @@ def _check_cache_flags_against_the_model(args) -> None:
                              f"({said('--window', window)}) under the {policy} cache policy")
 
 
+def planned_fps(args) -> float:
+    """The frame rate a run will stream at, known before the model loads: --fps, else the
+    checkpoint's inference settings, else the project default (the rule of ``apply_settings``)."""
+    if args.fps is not None:
+        return float(args.fps)
+    if getattr(args, "checkpoint", None) is not None:
+        from models.checkpoint import inference_settings
+
+        carried = inference_settings(args.checkpoint)
+        if carried is not None and carried.fps is not None:
+            return float(carried.fps)
+    return float(DEFAULTS.fps)
+
+
 def check_degrade_spec(spec: str) -> tuple[int, str]:
     """(seed, comma-separated types or "") of a ``random:SEED[:types]`` spec; ValueError otherwise."""
     parts = spec.split(":")

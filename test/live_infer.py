@@ -10,7 +10,8 @@ Writes, as it goes (one flushed line per frame / response):
   out/responses.jsonl  time, frame, content, trigger score
 and at the end (also after a source breaks mid-stream, with what was scored):
   out/highlights.json  "online_highlights": the peaks confirmed live (causal smoothing, each one
-                       reported confirm_delay seconds after it happened; printed as they come),
+                       reported confirm_delay seconds after it happened; printed as they come;
+                       confirmed_at_end_of_stream: judged when the stream ended, sooner),
                        "offline_peaks" / "offline_segments": the whole-video post-processing after
                        the stream (centred Savitzky-Golay + find_peaks: looks ahead, so not live),
                        "source_stats": what the source left out (samples that repeated a frame, the
@@ -33,10 +34,12 @@ from pathlib import Path
 from test.engine_args import (add_engine_args, apply_settings, check_degrade_spec, check_engine_args, engine_config, feature_frames,
                               fusion_params, load_model, make_degradation, open_features)
 from utils.io import JsonlWriter, atomic_write_json, read_json
-from utils.cli import ArgumentParser, add_debug_flag, run_cli
+from utils.cli import EXIT_INTERRUPTED, ArgumentParser, add_debug_flag, run_cli
 from utils.log import setup_logging
 
 log = logging.getLogger("live_infer")
+# written only after the stream: a previous run's copies are removed when a run starts
+STALE_OUTPUTS = ("highlights.json", "scores.png", "highlights.mp4")
 
 
 def check_live_args(args) -> None:
@@ -94,18 +97,36 @@ def check_against_duration(args, info) -> None:
     """Times a file cannot reach: a query at or after its end would never be asked (the highlights
     would answer no query), a degradation segment past it would change nothing. A --fps above the
     file's rate repeats frames: allowed (the sampling rule), but said."""
+    from data.video import num_sampled_frames
+    from test.engine_args import planned_fps
+
     late = [q for q in parse_queries(args) if q.time >= info.duration]
     if late:
         raise ValueError(f"--query_at {late[0].time:g}:{late[0].text}: the video ends at {info.duration:g} s, so the "
                          "query would never be asked")
+    # a query is fed before the first frame at or after its time: one after the last frame the run
+    # samples (the end of the video at this fps, or --max_frames) is never asked either
+    fps = planned_fps(args)
+    last = (num_sampled_frames(info.duration, fps, args.max_frames) - 1) / fps
+    late = [q for q in parse_queries(args) if q.time > last]
+    if late:
+        cut = "" if args.max_frames is None else f", --max_frames {args.max_frames}"
+        raise ValueError(f"--query_at {late[0].time:g}:{late[0].text}: the last frame streamed is at {last:g} s (at "
+                         f"{fps:g} frames/s{cut}; the video ends at {info.duration:g} s), so the query would never be asked")
     if args.degrade and not args.degrade.startswith("random:"):
-        past = [seg for seg in make_degradation(args.degrade, args.video).segments if seg.start >= info.duration]
+        segments = make_degradation(args.degrade, args.video).segments
+        past = [seg for seg in segments if seg.start >= info.duration]
         if past:
             raise ValueError(f"--degrade {args.degrade}: the segment [{past[0].start:g}, {past[0].end:g}] starts at or "
                              f"after the video's end ({info.duration:g} s)")
-    if info.fps > 0 and args.fps is not None and args.fps > info.fps * 1.01:
-        log.warning("--fps %g is above the video's %g frames/s: each frame is streamed about %.0f times",
-                    args.fps, info.fps, args.fps / info.fps)
+        past = [seg for seg in segments if seg.start > last]  # no frame streamed lies in it
+        if past:
+            raise ValueError(f"--degrade {args.degrade}: the segment [{past[0].start:g}, {past[0].end:g}] starts after the "
+                             f"last frame streamed ({last:g} s at {fps:g} frames/s), so it would change nothing")
+    if info.fps > 0 and fps > info.fps * 1.01:  # the checkpoint's rate too: a slow video repeats frames all the same
+        said = f"--fps {fps:g}" if args.fps is not None else f"the run's {fps:g} frames/s (the checkpoint's, or the default)"
+        log.warning("%s is above the video's %g frames/s: each frame is streamed about %.0f times", said, info.fps,
+                    fps / info.fps)
 
 
 def read_gt_spans(path: str) -> list[list[float]] | dict[str, list[list[float]]]:
@@ -149,7 +170,9 @@ def parse_queries(args) -> list:
 
 
 def fmt_time(t: float) -> str:
-    return f"{int(t // 60):02d}:{t % 60:05.2f}"
+    """mm:ss.ss, rounded to the centisecond first (else 59.999 s read "00:60.00")."""
+    cs = int(round(t * 100))
+    return f"{cs // 6000:02d}:{cs % 6000 / 100:05.2f}"
 
 
 def main(argv=None) -> int:
@@ -273,6 +296,10 @@ class LiveRun:
             "cache_layout": engine.cfg.cache_record(),
             "features": None if features is None else {"cache": str(features.directory), "key": key, "kind": "frame_embeds"},
         }
+        # a previous run's end-of-run files go now, not at the end: a run killed mid-stream left the old
+        # highlights.json (its frame count, no error) beside this run's run.json and partial scores
+        for stale in STALE_OUTPUTS:
+            (out / stale).unlink(missing_ok=True)
         atomic_write_json(out / "run.json", self.protocol)
         self.times, self.info, self.rel, self.unc, self.fused = [], [], [], [], []
         self.responses, self.online_peaks = [], []
@@ -282,6 +309,8 @@ class LiveRun:
         self.unused_queries: list[str] = []  # ... asked too late: the stream had no frame left
         self._stop: str | None = None
         self._events = None
+        self._closed = False  # close_stream has run (it frees the engine)
+        self.interrupted = False  # Ctrl-C / SIGTERM ended the stream (the error contract's exit 130)
 
     # ------------------------------------------------------------------ while streaming
     def ask(self, text: str) -> None:
@@ -353,8 +382,8 @@ class LiveRun:
                         rw.write(rec.to_dict())
                         self.responses.append(rec)
                         yield ("response", rec)
-            except KeyboardInterrupt:
-                self.error = "interrupted by the user"
+            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (utils.cli raises it): exit status 130
+                self.error, self.interrupted = "interrupted by the user", True
             except Exception as e:  # a source breaking mid-stream: keep and post-process what was scored
                 self.error = f"{type(e).__name__}: {e}"
         if self.error is None and self._stop is not None:
@@ -362,7 +391,11 @@ class LiveRun:
 
     def close_stream(self) -> list:
         """End the stream (if a driver left it early) and judge its last frames: the peaks
-        confirmed at the end of the stream, also appended to ``online_peaks``."""
+        confirmed at the end of the stream, also appended to ``online_peaks``. Once: a second call
+        (a driver cleaning up after ``finish`` failed) returns no peak and changes nothing."""
+        if self._closed:
+            return []
+        self._closed = True
         if self._events is not None:
             self._events.close()  # a no-op once it ran to the end; else closes the files and the source
         if self.error is None and self._stop is not None:
@@ -378,6 +411,7 @@ class LiveRun:
             log.warning("never asked (the stream ended first): %s", "; ".join(map(repr, self.unused_queries)))
         found = self.detector.finish()
         self.online_peaks.extend(found)
+        self.end_peaks = found
         return found
 
     # ------------------------------------------------------------------ after the stream
@@ -388,17 +422,20 @@ class LiveRun:
         from test.postprocess import find_highlights, highlight_segments, plot_scores, select_reel_segments
 
         args, out = self.args, self.out
-        for stale in ("scores.png", "highlights.mp4"):  # a previous run's, which this one may not rewrite
+        for stale in STALE_OUTPUTS:  # (removed at the start too) this run may not rewrite the plot or reel
             (out / stale).unlink(missing_ok=True)
         if len(self.protocol["queries"]) > len(self.queries):  # queries were asked while streaming
             atomic_write_json(out / "run.json", self.protocol)
         result = {"protocol": self.protocol, "n_frames": len(self.times), "error": self.error,
                   "cache_at_end": getattr(self, "cache_at_end", None),
-                  "online_highlights": [dict(p.__dict__) for p in self.online_peaks],
+                  "online_highlights": [dict(p.__dict__, confirmed_at_end_of_stream=any(p is q for q in getattr(self, "end_peaks", ())))
+                                        for p in self.online_peaks],
                   "offline_peaks": [], "offline_segments": [],
                   "responses": [r.to_dict() for r in self.responses],
                   "legend": {"online_highlights": "confirmed live: causal smoothing, each reported confirm_delay after it "
-                                                  "happened (OnlinePeakDetector); printed while streaming",
+                                                  "happened (OnlinePeakDetector); printed while streaming. Those with "
+                                                  "confirmed_at_end_of_stream were judged when the stream ended, with "
+                                                  "fewer frames after them (printed 'confirmed at the end of the stream')",
                              "offline_peaks": "after the stream, over the whole video: centred Savitzky-Golay smoothing "
                                               "and find_peaks (looks ahead: not available live)",
                              "offline_segments": "the offline peaks grown into segments (plot and reel)"}}
@@ -460,6 +497,7 @@ def run(args) -> int:
                 _say(f"[{fmt_time(rec.time)}] response  score {rec.trigger_score:.3f}: {rec.content}", bar)
     except KeyboardInterrupt:
         live.stop("interrupted by the user")
+        live.interrupted = True
     bar.close()
     for p in live.close_stream():
         _say(f"[{fmt_time(p.time)}] online highlight  smoothed score {p.height:.3f}  (confirmed at the end of the stream)", None)
@@ -468,6 +506,9 @@ def run(args) -> int:
         print(f"{len(live.times)} frames, {len(live.responses)} responses, {len(live.online_peaks)} online highlights (confirmed "
               f"live, printed above), {len(result['offline_peaks'])} offline peaks and {len(result['offline_segments'])} "
               f"segments (whole-video smoothing after the stream) -> {live.out}")
+    if live.interrupted:  # the error contract's exit-130 line (the records so far are post-processed above)
+        print(f"live_infer: interrupted after {len(live.times)} frames; partial outputs are in {live.out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if live.error:  # the error contract's exit-1 line, last on stderr (the records so far are post-processed above)
         print(f"live_infer: failed: the stream ended early after {len(live.times)} frames: {live.error}; "
               f"partial outputs are in {live.out}", file=sys.stderr)

@@ -1,6 +1,8 @@
 """Highlight reels: cut time segments out of a source video with PyAV and join them into one mp4.
 
-Frames are written upright (a video's display matrix applied, as ``data.video`` decodes them).
+Frames are written as a player shows them: non-square pixels (the stream's sample aspect ratio,
+e.g. anamorphic 720x576 at 64:45) resampled to square ones, then upright (a video's display matrix
+applied, as ``data.video`` decodes them). The reel itself has square pixels and no display matrix.
 Video only: the audio track is dropped (cutting audio on segment boundaries needs resampling to
 the encoder's frame size; no evaluation uses it). Segment times are seconds from the first decoded
 frame of the video stream, the convention of ``data.video`` and ``test.postprocess``; a frame is
@@ -86,10 +88,11 @@ def write_highlight_reel(source_video, segments: Sequence[Sequence[float]], out_
             vs = src.streams.video[0]
             vs.thread_type = "AUTO"
             rate = Fraction(vs.average_rate or vs.guessed_rate or 25)
+            sar = vs.sample_aspect_ratio  # read while open: the stream points into FFmpeg memory
             try:
-                n = _encode(_kept_frames(src, vs, segs, rate, seek), tmp, codec, rate, quality, max_side)
+                n = _encode(_kept_frames(src, vs, segs, rate, seek), tmp, codec, rate, quality, max_side, sar)
             except _Unsought:  # timestamps a seek cannot trust: decode in order (the tmp file is rewritten)
-                n = _encode(_kept_in_order(source_video, segs), tmp, codec, rate, quality, max_side)
+                n = _encode(_kept_in_order(source_video, segs), tmp, codec, rate, quality, max_side, sar)
         if n == 0:
             raise ValueError(f"the segments {segs} contain no frame of {source_video}")
         apply_umask(tmp)  # mkstemp made it private
@@ -156,16 +159,32 @@ def _kept_frames(src, vs, segs: list[Segment], rate: Fraction, seek: bool):
                 yield frame
 
 
-def _encode(frames, path: str, codec: str, rate: Fraction, quality: int, max_side: int | None) -> int:
+def square_size(width: int, height: int, sar) -> tuple[int, int]:
+    """Stored size -> size in square pixels for the sample aspect ratio ``sar`` (None or 0: square),
+    as players show it: the dimension a pixel is long in is stretched (720x576 at 64:45 -> 1024x576,
+    a SAR below 1 makes the picture taller), so no detail is lost."""
+    if not sar or sar == 1:
+        return width, height
+    if sar > 1:
+        return max(2, round(width * sar)), height
+    return width, max(2, round(height / sar))
+
+
+def _encode(frames, path: str, codec: str, rate: Fraction, quality: int, max_side: int | None, sar=None) -> int:
     from data.upright import IDENTITY, apply_transform, frame_transform
 
     n = 0
     with av.open(path, "w", format="mp4") as out:
         stream = None
         for frame in frames:
+            turn = frame_transform(frame)  # read before any reformat, which drops the frame's side data
+            # non-square pixels first (the SAR is the stored picture's): the reel's pixels are square, so
+            # stored as they are, an anamorphic video's reel would play squeezed (16:9 shown as 5:4)
+            square = square_size(frame.width, frame.height, sar)
+            if square != (frame.width, frame.height):
+                frame = frame.reformat(width=square[0], height=square[1], format="rgb24", interpolation="BILINEAR")
             # the reel carries no display matrix: turn a rotated (phone) video's frames upright, as
             # data.video shows them to the model, or the reel would play sideways
-            turn = frame_transform(frame)
             if turn != IDENTITY:
                 frame = av.VideoFrame.from_ndarray(apply_transform(frame.to_ndarray(format="rgb24"), turn), format="rgb24")
             if stream is None:

@@ -221,3 +221,26 @@ def test_metrics_record_what_they_were_computed_on_and_no_stale_metrics_stay(tmp
     assert demo.main(["--output_dir", str(out), "--video", str(video), "--query", "a red circle bounces",
                       "--max_frames", "4", "--reel_budget", "0", "--quiet"]) == 0
     assert not (out / "metrics.json").exists()
+
+
+def test_metrics_of_a_stream_cut_short_say_so(tmp_path, monkeypatch, capsys):
+    """A demo stream that ended early (Ctrl-C, a source that broke) printed and wrote its metrics over
+    the frames scored as if of the whole run: metrics.json did not carry the stream's error."""
+    import models.streaming
+    from tests import fakes
+
+    fakes.install(monkeypatch)
+
+    class Broken(fakes.FakeEngine):
+        def run(self, frames, *a, **k):
+            for i, rec in enumerate(super().run(frames, *a, **k)):
+                if i == 5:
+                    raise KeyboardInterrupt
+                yield rec
+
+    monkeypatch.setattr(models.streaming, "StreamingEngine", lambda model, tok, cfg: Broken(cfg))
+    out = tmp_path / "demo"
+    assert demo.main(["--output_dir", str(out), "--seed", "3", "--reel_budget", "0", "--quiet"]) == 130  # interrupted
+    p = json.loads((out / "metrics.json").read_text())["protocol"]
+    assert p["n_frames_scored"] == 5 and p["stream_error"] == "interrupted by the user"
+    assert "over the 5 frames scored before the stream ended early: interrupted by the user" in capsys.readouterr().out

@@ -54,6 +54,66 @@ def test_flags_a_source_would_ignore_are_refused(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "o").exists() and count["loads"] == 0
 
 
+def test_a_query_after_the_last_frame_streamed_is_refused_before_the_model_loads(tmp_path, monkeypatch, capsys):
+    """A 5.3 s file at 2 fps streams its last frame at 5.0 s: --query_at 5.1 (before the video's end,
+    so it passed the check) was never asked, and the run exited 0 with the query in run.json; the
+    same with --max_frames cutting the stream. The checkpoint's own fps is used when --fps is not given.
+    Likewise a --degrade segment starting after that frame."""
+    from pathlib import Path
+
+    from test import live_infer
+
+    count = fakes.install(monkeypatch)
+    video = write_test_video(tmp_path / "v.mp4", n_frames=53, fps=10, size=(64, 48))
+    ckpt = Path(__file__).resolve().parents[1] / "checkpoints" / "aha-tiny-synth"  # carries fps 2
+    for extra, when, last in (([], "5.1", "5"), (["--max_frames", "4"], "1.6", "1.5"),
+                              (["--fps", "4", "--max_frames", "4"], "0.8", "0.75"), (["--checkpoint", str(ckpt)], "5.2", "5")):
+        argv = _live(video, tmp_path / "o", *extra, "--query_at", f"{when}:a late question")
+        if "--fps" not in extra and "--checkpoint" not in extra:
+            argv += ["--fps", "2"]
+        assert live_infer.main(argv) == 2, extra
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"--query_at {when}:" in err[0] and f"last frame streamed is at {last} s" in err[0], err
+    # a degradation segment there would change no frame streamed (yet run.json would record it)
+    (tmp_path / "late.json").write_text('[[5.1, 5.3, "blackout"]]')
+    assert live_infer.main(_live(video, tmp_path / "o", "--fps", "2", "--degrade", str(tmp_path / "late.json"))) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "[5.1, 5.3] starts after the last frame streamed (5 s" in err[0], err
+    assert not (tmp_path / "o").exists() and count["loads"] == 0
+    # a query on the last frame is asked
+    assert live_infer.main(_live(video, tmp_path / "o", "--fps", "2", "--query_at", "5:just in time")) == 0
+    assert "unused_queries" not in uio.read_json(tmp_path / "o" / "highlights.json")
+
+
+def test_a_run_killed_mid_stream_leaves_no_highlights_of_the_previous_run(tmp_path, monkeypatch):
+    """highlights.json, the plot and the reel are written after the stream: a run into the folder of
+    an earlier one that was killed mid-stream (SIGKILL, out of memory) left the earlier run's
+    highlights.json (8 frames, no error) beside its own run.json and 2 scored frames."""
+    import models.streaming
+    from test import live_infer
+
+    fakes.install(monkeypatch)
+    video = write_test_video(tmp_path / "v.mp4", n_frames=40, fps=10, size=(64, 48))
+    out = tmp_path / "o"
+    assert live_infer.main(_live(video, out, "--fps", "2")) == 0
+    assert uio.read_json(out / "highlights.json")["n_frames"] == 8 and (out / "scores.png").exists()
+
+    class Killed(fakes.FakeEngine):
+        def run(self, frames, *a, **k):
+            for i, rec in enumerate(super().run(frames, *a, **k)):
+                if i == 2:
+                    raise SystemExit(137)  # not an error the run catches: the process dies here
+                yield rec
+
+    monkeypatch.setattr(models.streaming, "StreamingEngine", lambda model, tok, cfg: Killed(cfg))
+    try:
+        live_infer.main(_live(video, out, "--fps", "2", "--max_frames", "6"))
+    except SystemExit:
+        pass
+    assert uio.read_json(out / "run.json")["max_frames"] == 6 and len(uio.read_jsonl(out / "scores.jsonl")) == 2
+    assert not (out / "highlights.json").exists() and not (out / "scores.png").exists()
+
+
 def test_frame_folder_names_must_number_one_sequence(tmp_path):
     """Image k is shown at k / source_fps by its place in the list: a stray image, a repeated
     number or a missing frame used to shift every later frame silently (exit 0)."""
@@ -186,6 +246,48 @@ def test_the_highlight_reel_of_a_rotated_video_is_upright(tmp_path):
     assert np.abs(shown - got).mean() < 12  # the same picture (re-encoded), not a turned one
 
 
+def test_the_highlight_reel_of_a_video_with_non_square_pixels_keeps_its_display_aspect(tmp_path):
+    """An anamorphic video (64x48 stored, pixels twice as wide as tall: shown 128x48, 8:3) gave a
+    64x48 reel with square pixels: it played squeezed to 4:3. The reel has square pixels, so the
+    frames must be widened to what a player shows; a SAR below 1 makes the picture taller."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    from data.video import probe
+    from test.reel import write_highlight_reel
+
+    picture = np.zeros((48, 64, 3), np.uint8)
+    picture[:, :16] = 255  # a white band over the left quarter: it stays a quarter when widened
+    for sar, shown in ((Fraction(2, 1), (128, 48)), (Fraction(1, 2), (64, 96))):
+        video = tmp_path / f"sar{sar.numerator}{sar.denominator}.mp4"
+        with av.open(str(video), "w") as out:
+            st = out.add_stream("mpeg4", rate=10)
+            st.width, st.height, st.pix_fmt = 64, 48, "yuv420p"
+            st.codec_context.sample_aspect_ratio = sar
+            st.options = {"qmin": "1", "qmax": "2"}
+            for i in range(10):
+                frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+                frame.pts = i
+                for p in st.encode(frame):
+                    out.mux(p)
+            for p in st.encode():
+                out.mux(p)
+        with av.open(str(video)) as c:
+            assert c.streams.video[0].sample_aspect_ratio == sar
+        for seek in (True, False):
+            reel = write_highlight_reel(video, [(0.0, 0.5)], tmp_path / "reel.mp4", seek=seek)
+            assert reel.frames == 5
+            info = probe(reel.path)
+            assert (info.width, info.height) == shown, (sar, seek)
+            with av.open(str(reel.path)) as c:
+                assert c.streams.video[0].sample_aspect_ratio in (None, 0, 1)  # square: played as stored
+                img = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(int)
+            q = shown[0] // 4
+            assert img[:, : q - 3].mean() > 200 and img[:, q + 3:].mean() < 40
+
+
 def test_the_highlight_reel_holds_exactly_the_segment_frames_of_any_container(tmp_path):
     """The reel sought by the frames' own PTS: H.264 with B-frames in AVI (PTS on the wrong frames;
     data.video repairs them) lost frames, and an MPEG-TS stream starting at a non-zero time, where
@@ -286,3 +388,116 @@ def test_the_ffmpeg_bridge_keeps_the_first_frame_and_its_time(tmp_path):
     got = list(open_source(f"ffmpeg:-i {video}", fps=10, size=None))
     assert [read_frame_index(f) for _, f in got] == list(range(20))
     assert [t for t, _ in got] == [k / 10 for k in range(20)]
+
+
+def test_a_web_stream_whose_post_processing_fails_reports_it_to_the_page(tmp_path, monkeypatch):
+    """A web stream whose plot or reel failed after the stream (a full disk, an encoder) ended its
+    worker with AttributeError (its cleanup closed the stream a second time, after the engine was
+    freed): the page never got the "failed" event and waited forever with the status "streaming"."""
+    import test.postprocess
+    from test import demo, live_infer
+    from test.web_streams import Streams, check_upload
+
+    fakes.install(monkeypatch)
+
+    def broken(*a, **k):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(test.postprocess, "plot_scores", broken)
+    video = write_test_video(tmp_path / "v.mp4", n_frames=20, fps=10, size=(64, 48))
+    args = demo.build_parser().parse_args(["--quiet", "--fps", "2"])
+    demo.resolve_model(args)
+    streams = Streams(args, live_infer.load_model(args), tmp_path / "web")
+    stream = streams.start("page", check_upload(str(video), False), ["q"])
+    stream.thread.join(30)
+    assert stream.ended.is_set()
+    events = []
+    while not stream._events.empty():  # what updates() hands the page (it blocks until "done" or "failed")
+        events.append(stream._events.get_nowait())
+    assert events[-1] == ("failed", "OSError: no space left on device"), events[-3:]
+    assert [e[0] for e in events].count("frame") == 4
+    assert streams.running() == 0
+
+
+def test_times_are_printed_without_a_sixtieth_second():
+    """At --fps 1.1 frame 66 is at 59.99999999999999 s: the CLI's lines and the web page's chat read
+    "00:60.00" for 01:00.00."""
+    from test.live_infer import fmt_time
+
+    assert fmt_time(66 / 1.1) == "01:00.00" and fmt_time(119.996) == "02:00.00"
+    assert fmt_time(0.0) == "00:00.00" and fmt_time(61.5) == "01:01.50" and fmt_time(59.994) == "00:59.99"
+
+
+def test_an_interrupted_live_run_exits_130_with_its_partial_outputs(tmp_path, monkeypatch, capsys):
+    """Ctrl-C or SIGTERM (a scheduler's kill) mid-stream: the run post-processed what was scored, as it
+    should, but exited 1 with "failed: ..." where the error contract (instructions/errors.md) says 130,
+    "interrupted; partial outputs are in PATH": a script could not tell a kill from a failure."""
+    import os
+    import signal
+
+    import models.streaming
+    from test import live_infer
+
+    fakes.install(monkeypatch)
+
+    class Killed(fakes.FakeEngine):
+        def run(self, frames, *a, **k):
+            for i, rec in enumerate(super().run(frames, *a, **k)):
+                if i == 2:
+                    os.kill(os.getpid(), signal.SIGTERM)  # utils.cli turns it into KeyboardInterrupt
+                yield rec
+
+    monkeypatch.setattr(models.streaming, "StreamingEngine", lambda model, tok, cfg: Killed(cfg))
+    video = write_test_video(tmp_path / "v.mp4", n_frames=40, fps=10, size=(64, 48))
+    out = tmp_path / "o"
+    assert live_infer.main(_live(video, out, "--fps", "2")) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"live_infer: interrupted after 2 frames; partial outputs are in {out}", err
+    h = uio.read_json(out / "highlights.json")
+    assert h["n_frames"] == 2 and h["error"] == "interrupted by the user"
+    assert len(uio.read_jsonl(out / "scores.jsonl")) == 2
+
+
+def test_online_highlights_confirmed_at_the_end_of_the_stream_are_marked(tmp_path, monkeypatch, capsys):
+    """A peak in the stream's last seconds is printed "(confirmed at the end of the stream)", 1 s after
+    it; highlights.json recorded it like a live one, under a legend saying each was reported
+    confirm_delay (3 s) after it happened."""
+    import numpy as np
+
+    from test import live_infer
+
+    fakes.install(monkeypatch)
+
+    def bright_at_6s(i, t, h, w):
+        return np.full((h, w, 3), 240 if 5.4 <= t < 6.6 else 20, np.uint8)
+
+    video = write_test_video(tmp_path / "v.mp4", n_frames=120, fps=10, size=(64, 48), pattern=bright_at_6s)
+    out = tmp_path / "o"
+    argv = ["--video", str(video), "--query", "q", "--output_dir", str(out), "--fps", "2", "--reel_budget", "0"]
+    assert live_infer.main([*argv, "--max_frames", "16"]) == 0  # the stream ends at 7.5 s
+    assert "[00:06.50] online highlight  smoothed score" in capsys.readouterr().out
+    (peak,) = uio.read_json(out / "highlights.json")["online_highlights"]
+    assert (peak["time"], peak["confirmed_time"], peak["confirmed_at_end_of_stream"]) == (6.5, 7.5, True)
+    assert live_infer.main([*argv, "--quiet"]) == 0  # the whole 12 s: confirmed live, 3 s after
+    (peak,) = uio.read_json(out / "highlights.json")["online_highlights"]
+    assert (peak["time"], peak["confirmed_time"], peak["confirmed_at_end_of_stream"]) == (6.5, 9.5, False)
+
+
+def test_a_checkpoint_rate_above_the_video_rate_is_said(tmp_path, caplog):
+    """Frames repeat when the run samples faster than the video: said for --fps, but not when the rate
+    came from the checkpoint (2 frames/s for the shipped model) on a 1 frame/s video."""
+    import logging
+    from pathlib import Path
+
+    from test import live_infer
+
+    ckpt = Path(__file__).resolve().parents[1] / "checkpoints" / "aha-tiny-synth"
+    video = write_test_video(tmp_path / "v.mp4", n_frames=4, fps=1, size=(64, 48))
+    from types import SimpleNamespace
+
+    from data.video import probe
+
+    run = SimpleNamespace(fps=None, checkpoint=str(ckpt), max_frames=None, degrade=None, query=["q"], query_at=None)
+    with caplog.at_level(logging.WARNING):
+        live_infer.check_against_duration(run, probe(video))
+    assert "the run's 2 frames/s (the checkpoint's, or the default) is above the video's 1 frames/s" in caplog.text
