@@ -159,19 +159,8 @@ def _kept_frames(src, vs, segs: list[Segment], rate: Fraction, seek: bool):
                 yield frame
 
 
-def square_size(width: int, height: int, sar) -> tuple[int, int]:
-    """Stored size -> size in square pixels for the sample aspect ratio ``sar`` (None or 0: square),
-    as players show it: the dimension a pixel is long in is stretched (720x576 at 64:45 -> 1024x576,
-    a SAR below 1 makes the picture taller), so no detail is lost."""
-    if not sar or sar == 1:
-        return width, height
-    if sar > 1:
-        return max(2, round(width * sar)), height
-    return width, max(2, round(height / sar))
-
-
 def _encode(frames, path: str, codec: str, rate: Fraction, quality: int, max_side: int | None, sar=None) -> int:
-    from data.upright import IDENTITY, apply_transform, frame_transform
+    from data.upright import IDENTITY, apply_transform, frame_transform, square_size
 
     n = 0
     with av.open(path, "w", format="mp4") as out:
