@@ -159,7 +159,7 @@ def load_full_weights(model, ckpt: str | os.PathLike) -> None:
     project reads) into ``model``, each one accounted for (``models.weights.plan_load``)."""
     from safetensors.torch import load_file
 
-    from models.weights import _tied_keys, plan_load, read_index
+    from models.weights import tied_keys, plan_load, read_index
 
     index = read_index(ckpt)
     plan = plan_load(model, index, "llava-hf", str(ckpt))
@@ -170,7 +170,7 @@ def load_full_weights(model, ckpt: str | os.PathLike) -> None:
     by_file: dict[str, list[str]] = {}
     for k in plan.mapping:
         by_file.setdefault(index[k].file, []).append(k)
-    tied, tied_in_file = _tied_keys(model), {}
+    tied, tied_in_file = tied_keys(model), {}
     with torch.no_grad():
         for f, keys in by_file.items():
             tensors = load_file(str(Path(ckpt) / f))
