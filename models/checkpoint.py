@@ -187,7 +187,7 @@ def load_checkpoint(ckpt_dir: str | Path, weights: str | Path | None = None, is_
         base = build_model(cfg, dtype=dtype, attn_implementation=attn_implementation)
         load_saved_base(base, ckpt / BASE)
     elif weights is not None:
-        _refuse_merged_base(weights, ckpt, meta.get("weights"))
+        refuse_merged_base(weights, ckpt, meta.get("weights"))
         base = build_model(cfg, weights=weights, dtype=dtype, attn_implementation=attn_implementation, device=device,
                            load_in_4bit=load_in_4bit)
     else:
@@ -209,11 +209,10 @@ def load_checkpoint(ckpt_dir: str | Path, weights: str | Path | None = None, is_
 MERGED = "merged_adapter"  # aha_model.json of a merge_and_save folder: LoRA already folded into its weights
 
 
-def _refuse_merged_base(weights, adapter: Path, trained_on) -> None:
+def refuse_merged_base(weights, adapter: Path, trained_on) -> None:
     """An adapter put on a folder that merge_and_save wrote (its LoRA already in the weights) would add
     a LoRA on top of itself: refused, unless the adapter was trained on that very folder."""
-    meta_file = Path(weights) / META
-    if not meta_file.is_file() or not json.loads(meta_file.read_text()).get(MERGED):
+    if not (Path(weights) / META).is_file() or not read_meta(weights).get(MERGED):
         return
     if trained_on is not None and Path(trained_on).resolve() == Path(weights).resolve():
         return
@@ -254,7 +253,7 @@ def load_released_adapter(adapter_dir: str | Path, weights: str | Path | None, p
     src = Path(adapter_dir)
     if weights is None:
         raise ValueError(f"{src} is a released adapter: pass the local backbone folder it was trained on (--weights)")
-    _refuse_merged_base(weights, src, None)
+    refuse_merged_base(weights, src, None)
     ref_cfg = json.loads((src / "adapter_config.json").read_text())
     state = convert_adapter_state(load_file(str(src / "adapter_model.safetensors")))
     check_released_heads(state, src)
