@@ -21,7 +21,7 @@ from models.build import build_model, load_preset
 from models.config import AhaConfig
 from models.inference_settings import InferenceSettings
 from models.weights import size_disagreements
-from utils.io import atomic_write_json
+from utils.io import atomic_write_json, read_json
 
 META = "aha_model.json"
 BASE = "base_model.safetensors"
@@ -82,8 +82,6 @@ KINDS = ("full", "adapter")
 def read_meta(ckpt_dir: str | Path) -> dict:
     """``aha_model.json``, its layout checked: a damaged or hand-edited file is a ValueError naming it
     (not a KeyError or a TypeError once the model is half built)."""
-    from utils.io import read_json
-
     meta_file = Path(ckpt_dir) / META
     if not meta_file.is_file():
         raise FileNotFoundError(f"{ckpt_dir} has no {META}: not an Aha! checkpoint")
@@ -94,9 +92,8 @@ def read_meta(ckpt_dir: str | Path) -> dict:
         raise ValueError(f"{meta_file}: 'kind' must be one of {KINDS}, got {meta.get('kind')!r}")
     if meta.get("inference") is not None and not isinstance(meta["inference"], dict):
         raise ValueError(f"{meta_file}: 'inference' must be a JSON object, got {meta['inference']!r:.60}")
-    for key in ("weights",):
-        if meta.get(key) is not None and not isinstance(meta[key], str):
-            raise ValueError(f"{meta_file}: '{key}' must be a path or null, got {meta[key]!r:.60}")
+    if meta.get("weights") is not None and not isinstance(meta["weights"], str):
+        raise ValueError(f"{meta_file}: 'weights' must be a path or null, got {meta['weights']!r:.60}")
     if not isinstance(meta.get("base_saved", False), bool):
         raise ValueError(f"{meta_file}: 'base_saved' must be true or false, got {meta['base_saved']!r}")
     return meta
