@@ -22,6 +22,7 @@ from models.chat import system_prompt_of
 from models.config import AhaConfig
 from models.weights import (HEAD_KEYS, KEY_MAPPINGS, LoadReport, conversion_padding_rows, count_reasons, detect_layout, map_key,
                             plan_load, read_index, size_disagreements, weights_backbone_config, weights_vocab_size)
+from utils.io import read_json
 from utils.paths import REPO_ROOT
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,6 @@ def read_preset(name_or_path: str | Path) -> tuple[Path, dict]:
     """A preset file, its layout checked: bad JSON, a missing ``config``, a key the config does not
     know (a misspelt ``frame_pool_strid`` was kept as an inert attribute: the default stride ran) or a
     bad ``train_window_frames`` is a ValueError naming the file."""
-    from utils.io import read_json
-
     path = preset_path(name_or_path)
     spec = read_json(path)
     if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
