@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from models.checkpoint import META
-from utils.io import atomic_write_json
+from utils.io import atomic_write_json, read_json
 
 log = logging.getLogger("train")
 
@@ -119,7 +119,9 @@ def check_same_run(ckpt: str | Path, record: dict) -> None:
     if not path.is_file():
         log.warning("%s has no %s (an older checkpoint): the data order and batching are not checked", ckpt, RUN_RECORD)
         return
-    saved = json.loads(path.read_text())
+    saved = read_json(path)
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path}: expected a JSON object (the run record {RUN_RECORD}), got {type(saved).__name__}")
     diff = [f"{k}: checkpoint {saved.get(k)!r}, now {v!r}" for k, v in record.items() if saved.get(k) != v]
     if diff:
         raise ValueError(f"--resume_from_checkpoint {ckpt} was trained with another data order or batching ("
