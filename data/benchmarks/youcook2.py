@@ -47,7 +47,7 @@ import numpy as np
 
 from data.benchmarks import items as it
 from data.benchmarks.validate import (InputError, as_bool, as_int, choice, item_id, match_ids, number,
-                                      read_json_or_jsonl, resolve_protocol, span,
+                                      read_json_or_jsonl, resolve_protocol, response_slack, span,
                                       stream_response_times)
 
 log = logging.getLogger(__name__)
@@ -212,10 +212,9 @@ def from_record(rec: Mapping, gold_item, protocol: str, opts: Mapping, path=None
     """A JSONL record with ``responses`` (scores not needed)."""
     if "responses" not in rec:
         raise InputError(f"item {rec.get('id')}: expected 'responses' (streaming predictions)", path, line)
-    fps = rec.get("fps")  # run_benchmark records carry it: responses come at frame times
-    slack = max(1.0, 2.0 / fps) if isinstance(fps, (int, float)) and not isinstance(fps, bool) and fps > 0 else 1.0
+    # run_benchmark records carry their fps: responses come at frame times
     return responses_to_segments(rec["responses"] or [], opts["drop_first_caption"], str(rec.get("id")), path, line,
-                                 gold_item.duration, slack)
+                                 gold_item.duration, response_slack(rec.get("fps")))
 
 
 def record_id(rec: Mapping, path=None, line=None) -> str:
