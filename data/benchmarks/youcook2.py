@@ -151,8 +151,7 @@ def is_placeholder(record: Any) -> bool:
 
 
 def responses_to_segments(responses: Iterable[Mapping], drop_first_caption: bool = False, qid: str = "",
-                          path=None, line=None, duration: float | None = None, slack: float = 1.0,
-                          times_at=None) -> DenseCaptions:
+                          path=None, line=None, duration: float | None = None, slack: float = 1.0) -> DenseCaptions:
     """Streaming responses -> captioned segments.
 
     Responses in time order (user turns and empty texts ignored); consecutive identical texts are
@@ -161,12 +160,7 @@ def responses_to_segments(responses: Iterable[Mapping], drop_first_caption: bool
     Times that go back, or run past ``duration`` by more than ``slack`` seconds (what
     ``validate.frame_times`` allows a stream's frames: two frame periods, at least 1 s), are refused: a stream
     writes its responses in time order within its video, and the segments are built from that
-    order (re-sorting or keeping them would score another stream than the one written).
-    ``times_at``: a stream record's frame times, at one of which every response must sit
-    (``validate.stream_response_times``)."""
-    if times_at is not None:
-        responses = list(responses)
-        stream_response_times(responses, times_at, qid, path, line)
+    order (re-sorting or keeping them would score another stream than the one written)."""
     turns = []
     for r in responses:
         if not isinstance(r, dict):
@@ -204,8 +198,8 @@ def responses_to_segments(responses: Iterable[Mapping], drop_first_caption: bool
 
 def from_stream(stream, gold_item, protocol: str, opts: Mapping) -> DenseCaptions:
     # its frame times were checked against the video (validate.frame_times); every response must sit at one
-    return responses_to_segments(stream.responses, opts["drop_first_caption"], stream.id,
-                                 times_at=stream.time)
+    stream_response_times(stream.responses, stream.time, stream.id)
+    return responses_to_segments(stream.responses, opts["drop_first_caption"], stream.id)
 
 
 def from_record(rec: Mapping, gold_item, protocol: str, opts: Mapping, path=None, line=None) -> DenseCaptions:
