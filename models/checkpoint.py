@@ -222,13 +222,16 @@ def _check_adapter_landed(model, adapter_file: Path) -> None:
     """Every tensor the adapter's config asks for is in its file and every tensor of the file has a
     place (peft only warns: a LoRA matrix left at init, B = 0, silently drops that adapter)."""
     from peft import get_peft_model_state_dict
+    from peft.utils.constants import EMBEDDING_LAYER_NAMES
     from safetensors import safe_open
 
     want = set(get_peft_model_state_dict(model, save_embedding_layers=False))
     with safe_open(str(adapter_file), "pt") as f:
         have = set(f.keys())
     missing = sorted(want - have)
-    unexpected = sorted(k for k in have - want if not k.endswith("embed_tokens.weight"))
+    # the embedding layers peft's save_pretrained adds by itself when it finds the vocab resized (its
+    # save_embedding_layers="auto"): embed_tokens and lm_head, which its loader reads back
+    unexpected = sorted(k for k in have - want if not any(k.endswith(f"{n}.weight") for n in EMBEDDING_LAYER_NAMES))
     if missing or unexpected:
         raise ValueError(f"{adapter_file} does not fit its adapter_config.json and the model: missing {missing[:8]}"
                          + (f" and {len(missing) - 8} more" if len(missing) > 8 else "") + f", unexpected {unexpected[:8]}")
