@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from models.build import build_model, load_preset
+from models.build import FRAME_FIELDS, build_model, frame_setting_differences, load_preset
 from models.config import AhaConfig
 from models.inference_settings import InferenceSettings
 from models.weights import size_disagreements
@@ -25,8 +25,6 @@ from utils.io import atomic_write_json, read_json
 
 META = "aha_model.json"
 BASE = "base_model.safetensors"
-AHA_FIELDS_CHECKED = ("frame_pool_stride", "frame_pool_mode", "frame_pool_ceil", "frame_summary_token", "frame_resize", "image_token_index",
-                      "system_prompt")
 
 
 def _unwrap(model):
@@ -134,7 +132,9 @@ def check_preset_agrees(preset: str | Path | AhaConfig, cfg: AhaConfig, what: st
     """A preset named next to a checkpoint must describe the same model (a typo is an error too)."""
     p = load_preset(preset) if isinstance(preset, (str, Path)) else preset
     bad = size_disagreements(p, cfg, other="checkpoint")
-    bad += [f"{k}: preset {getattr(p, k)!r}, checkpoint {getattr(cfg, k)!r}" for k in AHA_FIELDS_CHECKED if getattr(p, k) != getattr(cfg, k)]
+    bad += frame_setting_differences(p, {k: getattr(cfg, k) for k in FRAME_FIELDS}, "checkpoint")
+    if p.image_token_index != cfg.image_token_index:
+        bad.append(f"image_token_index: preset {p.image_token_index!r}, checkpoint {cfg.image_token_index!r}")
     if bad:
         raise ValueError(f"the model preset {preset if isinstance(preset, (str, Path)) else '(given)'} contradicts {what}: "
                          + "; ".join(bad) + " (leave the preset out to use the checkpoint's own)")
