@@ -69,6 +69,7 @@ from data.stream import ClipMemory  # noqa: E402
 from data.mixture import build_mixture  # noqa: E402
 from models.build import PRESET_DIR, build_model, load_preset, train_window_tokens  # noqa: E402
 from models.config import merge_loss_weights  # noqa: E402
+from models.cache import window_holds_frame  # noqa: E402
 from models.chat import ChatTemplate, load_tokenizer, system_prompt_of  # noqa: E402
 from models.checkpoint import (BASE, META, checkpoint_meta, inference_settings, is_released_adapter, load_checkpoint,  # noqa: E402
                                load_saved_base, save_checkpoint)
@@ -320,7 +321,7 @@ def training_inference_settings(text: str | None, preset: str, dataset_config: s
 def _holds_a_frame(settings: InferenceSettings, tokens_per_frame: int | None) -> InferenceSettings:
     """The window the checkpoint will carry must hold one frame: else every online run of it would stop
     at its first frame (found here, before training, not when the checkpoint is first streamed)."""
-    if tokens_per_frame and settings.cache_policy != "unbounded" and settings.window <= tokens_per_frame:
+    if not window_holds_frame(settings.cache_policy, settings.window, tokens_per_frame):
         raise ValueError(f"--inference_settings: window {settings.window} cannot hold one frame ({tokens_per_frame} "
                          "tokens) and its turn header")
     return settings

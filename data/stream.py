@@ -447,24 +447,24 @@ class StreamDataset(Dataset, abc.ABC):
         check_no_control_tokens(self.system_prompt, f"{self.name}: the system prompt", tok)
         keep = []
         for i, rec in enumerate(self.records):
-            texts = [m["content"] for m in self.sample(i).messages if isinstance(m.get("content"), str)]
+            sample = self.sample(i)
+            texts = [m["content"] for m in sample.messages if isinstance(m.get("content"), str)]
             if any(control_tokens_in(t, tok) for t in texts):
                 skips.skip("control token in the text")
             elif any(not t.strip() for t in texts):
                 # a blank caption or answer teaches an empty response, a blank query asks nothing
                 skips.skip("empty question or answer")
-            elif self.too_long(i):
+            elif self.too_long(sample):
                 skips.skip(f"longer than the model's {self.max_tokens} positions")
             else:
                 keep.append(rec)
         self.records = keep
 
-    def too_long(self, index: int) -> bool:
-        """Whether item ``index`` has more tokens than ``max_tokens`` (the model's context: rotary
+    def too_long(self, sample: StreamSample) -> bool:
+        """Whether an item's ``sample`` has more tokens than ``max_tokens`` (the model's context: rotary
         positions raise nothing past it, so such an item trained silently there; no tokenizer: False)."""
         if self.max_tokens is None or self.template is None:
             return False
-        sample = self.sample(index)
         frames = sample.num_frames * self.template.tokens_per_frame
         if frames > self.max_tokens:
             return True

@@ -22,6 +22,7 @@ from models.chat import system_prompt_of
 from models.config import AhaConfig
 from models.weights import (HEAD_KEYS, KEY_MAPPINGS, LoadReport, conversion_padding_rows, count_reasons, detect_layout, map_key,
                             plan_load, read_index, size_disagreements, weights_backbone_config, weights_vocab_size)
+from utils.io import read_json
 from utils.paths import REPO_ROOT
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,6 @@ def read_preset(name_or_path: str | Path) -> tuple[Path, dict]:
     """A preset file, its layout checked: bad JSON, a missing ``config``, a key the config does not
     know (a misspelt ``frame_pool_strid`` was kept as an inert attribute: the default stride ran) or a
     bad ``train_window_frames`` is a ValueError naming the file."""
-    from utils.io import read_json
-
     path = preset_path(name_or_path)
     spec = read_json(path)
     if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
@@ -105,6 +104,13 @@ def _frame_setting(key: str, value):
     return system_prompt_of(SimpleNamespace(system_prompt=value)) if key == "system_prompt" else value
 
 
+def frame_setting_differences(preset: AhaConfig, values: dict, other: str) -> list[str]:
+    """The ``FRAME_FIELDS`` in ``values`` (a checkpoint's or a weights folder's config) on which a preset
+    differs, as "key: preset X, <other> Y"; a null system prompt is the default one."""
+    return [f"{k}: preset {getattr(preset, k)!r}, {other} {values[k]!r}" for k in FRAME_FIELDS
+            if k in values and _frame_setting(k, values[k]) != _frame_setting(k, getattr(preset, k))]
+
+
 def config_from_weights(weights_dir: str | Path, preset: AhaConfig | None = None,
                         index: dict | None = None) -> AhaConfig:
     """The weights' own backbone sizes plus the preset's Aha fields (AhaConfig defaults without a
@@ -121,8 +127,7 @@ def config_from_weights(weights_dir: str | Path, preset: AhaConfig | None = None
     aha = {k: getattr(preset, k) for k in AHA_FIELDS} if preset is not None else {}
     if preset is not None:
         # a project full checkpoint's config carries how its frames were made: a preset may not override it
-        said = [f"{k}: preset {getattr(preset, k)!r}, weights {backbone[k]!r}" for k in FRAME_FIELDS
-                if k in backbone and _frame_setting(k, backbone[k]) != _frame_setting(k, getattr(preset, k))]
+        said = frame_setting_differences(preset, backbone, "weights")
         if said:
             raise ValueError(f"{weights_dir} is an Aha! model made with other frame settings than the model preset: "
                              + "; ".join(said) + " (leave the preset out to use the model's own)")

@@ -72,6 +72,17 @@ _GROW = 64
 SINK_POLICIES = ("sink", "sink_reference")  # the policies that keep the stream's first tokens
 
 
+def sink_fits(policy: str, window: int, sink_tokens: int) -> bool:
+    """Whether a policy's sink tokens leave room in its window (only ``SINK_POLICIES`` keep any)."""
+    return policy not in SINK_POLICIES or sink_tokens < window
+
+
+def window_holds_frame(policy: str, window: int, tokens_per_frame: int | None) -> bool:
+    """Whether a policy's window holds one frame and its turn header (unbounded, or the frame size
+    unknown: not checked); a window that does not stops a stream at its first frame."""
+    return policy == "unbounded" or not tokens_per_frame or window > tokens_per_frame
+
+
 def effective_sink_tokens(policy: str, sink_tokens: int | None) -> int | None:
     """The sink tokens a policy keeps: only ``SINK_POLICIES`` have any (records say this value, not a
     flag or checkpoint setting the policy ignores)."""
@@ -167,7 +178,7 @@ class CachePolicy:
             # a negative count would be taken as 0 by the book-keeping but recorded as given
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{what} must be a whole number >= 0, got {value!r}")
-        if name in SINK_POLICIES and sink_tokens >= window:
+        if not sink_fits(name, window, sink_tokens):
             raise ValueError(f"sink_tokens ({sink_tokens}) must be smaller than the window ({window})")
         if rotate not in ("protected", "window", "none"):
             raise ValueError("rotate must be 'protected' (O(sink)), 'window' (full re-rotation) or 'none' (the reference's "

@@ -17,16 +17,14 @@ from pathlib import Path
 
 import torch
 
-from models.build import build_model, load_preset
+from models.build import FRAME_FIELDS, build_model, frame_setting_differences, load_preset
 from models.config import AhaConfig
 from models.inference_settings import InferenceSettings
 from models.weights import size_disagreements
-from utils.io import atomic_write_json
+from utils.io import atomic_write_json, read_json
 
 META = "aha_model.json"
 BASE = "base_model.safetensors"
-AHA_FIELDS_CHECKED = ("frame_pool_stride", "frame_pool_mode", "frame_pool_ceil", "frame_summary_token", "frame_resize", "image_token_index",
-                      "system_prompt")
 
 
 def _unwrap(model):
@@ -82,8 +80,6 @@ KINDS = ("full", "adapter")
 def read_meta(ckpt_dir: str | Path) -> dict:
     """``aha_model.json``, its layout checked: a damaged or hand-edited file is a ValueError naming it
     (not a KeyError or a TypeError once the model is half built)."""
-    from utils.io import read_json
-
     meta_file = Path(ckpt_dir) / META
     if not meta_file.is_file():
         raise FileNotFoundError(f"{ckpt_dir} has no {META}: not an Aha! checkpoint")
@@ -94,9 +90,8 @@ def read_meta(ckpt_dir: str | Path) -> dict:
         raise ValueError(f"{meta_file}: 'kind' must be one of {KINDS}, got {meta.get('kind')!r}")
     if meta.get("inference") is not None and not isinstance(meta["inference"], dict):
         raise ValueError(f"{meta_file}: 'inference' must be a JSON object, got {meta['inference']!r:.60}")
-    for key in ("weights",):
-        if meta.get(key) is not None and not isinstance(meta[key], str):
-            raise ValueError(f"{meta_file}: '{key}' must be a path or null, got {meta[key]!r:.60}")
+    if meta.get("weights") is not None and not isinstance(meta["weights"], str):
+        raise ValueError(f"{meta_file}: 'weights' must be a path or null, got {meta['weights']!r:.60}")
     if not isinstance(meta.get("base_saved", False), bool):
         raise ValueError(f"{meta_file}: 'base_saved' must be true or false, got {meta['base_saved']!r}")
     return meta
@@ -137,7 +132,9 @@ def check_preset_agrees(preset: str | Path | AhaConfig, cfg: AhaConfig, what: st
     """A preset named next to a checkpoint must describe the same model (a typo is an error too)."""
     p = load_preset(preset) if isinstance(preset, (str, Path)) else preset
     bad = size_disagreements(p, cfg, other="checkpoint")
-    bad += [f"{k}: preset {getattr(p, k)!r}, checkpoint {getattr(cfg, k)!r}" for k in AHA_FIELDS_CHECKED if getattr(p, k) != getattr(cfg, k)]
+    bad += frame_setting_differences(p, {k: getattr(cfg, k) for k in FRAME_FIELDS}, "checkpoint")
+    if p.image_token_index != cfg.image_token_index:
+        bad.append(f"image_token_index: preset {p.image_token_index!r}, checkpoint {cfg.image_token_index!r}")
     if bad:
         raise ValueError(f"the model preset {preset if isinstance(preset, (str, Path)) else '(given)'} contradicts {what}: "
                          + "; ".join(bad) + " (leave the preset out to use the checkpoint's own)")
@@ -187,7 +184,7 @@ def load_checkpoint(ckpt_dir: str | Path, weights: str | Path | None = None, is_
         base = build_model(cfg, dtype=dtype, attn_implementation=attn_implementation)
         load_saved_base(base, ckpt / BASE)
     elif weights is not None:
-        _refuse_merged_base(weights, ckpt, meta.get("weights"))
+        refuse_merged_base(weights, ckpt, meta.get("weights"))
         base = build_model(cfg, weights=weights, dtype=dtype, attn_implementation=attn_implementation, device=device,
                            load_in_4bit=load_in_4bit)
     else:
@@ -209,11 +206,10 @@ def load_checkpoint(ckpt_dir: str | Path, weights: str | Path | None = None, is_
 MERGED = "merged_adapter"  # aha_model.json of a merge_and_save folder: LoRA already folded into its weights
 
 
-def _refuse_merged_base(weights, adapter: Path, trained_on) -> None:
+def refuse_merged_base(weights, adapter: Path, trained_on) -> None:
     """An adapter put on a folder that merge_and_save wrote (its LoRA already in the weights) would add
     a LoRA on top of itself: refused, unless the adapter was trained on that very folder."""
-    meta_file = Path(weights) / META
-    if not meta_file.is_file() or not json.loads(meta_file.read_text()).get(MERGED):
+    if not (Path(weights) / META).is_file() or not read_meta(weights).get(MERGED):
         return
     if trained_on is not None and Path(trained_on).resolve() == Path(weights).resolve():
         return
@@ -226,13 +222,16 @@ def _check_adapter_landed(model, adapter_file: Path) -> None:
     """Every tensor the adapter's config asks for is in its file and every tensor of the file has a
     place (peft only warns: a LoRA matrix left at init, B = 0, silently drops that adapter)."""
     from peft import get_peft_model_state_dict
+    from peft.utils.constants import EMBEDDING_LAYER_NAMES
     from safetensors import safe_open
 
     want = set(get_peft_model_state_dict(model, save_embedding_layers=False))
     with safe_open(str(adapter_file), "pt") as f:
         have = set(f.keys())
     missing = sorted(want - have)
-    unexpected = sorted(k for k in have - want if not k.endswith("embed_tokens.weight"))
+    # the embedding layers peft's save_pretrained adds by itself when it finds the vocab resized (its
+    # save_embedding_layers="auto"): embed_tokens and lm_head, which its loader reads back
+    unexpected = sorted(k for k in have - want if not any(k.endswith(f"{n}.weight") for n in EMBEDDING_LAYER_NAMES))
     if missing or unexpected:
         raise ValueError(f"{adapter_file} does not fit its adapter_config.json and the model: missing {missing[:8]}"
                          + (f" and {len(missing) - 8} more" if len(missing) > 8 else "") + f", unexpected {unexpected[:8]}")
@@ -254,7 +253,7 @@ def load_released_adapter(adapter_dir: str | Path, weights: str | Path | None, p
     src = Path(adapter_dir)
     if weights is None:
         raise ValueError(f"{src} is a released adapter: pass the local backbone folder it was trained on (--weights)")
-    _refuse_merged_base(weights, src, None)
+    refuse_merged_base(weights, src, None)
     ref_cfg = json.loads((src / "adapter_config.json").read_text())
     state = convert_adapter_state(load_file(str(src / "adapter_model.safetensors")))
     check_released_heads(state, src)

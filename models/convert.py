@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 
 from models.build import config_from_weights, load_preset
-from models.checkpoint import META, _refuse_merged_base
+from models.checkpoint import META, refuse_merged_base
 from models.inference_settings import InferenceSettings
 from models.lora import HEAD_MODULES, LORA_TARGET_REGEX
 from utils.io import atomic_write_json
@@ -107,7 +107,7 @@ def convert_adapter(adapter_dir: str | Path, out_dir: str | Path, preset: str = 
                          "(load the released folder directly with --weights and --heads to take them from elsewhere)")
     cfg = load_preset(preset)
     if weights is not None:
-        _refuse_merged_base(weights, src, None)
+        refuse_merged_base(weights, src, None)
         cfg = config_from_weights(weights, cfg)
     out.mkdir(parents=True, exist_ok=True)
     save_file(state, str(out / "adapter_model.safetensors"))

@@ -12,6 +12,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from models.cache import sink_fits
 from models.streaming import EngineConfig
 
 DEFAULT_FPS = 1.0
@@ -42,9 +43,7 @@ class InferenceSettings:
         tpf = self.tokens_per_frame
         if tpf is not None and (isinstance(tpf, bool) or not isinstance(tpf, int) or tpf < 1):
             raise ValueError(f"inference tokens_per_frame must be a positive integer or null, got {tpf!r}")
-        from models.cache import SINK_POLICIES
-
-        if self.cache_policy in SINK_POLICIES and self.sink_tokens >= self.window:
+        if not sink_fits(self.cache_policy, self.window, self.sink_tokens):
             raise ValueError(f"inference sink_tokens ({self.sink_tokens}) must be fewer than the window ({self.window}) "
                              f"under the {self.cache_policy} cache policy")
         # the engine's own checks (policy names, prompt order) run on the same values

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from models.checkpoint import META
-from utils.io import atomic_write_json
+from utils.io import atomic_write_json, read_json
 
 log = logging.getLogger("train")
 
@@ -119,7 +119,9 @@ def check_same_run(ckpt: str | Path, record: dict) -> None:
     if not path.is_file():
         log.warning("%s has no %s (an older checkpoint): the data order and batching are not checked", ckpt, RUN_RECORD)
         return
-    saved = json.loads(path.read_text())
+    saved = read_json(path)
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path}: expected a JSON object (the run record {RUN_RECORD}), got {type(saved).__name__}")
     diff = [f"{k}: checkpoint {saved.get(k)!r}, now {v!r}" for k, v in record.items() if saved.get(k) != v]
     if diff:
         raise ValueError(f"--resume_from_checkpoint {ckpt} was trained with another data order or batching ("
@@ -159,7 +161,7 @@ def load_full_weights(model, ckpt: str | os.PathLike) -> None:
     project reads) into ``model``, each one accounted for (``models.weights.plan_load``)."""
     from safetensors.torch import load_file
 
-    from models.weights import _tied_keys, plan_load, read_index
+    from models.weights import tied_keys, plan_load, read_index
 
     index = read_index(ckpt)
     plan = plan_load(model, index, "llava-hf", str(ckpt))
@@ -170,7 +172,7 @@ def load_full_weights(model, ckpt: str | os.PathLike) -> None:
     by_file: dict[str, list[str]] = {}
     for k in plan.mapping:
         by_file.setdefault(index[k].file, []).append(k)
-    tied, tied_in_file = _tied_keys(model), {}
+    tied, tied_in_file = tied_keys(model), {}
     with torch.no_grad():
         for f, keys in by_file.items():
             tensors = load_file(str(Path(ckpt) / f))

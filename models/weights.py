@@ -275,7 +275,7 @@ class LoadPlan:
 def plan_load(model, index: dict[str, TensorInfo], layout: str, source: str) -> LoadPlan:
     """Map every file tensor onto ``model``'s state dict (the model may live on the meta device)."""
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    tied = _tied_keys(model)
+    tied = tied_keys(model)
     mapping, dropped, errors = {}, {}, []
     n_vis = model.config.vision_config.num_hidden_layers
     for k, info in sorted(index.items()):
@@ -323,7 +323,7 @@ def key_names(index, layout: str) -> str:
     return "current names"
 
 
-def _tied_keys(model) -> set[str]:
+def tied_keys(model) -> set[str]:
     """Parameters that share storage with another one (lm_head tied to the embeddings)."""
     seen, tied = {}, set()
     for name, p in model.named_parameters(remove_duplicate=False):

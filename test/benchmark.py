@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import sys
 from pathlib import Path
 from typing import Any, Mapping
@@ -86,12 +85,8 @@ def read_grid(spec: str, kind: str) -> dict:
         values = [values] if isinstance(values, (int, float)) and not isinstance(values, bool) else values
         if not isinstance(values, list) or not values:
             raise ValueError(f"--grid {spec}: {key} must be a non-empty list of numbers, got {values!r}")
-        for v in values:
-            if key == SMOOTH_KEY:  # 0: no smoothing
-                if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                    raise ValueError(f"--grid {spec}: {key} values must be integers >= 0, got {v!r}")
-            elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValueError(f"--grid {spec}: {key} values must be finite numbers, got {v!r}")
+        for v in values:  # smoothing window 0: no smoothing
+            check_number(v, f"--grid {spec}: {key}", **({"minimum": 0, "integer": True} if key == SMOOTH_KEY else {}))
     return grid
 
 

@@ -149,7 +149,7 @@ def _check_cache_flags_against_the_model(args) -> None:
     --window that cannot hold one frame is refused, --sink_tokens for a policy without sink tokens
     is said (it does nothing). The policy and tokens per frame come from the flags, else the
     checkpoint's inference settings, else the preset."""
-    from models.cache import DEFAULT_POLICY, SINK_POLICIES
+    from models.cache import DEFAULT_POLICY, DEFAULT_SINK_TOKENS, DEFAULT_WINDOW, SINK_POLICIES, sink_fits, window_holds_frame
 
     carried = None
     if args.checkpoint is not None:
@@ -169,19 +169,20 @@ def _check_cache_flags_against_the_model(args) -> None:
         from models.build import load_preset
 
         tpf = load_preset(args.model_config).tokens_per_frame
-    if args.window is not None and tpf and policy != "unbounded" and args.window <= tpf:
+    if args.window is not None and not window_holds_frame(policy, args.window, tpf):
         raise ValueError(f"--window {args.window} cannot hold one frame ({tpf} tokens) and its turn header")
-    if carried is not None and args.window is None and tpf and policy != "unbounded" and carried.window <= tpf:
+    if carried is not None and args.window is None and not window_holds_frame(policy, carried.window, tpf):
         # the checkpoint's own window: the run would stop at its first frame, after loading the model
         raise ValueError(f"the window {carried.window} of {args.checkpoint} ({META}, inference) cannot hold one frame "
                          f"({tpf} tokens) and its turn header; pass --window")
-    if carried is not None and policy in SINK_POLICIES:
-        window = args.window if args.window is not None else carried.window
-        sink = args.sink_tokens if args.sink_tokens is not None else carried.sink_tokens
-        if sink >= window:
-            said = lambda flag, v: f"{flag} {v}" if getattr(args, flag[2:]) is not None else f"{args.checkpoint}'s {flag[2:]} {v}"  # noqa: E731
-            raise ValueError(f"sink tokens ({said('--sink_tokens', sink)}) must be fewer than the window "
-                             f"({said('--window', window)}) under the {policy} cache policy")
+    # from a flag, else the checkpoint, else the engine's default (CachePolicy would refuse it only once the model is loaded)
+    window = args.window if args.window is not None else carried.window if carried is not None else DEFAULT_WINDOW
+    sink = args.sink_tokens if args.sink_tokens is not None else carried.sink_tokens if carried is not None else DEFAULT_SINK_TOKENS
+    if not sink_fits(policy, window, sink):
+        source = f"{args.checkpoint}'s" if carried is not None else "the default"
+        said = lambda flag, v: f"{flag} {v}" if getattr(args, flag[2:]) is not None else f"{source} {flag[2:]} {v}"  # noqa: E731
+        raise ValueError(f"sink tokens ({said('--sink_tokens', sink)}) must be fewer than the window "
+                         f"({said('--window', window)}) under the {policy} cache policy")
 
 
 def planned_fps(args) -> float:

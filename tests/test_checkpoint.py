@@ -385,3 +385,19 @@ def test_an_adapter_on_a_merged_checkpoint_of_itself_is_refused(tiny_model, tmp_
                  lambda: convert_adapter(ref, tmp_path / "conv", preset="aha-tiny", weights=tmp_path / "merged")):
         with pytest.raises(ValueError, match="would apply LoRA twice"):
             call()
+
+
+def test_an_adapter_file_with_the_embedding_layers_peft_saves_itself_loads(tiny_model, tmp_path):
+    """peft's save_pretrained adds embed_tokens and lm_head to the adapter file when it finds the
+    vocab resized (save_embedding_layers="auto"), and its loader reads them back: such a file fits."""
+    from peft import get_peft_model_state_dict
+
+    from models.lora import LoraSettings
+
+    pm = apply_lora(tiny_model, LoraSettings(train_lm_head=False))
+    _randomise_adapters(pm)
+    save_checkpoint(pm, tmp_path / "ckpt")
+    state = get_peft_model_state_dict(pm, save_embedding_layers=True)
+    assert {"base_model.model.lm_head.weight", "base_model.model.model.language_model.embed_tokens.weight"} <= set(state)
+    save_file({k: v.clone().contiguous() for k, v in state.items()}, str(tmp_path / "ckpt" / "adapter_model.safetensors"))
+    load_checkpoint(tmp_path / "ckpt")

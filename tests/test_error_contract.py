@@ -218,6 +218,9 @@ def test_live_cli_checks_before_the_model_and_reports_where_outputs_are(clean_vi
                            # a window without room for one 49-token frame
                            (["--model_config", "aha-tiny", "--cache_policy", "sliding", "--window", "48"],
                             "--window 48 cannot hold one frame (49 tokens)"),
+                           # a window the default sink tokens fill (no checkpoint): before the model, not at the engine
+                           (["--cache_policy", "sink", "--window", "30"],
+                            "sink tokens (the default sink_tokens 32) must be fewer than the window (--window 30)"),
                            # times the file never reaches: the query would never be asked, the segment change nothing
                            (["--query_at", "100:a late question"], "the video ends at"),
                            (["--degrade", str(late_schedule)], "starts at or after the video's end")):

@@ -338,3 +338,18 @@ def test_a_preset_may_not_override_the_frame_settings_of_a_full_aha_checkpoint(t
     assert cfg.system_prompt == DEFAULT_SYSTEM_PROMPT
     with pytest.raises(ValueError, match=r"system_prompt: preset 'another', weights None"):
         build_model(load_preset("aha-tiny", system_prompt="another"), weights=tmp_path / "null_prompt")
+
+
+def test_a_preset_next_to_a_checkpoint_agrees_on_a_null_system_prompt_as_the_default():
+    """check_preset_agrees (--model_config with --checkpoint) reads the frame settings as
+    config_from_weights does: a null system prompt is the default one, another prompt differs."""
+    from models.build import load_preset
+    from models.chat import DEFAULT_SYSTEM_PROMPT
+    from models.checkpoint import check_preset_agrees
+
+    ckpt = load_preset("aha-tiny", system_prompt=None)
+    check_preset_agrees(load_preset("aha-tiny", system_prompt=DEFAULT_SYSTEM_PROMPT), ckpt, "the checkpoint")
+    with pytest.raises(ValueError, match=r"system_prompt: preset 'another', checkpoint None"):
+        check_preset_agrees(load_preset("aha-tiny", system_prompt="another"), ckpt, "the checkpoint")
+    with pytest.raises(ValueError, match=r"frame_pool_stride: preset 4, checkpoint 7"):
+        check_preset_agrees("aha-tiny", load_preset("aha-tiny", frame_pool_stride=7), "the checkpoint")

@@ -29,7 +29,7 @@ import numpy as np
 from data.benchmarks import items as it
 from data.benchmarks.judges import RUBRIC, Judge, JudgeError, make_judge
 from data.benchmarks.validate import (InputError, UniqueIds, as_bool, as_int, choice, item_id, match_ids, number,
-                                      read_json_or_jsonl, resolve_protocol, span,
+                                      read_json_or_jsonl, resolve_protocol, response_slack, span,
                                       stream_response_times)
 
 log = logging.getLogger(__name__)
@@ -187,11 +187,10 @@ def from_stream(stream, gold_item, protocol: str, opts: Mapping) -> list[Respons
 def from_record(rec: Mapping, gold_item, protocol: str, opts: Mapping, path=None, line=None) -> list[Response]:
     if "responses" not in rec:
         raise InputError(f"item {rec.get('id')}: expected 'responses'", path, line)
-    duration, fps = gold_item.duration, rec.get("fps")
+    duration = gold_item.duration
     if duration is None and rec.get("duration") is not None:  # the streamed video's, as run_benchmark records it
         duration = number(rec["duration"], f"item {rec.get('id')} duration", path, line, positive=True)
-    slack = max(1.0, 2.0 / fps) if isinstance(fps, (int, float)) and not isinstance(fps, bool) and fps > 0 else 1.0
-    return responses_of(rec["responses"], str(rec.get("id")), path, line, duration, slack)
+    return responses_of(rec["responses"], str(rec.get("id")), path, line, duration, response_slack(rec.get("fps")))
 
 
 def record_id(rec: Mapping, path=None, line=None) -> str:

@@ -208,6 +208,12 @@ def frame_times(t: Any, what: str, path=None, line=None, duration: float | None 
     return a
 
 
+def response_slack(fps: Any) -> float:
+    """How far past the video's duration a record's response time may lie: what ``frame_times`` allows
+    a stream's frames (two frame periods, at least 1 s) when the record gives its ``fps``, else 1 s."""
+    return max(1.0, 2.0 / fps) if isinstance(fps, (int, float)) and not isinstance(fps, bool) and fps > 0 else 1.0
+
+
 def stream_response_times(responses: Any, times: np.ndarray, qid: str, path=None, line=None) -> None:
     """A stream record's responses (``test.run_benchmark``) are made at its frames: the time of every
     assistant response with text must be one of the stream's frame times. A time at no frame (seconds

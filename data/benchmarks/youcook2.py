@@ -47,7 +47,7 @@ import numpy as np
 
 from data.benchmarks import items as it
 from data.benchmarks.validate import (InputError, as_bool, as_int, choice, item_id, match_ids, number,
-                                      read_json_or_jsonl, resolve_protocol, span,
+                                      read_json_or_jsonl, resolve_protocol, response_slack, span,
                                       stream_response_times)
 
 log = logging.getLogger(__name__)
@@ -151,8 +151,7 @@ def is_placeholder(record: Any) -> bool:
 
 
 def responses_to_segments(responses: Iterable[Mapping], drop_first_caption: bool = False, qid: str = "",
-                          path=None, line=None, duration: float | None = None, slack: float = 1.0,
-                          times_at=None) -> DenseCaptions:
+                          path=None, line=None, duration: float | None = None, slack: float = 1.0) -> DenseCaptions:
     """Streaming responses -> captioned segments.
 
     Responses in time order (user turns and empty texts ignored); consecutive identical texts are
@@ -161,12 +160,7 @@ def responses_to_segments(responses: Iterable[Mapping], drop_first_caption: bool
     Times that go back, or run past ``duration`` by more than ``slack`` seconds (what
     ``validate.frame_times`` allows a stream's frames: two frame periods, at least 1 s), are refused: a stream
     writes its responses in time order within its video, and the segments are built from that
-    order (re-sorting or keeping them would score another stream than the one written).
-    ``times_at``: a stream record's frame times, at one of which every response must sit
-    (``validate.stream_response_times``)."""
-    if times_at is not None:
-        responses = list(responses)
-        stream_response_times(responses, times_at, qid, path, line)
+    order (re-sorting or keeping them would score another stream than the one written)."""
     turns = []
     for r in responses:
         if not isinstance(r, dict):
@@ -204,18 +198,17 @@ def responses_to_segments(responses: Iterable[Mapping], drop_first_caption: bool
 
 def from_stream(stream, gold_item, protocol: str, opts: Mapping) -> DenseCaptions:
     # its frame times were checked against the video (validate.frame_times); every response must sit at one
-    return responses_to_segments(stream.responses, opts["drop_first_caption"], stream.id,
-                                 times_at=stream.time)
+    stream_response_times(stream.responses, stream.time, stream.id)
+    return responses_to_segments(stream.responses, opts["drop_first_caption"], stream.id)
 
 
 def from_record(rec: Mapping, gold_item, protocol: str, opts: Mapping, path=None, line=None) -> DenseCaptions:
     """A JSONL record with ``responses`` (scores not needed)."""
     if "responses" not in rec:
         raise InputError(f"item {rec.get('id')}: expected 'responses' (streaming predictions)", path, line)
-    fps = rec.get("fps")  # run_benchmark records carry it: responses come at frame times
-    slack = max(1.0, 2.0 / fps) if isinstance(fps, (int, float)) and not isinstance(fps, bool) and fps > 0 else 1.0
+    # run_benchmark records carry their fps: responses come at frame times
     return responses_to_segments(rec["responses"] or [], opts["drop_first_caption"], str(rec.get("id")), path, line,
-                                 gold_item.duration, slack)
+                                 gold_item.duration, response_slack(rec.get("fps")))
 
 
 def record_id(rec: Mapping, path=None, line=None) -> str:
