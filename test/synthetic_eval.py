@@ -132,18 +132,21 @@ def baseline_record(item: dict, video: Path, kind: str, fps: float, size: int, s
             "baseline": kind}
 
 
-def write_baseline(items_file: Path, video_root: Path, out: Path, kind: str, fps: float, size: int, seed: int) -> Path:
-    """Baseline predictions for every item, plus a ``.run.json`` saying what they are."""
+def write_baseline(items_file: Path, video_root: Path, out: Path, kind: str, fps: float, size: int, seed: int,
+                   limit: int | None = None) -> Path:
+    """Baseline predictions for every item (the first ``limit`` in file order, as ``--limit`` gives the
+    models: the baselines used to score every item while the models scored the first N), plus a
+    ``.run.json`` saying what they are."""
     from test.run_benchmark import load_items, run_record_path
 
     cache: dict = {}
-    items = sorted(load_items(items_file), key=lambda it: it["video"])
+    items = sorted(load_items(items_file, limit), key=lambda it: it["video"])
     out.parent.mkdir(parents=True, exist_ok=True)
     with JsonlWriter(out, "w") as w:
         for it in items:
             w.write(baseline_record(it, video_root / it["video"], kind, fps, size, seed, cache))
     atomic_write_json(run_record_path(out), {
-        "settings": {"baseline": kind, "fps": fps, "frame_size": size, "seed": seed},
+        "settings": {"baseline": kind, "fps": fps, "frame_size": size, "seed": seed, "limit": limit},
         "items": {"path": str(items_file.resolve())}, "video_root": str(video_root.resolve()),
         "engine": {"fps": fps, "frame_size": size, "model": {"baseline": kind, "seed": seed if kind == "random" else None,
                                                              "score": BASELINE_DOC[kind]}},
@@ -151,7 +154,8 @@ def write_baseline(items_file: Path, video_root: Path, out: Path, kind: str, fps
     return out
 
 
-def baseline_is_current(out: Path, items_file: Path, video_root: Path, kind: str, fps: float, size: int, seed: int) -> bool:
+def baseline_is_current(out: Path, items_file: Path, video_root: Path, kind: str, fps: float, size: int, seed: int,
+                        limit: int | None = None) -> bool:
     """Whether ``out`` (from an earlier call) holds this baseline at these settings. Any file used to be
     reused: a rerun with another --fps / --frame_size / --seed scored the earlier predictions under a
     protocol that states the new values."""
@@ -160,7 +164,7 @@ def baseline_is_current(out: Path, items_file: Path, video_root: Path, kind: str
     if not out.exists() or not run_record_path(out).is_file():
         return False
     rec = read_json(run_record_path(out))
-    return (rec.get("settings") == {"baseline": kind, "fps": fps, "frame_size": size, "seed": seed}
+    return (rec.get("settings") == {"baseline": kind, "fps": fps, "frame_size": size, "seed": seed, "limit": limit}
             and (rec.get("items") or {}).get("path") == str(items_file.resolve())
             and rec.get("video_root") == str(video_root.resolve()))
 
@@ -280,8 +284,8 @@ def evaluate_system(system: str, args, work: Path) -> dict:
                 if name != "youcook2":
                     preds[(split, name)] = stream_model(items, videos, out, checkpoint, args)
             else:
-                if not baseline_is_current(out, items, videos, system, args.fps, args.frame_size, args.seed):
-                    write_baseline(items, videos, out, system, args.fps, args.frame_size, args.seed)
+                if not baseline_is_current(out, items, videos, system, args.fps, args.frame_size, args.seed, args.limit):
+                    write_baseline(items, videos, out, system, args.fps, args.frame_size, args.seed, args.limit)
                 preds[(split, name)] = out
     g_val, g_test = gold_files(data, "val"), gold_files(data, "test")
     res: dict = {"system": system, "files": {}}
@@ -441,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="candidate response thresholds of the models (informative probability), chosen on val")
     ap.add_argument("--max_new_tokens", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0, help="random baseline seed")
-    ap.add_argument("--limit", type=int, default=None, help="models: first N items of each file (quick checks)")
+    ap.add_argument("--limit", type=int, default=None, help="every system: first N items of each file (quick checks)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (1: one frame of a tiny model is too small to split, and a shared CPU is busy)")
     return ap

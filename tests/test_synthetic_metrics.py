@@ -137,3 +137,35 @@ def test_synthetic_eval_rewrites_a_baseline_written_with_other_settings(tmp_path
         assert not synthetic_eval.baseline_is_current(out, items, videos, "motion", fps, size, seed)
     assert not synthetic_eval.baseline_is_current(out, items, videos, "random", 2.0, 64, 0)
     assert [len(r["frames"]["time"]) for r in read_jsonl(out)] == [24]
+
+
+def test_synthetic_eval_limit_scores_the_baselines_on_the_models_items(tmp_path, monkeypatch):
+    """--limit N streamed the models on the first N items of each file while the baselines were written for
+    every item, so a quick check compared the model's N videos with the baselines' whole split."""
+    import argparse
+
+    from data.synthetic import SynthConfig, generate_dataset
+    from test import synthetic_eval
+    from utils.io import read_jsonl
+
+    data = tmp_path / "syn"
+    generate_dataset(data, seed=5, n_train=0, n_val=2, n_test=2, cfg=SynthConfig(duration=(12, 12)), workers=1)
+    scored: dict[str, list[str]] = {}
+
+    def fake_benchmark(dataset, pred, gold, out, protocol=None, tune_pred=None, tune_gold=None, opts=(), split="test"):
+        scored[Path(pred).name] = [r["id"] for r in read_jsonl(pred)]
+        return {"metrics": {}, "per_item": {}, "protocol": {"fusion": {}, "tuned_on": "-",
+                                                            "coverage": {"n_gold": 0, "n_scored": 0, "complete": True}}}
+
+    monkeypatch.setattr(synthetic_eval, "benchmark", fake_benchmark)
+    monkeypatch.setattr(synthetic_eval, "val_f1", lambda pred, gold: 0.0)
+    args = argparse.Namespace(data=str(data), fps=2.0, frame_size=32, seed=0, limit=1)
+    synthetic_eval.evaluate_system("motion", args, tmp_path / "work")
+    for split, name in (("test", "tvsum"), ("test", "youcook2")):
+        first = [json.loads(line)["id"] for line in (data / split / "items" / f"{name}.jsonl").read_text().splitlines()][:1]
+        assert [r["id"] for r in read_jsonl(tmp_path / "work" / "motion" / f"{split}_{name}.jsonl")] == first
+    assert len(scored["test_tvsum.jsonl"]) == 1 and len(scored["test_youcook2_responses.jsonl"]) == 1
+    # a file written without the limit is not reused for a limited run (nor the other way round)
+    items, videos = data / "test" / "items" / "tvsum.jsonl", data / "videos"
+    assert not synthetic_eval.baseline_is_current(tmp_path / "work" / "motion" / "test_tvsum.jsonl", items, videos,
+                                                  "motion", 2.0, 32, 0, None)
