@@ -415,7 +415,7 @@ def markdown(results: dict) -> str:
         f"Streaming at {p['fps']:g} fps, {p['tokens_per_frame']} tokens per frame, cache `dynamic_sink` (system + query kept, {p['window']} recent tokens). "
         "Fusion weights and response thresholds were chosen on the VAL split only; metrics in percent. "
         "Relevance AUCs: every streamed TEST frame during a matching event against every frame during a distractor "
-        "that differs from the query in colour / kind / motion only (or in several), pooled over the 20 test videos "
+        f"that differs from the query in colour / kind / motion only (or in several), pooled over the {p['n_test']['tvsum']} test videos "
         "(`data/synthetic/metrics.py`; random and motion energy ignore the query). Responses: the dense-captioning "
         "TEST responses, each checked against the event on screen when it was made.",
         "",

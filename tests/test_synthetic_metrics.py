@@ -169,3 +169,13 @@ def test_synthetic_eval_limit_scores_the_baselines_on_the_models_items(tmp_path,
     items, videos = data / "test" / "items" / "tvsum.jsonl", data / "videos"
     assert not synthetic_eval.baseline_is_current(tmp_path / "work" / "motion" / "test_tvsum.jsonl", items, videos,
                                                   "motion", 2.0, 32, 0, None)
+
+
+def test_synthetic_eval_markdown_counts_the_videos_it_pooled():
+    """The notes said 'pooled over the 20 test videos' whatever the split size or --limit."""
+    from test.synthetic_eval import markdown
+
+    res = json.loads((Path(__file__).resolve().parents[1] / "results" / "synthetic_results.json").read_text())
+    assert "pooled over the 20 test videos" in markdown(res)
+    res["protocol"]["n_test"] = {"tvsum": 3, "charades": 1, "youcook2": 3}
+    assert "pooled over the 3 test videos" in markdown(res)
