@@ -13,7 +13,7 @@ splits are used; nothing of ``test`` is ever used for a choice). Systems:
 * ``motion``: a non-learned motion-energy score: the mean absolute difference between the
   current sampled frame and the previous one (causal; 0 for the first frame), on the same
   letter-boxed frames the model sees;
-* ``untrained``: the same architecture with a random initialisation (``--model_seed``), streamed
+* ``untrained``: the same architecture with a random initialisation (seed 0, ``test.run_benchmark``'s), streamed
   like the trained model.
 
 Metrics, each with the project's scorer through ``test.benchmark`` (the per-benchmark results
@@ -227,6 +227,16 @@ def stream_model(items_file: Path, video_root: Path, out: Path, checkpoint: str 
     rc = run_benchmark(argv)
     if rc != 0:
         raise RuntimeError(f"test.run_benchmark failed ({rc}) for {items_file}")
+    if args.limit:
+        # an earlier call without --limit (or a larger one) left predictions of later items, which the scorer
+        # would score too: the model would then be reported on more items than the baselines and n_test
+        from test.run_benchmark import load_items
+
+        wanted = {it["id"] for it in load_items(items_file, args.limit)}
+        extra = sorted({str(r["id"]) for r in iter_jsonl(out, allow_empty=True)} - wanted)
+        if extra:
+            raise ValueError(f"{out} holds predictions of {len(extra)} items beyond --limit {args.limit} "
+                             f"(e.g. {extra[0]!r}, from an earlier call); use another --work")
     return out
 
 

@@ -179,3 +179,24 @@ def test_synthetic_eval_markdown_counts_the_videos_it_pooled():
     assert "pooled over the 20 test videos" in markdown(res)
     res["protocol"]["n_test"] = {"tvsum": 3, "charades": 1, "youcook2": 3}
     assert "pooled over the 3 test videos" in markdown(res)
+
+
+def test_synthetic_eval_limit_refuses_a_model_file_holding_later_items(tmp_path, monkeypatch):
+    """A --limit run reuses (resumes) the model's prediction file of an earlier call in the same --work:
+    one without --limit left all the items there, and the scorer scored all of them while the baselines
+    and the recorded n_test had the first N."""
+    import argparse
+
+    import test.run_benchmark as rb
+    from test import synthetic_eval
+
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps({"id": f"v{i}", "video": f"v{i}.mp4"}) + "\n" for i in range(3)))
+    out = tmp_path / "pred.jsonl"
+    out.write_text("".join(json.dumps({"id": f"v{i}"}) + "\n" for i in range(3)))  # an earlier full run
+    monkeypatch.setattr(rb, "main", lambda argv: 0)  # every limited item is done already
+    args = argparse.Namespace(tokenizer="t", fps=2.0, window=12, limit=2, max_new_tokens=4)
+    with pytest.raises(ValueError, match="beyond --limit 2"):
+        synthetic_eval.stream_model(items, tmp_path, out, None, args)
+    out.write_text("".join(json.dumps({"id": f"v{i}"}) + "\n" for i in range(2)))
+    assert synthetic_eval.stream_model(items, tmp_path, out, None, args) == out
