@@ -13,7 +13,7 @@ splits are used; nothing of ``test`` is ever used for a choice). Systems:
 * ``motion``: a non-learned motion-energy score: the mean absolute difference between the
   current sampled frame and the previous one (causal; 0 for the first frame), on the same
   letter-boxed frames the model sees;
-* ``untrained``: the same architecture with a random initialisation (``--model_seed``), streamed
+* ``untrained``: the same architecture with a random initialisation (seed 0, ``test.run_benchmark``'s), streamed
   like the trained model.
 
 Metrics, each with the project's scorer through ``test.benchmark`` (the per-benchmark results
@@ -132,18 +132,21 @@ def baseline_record(item: dict, video: Path, kind: str, fps: float, size: int, s
             "baseline": kind}
 
 
-def write_baseline(items_file: Path, video_root: Path, out: Path, kind: str, fps: float, size: int, seed: int) -> Path:
-    """Baseline predictions for every item, plus a ``.run.json`` saying what they are."""
+def write_baseline(items_file: Path, video_root: Path, out: Path, kind: str, fps: float, size: int, seed: int,
+                   limit: int | None = None) -> Path:
+    """Baseline predictions for every item (the first ``limit`` in file order, as ``--limit`` gives the
+    models: the baselines used to score every item while the models scored the first N), plus a
+    ``.run.json`` saying what they are."""
     from test.run_benchmark import load_items, run_record_path
 
     cache: dict = {}
-    items = sorted(load_items(items_file), key=lambda it: it["video"])
+    items = sorted(load_items(items_file, limit), key=lambda it: it["video"])
     out.parent.mkdir(parents=True, exist_ok=True)
     with JsonlWriter(out, "w") as w:
         for it in items:
             w.write(baseline_record(it, video_root / it["video"], kind, fps, size, seed, cache))
     atomic_write_json(run_record_path(out), {
-        "settings": {"baseline": kind, "fps": fps, "frame_size": size, "seed": seed},
+        "settings": {"baseline": kind, "fps": fps, "frame_size": size, "seed": seed, "limit": limit},
         "items": {"path": str(items_file.resolve())}, "video_root": str(video_root.resolve()),
         "engine": {"fps": fps, "frame_size": size, "model": {"baseline": kind, "seed": seed if kind == "random" else None,
                                                              "score": BASELINE_DOC[kind]}},
@@ -151,7 +154,8 @@ def write_baseline(items_file: Path, video_root: Path, out: Path, kind: str, fps
     return out
 
 
-def baseline_is_current(out: Path, items_file: Path, video_root: Path, kind: str, fps: float, size: int, seed: int) -> bool:
+def baseline_is_current(out: Path, items_file: Path, video_root: Path, kind: str, fps: float, size: int, seed: int,
+                        limit: int | None = None) -> bool:
     """Whether ``out`` (from an earlier call) holds this baseline at these settings. Any file used to be
     reused: a rerun with another --fps / --frame_size / --seed scored the earlier predictions under a
     protocol that states the new values."""
@@ -160,7 +164,7 @@ def baseline_is_current(out: Path, items_file: Path, video_root: Path, kind: str
     if not out.exists() or not run_record_path(out).is_file():
         return False
     rec = read_json(run_record_path(out))
-    return (rec.get("settings") == {"baseline": kind, "fps": fps, "frame_size": size, "seed": seed}
+    return (rec.get("settings") == {"baseline": kind, "fps": fps, "frame_size": size, "seed": seed, "limit": limit}
             and (rec.get("items") or {}).get("path") == str(items_file.resolve())
             and rec.get("video_root") == str(video_root.resolve()))
 
@@ -223,6 +227,16 @@ def stream_model(items_file: Path, video_root: Path, out: Path, checkpoint: str 
     rc = run_benchmark(argv)
     if rc != 0:
         raise RuntimeError(f"test.run_benchmark failed ({rc}) for {items_file}")
+    if args.limit:
+        # an earlier call without --limit (or a larger one) left predictions of later items, which the scorer
+        # would score too: the model would then be reported on more items than the baselines and n_test
+        from test.run_benchmark import load_items
+
+        wanted = {it["id"] for it in load_items(items_file, args.limit)}
+        extra = sorted({str(r["id"]) for r in iter_jsonl(out, allow_empty=True)} - wanted)
+        if extra:
+            raise ValueError(f"{out} holds predictions of {len(extra)} items beyond --limit {args.limit} "
+                             f"(e.g. {extra[0]!r}, from an earlier call); use another --work")
     return out
 
 
@@ -280,8 +294,8 @@ def evaluate_system(system: str, args, work: Path) -> dict:
                 if name != "youcook2":
                     preds[(split, name)] = stream_model(items, videos, out, checkpoint, args)
             else:
-                if not baseline_is_current(out, items, videos, system, args.fps, args.frame_size, args.seed):
-                    write_baseline(items, videos, out, system, args.fps, args.frame_size, args.seed)
+                if not baseline_is_current(out, items, videos, system, args.fps, args.frame_size, args.seed, args.limit):
+                    write_baseline(items, videos, out, system, args.fps, args.frame_size, args.seed, args.limit)
                 preds[(split, name)] = out
     g_val, g_test = gold_files(data, "val"), gold_files(data, "test")
     res: dict = {"system": system, "files": {}}
@@ -411,7 +425,7 @@ def markdown(results: dict) -> str:
         f"Streaming at {p['fps']:g} fps, {p['tokens_per_frame']} tokens per frame, cache `dynamic_sink` (system + query kept, {p['window']} recent tokens). "
         "Fusion weights and response thresholds were chosen on the VAL split only; metrics in percent. "
         "Relevance AUCs: every streamed TEST frame during a matching event against every frame during a distractor "
-        "that differs from the query in colour / kind / motion only (or in several), pooled over the 20 test videos "
+        f"that differs from the query in colour / kind / motion only (or in several), pooled over the {p['n_test']['tvsum']} test videos "
         "(`data/synthetic/metrics.py`; random and motion energy ignore the query). Responses: the dense-captioning "
         "TEST responses, each checked against the event on screen when it was made.",
         "",
@@ -441,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="candidate response thresholds of the models (informative probability), chosen on val")
     ap.add_argument("--max_new_tokens", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0, help="random baseline seed")
-    ap.add_argument("--limit", type=int, default=None, help="models: first N items of each file (quick checks)")
+    ap.add_argument("--limit", type=int, default=None, help="every system: first N items of each file (quick checks)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (1: one frame of a tiny model is too small to split, and a shared CPU is busy)")
     return ap

@@ -137,3 +137,66 @@ def test_synthetic_eval_rewrites_a_baseline_written_with_other_settings(tmp_path
         assert not synthetic_eval.baseline_is_current(out, items, videos, "motion", fps, size, seed)
     assert not synthetic_eval.baseline_is_current(out, items, videos, "random", 2.0, 64, 0)
     assert [len(r["frames"]["time"]) for r in read_jsonl(out)] == [24]
+
+
+def test_synthetic_eval_limit_scores_the_baselines_on_the_models_items(tmp_path, monkeypatch):
+    """--limit N streamed the models on the first N items of each file while the baselines were written for
+    every item, so a quick check compared the model's N videos with the baselines' whole split."""
+    import argparse
+
+    from data.synthetic import SynthConfig, generate_dataset
+    from test import synthetic_eval
+    from utils.io import read_jsonl
+
+    data = tmp_path / "syn"
+    generate_dataset(data, seed=5, n_train=0, n_val=2, n_test=2, cfg=SynthConfig(duration=(12, 12)), workers=1)
+    scored: dict[str, list[str]] = {}
+
+    def fake_benchmark(dataset, pred, gold, out, protocol=None, tune_pred=None, tune_gold=None, opts=(), split="test"):
+        scored[Path(pred).name] = [r["id"] for r in read_jsonl(pred)]
+        return {"metrics": {}, "per_item": {}, "protocol": {"fusion": {}, "tuned_on": "-",
+                                                            "coverage": {"n_gold": 0, "n_scored": 0, "complete": True}}}
+
+    monkeypatch.setattr(synthetic_eval, "benchmark", fake_benchmark)
+    monkeypatch.setattr(synthetic_eval, "val_f1", lambda pred, gold: 0.0)
+    args = argparse.Namespace(data=str(data), fps=2.0, frame_size=32, seed=0, limit=1)
+    synthetic_eval.evaluate_system("motion", args, tmp_path / "work")
+    for split, name in (("test", "tvsum"), ("test", "youcook2")):
+        first = [json.loads(line)["id"] for line in (data / split / "items" / f"{name}.jsonl").read_text().splitlines()][:1]
+        assert [r["id"] for r in read_jsonl(tmp_path / "work" / "motion" / f"{split}_{name}.jsonl")] == first
+    assert len(scored["test_tvsum.jsonl"]) == 1 and len(scored["test_youcook2_responses.jsonl"]) == 1
+    # a file written without the limit is not reused for a limited run (nor the other way round)
+    items, videos = data / "test" / "items" / "tvsum.jsonl", data / "videos"
+    assert not synthetic_eval.baseline_is_current(tmp_path / "work" / "motion" / "test_tvsum.jsonl", items, videos,
+                                                  "motion", 2.0, 32, 0, None)
+
+
+def test_synthetic_eval_markdown_counts_the_videos_it_pooled():
+    """The notes said 'pooled over the 20 test videos' whatever the split size or --limit."""
+    from test.synthetic_eval import markdown
+
+    res = json.loads((Path(__file__).resolve().parents[1] / "results" / "synthetic_results.json").read_text())
+    assert "pooled over the 20 test videos" in markdown(res)
+    res["protocol"]["n_test"] = {"tvsum": 3, "charades": 1, "youcook2": 3}
+    assert "pooled over the 3 test videos" in markdown(res)
+
+
+def test_synthetic_eval_limit_refuses_a_model_file_holding_later_items(tmp_path, monkeypatch):
+    """A --limit run reuses (resumes) the model's prediction file of an earlier call in the same --work:
+    one without --limit left all the items there, and the scorer scored all of them while the baselines
+    and the recorded n_test had the first N."""
+    import argparse
+
+    import test.run_benchmark as rb
+    from test import synthetic_eval
+
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps({"id": f"v{i}", "video": f"v{i}.mp4"}) + "\n" for i in range(3)))
+    out = tmp_path / "pred.jsonl"
+    out.write_text("".join(json.dumps({"id": f"v{i}"}) + "\n" for i in range(3)))  # an earlier full run
+    monkeypatch.setattr(rb, "main", lambda argv: 0)  # every limited item is done already
+    args = argparse.Namespace(tokenizer="t", fps=2.0, window=12, limit=2, max_new_tokens=4)
+    with pytest.raises(ValueError, match="beyond --limit 2"):
+        synthetic_eval.stream_model(items, tmp_path, out, None, args)
+    out.write_text("".join(json.dumps({"id": f"v{i}"}) + "\n" for i in range(2)))
+    assert synthetic_eval.stream_model(items, tmp_path, out, None, args) == out
