@@ -440,15 +440,21 @@ def _run_ffmpeg(cmd: list[str], what: str) -> None:
         raise FetchError(f"ffmpeg {what} failed: {tail}", retry=False)
 
 
+CUT_SEEK_MARGIN = 10.0  # seconds decoded before a window's start (see ``cut``)
+
+
 def cut(src: Path, dest: Path, start: float, end: float, settings: FetchSettings | None = None, crf: int = 18) -> Path:
     """Re-encode ``[start, end)`` of ``src`` (time 0 of ``dest`` = ``start``); frame-accurate."""
     if not end > start >= 0:
         raise ValueError(f"bad window [{start}, {end})")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    # -ss/-t as input options select input timestamps in [start, end) with an exact seek when
-    # re-encoding; the clip keeps the first frame at or after start.
-    _run_ffmpeg([ffmpeg_exe(settings), "-hide_banner", "-loglevel", "error", "-y", "-ss", f"{start:.6f}",
-                 "-t", f"{end - start:.6f}", "-i", str(src), "-map", "0:v:0", "-map", "0:a?",
+    # An input -ss alone trusts the demuxer's seek: exact for MP4/WebM, but an MPEG-TS seek can
+    # land after the key frame it needs, and the frames up to the next one are lost (a [4, 10)
+    # window of a .ts source began 0.4 s late). So the input seek stops CUT_SEEK_MARGIN seconds
+    # short and the output -ss/-t, counted on the decoded frames, select [start, end) exactly.
+    pre = max(0.0, start - CUT_SEEK_MARGIN)
+    _run_ffmpeg([ffmpeg_exe(settings), "-hide_banner", "-loglevel", "error", "-y", "-ss", f"{pre:.6f}",
+                 "-i", str(src), "-ss", f"{start - pre:.6f}", "-t", f"{end - start:.6f}", "-map", "0:v:0", "-map", "0:a?",
                  "-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p",
                  "-c:a", "aac", "-movflags", "+faststart", str(dest)], f"cut [{start}, {end}) of {src.name}")
     return dest
