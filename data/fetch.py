@@ -87,9 +87,16 @@ class FetchSettings:
         return rec
 
 
+# query parameters that carry credentials: tokens, API keys, signed-URL signatures (S3, GCS, Azure)
+_SECRET_PARAM = re.compile(r"([?&;](?:[\w.-]*(?:token|key|secret|passw(?:or)?d|pwd|sig|signature|auth|"
+                           r"credential|session)[\w.-]*|x-amz-[\w-]+|x-goog-[\w-]+|sv|se|sp)=)[^&#\s'\"]*",
+                           re.IGNORECASE)
+
+
 def redact(text: str) -> str:
-    """``scheme://user:password@host`` -> ``scheme://***@host`` (URLs, proxies, command lines)."""
-    return re.sub(r"//[^/@\s]*@", "//***@", text)
+    """``scheme://user:password@host`` -> ``scheme://***@host`` and ``?token=abc`` -> ``?token=***``
+    (URLs, proxies, command lines, error messages that quote them)."""
+    return _SECRET_PARAM.sub(r"\1***", re.sub(r"//[^/@\s]*@", "//***@", text))
 
 
 # ---------------------------------------------------------------------------- rate and retries
