@@ -355,7 +355,13 @@ def fetch_file(url: str, dest: Path, settings: FetchSettings, stop: threading.Ev
         with _httpx_client(settings) as client, client.stream("GET", url, headers=headers) as r:
             if r.status_code in (404, 410):
                 raise FetchError(f"not found at the source (HTTP {r.status_code}): {url}", unavailable=True)
-            if r.status_code == 416 and have:  # the part is already complete (or larger): start over
+            if r.status_code == 416 and have:
+                # nothing after byte `have`: a run killed between the last byte and the rename left the
+                # whole file (RFC 9110: "Content-Range: bytes */LENGTH" says so); a longer part is stale
+                m = re.fullmatch(r"bytes \*/(\d+)", r.headers.get("Content-Range", "").strip())
+                if m and int(m.group(1)) == have:
+                    os.replace(part, dest)
+                    return dest
                 part.unlink()
                 raise FetchError("stale partial download discarded (HTTP 416)")
             if r.status_code >= 400:

@@ -196,3 +196,22 @@ def test_cut_windows_start_and_end_at_their_seconds(tmp_path, suffix, codec):
         clip = fetch.cut(src, tmp_path / f"clip_{a}_{b}.mp4", a, b)
         index = [read_frame_index(frame) for _, frame in iter_frames(clip, fps=10, size=None)]
         assert (index[0], index[-1], len(index)) == (first, last, last - first + 1), (a, b)
+
+
+def test_a_complete_partial_archive_is_kept_not_downloaded_again(server, tmp_path):
+    """A run killed after an archive's last byte but before the rename left the whole file as .part:
+    the next run's Range request gets 416 with "Content-Range: bytes */size", and the part, whole,
+    was deleted and all of it (Charades: 13 GB) downloaded again. A longer part is still discarded."""
+    data = os.urandom(200_000)
+    server.routes["/whole.zip"] = ("file", data)
+    settings = fetch.FetchSettings(timeout=2, retries=0, backoff=0)
+    dest = tmp_path / "whole.zip"
+    dest.with_name("whole.zip.part").write_bytes(data)
+    assert fetch.fetch_file(f"{server.base}/whole.zip", dest, settings) == dest
+    assert dest.read_bytes() == data and not dest.with_name("whole.zip.part").exists()
+    assert server.gets("/whole.zip") == 1                           # the one Range request, no body
+    dest.unlink()
+    dest.with_name("whole.zip.part").write_bytes(data + b"junk")
+    with pytest.raises(fetch.FetchError, match="416"):
+        fetch.fetch_file(f"{server.base}/whole.zip", dest, settings)
+    assert not dest.exists() and not dest.with_name("whole.zip.part").exists()
