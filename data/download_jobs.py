@@ -80,8 +80,9 @@ class Context:
 
 
 def _record(t: Target, src: Source | None, status: str, reason: str | None, attempts: int = 0, **extra) -> dict:
-    return {"name": t.name, "status": status, "reason": reason, "attempts": attempts,
-            "source": src.key if src else None, "url": fetch.redact(src.url) if src and src.url else None,
+    # a reason may quote the URL (an HTTP error, yt-dlp's "Unsupported URL: ..."): redacted like it
+    return {"name": t.name, "status": status, "reason": fetch.redact(reason) if reason else reason, "attempts": attempts,
+            "source": fetch.redact(src.key) if src else None, "url": fetch.redact(src.url) if src and src.url else None,
             "window": list(t.window) if t.window else None, "expected_duration": t.expected, **extra}
 
 
@@ -98,7 +99,7 @@ def install(t: Target, made: Path, src: Source | None, ctx: Context, attempts: i
 
 
 def _stage(ctx: Context, key: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", key)[:80]
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", fetch.redact(key))[:80]  # no credentials in folder names
     return ctx.out / STAGING / f"{safe}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
 
 
@@ -118,7 +119,7 @@ def run_source(src: Source, ctx: Context) -> list[dict]:
         return path, info, entry
 
     def on_retry(n: int, e: fetch.FetchError, wait: float) -> None:
-        _log.info("%s: attempt %d failed (%s); retrying in %.1f s", src.key, n, e.reason, wait)
+        _log.info("%s: attempt %d failed (%s); retrying in %.1f s", fetch.redact(src.key), n, fetch.redact(e.reason), wait)
 
     try:
         (path, info, entry), attempts = fetch.with_retries(attempt, ctx.settings, on_retry, stop=ctx.stop)
@@ -148,7 +149,7 @@ def run_source(src: Source, ctx: Context) -> list[dict]:
             continue
         records.append(install(t, made, src, ctx, attempts, **extra))
     if ctx.keep_sources:
-        kept = ctx.out / "_sources" / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', src.key)}{path.suffix}"
+        kept = ctx.out / "_sources" / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', fetch.redact(src.key))}{path.suffix}"
         kept.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, kept)
     shutil.rmtree(stage, ignore_errors=True)
@@ -189,7 +190,7 @@ def run_archive(todo: list[Target], ctx: Context, manifest: Manifest, location: 
             return []
         if downloaded and local.is_file() and "sha256 mismatch" in e.reason:
             local.unlink()  # a re-run downloads it again
-        manifest.record("archive", local.name, status="skipped" if e.unavailable else "failed", reason=e.reason,
+        manifest.record("archive", local.name, status="skipped" if e.unavailable else "failed", reason=fetch.redact(e.reason),
                         url=fetch.redact(location))
         return [_record(t, src, "failed", f"archive {local.name} refused: {e.reason}") for t in todo]
     stage = _stage(ctx, "archive:" + local.name)

@@ -87,9 +87,16 @@ class FetchSettings:
         return rec
 
 
+# query parameters that carry credentials: tokens, API keys, signed-URL signatures (S3, GCS, Azure)
+_SECRET_PARAM = re.compile(r"([?&;](?:[\w.-]*(?:token|key|secret|passw(?:or)?d|pwd|sig|signature|auth|"
+                           r"credential|session)[\w.-]*|x-amz-[\w-]+|x-goog-[\w-]+|sv|se|sp)=)[^&#\s'\"]*",
+                           re.IGNORECASE)
+
+
 def redact(text: str) -> str:
-    """``scheme://user:password@host`` -> ``scheme://***@host`` (URLs, proxies, command lines)."""
-    return re.sub(r"//[^/@\s]*@", "//***@", text)
+    """``scheme://user:password@host`` -> ``scheme://***@host`` and ``?token=abc`` -> ``?token=***``
+    (URLs, proxies, command lines, error messages that quote them)."""
+    return _SECRET_PARAM.sub(r"\1***", re.sub(r"//[^/@\s]*@", "//***@", text))
 
 
 # ---------------------------------------------------------------------------- rate and retries
@@ -348,7 +355,13 @@ def fetch_file(url: str, dest: Path, settings: FetchSettings, stop: threading.Ev
         with _httpx_client(settings) as client, client.stream("GET", url, headers=headers) as r:
             if r.status_code in (404, 410):
                 raise FetchError(f"not found at the source (HTTP {r.status_code}): {url}", unavailable=True)
-            if r.status_code == 416 and have:  # the part is already complete (or larger): start over
+            if r.status_code == 416 and have:
+                # nothing after byte `have`: a run killed between the last byte and the rename left the
+                # whole file (RFC 9110: "Content-Range: bytes */LENGTH" says so); a longer part is stale
+                m = re.fullmatch(r"bytes \*/(\d+)", r.headers.get("Content-Range", "").strip())
+                if m and int(m.group(1)) == have:
+                    os.replace(part, dest)
+                    return dest
                 part.unlink()
                 raise FetchError("stale partial download discarded (HTTP 416)")
             if r.status_code >= 400:
@@ -440,15 +453,21 @@ def _run_ffmpeg(cmd: list[str], what: str) -> None:
         raise FetchError(f"ffmpeg {what} failed: {tail}", retry=False)
 
 
+CUT_SEEK_MARGIN = 10.0  # seconds decoded before a window's start (see ``cut``)
+
+
 def cut(src: Path, dest: Path, start: float, end: float, settings: FetchSettings | None = None, crf: int = 18) -> Path:
     """Re-encode ``[start, end)`` of ``src`` (time 0 of ``dest`` = ``start``); frame-accurate."""
     if not end > start >= 0:
         raise ValueError(f"bad window [{start}, {end})")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    # -ss/-t as input options select input timestamps in [start, end) with an exact seek when
-    # re-encoding; the clip keeps the first frame at or after start.
-    _run_ffmpeg([ffmpeg_exe(settings), "-hide_banner", "-loglevel", "error", "-y", "-ss", f"{start:.6f}",
-                 "-t", f"{end - start:.6f}", "-i", str(src), "-map", "0:v:0", "-map", "0:a?",
+    # An input -ss alone trusts the demuxer's seek: exact for MP4/WebM, but an MPEG-TS seek can
+    # land after the key frame it needs, and the frames up to the next one are lost (a [4, 10)
+    # window of a .ts source began 0.4 s late). So the input seek stops CUT_SEEK_MARGIN seconds
+    # short and the output -ss/-t, counted on the decoded frames, select [start, end) exactly.
+    pre = max(0.0, start - CUT_SEEK_MARGIN)
+    _run_ffmpeg([ffmpeg_exe(settings), "-hide_banner", "-loglevel", "error", "-y", "-ss", f"{pre:.6f}",
+                 "-i", str(src), "-ss", f"{start - pre:.6f}", "-t", f"{end - start:.6f}", "-map", "0:v:0", "-map", "0:a?",
                  "-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p",
                  "-c:a", "aac", "-movflags", "+faststart", str(dest)], f"cut [{start}, {end}) of {src.name}")
     return dest

@@ -14,7 +14,9 @@ Each shot ``[start, end)`` is re-encoded (libx264, ``--crf``) so that cuts are f
 ``--copy`` copies the streams instead (fast, lossless, but cuts snap to key frames). ffmpeg is
 imageio-ffmpeg's binary unless ``--ffmpeg`` names another. Output: ``DIR/<stem>_shotNNN.mp4`` and
 ``DIR/<stem>_shots.json`` (video, duration, method, parameters, and each shot's start, end and
-file).
+file). Each shot is written to a hidden ``.part`` file and renamed when ffmpeg succeeds; the JSON is
+removed before cutting and written last, so it exists only when every listed shot does; shots of an
+earlier run beyond this run's last are deleted.
 
 ``datasets/`` is not a Python package (it would shadow HuggingFace ``datasets``): the repository
 root is put on ``sys.path`` below so ``data.video`` imports.
@@ -30,7 +32,10 @@ if str(REPO_ROOT) not in sys.path:
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
+import glob  # noqa: E402
 import logging  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
 import subprocess  # noqa: E402
 from typing import Sequence  # noqa: E402
 
@@ -167,6 +172,7 @@ def cut_video(video: str | Path, shots: Sequence[Shot], output_dir: str | Path, 
     paths = []
     for k, (start, end) in enumerate(shots):
         out = output_dir / f"{video.stem}_shot{k:03d}.mp4"
+        part = out.with_name(f".{out.name}.part")  # an interrupted ffmpeg leaves no half shot under its name
         s = max(0.0, start - half)
         # -ss and -t as *input* options select input timestamps in [s, s + t); an output -t
         # would count from the first kept frame and drop the last one.
@@ -176,11 +182,20 @@ def cut_video(video: str | Path, shots: Sequence[Shot], output_dir: str | Path, 
             cmd += ["-c", "copy"]
         else:
             cmd += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p", "-c:a", "aac"]
-        cmd += ["-movflags", "+faststart", str(out)]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"ffmpeg failed on shot {k} [{start}, {end}) of {video}: {result.stderr.strip()}")
+        cmd += ["-movflags", "+faststart", "-f", "mp4", str(part)]
+        try:
+            result = subprocess.run(cmd, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise RuntimeError(f"ffmpeg failed on shot {k} [{start}, {end}) of {video}: {result.stderr.strip()}")
+            os.replace(part, out)
+        finally:
+            part.unlink(missing_ok=True)
         paths.append(out)
+    # shots of an earlier run that cut this video into more pieces would pass for this run's
+    keep = {p.name for p in paths}
+    for old in output_dir.glob(f"{glob.escape(video.stem)}_shot*.mp4"):
+        if old.name not in keep and re.fullmatch(re.escape(video.stem) + r"_shot\d{3,}\.mp4", old.name):
+            old.unlink()
     return paths
 
 
@@ -200,6 +215,8 @@ def cut_shots(video: str | Path, output_dir: str | Path, cuts: str | Path | None
                                       info.duration)
         method = {"method": "content_change", "analysis_fps": fps, "analysis_size": analysis_size,
                   "threshold": threshold, "min_shot_s": min_shot_s}
+    # the list of shots says the folder is complete: gone until this run's shots are all written
+    Path(output_dir, f"{video.stem}_shots.json").unlink(missing_ok=True)
     files = cut_video(video, shots, output_dir, info.fps, ffmpeg=ffmpeg, copy=copy, crf=crf)
     manifest = {
         "video": str(video), "duration": info.duration, "fps": info.fps, **method,

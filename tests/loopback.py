@@ -69,7 +69,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if rng and not head and rng.startswith("bytes=") and rng.endswith("-"):
                     start = int(rng[6:-1])
                     if start >= len(data):
-                        return self._send(416, b"", "text/plain", head)
+                        return self._send(416, b"", "text/plain", head, extra={"Content-Range": f"bytes */{len(data)}"})
                     return self._send(206, data[start:], "video/mp4", head,
                                       extra={"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"})
                 if rest[1:] and not head:  # a delay before the body (slow server)

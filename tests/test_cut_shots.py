@@ -131,3 +131,25 @@ def test_cli_reports_errors(tmp_path):
     result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "missing.mp4"), "--output_dir",
                              str(tmp_path / "o")], capture_output=True, text=True)
     assert result.returncode == 2 and "missing.mp4" in result.stderr
+
+
+def test_an_interrupted_or_repeated_cut_leaves_no_wrong_shot(two_shot_video, tmp_path):
+    """ffmpeg dying mid-shot (Ctrl-C, kill, disk full) left its half file under the shot's name, and a
+    re-run with fewer shots left the earlier run's extra shots beside the new ones."""
+    out = tmp_path / "out"
+    cuts = tmp_path / "cuts.csv"
+    cuts.write_text("1.0\n2.0\n3.0\n")
+    assert len(cs.cut_shots(two_shot_video, out, cuts=cuts)["shots"]) == 4
+    dying = tmp_path / "ffmpeg"   # writes part of its output, then fails as a killed ffmpeg does
+    dying.write_text("#!/bin/sh\nfor last; do :; done\nprintf 'half a shot' > \"$last\"\nexit 255\n")
+    dying.chmod(0o755)
+    cuts.write_text("2.0\n")
+    with pytest.raises(RuntimeError):
+        cs.cut_shots(two_shot_video, out, cuts=cuts, ffmpeg=str(dying))
+    assert not (out / "two_shots.json").exists()        # no list of shots that says the folder is complete
+    assert all(probe(p).n_frames == 10 for p in out.glob("two_shot*.mp4"))   # every file left is a whole shot
+    assert not list(out.glob("*.part"))
+    manifest = cs.cut_shots(two_shot_video, out, cuts=cuts)
+    assert sorted(p.name for p in out.glob("*.mp4")) == [s["file"] for s in manifest["shots"]] == \
+        ["two_shot000.mp4", "two_shot001.mp4"]
+    assert [probe(out / s["file"]).n_frames for s in manifest["shots"]] == [20, 20]

@@ -281,6 +281,26 @@ def charades(tmp_path, clips):
     return anno, archive
 
 
+def test_credentials_in_urls_reach_neither_the_manifest_nor_the_output(server, charades, clips, tmp_path, capsys):
+    """A signed URL or user:password@ in a URL is redacted wherever the URL is quoted: the record's
+    ``source`` (a --urls entry's key is its URL), the ``reason`` of an HTTP error ("HTTP 404 ...: URL"),
+    the archive record, the run's command line, the printed lines and the staging folder's name."""
+    server.routes["/v/a.mp4"] = ("file", clips["a"])
+    base = server.base.replace("http://", "http://user:pw-SECRET1@")
+    urls = write_lines(tmp_path / "urls.txt", [f"{base}/v/a.mp4?token=SECRET2", f"{server.base}/v/b.mp4?sig=SECRET3"])
+    out = tmp_path / "out"
+    assert run_cli("--urls", urls, "--out", out, *FAST) == 0
+    anno, _ = charades
+    archive = f"{server.base}/gone.zip?X-Amz-Signature=SECRET4&X-Amz-Credential=SECRET5"
+    assert run_cli("charades", "--anno_dir", anno, "--out", out, "--archive", archive, *FAST) == 1
+    records = manifest_of(out)
+    assert records["a.mp4"]["status"] == "done" and records["b.mp4"]["status"] == "skipped"
+    text = (out / MANIFEST_NAME).read_text() + (out / "coverage.json").read_text() + "".join(capsys.readouterr())
+    text += " ".join(str(p) for p in out.rglob("*"))
+    assert "SECRET" not in text
+    assert f"{server.base}/v/b.mp4?sig=***" in text                 # still says which URL it was
+
+
 def test_archive_with_wrong_checksum_is_refused_then_unpacked_when_right(server, charades, clips, tmp_path, capsys):
     anno, archive = charades
     data = archive.read_bytes()

@@ -182,3 +182,36 @@ def test_benchmark_scripts_print_coverage_before_they_run(tmp_path, clips):
     assert res.returncode == 0, res.stderr
     assert "coverage items_val.jsonl: 1 / 2 items (50.0 %) have a valid video" in res.stdout
     assert 'print_coverage "$items"' in (REPO / "scripts" / "inference" / "_common.sh").read_text()
+
+
+@pytest.mark.parametrize("suffix,codec", [(".ts", "mpeg2video"), (".mp4", "mpeg4")])
+def test_cut_windows_start_and_end_at_their_seconds(tmp_path, suffix, codec):
+    """A window [a, b) of a source whose frames encode their index holds exactly the frames shown in
+    [a, b), the one at a first. An input-only seek on MPEG-TS began [4, 10) at frame 44 (0.4 s late)."""
+    from data.video import iter_frames
+    from tests.videos import read_frame_index
+
+    src = write_test_video(tmp_path / f"src{suffix}", 120, 10, codec=codec)   # frame k at k / 10 s
+    for (a, b), (first, last) in {(4.0, 10.0): (40, 99), (4.05, 6.0): (41, 59), (0.0, 1.5): (0, 14)}.items():
+        clip = fetch.cut(src, tmp_path / f"clip_{a}_{b}.mp4", a, b)
+        index = [read_frame_index(frame) for _, frame in iter_frames(clip, fps=10, size=None)]
+        assert (index[0], index[-1], len(index)) == (first, last, last - first + 1), (a, b)
+
+
+def test_a_complete_partial_archive_is_kept_not_downloaded_again(server, tmp_path):
+    """A run killed after an archive's last byte but before the rename left the whole file as .part:
+    the next run's Range request gets 416 with "Content-Range: bytes */size", and the part, whole,
+    was deleted and all of it (Charades: 13 GB) downloaded again. A longer part is still discarded."""
+    data = os.urandom(200_000)
+    server.routes["/whole.zip"] = ("file", data)
+    settings = fetch.FetchSettings(timeout=2, retries=0, backoff=0)
+    dest = tmp_path / "whole.zip"
+    dest.with_name("whole.zip.part").write_bytes(data)
+    assert fetch.fetch_file(f"{server.base}/whole.zip", dest, settings) == dest
+    assert dest.read_bytes() == data and not dest.with_name("whole.zip.part").exists()
+    assert server.gets("/whole.zip") == 1                           # the one Range request, no body
+    dest.unlink()
+    dest.with_name("whole.zip.part").write_bytes(data + b"junk")
+    with pytest.raises(fetch.FetchError, match="416"):
+        fetch.fetch_file(f"{server.base}/whole.zip", dest, settings)
+    assert not dest.exists() and not dest.with_name("whole.zip.part").exists()
