@@ -19,7 +19,10 @@ def _judge(judge_server, **kw):
 
 @pytest.mark.parametrize("reply, score", [
     ("4", 4), (" 5\n", 5), ("Score: 4/5", 4), ("I'd say 3.", 3), ("44", 4),
-    ("Score: 10", None), ("0", None), ("", None), (None, None), ("excellent", None)])
+    ("Score: 10", None), ("0", None), ("", None), (None, None), ("excellent", None),
+    # the rubric's scale quoted back is not the score (it read 1)
+    ("Score (1-5): 4", 4), ("On a scale of 1 to 5: 3", 3), ("Rating (1\u20135): 2", 2), ("(1-5)", None),
+    ("1", 1)])
 def test_parse_score(reply, score):
     assert J.parse_score(reply) == score
 

@@ -3,7 +3,7 @@
 Every judge sees the same two messages: the rubric (``RUBRIC``, system) and
 ``"Question: ...\\nGround Truth Answer: ...\\nPredicted Answer: ..."`` (user), and its reply is
 read by ``parse_score`` (its first character if that is a digit 1-5, else its first stand-alone
-digit 1-5; a reply without one scores 1, the reference's fallback, and is counted in
+digit 1-5 once the rubric's scale quoted back, "(1-5)", is set aside; a reply without one scores 1, the reference's fallback, and is counted in
 ``stats["unparsable"]``).
 
 - ``OpenAIChatJudge``: any OpenAI-compatible ``/chat/completions`` endpoint (OpenAI, Groq, vLLM,
@@ -57,6 +57,8 @@ ENV_BASE_URL, ENV_MODEL, ENV_API_KEY = "AHA_JUDGE_BASE_URL", "AHA_JUDGE_MODEL", 
 RETRY_STATUS = frozenset({408, 409, 429})  # plus every 5xx
 
 _SCORE_RE = re.compile(r"(?<!\d)([1-5])(?!\d)")
+# the rubric's scale quoted back ("Score (1-5): 4", "on a 1 to 5 scale, 2"): not a score
+_SCALE_RE = re.compile(r"(?<!\d)1\s*(?:-|\u2013|\u2014|to)\s*5(?!\d)", re.IGNORECASE)
 
 
 class JudgeError(RuntimeError):
@@ -69,13 +71,14 @@ def user_message(question: str, gold: str, pred: str) -> str:
 
 def parse_score(text: str | None) -> int | None:
     """The reply's first character if it is a digit 1-5 (as the reference's local judge), else its
-    first stand-alone digit 1-5 ("Score: 4/5" -> 4; "Score: 10" -> None); None when there is none."""
+    first stand-alone digit 1-5 ("Score: 4/5" -> 4; "Score: 10" -> None), the scale quoted back
+    ("Score (1-5): 4" -> 4, not 1) skipped; None when there is none."""
     if not text:
         return None
     text = text.strip()
     if text[:1] in ("1", "2", "3", "4", "5"):
         return int(text[0])
-    m = _SCORE_RE.search(text)
+    m = _SCORE_RE.search(_SCALE_RE.sub(" ", text))
     return int(m.group(1)) if m else None
 
 
