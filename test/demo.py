@@ -273,8 +273,6 @@ def web(args) -> int:
     --query) is offered as the page's example."""
     from test import web_demo
 
-    if args.max_streams < 1:
-        raise SystemExit("--max_streams must be >= 1")
     args.output_dir = args.output_dir or "outputs/web"
     out = Path(args.output_dir)
     if args.video is None:
