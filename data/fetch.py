@@ -453,7 +453,32 @@ def _run_ffmpeg(cmd: list[str], what: str) -> None:
         raise FetchError(f"ffmpeg {what} failed: {tail}", retry=False)
 
 
-CUT_SEEK_MARGIN = 10.0  # seconds decoded before a window's start (see ``cut``)
+CUT_SEEK_MARGIN = 10.0  # seconds decoded before a window's start (see ``cut_command``)
+
+
+def cut_command(ffmpeg: str, src: str | Path, dest: str | Path, start: float, end: float, crf: int = 18,
+                preset: str = "veryfast", fmt: str | None = None) -> list[str]:
+    """The ffmpeg command that re-encodes the frames of ``src`` shown in ``[start, end)`` (seconds
+    from the source's start) to ``dest`` (container ``fmt``, default from its name), whose time 0
+    is its first frame.
+
+    An input -ss alone trusts the demuxer's seek: exact for MP4/WebM, but an MPEG-TS seek can land
+    after the key frame it needs, and the frames up to the next one are lost (a [4, 10) window of a
+    .ts source began at frame 44 of 10 fps, 0.4 s late). -t, as an input or an output option, counts
+    from the first frame kept, not from ``start``: [1.06, 2.0) at 10 fps kept the frame at 2.0. So
+    the input seek stops CUT_SEEK_MARGIN seconds short and ``trim``/``atrim`` keep the decoded
+    frames and samples whose timestamps lie in [start, end); ffmpeg stops reading once they end.
+    """
+    if not end > start >= 0:
+        raise ValueError(f"bad window [{start}, {end})")
+    pre = max(0.0, start - CUT_SEEK_MARGIN)
+    a, b = f"{start - pre:.6f}", f"{end - pre:.6f}"
+    return [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-ss", f"{pre:.6f}", "-i", str(src),
+            "-map", "0:v:0", "-map", "0:a?",
+            "-vf", f"trim=start={a}:end={b},setpts=PTS-STARTPTS",
+            "-af", f"atrim=start={a}:end={b},asetpts=PTS-STARTPTS",
+            "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-movflags", "+faststart", *(["-f", fmt] if fmt else []), str(dest)]
 
 
 def cut(src: Path, dest: Path, start: float, end: float, settings: FetchSettings | None = None, crf: int = 18) -> Path:
@@ -461,15 +486,8 @@ def cut(src: Path, dest: Path, start: float, end: float, settings: FetchSettings
     if not end > start >= 0:
         raise ValueError(f"bad window [{start}, {end})")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    # An input -ss alone trusts the demuxer's seek: exact for MP4/WebM, but an MPEG-TS seek can
-    # land after the key frame it needs, and the frames up to the next one are lost (a [4, 10)
-    # window of a .ts source began 0.4 s late). So the input seek stops CUT_SEEK_MARGIN seconds
-    # short and the output -ss/-t, counted on the decoded frames, select [start, end) exactly.
-    pre = max(0.0, start - CUT_SEEK_MARGIN)
-    _run_ffmpeg([ffmpeg_exe(settings), "-hide_banner", "-loglevel", "error", "-y", "-ss", f"{pre:.6f}",
-                 "-i", str(src), "-ss", f"{start - pre:.6f}", "-t", f"{end - start:.6f}", "-map", "0:v:0", "-map", "0:a?",
-                 "-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p",
-                 "-c:a", "aac", "-movflags", "+faststart", str(dest)], f"cut [{start}, {end}) of {src.name}")
+    _run_ffmpeg(cut_command(ffmpeg_exe(settings), src, dest, start, end, crf),
+                f"cut [{start}, {end}) of {src.name}")
     return dest
 
 

@@ -41,6 +41,7 @@ from typing import Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from data.fetch import cut_command, ffmpeg_exe  # noqa: E402
 from data.video import iter_frames, probe  # noqa: E402
 from utils.io import atomic_write_json, read_json  # noqa: E402
 
@@ -151,19 +152,16 @@ def detect_boundaries(times: np.ndarray, diffs: np.ndarray, duration: float, thr
 
 # ------------------------------------------------------------------------------ cutting
 
-def ffmpeg_exe() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
 def cut_video(video: str | Path, shots: Sequence[Shot], output_dir: str | Path, native_fps: float,
               ffmpeg: str | None = None, copy: bool = False, crf: int = 18,
               preset: str = "veryfast") -> list[Path]:
     """Write one mp4 per shot; returns their paths.
 
     Both ends are moved half a native frame earlier so that the frame starting exactly at a cut
-    time belongs to the shot it starts (floating-point cut times never drop or repeat it).
+    time belongs to the shot it starts (floating-point cut times never drop or repeat it): a shot
+    ``[start, end)`` holds the frames shown in ``[start - half, end - half)``. Re-encoded shots are
+    selected on the decoded frames' timestamps (``data.fetch.cut_command``), so that holds on
+    MP4, MKV/WebM and MPEG-TS sources alike.
     """
     video, output_dir = Path(video), Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -174,15 +172,12 @@ def cut_video(video: str | Path, shots: Sequence[Shot], output_dir: str | Path, 
         out = output_dir / f"{video.stem}_shot{k:03d}.mp4"
         part = out.with_name(f".{out.name}.part")  # an interrupted ffmpeg leaves no half shot under its name
         s = max(0.0, start - half)
-        # -ss and -t as *input* options select input timestamps in [s, s + t); an output -t
-        # would count from the first kept frame and drop the last one.
-        cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-ss", f"{s:.6f}",
-               "-t", f"{end - half - s:.6f}", "-i", str(video), "-map", "0:v:0", "-map", "0:a?"]
-        if copy:
-            cmd += ["-c", "copy"]
+        if copy:  # packets, not frames: the cut snaps to key frames whatever the seek
+            cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-ss", f"{s:.6f}",
+                   "-t", f"{end - half - s:.6f}", "-i", str(video), "-map", "0:v:0", "-map", "0:a?",
+                   "-c", "copy", "-movflags", "+faststart", "-f", "mp4", str(part)]
         else:
-            cmd += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p", "-c:a", "aac"]
-        cmd += ["-movflags", "+faststart", "-f", "mp4", str(part)]
+            cmd = cut_command(ffmpeg, video, part, s, end - half, crf=crf, preset=preset, fmt="mp4")
         try:
             result = subprocess.run(cmd, capture_output=True, text=True)
             if result.returncode != 0:

@@ -153,3 +153,26 @@ def test_an_interrupted_or_repeated_cut_leaves_no_wrong_shot(two_shot_video, tmp
     assert sorted(p.name for p in out.glob("*.mp4")) == [s["file"] for s in manifest["shots"]] == \
         ["two_shot000.mp4", "two_shot001.mp4"]
     assert [probe(out / s["file"]).n_frames for s in manifest["shots"]] == [20, 20]
+
+
+@pytest.mark.parametrize("suffix,codec", [(".mp4", "mpeg4"), (".mkv", "mpeg4"), (".webm", "libvpx"),
+                                          (".ts", "mpeg2video")])
+def test_each_shot_holds_exactly_its_own_frames(tmp_path, suffix, codec):
+    """A shot [a, b) holds the native frames shown in [a - half, b - half) (half a frame earlier: the
+    frame at a cut time starts its shot), first to last. With -ss/-t on the input an MPEG-TS shot
+    [4, 10) at 10 fps began at frame 44, and -t, counted from the first frame kept, made an MP4
+    shot [1.06, 2.0) end at frame 20 (shown at 2.0, the next shot's)."""
+    from data.video import iter_frames
+    from tests.videos import read_frame_index
+
+    src = write_test_video(tmp_path / f"src{suffix}", 150, 10, codec=codec)  # frame k at k / 10 s
+    want = {(0.0, 1.5): (0, 14), (1.06, 2.0): (11, 19), (4.0, 10.0): (40, 99), (4.04, 5.96): (40, 59),
+            (4.06, 5.94): (41, 58), (12.06, 15.0): (121, 149)}  # the last one seeks: past CUT_SEEK_MARGIN
+    cuts = tmp_path / "spans.json"
+    cuts.write_text(json.dumps([list(span) for span in want]))
+    manifest = cs.cut_shots(src, tmp_path / "out", cuts=cuts)
+    got = {}
+    for shot in manifest["shots"]:
+        index = [read_frame_index(f) for _, f in iter_frames(tmp_path / "out" / shot["file"], fps=10, size=None)]
+        got[shot["start"], shot["end"]] = (index[0], index[-1]) if index == list(range(index[0], index[-1] + 1)) else index
+    assert got == want

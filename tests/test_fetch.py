@@ -192,7 +192,8 @@ def test_cut_windows_start_and_end_at_their_seconds(tmp_path, suffix, codec):
     from tests.videos import read_frame_index
 
     src = write_test_video(tmp_path / f"src{suffix}", 120, 10, codec=codec)   # frame k at k / 10 s
-    for (a, b), (first, last) in {(4.0, 10.0): (40, 99), (4.05, 6.0): (41, 59), (0.0, 1.5): (0, 14)}.items():
+    for (a, b), (first, last) in {(4.0, 10.0): (40, 99), (4.05, 6.0): (41, 59), (0.0, 1.5): (0, 14),
+                                  (1.06, 2.0): (11, 19)}.items():  # -t from frame 11 kept frame 20
         clip = fetch.cut(src, tmp_path / f"clip_{a}_{b}.mp4", a, b)
         index = [read_frame_index(frame) for _, frame in iter_frames(clip, fps=10, size=None)]
         assert (index[0], index[-1], len(index)) == (first, last, last - first + 1), (a, b)
