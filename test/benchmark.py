@@ -301,7 +301,12 @@ def tune(args, bench, protocol, opts, streams, gold, report_ids, fixed: FusionPa
     objective_ids = tune_ids if tune_ids is not None else report_ids
     objective = make_objective(bench, protocol, opts, {i: pool[i] for i in objective_ids}, tune_gold)
     grid, base_source = fixed_values_under_tuning(args, read_grid(args.grid, fixed.uncertainty_kind), fixed_smooth)
-    result = grid_search(pool, objective, grid=grid, tune_ids=tune_ids,
+    groups = None
+    if mode == "kfold" and hasattr(bench, "item_group"):
+        # several queries of one video (Charades-STA, QVHighlights): a fold reported with weights tuned on
+        # the other queries of its own videos would not be held out; a query of unknown video is its own group
+        groups = {i: f"video:{g}" if (g := bench.item_group(gold[i])) is not None else f"item:{i}" for i in report_ids}
+    result = grid_search(pool, objective, grid=grid, tune_ids=tune_ids, groups=groups,
                          report_ids=report_ids, k_folds=args.folds if mode == "kfold" and not args.tune_on_test else None,
                          seed=args.tune_seed, uncertainty_kind=fixed.uncertainty_kind, base=fixed,
                          allow_tune_on_test=args.tune_on_test, objective_name=objective.__name__)

@@ -96,9 +96,30 @@ def split_ids(ids: Sequence[str], tune_fraction: float, seed: int) -> tuple[list
     return sorted(order[:n_tune].tolist()), sorted(order[n_tune:].tolist())
 
 
-def kfold_ids(ids: Sequence[str], k: int, seed: int) -> list[list[str]]:
-    """Seeded shuffle of the sorted ids into k folds whose sizes differ by at most one."""
+def kfold_ids(ids: Sequence[str], k: int, seed: int, groups: Mapping[str, str] | None = None) -> list[list[str]]:
+    """Seeded shuffle of the sorted ids into k folds whose sizes differ by at most one.
+
+    ``groups`` (id -> group, e.g. the video of a query): items of one group always share a fold, so a
+    fold is never reported with weights tuned on another query of its own video. The sorted groups
+    are shuffled (seeded) and each goes to the fold with the fewest items so far (ties: the lowest
+    fold); sizes then differ by at most the largest group. Without ``groups`` (or with one item per
+    group) the folds are those of the ungrouped split."""
     ids = sorted(map(str, ids))
+    if groups is not None:
+        missing = [i for i in ids if i not in groups]
+        if missing:
+            raise ValueError(f"{len(missing)} ids have no group, e.g. {missing[:3]}")
+        members: dict[str, list[str]] = {}
+        for i in ids:
+            members.setdefault(str(groups[i]), []).append(i)
+        if any(len(m) > 1 for m in members.values()):
+            if not 2 <= k <= len(members):
+                raise ValueError(f"k_folds must be between 2 and the number of groups ({len(members)} videos for "
+                                 f"{len(ids)} items), got {k}")
+            folds: list[list[str]] = [[] for _ in range(k)]
+            for g in np.random.default_rng(seed).permutation(sorted(members)).tolist():
+                min(folds, key=len).extend(members[g])  # min() keeps the first (lowest) of equal folds
+            return [sorted(f) for f in folds]
     if not 2 <= k <= len(ids):
         raise ValueError(f"k_folds must be between 2 and the number of items ({len(ids)}), got {k}")
     order = np.random.default_rng(seed).permutation(ids)
@@ -257,7 +278,8 @@ def grid_search(predictions: Mapping[str, StreamPrediction], objective: Objectiv
                 grid: Mapping[str, Sequence] | None = None, tune_ids: Sequence[str] | None = None,
                 report_ids: Sequence[str] | None = None, k_folds: int | None = None, seed: int = 0,
                 uncertainty_kind: str | None = None, base: FusionParams | None = None,
-                allow_tune_on_test: bool = False, objective_name: str | None = None) -> dict:
+                allow_tune_on_test: bool = False, objective_name: str | None = None,
+                groups: Mapping[str, str] | None = None) -> dict:
     """Grid-search fusion parameters on items disjoint from the reported ones.
 
     ``objective(fused)`` or ``objective(fused, params)`` gets {id: fused score array} for the
@@ -267,7 +289,8 @@ def grid_search(predictions: Mapping[str, StreamPrediction], objective: Objectiv
 
     Protocols: ``tune_ids`` (report = ``report_ids`` or every other item) | ``k_folds`` over
     ``report_ids`` (default all items; seeded shuffle) | neither, with ``allow_tune_on_test`` ->
-    tuned on the reported items, stamped as such. Returns a JSON-ready dict: best_params (None for
+    tuned on the reported items, stamped as such. ``groups`` (id -> video): k-fold keeps each group in
+    one fold (several queries of one video). Returns a JSON-ready dict: best_params (None for
     k-fold), tune_score, tune_ids, report_ids, folds (k-fold), protocol, tuned_on_test.
     """
     # the kind defaults to base's, else the post-processor's default (what the benchmarks apply)
@@ -292,7 +315,9 @@ def grid_search(predictions: Mapping[str, StreamPrediction], objective: Objectiv
             raise ValueError("give either tune_ids or k_folds, not both")
         items = report if report is not None else all_ids
         folds, n_eval = [], 0
-        for f, held_out in enumerate(kfold_ids(items, k_folds, seed)):
+        if groups is not None:
+            protocol["folds_grouped_by"] = "video (the queries of one video share a fold)"
+        for f, held_out in enumerate(kfold_ids(items, k_folds, seed, groups)):
             held = set(held_out)
             train = [i for i in items if i not in held]
             params, score, st = run(train)

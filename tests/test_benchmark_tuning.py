@@ -438,3 +438,40 @@ def test_fusion_errors_name_the_item_and_the_cause():
     with pytest.raises(ValueError, match="one frame without fps"):
         frame_step([4.0])
     assert frame_step([4.0], fps=2) == 0.5 and frame_step([0.0, 1.0, 2.0]) == 1.0
+
+
+@pytest.mark.parametrize("dataset", ["charades", "qvh"])
+def test_kfold_never_reports_a_query_with_weights_tuned_on_its_own_video(tmp_path, dataset):
+    """Charades-STA / QVHighlights have several queries per video: the folds group them by video, so
+    no reported fold's video is among its tuning items (ungrouped folds split 7 of these 8 videos)."""
+    rng = np.random.default_rng(0)
+    recs, gold, csv, vid_of = [], [], ["id,length"], {}
+    for v in range(8):
+        for q in range(2):
+            vid = f"S{v}" if dataset == "charades" else f"yt{v}_0.0_20.0"
+            k = 2 * v + q
+            qid = f"{vid}#{k}" if dataset == "charades" else str(k)
+            vid_of[qid] = vid
+            if dataset == "charades":
+                gold.append(f"{vid} 3.0 6.0##query {k}")
+            else:
+                gold.append(json.dumps({"qid": k, "vid": vid, "duration": 20.0, "relevant_clip_ids": [1, 2, 3],
+                                        "saliency_scores": [[4, 3, 2]] * 3, "relevant_windows": [[2, 8]]}))
+            recs.append({"id": qid, "fps": 1.0, "duration": 20.0, "frames": {
+                "time": [float(t) for t in range(20)], "relevance": rng.random(20).tolist(),
+                "informative": rng.random(20).tolist(), "uncertainty": [0.0] * 20}, "responses": []})
+        csv.append(f"S{v},20.0")
+    gold_file = tmp_path / ("charades_sta_test.txt" if dataset == "charades" else "qvh.jsonl")
+    gold_file.write_text("\n".join(gold) + "\n")
+    (tmp_path / "Charades_v1_test.csv").write_text("\n".join(csv) + "\n")
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"alpha": [0.0, 1.0], "beta": [0.5, 1.0], "epsilon": [0.0], "tau": [0.0]}))
+    out = tmp_path / "res.json"
+    assert benchmark.main(["--dataset", dataset, "--pred", str(pred), "--gold", str(gold_file), "--out", str(out),
+                           "--grid", str(grid), "--folds", "4"]) == 0
+    folds = read_json(out)["protocol"]["fusion"]["folds"]
+    assert sorted(i for f in folds for i in f["report_ids"]) == sorted(vid_of)
+    for f in folds:
+        assert not {vid_of[i] for i in f["report_ids"]} & {vid_of[i] for i in f["tune_ids"]}

@@ -247,3 +247,26 @@ def test_a_constant_fused_score_is_never_chosen():
                     tune_ids=["v00"])
     kfold = grid_search(preds, first_frame_first, grid, k_folds=2)
     assert all(f["degenerate_refused"] is not None for f in kfold["folds"])
+
+
+def test_kfold_keeps_a_videos_queries_in_one_fold():
+    """Several queries of one video (Charades-STA, QVHighlights): a fold reported with weights tuned on
+    another query of its own video is not held out. Grouped folds never split a video."""
+    ids = [f"v{v}#{q}" for v in range(9) for q in range(1 + v % 3)]  # 18 queries of 9 videos
+    groups = {i: i.split("#")[0] for i in ids}
+    for seed in range(5):
+        folds = kfold_ids(ids, 3, seed, groups)
+        assert sorted(sum(folds, [])) == sorted(ids)
+        videos = [{groups[i] for i in f} for f in folds]
+        assert all(not (a & b) for k, a in enumerate(videos) for b in videos[k + 1:])
+        assert max(map(len, folds)) - min(map(len, folds)) <= 3  # at most the largest video apart
+        assert folds == kfold_ids(list(reversed(ids)), 3, seed, dict(reversed(list(groups.items()))))
+    # one item per group: the ungrouped folds
+    assert kfold_ids(ids, 4, 1, {i: i for i in ids}) == kfold_ids(ids, 4, 1)
+    with pytest.raises(ValueError, match="number of groups"):
+        kfold_ids(ids, 10, 0, groups)
+    preds = {i: StreamPrediction(i, p.time, p.informative, p.relevance, p.uncertainty)
+             for i, p in zip(ids, make_preds(len(ids)).values())}
+    res = grid_search(preds, lambda fused: float(len(fused)), GRID, k_folds=3, groups=groups)
+    for f in res["folds"]:
+        assert not {groups[i] for i in f["report_ids"]} & {groups[i] for i in f["tune_ids"]}
