@@ -195,14 +195,16 @@ def _wants_params(objective: Objective) -> bool:
 
 def _normalise_grid(grid: Mapping[str, Sequence], base: FusionParams) -> dict[str, list]:
     out = {}
+    # each key's values sorted (and repeats dropped): ties keep the first point in grid order, so the
+    # chosen point must not depend on the order a grid file lists its values in
     for key in FUSION_KEYS:
         values = grid.get(key, [getattr(base, key)])
-        out[key] = [float(v) for v in np.atleast_1d(values)]
+        out[key] = sorted({float(v) for v in np.atleast_1d(values)})
     for key in sorted(k for k in grid if k not in FUSION_KEYS):
         vals = list(np.atleast_1d(grid[key]).tolist())
         if key == SMOOTH_KEY:
             vals = [0 if not v else int(v) for v in vals]
-        out[key] = vals
+        out[key] = sorted(set(vals))
     for key, vals in out.items():
         if len(vals) == 0:
             raise ValueError(f"grid[{key!r}] is empty")
@@ -216,7 +218,7 @@ def _penalty_off(epsilon: float, tau: float, kind: str) -> bool:
 
 
 def _search(series: _FusedSeries, objective: Objective, grid: dict[str, list], kind: str) -> tuple[dict, float, dict]:
-    """Exhaustive search in grid order; ties keep the first point; degenerate points (a constant fused
+    """Exhaustive search in grid order (each key's values ascending); ties keep the first point; degenerate points (a constant fused
     score on every item) are never chosen. Returns (params, score, stats)."""
     with_params = _wants_params(objective)
     extras = [k for k in grid if k not in FUSION_KEYS]
@@ -255,7 +257,7 @@ def _search(series: _FusedSeries, objective: Objective, grid: dict[str, list], k
                              "refusing. Use a grid with alpha or beta > 0, or more tuning items")
         raise ValueError("the objective returned NaN for every grid point")
     stats = {"n_evaluated": len(seen), "n_degenerate": n_degenerate, "degenerate_refused": None,
-             # ties keep the first point in grid order (keys alpha, beta, epsilon, tau, then the others)
+             # ties keep the first point in grid order (keys alpha, beta, epsilon, tau, then the others; values ascending)
              "n_tied_best": sum(1 for s, flat in seen.values() if s == best_score and not flat)}
     if _penalty_off(best["epsilon"], best["tau"], kind) and best["epsilon"] != 0:
         # the first such point in grid order carries an epsilon that does nothing: recorded as 0

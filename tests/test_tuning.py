@@ -270,3 +270,23 @@ def test_kfold_keeps_a_videos_queries_in_one_fold():
     res = grid_search(preds, lambda fused: float(len(fused)), GRID, k_folds=3, groups=groups)
     for f in res["folds"]:
         assert not {groups[i] for i in f["report_ids"]} & {groups[i] for i in f["tune_ids"]}
+
+
+def test_the_chosen_point_does_not_depend_on_the_order_grid_values_are_listed_in():
+    """Ties keep the first point in grid order: a rank-only objective ties often, and listing a grid
+    file's values in another order used to pick other (non-equivalent) weights for two of these folds."""
+    rng = np.random.default_rng(0)
+    preds = {f"v{k}": StreamPrediction(f"v{k}", np.arange(30.0), rng.random(30), rng.random(30), rng.normal(size=30))
+             for k in range(6)}
+
+    def top1_late(fused):  # fraction of items whose top frame is in the second half
+        return float(np.mean([np.argmax(y) >= 15 for y in fused.values()]))
+
+    g = {"alpha": [0.0, 0.5, 1.0], "beta": [0.25, 1.0], "epsilon": [0.0, 2.0], "tau": [-1.0, 0.0],
+         "smooth_window": [0, 3]}
+    runs = [_grid_search(preds, top1_late, {k: v[::-1] if rev else v for k, v in g.items()}, k_folds=3,
+                         uncertainty_kind="logvar") for rev in (False, True)]
+    assert runs[0]["folds"] == runs[1]["folds"] and runs[0]["protocol"]["grid"] == runs[1]["protocol"]["grid"]
+    assert any(f["n_tied_best"] > 1 for f in runs[0]["folds"])
+    dup = _grid_search(preds, top1_late, {**g, "alpha": [1.0, 0.5, 0.0, 0.5]}, k_folds=3, uncertainty_kind="logvar")
+    assert dup["folds"] == runs[0]["folds"] and dup["protocol"]["n_combos"] == runs[0]["protocol"]["n_combos"]
