@@ -19,9 +19,10 @@ Degenerate fusions: a grid point whose fused score is constant on every tuning i
 of them would have won, the result says so (``degenerate``) and a warning is logged, and when every
 point is degenerate the search is refused with an error.
 
-Speed: fusion is linear in alpha, beta and epsilon and Savitzky-Golay smoothing is linear too, so
-each item's informative, relevance and per-tau penalty series are concatenated (and smoothed) once;
-a grid point then costs three vector operations plus the objective. Grid points that fuse
+Speed: the items' informative, relevance and per-tau penalty series are concatenated once; a grid
+point costs three vector operations (plus the window's taps when smoothed) and the objective. The
+fused (and smoothed) scores are computed with the same operations, in the same order, as the
+reported path (``fuse`` then ``causal_smooth``), so the objective is the reported metric to the bit. Grid points that fuse
 identically (epsilon = 0 makes tau irrelevant) are evaluated once.
 """
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from test.postprocess import CAUSAL_POLYORDER, LOGVAR_MAX, FusionParams, causal_smooth, fuse_prediction, uncertainty_penalty
+from test.postprocess.smoothing import causal_savgol_items
 from test.predictions import StreamPrediction
 from utils.io import atomic_write_json, read_json
 
@@ -142,16 +144,6 @@ class _FusedSeries:
         self.unc = np.concatenate([p.uncertainty for p in preds]) if preds else np.zeros(0)
         self._cache: dict[tuple, np.ndarray] = {}
 
-    def _smoothed(self, name: str, x: np.ndarray, window) -> np.ndarray:
-        if not window:
-            return x
-        key = (name, int(window))
-        if key not in self._cache:
-            b = self.bounds
-            self._cache[key] = np.concatenate(
-                [causal_smooth(x[b[j]:b[j + 1]], int(window), SMOOTH_POLYORDER) for j in range(len(self.ids))])
-        return self._cache[key]
-
     def _penalty(self, tau: float) -> np.ndarray:
         key = ("penalty", float(tau))
         if key not in self._cache:
@@ -162,9 +154,15 @@ class _FusedSeries:
         return self.split(self.concat(alpha, beta, epsilon, tau, window))
 
     def concat(self, alpha, beta, epsilon, tau, window=None) -> np.ndarray:
-        y = alpha * self._smoothed("info", self.info, window) + beta * self._smoothed("rel", self.rel, window)
+        # the operations of fuse() then causal_smooth(), in their order: the scores are bit-identical to
+        # the reported ones. (Smoothing each head once and combining them is equal only up to rounding,
+        # and rounding decides ties in rank-based metrics: on quantised heads the objective was off by
+        # 0.03 mAP50 from the score of the same weights on the reported path.)
+        y = alpha * self.info + beta * self.rel
         if epsilon != 0:
-            y = y - epsilon * self._smoothed(f"pen{float(tau)!r}", self._penalty(tau), window)
+            y = y - epsilon * self._penalty(tau)
+        if window:
+            y = causal_savgol_items(y, self.bounds, int(window), SMOOTH_POLYORDER)
         return y
 
     def split(self, y: np.ndarray) -> dict[str, np.ndarray]:
