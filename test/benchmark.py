@@ -316,6 +316,14 @@ def tune(args, bench, protocol, opts, streams, gold, report_ids, fixed: FusionPa
     if mode.startswith("pred:"):
         result["tuning_run"] = tuning_run
     result["fixed_values"] = base_source
+    if tune_ids is not None and hasattr(bench, "item_group"):
+        # a split or tuning file that holds other queries of reported videos: not quite held out; said and recorded
+        tuned_videos = {g for i in tune_ids if (g := bench.item_group(tune_gold[i])) is not None}
+        shared = [i for i in report_ids if i in streams and bench.item_group(gold[i]) in tuned_videos]
+        if shared:
+            result["report_ids_sharing_a_video_with_tune_ids"] = {"n": len(shared), "examples": shared[:10]}
+            log.warning("--tune %s: %d reported queries share their video with tuning queries (e.g. %s): their weights "
+                        "were tuned on other queries of the same videos (recorded)", mode, len(shared), shared[:3])
     fused = apply_params(pool, result, report_ids)
     if args.params_out:
         save_params(args.params_out, args.dataset, result, note=f"test.benchmark --tune {mode}")
@@ -346,7 +354,8 @@ def fusion_record(result: dict, args) -> dict:
     return {"mode": mode, "params": result["best_params"], **common,
             "tune_ids": result["tune_ids"] if len(result["tune_ids"]) <= 2000 else f"{len(result['tune_ids'])} ids",
             "tune_source": args.tune if not result["tuned_on_test"] else "the reported items",
-            **({"tuning_run": result["tuning_run"]} if "tuning_run" in result else {})}
+            **({"tuning_run": result["tuning_run"]} if "tuning_run" in result else {}),
+            **({k: result[k] for k in ("report_ids_sharing_a_video_with_tune_ids",) if k in result})}
 
 
 def protocol_record(args, argv, protocol, options, result, coverage, run, scorer_record, tunable,

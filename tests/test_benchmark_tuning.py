@@ -505,3 +505,21 @@ def test_every_smoothed_grid_point_scores_what_the_reported_path_scores(tmp_path
     grid = {"alpha": [0.5, 1.5], "beta": [0.5, 1.0], "epsilon": [-5, -1, 0], "tau": [-4.0, 0.0], "smooth_window": [5, 9]}
     grid_search(q, both, grid=grid, allow_tune_on_test=True, uncertainty_kind="logvar")
     assert differ == []
+
+
+def test_a_split_that_shares_videos_with_the_reported_queries_is_said_and_recorded(tmp_path, caplog):
+    """--tune split: with queries of one video on both sides: those reported queries were tuned on other
+    queries of their own video; the record counts them (it used to say nothing)."""
+    pred, grid = _synthetic_charades(tmp_path, n=4)
+    recs = [json.loads(line) for line in pred.read_text().splitlines()]
+    extra = [{**r, "id": r["id"].split("#")[0] + "#" + str(4 + k)} for k, r in enumerate(recs)]
+    lines = (tmp_path / "charades_sta_test.txt").read_text().splitlines()
+    (tmp_path / "charades_sta_test.txt").write_text("\n".join(lines + lines) + "\n")  # each video: queries k and 4 + k
+    pred.write_text("".join(json.dumps(r) + "\n" for r in recs + extra))
+    ids = tmp_path / "tune.json"
+    ids.write_text(json.dumps(["S0#0", "S1#1", "S2#2"]))
+    rc, res = _bench(tmp_path, pred, grid, "--tune", f"split:{ids}")
+    assert rc == 0
+    assert res["protocol"]["fusion"]["report_ids_sharing_a_video_with_tune_ids"] == {
+        "n": 3, "examples": ["S0#4", "S1#5", "S2#6"]}
+    assert "share their video with tuning queries" in caplog.text
