@@ -301,7 +301,12 @@ def tune(args, bench, protocol, opts, streams, gold, report_ids, fixed: FusionPa
     objective_ids = tune_ids if tune_ids is not None else report_ids
     objective = make_objective(bench, protocol, opts, {i: pool[i] for i in objective_ids}, tune_gold)
     grid, base_source = fixed_values_under_tuning(args, read_grid(args.grid, fixed.uncertainty_kind), fixed_smooth)
-    result = grid_search(pool, objective, grid=grid, tune_ids=tune_ids,
+    groups = None
+    if mode == "kfold" and hasattr(bench, "item_group"):
+        # several queries of one video (Charades-STA, QVHighlights): a fold reported with weights tuned on
+        # the other queries of its own videos would not be held out; a query of unknown video is its own group
+        groups = {i: f"video:{g}" if (g := bench.item_group(gold[i])) is not None else f"item:{i}" for i in report_ids}
+    result = grid_search(pool, objective, grid=grid, tune_ids=tune_ids, groups=groups,
                          report_ids=report_ids, k_folds=args.folds if mode == "kfold" and not args.tune_on_test else None,
                          seed=args.tune_seed, uncertainty_kind=fixed.uncertainty_kind, base=fixed,
                          allow_tune_on_test=args.tune_on_test, objective_name=objective.__name__)
@@ -311,6 +316,14 @@ def tune(args, bench, protocol, opts, streams, gold, report_ids, fixed: FusionPa
     if mode.startswith("pred:"):
         result["tuning_run"] = tuning_run
     result["fixed_values"] = base_source
+    if tune_ids is not None and hasattr(bench, "item_group"):
+        # a split or tuning file that holds other queries of reported videos: not quite held out; said and recorded
+        tuned_videos = {g for i in tune_ids if (g := bench.item_group(tune_gold[i])) is not None}
+        shared = [i for i in report_ids if i in streams and bench.item_group(gold[i]) in tuned_videos]
+        if shared:
+            result["report_ids_sharing_a_video_with_tune_ids"] = {"n": len(shared), "examples": shared[:10]}
+            log.warning("--tune %s: %d reported queries share their video with tuning queries (e.g. %s): their weights "
+                        "were tuned on other queries of the same videos (recorded)", mode, len(shared), shared[:3])
     fused = apply_params(pool, result, report_ids)
     if args.params_out:
         save_params(args.params_out, args.dataset, result, note=f"test.benchmark --tune {mode}")
@@ -341,7 +354,8 @@ def fusion_record(result: dict, args) -> dict:
     return {"mode": mode, "params": result["best_params"], **common,
             "tune_ids": result["tune_ids"] if len(result["tune_ids"]) <= 2000 else f"{len(result['tune_ids'])} ids",
             "tune_source": args.tune if not result["tuned_on_test"] else "the reported items",
-            **({"tuning_run": result["tuning_run"]} if "tuning_run" in result else {})}
+            **({"tuning_run": result["tuning_run"]} if "tuning_run" in result else {}),
+            **({k: result[k] for k in ("report_ids_sharing_a_video_with_tune_ids",) if k in result})}
 
 
 def protocol_record(args, argv, protocol, options, result, coverage, run, scorer_record, tunable,

@@ -13,7 +13,8 @@ functions, so drivers and the command-line faces (``datasets/convert.py``, ``tes
   and ``from_stream(stream, gold_item, protocol, opts)``: ``stream`` is a
   ``test.postprocess.ProcessedStream`` (duck-typed here: the benchmark asks it for the fused score,
   an interval, ranked windows; fusion, smoothing, peaks and segments stay in the post-processor);
-  optionally ``from_document(data)`` for whole-file formats and ``tuning_options(protocol, opts)``;
+  optionally ``from_document(data)`` for whole-file formats, ``tuning_options(protocol, opts)`` and
+  ``item_group(gold_item)`` (the video of a query: k-fold tuning keeps a video's queries in one fold);
 * ``score(predictions, gold, protocol, options) -> {"metrics", "per_item", "record"}``: a pure
   function of in-memory predictions, the same one for reporting and for tuning;
 * ``convert(...)``: raw annotation files -> streaming benchmark items (``items``).

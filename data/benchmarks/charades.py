@@ -100,6 +100,11 @@ def headline(metrics: Mapping, protocol: str) -> tuple[str, float | None]:
     return HEADLINE, metrics.get(HEADLINE)
 
 
+def item_group(gold_item: "GroundingQuery") -> str:
+    """The video of a query: k-fold tuning keeps a video's queries in one fold."""
+    return gold_item.video
+
+
 # ------------------------------------------------------------------------------------ gold
 
 

@@ -81,6 +81,11 @@ def headline(metrics: Mapping, protocol: str) -> tuple[str, float | None]:
     return HEADLINE, (metrics.get("brief") or {}).get(HEADLINE)
 
 
+def item_group(gold_item: Mapping) -> str | None:
+    """The video (``vid``) of a query: k-fold tuning keeps a video's queries in one fold."""
+    return gold_item.get("video")
+
+
 # ------------------------------------------------------------------------------------ gold
 
 
@@ -103,7 +108,7 @@ def gt_saliency_matrix(duration: float, clip_ids, scores, path=None, line=None) 
 
 
 def load_gold(path, protocol: str = DEFAULT_PROTOCOL, opts: Mapping | None = None) -> dict[str, dict]:
-    """qid -> {"duration", "gt_scores" (n_clips, 3) or None, "windows" (G, 2), "n_clipped"}."""
+    """qid -> {"duration", "gt_scores" (n_clips, 3) or None, "windows" (G, 2), "n_clipped", "video" (its vid or None)}."""
     gold: dict[str, dict] = {}
     ids = UniqueIds("qid")
     for line, rec in read_jsonl(path, "QVHighlights gold"):
@@ -118,7 +123,9 @@ def load_gold(path, protocol: str = DEFAULT_PROTOCOL, opts: Mapping | None = Non
             s, e, c = span(w, f"query {qid} relevant window", path, line, dur, beyond="clip")
             wins.append([s, e])
             clipped += c
+        vid = rec.get("vid")
         gold[qid] = {"duration": dur, "windows": np.asarray(wins, dtype=np.float64).reshape(-1, 2), "n_clipped": clipped,
+                     "video": None if vid is None else str(vid),
                      "gt_scores": gt_saliency_matrix(dur, rec["relevant_clip_ids"], rec["saliency_scores"], path, line)
                      if has_hd else None}
     return gold

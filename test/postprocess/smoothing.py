@@ -109,12 +109,31 @@ def causal_smooth(scores, window: int = SAVGOL_WINDOW, polyorder: int = CAUSAL_P
         return y
     if method != "savgol":
         raise ValueError(f"method must be 'savgol' or 'ema', got {method!r}")
+    return causal_savgol_items(x, [0, len(x)], int(window), int(polyorder))
+
+
+def causal_savgol_items(x: np.ndarray, bounds, window: int, polyorder: int) -> np.ndarray:
+    """``causal_smooth`` (savgol) of each item ``x[bounds[j]:bounds[j + 1]]`` of a concatenation, in one pass.
+
+    Every output is the sum over its window's samples, oldest first, of coefficient * sample (numpy
+    elementwise products and sums, no BLAS dot whose summation order depends on the array's length or
+    alignment): an item's smoothed values are bit-identical whether it is smoothed alone or within a
+    concatenation. The tuner (``test.tuning``) relies on this to score exactly what is reported."""
+    x = np.asarray(x, dtype=np.float64)
+    b = np.asarray(bounds, dtype=np.int64)
+    starts, lengths = b[:-1], np.diff(b)
     w = int(window)
+    local = np.arange(len(x)) - np.repeat(starts, lengths)  # frame index within its item
     y = np.empty_like(x)
-    for t in range(min(w - 1, len(x))):  # warm-up: growing windows
-        y[t] = _edge_coeffs(t + 1, int(polyorder)) @ x[: t + 1]
-    if len(x) >= w:
-        y[w - 1:] = np.lib.stride_tricks.sliding_window_view(x, w) @ _edge_coeffs(w, int(polyorder))
+    for m in range(1, w + 1):  # m samples in the window: the warm-up (m < w), then full windows
+        pos = np.flatnonzero(local == m - 1) if m < w else np.flatnonzero(local >= w - 1)
+        if len(pos) == 0:
+            continue
+        c = _edge_coeffs(m, int(polyorder))
+        acc = c[0] * x[pos - (m - 1)]
+        for k in range(1, m):
+            acc = acc + c[k] * x[pos - (m - 1) + k]
+        y[pos] = acc
     return y
 
 
@@ -149,7 +168,11 @@ class CausalSmoother:
             self._ema = x if self._ema is None else self._alpha * x + (1.0 - self._alpha) * self._ema
             return self._ema
         self._buf.append(x)
-        return float(_edge_coeffs(len(self._buf), self.polyorder) @ np.fromiter(self._buf, float))
+        c = _edge_coeffs(len(self._buf), self.polyorder)
+        acc = None  # summed oldest first, as causal_smooth: the same value to the last bit
+        for k, v in enumerate(self._buf):
+            acc = c[k] * v if acc is None else acc + c[k] * v
+        return float(acc)
 
 
 # ----------------------------------------------------- moving means and min-max normalisation
