@@ -148,9 +148,28 @@ class AhaForStreaming(LlavaOnevisionForConditionalGeneration):
 
     # ----------------------------------------------------------------- heads
     def heads_to_fp32(self) -> None:
-        """After a cast of the whole model (``.to(bf16)``): the heads back to fp32."""
+        """After a cast of the whole model (``.to(bf16)``): the heads back to fp32, and the RoPE
+        frequencies (``rope_to_fp32``)."""
         for name in self.HEADS:
             getattr(self, name).float()
+        self.rope_to_fp32()
+
+    def rope_to_fp32(self) -> None:
+        """RoPE inverse frequencies recomputed in fp32 where a cast rounded them. ``.to(bf16)`` casts the
+        rotary buffers too (from_pretrained keeps them fp32): rounded by up to 0.4%, they turn the angle
+        of a query-key pair 2048 positions apart by up to 2.4 rad in 15 of Qwen2-7B's 64 frequencies
+        (a different model than the one trained), and the streaming cache reads the same buffer."""
+        from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+        for m in self.modules():
+            inv = getattr(m, "inv_freq", None)
+            if not isinstance(inv, torch.Tensor) or inv.dtype == torch.float32 or not hasattr(m, "config"):
+                continue
+            fn = m.compute_default_rope_parameters if m.rope_type == "default" else ROPE_INIT_FUNCTIONS[m.rope_type]
+            fresh = fn(m.config)[0].to(inv.device, torch.float32)
+            m.inv_freq = fresh
+            if isinstance(getattr(m, "original_inv_freq", None), torch.Tensor):
+                m.original_inv_freq = fresh.clone()
 
     def read_heads(self, hidden: torch.Tensor) -> dict[str, torch.Tensor]:
         """The three heads in fp32, whatever the backbone's dtype, autocast or a DeepSpeed bf16

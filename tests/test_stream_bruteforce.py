@@ -84,11 +84,12 @@ class BruteForce:
         p = len(self.tokens)
         h, d = eng.store.shape[2], eng.store.shape[3]
         keys = [torch.stack([self._rotate(t["K"][layer], i - t["pos"]) for i, t in enumerate(self.tokens)], 2)
-                if p else torch.zeros(1, h, 0, d) for layer in range(nl)]
-        values = [torch.stack([t["V"][layer] for t in self.tokens], 2) if p else torch.zeros(1, h, 0, d) for layer in range(nl)]
+                if p else torch.zeros(1, h, 0, d, dtype=eng.dtype) for layer in range(nl)]
+        values = [torch.stack([t["V"][layer] for t in self.tokens], 2) if p else torch.zeros(1, h, 0, d, dtype=eng.dtype)
+                  for layer in range(nl)]
         past = _Past(keys, values)
-        mask = torch.zeros(q, p + q)
-        mask[:, p:] = torch.triu(torch.full((q, q), torch.finfo(torch.float32).min), 1)
+        mask = torch.zeros(q, p + q, dtype=eng.dtype)  # the engine's dtype: a bf16 stream has a bf16 brute force
+        mask[:, p:] = torch.triu(torch.full((q, q), torch.finfo(eng.dtype).min, dtype=eng.dtype), 1)
         hs = self.lm(inputs_embeds=x, attention_mask={"full_attention": mask[None, None]}, position_ids=torch.arange(p, p + q)[None],
                      cache=past, use_cache=True).last_hidden_state
         for i in range(q):
